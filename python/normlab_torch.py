@@ -1,0 +1,492 @@
+"""Independent PyTorch reference ("twin") of the normlab GPT trainer.
+
+This module is the test oracle for the C implementation.  It is written
+from the normlab specification only (see ../shared/docs/ln-methods.md §1, §2
+and 6 for the equations) and is meant to be run in float64.
+
+Contents:
+  * read_safetensors / write_safetensors: a dependency-free safetensors
+    reader and writer (struct + json + numpy).
+  * Config: the model hyperparameters parsed from export metadata.
+  * GPT: the model, with norm placement selected by Config.norm.
+  * load: build a GPT from a normlab export file.
+  * make_adamw / adamw_step: the optimizer step (torch.optim.AdamW
+    semantics, weight decay on 2-D tensors only, global-norm clipping).
+
+Importing this module has no side effects.
+"""
+
+import json
+import math
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+# ---------------------------------------------------------------------------
+# safetensors I/O
+# ---------------------------------------------------------------------------
+
+# safetensors dtype tag -> little-endian numpy dtype (reading).
+_READ_DTYPES = {
+    "F32": np.dtype("<f4"),
+    "F64": np.dtype("<f8"),
+    "I32": np.dtype("<i4"),
+    "I64": np.dtype("<i8"),
+    "U16": np.dtype("<u2"),
+}
+
+# Largest header we accept; guards against reading garbage as a length.
+_MAX_HEADER_BYTES = 100 * 1024 * 1024
+
+
+def read_safetensors(path):
+    """Read a safetensors file.
+
+    Layout: u64 little-endian header length N, N bytes of JSON header
+    {"__metadata__": {str: str}, name: {"dtype", "shape", "data_offsets"}},
+    then the data buffer (offsets are relative to the buffer start).
+
+    Returns (tensors, metadata): a dict name -> numpy array (native byte
+    order, writable copy) and the metadata dict (empty if absent).
+    Raises ValueError on any malformed header.
+    """
+    with open(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 8:
+        raise ValueError(f"{path}: file too short for a safetensors header "
+                         f"({len(raw)} bytes)")
+    (n_header,) = struct.unpack("<Q", raw[:8])
+    if n_header > _MAX_HEADER_BYTES or 8 + n_header > len(raw):
+        raise ValueError(f"{path}: header length {n_header} exceeds the "
+                         f"file size {len(raw)}")
+    try:
+        header = json.loads(raw[8:8 + n_header].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: header is not valid JSON: {e}") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"{path}: header is not a JSON object")
+
+    metadata = header.pop("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(
+            isinstance(k, str) and isinstance(v, str)
+            for k, v in metadata.items()):
+        raise ValueError(f"{path}: __metadata__ must map strings to strings")
+
+    buf = raw[8 + n_header:]
+    tensors = {}
+    spans = []
+    for name, info in header.items():
+        where = f"{path}: tensor '{name}'"
+        if not isinstance(info, dict):
+            raise ValueError(f"{where}: entry is not a JSON object")
+        dtype = _READ_DTYPES.get(info.get("dtype"))
+        if dtype is None:
+            raise ValueError(f"{where}: unsupported dtype "
+                             f"{info.get('dtype')!r} (supported: "
+                             f"{', '.join(_READ_DTYPES)})")
+        shape = info.get("shape")
+        if not isinstance(shape, list) or not all(
+                isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                for s in shape):
+            raise ValueError(f"{where}: bad shape {shape!r}")
+        offsets = info.get("data_offsets")
+        if (not isinstance(offsets, list) or len(offsets) != 2
+                or not all(isinstance(o, int) and not isinstance(o, bool)
+                           for o in offsets)):
+            raise ValueError(f"{where}: bad data_offsets {offsets!r}")
+        begin, end = offsets
+        if not 0 <= begin <= end <= len(buf):
+            raise ValueError(f"{where}: data_offsets {offsets} outside the "
+                             f"{len(buf)}-byte data buffer")
+        n_bytes = math.prod(shape) * dtype.itemsize
+        if end - begin != n_bytes:
+            raise ValueError(f"{where}: data_offsets span {end - begin} bytes"
+                             f" but shape {shape} of {info['dtype']} needs "
+                             f"{n_bytes}")
+        spans.append((begin, end, name))
+        arr = np.frombuffer(buf, dtype=dtype, count=math.prod(shape),
+                            offset=begin)
+        tensors[name] = arr.reshape(shape).astype(dtype.newbyteorder("="))
+
+    # Tensors must not share bytes.
+    spans.sort()
+    for (_, end_a, name_a), (begin_b, _, name_b) in zip(spans, spans[1:]):
+        if begin_b < end_a:
+            raise ValueError(f"{path}: tensors '{name_a}' and '{name_b}' "
+                             f"overlap in the data buffer")
+    return tensors, metadata
+
+
+def write_safetensors(path, tensors, metadata=None):
+    """Write a safetensors file.
+
+    Float arrays are stored as F32 and integer arrays as I32 (values must
+    fit).  Tensors are laid out contiguously in sorted-name order and the
+    JSON header is padded with spaces to a multiple of 8 bytes.
+    """
+    metadata = dict(metadata or {})
+    for k, v in metadata.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise ValueError(f"metadata must map str to str, got {k!r}: {v!r}")
+
+    header = {"__metadata__": metadata}
+    blobs = []
+    offset = 0
+    for name in sorted(tensors):
+        arr = np.asarray(tensors[name])
+        if arr.dtype.kind == "f":
+            tag, out = "F32", arr.astype("<f4")
+        elif arr.dtype.kind in "iu":
+            if arr.size and (arr.min() < -2**31 or arr.max() >= 2**31):
+                raise ValueError(f"tensor '{name}': values do not fit in I32")
+            tag, out = "I32", arr.astype("<i4")
+        else:
+            raise ValueError(f"tensor '{name}': unsupported numpy dtype "
+                             f"{arr.dtype}")
+        data = np.ascontiguousarray(out).tobytes()
+        header[name] = {"dtype": tag, "shape": list(arr.shape),
+                        "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for data in blobs:
+            f.write(data)
+
+
+# ---------------------------------------------------------------------------
+# Configuration
+# ---------------------------------------------------------------------------
+
+NORM_MODES = ("post", "pre", "peri", "mix", "lns", "outonly", "deepnorm")
+NORM_TYPES = ("layernorm", "rmsnorm")
+
+
+def _parse_choice(meta, key, choices):
+    """Return meta[key] after checking it is one of `choices`."""
+    value = meta[key]
+    if value not in choices:
+        raise ValueError(f"metadata '{key}' = {value!r}, expected one of "
+                         f"{', '.join(choices)}")
+    return value
+
+
+@dataclass(frozen=True)
+class Config:
+    """Model hyperparameters, parsed from the export metadata strings."""
+
+    norm: str          # placement: one of NORM_MODES
+    norm_type: str     # layernorm | rmsnorm
+    layers: int        # L
+    dim: int           # d
+    heads: int         # H
+    seq_len: int       # T (rows of pos_emb, max context)
+    vocab: int         # V
+    eps: float         # normalizer epsilon
+    emb_norm: bool     # normalize the embedding sum
+    final_norm: bool   # normalize before the tied head
+    out_gain_frozen: bool  # *_norm_out gains are not trained
+    mix_alpha: float   # fraction of Post-LN blocks in mode "mix"
+
+    @classmethod
+    def from_metadata(cls, meta):
+        """Parse the metadata dict (all values strings); extra keys ignored."""
+        required = ("norm", "norm_type", "layers", "dim", "heads", "seq_len",
+                    "vocab", "eps", "emb_norm", "final_norm", "out_gain",
+                    "mix_alpha")
+        missing = [k for k in required if k not in meta]
+        if missing:
+            raise ValueError("metadata is missing key(s): "
+                             + ", ".join(missing))
+        try:
+            cfg = cls(
+                norm=_parse_choice(meta, "norm", NORM_MODES),
+                norm_type=_parse_choice(meta, "norm_type", NORM_TYPES),
+                layers=int(meta["layers"]),
+                dim=int(meta["dim"]),
+                heads=int(meta["heads"]),
+                seq_len=int(meta["seq_len"]),
+                vocab=int(meta["vocab"]),
+                eps=float(meta["eps"]),
+                emb_norm=_parse_choice(meta, "emb_norm",
+                                       ("on", "off")) == "on",
+                final_norm=_parse_choice(meta, "final_norm",
+                                         ("on", "off")) == "on",
+                out_gain_frozen=_parse_choice(meta, "out_gain",
+                                              ("learn", "frozen")) == "frozen",
+                mix_alpha=float(meta["mix_alpha"]),
+            )
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"bad metadata: {e}") from None
+        if min(cfg.layers, cfg.dim, cfg.heads, cfg.seq_len, cfg.vocab) < 1:
+            raise ValueError("layers, dim, heads, seq_len and vocab must be "
+                             "positive")
+        if cfg.dim % cfg.heads:
+            raise ValueError(f"dim {cfg.dim} is not divisible by heads "
+                             f"{cfg.heads}")
+        return cfg
+
+    def block_wiring(self, layer):
+        """Sites and constants of block `layer` (1-based), per spec section 6.
+
+        Returns (sites, s, alpha): sites is a subset of {"in", "out", "post"};
+        s scales the input-norm output (LNS: 1/sqrt(l)); alpha multiplies the
+        identity path (DeepNorm: (2L)^(1/4)).
+        """
+        s, alpha = 1.0, 1.0
+        if self.norm == "post":
+            sites = {"post"}
+        elif self.norm == "pre":
+            sites = {"in"}
+        elif self.norm == "peri":
+            sites = {"in", "out"}
+        elif self.norm == "outonly":
+            sites = {"out"}
+        elif self.norm == "lns":
+            sites, s = {"in"}, 1.0 / math.sqrt(layer)
+        elif self.norm == "deepnorm":
+            sites, alpha = {"post"}, (2.0 * self.layers) ** 0.25
+        else:  # mix: Post-LN for l <= floor(mix_alpha * L), Pre-LN after.
+            n_post = math.floor(self.mix_alpha * self.layers)
+            sites = {"post"} if layer <= n_post else {"in"}
+        return sites, s, alpha
+
+
+# ---------------------------------------------------------------------------
+# Model
+# ---------------------------------------------------------------------------
+
+class Norm(nn.Module):
+    """Per-token normalizer over the last dimension (spec section 1).
+
+    layernorm: (x - mean) / sqrt(biased_var + eps) * weight + bias
+    rmsnorm:   x / sqrt(mean(x^2) + eps) * weight
+    """
+
+    def __init__(self, dim, norm_type, eps, dtype):
+        super().__init__()
+        self.norm_type = norm_type
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim, dtype=dtype))
+        if norm_type == "layernorm":
+            self.bias = nn.Parameter(torch.zeros(dim, dtype=dtype))
+
+    def forward(self, x):
+        if self.norm_type == "layernorm":
+            xc = x - x.mean(dim=-1, keepdim=True)
+            var = (xc * xc).mean(dim=-1, keepdim=True)
+            return xc / torch.sqrt(var + self.eps) * self.weight + self.bias
+        ms = (x * x).mean(dim=-1, keepdim=True)
+        return x / torch.sqrt(ms + self.eps) * self.weight
+
+
+class Attention(nn.Module):
+    """Causal multi-head self-attention with a fused qkv projection."""
+
+    def __init__(self, dim, heads, dtype):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim, dtype=dtype)
+        self.proj = nn.Linear(dim, dim, dtype=dtype)
+
+    def forward(self, u):
+        b, t, d = u.shape
+        hs = d // self.heads
+        # q, k, v = rows [0, d), [d, 2d), [2d, 3d) of the qkv weight.
+        q, k, v = self.qkv(u).split(d, dim=-1)
+        # Head h uses channels [h*hs, (h+1)*hs): [B, T, d] -> [B, H, T, hs].
+        q, k, v = (z.view(b, t, self.heads, hs).transpose(1, 2)
+                   for z in (q, k, v))
+        att = q @ k.transpose(-2, -1) / math.sqrt(hs)
+        future = torch.ones(t, t, dtype=torch.bool, device=u.device).triu(1)
+        att = torch.softmax(att.masked_fill(future, float("-inf")), dim=-1)
+        y = (att @ v).transpose(1, 2).reshape(b, t, d)
+        return self.proj(y)
+
+
+def gelu_tanh(x):
+    """GELU, tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi)
+                                       * (x + 0.044715 * x * x * x)))
+
+
+class MLP(nn.Module):
+    """fc (d -> 4d), GELU (tanh), proj (4d -> d)."""
+
+    def __init__(self, dim, dtype):
+        super().__init__()
+        self.fc = nn.Linear(dim, 4 * dim, dtype=dtype)
+        self.proj = nn.Linear(4 * dim, dim, dtype=dtype)
+
+    def forward(self, u):
+        return self.proj(gelu_tanh(self.fc(u)))
+
+
+class Block(nn.Module):
+    """One transformer block; only the norm sites it uses are created.
+
+    For each sublayer F in (attn, mlp), with that sublayer's own norms:
+      u = s * N_in(x) if "in" else x
+      a = F(u)
+      o = N_out(a) if "out" else a
+      z = alpha * x + o
+      x = N_post(z) if "post" else z
+    """
+
+    def __init__(self, cfg, layer, dtype):
+        super().__init__()
+        self.sites, self.s, self.alpha = cfg.block_wiring(layer)
+        self.attn = Attention(cfg.dim, cfg.heads, dtype)
+        self.mlp = MLP(cfg.dim, dtype)
+        for sub in ("attn", "mlp"):
+            for site in sorted(self.sites):
+                setattr(self, f"{sub}_norm_{site}",
+                        Norm(cfg.dim, cfg.norm_type, cfg.eps, dtype))
+
+    def forward(self, x):
+        for sub in ("attn", "mlp"):
+            u = x
+            if "in" in self.sites:
+                u = self.s * getattr(self, f"{sub}_norm_in")(x)
+            o = getattr(self, sub)(u)
+            if "out" in self.sites:
+                o = getattr(self, f"{sub}_norm_out")(o)
+            x = self.alpha * x + o
+            if "post" in self.sites:
+                x = getattr(self, f"{sub}_norm_post")(x)
+        return x
+
+
+class GPT(nn.Module):
+    """GPT with switchable norm placement and a tied LM head.
+
+    Parameter names equal the normlab export tensor names, e.g.
+    tok_emb.weight, blocks.0.attn.qkv.weight, blocks.0.attn_norm_in.weight.
+    Parameters get torch's default initialization; use load() to fill
+    them from an export.
+    """
+
+    def __init__(self, config, dtype=torch.float64):
+        super().__init__()
+        cfg = (config if isinstance(config, Config)
+               else Config.from_metadata(config))
+        self.config = cfg
+        self.tok_emb = nn.Embedding(cfg.vocab, cfg.dim, dtype=dtype)
+        self.pos_emb = nn.Embedding(cfg.seq_len, cfg.dim, dtype=dtype)
+        if cfg.emb_norm:
+            self.emb_norm = Norm(cfg.dim, cfg.norm_type, cfg.eps, dtype)
+        self.blocks = nn.ModuleList(Block(cfg, layer, dtype)
+                                    for layer in range(1, cfg.layers + 1))
+        if cfg.final_norm:
+            self.final_norm = Norm(cfg.dim, cfg.norm_type, cfg.eps, dtype)
+        if cfg.out_gain_frozen:
+            for name, p in self.named_parameters():
+                if name.endswith("_norm_out.weight"):
+                    p.requires_grad_(False)
+
+    def forward(self, idx):
+        """idx [B, T'] int64 (T' <= seq_len) -> logits [B, T', V]."""
+        t = idx.shape[1]
+        if t > self.config.seq_len:
+            raise ValueError(f"sequence length {t} exceeds seq_len "
+                             f"{self.config.seq_len}")
+        x = self.tok_emb(idx) + self.pos_emb.weight[:t]
+        if self.config.emb_norm:
+            x = self.emb_norm(x)
+        for block in self.blocks:
+            x = block(x)
+        if self.config.final_norm:
+            x = self.final_norm(x)
+        return x @ self.tok_emb.weight.t()
+
+    def loss(self, idx, targets):
+        """Mean cross-entropy over all B*T' positions."""
+        logits = self(idx)
+        logits = logits.reshape(-1, logits.shape[-1])
+        targets = targets.reshape(-1, 1)
+        nll = torch.logsumexp(logits, dim=-1) - logits.gather(1, targets)[:, 0]
+        return nll.mean()
+
+    def load_tensors(self, tensors):
+        """Copy numpy arrays (name -> array) into the parameters.
+
+        Raises ValueError naming every missing or unexpected tensor and
+        every shape mismatch.
+        """
+        params = dict(self.named_parameters())
+        problems = []
+        missing = sorted(set(params) - set(tensors))
+        unexpected = sorted(set(tensors) - set(params))
+        if missing:
+            problems.append(f"missing tensor(s): {', '.join(missing)}")
+        if unexpected:
+            problems.append(f"unexpected tensor(s): {', '.join(unexpected)}")
+        for name in sorted(set(params) & set(tensors)):
+            want, got = tuple(params[name].shape), tuple(tensors[name].shape)
+            if want != got:
+                problems.append(f"tensor '{name}' has shape {list(got)}, "
+                                f"expected {list(want)}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        with torch.no_grad():
+            for name, p in params.items():
+                p.copy_(torch.from_numpy(np.asarray(tensors[name])))
+
+
+def load(path, dtype=torch.float64):
+    """Build a GPT from a normlab export's metadata and load its weights."""
+    tensors, metadata = read_safetensors(path)
+    model = GPT(Config.from_metadata(metadata), dtype=dtype)
+    try:
+        model.load_tensors(tensors)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    return model
+
+
+# ---------------------------------------------------------------------------
+# Optimizer
+# ---------------------------------------------------------------------------
+
+def trainable_parameters(model):
+    """(name, parameter) pairs with requires_grad, in module order."""
+    return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+
+
+def make_adamw(model, weight_decay, beta1, beta2, eps):
+    """torch.optim.AdamW over the trainable parameters.
+
+    Weight decay applies only to 2-D tensors (tok_emb, pos_emb and the
+    Linear weights); norm gains/biases and Linear biases are not decayed.
+    The learning rate is set per step by adamw_step.
+    """
+    params = [p for _, p in trainable_parameters(model)]
+    decay = [p for p in params if p.dim() == 2]
+    no_decay = [p for p in params if p.dim() != 2]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay},
+         {"params": no_decay, "weight_decay": 0.0}],
+        lr=0.0, betas=(beta1, beta2), eps=eps)
+
+
+def adamw_step(model, optimizer, lr, clip):
+    """One update from the gradients currently in .grad.
+
+    If clip > 0 the global gradient norm over all trainable parameters is
+    clipped first (clip_grad_norm_: coef = clip / (norm + 1e-6), applied
+    when < 1).  Then torch AdamW: p -= lr*wd*p, followed by the
+    bias-corrected Adam update with step size lr.
+    """
+    if clip > 0:
+        nn.utils.clip_grad_norm_([p for _, p in trainable_parameters(model)],
+                                 clip)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.step()

@@ -1,0 +1,103 @@
+/* common.c -- see common.h. */
+#include "common.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static _Thread_local char err_buf[1024];
+
+const char *nl_last_error(void) { return err_buf; }
+
+void nl_set_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err_buf, sizeof err_buf, fmt, ap);
+    va_end(ap);
+}
+
+_Noreturn void nl_abort_(const char *file, int line, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "normlab: internal error at %s:%d: ", file, line);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    abort();
+}
+
+void *nl_xmalloc_(size_t n, const char *file, int line) {
+    void *p = malloc(n ? n : 1);
+    if (!p) nl_abort_(file, line, "out of memory allocating %zu bytes", n);
+    return p;
+}
+
+void *nl_xcalloc_(size_t n, const char *file, int line) {
+    void *p = calloc(1, n ? n : 1);
+    if (!p) nl_abort_(file, line, "out of memory allocating %zu bytes", n);
+    return p;
+}
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+void nl_rng_seed(nl_rng *r, uint64_t seed) {
+    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t nl_rng_u64(nl_rng *r) {
+    uint64_t *s = r->s;
+    uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return out;
+}
+
+double nl_rng_uniform(nl_rng *r) { return (double)(nl_rng_u64(r) >> 11) * 0x1.0p-53; }
+
+uint64_t nl_rng_below(nl_rng *r, uint64_t n) {
+    uint64_t lim = UINT64_MAX - UINT64_MAX % n, x;
+    do x = nl_rng_u64(r);
+    while (x >= lim);
+    return x % n;
+}
+
+double nl_rng_normal(nl_rng *r) {
+    /* Box-Muller; one draw per call keeps the stream position a simple function of the call count */
+    double u1 = 1.0 - nl_rng_uniform(r), u2 = nl_rng_uniform(r);
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+double nl_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+uint32_t nl_crc32(uint32_t crc, const void *buf, size_t n) {
+    static uint32_t table[256];
+    static int ready;
+    if (!ready) { /* benign race: every thread writes identical values */
+        for (uint32_t i = 0; i < 256; i++) {
+            uint32_t c = i;
+            for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            table[i] = c;
+        }
+        ready = 1;
+    }
+    const unsigned char *p = buf;
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++) crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+    return ~crc;
+}

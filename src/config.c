@@ -1,0 +1,315 @@
+/* config.c -- defaults, validation, and the option table (see config.h). */
+#include "config.h"
+
+#include "common.h"
+#include "norm.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void nl_config_defaults(nl_config *c) {
+    memset(c, 0, sizeof *c);
+    c->vocab = 0; /* from the data */
+    c->layers = 4;
+    c->dim = 192;
+    c->heads = 6;
+    c->seq_len = 128;
+    c->norm = NL_NORM_PERI;
+    c->norm_type = NL_LAYERNORM;
+    c->eps = 1e-5;
+    c->emb_norm = -1;
+    c->final_norm = -1;
+    c->mix_alpha = 0.25;
+    c->batch = 16;
+    c->accum = 1;
+    c->steps = 600;
+    c->lr = 2e-3;
+    c->min_lr_frac = 0.1;
+    c->weight_decay = 0.1;
+    c->clip = 1.0;
+    c->warmup = 60;
+    c->seed = 1337;
+    c->eval_every = 100;
+    c->eval_windows = 64;
+    c->ckpt_every = 0;
+    c->log_every = 10;
+    c->val_frac = 0.1;
+    c->threads = 0; /* all cores */
+}
+
+void nl_args_defaults(nl_args *a) {
+    memset(a, 0, sizeof *a);
+    nl_config_defaults(&a->cfg);
+    a->tokens = 200;
+    a->top_k = 40;
+    a->temperature = 0.8;
+    a->max_windows = 0;
+}
+
+nl_status nl_config_resolve(nl_config *c) {
+    if (c->norm < 0 || c->norm >= NL_NORM_COUNT) return NL_FAIL(NL_ERR_ARG, "--norm: unknown placement");
+    if (c->norm_type < 0 || c->norm_type >= NL_NORM_TYPE_COUNT)
+        return NL_FAIL(NL_ERR_ARG, "--norm-type: unknown norm type");
+    if (c->vocab < 2 || c->vocab > 1 << 24) return NL_FAIL(NL_ERR_ARG, "--vocab %d: must be in 2..16777216", c->vocab);
+    if (c->layers < 1 || c->layers > 1024) return NL_FAIL(NL_ERR_ARG, "--layers %d: must be in 1..1024", c->layers);
+    if (c->dim < 1 || c->dim > 65536) return NL_FAIL(NL_ERR_ARG, "--dim %d: must be in 1..65536", c->dim);
+    if (c->heads < 1) return NL_FAIL(NL_ERR_ARG, "--heads %d: must be positive", c->heads);
+    if (c->dim % c->heads) return NL_FAIL(NL_ERR_ARG, "--heads %d does not divide --dim %d", c->heads, c->dim);
+    if (c->seq_len < 1 || c->seq_len > 65536) return NL_FAIL(NL_ERR_ARG, "--seq-len %d: must be in 1..65536", c->seq_len);
+    if (!(c->eps > 0 && c->eps < 1)) return NL_FAIL(NL_ERR_ARG, "--eps %g: must be in (0, 1)", c->eps);
+    if (!(c->mix_alpha >= 0 && c->mix_alpha <= 1)) return NL_FAIL(NL_ERR_ARG, "--mix-alpha %g: must be in [0, 1]", c->mix_alpha);
+    if (c->batch < 1) return NL_FAIL(NL_ERR_ARG, "--batch %d: must be positive", c->batch);
+    if (c->accum < 1) return NL_FAIL(NL_ERR_ARG, "--accum %d: must be positive", c->accum);
+    if (c->steps < 0) return NL_FAIL(NL_ERR_ARG, "--steps %d: must be >= 0", c->steps);
+    if (!(c->lr >= 0 && isfinite(c->lr))) return NL_FAIL(NL_ERR_ARG, "--lr %g: must be a finite number >= 0", c->lr);
+    if (!(c->min_lr_frac >= 0 && c->min_lr_frac <= 1)) return NL_FAIL(NL_ERR_ARG, "--min-lr-frac %g: must be in [0, 1]", c->min_lr_frac);
+    if (!(c->weight_decay >= 0 && isfinite(c->weight_decay))) return NL_FAIL(NL_ERR_ARG, "--weight-decay %g: must be >= 0", c->weight_decay);
+    if (!(c->clip >= 0 && isfinite(c->clip))) return NL_FAIL(NL_ERR_ARG, "--clip %g: must be >= 0 (0 disables)", c->clip);
+    if (c->warmup < 0) return NL_FAIL(NL_ERR_ARG, "--warmup %d: must be >= 0", c->warmup);
+    if (c->eval_every < 0 || c->ckpt_every < 0 || c->log_every < 1 || c->eval_windows < 1)
+        return NL_FAIL(NL_ERR_ARG, "--eval-every/--ckpt-every must be >= 0, --log-every/--eval-windows >= 1");
+    if (!(c->val_frac >= 0 && c->val_frac < 1)) return NL_FAIL(NL_ERR_ARG, "--val-frac %g: must be in [0, 1)", c->val_frac);
+    if (c->threads < 0 || c->threads > 1024) return NL_FAIL(NL_ERR_ARG, "--threads %d: must be in 0..1024", c->threads);
+    const nl_placement *p = &nl_placements[c->norm];
+    if (c->emb_norm < 0) c->emb_norm = p->emb_norm;
+    if (c->final_norm < 0) c->final_norm = p->final_norm;
+    c->vocab_padded = c->vocab <= 256 ? c->vocab : (c->vocab + 63) / 64 * 64;
+    return NL_OK;
+}
+
+/* ---------------------------------------------------------------- option table */
+
+typedef enum opt_type { T_INT, T_U64, T_DBL, T_PATH, T_TEXT, T_NORM, T_NTYPE, T_ONOFF, T_GAIN, T_FLAG } opt_type;
+
+typedef struct opt {
+    const char *name; /* CLI spelling; config keys use '_' for '-' */
+    opt_type type;
+    size_t off;       /* offset in nl_args */
+    int cmds;         /* NL_CMD_* mask */
+    int model;        /* fixed by a checkpoint's architecture */
+    const char *help;
+} opt;
+
+#define CFG(f) offsetof(nl_args, cfg.f)
+#define ARG(f) offsetof(nl_args, f)
+enum { TR = NL_CMD_TRAIN, EV = NL_CMD_EVAL, SA = NL_CMD_SAMPLE, EX = NL_CMD_EXPORT };
+
+// clang-format off
+static const opt opts[] = {
+    { "data",         T_PATH,  CFG(data),         TR|EV, 0, "text file (byte tokens) or llm.c .bin shard glob" },
+    { "val-data",     T_PATH,  CFG(val_data),     TR,    0, "validation data; default: the last --val-frac of --data" },
+    { "val-frac",     T_DBL,   CFG(val_frac),     TR,    0, "fraction of --data held out for validation" },
+    { "out",          T_PATH,  CFG(out),          TR,    0, "run directory (default runs/<norm>-<date>)" },
+    { "init-from",    T_PATH,  CFG(init_from),    TR,    0, "start from an exported .safetensors model" },
+    { "norm",         T_NORM,  CFG(norm),         TR,    1, "normalization placement (see below)" },
+    { "norm-type",    T_NTYPE, CFG(norm_type),    TR,    1, "layernorm | rmsnorm" },
+    { "eps",          T_DBL,   CFG(eps),          TR,    1, "epsilon inside every norm" },
+    { "emb-norm",     T_ONOFF, CFG(emb_norm),     TR,    1, "norm on the embedding output: on|off (default: on for peri, else off)" },
+    { "final-norm",   T_ONOFF, CFG(final_norm),   TR,    1, "norm before the LM head: on|off (default: off for post/deepnorm, else on)" },
+    { "out-gain",     T_GAIN,  CFG(out_gain_frozen), TR, 1, "output-norm gains (peri, outonly): learn | frozen (fixed at 1)" },
+    { "mix-alpha",    T_DBL,   CFG(mix_alpha),    TR,    1, "mix: blocks l <= floor(alpha*L) are Post-LN" },
+    { "scaled-init",  T_FLAG,  CFG(scaled_init),  TR,    1, "init residual output projections with 0.02/sqrt(2L)" },
+    { "layers",       T_INT,   CFG(layers),       TR,    1, "number of blocks L" },
+    { "dim",          T_INT,   CFG(dim),          TR,    1, "model width d" },
+    { "heads",        T_INT,   CFG(heads),        TR,    1, "attention heads (must divide --dim)" },
+    { "seq-len",      T_INT,   CFG(seq_len),      TR,    1, "context length T" },
+    { "vocab",        T_INT,   CFG(vocab),        TR,    1, "vocabulary size (0: 256 for text, 50257 for shards)" },
+    { "batch",        T_INT,   CFG(batch),        TR,    0, "sequences per micro-batch" },
+    { "accum",        T_INT,   CFG(accum),        TR,    0, "micro-batches per optimizer step (gradient accumulation)" },
+    { "steps",        T_INT,   CFG(steps),        TR,    0, "optimizer steps" },
+    { "lr",           T_DBL,   CFG(lr),           TR,    0, "peak learning rate" },
+    { "min-lr-frac",  T_DBL,   CFG(min_lr_frac),  TR,    0, "cosine decay floor as a fraction of --lr" },
+    { "warmup",       T_INT,   CFG(warmup),       TR,    0, "linear warmup steps" },
+    { "weight-decay", T_DBL,   CFG(weight_decay), TR,    0, "AdamW decoupled weight decay on 2-D matrices" },
+    { "clip",         T_DBL,   CFG(clip),         TR,    0, "global gradient-norm clip (0: off)" },
+    { "seed",         T_U64,   CFG(seed),         TR|SA, 0, "random seed (init, data order, sampling)" },
+    { "eval-every",   T_INT,   CFG(eval_every),   TR,    0, "validation every N steps (0: only at the end)" },
+    { "eval-windows", T_INT,   CFG(eval_windows), TR,    0, "validation windows of seq-len tokens" },
+    { "ckpt-every",   T_INT,   CFG(ckpt_every),   TR,    0, "checkpoint every N steps (0: only at the end)" },
+    { "log-every",    T_INT,   CFG(log_every),    TR,    0, "progress line every N steps when not on a terminal" },
+    { "threads",      T_INT,   CFG(threads),      TR|EV|SA|EX, 0, "threads for OpenMP and BLAS (0: all cores)" },
+    { "ckpt",         T_PATH,  ARG(ckpt),         EV|SA|EX, 0, "checkpoint file, or a run directory (its latest checkpoint)" },
+    { "max-windows",  T_INT,   ARG(max_windows),  EV,    0, "evaluate at most K windows (0: all)" },
+    { "prompt",       T_TEXT,  ARG(prompt),       SA,    0, "text to continue" },
+    { "tokens",       T_INT,   ARG(tokens),       SA,    0, "tokens to generate" },
+    { "temperature",  T_DBL,   ARG(temperature),  SA,    0, "sampling temperature (0: greedy)" },
+    { "top-k",        T_INT,   ARG(top_k),        SA,    0, "sample from the k most likely tokens (0: all)" },
+    { "out",          T_PATH,  ARG(out_file),     EX,    0, "output .safetensors file" },
+};
+// clang-format on
+enum { NOPTS = sizeof opts / sizeof opts[0] };
+
+static int key_eq(const char *key, const char *name) {
+    for (; *key && *name; key++, name++)
+        if (*key != *name && !(*key == '_' && *name == '-')) return 0;
+    return *key == *name;
+}
+
+static const opt *find_opt(int cmd, const char *key) {
+    for (int i = 0; i < NOPTS; i++)
+        if ((opts[i].cmds & cmd) && key_eq(key, opts[i].name)) return &opts[i];
+    return NULL;
+}
+
+static int parse_onoff(const char *v) {
+    if (!strcmp(v, "on") || !strcmp(v, "1") || !strcmp(v, "true")) return 1;
+    if (!strcmp(v, "off") || !strcmp(v, "0") || !strcmp(v, "false")) return 0;
+    return -1;
+}
+
+static nl_status set_value(nl_args *a, const opt *o, const char *v) {
+    char *p = (char *)a + o->off, *end;
+    errno = 0;
+    switch (o->type) {
+    case T_INT: {
+        long x = strtol(v, &end, 10);
+        if (end == v || *end || errno || x < -2147483647L || x > 2147483647L)
+            return NL_FAIL(NL_ERR_ARG, "--%s: '%s' is not an integer", o->name, v);
+        *(int *)p = (int)x;
+        break;
+    }
+    case T_U64: {
+        unsigned long long x = strtoull(v, &end, 10);
+        if (end == v || *end || errno || *v == '-')
+            return NL_FAIL(NL_ERR_ARG, "--%s: '%s' is not a non-negative integer", o->name, v);
+        *(uint64_t *)p = (uint64_t)x;
+        break;
+    }
+    case T_DBL: {
+        double x = strtod(v, &end);
+        if (end == v || *end || errno == ERANGE) return NL_FAIL(NL_ERR_ARG, "--%s: '%s' is not a number", o->name, v);
+        if (!isfinite(x)) return NL_FAIL(NL_ERR_ARG, "--%s: '%s' is not finite", o->name, v);
+        *(double *)p = x;
+        break;
+    }
+    case T_PATH:
+    case T_TEXT: {
+        size_t cap = o->type == T_PATH ? NL_PATH_MAX : sizeof a->prompt;
+        if (strlen(v) >= cap) return NL_FAIL(NL_ERR_ARG, "--%s: value longer than %zu bytes", o->name, cap - 1);
+        memcpy(p, v, strlen(v) + 1);
+        break;
+    }
+    case T_NORM: {
+        int x = nl_norm_from_name(v);
+        if (x < 0) return NL_FAIL(NL_ERR_ARG, "--norm: unknown placement '%s' (see 'normlab train --help')", v);
+        *(int *)p = x;
+        break;
+    }
+    case T_NTYPE: {
+        int x = nl_norm_type_from_name(v);
+        if (x < 0) return NL_FAIL(NL_ERR_ARG, "--norm-type: unknown norm type '%s' (layernorm|rmsnorm)", v);
+        *(int *)p = x;
+        break;
+    }
+    case T_ONOFF:
+    case T_FLAG: {
+        int x = parse_onoff(v);
+        if (x < 0) return NL_FAIL(NL_ERR_ARG, "--%s: '%s' is not on|off", o->name, v);
+        *(int *)p = x;
+        break;
+    }
+    case T_GAIN:
+        if (!strcmp(v, "learn")) *(int *)p = 0;
+        else if (!strcmp(v, "frozen")) *(int *)p = 1;
+        else return NL_FAIL(NL_ERR_ARG, "--out-gain: '%s' is not learn|frozen", v);
+        break;
+    }
+    return NL_OK;
+}
+
+nl_status nl_args_set(nl_args *a, int cmd, const char *key, const char *val) {
+    const opt *o = find_opt(cmd, key);
+    if (!o) return NL_FAIL(NL_ERR_ARG, "unknown option '%s'", key);
+    return set_value(a, o, val);
+}
+
+nl_status nl_args_parse(nl_args *a, int cmd, int argc, char **argv, int *help) {
+    *help = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *s = argv[i];
+        if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
+            *help = 1;
+            return NL_OK;
+        }
+        if (strncmp(s, "--", 2) != 0) return NL_FAIL(NL_ERR_ARG, "unexpected argument '%s' (options start with --)", s);
+        char key[64];
+        const char *eq = strchr(s + 2, '='), *val = NULL;
+        size_t klen = eq ? (size_t)(eq - s - 2) : strlen(s + 2);
+        if (klen >= sizeof key) return NL_FAIL(NL_ERR_ARG, "unknown option '%s'", s);
+        memcpy(key, s + 2, klen);
+        key[klen] = 0;
+        const opt *o = find_opt(cmd, key);
+        if (!o || strchr(key, '_')) return NL_FAIL(NL_ERR_ARG, "unknown option '--%s' (see --help)", key);
+        if (eq) val = eq + 1;
+        else if (o->type == T_FLAG) val = "on";
+        else if (i + 1 < argc) val = argv[++i];
+        else return NL_FAIL(NL_ERR_ARG, "--%s needs a value", key);
+        NL_TRY(set_value(a, o, val));
+        if (o->model) snprintf(a->model_opt_given, sizeof a->model_opt_given, "%s", o->name);
+    }
+    return NL_OK;
+}
+
+static void format_value(const nl_args *a, const opt *o, char *buf, size_t n) {
+    const char *p = (const char *)a + o->off;
+    switch (o->type) {
+    case T_INT: snprintf(buf, n, "%d", *(const int *)p); break;
+    case T_U64: snprintf(buf, n, "%llu", (unsigned long long)*(const uint64_t *)p); break;
+    case T_DBL: snprintf(buf, n, "%.17g", *(const double *)p); break;
+    case T_PATH:
+    case T_TEXT: snprintf(buf, n, "%s", p); break;
+    case T_NORM: snprintf(buf, n, "%s", nl_placements[*(const int *)p].name); break;
+    case T_NTYPE: snprintf(buf, n, "%s", nl_norm_type_names[*(const int *)p]); break;
+    case T_ONOFF:
+    case T_FLAG: snprintf(buf, n, "%s", *(const int *)p < 0 ? "auto" : *(const int *)p ? "on" : "off"); break;
+    case T_GAIN: snprintf(buf, n, "%s", *(const int *)p ? "frozen" : "learn"); break;
+    }
+}
+
+void nl_args_help(FILE *f, int cmd) {
+    nl_args d;
+    nl_args_defaults(&d);
+    fprintf(f, "options (default in brackets):\n");
+    for (int i = 0; i < NOPTS; i++) {
+        if (!(opts[i].cmds & cmd)) continue;
+        char def[64] = "";
+        format_value(&d, &opts[i], def, sizeof def);
+        if (opts[i].type == T_DBL) snprintf(def, sizeof def, "%g", *(const double *)((const char *)&d + opts[i].off));
+        char left[48];
+        snprintf(left, sizeof left, "--%s%s", opts[i].name, opts[i].type == T_FLAG ? "" : " X");
+        fprintf(f, "  %-20s %s [%s]\n", left, opts[i].help, def[0] ? def : "none");
+    }
+    if (cmd & NL_CMD_TRAIN) {
+        fprintf(f, "\nplacements (--norm):\n");
+        for (int i = 0; i < NL_NORM_COUNT; i++)
+            fprintf(f, "  %-9s %-44s %s\n", nl_placements[i].name, nl_placements[i].eq, nl_placements[i].ref);
+    }
+}
+
+int nl_config_to_kv(const nl_config *c, nl_kv *kv, int n) {
+    nl_args a;
+    nl_args_defaults(&a);
+    a.cfg = *c;
+    int k = 0;
+    for (int i = 0; i < NOPTS; i++) {
+        if (!(opts[i].cmds & NL_CMD_TRAIN) || opts[i].off >= sizeof(nl_config) + offsetof(nl_args, cfg)) continue;
+        if (k < n) {
+            size_t j = 0;
+            for (; opts[i].name[j] && j + 1 < sizeof kv[k].key; j++)
+                kv[k].key[j] = opts[i].name[j] == '-' ? '_' : opts[i].name[j];
+            kv[k].key[j] = 0;
+            format_value(&a, &opts[i], kv[k].val, sizeof kv[k].val);
+        }
+        k++;
+    }
+    return k;
+}
+
+int nl_config_key_kind(const char *key) {
+    const opt *o = find_opt(NL_CMD_TRAIN, key);
+    return !o ? 0 : o->model ? 2 : 1;
+}

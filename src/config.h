@@ -1,0 +1,45 @@
+/* config.h -- defaults, validation and resolution of nl_config; the option table that drives the
+ * command line, --help, saved configs and checkpoint metadata (one table, four uses). */
+#ifndef NL_CONFIG_H
+#define NL_CONFIG_H
+
+#include "normlab.h"
+
+#include <stdio.h>
+
+/* Commands an option belongs to (bit mask). */
+enum { NL_CMD_TRAIN = 1, NL_CMD_EVAL = 2, NL_CMD_SAMPLE = 4, NL_CMD_EXPORT = 8 };
+
+/* Everything the CLI can set: the run config plus the options of eval/sample/export. */
+typedef struct nl_args {
+    nl_config cfg;
+    char ckpt[NL_PATH_MAX];
+    char out_file[NL_PATH_MAX];
+    char prompt[4096];
+    int tokens, top_k, max_windows;
+    double temperature;
+    char model_opt_given[32]; /* the last model option set on the command line, "" if none */
+} nl_args;
+
+void nl_config_defaults(nl_config *c);
+void nl_args_defaults(nl_args *a);
+
+/* Checks every field and fixes the derived ones (vocab_padded, auto switches). NL_ERR_ARG with a
+ * message naming the option on failure. Idempotent. */
+nl_status nl_config_resolve(nl_config *c);
+
+/* Parses argv (after the command word) into a. "--help" sets *help. NL_ERR_ARG on a bad option. */
+nl_status nl_args_parse(nl_args *a, int cmd, int argc, char **argv, int *help);
+/* Sets one option from a key (dashes or underscores) and a string value, as in config files. */
+nl_status nl_args_set(nl_args *a, int cmd, const char *key, const char *val);
+/* Prints the options of cmd with their defaults and help. */
+void nl_args_help(FILE *f, int cmd);
+
+/* Iterates the model and training options of a resolved config as (key, value) strings, in table
+ * order; keys use underscores. Returns the number of entries; fills at most n of them. */
+typedef struct nl_kv { char key[32]; char val[NL_PATH_MAX]; } nl_kv;
+int nl_config_to_kv(const nl_config *c, nl_kv *kv, int n);
+/* 2: key is a model option (fixed by a checkpoint), 1: another training option, 0: neither. */
+int nl_config_key_kind(const char *key);
+
+#endif

@@ -1,0 +1,90 @@
+/* model.h -- nl_model: the parameter table, the buffers, and the one forward/backward template that
+ * every placement runs (the placement only switches sites on and off, see norm.h).
+ *
+ * Ownership: nl_model owns five allocations (params, grads, AdamW m and v, activations + scratch);
+ * every named pointer below points into them. Free with nl_model_free(). */
+#ifndef NL_MODEL_H
+#define NL_MODEL_H
+
+#include "normlab.h"
+
+enum { NL_NORM_CHUNK = 1 << 14 }; /* elements per partial sum of the gradient norm */
+enum { NL_SUB_ATTN, NL_SUB_MLP, NL_SUB_COUNT };
+
+/* One entry per parameter tensor; names are the export names (docs/file-formats.md). */
+typedef struct nl_tensor {
+    char name[64];
+    size_t offset, numel;
+    int rows, cols;       /* cols == 0: a vector of `rows` */
+    int export_rows;      /* rows kept by export (V for tok_emb, whose padded rows are dropped) */
+    unsigned decay : 1;   /* weight decay applies (2-D matrices) */
+    unsigned trainable : 1;
+    float init_std;       /* > 0: N(0, std); 0: zeros; < 0: ones */
+    int beta_row0;        /* rows >= beta_row0 get the placement's init factor; -1: none */
+    float **slot_p, **slot_g; /* where nl_model wires this tensor's param and grad pointers */
+} nl_tensor;
+
+typedef struct nl_block_w {
+    float *norm_w[NL_SUB_COUNT][3], *norm_b[NL_SUB_COUNT][3]; /* [sublayer][site]; NULL: absent */
+    float *qkv_w, *qkv_b;     /* (3C, C), (3C) */
+    float *proj_w, *proj_b;   /* (C, C), (C) */
+    float *fc_w, *fc_b;       /* (4C, C), (4C) */
+    float *mproj_w, *mproj_b; /* (C, 4C), (C) */
+} nl_block_w;
+
+typedef struct nl_weights {
+    float *wte;              /* (Vp, C) tied with the head */
+    float *wpe;              /* (T, C) */
+    float *embn_w, *embn_b;  /* (C) or NULL */
+    float *finn_w, *finn_b;  /* (C) or NULL */
+    nl_block_w *blocks;      /* (L) */
+} nl_weights;
+
+/* Activations of one sublayer; pointers of absent sites alias their input (u = xin, o = a, xout = z). */
+typedef struct nl_sub_acts {
+    float *xin, *u, *u_mean, *u_rstd; /* stream in; IN norm */
+    float *qkv, *att, *atty;          /* attention: (N,3C), (B,NH,T,T), (N,C) */
+    float *fch, *fgelu;               /* MLP: (N,4C), (N,4C) */
+    float *a;                         /* branch output (N,C) */
+    float *o, *o_mean, *o_rstd;       /* OUT norm */
+    float *z;                         /* alpha * xin + o */
+    float *xout, *p_mean, *p_rstd;    /* POST norm */
+} nl_sub_acts;
+
+typedef struct nl_model {
+    nl_config cfg;
+    nl_tensor *tensors;
+    int ntensors;
+    size_t nparams;
+    float *params, *grads, *m, *v;
+    nl_weights w, g; /* pointers into params and grads */
+    double *norm_part;  /* (norm_nchunk) partial sums of the gradient norm */
+    size_t norm_nchunk;
+    /* activations for up to B x T tokens (nl_model_alloc_acts) */
+    int B, T;
+    float *acts;
+    float *emb, *embn, *e_mean, *e_rstd;
+    nl_sub_acts *sub;  /* (L, 2) */
+    float *xf, *f_mean, *f_rstd, *logits, *losses;
+    float *gA, *gB, *dz, *da, *du, *dqkv, *datt, *datty, *dfch, *dfgelu; /* backward scratch */
+    const int *inp;    /* the inputs of the last forward, for backward */
+    int fB, fT;
+} nl_model;
+
+/* Validates cfg (nl_config_check) and builds the parameter table; params are initialised from
+ * cfg->seed. Returns NL_ERR_ARG with a message for a bad config. */
+nl_status nl_model_init(nl_model *m, const nl_config *cfg);
+void nl_model_free(nl_model *m); /* safe on a zeroed or freed model */
+/* Allocates activations for B sequences of T tokens (once, before training: no allocation per step). */
+void nl_model_alloc_acts(nl_model *m, int B, int T);
+/* Forward on inp (B,T). With tgt: returns the mean cross-entropy; if dscale != 0 the logits buffer is
+ * replaced by the gradient of dscale * (sum of token losses), ready for nl_model_backward. Without tgt:
+ * returns 0 and leaves logits (B*T, Vp) in m->logits. */
+float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T, float dscale);
+/* Accumulates parameter gradients of the last forward into m->grads. */
+void nl_model_backward(nl_model *m);
+void nl_model_zero_grad(nl_model *m);
+size_t nl_model_trainable_count(const nl_model *m);
+const nl_tensor *nl_model_find(const nl_model *m, const char *name);
+
+#endif

@@ -1,0 +1,60 @@
+/* ops.h -- the CPU kernels: each op is a forward/backward pair on raw row-major fp32 arrays.
+ * Shapes use N = B*T rows and C channels. Conventions (llm.c order): outputs and saved statistics
+ * first, then inputs, then weights, then sizes. Backward functions OVERWRITE the input gradient unless
+ * noted and ACCUMULATE (+=) into parameter gradients, so micro-batches add up. Matrix products go
+ * through BLAS (called outside OpenMP regions); everything else is OpenMP-parallel over rows or over
+ * column blocks, with a fixed reduction order so results do not depend on scheduling. */
+#ifndef NL_OPS_H
+#define NL_OPS_H
+
+#include <stddef.h>
+
+/* Normalization, per row over C channels (ln-methods.md §1). type: NL_LAYERNORM or NL_RMSNORM
+ * (b ignored and may be NULL for rmsnorm). out = scale * (w * xh + b). mean is 0 for rmsnorm. */
+void nl_norm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                     const float *b, float scale, int type, float eps, size_t N, int C);
+/* dinp += dL/dinp; dw += ..., db += ... (db may be NULL). */
+void nl_norm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                      const float *w, const float *mean, const float *rstd, float scale, int type,
+                      size_t N, int C);
+
+/* out (N,OC) = inp (N,IC) @ w^T (w is (OC,IC), PyTorch Linear layout) + b (b may be NULL). */
+void nl_linear_forward(float *out, const float *inp, const float *w, const float *b, size_t N, int IC,
+                       int OC);
+/* dinp = dout @ w (overwrite); dw += dout^T @ inp; db += column sums of dout (db may be NULL). */
+void nl_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                        const float *w, size_t N, int IC, int OC);
+
+/* Causal multi-head attention. qkv (B*T, 3C) holds q|k|v, head h in columns h*hs..; att (B,NH,T,T)
+ * keeps the softmax probabilities; out (B*T, C) the concatenated heads (before the projection). */
+void nl_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH);
+/* dqkv overwritten; datt is scratch of att's size. */
+void nl_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
+                           const float *att, int B, int T, int C, int NH);
+
+/* GELU, tanh approximation. */
+void nl_gelu_forward(float *out, const float *inp, size_t n);
+void nl_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+
+/* out (B*T, C) = wte[tokens] + wpe[t]. Backward accumulates into dwte and dwpe. */
+void nl_encoder_forward(float *out, const int *tokens, const float *wte, const float *wpe, int B,
+                        int T, int C);
+void nl_encoder_backward(float *dwte, float *dwpe, const float *dout, const int *tokens, int B, int T,
+                         int C);
+
+/* out = alpha * x + y */
+void nl_residual_forward(float *out, const float *x, const float *y, float alpha, size_t n);
+
+/* Cross-entropy over the first V columns of logits (N rows, row stride ld); the rows are scratch
+ * afterwards. Writes each row's loss to
+ * losses[n]. If dscale != 0, overwrites those V columns with dscale * (softmax - onehot), the gradient
+ * of dscale * sum(losses). */
+void nl_xent(float *losses, float *logits, const int *targets, size_t N, int V, int ld, float dscale);
+
+/* out (N, cols) column sums accumulated: out[c] += sum_n x[n*ld + c] */
+void nl_colsum(float *out, const float *x, size_t N, int cols, int ld);
+
+/* 0 < n: sets the thread count of OpenMP and BLAS. */
+void nl_set_threads(int n);
+
+#endif

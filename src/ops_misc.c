@@ -1,0 +1,78 @@
+/* ops_misc.c -- embedding lookup, GELU, residual add and the cross-entropy head. */
+#include "ops.h"
+
+#include <math.h>
+
+enum { COL_BLOCK = 64 };
+
+void nl_encoder_forward(float *out, const int *tokens, const float *wte, const float *wpe, int B,
+                        int T, int C) {
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < (size_t)B * T; n++) {
+        const float *e = wte + (size_t)tokens[n] * C, *p = wpe + (n % T) * C;
+        float *o = out + n * C;
+        for (int i = 0; i < C; i++) o[i] = e[i] + p[i];
+    }
+}
+
+void nl_encoder_backward(float *dwte, float *dwpe, const float *dout, const int *tokens, int B, int T,
+                         int C) {
+    /* column blocks in parallel, rows in order: deterministic scatter-add */
+    const int nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
+#pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < nblk; blk++) {
+        const int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
+        for (size_t n = 0; n < (size_t)B * T; n++) {
+            const float *g = dout + n * C;
+            float *e = dwte + (size_t)tokens[n] * C, *p = dwpe + (n % T) * C;
+            for (int i = c0; i < c1; i++) {
+                e[i] += g[i];
+                p[i] += g[i];
+            }
+        }
+    }
+}
+
+static const float GELU_K = 0.7978845608028654f; /* sqrt(2/pi) */
+
+void nl_gelu_forward(float *out, const float *inp, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + tanhf(GELU_K * (x + 0.044715f * x * x * x)));
+    }
+}
+
+void nl_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i], u = GELU_K * (x + 0.044715f * x * x * x), t = tanhf(u);
+        float du = GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
+        dinp[i] = dout[i] * (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du);
+    }
+}
+
+void nl_residual_forward(float *out, const float *x, const float *y, float alpha, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = alpha * x[i] + y[i];
+}
+
+void nl_xent(float *losses, float *logits, const int *targets, size_t N, int V, int ld, float dscale) {
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) {
+        float *z = logits + n * (size_t)ld;
+        const float zt = z[targets[n]];
+        float mx = -INFINITY;
+        for (int i = 0; i < V; i++) mx = z[i] > mx ? z[i] : mx;
+        double sum = 0.0;
+        for (int i = 0; i < V; i++) {
+            z[i] = expf(z[i] - mx); /* the logits row is scratch from here on */
+            sum += z[i];
+        }
+        losses[n] = (float)((double)mx + log(sum) - (double)zt);
+        if (dscale == 0.0f) continue;
+        const float k = dscale / (float)sum;
+        for (int i = 0; i < V; i++) z[i] *= k;
+        z[targets[n]] -= dscale;
+    }
+}

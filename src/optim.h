@@ -1,0 +1,22 @@
+/* optim.h -- AdamW with decoupled weight decay, global gradient-norm clipping and the learning-rate
+ * schedule (linear warmup, then cosine decay to min_lr_frac * lr). */
+#ifndef NL_OPTIM_H
+#define NL_OPTIM_H
+
+#include "model.h"
+
+/* Learning rate of optimizer step `step` (0-based):
+ *   step < warmup:  lr * (step + 1) / warmup
+ *   after:          lr * (f + (1 - f) * (1 + cos(pi * p)) / 2),  p = (step - warmup) / max(1, steps - warmup)
+ * with f = min_lr_frac and p clamped to [0, 1]. */
+double nl_lr_at(const nl_config *c, int step);
+/* L2 norm of the gradients of all trainable tensors, summed in a fixed order. Zeroes the gradients
+ * of frozen tensors first. */
+double nl_grad_norm(nl_model *m);
+/* One AdamW update of every trainable tensor with gradients multiplied by gscale (clipping);
+ * t is the 1-based step count for bias correction. Weight decay only on tensors with decay set. */
+void nl_adamw_step(nl_model *m, double lr, double gscale, int t);
+/* The factor clip / (norm + 1e-6) when it is below 1 and clip > 0, else 1 (as torch's clip_grad_norm_). */
+double nl_clip_scale(double norm, double clip);
+
+#endif

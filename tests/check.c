@@ -1,0 +1,75 @@
+/* check.c -- see check.h. */
+#include "check.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+int nl_check_rel(const char *label, const float *got, const double *want, size_t n, double rtol) {
+    double num = 0, den = 0;
+    size_t worst = 0;
+    double wd = -1;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)got[i] - want[i];
+        num += d * d;
+        den += want[i] * want[i];
+        if (fabs(d) > wd || isnan(d)) wd = fabs(d), worst = i;
+    }
+    double rel = sqrt(num) / fmax(sqrt(den), 1e-12);
+    if (rel <= rtol) return 0; /* NaN fails here too */
+    printf("    %s: relative error %.3g > %.1g (element %zu: got %.9g want %.9g)\n", label, rel, rtol, worst,
+           (double)got[worst], want[worst]);
+    return 1;
+}
+
+int nl_check_scalar(const char *label, double got, double want, double rtol) {
+    double rel = fabs(got - want) / fmax(fabs(want), 1e-12);
+    if (rel <= rtol) return 0;
+    printf("    %s: got %.9g want %.9g (relative error %.3g > %.1g)\n", label, got, want, rel, rtol);
+    return 1;
+}
+
+void nl_fill(nl_rng *r, float *x, size_t n, double scale) {
+    for (size_t i = 0; i < n; i++) x[i] = (float)(scale * nl_rng_normal(r));
+}
+
+void nl_to_double(const float *x, double *y, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = x[i];
+}
+
+void nl_fd_grad(nl_lossfn f, void *ctx, double *x, size_t n, double *g) {
+    const double h = 1e-6;
+    for (size_t i = 0; i < n; i++) {
+        double xi = x[i];
+        x[i] = xi + h;
+        double lp = f(ctx);
+        x[i] = xi - h;
+        double lm = f(ctx);
+        x[i] = xi;
+        g[i] = (lp - lm) / (2 * h);
+    }
+}
+
+int nl_run_cmd(const char *cmd, char *out, size_t cap) {
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = 0;
+    int c;
+    while ((c = fgetc(p)) != EOF)
+        if (n + 1 < cap) out[n++] = (char)c;
+    if (cap) out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+const char *nl_test_bin(void) {
+    const char *b = getenv("NORMLAB_BIN");
+    return b ? b : "build/release/normlab";
+}
+
+const char *nl_test_python(void) {
+    const char *p = getenv("NORMLAB_PYTHON");
+    return p ? p : "/usr/bin/python3";
+}

@@ -1,0 +1,31 @@
+/* check.h -- test helpers: tolerance checks that print what they compared, random fills, and
+ * central finite differences over double-precision reference functions. Checks never exit; they
+ * return 1 on failure so a test can count its failures. */
+#ifndef NL_CHECK_H
+#define NL_CHECK_H
+
+#include "common.h"
+
+#include <stddef.h>
+
+/* Norm-wise relative error ||got - want|| / max(||want||, 1e-12) <= rtol; prints the label, the
+ * error and the first mismatching element on failure. */
+int nl_check_rel(const char *label, const float *got, const double *want, size_t n, double rtol);
+int nl_check_scalar(const char *label, double got, double want, double rtol);
+#define NL_CHECK(cond, ...) ((cond) ? 0 : (printf("    check failed: " __VA_ARGS__), printf("\n"), 1))
+
+void nl_fill(nl_rng *r, float *x, size_t n, double scale);   /* N(0, scale) */
+void nl_to_double(const float *x, double *y, size_t n);
+
+/* g[i] = (f(x + h e_i) - f(x - h e_i)) / 2h for i < n, h = 1e-6 (f evaluated in double). */
+typedef double (*nl_lossfn)(void *ctx);
+void nl_fd_grad(nl_lossfn f, void *ctx, double *x, size_t n, double *g);
+
+/* Runs a shell command, captures up to cap-1 bytes of its stdout+stderr; returns the exit status. */
+int nl_run_cmd(const char *cmd, char *out, size_t cap);
+
+/* Path of the normlab binary under test and of the Python interpreter with torch. */
+const char *nl_test_bin(void);
+const char *nl_test_python(void);
+
+#endif

@@ -1,0 +1,192 @@
+/* test_cli.c -- the normlab binary end to end: bad input gives one line on stderr and exit 2 (usage)
+ * or 1 (runtime), never a crash; train -> eval -> export -> PyTorch eval agree; the loss curve is
+ * bit-identical across runs with the same seed. */
+#include "check.h"
+#include "tests.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char out[1 << 16];
+
+static int run(const char *fmt, ...) {
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    return nl_run_cmd(cmd, out, sizeof out);
+}
+
+/* a text file of n pseudo-random words */
+static void make_text(const char *path, int n) {
+    static const char *const words[] = { "the ", "cat ", "sat ", "on ", "a ", "mat.\n", "and ", "dog ", "ran ", "far " };
+    FILE *f = fopen(path, "w");
+    NL_ASSERT(f);
+    nl_rng r;
+    nl_rng_seed(&r, 5);
+    for (int i = 0; i < n; i++) fputs(words[nl_rng_below(&r, 10)], f);
+    fclose(f);
+}
+
+static void write_file(const char *path, const void *p, size_t n) {
+    FILE *f = fopen(path, "wb");
+    NL_ASSERT(f);
+    fwrite(p, 1, n, f);
+    fclose(f);
+}
+
+#define TINY "--layers 2 --dim 32 --heads 2 --seq-len 32 --batch 4 --threads 2"
+
+/* cmd must exit with `code` and print exactly one line on stderr containing `want` */
+static int expect_error(int code, const char *want, const char *args) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1 >/dev/null", nl_test_bin(), args);
+    int rc = nl_run_cmd(cmd, out, sizeof out);
+    int lines = 0;
+    for (char *p = out; *p; p++) lines += *p == '\n';
+    int ok = rc == code && lines == 1 && strstr(out, want);
+    if (!ok) printf("    '%s': exit %d (want %d), stderr: %s", args, rc, code, out);
+    return !ok;
+}
+
+int test_cli_errors(void) {
+    int fails = 0;
+    char dir[] = "/tmp/nl_cli_XXXXXX", a[8192];
+    NL_ASSERT(mkdtemp(dir));
+    char txt[64], small[64], empty[64], bad[64], junk[64];
+    snprintf(txt, sizeof txt, "%s/t.txt", dir);
+    snprintf(small, sizeof small, "%s/small.txt", dir);
+    snprintf(empty, sizeof empty, "%s/empty.txt", dir);
+    snprintf(bad, sizeof bad, "%s/bad.bin", dir);
+    snprintf(junk, sizeof junk, "%s/junk.safetensors", dir);
+    make_text(txt, 3000);
+    write_file(small, "tiny corpus", 11);
+    write_file(empty, "", 0);
+    write_file(bad, "not a shard at all, far too short", 33);
+    write_file(junk, "\x10\0\0\0\0\0\0\0{\"a\":[1,2,3]}   ", 24);
+    struct { int code; const char *want; const char *fmt; } cases[] = {
+        { 2, "unknown placement 'bogus'", "train --norm bogus --data %s" },
+        { 2, "--heads 5 does not divide --dim 128", "train --heads 5 --dim 128 --data %s" },
+        { 2, "--layers 0", "train --layers 0 --data %s" },
+        { 2, "--dim -4", "train --dim -4 --data %s" },
+        { 2, "--lr: 'nan' is not finite", "train --lr nan --data %s" },
+        { 2, "--lr -1", "train --lr -1 --data %s" },
+        { 2, "--batch 0", "train --batch 0 --data %s" },
+        { 2, "not an integer", "train --layers two --data %s" },
+        { 2, "unknown option '--bogus'", "train --bogus 1 --data %s" },
+        { 2, "needs a value", "train --data %s --layers" },
+        { 2, "unknown norm type", "train --norm-type batchnorm --data %s" },
+        { 2, "not on|off", "train --emb-norm maybe --data %s" },
+        { 2, "--seq-len 64 is longer than the training data", "train --seq-len 64 --val-frac 0 --data %s" },
+        { 2, "--mix-alpha 2", "train --norm mix --mix-alpha 2 --data %s" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(a, sizeof a, cases[i].fmt, i == 12 ? small : txt);
+        fails += expect_error(cases[i].code, cases[i].want, a);
+    }
+    snprintf(a, sizeof a, "train --data %s/missing.txt", dir);
+    fails += expect_error(1, "cannot open", a);
+    snprintf(a, sizeof a, "train --data %s", empty);
+    fails += expect_error(1, "is empty", a);
+    snprintf(a, sizeof a, "train --data %s", bad);
+    fails += expect_error(1, "shorter than the 1024-byte shard header", a);
+    fails += expect_error(2, "unknown command 'fly'", "fly");
+    /* checkpoints: truncated, foreign, garbage */
+    fails += NL_CHECK(run("%s train " TINY " --steps 2 --data %s --out %s/run 2>&1", nl_test_bin(), txt, dir) == 0, "tiny train: %s", out);
+    snprintf(a, sizeof a, "cp %s/run/ckpt-00000002.safetensors %s/trunc.safetensors && truncate -s 20000 %s/trunc.safetensors", dir, dir, dir);
+    fails += NL_CHECK(system(a) == 0, "truncate");
+    snprintf(a, sizeof a, "eval --ckpt %s/trunc.safetensors --data %s", dir, txt);
+    fails += expect_error(1, "do not fit", a);
+    snprintf(a, sizeof a, "eval --ckpt %s --data %s", junk, txt);
+    fails += expect_error(1, "malformed safetensors header", a);
+    snprintf(a, sizeof a, "export --ckpt %s/run --out %s/m.safetensors", dir, dir);
+    fails += NL_CHECK(run("%s %s", nl_test_bin(), a) == 0, "export");
+    snprintf(a, sizeof a, "eval --ckpt %s/m.safetensors --data %s", dir, txt);
+    fails += expect_error(1, "not a normlab checkpoint", a);
+    snprintf(a, sizeof a, "eval --ckpt %s --data %s", dir, txt);
+    fails += expect_error(1, "holds no checkpoint", a);
+    snprintf(a, sizeof a, "eval --ckpt %s/run --data %s", dir, small);
+    fails += expect_error(2, "fewer than seq-len + 1", a);
+    snprintf(a, sizeof a, "train --init-from %s/m.safetensors --layers 3 --data %s", dir, txt);
+    fails += expect_error(2, "--layers: the model's shape and placement come from --init-from", a);
+    snprintf(a, sizeof a, "train --init-from %s --data %s", junk, txt);
+    fails += expect_error(1, "malformed", a);
+    snprintf(a, sizeof a, "rm -rf %s", dir);
+    fails += NL_CHECK(system(a) == 0, "cleanup");
+    return fails;
+}
+
+/* the loss fields of a metrics file, without the timing fields */
+static int losses_of(const char *path, char *buf, size_t cap) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[512];
+    size_t n = 0;
+    int lines = 0;
+    while (fgets(line, sizeof line, f)) {
+        char *t = strstr(line, ", \"tok_per_s\"");
+        if (t) *t = 0;
+        n += (size_t)snprintf(buf + n, cap - n, "%s|", line);
+        lines++;
+    }
+    fclose(f);
+    return lines;
+}
+
+static double json_number(const char *s, const char *key) {
+    const char *p = strstr(s, key);
+    return p ? atof(p + strlen(key)) : NAN;
+}
+
+int test_cli_end_to_end(void) {
+    int fails = 0;
+    char dir[] = "/tmp/nl_e2e_XXXXXX", txt[64], p[128];
+    NL_ASSERT(mkdtemp(dir));
+    snprintf(txt, sizeof txt, "%s/t.txt", dir);
+    make_text(txt, 20000);
+    /* train with periodic eval and checkpoints */
+    int rc = run("%s train " TINY " --steps 30 --lr 3e-3 --warmup 5 --eval-every 10 --ckpt-every 10 --data %s --out %s/run 2>&1", nl_test_bin(), txt, dir);
+    fails += NL_CHECK(rc == 0, "train exit %d: %s", rc, out);
+    static char l1[1 << 15], l2[1 << 15];
+    snprintf(p, sizeof p, "%s/run/metrics.jsonl", dir);
+    fails += NL_CHECK(losses_of(p, l1, sizeof l1) == 30, "30 metrics lines");
+    fails += NL_CHECK(strstr(l1, "\"step\": 10") && strstr(l1, "val_loss"), "val loss logged");
+    double first = json_number(l1, "\"loss\": "), last = json_number(strstr(l1, "\"step\": 30"), "\"loss\": ");
+    fails += NL_CHECK(last < first - 0.5, "loss falls: %.3f -> %.3f", first, last);
+    for (int s = 10; s <= 30; s += 10) {
+        snprintf(p, sizeof p, "%s/run/ckpt-%08d.safetensors", dir, s);
+        fails += NL_CHECK(access(p, R_OK) == 0, "checkpoint %s", p);
+    }
+    snprintf(p, sizeof p, "grep -q '^norm = peri$' %s/run/config.txt", dir);
+    fails += NL_CHECK(system(p) == 0, "config.txt records the placement");
+    /* same seed, same threads: bit-identical loss curve */
+    rc = run("%s train " TINY " --steps 30 --lr 3e-3 --warmup 5 --eval-every 10 --ckpt-every 10 --data %s --out %s/run2 2>&1", nl_test_bin(), txt, dir);
+    snprintf(p, sizeof p, "%s/run2/metrics.jsonl", dir);
+    losses_of(p, l2, sizeof l2);
+    fails += NL_CHECK(rc == 0 && !strcmp(l1, l2), "rerun with the same seed gives the same loss curve");
+    /* eval -> export -> the PyTorch twin evaluates the same loss */
+    rc = run("%s eval --ckpt %s/run --data %s --max-windows 20 2>&1", nl_test_bin(), dir, txt);
+    double c_loss = json_number(out, "\"loss\": ");
+    fails += NL_CHECK(rc == 0 && strstr(out, "\"tokens\": 640}"), "eval: %s", out);
+    rc = run("%s export --ckpt %s/run --out %s/m.safetensors 2>&1", nl_test_bin(), dir, dir);
+    fails += NL_CHECK(rc == 0, "export: %s", out);
+    rc = run("%s tests/ref_check.py eval --model %s/m.safetensors --data %s --max-windows 20 2>&1", nl_test_python(), dir, txt);
+    double t_loss = json_number(out, "\"loss\": ");
+    fails += NL_CHECK(rc == 0 && strstr(out, "\"tokens\": 640"), "twin eval: %s", out);
+    fails += nl_check_scalar("normlab eval vs PyTorch eval of the export", c_loss, t_loss, 1e-4);
+    /* sample and init-from */
+    rc = run("%s sample --ckpt %s/run --prompt 'the ' --tokens 40 --seed 3 2>&1", nl_test_bin(), dir);
+    fails += NL_CHECK(rc == 0 && strlen(out) >= 44 && !strncmp(out, "the ", 4), "sample: %s", out);
+    rc = run("%s train --init-from %s/m.safetensors --steps 2 --batch 4 --data %s --out %s/run3 --threads 2 2>&1", nl_test_bin(), dir, txt, dir);
+    fails += NL_CHECK(rc == 0 && strstr(out, "L=2 d=32"), "train --init-from: %s", out);
+    snprintf(p, sizeof p, "%s/run3/metrics.jsonl", dir);
+    losses_of(p, l2, sizeof l2);
+    double init_loss = json_number(l2, "\"loss\": ");
+    fails += NL_CHECK(init_loss < first - 0.5, "--init-from starts from the trained weights (loss %.3f vs fresh %.3f)", init_loss, first);
+    snprintf(p, sizeof p, "rm -rf %s", dir);
+    fails += NL_CHECK(system(p) == 0, "cleanup");
+    return fails;
+}

@@ -1,0 +1,390 @@
+/* test_model.c -- the whole model: the placement table, the schedule, gradient accumulation,
+ * determinism, checkpoints, and the comparison with the independent PyTorch twin
+ * (python/normlab_torch.py via tests/ref_check.py) for every placement x norm type x emb-norm. */
+#include "check.h"
+#include "ckpt.h"
+#include "config.h"
+#include "model.h"
+#include "norm.h"
+#include "optim.h"
+#include "safetensors.h"
+#include "tests.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum { TB = 2, TT = 12, TV = 61 }; /* batch, seq len, vocab of the tiny test models */
+
+static nl_config tiny(int norm, int type, int emb) {
+    nl_config c;
+    nl_config_defaults(&c);
+    c.vocab = TV;
+    c.layers = 4;
+    c.dim = 32;
+    c.heads = 4;
+    c.seq_len = TT;
+    c.norm = norm;
+    c.norm_type = type;
+    c.emb_norm = emb;
+    c.weight_decay = 0.1;
+    c.clip = 1.0;
+    c.seed = 42 + (uint64_t)norm;
+    return c;
+}
+
+/* Moves gains and biases off 1 and 0 so every gradient path is exercised. */
+static void perturb(nl_model *m, uint64_t seed) {
+    nl_rng r;
+    nl_rng_seed(&r, seed);
+    for (int i = 0; i < m->ntensors; i++) {
+        const nl_tensor *t = &m->tensors[i];
+        if (t->cols) continue;
+        float *p = m->params + t->offset;
+        for (size_t j = 0; j < t->numel; j++) p[j] += (float)(0.2 * nl_rng_normal(&r));
+    }
+}
+
+static void make_batch(int *inp, int *tgt, uint64_t seed) {
+    nl_rng r;
+    nl_rng_seed(&r, seed);
+    int w[TB * (TT + 1)];
+    for (int i = 0; i < TB * (TT + 1); i++) w[i] = (int)nl_rng_below(&r, TV);
+    for (int b = 0; b < TB; b++) {
+        memcpy(inp + b * TT, w + b * (TT + 1), TT * sizeof(int));
+        memcpy(tgt + b * TT, w + b * (TT + 1) + 1, TT * sizeof(int));
+    }
+}
+
+static float step_loss(nl_model *m, const int *inp, const int *tgt) {
+    nl_model_zero_grad(m);
+    float loss = nl_model_forward(m, inp, tgt, TB, TT, 1.0f / (TB * TT));
+    nl_model_backward(m);
+    return loss;
+}
+
+/* ---------------------------------------------------------------- table and schedule */
+
+int test_placement_table(void) {
+    int fails = 0;
+    for (int i = 0; i < NL_NORM_COUNT; i++) {
+        const nl_placement *p = &nl_placements[i];
+        fails += NL_CHECK(p->name && p->eq && p->ref && p->sites, "row %d complete", i);
+        fails += NL_CHECK(nl_norm_from_name(p->name) == i, "name '%s' unique and found", p->name);
+    }
+    fails += NL_CHECK(nl_norm_from_name("bogus") < 0, "unknown name rejected");
+    /* the sites of the seven placements, block by block (L = 8; mix alpha 0.25 -> blocks 1..2 post) */
+    nl_config c = tiny(NL_NORM_MIX, NL_LAYERNORM, 0);
+    c.layers = 8;
+    const unsigned want_mix[8] = { NL_SITE_POST, NL_SITE_POST, NL_SITE_IN, NL_SITE_IN, NL_SITE_IN, NL_SITE_IN, NL_SITE_IN, NL_SITE_IN };
+    for (int l = 1; l <= 8; l++) fails += NL_CHECK(nl_block_sites(&c, l) == want_mix[l - 1], "mix block %d", l);
+    c.mix_alpha = 0.5;
+    fails += NL_CHECK(nl_block_sites(&c, 4) == NL_SITE_POST && nl_block_sites(&c, 5) == NL_SITE_IN, "mix alpha 0.5");
+    c.norm = NL_NORM_PERI;
+    fails += NL_CHECK(nl_block_sites(&c, 3) == (NL_SITE_IN | NL_SITE_OUT), "peri = in + out");
+    c.norm = NL_NORM_OUTONLY;
+    fails += NL_CHECK(nl_block_sites(&c, 3) == NL_SITE_OUT, "outonly = out");
+    c.norm = NL_NORM_LNS;
+    fails += NL_CHECK(fabs(nl_block_in_scale(&c, 1) - 1.0) < 1e-12 && fabs(nl_block_in_scale(&c, 4) - 0.5) < 1e-12, "lns 1/sqrt(l), l from 1");
+    c.norm = NL_NORM_DEEPNORM;
+    fails += NL_CHECK(fabs(nl_res_alpha(&c) - pow(16.0, 0.25)) < 1e-12 && fabs(nl_init_beta(&c) - pow(64.0, -0.25)) < 1e-12, "deepnorm constants");
+    /* defaults of the end norms (ln-methods.md §6) */
+    for (int i = 0; i < NL_NORM_COUNT; i++) {
+        nl_config d = tiny(i, NL_RMSNORM, -1);
+        d.final_norm = -1;
+        nl_config_resolve(&d);
+        fails += NL_CHECK(d.emb_norm == (i == NL_NORM_PERI), "%s emb-norm default", nl_placements[i].name);
+        fails += NL_CHECK(d.final_norm == !(i == NL_NORM_POST || i == NL_NORM_DEEPNORM), "%s final-norm default", nl_placements[i].name);
+    }
+    /* rmsnorm has no biases; frozen out-gains are not trainable */
+    nl_model m;
+    nl_config p = tiny(NL_NORM_PERI, NL_RMSNORM, 1);
+    p.out_gain_frozen = 1;
+    nl_model_init(&m, &p);
+    fails += NL_CHECK(!nl_model_find(&m, "blocks.0.attn_norm_in.bias") && nl_model_find(&m, "blocks.0.attn_norm_in.weight"), "rmsnorm has no bias");
+    fails += NL_CHECK(!nl_model_find(&m, "blocks.1.mlp_norm_out.weight")->trainable, "frozen out gain");
+    fails += NL_CHECK(!nl_model_find(&m, "blocks.1.mlp_norm_post.weight"), "peri has no post norm");
+    nl_model_free(&m);
+    /* deepnorm init: value rows scaled by beta, query rows not */
+    nl_config dn = tiny(NL_NORM_DEEPNORM, NL_LAYERNORM, 0);
+    dn.layers = 32;
+    dn.dim = 64;
+    nl_model_init(&m, &dn);
+    const float *q = m.w.blocks[0].qkv_w;
+    double sq = 0, sv = 0;
+    for (int i = 0; i < 64 * 64; i++) sq += q[i] * q[i], sv += q[2 * 64 * 64 + i] * q[2 * 64 * 64 + i];
+    double ratio = sqrt(sv / sq);
+    fails += NL_CHECK(fabs(ratio - pow(256.0, -0.25)) < 0.03, "deepnorm v/q init std ratio %.4f vs beta %.4f", ratio, pow(256.0, -0.25));
+    nl_model_free(&m);
+    return fails;
+}
+
+int test_lr_schedule(void) {
+    nl_config c;
+    nl_config_defaults(&c);
+    c.lr = 1.0;
+    c.warmup = 10;
+    c.steps = 110;
+    c.min_lr_frac = 0.1;
+    int fails = 0;
+    fails += nl_check_scalar("lr step 0", nl_lr_at(&c, 0), 0.1, 1e-12);
+    fails += nl_check_scalar("lr step 9", nl_lr_at(&c, 9), 1.0, 1e-12);
+    fails += nl_check_scalar("lr step 10 (peak)", nl_lr_at(&c, 10), 1.0, 1e-12);
+    fails += nl_check_scalar("lr half way", nl_lr_at(&c, 60), 0.55, 1e-12);
+    fails += nl_check_scalar("lr end", nl_lr_at(&c, 110), 0.1, 1e-12);
+    fails += nl_check_scalar("clip scale", nl_clip_scale(4.0, 1.0), 1.0 / (4.0 + 1e-6), 1e-12);
+    fails += nl_check_scalar("no clip below", nl_clip_scale(0.5, 1.0), 1.0, 1e-12);
+    return fails;
+}
+
+/* Two accumulated micro-batches of B equal one batch of 2B. */
+int test_grad_accum(void) {
+    nl_config c = tiny(NL_NORM_PERI, NL_LAYERNORM, 1);
+    nl_model a, b;
+    nl_model_init(&a, &c);
+    nl_model_init(&b, &c);
+    nl_model_alloc_acts(&a, TB, TT);
+    nl_model_alloc_acts(&b, 2 * TB, TT);
+    int inp[2 * TB * TT], tgt[2 * TB * TT];
+    make_batch(inp, tgt, 1);
+    make_batch(inp + TB * TT, tgt + TB * TT, 2);
+    const float ds = 1.0f / (2 * TB * TT);
+    nl_model_zero_grad(&a);
+    nl_model_forward(&a, inp, tgt, TB, TT, ds);
+    nl_model_backward(&a);
+    nl_model_forward(&a, inp + TB * TT, tgt + TB * TT, TB, TT, ds);
+    nl_model_backward(&a);
+    nl_model_zero_grad(&b);
+    nl_model_forward(&b, inp, tgt, 2 * TB, TT, ds);
+    nl_model_backward(&b);
+    double *want = nl_xmalloc(b.nparams * sizeof(double));
+    nl_to_double(b.grads, want, b.nparams);
+    int fails = nl_check_rel("accumulated gradient", a.grads, want, a.nparams, 1e-5);
+    free(want);
+    nl_model_free(&a);
+    nl_model_free(&b);
+    return fails;
+}
+
+/* Same seed -> bit-identical parameters and losses; another seed -> different. */
+int test_determinism(void) {
+    int fails = 0;
+    float loss[3];
+    float *p0 = NULL;
+    for (int k = 0; k < 3; k++) {
+        nl_config c = tiny(NL_NORM_PRE, NL_LAYERNORM, 0);
+        c.seed = k == 2 ? 7 : 42;
+        nl_model m;
+        nl_model_init(&m, &c);
+        nl_model_alloc_acts(&m, TB, TT);
+        int inp[TB * TT], tgt[TB * TT];
+        for (int s = 0; s < 3; s++) {
+            make_batch(inp, tgt, (uint64_t)s);
+            loss[k] = step_loss(&m, inp, tgt);
+            nl_adamw_step(&m, 1e-3, nl_clip_scale(nl_grad_norm(&m), 1.0), s + 1);
+        }
+        if (k == 0) {
+            p0 = nl_xmalloc(m.nparams * sizeof(float));
+            memcpy(p0, m.params, m.nparams * sizeof(float));
+        } else if (k == 1) {
+            fails += NL_CHECK(memcmp(p0, m.params, m.nparams * sizeof(float)) == 0, "same seed: identical parameters");
+        }
+        nl_model_free(&m);
+    }
+    fails += NL_CHECK(memcmp(&loss[0], &loss[1], sizeof(float)) == 0, "same seed: identical loss");
+    fails += NL_CHECK(loss[0] != loss[2], "another seed: another loss");
+    free(p0);
+    return fails;
+}
+
+int test_ckpt_roundtrip(void) {
+    int fails = 0;
+    char dir[] = "/tmp/nl_ckpt_XXXXXX", path[64];
+    NL_ASSERT(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/c.safetensors", dir);
+    nl_config c = tiny(NL_NORM_MIX, NL_RMSNORM, 1);
+    nl_model a, b;
+    nl_model_init(&a, &c);
+    perturb(&a, 3);
+    for (size_t i = 0; i < a.nparams; i++) a.m[i] = (float)i, a.v[i] = (float)(2 * i);
+    nl_rng r, r2;
+    nl_rng_seed(&r, 9);
+    fails += NL_CHECK(nl_ckpt_save(&a, path, 17, &r) == NL_OK, "save: %s", nl_last_error());
+    int step = 0;
+    fails += NL_CHECK(nl_ckpt_load(&b, path, &step, &r2) == NL_OK, "load: %s", nl_last_error());
+    fails += NL_CHECK(step == 17 && !memcmp(&r, &r2, sizeof r), "step and rng restored");
+    fails += NL_CHECK(b.nparams == a.nparams && !memcmp(a.params, b.params, a.nparams * 4) && !memcmp(a.m, b.m, a.nparams * 4) &&
+                          !memcmp(a.v, b.v, a.nparams * 4), "params and moments restored");
+    fails += NL_CHECK(b.cfg.norm == NL_NORM_MIX && b.cfg.norm_type == NL_RMSNORM && b.cfg.emb_norm == 1 && b.cfg.vocab == TV, "config restored");
+    nl_model_free(&b);
+    /* flip one data byte: the checksum catches it */
+    FILE *f = fopen(path, "r+b");
+    fseek(f, -5, SEEK_END);
+    int ch = fgetc(f);
+    fseek(f, -5, SEEK_END);
+    fputc(ch ^ 0x40, f);
+    fclose(f);
+    fails += NL_CHECK(nl_ckpt_load(&b, path, &step, &r2) == NL_ERR_FORMAT && strstr(nl_last_error(), "checksum"), "corrupt checkpoint rejected: %s", nl_last_error());
+    /* an export is not a checkpoint */
+    fails += NL_CHECK(nl_export(&a, path) == NL_OK, "export");
+    fails += NL_CHECK(nl_ckpt_load(&b, path, &step, &r2) == NL_ERR_FORMAT && strstr(nl_last_error(), "not a normlab checkpoint"), "export is not a checkpoint: %s", nl_last_error());
+    /* export -> import restores parameters; a model of another placement refuses it */
+    nl_model_init(&b, &c);
+    fails += NL_CHECK(nl_import(&b, path) == NL_OK && !memcmp(a.params, b.params, a.nparams * 4), "import restores params: %s", nl_last_error());
+    nl_model_free(&b);
+    nl_config o = c;
+    o.norm = NL_NORM_PERI;
+    nl_model_init(&b, &o);
+    fails += NL_CHECK(nl_import(&b, path) == NL_ERR_FORMAT, "import into another placement fails");
+    nl_model_free(&b);
+    nl_model_free(&a);
+    unlink(path);
+    rmdir(dir);
+    return fails;
+}
+
+/* ---------------------------------------------------------------- PyTorch twin */
+
+enum { KSTEPS = 5 };
+static const float twin_lrs[KSTEPS] = { 1e-3f, 3e-3f, 3e-3f, 2e-3f, 1e-3f };
+
+typedef struct twin_case { nl_config c; char dir[96]; } twin_case;
+
+static int write_case(const twin_case *tc, int *inp, int *tgt) {
+    nl_model m;
+    char path[160];
+    if (nl_model_init(&m, &tc->c) != NL_OK) return printf("    init: %s\n", nl_last_error()), 1;
+    perturb(&m, tc->c.seed + 100);
+    snprintf(path, sizeof path, "%s/model.safetensors", tc->dir);
+    nl_status st = nl_export(&m, path);
+    nl_model_free(&m);
+    if (st != NL_OK) return printf("    export: %s\n", nl_last_error()), 1;
+    int tok[TB * (TT + 1)];
+    for (int b = 0; b < TB; b++) {
+        memcpy(tok + b * (TT + 1), inp + b * TT, TT * sizeof(int));
+        tok[b * (TT + 1) + TT] = tgt[b * TT + TT - 1];
+    }
+    char wd[32], cl[32], b1[32], b2[32], ae[32];
+    snprintf(wd, sizeof wd, "%.17g", tc->c.weight_decay);
+    snprintf(cl, sizeof cl, "%.17g", tc->c.clip);
+    snprintf(b1, sizeof b1, "%.17g", NL_ADAM_BETA1);
+    snprintf(b2, sizeof b2, "%.17g", NL_ADAM_BETA2);
+    snprintf(ae, sizeof ae, "%.17g", NL_ADAM_EPS);
+    const char *mk[] = { "weight_decay", "clip", "beta1", "beta2", "adam_eps" }, *mv[] = { wd, cl, b1, b2, ae };
+    nl_st_entry e[2] = { { "tokens", NL_ST_I32, 2, { TB, TT + 1 }, tok }, { "lrs", NL_ST_F32, 1, { KSTEPS }, twin_lrs } };
+    snprintf(path, sizeof path, "%s/batch.safetensors", tc->dir);
+    if (nl_st_write(path, e, 2, mk, mv, 5) != NL_OK) return printf("    batch: %s\n", nl_last_error()), 1;
+    return 0;
+}
+
+/* this model against the twin's ref.safetensors: loss, every gradient, KSTEPS AdamW steps */
+static int compare_case(const twin_case *tc, const int *inp, const int *tgt) {
+    char path[160], label[160];
+    nl_st_file ref;
+    snprintf(path, sizeof path, "%s/ref.safetensors", tc->dir);
+    if (nl_st_read(path, &ref) != NL_OK) return printf("    %s\n", nl_last_error()), 1;
+    nl_model m;
+    nl_model_init(&m, &tc->c);
+    perturb(&m, tc->c.seed + 100);
+    nl_model_alloc_acts(&m, TB, TT);
+    int fails = 0, ngrad = 0;
+    float loss = step_loss(&m, inp, tgt);
+    nl_grad_norm(&m); /* zeroes frozen gradients, as the twin has none */
+    const nl_st_tensor *rl = nl_st_find(&ref, "loss"), *rls = nl_st_find(&ref, "losses");
+    if (!rl || !rls || rls->nbytes != (KSTEPS + 1) * sizeof(float)) {
+        nl_model_free(&m);
+        nl_st_free(&ref);
+        return printf("    %s: loss/losses missing\n", path), 1;
+    }
+    /* loss and every gradient within 1e-4 relative (twin in float64, model fp32) */
+    fails += nl_check_scalar("loss", loss, ((const float *)rl->data)[0], 1e-4);
+    for (int i = 0; i < m.ntensors; i++) {
+        const nl_tensor *t = &m.tensors[i];
+        snprintf(label, sizeof label, "grad.%s", t->name);
+        const nl_st_tensor *g = nl_st_find(&ref, label);
+        if (!t->trainable) {
+            fails += NL_CHECK(!g, "%s: frozen tensor has a gradient in the twin", label);
+            continue;
+        }
+        size_t n = (size_t)t->export_rows * (t->cols ? (size_t)t->cols : 1);
+        if (!g || g->nbytes != n * sizeof(float)) {
+            fails += NL_CHECK(0, "%s missing or of the wrong size in the twin", label);
+            continue;
+        }
+        double *want = nl_xmalloc(n * sizeof(double));
+        nl_to_double((const float *)g->data, want, n);
+        fails += nl_check_rel(label, m.grads + t->offset, want, n, 1e-4);
+        free(want);
+        ngrad++;
+    }
+    int nref = 0;
+    for (int i = 0; i < ref.nt; i++) nref += !strncmp(ref.t[i].name, "grad.", 5);
+    fails += NL_CHECK(nref == ngrad, "twin has %d gradients, model %d trainable tensors", nref, ngrad);
+    /* KSTEPS AdamW steps on the same batch: losses[k] after k updates */
+    float losses[KSTEPS + 1];
+    losses[0] = loss;
+    for (int k = 0; k < KSTEPS; k++) {
+        if (k) losses[k] = step_loss(&m, inp, tgt);
+        double gn = nl_grad_norm(&m);
+        nl_adamw_step(&m, twin_lrs[k], nl_clip_scale(gn, tc->c.clip), k + 1);
+    }
+    losses[KSTEPS] = nl_model_forward(&m, inp, tgt, TB, TT, 0.0f);
+    double want[KSTEPS + 1];
+    nl_to_double((const float *)rls->data, want, KSTEPS + 1);
+    fails += nl_check_rel("losses over 5 AdamW steps", losses, want, KSTEPS + 1, 1e-4);
+    fails += NL_CHECK(losses[KSTEPS] < losses[0], "training lowers the loss (%g -> %g)", losses[0], losses[KSTEPS]);
+    nl_model_free(&m);
+    nl_st_free(&ref);
+    return fails;
+}
+
+int test_torch_twin(void) {
+    /* every placement x norm type x emb-norm, plus the other switches once each */
+    enum { NBASE = NL_NORM_COUNT * NL_NORM_TYPE_COUNT * 2, NEXTRA = 5, NCASE = NBASE + NEXTRA };
+    twin_case *tc = nl_xcalloc(NCASE * sizeof *tc);
+    char root[] = "/tmp/nl_twin_XXXXXX";
+    NL_ASSERT(mkdtemp(root));
+    int n = 0;
+    for (int p = 0; p < NL_NORM_COUNT; p++)
+        for (int t = 0; t < NL_NORM_TYPE_COUNT; t++)
+            for (int e = 0; e < 2; e++) tc[n++].c = tiny(p, t, e);
+    tc[n].c = tiny(NL_NORM_PERI, NL_LAYERNORM, 1), tc[n++].c.out_gain_frozen = 1;
+    tc[n].c = tiny(NL_NORM_OUTONLY, NL_RMSNORM, 0), tc[n++].c.out_gain_frozen = 1;
+    tc[n].c = tiny(NL_NORM_PRE, NL_LAYERNORM, 0), tc[n++].c.scaled_init = 1;
+    tc[n].c = tiny(NL_NORM_POST, NL_LAYERNORM, 0), tc[n++].c.final_norm = 1;
+    tc[n].c = tiny(NL_NORM_MIX, NL_RMSNORM, 0), tc[n++].c.mix_alpha = 0.5;
+    NL_ASSERT(n == NCASE);
+    int inp[TB * TT], tgt[TB * TT], fails = 0;
+    make_batch(inp, tgt, 77);
+    size_t cmdcap = 256 + NCASE * 100;
+    char *cmd = nl_xmalloc(cmdcap);
+    int len = snprintf(cmd, cmdcap, "%s tests/ref_check.py grad", nl_test_python());
+    for (int i = 0; i < NCASE; i++) {
+        snprintf(tc[i].dir, sizeof tc[i].dir, "%s/case%02d", root, i);
+        NL_ASSERT(mkdir(tc[i].dir, 0755) == 0);
+        fails += write_case(&tc[i], inp, tgt);
+        len += snprintf(cmd + len, cmdcap - (size_t)len, " %s", tc[i].dir);
+    }
+    snprintf(cmd + len, cmdcap - (size_t)len, " 2>&1");
+    static char out[1 << 16];
+    int rc = nl_run_cmd(cmd, out, sizeof out);
+    if (rc != 0) {
+        printf("    the PyTorch twin failed (exit %d); HINT: apt-get install python3-torch\n%s\n", rc, out);
+        fails++;
+    } else {
+        for (int i = 0; i < NCASE; i++) {
+            int f = compare_case(&tc[i], inp, tgt);
+            printf("  twin %-9s %-9s emb-norm %s%s%s%s%s: %s\n", nl_placements[tc[i].c.norm].name, nl_norm_type_names[tc[i].c.norm_type],
+                   tc[i].c.emb_norm ? "on " : "off", tc[i].c.out_gain_frozen ? " out-gain frozen" : "", tc[i].c.scaled_init ? " scaled-init" : "",
+                   tc[i].c.final_norm == 1 && i >= NBASE ? " final-norm on" : "", tc[i].c.mix_alpha != 0.25 ? " mix-alpha 0.5" : "", f ? "FAIL" : "ok");
+            fails += f;
+        }
+    }
+    free(cmd);
+    free(tc);
+    snprintf(out, sizeof out, "rm -rf %s", root);
+    if (system(out) != 0) printf("    could not remove %s\n", root);
+    return fails;
+}

@@ -1,0 +1,318 @@
+/* test_ops.c -- every CPU op: forward against a naive double-precision version, backward against
+ * central finite differences of that double version. The scalar loss is L = sum(out * wout) with
+ * random wout, so the kernel's backward runs with dout = wout. Tolerances: forward 1e-5 and backward
+ * 1e-4 relative (fp32 kernels with accumulations over <= 64 terms against double references). */
+#include "check.h"
+#include "normlab.h"
+#include "ops.h"
+#include "tests.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FWD_TOL 1e-5
+#define BWD_TOL 1e-4
+
+static double dot(const double *a, const double *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* ---------------------------------------------------------------- norms */
+
+typedef struct {
+    int N, C, type;
+    double scale, eps, *x, *w, *b, *wout, *out;
+} norm_ctx;
+
+static void norm_ref(norm_ctx *c) {
+    for (int n = 0; n < c->N; n++) {
+        const double *x = c->x + n * c->C;
+        double m = 0, v = 0;
+        if (c->type == NL_LAYERNORM) {
+            for (int i = 0; i < c->C; i++) m += x[i];
+            m /= c->C;
+        }
+        for (int i = 0; i < c->C; i++) v += (x[i] - m) * (x[i] - m);
+        double s = 1.0 / sqrt(v / c->C + c->eps);
+        for (int i = 0; i < c->C; i++)
+            c->out[n * c->C + i] = c->scale * ((x[i] - m) * s * c->w[i] + (c->type == NL_LAYERNORM ? c->b[i] : 0));
+    }
+}
+
+static double norm_loss(void *p) {
+    norm_ctx *c = p;
+    norm_ref(c);
+    return dot(c->out, c->wout, (size_t)c->N * c->C);
+}
+
+int test_ops_norm(void) {
+    int fails = 0;
+    nl_rng r;
+    nl_rng_seed(&r, 1);
+    for (int type = 0; type < NL_NORM_TYPE_COUNT; type++) {
+        for (int sc = 0; sc < 2; sc++) {
+            enum { N = 5, C = 24 };
+            float x[N * C], w[C], b[C], wout[N * C], out[N * C], mean[N], rstd[N];
+            float dx[N * C] = { 0 }, dw[C] = { 0 }, db[C] = { 0 };
+            double X[N * C], W[C], Bb[C], WO[N * C], O[N * C], g[N * C];
+            nl_fill(&r, x, N * C, 2.0);
+            for (int i = 0; i < C; i++) x[i] += 3.0f; /* a row with a large mean */
+            nl_fill(&r, w, C, 1.0);
+            nl_fill(&r, b, C, 1.0);
+            nl_fill(&r, wout, N * C, 1.0);
+            nl_to_double(x, X, N * C), nl_to_double(w, W, C), nl_to_double(b, Bb, C), nl_to_double(wout, WO, N * C);
+            norm_ctx c = { N, C, type, sc ? 0.5 : 1.0, 1e-5, X, W, Bb, WO, O };
+            norm_ref(&c);
+            nl_norm_forward(out, mean, rstd, x, w, b, (float)c.scale, type, 1e-5f, N, C);
+            fails += nl_check_rel(type ? "rmsnorm forward" : "layernorm forward", out, O, N * C, FWD_TOL);
+            nl_norm_backward(dx, dw, db, wout, x, w, mean, rstd, (float)c.scale, type, N, C);
+            nl_fd_grad(norm_loss, &c, X, N * C, g);
+            fails += nl_check_rel("norm dx", dx, g, N * C, BWD_TOL);
+            nl_fd_grad(norm_loss, &c, W, C, g);
+            fails += nl_check_rel("norm dw", dw, g, C, BWD_TOL);
+            if (type == NL_LAYERNORM) {
+                nl_fd_grad(norm_loss, &c, Bb, C, g);
+                fails += nl_check_rel("norm db", db, g, C, BWD_TOL);
+            }
+        }
+    }
+    return fails;
+}
+
+/* ---------------------------------------------------------------- linear */
+
+typedef struct {
+    int N, IC, OC;
+    double *x, *w, *b, *wout, *out;
+} lin_ctx;
+
+static double lin_loss(void *p) {
+    lin_ctx *c = p;
+    for (int n = 0; n < c->N; n++)
+        for (int o = 0; o < c->OC; o++) {
+            double s = c->b[o];
+            for (int i = 0; i < c->IC; i++) s += c->x[n * c->IC + i] * c->w[o * c->IC + i];
+            c->out[n * c->OC + o] = s;
+        }
+    return dot(c->out, c->wout, (size_t)c->N * c->OC);
+}
+
+int test_ops_linear(void) {
+    enum { N = 6, IC = 16, OC = 12 };
+    nl_rng r;
+    nl_rng_seed(&r, 2);
+    float x[N * IC], w[OC * IC], b[OC], wout[N * OC], out[N * OC], dx[N * IC], dw[OC * IC] = { 0 }, db[OC] = { 0 };
+    double X[N * IC], W[OC * IC], Bb[OC], WO[N * OC], O[N * OC], g[OC * IC];
+    nl_fill(&r, x, N * IC, 1), nl_fill(&r, w, OC * IC, 1), nl_fill(&r, b, OC, 1), nl_fill(&r, wout, N * OC, 1);
+    nl_to_double(x, X, N * IC), nl_to_double(w, W, OC * IC), nl_to_double(b, Bb, OC), nl_to_double(wout, WO, N * OC);
+    lin_ctx c = { N, IC, OC, X, W, Bb, WO, O };
+    lin_loss(&c);
+    int fails = 0;
+    nl_linear_forward(out, x, w, b, N, IC, OC);
+    fails += nl_check_rel("linear forward", out, O, N * OC, FWD_TOL);
+    nl_linear_backward(dx, dw, db, wout, x, w, N, IC, OC);
+    nl_fd_grad(lin_loss, &c, X, N * IC, g);
+    fails += nl_check_rel("linear dx", dx, g, N * IC, BWD_TOL);
+    nl_fd_grad(lin_loss, &c, W, OC * IC, g);
+    fails += nl_check_rel("linear dw", dw, g, OC * IC, BWD_TOL);
+    nl_fd_grad(lin_loss, &c, Bb, OC, g);
+    fails += nl_check_rel("linear db", db, g, OC, BWD_TOL);
+    /* parameter gradients accumulate: a second backward doubles them */
+    nl_linear_backward(dx, dw, db, wout, x, w, N, IC, OC);
+    for (int i = 0; i < OC; i++) g[i] *= 2;
+    fails += nl_check_rel("linear db accumulates", db, g, OC, BWD_TOL);
+    return fails;
+}
+
+/* ---------------------------------------------------------------- attention */
+
+typedef struct {
+    int B, T, C, NH;
+    double *qkv, *wout, *out;
+} att_ctx;
+
+static double att_loss(void *p) {
+    att_ctx *c = p;
+    const int hs = c->C / c->NH, C3 = 3 * c->C;
+    double *s = malloc((size_t)c->T * sizeof *s);
+    for (int b = 0; b < c->B; b++)
+        for (int h = 0; h < c->NH; h++)
+            for (int i = 0; i < c->T; i++) {
+                const double *q = c->qkv + ((size_t)b * c->T + i) * C3 + h * hs;
+                double mx = -INFINITY, sum = 0;
+                for (int j = 0; j <= i; j++) {
+                    const double *k = c->qkv + ((size_t)b * c->T + j) * C3 + c->C + h * hs;
+                    s[j] = 0;
+                    for (int e = 0; e < hs; e++) s[j] += q[e] * k[e];
+                    s[j] /= sqrt((double)hs);
+                    mx = fmax(mx, s[j]);
+                }
+                for (int j = 0; j <= i; j++) sum += (s[j] = exp(s[j] - mx));
+                double *y = c->out + ((size_t)b * c->T + i) * c->C + h * hs;
+                for (int e = 0; e < hs; e++) {
+                    y[e] = 0;
+                    for (int j = 0; j <= i; j++) y[e] += s[j] / sum * c->qkv[((size_t)b * c->T + j) * C3 + 2 * c->C + h * hs + e];
+                }
+            }
+    free(s);
+    return dot(c->out, c->wout, (size_t)c->B * c->T * c->C);
+}
+
+int test_ops_attention(void) {
+    enum { B = 2, T = 7, C = 12, NH = 3, N = B * T };
+    nl_rng r;
+    nl_rng_seed(&r, 3);
+    float qkv[N * 3 * C], wout[N * C], out[N * C], att[B * NH * T * T], datt[B * NH * T * T], dqkv[N * 3 * C];
+    double Q[N * 3 * C], WO[N * C], O[N * C], g[N * 3 * C];
+    nl_fill(&r, qkv, N * 3 * C, 1), nl_fill(&r, wout, N * C, 1);
+    nl_to_double(qkv, Q, N * 3 * C), nl_to_double(wout, WO, N * C);
+    att_ctx c = { B, T, C, NH, Q, WO, O };
+    att_loss(&c);
+    int fails = 0;
+    nl_attention_forward(out, att, qkv, B, T, C, NH);
+    fails += nl_check_rel("attention forward", out, O, N * C, FWD_TOL);
+    nl_attention_backward(dqkv, datt, wout, qkv, att, B, T, C, NH);
+    nl_fd_grad(att_loss, &c, Q, N * 3 * C, g);
+    fails += nl_check_rel("attention dqkv", dqkv, g, N * 3 * C, BWD_TOL);
+    /* causality: the first token's output is its own value vector */
+    fails += NL_CHECK(fabsf(out[0] - qkv[2 * C]) < 1e-6f, "token 0 attends only to itself");
+    return fails;
+}
+
+/* ---------------------------------------------------------------- elementwise ops */
+
+typedef struct {
+    int n;
+    double *x, *wout;
+} gelu_ctx;
+
+static double gelu_loss(void *p) {
+    gelu_ctx *c = p;
+    double s = 0;
+    for (int i = 0; i < c->n; i++) {
+        double x = c->x[i];
+        s += c->wout[i] * 0.5 * x * (1 + tanh(sqrt(2 / 3.141592653589793) * (x + 0.044715 * x * x * x)));
+    }
+    return s;
+}
+
+int test_ops_gelu(void) {
+    enum { n = 64 };
+    nl_rng r;
+    nl_rng_seed(&r, 4);
+    float x[n], wout[n], out[n], dx[n];
+    double X[n], WO[n], O[n], g[n];
+    nl_fill(&r, x, n, 3), nl_fill(&r, wout, n, 1);
+    nl_to_double(x, X, n), nl_to_double(wout, WO, n);
+    gelu_ctx c = { n, X, WO };
+    for (int i = 0; i < n; i++) { /* forward values: loss of a one-hot wout */
+        double keep[n];
+        memcpy(keep, WO, sizeof keep);
+        memset(WO, 0, sizeof WO);
+        WO[i] = 1;
+        O[i] = gelu_loss(&c);
+        memcpy(WO, keep, sizeof keep);
+    }
+    int fails = 0;
+    nl_gelu_forward(out, x, n);
+    fails += nl_check_rel("gelu forward", out, O, n, FWD_TOL);
+    nl_gelu_backward(dx, x, wout, n);
+    nl_fd_grad(gelu_loss, &c, X, n, g);
+    fails += nl_check_rel("gelu dx", dx, g, n, BWD_TOL);
+    return fails;
+}
+
+int test_ops_residual(void) {
+    enum { n = 32 };
+    nl_rng r;
+    nl_rng_seed(&r, 5);
+    float x[n], y[n], out[n];
+    double want[n];
+    nl_fill(&r, x, n, 1), nl_fill(&r, y, n, 1);
+    for (int i = 0; i < n; i++) want[i] = 1.7 * (double)x[i] + (double)y[i];
+    nl_residual_forward(out, x, y, 1.7f, n);
+    return nl_check_rel("residual alpha*x + y", out, want, n, FWD_TOL);
+}
+
+typedef struct {
+    int B, T, C;
+    const int *tok;
+    double *wte, *wpe, *wout;
+} enc_ctx;
+
+static double enc_loss(void *p) {
+    enc_ctx *c = p;
+    double s = 0;
+    for (int n = 0; n < c->B * c->T; n++)
+        for (int i = 0; i < c->C; i++)
+            s += c->wout[n * c->C + i] * (c->wte[c->tok[n] * c->C + i] + c->wpe[(n % c->T) * c->C + i]);
+    return s;
+}
+
+int test_ops_encoder(void) {
+    enum { B = 2, T = 5, C = 8, V = 7, N = B * T };
+    const int tok[N] = { 1, 3, 3, 0, 6, 6, 6, 2, 1, 5 }; /* repeats exercise the scatter-add */
+    nl_rng r;
+    nl_rng_seed(&r, 6);
+    float wte[V * C], wpe[T * C], wout[N * C], out[N * C], dwte[V * C] = { 0 }, dwpe[T * C] = { 0 };
+    double E[V * C], P[T * C], WO[N * C], O[N * C], g[V * C];
+    nl_fill(&r, wte, V * C, 1), nl_fill(&r, wpe, T * C, 1), nl_fill(&r, wout, N * C, 1);
+    nl_to_double(wte, E, V * C), nl_to_double(wpe, P, T * C), nl_to_double(wout, WO, N * C);
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < C; i++) O[n * C + i] = E[tok[n] * C + i] + P[(n % T) * C + i];
+    enc_ctx c = { B, T, C, tok, E, P, WO };
+    int fails = 0;
+    nl_encoder_forward(out, tok, wte, wpe, B, T, C);
+    fails += nl_check_rel("encoder forward", out, O, N * C, FWD_TOL);
+    nl_encoder_backward(dwte, dwpe, wout, tok, B, T, C);
+    nl_fd_grad(enc_loss, &c, E, V * C, g);
+    fails += nl_check_rel("encoder dwte", dwte, g, V * C, BWD_TOL);
+    nl_fd_grad(enc_loss, &c, P, T * C, g);
+    fails += nl_check_rel("encoder dwpe", dwpe, g, T * C, BWD_TOL);
+    return fails;
+}
+
+typedef struct {
+    int N, V;
+    const int *tgt;
+    double *z;
+} xent_ctx;
+
+static double xent_loss(void *p) {
+    xent_ctx *c = p;
+    double s = 0;
+    for (int n = 0; n < c->N; n++) {
+        const double *z = c->z + n * c->V;
+        double mx = -INFINITY, sum = 0;
+        for (int i = 0; i < c->V; i++) mx = fmax(mx, z[i]);
+        for (int i = 0; i < c->V; i++) sum += exp(z[i] - mx);
+        s += mx + log(sum) - z[c->tgt[n]];
+    }
+    return s / c->N;
+}
+
+int test_ops_xent(void) {
+    enum { N = 4, V = 10, LD = 12 };
+    const int tgt[N] = { 3, 0, 9, 3 };
+    nl_rng r;
+    nl_rng_seed(&r, 7);
+    float z[N * LD], losses[N], grad[N * V];
+    double Z[N * V], g[N * V], want[N];
+    nl_fill(&r, z, N * LD, 3);
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < V; i++) Z[n * V + i] = z[n * LD + i];
+    xent_ctx c = { N, V, tgt, Z };
+    for (int n = 0; n < N; n++) {
+        xent_ctx one = { 1, V, tgt + n, Z + n * V };
+        want[n] = xent_loss(&one);
+    }
+    nl_xent(losses, z, tgt, N, V, LD, 1.0f / N);
+    int fails = nl_check_rel("cross-entropy per-row loss", losses, want, N, FWD_TOL);
+    for (int n = 0; n < N; n++) memcpy(grad + n * V, z + n * LD, V * sizeof(float));
+    nl_fd_grad(xent_loss, &c, Z, N * V, g);
+    fails += nl_check_rel("cross-entropy dlogits", grad, g, N * V, BWD_TOL);
+    return fails;
+}
