@@ -11,8 +11,12 @@ WERROR  ?= 0
 BUILD   ?= build/$(if $(SAN),$(SAN),release)
 
 WARN    = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith
-CFLAGS  = -std=c11 -O2 -g -march=native -fopenmp -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) -Iinclude -Isrc
-LDLIBS  = -fopenmp -lopenblas -lm
+# -fno-math-errno lets sqrtf vectorise; it is not fast-math (NaN and Inf keep their meaning).
+CFLAGS  = -std=c11 -O2 -g -march=native -fno-math-errno -fopenmp -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) -Iinclude -Isrc
+# OpenBLAS built for OpenMP: BLAS calls and our parallel loops then share one thread pool (the pthread
+# build's threads would spin against OpenMP's on every switch between a GEMM and an elementwise op).
+BLAS_DIR ?= /usr/lib/$(shell gcc -print-multiarch)/openblas-openmp
+LDLIBS  = -fopenmp -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lm
 ifeq ($(WERROR),1)
   CFLAGS += -Werror
 endif
@@ -55,7 +59,7 @@ bench: $(BUILD)/normlab build/release/sgemm_bench
 
 build/release/sgemm_bench: bench/sgemm_bench.c
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -O2 -D_POSIX_C_SOURCE=200809L $< -o $@ -lopenblas
+	$(CC) -std=c11 -O2 -fopenmp -D_POSIX_C_SOURCE=200809L $< -o $@ -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas
 
 clean:
 	rm -rf build

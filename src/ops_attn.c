@@ -1,8 +1,10 @@
 /* ops_attn.c -- causal multi-head self-attention with materialised (T,T) probabilities.
  * Per (batch, head): S = Q K^T / sqrt(hs), P = causal softmax(S), Y = P V.
  * Backward: dP = dY V^T, dV = P^T dY, dS = P * (dP - rowsum(P * dP)) / sqrt(hs), dQ = dS K, dK = dS^T Q.
- * The products are BLAS calls, one phase of them for all heads at a time, with the softmax in
- * OpenMP-parallel phases between them (BLAS is never called inside an OpenMP region). */
+ * Each phase runs all (batch, head) pairs in an OpenMP loop whose per-head products are BLAS calls;
+ * OpenBLAS's OpenMP build runs a call made inside a parallel region on the calling thread, so the
+ * heads, not the small per-head GEMMs, are what is split across cores. */
+#include "fastmath.h"
 #include "ops.h"
 
 #include <cblas.h>
@@ -12,6 +14,7 @@ void nl_attention_forward(float *out, float *att, const float *qkv, int B, int T
     const int hs = C / NH, C3 = 3 * C;
     const float sc = 1.0f / sqrtf((float)hs);
     const size_t TT = (size_t)T * T;
+#pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
         const int b = bh / NH, h = bh % NH;
         const float *q = qkv + (size_t)b * T * C3 + h * hs;
@@ -25,13 +28,14 @@ void nl_attention_forward(float *out, float *att, const float *qkv, int B, int T
         float mx = -INFINITY, sum = 0.0f;
         for (int j = 0; j <= i; j++) mx = p[j] > mx ? p[j] : mx;
         for (int j = 0; j <= i; j++) {
-            p[j] = expf(p[j] - mx);
+            p[j] = nl_expf(p[j] - mx);
             sum += p[j];
         }
         const float inv = 1.0f / sum;
         for (int j = 0; j <= i; j++) p[j] *= inv;
         for (int j = i + 1; j < T; j++) p[j] = 0.0f;
     }
+#pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
         const int b = bh / NH, h = bh % NH;
         const float *v = qkv + (size_t)b * T * C3 + 2 * C + h * hs;
@@ -45,6 +49,7 @@ void nl_attention_backward(float *dqkv, float *datt, const float *dout, const fl
     const int hs = C / NH, C3 = 3 * C;
     const float sc = 1.0f / sqrtf((float)hs);
     const size_t TT = (size_t)T * T;
+#pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
         const int b = bh / NH, h = bh % NH;
         const size_t qo = (size_t)b * T * C3 + h * hs;
@@ -64,6 +69,7 @@ void nl_attention_backward(float *dqkv, float *datt, const float *dout, const fl
         for (int j = 0; j <= i; j++) d[j] = sc * p[j] * (d[j] - dot);
         for (int j = i + 1; j < T; j++) d[j] = 0.0f;
     }
+#pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
         const int b = bh / NH, h = bh % NH;
         const size_t qo = (size_t)b * T * C3 + h * hs;

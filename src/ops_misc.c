@@ -1,4 +1,5 @@
 /* ops_misc.c -- embedding lookup, GELU, residual add and the cross-entropy head. */
+#include "fastmath.h"
 #include "ops.h"
 
 #include <math.h>
@@ -36,17 +37,17 @@ void nl_encoder_backward(float *dwte, float *dwpe, const float *dout, const int 
 static const float GELU_K = 0.7978845608028654f; /* sqrt(2/pi) */
 
 void nl_gelu_forward(float *out, const float *inp, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + tanhf(GELU_K * (x + 0.044715f * x * x * x)));
+        out[i] = 0.5f * x * (1.0f + nl_tanhf(GELU_K * (x + 0.044715f * x * x * x)));
     }
 }
 
 void nl_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
-        float x = inp[i], u = GELU_K * (x + 0.044715f * x * x * x), t = tanhf(u);
+        float x = inp[i], u = GELU_K * (x + 0.044715f * x * x * x), t = nl_tanhf(u);
         float du = GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
         dinp[i] = dout[i] * (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du);
     }
@@ -66,7 +67,7 @@ void nl_xent(float *losses, float *logits, const int *targets, size_t N, int V, 
         for (int i = 0; i < V; i++) mx = z[i] > mx ? z[i] : mx;
         double sum = 0.0;
         for (int i = 0; i < V; i++) {
-            z[i] = expf(z[i] - mx); /* the logits row is scratch from here on */
+            z[i] = nl_expf(z[i] - mx); /* the logits row is scratch from here on */
             sum += z[i];
         }
         losses[n] = (float)((double)mx + log(sum) - (double)zt);

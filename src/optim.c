@@ -38,21 +38,20 @@ double nl_clip_scale(double norm, double clip) {
 
 void nl_adamw_step(nl_model *m, double lr, double gscale, int t) {
     const float b1 = (float)NL_ADAM_BETA1, b2 = (float)NL_ADAM_BETA2, eps = (float)NL_ADAM_EPS;
-    const float c1 = (float)(1.0 - pow(NL_ADAM_BETA1, t)), c2 = (float)(1.0 - pow(NL_ADAM_BETA2, t));
+    const float ic1 = (float)(1.0 / (1.0 - pow(NL_ADAM_BETA1, t))), ic2 = (float)(1.0 / (1.0 - pow(NL_ADAM_BETA2, t)));
     const float flr = (float)lr, gs = (float)gscale;
     for (int i = 0; i < m->ntensors; i++) {
         const nl_tensor *tn = &m->tensors[i];
         if (!tn->trainable) continue;
         const float wd = tn->decay ? (float)m->cfg.weight_decay : 0.0f;
-        float *p = m->params + tn->offset, *g = m->grads + tn->offset;
-        float *mm = m->m + tn->offset, *vv = m->v + tn->offset;
-#pragma omp parallel for schedule(static)
+        float *restrict p = m->params + tn->offset, *restrict mm = m->m + tn->offset, *restrict vv = m->v + tn->offset;
+        const float *restrict g = m->grads + tn->offset;
+#pragma omp parallel for simd schedule(static)
         for (size_t j = 0; j < tn->numel; j++) {
             const float gj = g[j] * gs;
             mm[j] = b1 * mm[j] + (1.0f - b1) * gj;
             vv[j] = b2 * vv[j] + (1.0f - b2) * gj * gj;
-            const float mh = mm[j] / c1, vh = vv[j] / c2;
-            p[j] -= flr * (wd * p[j] + mh / (sqrtf(vh) + eps));
+            p[j] -= flr * (wd * p[j] + mm[j] * ic1 / (sqrtf(vv[j] * ic2) + eps));
         }
     }
 }

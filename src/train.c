@@ -238,8 +238,9 @@ static nl_status train_loop(run *r) {
         char eta[32];
         fmt_time(eta, sizeof eta, train_time / (step + 1) * (c->steps - step - 1));
         if (tty) {
-            fprintf(stderr, "\r\033[Kstep %d/%d | loss %.4f | val %.4f | %.0f tok/s | ETA %s", step + 1, c->steps, loss, val,
-                    tok_step / dt, eta);
+            fprintf(stderr, "\r\033[Kstep %d/%d | loss %.4f", step + 1, c->steps, loss);
+            if (!isnan(val)) fprintf(stderr, " | val %.4f", val);
+            fprintf(stderr, " | %.0f tok/s | ETA %s", tok_step / dt, eta);
             if (last) fputc('\n', stderr);
         } else if ((step + 1) % c->log_every == 0 || last || did_eval) {
             printf("step %d/%d loss %.4f lr %.3g grad_norm %.3f %.0f tok/s ETA %s", step + 1, c->steps, loss, lr, gn,
@@ -251,7 +252,8 @@ static nl_status train_loop(run *r) {
         if ((c->ckpt_every && (step + 1) % c->ckpt_every == 0) || last) NL_TRY(save_ckpt(r, step + 1, &rng, ckpt, sizeof ckpt));
     }
     if (c->steps == 0) NL_TRY(save_ckpt(r, 0, &rng, ckpt, sizeof ckpt));
-    printf("done: %d steps in %.1fs, val loss %.4f, checkpoint %s\n", c->steps, nl_now() - t_start, val, ckpt);
+    if (r->v) printf("done: %d steps in %.1fs, val loss %.4f, checkpoint %s\n", c->steps, nl_now() - t_start, val, ckpt);
+    else printf("done: %d steps in %.1fs (no validation data), checkpoint %s\n", c->steps, nl_now() - t_start, ckpt);
     return NL_OK;
 }
 

@@ -3,6 +3,7 @@
  * random wout, so the kernel's backward runs with dout = wout. Tolerances: forward 1e-5 and backward
  * 1e-4 relative (fp32 kernels with accumulations over <= 64 terms against double references). */
 #include "check.h"
+#include "fastmath.h"
 #include "normlab.h"
 #include "ops.h"
 #include "tests.h"
@@ -314,5 +315,20 @@ int test_ops_xent(void) {
     for (int n = 0; n < N; n++) memcpy(grad + n * V, z + n * LD, V * sizeof(float));
     nl_fd_grad(xent_loss, &c, Z, N * V, g);
     fails += nl_check_rel("cross-entropy dlogits", grad, g, N * V, BWD_TOL);
+    return fails;
+}
+
+/* the vectorisable expf/tanhf against libm over the ranges the kernels use */
+int test_ops_fastmath(void) {
+    double worst_exp = 0, worst_tanh = 0;
+    for (int i = 0; i <= 200000; i++) {
+        float x = -87.0f + 175.0f * (float)i / 200000.0f;
+        worst_exp = fmax(worst_exp, fabs((double)nl_expf(x) - exp((double)x)) / exp((double)x));
+        float y = -10.0f + 20.0f * (float)i / 200000.0f;
+        worst_tanh = fmax(worst_tanh, fabs((double)nl_tanhf(y) - tanh((double)y)));
+    }
+    int fails = NL_CHECK(worst_exp < 3e-7, "nl_expf relative error %.3g", worst_exp);
+    fails += NL_CHECK(worst_tanh < 3e-7, "nl_tanhf absolute error %.3g", worst_tanh);
+    fails += NL_CHECK(nl_expf(-1000.0f) < 1e-37f && nl_expf(-1000.0f) >= 0 && nl_tanhf(50.0f) == 1.0f && nl_tanhf(-50.0f) == -1.0f, "clamped tails");
     return fails;
 }

@@ -10,6 +10,7 @@
     X(ops_encoder)                                                                                 \
     X(ops_xent)                                                                                    \
     X(ops_residual)                                                                                \
+    X(ops_fastmath)                                                                                \
     X(placement_table)                                                                             \
     X(lr_schedule)                                                                                 \
     X(grad_accum)                                                                                  \
