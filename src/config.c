@@ -26,12 +26,12 @@ void nl_config_defaults(nl_config *c) {
     c->mix_alpha = 0.25;
     c->batch = 16;
     c->accum = 1;
-    c->steps = 600;
+    c->steps = 1000;
     c->lr = 2e-3;
     c->min_lr_frac = 0.1;
     c->weight_decay = 0.1;
     c->clip = 1.0;
-    c->warmup = 60;
+    c->warmup = 100;
     c->seed = 1337;
     c->eval_every = 100;
     c->eval_windows = 64;
