@@ -20,7 +20,8 @@
     X(ckpt_roundtrip)                                                                              \
     X(torch_twin)                                                                                  \
     X(cli_errors)                                                                                  \
-    X(cli_end_to_end)
+    X(cli_end_to_end)                                                                              \
+    X(bpe)
 
 #define X(name) int test_##name(void);
 NL_TESTS(X)
