@@ -3,6 +3,7 @@
 #   make test            build and run the test suite (needs /usr/bin/python3 with torch for the twin tests)
 #   make asan / ubsan    the test suite under AddressSanitizer / UndefinedBehaviorSanitizer
 #   make bench           the speed benchmark against the PyTorch twin (bench/bench.sh)
+#   make bench-bpe       GPT-2 tokenizer throughput on one core (bench/bpe_bench.sh)
 #   make WERROR=1        warnings are errors (CI)
 
 CC      ?= gcc
@@ -57,6 +58,12 @@ ubsan:
 bench: $(BUILD)/normlab build/release/sgemm_bench
 	bash bench/bench.sh
 
+bench-bpe:
+	bash bench/bpe_bench.sh
+
+build/release/bpe_bench: bench/bpe_bench.c build/release/libnormlab.a
+	$(CC) $(CFLAGS) $< -o $@ build/release/libnormlab.a $(LDLIBS)
+
 build/release/sgemm_bench: bench/sgemm_bench.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O2 -fopenmp -D_POSIX_C_SOURCE=200809L $< -o $@ -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas
@@ -64,5 +71,5 @@ build/release/sgemm_bench: bench/sgemm_bench.c
 clean:
 	rm -rf build
 
-.PHONY: all test asan ubsan bench clean
+.PHONY: all test asan ubsan bench bench-bpe clean
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/tools/normlab.d

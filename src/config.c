@@ -48,6 +48,9 @@ void nl_args_defaults(nl_args *a) {
     a->top_k = 40;
     a->temperature = 0.8;
     a->max_windows = 0;
+    snprintf(a->tokenizer, sizeof a->tokenizer, "gpt2");
+    a->prep_val_frac = 0.1;
+    a->shard_tokens = 100000000;
 }
 
 nl_status nl_config_resolve(nl_config *c) {
@@ -83,7 +86,7 @@ nl_status nl_config_resolve(nl_config *c) {
 
 /* ---------------------------------------------------------------- option table */
 
-typedef enum opt_type { T_INT, T_U64, T_DBL, T_PATH, T_TEXT, T_NORM, T_NTYPE, T_ONOFF, T_GAIN, T_FLAG } opt_type;
+typedef enum opt_type { T_INT, T_U64, T_DBL, T_PATH, T_TEXT, T_NORM, T_NTYPE, T_ONOFF, T_GAIN, T_FLAG, T_LIST } opt_type;
 
 typedef struct opt {
     const char *name; /* CLI spelling; config keys use '_' for '-' */
@@ -96,7 +99,7 @@ typedef struct opt {
 
 #define CFG(f) offsetof(nl_args, cfg.f)
 #define ARG(f) offsetof(nl_args, f)
-enum { TR = NL_CMD_TRAIN, EV = NL_CMD_EVAL, SA = NL_CMD_SAMPLE, EX = NL_CMD_EXPORT };
+enum { TR = NL_CMD_TRAIN, EV = NL_CMD_EVAL, SA = NL_CMD_SAMPLE, EX = NL_CMD_EXPORT, PR = NL_CMD_PREPARE };
 
 // clang-format off
 static const opt opts[] = {
@@ -139,6 +142,13 @@ static const opt opts[] = {
     { "temperature",  T_DBL,   ARG(temperature),  SA,    0, "sampling temperature (0: greedy)" },
     { "top-k",        T_INT,   ARG(top_k),        SA,    0, "sample from the k most likely tokens (0: all)" },
     { "out",          T_PATH,  ARG(out_file),     EX,    0, "output .safetensors file" },
+    { "config",       T_PATH,  ARG(config),       TR,    0, "read options from a key = value file (a run's config.txt); later options override it" },
+    { "bpe-dir",      T_PATH,  ARG(bpe_dir),      SA|PR, 0, "directory with GPT-2's encoder.json and vocab.bpe (default: data/gpt2-bpe, ../shared/data/gpt2-bpe)" },
+    { "tokenizer",    T_TEXT,  ARG(tokenizer),    PR,    0, "gpt2 (BPE, vocabulary 50257) | byte (vocabulary 256)" },
+    { "in",           T_LIST,  ARG(prep_in),      PR,    0, "text files or quoted globs, tokenized in order" },
+    { "out",          T_PATH,  ARG(prep_out),     PR,    0, "output directory for train_NNNNNN.bin and val_NNNNNN.bin" },
+    { "val-frac",     T_DBL,   ARG(prep_val_frac), PR,   0, "the last fraction of the tokens written as validation shards" },
+    { "shard-tokens", T_INT,   ARG(shard_tokens), PR,    0, "tokens per shard at most" },
 };
 // clang-format on
 enum { NOPTS = sizeof opts / sizeof opts[0] };
@@ -186,9 +196,16 @@ static nl_status set_value(nl_args *a, const opt *o, const char *v) {
         *(double *)p = x;
         break;
     }
+    case T_LIST: {
+        size_t used = strlen(p), len = strlen(v);
+        if (used + len + 2 > sizeof a->prep_in) return NL_FAIL(NL_ERR_ARG, "--%s: too many values", o->name);
+        if (used) p[used++] = '\n';
+        memcpy(p + used, v, len + 1);
+        break;
+    }
     case T_PATH:
     case T_TEXT: {
-        size_t cap = o->type == T_PATH ? NL_PATH_MAX : sizeof a->prompt;
+        size_t cap = o->type == T_PATH ? NL_PATH_MAX : o->off == ARG(tokenizer) ? sizeof a->tokenizer : sizeof a->prompt;
         if (strlen(v) >= cap) return NL_FAIL(NL_ERR_ARG, "--%s: value longer than %zu bytes", o->name, cap - 1);
         memcpy(p, v, strlen(v) + 1);
         break;
@@ -249,6 +266,7 @@ nl_status nl_args_parse(nl_args *a, int cmd, int argc, char **argv, int *help) {
         else if (i + 1 < argc) val = argv[++i];
         else return NL_FAIL(NL_ERR_ARG, "--%s needs a value", key);
         NL_TRY(set_value(a, o, val));
+        while (o->type == T_LIST && !eq && i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) NL_TRY(set_value(a, o, argv[++i]));
         if (o->model) snprintf(a->model_opt_given, sizeof a->model_opt_given, "%s", o->name);
     }
     return NL_OK;
@@ -262,6 +280,7 @@ static void format_value(const nl_args *a, const opt *o, char *buf, size_t n) {
     case T_DBL: snprintf(buf, n, "%.17g", *(const double *)p); break;
     case T_PATH:
     case T_TEXT: snprintf(buf, n, "%s", p); break;
+    case T_LIST: snprintf(buf, n, "%s", p); break;
     case T_NORM: snprintf(buf, n, "%s", nl_placements[*(const int *)p].name); break;
     case T_NTYPE: snprintf(buf, n, "%s", nl_norm_type_names[*(const int *)p]); break;
     case T_ONOFF:
@@ -280,7 +299,7 @@ void nl_args_help(FILE *f, int cmd) {
         format_value(&d, &opts[i], def, sizeof def);
         if (opts[i].type == T_DBL) snprintf(def, sizeof def, "%g", *(const double *)((const char *)&d + opts[i].off));
         char left[48];
-        snprintf(left, sizeof left, "--%s%s", opts[i].name, opts[i].type == T_FLAG ? "" : " X");
+        snprintf(left, sizeof left, "--%s%s", opts[i].name, opts[i].type == T_FLAG ? "" : opts[i].type == T_LIST ? " X..." : " X");
         fprintf(f, "  %-20s %s [%s]\n", left, opts[i].help, def[0] ? def : "none");
     }
     if (cmd & NL_CMD_TRAIN) {
@@ -312,4 +331,46 @@ int nl_config_to_kv(const nl_config *c, nl_kv *kv, int n) {
 int nl_config_key_kind(const char *key) {
     const opt *o = find_opt(NL_CMD_TRAIN, key);
     return !o ? 0 : o->model ? 2 : 1;
+}
+
+nl_status nl_args_load_file(nl_args *a, int cmd, const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return NL_FAIL(NL_ERR_IO, "cannot open config file '%s': %s", path, strerror(errno));
+    char line[NL_PATH_MAX + 128];
+    int ln = 0;
+    nl_status st = NL_OK;
+    while (st == NL_OK && fgets(line, sizeof line, f)) {
+        ln++;
+        size_t n = strlen(line);
+        if (n == sizeof line - 1 && line[n - 1] != '\n') {
+            st = NL_FAIL(NL_ERR_ARG, "%s:%d: line too long", path, ln);
+            break;
+        }
+        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t')) line[--n] = 0;
+        char *k = line;
+        while (*k == ' ' || *k == '\t') k++;
+        if (!*k || *k == '#') continue;
+        char *eq = strchr(k, '=');
+        if (!eq) {
+            st = NL_FAIL(NL_ERR_ARG, "%s:%d: expected 'key = value', got '%s'", path, ln, k);
+            break;
+        }
+        char *v = eq + 1, *ke = eq;
+        while (ke > k && (ke[-1] == ' ' || ke[-1] == '\t')) ke--;
+        *ke = 0;
+        while (*v == ' ' || *v == '\t') v++;
+        const opt *o = find_opt(cmd, k);
+        if (!o || o->off == ARG(config)) {
+            st = NL_FAIL(NL_ERR_ARG, "%s:%d: unknown option '%s'%s", path, ln, k, o ? " (config files do not nest)" : "");
+            break;
+        }
+        if (set_value(a, o, v) != NL_OK) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", nl_last_error());
+            st = NL_FAIL(NL_ERR_ARG, "%s:%d: %s", path, ln, msg);
+        }
+    }
+    if (st == NL_OK && ferror(f)) st = NL_FAIL(NL_ERR_IO, "cannot read config file '%s'", path);
+    fclose(f);
+    return st;
 }

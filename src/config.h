@@ -8,7 +8,7 @@
 #include <stdio.h>
 
 /* Commands an option belongs to (bit mask). */
-enum { NL_CMD_TRAIN = 1, NL_CMD_EVAL = 2, NL_CMD_SAMPLE = 4, NL_CMD_EXPORT = 8 };
+enum { NL_CMD_TRAIN = 1, NL_CMD_EVAL = 2, NL_CMD_SAMPLE = 4, NL_CMD_EXPORT = 8, NL_CMD_PREPARE = 16 };
 
 /* Everything the CLI can set: the run config plus the options of eval/sample/export. */
 typedef struct nl_args {
@@ -19,6 +19,14 @@ typedef struct nl_args {
     int tokens, top_k, max_windows;
     double temperature;
     char model_opt_given[32]; /* the last model option set on the command line, "" if none */
+    /* issue 5: train --config, prepare, the GPT-2 tokenizer's directory */
+    char config[NL_PATH_MAX];  /* train --config FILE */
+    char prep_in[1 << 16];     /* prepare --in: files or globs, '\n'-separated */
+    char prep_out[NL_PATH_MAX];
+    char tokenizer[16];
+    double prep_val_frac;
+    int shard_tokens;
+    char bpe_dir[NL_PATH_MAX];
 } nl_args;
 
 void nl_config_defaults(nl_config *c);
@@ -32,6 +40,9 @@ nl_status nl_config_resolve(nl_config *c);
 nl_status nl_args_parse(nl_args *a, int cmd, int argc, char **argv, int *help);
 /* Sets one option from a key (dashes or underscores) and a string value, as in config files. */
 nl_status nl_args_set(nl_args *a, int cmd, const char *key, const char *val);
+/* Reads a config file of `key = value` lines (option names with dashes or underscores, '#' comments,
+ * blank lines) into a, as nl_args_set does; NL_ERR_ARG naming the file and line on a bad line. */
+nl_status nl_args_load_file(nl_args *a, int cmd, const char *path);
 /* Prints the options of cmd with their defaults and help. */
 void nl_args_help(FILE *f, int cmd);
 

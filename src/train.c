@@ -7,6 +7,7 @@
 #include "norm.h"
 #include "optim.h"
 #include "ops.h"
+#include "sample.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -270,58 +271,19 @@ nl_status nl_train(nl_config *cfg) {
 
 /* ---------------------------------------------------------------- sampling */
 
+static void emit_byte(int token, void *out) {
+    fputc(token, out);
+    fflush(out);
+}
+
 nl_status nl_sample(nl_model *m, const char *prompt, int ntok, double temperature, int top_k, uint64_t seed, FILE *out) {
     const nl_config *c = &m->cfg;
     if (c->vocab > 256) return NL_FAIL(NL_ERR_ARG, "sample: this model's vocabulary (%d) is not bytes; only byte-level models can be sampled", c->vocab);
-    const int T = c->seq_len, V = c->vocab;
-    int *ctx = nl_xmalloc((size_t)T * sizeof(int)), len = 0;
-    float *p = nl_xmalloc((size_t)V * sizeof(float));
-    for (const unsigned char *s = (const unsigned char *)prompt; *s; s++) {
-        if (len == T) memmove(ctx, ctx + 1, (size_t)(T - 1) * sizeof(int)), len--;
-        ctx[len++] = *s < V ? *s : 0;
-    }
-    if (len == 0) ctx[len++] = '\n';
-    nl_model_alloc_acts(m, 1, T);
-    nl_rng rng;
-    nl_rng_seed(&rng, seed);
-    for (int i = 0; i < ntok; i++) {
-        nl_model_forward(m, ctx, NULL, 1, len, 0.0f);
-        const float *z = m->logits + (size_t)(len - 1) * c->vocab_padded;
-        int next = 0;
-        if (temperature <= 0) {
-            for (int v = 1; v < V; v++) if (z[v] > z[next]) next = v;
-        } else {
-            /* keep the top_k logits (ties at the threshold kept), softmax at the temperature */
-            float thr = -INFINITY;
-            if (top_k > 0 && top_k < V) {
-                for (int v = 0; v < V; v++) p[v] = z[v];
-                for (int k = 0; k < top_k; k++) { /* k-th largest by selection; V <= 256 */
-                    int best = -1;
-                    for (int v = 0; v < V; v++) if (p[v] != -INFINITY && (best < 0 || p[v] > p[best])) best = v;
-                    thr = p[best];
-                    p[best] = -INFINITY;
-                }
-            }
-            float mx = -INFINITY;
-            for (int v = 0; v < V; v++) if (z[v] > mx) mx = z[v];
-            double sum = 0.0;
-            for (int v = 0; v < V; v++) {
-                p[v] = z[v] >= thr ? (float)exp((z[v] - mx) / temperature) : 0.0f;
-                sum += p[v];
-            }
-            double u = nl_rng_uniform(&rng) * sum, acc = 0.0;
-            next = V - 1;
-            for (int v = 0; v < V; v++) {
-                acc += p[v];
-                if (u < acc) { next = v; break; }
-            }
-        }
-        fputc(next, out);
-        fflush(out);
-        if (len == T) memmove(ctx, ctx + 1, (size_t)(T - 1) * sizeof(int)), len--;
-        ctx[len++] = next;
-    }
-    free(ctx);
-    free(p);
+    const size_t n = strlen(prompt);
+    int *ids = nl_xmalloc((n + 1) * sizeof(int)), len = 0;
+    for (const unsigned char *s = (const unsigned char *)prompt; *s; s++) ids[len++] = *s < c->vocab ? *s : 0;
+    if (len == 0) ids[len++] = '\n';
+    nl_generate(m, ids, len, ntok, temperature, top_k, seed, emit_byte, out);
+    free(ids);
     return NL_OK;
 }

@@ -21,7 +21,10 @@
     X(torch_twin)                                                                                  \
     X(cli_errors)                                                                                  \
     X(cli_end_to_end)                                                                              \
-    X(bpe)
+    X(bpe)                                                                                         \
+    X(prepare)                                                                                     \
+    X(gpt2_vocab)                                                                                  \
+    X(config_file)
 
 #define X(name) int test_##name(void);
 NL_TESTS(X)

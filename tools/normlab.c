@@ -1,14 +1,18 @@
-/* normlab.c -- the command line: normlab train | eval | sample | export. Each command parses its
+/* normlab.c -- the command line: normlab train | eval | sample | export | prepare. Each command parses its
  * options from the table in src/config.c and calls the library; this is the only place that turns an
  * nl_status into an exit code (2: usage error, 1: runtime error). */
+#include "bpe.h"
 #include "ckpt.h"
 #include "config.h"
 #include "norm.h"
 #include "ops.h"
+#include "prepare.h"
+#include "sample.h"
 #include "train.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *cmd_name;
 
@@ -62,13 +66,46 @@ static int cmd_eval(nl_args *a) {
     return st == NL_OK ? 0 : fail(st);
 }
 
+typedef struct bpe_out { const nl_bpe *b; FILE *f; } bpe_out;
+
+static void emit_bpe(int token, void *ctx) {
+    const bpe_out *o = ctx;
+    const unsigned char *p;
+    size_t n = nl_bpe_token(o->b, token, &p);
+    fwrite(p, 1, n, o->f);
+    fflush(o->f);
+}
+
+/* a GPT-2-vocabulary model: the prompt is BPE-encoded (empty: <|endoftext|>), tokens decoded */
+static nl_status sample_bpe(nl_args *a, nl_model *m) {
+    nl_bpe *b;
+    NL_TRY(nl_bpe_load(&b, a->bpe_dir));
+    nl_status st = NL_OK;
+    if (nl_bpe_vocab(b) != m->cfg.vocab) {
+        st = NL_FAIL(NL_ERR_ARG, "the model's vocabulary (%d) is not the tokenizer's (%d); byte models have 256, GPT-2 models 50257",
+                     m->cfg.vocab, nl_bpe_vocab(b));
+    } else {
+        nl_ids ids = { 0 };
+        nl_bpe_encode(b, a->prompt, strlen(a->prompt), &ids);
+        if (ids.n == 0) nl_ids_push(&ids, nl_bpe_eot(b) >= 0 ? nl_bpe_eot(b) : 0);
+        fputs(a->prompt, stdout);
+        bpe_out o = { b, stdout };
+        nl_generate(m, ids.v, (int)ids.n, a->tokens, a->temperature, a->top_k, a->cfg.seed, emit_bpe, &o);
+        putchar('\n');
+        nl_ids_free(&ids);
+    }
+    nl_bpe_free(b);
+    return st;
+}
+
 static int cmd_sample(nl_args *a) {
     nl_model m;
     if (a->tokens < 0) return nl_set_error("--tokens %d: must be >= 0", a->tokens), fail(NL_ERR_ARG);
     if (a->top_k < 0) return nl_set_error("--top-k %d: must be >= 0", a->top_k), fail(NL_ERR_ARG);
     if (a->temperature < 0) return nl_set_error("--temperature %g: must be >= 0", a->temperature), fail(NL_ERR_ARG);
     nl_status st = load_model(a, &m);
-    if (st == NL_OK) {
+    if (st == NL_OK && m.cfg.vocab > 256) st = sample_bpe(a, &m);
+    else if (st == NL_OK) {
         fputs(a->prompt, stdout);
         st = nl_sample(&m, a->prompt, a->tokens, a->temperature, a->top_k, a->cfg.seed, stdout);
         putchar('\n');
@@ -87,6 +124,27 @@ static int cmd_export(nl_args *a) {
     return st == NL_OK ? 0 : fail(st);
 }
 
+static int cmd_prepare(nl_args *a) {
+    const char *in[4096];
+    int nin = 0;
+    for (char *s = a->prep_in; *s && nin < 4096;) {
+        in[nin++] = s;
+        char *e = strchr(s, '\n');
+        if (!e) break;
+        *e = 0;
+        s = e + 1;
+    }
+    nl_prepare_opts o = { a->tokenizer, in, nin, a->prep_out, a->prep_val_frac, a->shard_tokens, a->bpe_dir, isatty(2) };
+    nl_prepare_stats s;
+    nl_status st = nl_prepare(&o, &s);
+    if (st != NL_OK) return fail(st);
+    printf("prepared %d file(s), %.2f MB: %zu train tokens in %d shard(s), %zu val tokens in %d shard(s), vocabulary %d, "
+           "%.1fs; train with: normlab train --data '%s/train_*.bin' --val-data '%s/val_*.bin'\n",
+           s.files, (double)s.bytes / 1e6, s.train_tokens, s.train_shards, s.val_tokens, s.val_shards, s.vocab, s.seconds,
+           a->prep_out, a->prep_out);
+    return 0;
+}
+
 static const struct {
     const char *name;
     int cmd;
@@ -100,10 +158,14 @@ static const struct {
       "Mean next-token cross-entropy over consecutive non-overlapping seq-len windows of F.\n"
       "The last line printed is one JSON object {\"loss\": ..., \"tokens\": ...}." },
     { "sample", NL_CMD_SAMPLE, cmd_sample, "sample --ckpt C [--prompt TEXT] [options]",
-      "Continue a prompt with a byte-level model." },
+      "Continue a prompt: byte-level models (vocabulary 256) by bytes, GPT-2-vocabulary models (50257)\n"
+      "through the GPT-2 tokenizer (prompt encoded, tokens decoded; an empty prompt starts at <|endoftext|>)." },
     { "export", NL_CMD_EXPORT, cmd_export, "export --ckpt C --out model.safetensors",
       "Write the parameters as standard safetensors (F32, PyTorch Linear layout) with the config\n"
       "in __metadata__; 'normlab train --init-from' reads it back." },
+    { "prepare", NL_CMD_PREPARE, cmd_prepare, "prepare --in FILE... --out DIR [options]",
+      "Tokenize text files (GPT-2 BPE or bytes) into llm.c uint16 shards DIR/train_NNNNNN.bin and\n"
+      "DIR/val_NNNNNN.bin for 'normlab train --data'. With gpt2 each file starts with <|endoftext|>." },
 };
 enum { NCMDS = sizeof cmds / sizeof cmds[0] };
 
@@ -124,12 +186,19 @@ int main(int argc, char **argv) {
         int help;
         nl_args_defaults(&a);
         nl_status st = nl_args_parse(&a, cmds[i].cmd, argc - 2, argv + 2, &help);
+        if (st == NL_OK && !help && a.config[0]) { /* the file first, then the command line over it */
+            char cfgfile[NL_PATH_MAX];
+            snprintf(cfgfile, sizeof cfgfile, "%s", a.config);
+            nl_args_defaults(&a);
+            st = nl_args_load_file(&a, cmds[i].cmd, cfgfile);
+            if (st == NL_OK) st = nl_args_parse(&a, cmds[i].cmd, argc - 2, argv + 2, &help);
+        }
         if (st != NL_OK) return fail(st);
         if (help) return usage_header(cmds[i].cmd, cmds[i].synopsis, cmds[i].what);
         if (a.cfg.threads < 0) return nl_set_error("--threads %d: must be >= 0", a.cfg.threads), fail(NL_ERR_ARG);
         if (a.cfg.threads > 0) nl_set_threads(a.cfg.threads);
         return cmds[i].run(&a);
     }
-    fprintf(stderr, "normlab: unknown command '%s' (commands: train, eval, sample, export; see 'normlab --help')\n", argv[1]);
+    fprintf(stderr, "normlab: unknown command '%s' (commands: train, eval, sample, export, prepare; see 'normlab --help')\n", argv[1]);
     return 2;
 }

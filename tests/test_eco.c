@@ -1,0 +1,241 @@
+/* test_eco.c -- issue 5's ecosystem features end to end: normlab prepare (shards equal the tokenizer's
+ * stream, split and sharding), GPT-2-vocabulary training, sampling (pad ids never drawn) and export to
+ * the PyTorch twin, and train --config (overrides, errors, a run's config.txt re-runs the run). */
+#include "bpe.h"
+#include "check.h"
+#include "config.h"
+#include "data.h"
+#include "model.h"
+#include "sample.h"
+#include "tests.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char out[1 << 16];
+
+static int run(const char *fmt, ...) {
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    return nl_run_cmd(cmd, out, sizeof out);
+}
+
+static void spit(const char *path, const char *s) {
+    FILE *f = fopen(path, "wb");
+    NL_ASSERT(f);
+    fputs(s, f);
+    fclose(f);
+}
+
+/* exit code `code` and one stderr line containing `want` */
+static int expect_error(int code, const char *want, const char *args) {
+    int rc = run("%s %s 2>&1 >/dev/null", nl_test_bin(), args);
+    int lines = 0;
+    for (char *p = out; *p; p++) lines += *p == '\n';
+    int ok = rc == code && lines == 1 && strstr(out, want);
+    if (!ok) printf("    '%s': exit %d (want %d), stderr: %s", args, rc, code, out);
+    return !ok;
+}
+
+static double json_number(const char *s, const char *key) {
+    const char *p = s ? strstr(s, key) : NULL;
+    return p ? atof(p + strlen(key)) : NAN;
+}
+
+int test_prepare(void) {
+    int fails = 0;
+    char dir[] = "/tmp/nl_prep_XXXXXX", a[4096], p[256];
+    NL_ASSERT(mkdtemp(dir));
+    const char *t1 = "First file: it's a test.\n\nWith  spaces and caf\xc3\xa9 \xe6\xbc\xa2\xe5\xad\x97 \xf0\x9f\x98\x80!\n",
+               *t2 = "Second file\xff\xfe with invalid bytes\n";
+    snprintf(p, sizeof p, "%s/a.txt", dir);
+    spit(p, t1);
+    snprintf(p, sizeof p, "%s/b.txt", dir);
+    spit(p, t2);
+    int rc = run("%s prepare --in %s/a.txt %s/b.txt --out %s/gpt2 --val-frac 0.25 --shard-tokens 7 2>&1", nl_test_bin(), dir, dir, dir);
+    fails += NL_CHECK(rc == 0 && strstr(out, "prepared 2 file(s)"), "prepare gpt2: %s", out);
+    /* the shards hold [eot] + encode(a) + [eot] + encode(b), split 75/25, at most 7 tokens each */
+    nl_bpe *b;
+    NL_ASSERT(nl_bpe_load(&b, "") == NL_OK);
+    nl_ids want = { 0 };
+    nl_ids_push(&want, 50256);
+    nl_bpe_encode(b, t1, strlen(t1), &want);
+    nl_ids_push(&want, 50256);
+    nl_bpe_encode(b, t2, strlen(t2), &want);
+    nl_bpe_free(b);
+    const size_t nval = (size_t)(0.25 * (double)want.n + 0.5);
+    nl_tokens tr, va;
+    snprintf(p, sizeof p, "%s/gpt2/train_*.bin", dir);
+    fails += NL_CHECK(nl_tokens_open(&tr, p) == NL_OK, "open train shards: %s", nl_last_error());
+    snprintf(p, sizeof p, "%s/gpt2/val_*.bin", dir);
+    fails += NL_CHECK(nl_tokens_open(&va, p) == NL_OK, "open val shards: %s", nl_last_error());
+    if (!fails) {
+        int *got = nl_xmalloc(want.n * sizeof(int));
+        fails += NL_CHECK(tr.n + va.n == want.n && va.n == nval, "%zu + %zu tokens, want %zu (val %zu)", tr.n, va.n, want.n, nval);
+        if (!fails) {
+            nl_tokens_read(&tr, 0, tr.n, got);
+            nl_tokens_read(&va, 0, va.n, got + tr.n);
+            fails += NL_CHECK(!memcmp(got, want.v, want.n * sizeof(int)), "shard tokens == the tokenizer's stream");
+        }
+        int big = 0;
+        for (int i = 0; i < tr.nseg; i++) big |= tr.seg[i].n > 7;
+        fails += NL_CHECK(!big && tr.nseg == (int)((tr.n + 6) / 7), "train shards of at most 7 tokens (%d shards)", tr.nseg);
+        free(got);
+        nl_tokens_close(&tr);
+        nl_tokens_close(&va);
+    }
+    nl_ids_free(&want);
+    /* byte tokenizer: the bytes themselves, no separator */
+    rc = run("%s prepare --tokenizer byte --in '%s/*.txt' --out %s/bytes --val-frac 0 2>&1", nl_test_bin(), dir, dir);
+    snprintf(p, sizeof p, "%s/bytes/train_000000.bin", dir);
+    fails += NL_CHECK(rc == 0 && nl_tokens_open(&tr, p) == NL_OK, "prepare byte: %s", out);
+    if (rc == 0 && tr.n) {
+        int *got = nl_xmalloc(tr.n * sizeof(int));
+        nl_tokens_read(&tr, 0, tr.n, got);
+        int same = tr.n == strlen(t1) + strlen(t2);
+        for (size_t i = 0; same && i < tr.n; i++) same = got[i] == (unsigned char)(i < strlen(t1) ? t1[i] : t2[i - strlen(t1)]);
+        fails += NL_CHECK(same, "byte shards hold the files' bytes in glob order");
+        snprintf(p, sizeof p, "%s/bytes/val_000000.bin", dir);
+        fails += NL_CHECK(access(p, F_OK) != 0, "--val-frac 0 writes no val shard");
+        free(got);
+        nl_tokens_close(&tr);
+    }
+    /* errors */
+    snprintf(a, sizeof a, "prepare --in %s/a.txt --out %s/x --tokenizer bogus", dir, dir);
+    fails += expect_error(2, "--tokenizer: 'bogus' is not gpt2|byte", a);
+    snprintf(a, sizeof a, "prepare --out %s/x", dir);
+    fails += expect_error(2, "--in is required", a);
+    snprintf(a, sizeof a, "prepare --in %s/a.txt", dir);
+    fails += expect_error(2, "--out is required", a);
+    snprintf(a, sizeof a, "prepare --in %s/missing.txt --out %s/x", dir, dir);
+    fails += expect_error(1, "cannot open", a);
+    snprintf(a, sizeof a, "prepare --in '%s/none*.txt' --out %s/x", dir, dir);
+    fails += expect_error(1, "no file matches", a);
+    snprintf(a, sizeof a, "prepare --in %s/a.txt --out %s/x --val-frac 1", dir, dir);
+    fails += expect_error(2, "--val-frac 1", a);
+    snprintf(a, sizeof a, "prepare --in %s/a.txt --out %s/x --shard-tokens 0", dir, dir);
+    fails += expect_error(2, "--shard-tokens 0", a);
+    snprintf(a, sizeof a, "prepare --in %s/a.txt --out %s/x --bpe-dir %s", dir, dir, dir);
+    fails += expect_error(1, "encoder.json", a);
+    snprintf(p, sizeof p, "rm -rf %s", dir);
+    fails += NL_CHECK(system(p) == 0, "cleanup");
+    return fails;
+}
+
+static void collect(int token, void *ctx) {
+    nl_ids_push(ctx, token);
+}
+
+int test_gpt2_vocab(void) {
+    int fails = 0;
+    /* sampling reads only the first V logits: padding rows that would win every draw are never drawn */
+    nl_config c;
+    nl_config_defaults(&c);
+    c.vocab = 300, c.layers = 1, c.dim = 16, c.heads = 2, c.seq_len = 8;
+    nl_model m;
+    fails += NL_CHECK(nl_model_init(&m, &c) == NL_OK && m.cfg.vocab_padded == 320, "vocab 300 pads to 320");
+    if (fails) return fails;
+    for (int v = c.vocab; v < m.cfg.vocab_padded; v++)
+        for (int k = 0; k < c.dim; k++) m.w.wte[(size_t)v * c.dim + k] = 1e3f * (k % 2 ? 1.0f : -1.0f);
+    nl_ids got = { 0 };
+    const int prompt[2] = { 1, 2 };
+    nl_generate(&m, prompt, 2, 30, 1.0, 0, 1, collect, &got);
+    nl_generate(&m, prompt, 2, 30, 0.0, 0, 1, collect, &got);
+    nl_generate(&m, prompt, 2, 30, 2.0, 5, 1, collect, &got);
+    int pad = 0;
+    for (size_t i = 0; i < got.n; i++) pad |= got.v[i] >= c.vocab || got.v[i] < 0;
+    fails += NL_CHECK(got.n == 90 && !pad, "no padding id sampled");
+    nl_ids_free(&got);
+    nl_model_free(&m);
+    /* prepare -> train (GPT-2 vocabulary) -> sample through the tokenizer -> export -> PyTorch twin */
+    char dir[] = "/tmp/nl_gpt2_XXXXXX", p[256];
+    NL_ASSERT(mkdtemp(dir));
+    int rc = run("head -c 60000 ../shared/data/tinyshakespeare.txt > %s/t.txt && %s prepare --in %s/t.txt --out %s/sh 2>&1", dir, nl_test_bin(), dir, dir);
+    fails += NL_CHECK(rc == 0, "prepare: %s", out);
+    rc = run("%s train --data '%s/sh/train_*.bin' --val-data '%s/sh/val_*.bin' --layers 1 --dim 32 --heads 2 --seq-len 16 "
+             "--batch 2 --steps 3 --eval-windows 2 --threads 2 --out %s/run 2>&1", nl_test_bin(), dir, dir, dir);
+    fails += NL_CHECK(rc == 0 && strstr(out, "V=50257"), "train on GPT-2 shards: %s", out);
+    rc = run("%s sample --ckpt %s/run --prompt 'ROMEO:' --tokens 8 --seed 2 2>&1", nl_test_bin(), dir);
+    fails += NL_CHECK(rc == 0 && !strncmp(out, "ROMEO:", 6) && strlen(out) > 8, "sample decodes GPT-2 tokens: %s", out);
+    rc = run("%s sample --ckpt %s/run --prompt '' --tokens 4 --temperature 0 2>&1", nl_test_bin(), dir);
+    fails += NL_CHECK(rc == 0, "sample with an empty prompt (starts at <|endoftext|>): %s", out);
+    rc = run("%s eval --ckpt %s/run --data %s/sh/val_000000.bin --max-windows 8 2>&1", nl_test_bin(), dir, dir);
+    const double c_loss = json_number(out, "\"loss\": ");
+    fails += NL_CHECK(rc == 0, "eval: %s", out);
+    rc = run("%s export --ckpt %s/run --out %s/m.safetensors 2>&1 && %s tests/ref_check.py eval --model %s/m.safetensors "
+             "--data %s/sh/val_000000.bin --max-windows 8 2>&1", nl_test_bin(), dir, dir, nl_test_python(), dir, dir);
+    fails += NL_CHECK(rc == 0, "export + PyTorch eval: %s", out);
+    fails += nl_check_scalar("GPT-2-vocabulary export: normlab eval vs PyTorch twin", c_loss, json_number(out, "\"loss\": "), 1e-4);
+    snprintf(p, sizeof p, "rm -rf %s", dir);
+    fails += NL_CHECK(system(p) == 0, "cleanup");
+    return fails;
+}
+
+/* the metrics lines without the timing fields */
+static void losses_of(const char *path, char *buf, size_t cap) {
+    FILE *f = fopen(path, "r");
+    buf[0] = 0;
+    if (!f) return;
+    char line[512];
+    size_t n = 0;
+    while (fgets(line, sizeof line, f) && n < cap) {
+        char *t = strstr(line, ", \"tok_per_s\"");
+        if (t) *t = 0;
+        n += (size_t)snprintf(buf + n, cap - n, "%s|", line);
+    }
+    fclose(f);
+}
+
+int test_config_file(void) {
+    int fails = 0;
+    char dir[] = "/tmp/nl_cfg_XXXXXX", a[4096], p[256];
+    NL_ASSERT(mkdtemp(dir));
+    snprintf(p, sizeof p, "head -c 20000 ../shared/data/tinyshakespeare.txt > %s/t.txt", dir);
+    fails += NL_CHECK(system(p) == 0, "corpus");
+    /* a hand-written file: dashes and underscores, comments, blank lines; the command line overrides */
+    snprintf(p, sizeof p, "%s/exp.txt", dir);
+    snprintf(a, sizeof a, "# tiny experiment\n\nnorm = pre\nnorm-type = rmsnorm\n  layers = 2   # not a comment: an error\n");
+    spit(p, a);
+    snprintf(a, sizeof a, "train --config %s/exp.txt --data %s/t.txt", dir, dir);
+    fails += expect_error(2, "exp.txt:5: --layers: '2   # not a comment: an error' is not an integer", a);
+    snprintf(a, sizeof a, "# tiny experiment\n\nnorm = pre\nnorm-type = rmsnorm\n  layers = 2\ndim=32\nheads = 2\nseq_len = 16\n"
+                          "batch = 2\nsteps = 3\neval_windows = 2\nthreads = 2\ndata = %s/t.txt\nout = %s/a\nlr = 1e-3\n", dir, dir);
+    spit(p, a);
+    int rc = run("%s train --config %s/exp.txt --steps 4 2>&1", nl_test_bin(), dir);
+    fails += NL_CHECK(rc == 0 && strstr(out, "pre (rmsnorm), L=2 d=32"), "train --config: %s", out);
+    snprintf(p, sizeof p, "grep -q '^steps = 4$' %s/a/config.txt && grep -q '^lr = 0.001$' %s/a/config.txt", dir, dir);
+    fails += NL_CHECK(system(p) == 0, "the command line overrides the file (steps 4), the file sets lr");
+    /* the saved config.txt re-runs the same experiment */
+    rc = run("%s train --config %s/a/config.txt --out %s/b 2>&1", nl_test_bin(), dir, dir);
+    fails += NL_CHECK(rc == 0, "re-run from config.txt: %s", out);
+    static char l1[8192], l2[8192];
+    snprintf(p, sizeof p, "%s/a/metrics.jsonl", dir);
+    losses_of(p, l1, sizeof l1);
+    snprintf(p, sizeof p, "%s/b/metrics.jsonl", dir);
+    losses_of(p, l2, sizeof l2);
+    fails += NL_CHECK(l1[0] && !strcmp(l1, l2), "config.txt reproduces the loss curve:\n%s\n%s", l1, l2);
+    snprintf(p, sizeof p, "cmp -s <(grep -v '^out = ' %s/a/config.txt) <(grep -v '^out = ' %s/b/config.txt) || exit 1", dir, dir);
+    snprintf(a, sizeof a, "bash -c \"%s\"", p);
+    fails += NL_CHECK(system(a) == 0, "the re-run's config.txt equals the original's (but for out)");
+    /* errors name the file and line */
+    snprintf(p, sizeof p, "%s/bad.txt", dir);
+    spit(p, "norm = pre\n\n# x\nbogus_key = 3\n");
+    snprintf(a, sizeof a, "train --config %s/bad.txt", dir);
+    fails += expect_error(2, "bad.txt:4: unknown option 'bogus_key'", a);
+    spit(p, "norm pre\n");
+    fails += expect_error(2, "bad.txt:1: expected 'key = value'", a);
+    spit(p, "norm = sideways\n");
+    fails += expect_error(2, "bad.txt:1: --norm: unknown placement 'sideways'", a);
+    spit(p, "config = other.txt\n");
+    fails += expect_error(2, "bad.txt:1: unknown option 'config' (config files do not nest)", a);
+    snprintf(a, sizeof a, "train --config %s/missing.txt", dir);
+    fails += expect_error(1, "cannot open config file", a);
+    snprintf(p, sizeof p, "rm -rf %s", dir);
+    fails += NL_CHECK(system(p) == 0, "cleanup");
+    return fails;
+}
