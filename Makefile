@@ -5,6 +5,7 @@
 #   make bench           the speed benchmark against the PyTorch twin (bench/bench.sh)
 #   make bench-bpe       GPT-2 tokenizer throughput on one core (bench/bpe_bench.sh)
 #   make WERROR=1        warnings are errors (CI)
+#   make install PREFIX=DIR   the binary, libnormlab.a, libnormlab.so, include/normlab.h, normlab.pc
 
 CC      ?= gcc
 SAN     ?=
@@ -13,7 +14,7 @@ BUILD   ?= build/$(if $(SAN),$(SAN),release)
 
 WARN    = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith
 # -fno-math-errno lets sqrtf vectorise; it is not fast-math (NaN and Inf keep their meaning).
-CFLAGS  = -std=c11 -O2 -g -march=native -fno-math-errno -fopenmp -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) -Iinclude -Isrc
+CFLAGS  = -std=c11 -O2 -g -march=native -fPIC -fno-math-errno -fopenmp -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) -Iinclude -Isrc
 # OpenBLAS built for OpenMP: BLAS calls and our parallel loops then share one thread pool (the pthread
 # build's threads would spin against OpenMP's on every switch between a GEMM and an elementwise op).
 BLAS_DIR ?= /usr/lib/$(shell gcc -print-multiarch)/openblas-openmp
@@ -31,7 +32,10 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC = $(wildcard tests/*.c)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-all: $(BUILD)/normlab
+PREFIX  ?= /usr/local
+VERSION  = 0.1.0
+
+all: $(BUILD)/normlab $(BUILD)/libnormlab.so $(BUILD)/examples/train_api
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -41,14 +45,35 @@ $(BUILD)/%.o: %.c
 $(BUILD)/libnormlab.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
+$(BUILD)/libnormlab.so: $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libnormlab.so $^ -o $@ $(LDLIBS)
+
+# the example sees only the public header
+$(BUILD)/examples/train_api: examples/train_api.c include/normlab.h $(BUILD)/libnormlab.a
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -Isrc,$(CFLAGS)) $< -o $@ $(BUILD)/libnormlab.a $(LDLIBS)
+
+$(BUILD)/normlab.pc: Makefile
+	@mkdir -p $(dir $@)
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: normlab\nDescription: GPT trainer with switchable normalization placement\nVersion: %s\nLibs: -L$${libdir} -Wl,-rpath,$${libdir} -lnormlab\nLibs.private: %s\nCflags: -I$${includedir}\n' \
+	  '$(abspath $(PREFIX))' '$(VERSION)' '$(LDLIBS)' > $@
+
+install: $(BUILD)/normlab $(BUILD)/libnormlab.a $(BUILD)/libnormlab.so $(BUILD)/normlab.pc
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 755 $(BUILD)/normlab $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(BUILD)/libnormlab.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libnormlab.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 include/normlab.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(BUILD)/normlab.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+
 $(BUILD)/normlab: $(BUILD)/tools/normlab.o $(BUILD)/libnormlab.a
 	$(CC) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/nl_tests: $(TEST_OBJ) $(BUILD)/libnormlab.a
 	$(CC) $^ -o $@ $(LDLIBS)
 
-test: $(BUILD)/normlab $(BUILD)/nl_tests
-	NORMLAB_BIN=$(BUILD)/normlab $(BUILD)/nl_tests
+test: $(BUILD)/normlab $(BUILD)/nl_tests $(BUILD)/examples/train_api
+	NORMLAB_BIN=$(BUILD)/normlab NORMLAB_SAN=$(SAN) $(BUILD)/nl_tests
 
 asan:
 	$(MAKE) SAN=address test
@@ -71,5 +96,5 @@ build/release/sgemm_bench: bench/sgemm_bench.c
 clean:
 	rm -rf build
 
-.PHONY: all test asan ubsan bench bench-bpe clean
+.PHONY: all test asan ubsan bench bench-bpe install clean
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/tools/normlab.d

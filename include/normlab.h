@@ -73,4 +73,44 @@ typedef struct nl_config {
 #define NL_ADAM_BETA2 0.95
 #define NL_ADAM_EPS 1e-8
 
+/* ---------------------------------------------------------------- library API
+ * Link with libnormlab (pkg-config --cflags --libs normlab). Calls return NL_OK or a status with
+ * nl_last_error() set; nothing exits the process. examples/train_api.c is a complete program. */
+
+/* The defaults of `normlab train` (vocab 0: set it before nl_trainer_create). */
+void nl_config_defaults(nl_config *c);
+/* Sets one option by its command-line name, dashes or underscores ("norm", "seq_len", "lr", ...)
+ * from a string, exactly as `normlab train --KEY VALUE` and config files do. */
+nl_status nl_config_set(nl_config *c, const char *key, const char *value);
+
+/* A model with its AdamW state, trained one optimizer step at a time on tokens the caller provides. */
+typedef struct nl_trainer nl_trainer;
+/* Builds and initialises a model from c (resolved: placement defaults, padded vocabulary);
+ * activations for c->batch sequences of c->seq_len tokens. */
+nl_status nl_trainer_create(nl_trainer **out, const nl_config *c);
+void nl_trainer_free(nl_trainer *t);
+const nl_config *nl_trainer_config(const nl_trainer *t); /* the resolved configuration */
+/* One optimizer step (scheduled learning rate, clipping, AdamW) on c->batch windows of seq_len + 1
+ * token ids in [0, vocab), row after row: inputs are a window's first seq_len tokens, targets its last.
+ * *loss (may be NULL): the mean cross-entropy before the update. */
+nl_status nl_trainer_step(nl_trainer *t, const int *windows, double *loss);
+/* Mean cross-entropy of n windows laid out as for nl_trainer_step; no update. */
+nl_status nl_trainer_eval(nl_trainer *t, const int *windows, int n, double *loss);
+/* Writes the parameters as an exported model (safetensors; `normlab eval/sample --ckpt` read
+ * checkpoints, `train --init-from` and python/normlab_torch.py read this file). */
+nl_status nl_trainer_export(const nl_trainer *t, const char *path);
+
+/* A whole `normlab train` run (data, run directory, checkpoints) from a configuration. */
+nl_status nl_train(nl_config *cfg);
+
+/* GPT-2's BPE tokenizer (encoder.json + vocab.bpe in dir; "" searches data/gpt2-bpe and
+ * ../shared/data/gpt2-bpe). */
+typedef struct nl_bpe nl_bpe;
+nl_status nl_bpe_load(nl_bpe **out, const char *dir);
+void nl_bpe_free(nl_bpe *b);
+/* Token ids of text[0..n) in a new heap array (free()); *ntok their count. */
+int *nl_bpe_tokenize(nl_bpe *b, const char *text, size_t n, size_t *ntok);
+/* Bytes of the ids as a new NUL-terminated heap string (free()); *len its length. */
+nl_status nl_bpe_decode(const nl_bpe *b, const int *ids, size_t n, char **text, size_t *len);
+
 #endif

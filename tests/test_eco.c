@@ -239,3 +239,42 @@ int test_config_file(void) {
     fails += NL_CHECK(system(p) == 0, "cleanup");
     return fails;
 }
+
+/* the example program (built by make against include/normlab.h only), then make install and a build of
+ * the same example through pkg-config against the installed shared library */
+int test_library(void) {
+    int fails = 0;
+    char bin[1024], d[1024], p[4096];
+    snprintf(bin, sizeof bin, "%s", nl_test_bin());
+    char *slash = strrchr(bin, '/');
+    snprintf(d, sizeof d, "%.*s", slash ? (int)(slash - bin) : 1, slash ? bin : ".");
+    char dir[] = "/tmp/nl_lib_XXXXXX";
+    NL_ASSERT(mkdtemp(dir));
+    int rc = run("%s/examples/train_api %s/m.safetensors 2>&1", d, dir);
+    fails += NL_CHECK(rc == 0 && strstr(out, "step 20 loss"), "examples/train_api: exit %d: %s", rc, out);
+    rc = run("%s eval --ckpt %s/m.safetensors --data tests/data/bpe_corpus.txt 2>&1", nl_test_bin(), dir);
+    fails += NL_CHECK(rc == 1 && strstr(out, "not a normlab checkpoint"), "the export is an export: %s", out);
+    rc = run("%s tests/ref_check.py eval --model %s/m.safetensors --data tests/data/bpe_corpus.txt --max-windows 4 2>&1", nl_test_python(), dir);
+    fails += NL_CHECK(rc == 0, "the API's export loads in the PyTorch twin: %s", out);
+    const char *san = getenv("NORMLAB_SAN");
+    if (san && san[0]) {
+        printf("    (install + pkg-config build skipped in the %s build: its objects need the sanitizer runtime)\n", san);
+    } else {
+        rc = run("make -s install BUILD=%s PREFIX=%s/inst 2>&1", d, dir);
+        fails += NL_CHECK(rc == 0, "make install: %s", out);
+        snprintf(p, sizeof p, "%s/inst", dir);
+        static const char *const files[] = { "bin/normlab", "lib/libnormlab.a", "lib/libnormlab.so", "include/normlab.h", "lib/pkgconfig/normlab.pc" };
+        for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+            char f[4200];
+            snprintf(f, sizeof f, "%s/%s", p, files[i]);
+            fails += NL_CHECK(access(f, R_OK) == 0, "installed %s", files[i]);
+        }
+        rc = run("cd %s && PKG_CONFIG_PATH=%s/inst/lib/pkgconfig cc -std=c11 -Wall -Wextra -Werror $OLDPWD/examples/train_api.c "
+                 "$(PKG_CONFIG_PATH=%s/inst/lib/pkgconfig pkg-config --cflags --libs normlab) -o ex && ldd ex | grep -q '%s/inst/lib/libnormlab.so' && ./ex 2>&1",
+                 dir, dir, dir, dir);
+        fails += NL_CHECK(rc == 0 && strstr(out, "eval loss"), "pkg-config build against the installed shared library: %s", out);
+    }
+    snprintf(p, sizeof p, "rm -rf %s", dir);
+    fails += NL_CHECK(system(p) == 0, "cleanup");
+    return fails;
+}

@@ -24,7 +24,8 @@
     X(bpe)                                                                                         \
     X(prepare)                                                                                     \
     X(gpt2_vocab)                                                                                  \
-    X(config_file)
+    X(config_file)                                                                                 \
+    X(library)
 
 #define X(name) int test_##name(void);
 NL_TESTS(X)
