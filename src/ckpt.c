@@ -2,6 +2,7 @@
 #include "ckpt.h"
 
 #include "config.h"
+#include "llmc.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -165,6 +166,7 @@ nl_status nl_export(const nl_model *m, const char *path) {
 }
 
 nl_status nl_read_model_config(const char *path, nl_config *c) {
+    if (nl_llmc_is_model(path)) return nl_llmc_read_config(path, c); /* llm.c's GPT-2 .bin */
     nl_st_file f;
     NL_TRY(nl_st_read(path, &f));
     nl_status st = NL_OK;
@@ -177,6 +179,7 @@ nl_status nl_read_model_config(const char *path, nl_config *c) {
 }
 
 nl_status nl_import(nl_model *m, const char *path) {
+    if (nl_llmc_is_model(path)) return nl_llmc_import(m, path);
     nl_st_file f;
     NL_TRY(nl_st_read(path, &f));
     nl_status st = NL_OK;

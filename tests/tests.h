@@ -25,7 +25,8 @@
     X(prepare)                                                                                     \
     X(gpt2_vocab)                                                                                  \
     X(config_file)                                                                                 \
-    X(library)
+    X(library)                                                                                     \
+    X(llmc_init)
 
 #define X(name) int test_##name(void);
 NL_TESTS(X)
