@@ -53,18 +53,15 @@ $(BUILD)/examples/train_api: examples/train_api.c include/normlab.h $(BUILD)/lib
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -Isrc,$(CFLAGS)) $< -o $@ $(BUILD)/libnormlab.a $(LDLIBS)
 
-$(BUILD)/normlab.pc: Makefile
-	@mkdir -p $(dir $@)
-	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: normlab\nDescription: GPT trainer with switchable normalization placement\nVersion: %s\nLibs: -L$${libdir} -Wl,-rpath,$${libdir} -lnormlab\nLibs.private: %s\nCflags: -I$${includedir}\n' \
-	  '$(abspath $(PREFIX))' '$(VERSION)' '$(LDLIBS)' > $@
-
-install: $(BUILD)/normlab $(BUILD)/libnormlab.a $(BUILD)/libnormlab.so $(BUILD)/normlab.pc
+# normlab.pc is written for the PREFIX of this install
+install: $(BUILD)/normlab $(BUILD)/libnormlab.a $(BUILD)/libnormlab.so
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
 	install -m 755 $(BUILD)/normlab $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 $(BUILD)/libnormlab.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(BUILD)/libnormlab.so $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 include/normlab.h $(DESTDIR)$(PREFIX)/include/
-	install -m 644 $(BUILD)/normlab.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: normlab\nDescription: GPT trainer with switchable normalization placement\nVersion: %s\nLibs: -L$${libdir} -Wl,-rpath,$${libdir} -lnormlab\nLibs.private: %s\nCflags: -I$${includedir}\n' \
+	  '$(abspath $(PREFIX))' '$(VERSION)' '$(LDLIBS)' > $(DESTDIR)$(PREFIX)/lib/pkgconfig/normlab.pc
 
 $(BUILD)/normlab: $(BUILD)/tools/normlab.o $(BUILD)/libnormlab.a
 	$(CC) $^ -o $@ $(LDLIBS)
