@@ -127,7 +127,8 @@ static int cmd_export(nl_args *a) {
 static int cmd_prepare(nl_args *a) {
     const char *in[4096];
     int nin = 0;
-    for (char *s = a->prep_in; *s && nin < 4096;) {
+    for (char *s = a->prep_in; *s;) {
+        if (nin == 4096) return nl_set_error("--in: more than 4096 files or globs (use a glob)"), fail(NL_ERR_ARG);
         in[nin++] = s;
         char *e = strchr(s, '\n');
         if (!e) break;
