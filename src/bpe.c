@@ -457,6 +457,7 @@ void nl_bpe_free(nl_bpe *b) {
 }
 
 int nl_bpe_vocab(const nl_bpe *b) { return b->V; }
+int nl_bpe_heap_ok(const nl_bpe *b) { return b->heap_ok; }
 int nl_bpe_eot(const nl_bpe *b) { return b->eot; }
 
 void nl_bpe_set_reference_merge(nl_bpe *b, int on) {

@@ -62,5 +62,7 @@ nl_status nl_bpe_decode(const nl_bpe *b, const int *ids, size_t n, char **text, 
 /* Test hook: 1 = merge with GPT-2's reference loop (lowest-ranked pair, all occurrences, repeat)
  * instead of the heap; both give the same tokens (see bpe.c). Clears the piece cache. */
 void nl_bpe_set_reference_merge(nl_bpe *b, int on);
+/* 1 if the vocabulary has the property the heap merge needs (then it is used), 0 if not. */
+int nl_bpe_heap_ok(const nl_bpe *b);
 
 #endif

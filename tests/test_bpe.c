@@ -212,7 +212,8 @@ int test_bpe(void) {
     fails += NL_CHECK(nl_bpe_decode(b, ids.v, ids.n, &back, &blen) == NL_OK && blen == rn && !memcmp(back, rt, rn),
                       "raw invalid UTF-8 round-trips byte for byte");
     free(back);
-    /* the heap merge equals GPT-2's loop */
+    /* the heap merge (used for GPT-2's vocabulary) equals GPT-2's loop */
+    fails += NL_CHECK(nl_bpe_heap_ok(b), "GPT-2's merges are in creation order: the heap merge is used");
     nl_ids ref = { 0 };
     nl_bpe_set_reference_merge(b, 1);
     nl_bpe_encode(b, rt, rn, &ref);
