@@ -14,7 +14,7 @@ BUILD   ?= build/$(if $(SAN),$(SAN),release)
 
 WARN    = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith
 # -fno-math-errno lets sqrtf vectorise; it is not fast-math (NaN and Inf keep their meaning).
-CFLAGS  = -std=c11 -O2 -g -march=native -fPIC -fno-math-errno -fopenmp -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) -Iinclude -Isrc
+CFLAGS  = -std=c11 -O2 -g -march=native -fno-math-errno -fopenmp -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) -Iinclude -Isrc
 # OpenBLAS built for OpenMP: BLAS calls and our parallel loops then share one thread pool (the pthread
 # build's threads would spin against OpenMP's on every switch between a GEMM and an elementwise op).
 BLAS_DIR ?= /usr/lib/$(shell gcc -print-multiarch)/openblas-openmp
@@ -29,6 +29,7 @@ endif
 
 LIB_SRC  = $(wildcard src/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
+PIC_OBJ  = $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
 TEST_SRC = $(wildcard tests/*.c)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)
 
@@ -42,10 +43,17 @@ $(BUILD)/%.o: %.c
 	@echo "  CC $<"
 	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+# the shared library gets its own position-independent objects; the binary and libnormlab.a keep
+# the non-PIC code the benchmarks measure
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC -fPIC $<"
+	@$(CC) $(CFLAGS) -fPIC -MMD -MP -c $< -o $@
+
 $(BUILD)/libnormlab.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
-$(BUILD)/libnormlab.so: $(LIB_OBJ)
+$(BUILD)/libnormlab.so: $(PIC_OBJ)
 	$(CC) -shared -Wl,-soname,libnormlab.so $^ -o $@ $(LDLIBS)
 
 # the example sees only the public header
@@ -94,4 +102,4 @@ clean:
 	rm -rf build
 
 .PHONY: all test asan ubsan bench bench-bpe install clean
--include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/tools/normlab.d
+-include $(LIB_OBJ:.o=.d) $(PIC_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/tools/normlab.d
