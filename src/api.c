@@ -7,6 +7,7 @@
 #include "ops.h"
 #include "optim.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,7 +76,7 @@ nl_status nl_trainer_step(nl_trainer *t, const int *windows, double *loss) {
     const double l = nl_model_forward(m, t->inp, t->tgt, c->batch, c->seq_len, 1.0f / ((float)c->batch * c->seq_len));
     nl_model_backward(m);
     const double gn = nl_grad_norm(m);
-    if (l != l || gn != gn || gn > 1e300) return NL_FAIL(NL_ERR_FORMAT, "training diverged at step %d (loss %g, grad norm %g)", t->step + 1, l, gn);
+    if (!isfinite(l) || !isfinite(gn)) return NL_FAIL(NL_ERR_FORMAT, "training diverged at step %d (loss %g, grad norm %g)", t->step + 1, l, gn);
     nl_adamw_step(m, nl_lr_at(c, t->step), nl_clip_scale(gn, c->clip), t->step + 1);
     t->step++;
     if (loss) *loss = l;
