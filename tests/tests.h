@@ -20,7 +20,10 @@
     X(ckpt_roundtrip)                                                                              \
     X(torch_twin)                                                                                  \
     X(cli_errors)                                                                                  \
-    X(cli_end_to_end)
+    X(cli_end_to_end)                                                                              \
+    X(json)                                                                                        \
+    X(mc_layouts)                                                                                  \
+    X(evalmc_twin)
 
 #define X(name) int test_##name(void);
 NL_TESTS(X)
