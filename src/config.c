@@ -48,6 +48,8 @@ void nl_args_defaults(nl_args *a) {
     a->top_k = 40;
     a->temperature = 0.8;
     a->max_windows = 0;
+    a->stride = 0;
+    snprintf(a->metric, sizeof a->metric, "loss");
     snprintf(a->tokenizer, sizeof a->tokenizer, "gpt2");
     a->prep_val_frac = 0.1;
     a->shard_tokens = 100000000;
@@ -86,7 +88,7 @@ nl_status nl_config_resolve(nl_config *c) {
 
 /* ---------------------------------------------------------------- option table */
 
-typedef enum opt_type { T_INT, T_U64, T_DBL, T_PATH, T_TEXT, T_NORM, T_NTYPE, T_ONOFF, T_GAIN, T_FLAG, T_LIST } opt_type;
+typedef enum opt_type { T_INT, T_U64, T_DBL, T_PATH, T_TEXT, T_WORD, T_NORM, T_NTYPE, T_ONOFF, T_GAIN, T_FLAG, T_LIST } opt_type;
 
 typedef struct opt {
     const char *name; /* CLI spelling; config keys use '_' for '-' */
@@ -99,10 +101,11 @@ typedef struct opt {
 
 #define CFG(f) offsetof(nl_args, cfg.f)
 #define ARG(f) offsetof(nl_args, f)
-enum { TR = NL_CMD_TRAIN, EV = NL_CMD_EVAL, SA = NL_CMD_SAMPLE, EX = NL_CMD_EXPORT, PR = NL_CMD_PREPARE };
+enum { TR = NL_CMD_TRAIN, EV = NL_CMD_EVAL, SA = NL_CMD_SAMPLE, EX = NL_CMD_EXPORT, MC = NL_CMD_EVALMC, PR = NL_CMD_PREPARE };
 
 // clang-format off
 static const opt opts[] = {
+    { "data",         T_PATH,  CFG(data),         MC,    0, "task file: one JSON object per line, in the task's layout" },
     { "data",         T_PATH,  CFG(data),         TR|EV, 0, "text file (byte tokens) or llm.c .bin shard glob" },
     { "val-data",     T_PATH,  CFG(val_data),     TR,    0, "validation data; default: the last --val-frac of --data" },
     { "val-frac",     T_DBL,   CFG(val_frac),     TR,    0, "fraction of --data held out for validation" },
@@ -134,17 +137,21 @@ static const opt opts[] = {
     { "eval-windows", T_INT,   CFG(eval_windows), TR,    0, "validation windows of seq-len tokens" },
     { "ckpt-every",   T_INT,   CFG(ckpt_every),   TR,    0, "checkpoint every N steps (0: only at the end)" },
     { "log-every",    T_INT,   CFG(log_every),    TR,    0, "progress line every N steps when not on a terminal" },
-    { "threads",      T_INT,   CFG(threads),      TR|EV|SA|EX, 0, "threads for OpenMP and BLAS (0: all cores)" },
-    { "ckpt",         T_PATH,  ARG(ckpt),         EV|SA|EX, 0, "checkpoint file, or a run directory (its latest checkpoint)" },
+    { "threads",      T_INT,   CFG(threads),      TR|EV|SA|EX|MC, 0, "threads for OpenMP and BLAS (0: all cores)" },
+    { "ckpt",         T_PATH,  ARG(ckpt),         EV|SA|EX|MC, 0, "checkpoint file, or a run directory (its latest checkpoint)" },
     { "max-windows",  T_INT,   ARG(max_windows),  EV,    0, "evaluate at most K windows (0: all)" },
+    { "metric",       T_WORD,  ARG(metric),       EV,    0, "headline metric: loss | ppl | bpb (bits per byte)" },
+    { "stride",       T_INT,   ARG(stride),       EV,    0, "sliding windows start every S tokens (0: seq-len, no overlap)" },
+    { "task",         T_WORD,  ARG(task),         MC,    0, "hellaswag | arc | piqa | siqa | winogrande | generic" },
     { "prompt",       T_TEXT,  ARG(prompt),       SA,    0, "text to continue" },
     { "tokens",       T_INT,   ARG(tokens),       SA,    0, "tokens to generate" },
     { "temperature",  T_DBL,   ARG(temperature),  SA,    0, "sampling temperature (0: greedy)" },
     { "top-k",        T_INT,   ARG(top_k),        SA,    0, "sample from the k most likely tokens (0: all)" },
     { "out",          T_PATH,  ARG(out_file),     EX,    0, "output .safetensors file" },
+    { "out",          T_PATH,  ARG(out_file),     MC,    0, "also write each item's log-likelihoods to this JSONL file" },
     { "config",       T_PATH,  ARG(config),       TR,    0, "read options from a key = value file (e.g. a run's config.txt); command-line options override it" },
     { "bpe-dir",      T_PATH,  ARG(bpe_dir),      SA|PR, 0, "directory with GPT-2's encoder.json and vocab.bpe (default: data/gpt2-bpe, ../shared/data/gpt2-bpe)" },
-    { "tokenizer",    T_TEXT,  ARG(tokenizer),    PR,    0, "gpt2 (BPE, vocabulary 50257) | byte (vocabulary 256)" },
+    { "tokenizer",    T_WORD,  ARG(tokenizer),    PR,    0, "gpt2 (BPE, vocabulary 50257) | byte (vocabulary 256)" },
     { "in",           T_LIST,  ARG(prep_in),      PR,    0, "text files or quoted globs, tokenized in order" },
     { "out",          T_PATH,  ARG(prep_out),     PR,    0, "output directory for train_NNNNNN.bin and val_NNNNNN.bin" },
     { "val-frac",     T_DBL,   ARG(prep_val_frac), PR,   0, "the last fraction of the tokens written as validation shards" },
@@ -204,8 +211,9 @@ static nl_status set_value(nl_args *a, const opt *o, const char *v) {
         break;
     }
     case T_PATH:
-    case T_TEXT: {
-        size_t cap = o->type == T_PATH ? NL_PATH_MAX : o->off == ARG(tokenizer) ? sizeof a->tokenizer : sizeof a->prompt;
+    case T_TEXT:
+    case T_WORD: {
+        size_t cap = o->type == T_PATH ? NL_PATH_MAX : o->type == T_TEXT ? sizeof a->prompt : sizeof a->task;
         if (strlen(v) >= cap) return NL_FAIL(NL_ERR_ARG, "--%s: value longer than %zu bytes", o->name, cap - 1);
         memcpy(p, v, strlen(v) + 1);
         break;
@@ -279,7 +287,8 @@ static void format_value(const nl_args *a, const opt *o, char *buf, size_t n) {
     case T_U64: snprintf(buf, n, "%llu", (unsigned long long)*(const uint64_t *)p); break;
     case T_DBL: snprintf(buf, n, "%.17g", *(const double *)p); break;
     case T_PATH:
-    case T_TEXT: snprintf(buf, n, "%s", p); break;
+    case T_TEXT:
+    case T_WORD: snprintf(buf, n, "%s", p); break;
     case T_LIST: snprintf(buf, n, "%s", p); break;
     case T_NORM: snprintf(buf, n, "%s", nl_placements[*(const int *)p].name); break;
     case T_NTYPE: snprintf(buf, n, "%s", nl_norm_type_names[*(const int *)p]); break;

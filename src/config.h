@@ -8,7 +8,7 @@
 #include <stdio.h>
 
 /* Commands an option belongs to (bit mask). */
-enum { NL_CMD_TRAIN = 1, NL_CMD_EVAL = 2, NL_CMD_SAMPLE = 4, NL_CMD_EXPORT = 8, NL_CMD_PREPARE = 16 };
+enum { NL_CMD_TRAIN = 1, NL_CMD_EVAL = 2, NL_CMD_SAMPLE = 4, NL_CMD_EXPORT = 8, NL_CMD_EVALMC = 16, NL_CMD_PREPARE = 32 };
 
 /* Everything the CLI can set: the run config plus the options of eval/sample/export. */
 typedef struct nl_args {
@@ -16,7 +16,9 @@ typedef struct nl_args {
     char ckpt[NL_PATH_MAX];
     char out_file[NL_PATH_MAX];
     char prompt[4096];
-    int tokens, top_k, max_windows;
+    int tokens, top_k, max_windows, stride;
+    char metric[16]; /* eval: loss | ppl | bpb (same size as task: T_WORD options) */
+    char task[16];  /* eval-mc task */
     double temperature;
     char model_opt_given[32]; /* the last model option set on the command line, "" if none */
     /* issue 5: train --config, prepare, the GPT-2 tokenizer's directory */

@@ -8,6 +8,7 @@
 #include "optim.h"
 #include "ops.h"
 #include "sample.h"
+#include "tokenize.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -63,9 +64,12 @@ static nl_status mkdir_p(const char *dir) {
 
 /* ---------------------------------------------------------------- evaluation */
 
-nl_status nl_eval_windows(nl_model *m, const nl_tokens *t, int max_windows, int B, double *loss, size_t *ntok) {
+nl_status nl_eval_stride(nl_model *m, const nl_tokens *t, int max_windows, int stride, int B, double *nll,
+                         size_t *ntok, double *nbytes) {
     const int T = m->cfg.seq_len;
-    size_t W = t->n > 0 ? (t->n - 1) / (size_t)T : 0;
+    if (stride <= 0) stride = T;
+    if (stride > T) return NL_FAIL(NL_ERR_ARG, "--stride %d: must not exceed seq-len %d", stride, T);
+    size_t W = t->n > (size_t)T ? (t->n - 1 - (size_t)T) / (size_t)stride + 1 : 0;
     if (max_windows > 0 && (size_t)max_windows < W) W = (size_t)max_windows;
     if (W == 0) return NL_FAIL(NL_ERR_ARG, "the data holds %zu tokens, fewer than seq-len + 1 = %d", t->n, T + 1);
     if (t->max_token >= m->cfg.vocab) return NL_FAIL(NL_ERR_ARG, "the data holds token id %d, outside the model's vocabulary of %d", t->max_token, m->cfg.vocab);
@@ -73,21 +77,38 @@ nl_status nl_eval_windows(nl_model *m, const nl_tokens *t, int max_windows, int 
     if (m->B < B || m->T < T) nl_model_alloc_acts(m, B, T);
     int *buf = nl_xmalloc((size_t)B * (T + 1) * sizeof(int)), *inp = nl_xmalloc((size_t)B * T * sizeof(int)),
         *tgt = nl_xmalloc((size_t)B * T * sizeof(int));
-    double sum = 0.0;
+    double sum = 0.0, bytes = 0.0;
+    size_t count = 0;
     for (size_t w0 = 0; w0 < W; w0 += (size_t)B) {
         const int nb = W - w0 < (size_t)B ? (int)(W - w0) : B;
         for (int b = 0; b < nb; b++) {
-            nl_tokens_read(t, (w0 + (size_t)b) * T, (size_t)T + 1, buf + (size_t)b * (T + 1));
+            nl_tokens_read(t, (w0 + (size_t)b) * (size_t)stride, (size_t)T + 1, buf + (size_t)b * (T + 1));
             memcpy(inp + (size_t)b * T, buf + (size_t)b * (T + 1), (size_t)T * sizeof(int));
             memcpy(tgt + (size_t)b * T, buf + (size_t)b * (T + 1) + 1, (size_t)T * sizeof(int));
         }
-        sum += (double)nl_model_forward(m, inp, tgt, nb, T, 0.0f) * nb * T;
+        nl_model_forward(m, inp, tgt, nb, T, 0.0f);
+        for (int b = 0; b < nb; b++) { /* the first window scores all T targets, later ones the new `stride` */
+            const int first = w0 + (size_t)b == 0 ? 0 : T - stride;
+            for (int k = first; k < T; k++) {
+                sum += m->losses[(size_t)b * T + k];
+                bytes += nl_token_bytes(&m->cfg, tgt[(size_t)b * T + k]);
+            }
+            count += (size_t)(T - first);
+        }
     }
     free(buf);
     free(inp);
     free(tgt);
-    *ntok = W * (size_t)T;
-    *loss = sum / (double)*ntok;
+    *nll = sum;
+    *ntok = count;
+    if (nbytes) *nbytes = bytes;
+    return NL_OK;
+}
+
+nl_status nl_eval_windows(nl_model *m, const nl_tokens *t, int max_windows, int B, double *loss, size_t *ntok) {
+    double nll;
+    NL_TRY(nl_eval_stride(m, t, max_windows, 0, B, &nll, ntok, NULL));
+    *loss = nll / (double)*ntok;
     return NL_OK;
 }
 

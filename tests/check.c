@@ -2,6 +2,7 @@
 #include "check.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,25 @@ int nl_run_cmd(const char *cmd, char *out, size_t cap) {
     if (cap) out[n] = 0;
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int nl_run_fmt(char *out, size_t cap, const char *fmt, ...) {
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    return nl_run_cmd(cmd, out, cap);
+}
+
+void nl_make_text(const char *path, int n) {
+    static const char *const words[] = { "the ", "cat ", "sat ", "on ", "a ", "mat.\n", "and ", "dog ", "ran ", "far " };
+    FILE *f = fopen(path, "w");
+    NL_ASSERT(f);
+    nl_rng r;
+    nl_rng_seed(&r, 5);
+    for (int i = 0; i < n; i++) fputs(words[nl_rng_below(&r, 10)], f);
+    fclose(f);
 }
 
 const char *nl_test_bin(void) {

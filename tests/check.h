@@ -24,6 +24,11 @@ void nl_fd_grad(nl_lossfn f, void *ctx, double *x, size_t n, double *g);
 /* Runs a shell command, captures up to cap-1 bytes of its stdout+stderr; returns the exit status. */
 int nl_run_cmd(const char *cmd, char *out, size_t cap);
 
+/* nl_run_cmd on a printf-formatted command line. */
+int nl_run_fmt(char *out, size_t cap, const char *fmt, ...);
+/* Writes a text file of n pseudo-random words (a fixed seed). */
+void nl_make_text(const char *path, int n);
+
 /* Path of the normlab binary under test and of the Python interpreter with torch. */
 const char *nl_test_bin(void);
 const char *nl_test_python(void);

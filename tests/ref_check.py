@@ -12,9 +12,16 @@ Usage:
         losses [K+1]        loss after k AdamW steps on the same batch,
                             step k using lr = lrs[k] (losses[0] == loss)
   ref_check.py eval --model M.safetensors --data FILE [--max-windows K]
-      Mean cross-entropy over consecutive windows of FILE (raw bytes, or an
-      llm.c uint16 token shard if FILE ends in .bin).  The last line printed
-      is the JSON object {"loss": <float>, "tokens": <count>}.
+                    [--stride S]
+      Mean cross-entropy over windows of FILE (raw bytes, or an llm.c uint16
+      token shard if FILE ends in .bin): consecutive windows, or windows
+      starting every S tokens of which the first scores all targets and the
+      others their last S.  The last line printed is the JSON object
+      {"loss": <float>, "tokens": <count>}.
+  ref_check.py mc --model M.safetensors --task TASK --data FILE.jsonl
+      Zero-shot multiple choice: one JSON line {"ll": [...]} per item with
+      log P(continuation | context) of each candidate, in the prompt formats
+      of lm-evaluation-harness (byte-level models).
 
 Exits non-zero with a message on stderr on any error.  Runs with Debian's
 torch: /usr/bin/python3.
@@ -23,6 +30,7 @@ torch: /usr/bin/python3.
 import argparse
 import json
 import os
+import re
 import struct
 import sys
 
@@ -153,32 +161,103 @@ def read_tokens(path):
 
 
 def cmd_eval(args):
-    """Mean float64 cross-entropy over W windows of T+1 tokens, stride T."""
+    """Mean float64 cross-entropy over windows of T+1 tokens (stride S)."""
     model = nt.load(args.model)
     t = model.config.seq_len
+    stride = args.stride or t
     tokens = read_tokens(args.data)
-    n_windows = (len(tokens) - 1) // t
+    starts = list(range(0, len(tokens) - t, stride))
     if args.max_windows is not None:
-        n_windows = min(n_windows, args.max_windows)
-    if n_windows < 1:
+        starts = starts[:args.max_windows]
+    if not starts:
         raise ValueError(f"{args.data}: {len(tokens)} tokens give no window "
                          f"of {t + 1}")
-    tokens = tokens[:n_windows * t + 1]
-    _check_tokens(tokens, model.config.vocab, args.data)
+    _check_tokens(tokens[:starts[-1] + t + 1], model.config.vocab, args.data)
 
-    # Window i holds tokens [i*T, i*T + T]: inputs the first T, targets the
-    # last T.  Sum the per-window mean losses, then divide by W.
+    # Window at s holds tokens [s, s + T]: inputs the first T, targets the
+    # last T.  Later windows score only their last `stride` targets.
     tokens = torch.from_numpy(tokens)
     per_batch = max(1, EVAL_MAX_LOGITS // (t * model.config.vocab))
-    total = 0.0
+    total, count = 0.0, 0
     with torch.no_grad():
-        for start in range(0, n_windows, per_batch):
-            stop = min(start + per_batch, n_windows)
-            win = torch.stack([tokens[i * t:i * t + t + 1]
-                               for i in range(start, stop)])
-            loss = model.loss(win[:, :-1], win[:, 1:]).item()
-            total += loss * (stop - start)
-    print(json.dumps({"loss": total / n_windows, "tokens": n_windows * t}))
+        for b0 in range(0, len(starts), per_batch):
+            chunk = starts[b0:b0 + per_batch]
+            win = torch.stack([tokens[s:s + t + 1] for s in chunk])
+            logp = torch.log_softmax(model(win[:, :-1]), dim=-1)
+            nll = -logp.gather(-1, win[:, 1:].unsqueeze(-1)).squeeze(-1)
+            for k, s in enumerate(chunk):
+                first = 0 if s == 0 else t - stride
+                total += nll[k, first:].sum().item()
+                count += t - first
+    print(json.dumps({"loss": total / count, "tokens": count}))
+    return 0
+
+
+def _hellaswag_pre(text):
+    """lm-evaluation-harness hellaswag preprocess."""
+    text = text.strip().replace(" [title]", ". ")
+    text = re.sub("\\[.*?\\]", "", text)
+    return text.replace("  ", " ")
+
+
+def mc_candidates(task, doc):
+    """(label, [(context, continuation), ...]) in the harness's formats."""
+    if task == "hellaswag":
+        ctx = _hellaswag_pre(doc["activity_label"] + ": " + doc["ctx_a"] + " "
+                             + doc["ctx_b"].capitalize())
+        return int(doc["label"]), [(ctx, " " + _hellaswag_pre(e))
+                                   for e in doc["endings"]]
+    if task == "arc":
+        q = doc["question"]
+        if isinstance(q, dict):
+            stem = q["stem"]
+            texts = [c["text"] for c in q["choices"]]
+            labels = [c["label"] for c in q["choices"]]
+        else:
+            stem, texts, labels = (q, doc["choices"]["text"],
+                                   doc["choices"]["label"])
+        ctx = f"Question: {stem}\nAnswer:"
+        return (labels.index(doc["answerKey"]),
+                [(ctx, " " + x) for x in texts])
+    if task == "piqa":
+        ctx = f"Question: {doc['goal']}\nAnswer:"
+        return int(doc["label"]), [(ctx, " " + doc["sol1"]),
+                                   (ctx, " " + doc["sol2"])]
+    if task == "siqa":
+        ctx = f"Q: {doc['context']} {doc['question']}\nA:"
+        return int(doc["label"]) - 1, [(ctx, " " + doc[k]) for k in
+                                       ("answerA", "answerB", "answerC")]
+    if task == "winogrande":
+        i = doc["sentence"].index("_")
+        rest = " " + doc["sentence"][i + 1:].strip()
+        return int(doc["answer"]) - 1, [(doc["sentence"][:i] + o, rest)
+                                        for o in (doc["option1"],
+                                                  doc["option2"])]
+    if task == "generic":
+        return int(doc["label"]), [(doc["context"], " " + c)
+                                   for c in doc["choices"]]
+    raise ValueError(f"unknown task {task}")
+
+
+def cmd_mc(args):
+    """Per-item log-likelihoods of every candidate (byte-level models)."""
+    model = nt.load(args.model)
+    t = model.config.seq_len
+    with open(args.data, encoding="utf-8") as f:
+        docs = [json.loads(line) for line in f if line.strip()]
+    with torch.no_grad():
+        for doc in docs:
+            label, cands = mc_candidates(args.task, doc)
+            lls = []
+            for ctx, cont in cands:
+                c = list(cont.encode("utf-8"))
+                seq = (list(ctx.encode("utf-8")) + c)[-(t + 1):]
+                x = torch.tensor([seq[:-1]])
+                logp = torch.log_softmax(model(x)[0], dim=-1)
+                tgt = torch.tensor(seq[1:])
+                ll = logp[torch.arange(len(tgt)), tgt][-len(c):].sum()
+                lls.append(ll.item())
+            print(json.dumps({"label": label, "ll": lls}))
     return 0
 
 
@@ -192,9 +271,15 @@ def main(argv=None):
     p_eval.add_argument("--model", required=True)
     p_eval.add_argument("--data", required=True)
     p_eval.add_argument("--max-windows", type=int, default=None)
+    p_eval.add_argument("--stride", type=int, default=0)
+    p_mc = sub.add_parser("mc", help="multiple-choice log-likelihoods")
+    p_mc.add_argument("--model", required=True)
+    p_mc.add_argument("--task", required=True)
+    p_mc.add_argument("--data", required=True)
     args = parser.parse_args(argv)
+    commands = {"grad": cmd_grad, "eval": cmd_eval, "mc": cmd_mc}
     try:
-        return cmd_grad(args) if args.command == "grad" else cmd_eval(args)
+        return commands[args.command](args)
     except Exception as e:
         print(f"ref_check: error: {e}", file=sys.stderr)
         return 1

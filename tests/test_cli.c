@@ -11,25 +11,7 @@
 
 static char out[1 << 16];
 
-static int run(const char *fmt, ...) {
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    return nl_run_cmd(cmd, out, sizeof out);
-}
-
-/* a text file of n pseudo-random words */
-static void make_text(const char *path, int n) {
-    static const char *const words[] = { "the ", "cat ", "sat ", "on ", "a ", "mat.\n", "and ", "dog ", "ran ", "far " };
-    FILE *f = fopen(path, "w");
-    NL_ASSERT(f);
-    nl_rng r;
-    nl_rng_seed(&r, 5);
-    for (int i = 0; i < n; i++) fputs(words[nl_rng_below(&r, 10)], f);
-    fclose(f);
-}
+#define run(...) nl_run_fmt(out, sizeof out, __VA_ARGS__)
 
 static void write_file(const char *path, const void *p, size_t n) {
     FILE *f = fopen(path, "wb");
@@ -62,7 +44,7 @@ int test_cli_errors(void) {
     snprintf(empty, sizeof empty, "%s/empty.txt", dir);
     snprintf(bad, sizeof bad, "%s/bad.bin", dir);
     snprintf(junk, sizeof junk, "%s/junk.safetensors", dir);
-    make_text(txt, 3000);
+    nl_make_text(txt, 3000);
     write_file(small, "tiny corpus", 11);
     write_file(empty, "", 0);
     write_file(bad, "not a shard at all, far too short", 33);
@@ -146,7 +128,7 @@ int test_cli_end_to_end(void) {
     char dir[] = "/tmp/nl_e2e_XXXXXX", txt[64], p[128];
     NL_ASSERT(mkdtemp(dir));
     snprintf(txt, sizeof txt, "%s/t.txt", dir);
-    make_text(txt, 20000);
+    nl_make_text(txt, 20000);
     /* train with periodic eval and checkpoints */
     int rc = run("%s train " TINY " --steps 30 --lr 3e-3 --warmup 5 --eval-every 10 --ckpt-every 10 --data %s --out %s/run 2>&1", nl_test_bin(), txt, dir);
     fails += NL_CHECK(rc == 0, "train exit %d: %s", rc, out);

@@ -21,6 +21,9 @@
     X(torch_twin)                                                                                  \
     X(cli_errors)                                                                                  \
     X(cli_end_to_end)                                                                              \
+    X(json)                                                                                        \
+    X(mc_layouts)                                                                                  \
+    X(evalmc_twin)                                                                                  \
     X(bpe)                                                                                         \
     X(prepare)                                                                                     \
     X(gpt2_vocab)                                                                                  \

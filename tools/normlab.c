@@ -4,14 +4,17 @@
 #include "bpe.h"
 #include "ckpt.h"
 #include "config.h"
+#include "evalmc.h"
 #include "norm.h"
 #include "ops.h"
 #include "prepare.h"
 #include "sample.h"
 #include "train.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *cmd_name;
@@ -50,17 +53,63 @@ static int cmd_train(nl_args *a) {
 static int cmd_eval(nl_args *a) {
     nl_model m;
     nl_tokens t;
-    double loss;
+    double nll, bytes;
     size_t n;
     if (a->max_windows < 0) return nl_set_error("--max-windows %d: must be >= 0", a->max_windows), fail(NL_ERR_ARG);
+    if (a->stride < 0) return nl_set_error("--stride %d: must be >= 0", a->stride), fail(NL_ERR_ARG);
+    if (strcmp(a->metric, "loss") && strcmp(a->metric, "ppl") && strcmp(a->metric, "bpb"))
+        return nl_set_error("--metric: '%s' is not loss|ppl|bpb", a->metric), fail(NL_ERR_ARG);
     if (!a->cfg.data[0]) return nl_set_error("--data is required"), fail(NL_ERR_ARG);
     nl_status st = load_model(a, &m);
     if (st != NL_OK) return fail(st);
-    st = nl_tokens_open(&t, a->cfg.data);
+    if (!strcmp(a->metric, "bpb") && m.cfg.vocab != 256)
+        st = NL_FAIL(NL_ERR_ARG, "--metric bpb: needs a byte-level model (this one has vocabulary %d)", m.cfg.vocab);
+    if (st == NL_OK) st = nl_tokens_open(&t, a->cfg.data);
     if (st == NL_OK) {
-        st = nl_eval_windows(&m, &t, a->max_windows, 8, &loss, &n);
-        if (st == NL_OK) printf("{\"loss\": %.6f, \"tokens\": %zu}\n", loss, n);
+        st = nl_eval_stride(&m, &t, a->max_windows, a->stride, 8, &nll, &n, &bytes);
+        if (st == NL_OK) {
+            const double loss = nll / (double)n;
+            printf("{\"loss\": %.6f, \"tokens\": %zu", loss, n);
+            if (!strcmp(a->metric, "ppl")) printf(", \"ppl\": %.6f", exp(loss));
+            if (!strcmp(a->metric, "bpb")) printf(", \"bpb\": %.6f", nll / log(2.0) / bytes);
+            printf("}\n");
+        }
         nl_tokens_close(&t);
+    }
+    nl_model_free(&m);
+    return st == NL_OK ? 0 : fail(st);
+}
+
+/* appends one JSON line to RUN_DIR/evals.jsonl when --ckpt names a run directory */
+static nl_status append_eval(const char *ckpt, const char *json) {
+    struct stat sb;
+    if (stat(ckpt, &sb) != 0 || !S_ISDIR(sb.st_mode)) return NL_OK;
+    char path[NL_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/evals.jsonl", ckpt);
+    FILE *f = fopen(path, "a");
+    if (!f) return NL_FAIL(NL_ERR_IO, "cannot append to '%s'", path);
+    fprintf(f, "%s\n", json);
+    return fclose(f) == 0 ? NL_OK : NL_FAIL(NL_ERR_IO, "writing '%s' failed", path);
+}
+
+static int cmd_evalmc(nl_args *a) {
+    const int task = nl_mc_task_from_name(a->task);
+    if (task < 0) return nl_set_error("--task: '%s' is not hellaswag|arc|piqa|siqa|winogrande|generic", a->task), fail(NL_ERR_ARG);
+    if (!a->cfg.data[0]) return nl_set_error("--data is required"), fail(NL_ERR_ARG);
+    nl_model m;
+    nl_status st = load_model(a, &m);
+    if (st != NL_OK) return fail(st);
+    FILE *per = NULL;
+    if (a->out_file[0] && !(per = fopen(a->out_file, "w"))) st = NL_FAIL(NL_ERR_IO, "cannot write '%s'", a->out_file);
+    nl_mc_result r;
+    if (st == NL_OK) st = nl_mc_eval(&m, task, a->cfg.data, per, isatty(STDERR_FILENO), &r);
+    if (per && fclose(per) != 0 && st == NL_OK) st = NL_FAIL(NL_ERR_IO, "writing '%s' failed", a->out_file);
+    if (st == NL_OK) {
+        char json[NL_PATH_MAX + 256];
+        snprintf(json, sizeof json, "{\"task\": \"%s\", \"norm\": \"%s\", \"items\": %d, \"acc\": %.6f, \"acc_norm_token\": %.6f, \"acc_norm_byte\": %.6f}",
+                 nl_mc_task_names[task], nl_placements[m.cfg.norm].name, r.items, r.acc, r.acc_norm_token, r.acc_norm_byte);
+        printf("%s\n", json);
+        st = append_eval(a->ckpt, json);
     }
     nl_model_free(&m);
     return st == NL_OK ? 0 : fail(st);
@@ -156,8 +205,13 @@ static const struct {
       "Train a GPT on a text file (byte tokens) or llm.c token shards; writes a run directory with\n"
       "config.txt, metrics.jsonl (one JSON object per step) and ckpt-<step>.safetensors." },
     { "eval", NL_CMD_EVAL, cmd_eval, "eval --ckpt C --data F [options]",
-      "Mean next-token cross-entropy over consecutive non-overlapping seq-len windows of F.\n"
-      "The last line printed is one JSON object {\"loss\": ..., \"tokens\": ...}." },
+      "Mean next-token cross-entropy over seq-len windows of F (consecutive and non-overlapping, or\n"
+      "sliding with --stride). The last line printed is one JSON object {\"loss\": ..., \"tokens\": ...}\n"
+      "plus \"ppl\" or \"bpb\" with --metric." },
+    { "eval-mc", NL_CMD_EVALMC, cmd_evalmc, "eval-mc --ckpt C --task T --data FILE.jsonl [options]",
+      "Zero-shot multiple choice by log-likelihood, in lm-evaluation-harness's prompt formats\n"
+      "(docs/evaluation.md). Prints {\"task\", \"items\", \"acc\", \"acc_norm_token\", \"acc_norm_byte\"}\n"
+      "and, when C is a run directory, appends it to C/evals.jsonl." },
     { "sample", NL_CMD_SAMPLE, cmd_sample, "sample --ckpt C [--prompt TEXT] [options]",
       "Continue a prompt: byte-level models (vocabulary 256) by bytes, GPT-2-vocabulary models (50257)\n"
       "through the GPT-2 tokenizer (prompt encoded, tokens decoded; an empty prompt starts at <|endoftext|>)." },
@@ -200,6 +254,6 @@ int main(int argc, char **argv) {
         if (a.cfg.threads > 0) nl_set_threads(a.cfg.threads);
         return cmds[i].run(&a);
     }
-    fprintf(stderr, "normlab: unknown command '%s' (commands: train, eval, sample, export, prepare; see 'normlab --help')\n", argv[1]);
+    fprintf(stderr, "normlab: unknown command '%s' (commands: train, eval, eval-mc, sample, export, prepare; see 'normlab --help')\n", argv[1]);
     return 2;
 }
