@@ -1,34 +1,75 @@
 /* tokenize.c -- see tokenize.h. */
 #include "tokenize.h"
 
+#include "bpe.h"
 #include "common.h"
 
+#include <stdlib.h>
 #include <string.h>
 
-static nl_status need_bytes(const nl_config *c) {
+/* The GPT-2 tokenizer of vocabulary-50257 models, loaded once from the default directory
+ * (data/gpt2-bpe or ../shared/data/gpt2-bpe) and kept for the process. */
+static nl_bpe *gpt2;
+
+static nl_status need_tokenizer(const nl_config *c) {
+    if (c->vocab == 256) return NL_OK;
+    if (c->vocab == 50257) {
+        if (!gpt2) NL_TRY(nl_bpe_load(&gpt2, ""));
+        if (nl_bpe_vocab(gpt2) == c->vocab) return NL_OK;
+    }
     if (c->vocab < 256)
         return NL_FAIL(NL_ERR_ARG, "the model's vocabulary (%d) is smaller than 256: text cannot be encoded as bytes", c->vocab);
-    if (c->vocab > 256)
-        return NL_FAIL(NL_ERR_ARG, "the model's vocabulary (%d) is not byte-level and this build has no tokenizer for it", c->vocab);
-    return NL_OK;
+    return NL_FAIL(NL_ERR_ARG, "the model's vocabulary (%d) is neither bytes (256) nor GPT-2's (50257): no tokenizer for it", c->vocab);
+}
+
+nl_status nl_tokenizer_check(const nl_config *c) { return need_tokenizer(c); }
+
+/* all tokens of text (GPT-2) in a new array */
+static int *bpe_all(const char *text, size_t *n) {
+    nl_ids ids = { 0 };
+    nl_bpe_encode(gpt2, text, strlen(text), &ids);
+    *n = ids.n;
+    return ids.v;
 }
 
 nl_status nl_encode(const nl_config *c, const char *text, int *out, int cap, int *n) {
-    NL_TRY(need_bytes(c));
-    size_t len = strlen(text);
-    if (len > (size_t)cap) return NL_FAIL(NL_ERR_ARG, "text of %zu tokens exceeds the limit of %d", len, cap);
-    for (size_t i = 0; i < len; i++) out[i] = (unsigned char)text[i];
+    NL_TRY(need_tokenizer(c));
+    if (c->vocab == 256) {
+        size_t len = strlen(text);
+        if (len > (size_t)cap) return NL_FAIL(NL_ERR_ARG, "text of %zu tokens exceeds the limit of %d", len, cap);
+        for (size_t i = 0; i < len; i++) out[i] = (unsigned char)text[i];
+        *n = (int)len;
+        return NL_OK;
+    }
+    size_t len;
+    int *ids = bpe_all(text, &len);
+    if (len > (size_t)cap) {
+        free(ids);
+        return NL_FAIL(NL_ERR_ARG, "text of %zu tokens exceeds the limit of %d", len, cap);
+    }
+    if (len) memcpy(out, ids, len * sizeof(int));
+    free(ids);
     *n = (int)len;
     return NL_OK;
 }
 
 nl_status nl_encode_tail(const nl_config *c, const char *text, int *out, int cap, int *n) {
-    NL_TRY(need_bytes(c));
-    size_t len = strlen(text), skip = len > (size_t)cap ? len - (size_t)cap : 0;
-    return nl_encode(c, text + skip, out, cap, n);
+    NL_TRY(need_tokenizer(c));
+    if (c->vocab == 256) {
+        size_t len = strlen(text), skip = len > (size_t)cap ? len - (size_t)cap : 0;
+        return nl_encode(c, text + skip, out, cap, n);
+    }
+    size_t len;
+    int *ids = bpe_all(text, &len); /* the whole text's tokens, then the last cap of them */
+    const size_t skip = len > (size_t)cap ? len - (size_t)cap : 0;
+    if (len - skip) memcpy(out, ids + skip, (len - skip) * sizeof(int));
+    free(ids);
+    *n = (int)(len - skip);
+    return NL_OK;
 }
 
 int nl_token_bytes(const nl_config *c, int tok) {
-    (void)c, (void)tok;
-    return 1;
+    if (c->vocab != 50257 || !gpt2 || tok < 0 || tok >= nl_bpe_vocab(gpt2)) return 1;
+    const unsigned char *p;
+    return (int)nl_bpe_token(gpt2, tok, &p);
 }

@@ -1,5 +1,6 @@
-/* tokenize.h -- text <-> tokens for a model's vocabulary. Byte-level models (vocab <= 256): one
- * token per byte. Other vocabularies need a tokenizer this build does not have yet and get an error. */
+/* tokenize.h -- text <-> tokens for a model's vocabulary. Byte-level models (vocab 256): one token
+ * per byte. GPT-2-vocabulary models (50257): GPT-2's BPE (bpe.h), loaded once from data/gpt2-bpe or
+ * ../shared/data/gpt2-bpe. Other vocabularies get an error. */
 #ifndef NL_TOKENIZE_H
 #define NL_TOKENIZE_H
 
@@ -9,7 +10,10 @@
 nl_status nl_encode(const nl_config *c, const char *text, int *out, int cap, int *n);
 /* Encodes text keeping only its last cap tokens (left truncation). */
 nl_status nl_encode_tail(const nl_config *c, const char *text, int *out, int cap, int *n);
-/* UTF-8 bytes that token `tok` stands for (1 for byte-level models). */
+/* NL_OK if text can be encoded for c's vocabulary (loads the GPT-2 tokenizer when needed). */
+nl_status nl_tokenizer_check(const nl_config *c);
+/* UTF-8 bytes that token `tok` stands for (1 for byte-level models; GPT-2 models after a successful
+ * nl_tokenizer_check or encode). */
 int nl_token_bytes(const nl_config *c, int tok);
 
 #endif

@@ -171,6 +171,32 @@ int test_gpt2_vocab(void) {
              "--data %s/sh/val_000000.bin --max-windows 8 2>&1", nl_test_bin(), dir, dir, nl_test_python(), dir, dir);
     fails += NL_CHECK(rc == 0, "export + PyTorch eval: %s", out);
     fails += nl_check_scalar("GPT-2-vocabulary export: normlab eval vs PyTorch twin", c_loss, json_number(out, "\"loss\": "), 1e-4);
+    /* bits per byte: the scored targets' bytes come from the tokenizer */
+    rc = run("%s eval --ckpt %s/run --data %s/sh/val_000000.bin --max-windows 8 --metric bpb 2>&1", nl_test_bin(), dir, dir);
+    fails += NL_CHECK(rc == 0 && strstr(out, "\"bpb\": "), "eval --metric bpb on a GPT-2 model: %s", out);
+    const double bpb = json_number(out, "\"bpb\": "), loss = json_number(out, "\"loss\": ");
+    nl_tokens vt;
+    snprintf(p, sizeof p, "%s/sh/val_000000.bin", dir);
+    if (rc == 0 && nl_tokens_open(&vt, p) == NL_OK) {
+        nl_bpe *b;
+        NL_ASSERT(nl_bpe_load(&b, "") == NL_OK);
+        int tok[129];
+        nl_tokens_read(&vt, 0, 129, tok);
+        double bytes = 0;
+        for (int k = 1; k <= 128; k++) { /* 8 windows of 16: targets 1..128 */
+            const unsigned char *q;
+            bytes += (double)nl_bpe_token(b, tok[k], &q);
+        }
+        fails += nl_check_scalar("bpb = nats / ln 2 / decoded bytes", bpb, loss * 128 / log(2.0) / bytes, 1e-5);
+        nl_bpe_free(b);
+        nl_tokens_close(&vt);
+    }
+    /* eval-mc encodes the items with the GPT-2 tokenizer */
+    snprintf(p, sizeof p, "%s/mc.jsonl", dir);
+    spit(p, "{\"context\": \"The cat\", \"choices\": [\"sat on the mat.\", \"caf\\u00e9 \\ud83d\\ude00\"], \"label\": 0}\n"
+            "{\"context\": \"It's\", \"choices\": [\"a test\", \"  two  spaces\"], \"label\": 1}\n");
+    rc = run("%s eval-mc --ckpt %s/run --task generic --data %s/mc.jsonl 2>&1", nl_test_bin(), dir, dir);
+    fails += NL_CHECK(rc == 0 && strstr(out, "\"items\": 2"), "eval-mc on a GPT-2-vocabulary model: %s", out);
     snprintf(p, sizeof p, "rm -rf %s", dir);
     fails += NL_CHECK(system(p) == 0, "cleanup");
     return fails;

@@ -123,6 +123,16 @@ int test_llmc_init(void) {
     q = strstr(out, "\"loss\": ");
     fails += NL_CHECK(rc == 0 && q, "llmc_ref.py: %s", out);
     fails += nl_check_scalar("loaded llm.c model vs the independent forward", c_loss, q ? atof(q + 8) : NAN, 1e-5);
+    /* a vocabulary of 300 has no tokenizer: eval-mc and bpb say so */
+    snprintf(a, sizeof a, "%s/mc.jsonl", dir);
+    FILE *mc = fopen(a, "w");
+    NL_ASSERT(mc);
+    fputs("{\"context\": \"a\", \"choices\": [\"b\", \"c\"], \"label\": 0}\n", mc);
+    fclose(mc);
+    snprintf(a, sizeof a, "eval-mc --ckpt %s/run --task generic --data %s/mc.jsonl", dir, dir);
+    fails += expect_error(2, "vocabulary (300) is neither bytes (256) nor GPT-2's (50257)", a);
+    snprintf(a, sizeof a, "eval --ckpt %s/run --data %s --metric bpb", dir, txt);
+    fails += expect_error(2, "vocabulary (300) is neither bytes (256) nor GPT-2's (50257)", a);
     /* fine-tuning runs */
     rc = run("%s train --init-from %s --steps 10 --lr 1e-2 --warmup 1 --batch 4 --data %s --out %s/ft --threads 2 2>&1", nl_test_bin(), bin, txt, dir);
     fails += NL_CHECK(rc == 0, "fine-tune: %s", out);

@@ -9,6 +9,7 @@
 #include "ops.h"
 #include "prepare.h"
 #include "sample.h"
+#include "tokenize.h"
 #include "train.h"
 
 #include <math.h>
@@ -62,8 +63,7 @@ static int cmd_eval(nl_args *a) {
     if (!a->cfg.data[0]) return nl_set_error("--data is required"), fail(NL_ERR_ARG);
     nl_status st = load_model(a, &m);
     if (st != NL_OK) return fail(st);
-    if (!strcmp(a->metric, "bpb") && m.cfg.vocab != 256)
-        st = NL_FAIL(NL_ERR_ARG, "--metric bpb: needs a byte-level model (this one has vocabulary %d)", m.cfg.vocab);
+    if (!strcmp(a->metric, "bpb")) st = nl_tokenizer_check(&m.cfg); /* bytes per token: bytes or GPT-2 */
     if (st == NL_OK) st = nl_tokens_open(&t, a->cfg.data);
     if (st == NL_OK) {
         st = nl_eval_stride(&m, &t, a->max_windows, a->stride, 8, &nll, &n, &bytes);
