@@ -19,6 +19,8 @@ typedef struct nl_args {
     int tokens, top_k, max_windows;
     double temperature;
     char model_opt_given[32]; /* the last model option set on the command line, "" if none */
+    char resume[NL_PATH_MAX]; /* train --resume RUN_DIR */
+    unsigned char given[128]; /* given[i]: option i of the table was on the command line */
 } nl_args;
 
 void nl_config_defaults(nl_config *c);
@@ -32,6 +34,9 @@ nl_status nl_config_resolve(nl_config *c);
 nl_status nl_args_parse(nl_args *a, int cmd, int argc, char **argv, int *help);
 /* Sets one option from a key (dashes or underscores) and a string value, as in config files. */
 nl_status nl_args_set(nl_args *a, int cmd, const char *key, const char *val);
+/* The first option of cmd given on the command line whose name is not in allowed (NULL-terminated),
+ * or NULL if there is none. */
+const char *nl_args_given_except(const nl_args *a, int cmd, const char *const *allowed);
 /* Prints the options of cmd with their defaults and help. */
 void nl_args_help(FILE *f, int cmd);
 

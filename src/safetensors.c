@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <libgen.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -401,6 +402,9 @@ nl_status nl_write_atomic_commit(const char *path, const char *tmp, FILE *f) {
     return NL_OK;
 }
 
+static int die_mid_write;
+void nl_st_fault_die_mid_write(void) { die_mid_write = 1; }
+
 nl_status nl_st_write(const char *path, const nl_st_entry *e, int n, const char *const *meta_keys,
                       const char *const *meta_vals, int nmeta) {
     char *h = NULL;
@@ -443,6 +447,12 @@ nl_status nl_st_write(const char *path, const nl_st_entry *e, int n, const char 
     fwrite(hl, 1, 8, f);
     fwrite(h, 1, len, f);
     free(h);
-    for (int i = 0; i < n; i++) fwrite(e[i].data, 1, nl_st_entry_bytes(&e[i]), f);
+    for (int i = 0; i < n; i++) {
+        if (die_mid_write && i == n / 2) { /* fault injection: a kill -9 half-way through the data */
+            fflush(f);
+            raise(SIGKILL);
+        }
+        fwrite(e[i].data, 1, nl_st_entry_bytes(&e[i]), f);
+    }
     return nl_write_atomic_commit(path, tmp, f);
 }

@@ -51,6 +51,9 @@ typedef struct nl_st_entry {
 nl_status nl_st_write(const char *path, const nl_st_entry *e, int n, const char *const *meta_keys,
                       const char *const *meta_vals, int nmeta);
 size_t nl_st_entry_bytes(const nl_st_entry *e);
+/* Fault injection for the crash tests (NORMLAB_FAULT=kill-in-ckpt:N): the next nl_st_write sends
+ * itself SIGKILL after writing half of its tensors. */
+void nl_st_fault_die_mid_write(void);
 
 /* Writes n bytes to path atomically (tmp + fsync + rename + directory fsync). */
 nl_status nl_write_atomic_begin(const char *path, char *tmp, size_t tmpcap, FILE **f);
