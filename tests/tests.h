@@ -20,7 +20,13 @@
     X(ckpt_roundtrip)                                                                              \
     X(torch_twin)                                                                                  \
     X(cli_errors)                                                                                  \
-    X(cli_end_to_end)
+    X(cli_end_to_end)                                                                              \
+    X(metrics_keep)                                                                                \
+    X(resume)                                                                                      \
+    X(crash_kill)                                                                                  \
+    X(signals)                                                                                     \
+    X(disk_full)                                                                                   \
+    X(divergence)
 
 #define X(name) int test_##name(void);
 NL_TESTS(X)
