@@ -4,6 +4,9 @@
 #   make asan / ubsan    the test suite under AddressSanitizer / UndefinedBehaviorSanitizer
 #   make bench           the speed benchmark against the PyTorch twin (bench/bench.sh)
 #   make WERROR=1        warnings are errors (CI)
+#   make fuzz            each libFuzzer harness in fuzz/ for FUZZ_SECONDS (60) seconds (clang)
+#   make fuzz-regress    each harness once over its seed corpus and past crashes (CI)
+#   make valgrind        a short training run under valgrind: no leaks, no invalid accesses
 
 CC      ?= gcc
 SAN     ?=
@@ -17,6 +20,7 @@ CFLAGS  = -std=c11 -O2 -g -march=native -fno-math-errno -fopenmp -D_POSIX_C_SOUR
 # build's threads would spin against OpenMP's on every switch between a GEMM and an elementwise op).
 BLAS_DIR ?= /usr/lib/$(shell gcc -print-multiarch)/openblas-openmp
 LDLIBS  = -fopenmp -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lm
+CFLAGS += $(XCFLAGS)
 ifeq ($(WERROR),1)
   CFLAGS += -Werror
 endif
@@ -64,5 +68,27 @@ build/release/sgemm_bench: bench/sgemm_bench.c
 clean:
 	rm -rf build
 
-.PHONY: all test asan ubsan bench clean
+# ---- reliability (docs/reliability.md) ----
+FUZZ_SECONDS ?= 60
+FUZZ_NAMES = safetensors ckpt shard config metrics
+FUZZ_BUILD = build/fuzz
+FUZZ_SAN = fuzzer-no-link,address,undefined
+FUZZ_BINS = $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
+
+fuzz-lib:
+	$(MAKE) CC=clang BUILD=$(FUZZ_BUILD) SAN=$(FUZZ_SAN) XCFLAGS="-DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -Wno-pass-failed" $(FUZZ_BUILD)/libnormlab.a
+
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h fuzz-lib
+	clang -std=c11 -O1 -g -fopenmp -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION \
+	  -Iinclude -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $< $(FUZZ_BUILD)/libnormlab.a -o $@ $(LDLIBS)
+
+fuzz: $(FUZZ_BINS)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh $(FUZZ_NAMES)
+fuzz-regress: $(FUZZ_BINS)
+	FUZZ_SECONDS=0 bash fuzz/run.sh $(FUZZ_NAMES)
+
+valgrind: $(BUILD)/normlab
+	bash scripts/valgrind.sh $(BUILD)/normlab
+
+.PHONY: all test asan ubsan bench clean fuzz fuzz-lib fuzz-regress valgrind
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/tools/normlab.d

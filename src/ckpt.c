@@ -191,7 +191,11 @@ static nl_status load_ckpt(nl_model *m, const nl_st_file *f, const char *path, n
     uint64_t crc;
     if (!cs || strlen(cs) != 8 || !parse_hex(cs, 8, &crc)) return NL_FAIL(NL_ERR_FORMAT, "'%s': checkpoint crc32 is missing or not 8 hex digits", path);
     NL_TRY(read_info(f, path, info));
-    if (crc != nl_crc32(0, f->data, f->data_len))
+    int crc_ok = crc == nl_crc32(0, f->data, f->data_len);
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION /* the fuzzer explores what lies behind the checksum */
+    crc_ok = 1;
+#endif
+    if (!crc_ok)
         return NL_FAIL(NL_ERR_FORMAT, "'%s': checksum mismatch (the file is corrupt)", path);
     nl_config c;
     nl_config_defaults(&c);

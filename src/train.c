@@ -64,6 +64,25 @@ static nl_status mkdir_p(const char *dir) {
     return NL_OK;
 }
 
+/* ---------------------------------------------------------------- memory */
+
+nl_status nl_check_memory(const nl_config *c, int B, int T, int training) {
+    /* parameters (x4 when training: grads and AdamW moments) and an upper estimate of the
+     * activations: ~24 (N, C)-sized buffers per block, the (B, H, T, T) attention maps, the logits */
+    const double C = c->dim, L = c->layers, N = (double)B * T, Vp = c->vocab <= 256 ? c->vocab : (c->vocab + 63) / 64 * 64;
+    const double params = Vp * C + (double)c->seq_len * C + L * (12.0 * C * C + 16.0 * C) + 4.0 * C;
+    const double acts = N * C * (8.0 + 2.0 * L * 28.0) + 2.0 * L * B * (double)c->heads * T * T * 2.0 + 2.0 * N * Vp;
+    const double need = 4.0 * (params * (training ? 4.0 : 1.0) + acts);
+    const long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    const double have = pages > 0 && psize > 0 ? (double)pages * (double)psize : 1e18;
+    if (N > 1 << 30) return NL_FAIL(NL_ERR_ARG, "--batch %d x --seq-len %d is more than 2^30 tokens per micro-batch", B, T);
+    if (need > have)
+        return NL_FAIL(NL_ERR_ARG, "this model and batch need about %.3g GB of memory, more than the machine's %.3g GB "
+                                   "(L=%d d=%d H=%d T=%d V=%d, batch %d): lower --batch, --seq-len, --dim or --layers",
+                       need / 1e9, have / 1e9, c->layers, c->dim, c->heads, T, c->vocab, B);
+    return NL_OK;
+}
+
 /* ---------------------------------------------------------------- evaluation */
 
 nl_status nl_eval_windows(nl_model *m, const nl_tokens *t, int max_windows, int B, double *loss, size_t *ntok) {
@@ -73,7 +92,10 @@ nl_status nl_eval_windows(nl_model *m, const nl_tokens *t, int max_windows, int 
     if (W == 0) return NL_FAIL(NL_ERR_ARG, "the data holds %zu tokens, fewer than seq-len + 1 = %d", t->n, T + 1);
     if (t->max_token >= m->cfg.vocab) return NL_FAIL(NL_ERR_ARG, "the data holds token id %d, outside the model's vocabulary of %d", t->max_token, m->cfg.vocab);
     if ((size_t)B > W) B = (int)W;
-    if (m->B < B || m->T < T) nl_model_alloc_acts(m, B, T);
+    if (m->B < B || m->T < T) {
+        NL_TRY(nl_check_memory(&m->cfg, B, T, 0));
+        nl_model_alloc_acts(m, B, T);
+    }
     int *buf = nl_xmalloc((size_t)B * (T + 1) * sizeof(int)), *inp = nl_xmalloc((size_t)B * T * sizeof(int)),
         *tgt = nl_xmalloc((size_t)B * T * sizeof(int));
     double sum = 0.0;
@@ -277,6 +299,7 @@ static nl_status setup(run *r) {
         return NL_FAIL(NL_ERR_ARG, "--seq-len %d is longer than the training data (%zu tokens)", c->seq_len, r->train.n);
     if (r->v && r->v->n < (size_t)c->seq_len + 1)
         return NL_FAIL(NL_ERR_ARG, "the validation data has %zu tokens, fewer than --seq-len + 1 (raise --val-frac or lower --seq-len)", r->v->n);
+    NL_TRY(nl_check_memory(c, c->batch, c->seq_len, 1));
     memset(&r->info, 0, sizeof r->info);
     r->saved_step = -1;
     if (r->resume) {
@@ -569,6 +592,7 @@ nl_status nl_sample(nl_model *m, const char *prompt, int ntok, double temperatur
     const nl_config *c = &m->cfg;
     if (c->vocab > 256) return NL_FAIL(NL_ERR_ARG, "sample: this model's vocabulary (%d) is not bytes; only byte-level models can be sampled", c->vocab);
     const int T = c->seq_len, V = c->vocab;
+    NL_TRY(nl_check_memory(c, 1, T, 0));
     int *ctx = nl_xmalloc((size_t)T * sizeof(int)), len = 0;
     float *p = nl_xmalloc((size_t)V * sizeof(float));
     for (const unsigned char *s = (const unsigned char *)prompt; *s; s++) {

@@ -26,6 +26,10 @@ int nl_train_interrupted(void);
  * previous kept line's, in place; returns the new length. */
 size_t nl_metrics_keep(char *buf, size_t n, int max_step);
 
+/* NL_ERR_ARG naming the options when a model of config c with B x T activations (training: with
+ * gradients and AdamW moments) clearly cannot fit in this machine's memory. */
+nl_status nl_check_memory(const nl_config *c, int B, int T, int training);
+
 /* Finds the default corpus when path is empty: data/tinyshakespeare.txt or
  * ../shared/data/tinyshakespeare.txt, relative to the working directory or the executable's folder. */
 nl_status nl_find_data(char *path, size_t cap);
