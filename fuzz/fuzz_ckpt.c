@@ -8,6 +8,7 @@
 
 #include <string.h>
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *path = nl_fuzz_file(data, size, ".safetensors");
     nl_model m;

@@ -9,8 +9,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 /* writes data to a scratch file named with suffix; returns its path (static buffer) */
 static const char *nl_fuzz_file(const uint8_t *data, size_t size, const char *suffix) {
     static char path[128];

@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     unsigned char *buf = malloc(size + 1);
     if (!buf) return 0;

@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
     const int text = data[0] & 1; /* first byte: text file or shard */

@@ -209,6 +209,15 @@ int test_resume(void) {
     fails += NL_CHECK(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0, "lock the run directory");
     fails += NL_CHECK(run("%s train --resume %s 2>&1", nl_test_bin(), d) == 1 && strstr(out, "another normlab train"), "second trainer refused: %s", out);
     if (fd >= 0) close(fd);
+    /* hostile checkpoints (fuzz/regress/ckpt): one line, exit 1, never a crash or a huge allocation */
+    static const char *const hostile[][2] = { { "huge-dims", "needs more than" }, { "long-seq", "needs more than" },
+                                              { "bad-rng", "all zero" }, { "bad-step", "not a step count" }, { "bad-skip", "bad skip_steps" } };
+    for (int i = 0; i < 5; i++) {
+        int rc = run("%s eval --ckpt fuzz/regress/ckpt/%s --data %s 2>&1 >/dev/null", nl_test_bin(), hostile[i][0], txt);
+        int lines = 0;
+        for (char *q = out; *q; q++) lines += *q == '\n';
+        fails += NL_CHECK(rc == 1 && lines == 1 && strstr(out, hostile[i][1]), "eval of %s: exit %d: %s", hostile[i][0], rc, out);
+    }
     /* --keep-ckpts */
     snprintf(d, sizeof d, "%s/k", tmpdir);
     run("%s train " TINY " --steps 30 --ckpt-every 5 --keep-ckpts 2 --data %s --out %s 2>&1", nl_test_bin(), txt, d);

@@ -26,7 +26,8 @@
     X(crash_kill)                                                                                  \
     X(signals)                                                                                     \
     X(disk_full)                                                                                   \
-    X(divergence)
+    X(divergence)                                                                                  \
+    X(fuzz_regress)
 
 #define X(name) int test_##name(void);
 NL_TESTS(X)
