@@ -2,7 +2,8 @@
  * SIGKILL (at a random moment, or half-way through a checkpoint write), stopped by SIGINT/SIGTERM, or
  * denied disk space resumes from its last complete checkpoint to the same loss curve, bit for bit, as
  * a run never interrupted; a NaN stops the run or rolls it back; no checkpoint ever holds a NaN.
- * Runs use one thread and tmpfs (/dev/shm when present) so that they take milliseconds per step. */
+ * Runs use one thread and tmpfs (/dev/shm when present; NL_TEST_DIR overrides) so that they take
+ * milliseconds per step. NL_KILL_TRIALS sets the number of random kills (6). */
 #define _GNU_SOURCE /* prlimit */
 #include "check.h"
 #include "ckpt.h"
@@ -42,6 +43,7 @@ static char tmpdir[64], txt[96];
 static void make_tmpdir(const char *tag) {
     struct stat sb;
     const char *base = stat("/dev/shm", &sb) == 0 && S_ISDIR(sb.st_mode) && access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    if (getenv("NL_TEST_DIR")) base = getenv("NL_TEST_DIR"); /* e.g. /tmp: a real disk, slow fsyncs */
     snprintf(tmpdir, sizeof tmpdir, "%s/nl_%s_XXXXXX", base, tag);
     NL_ASSERT(mkdtemp(tmpdir));
     snprintf(txt, sizeof txt, "%s/t.txt", tmpdir);
