@@ -481,7 +481,8 @@ static nl_status train_loop(run *r) {
         const double dt = nl_now() - t0;
         train_time += dt;
         const int last = step + 1 == c->steps;
-        const int want_ckpt = (c->ckpt_every && (step + 1) % c->ckpt_every == 0) || last || got_signal;
+        const int sig = got_signal; /* read once: a signal after this line is handled after the next step */
+        const int want_ckpt = (c->ckpt_every && (step + 1) % c->ckpt_every == 0) || last || sig;
         if (want_ckpt && (nl_first_nonfinite(m->params, m->nparams) < m->nparams || nl_first_nonfinite(m->m, m->nparams) < m->nparams ||
                           nl_first_nonfinite(m->v, m->nparams) < m->nparams)) {
             /* finite gradients, but the update overflowed: never checkpoint it */
@@ -516,11 +517,11 @@ static nl_status train_loop(run *r) {
             fflush(stdout);
         }
         if (want_ckpt) NL_TRY(save_ckpt(r, ckpt, sizeof ckpt));
-        if (got_signal && !last) {
-            stopped_by = got_signal;
+        if (sig && !last) {
+            stopped_by = sig;
             if (tty) fputc('\n', stderr);
             fprintf(stderr, "normlab train: stopped by %s after step %d of %d; checkpoint %s written. Resume with: normlab train --resume %s\n",
-                    got_signal == SIGINT ? "SIGINT" : "SIGTERM", step + 1, c->steps, ckpt, c->out);
+                    sig == SIGINT ? "SIGINT" : "SIGTERM", step + 1, c->steps, ckpt, c->out);
             return NL_OK;
         }
     }
