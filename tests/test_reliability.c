@@ -259,7 +259,7 @@ int test_crash_kill(void) {
         char args[1024];
         snprintf(args, sizeof args, TINY " --steps 40 --ckpt-every 1 --data %s --out %s", txt, d);
         pid_t pid = spawn(log, args, 0);
-        for (int w = 0; w < 20000 && !exists("%s/ckpt-00000001.safetensors", d); w++) sleep_ms(0.5);
+        for (int w = 0; w < 120000 && !exists("%s/ckpt-00000001.safetensors", d); w++) sleep_ms(0.5);
         sleep_ms(nl_rng_uniform(&r) * 40.0);
         kill(pid, SIGKILL);
         int st = wait_status(pid);
@@ -293,7 +293,7 @@ int test_signals(void) {
         char mp[192];
         snprintf(mp, sizeof mp, "%s/metrics.jsonl", d);
         struct stat sb;
-        for (int w = 0; w < 20000 && !(stat(mp, &sb) == 0 && sb.st_size > 0); w++) sleep_ms(0.5);
+        for (int w = 0; w < 120000 && !(stat(mp, &sb) == 0 && sb.st_size > 0); w++) sleep_ms(0.5);
         kill(pid, sigs[i]);
         int st = wait_status(pid);
         FILE *f = fopen(log, "r");
