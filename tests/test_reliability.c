@@ -195,6 +195,7 @@ int test_resume(void) {
     /* conflicting options and bad directories: one line, exit 2 (usage) or 1 */
     fails += NL_CHECK(run("%s train --resume %s --lr 1 2>&1", nl_test_bin(), d) == 2 && strstr(out, "--lr cannot be combined with --resume"), "%s", out);
     fails += NL_CHECK(run("%s train --resume %s --layers 3 2>&1", nl_test_bin(), d) == 2 && strstr(out, "--layers cannot be combined"), "%s", out);
+    fails += NL_CHECK(run("%s train --resume= 2>&1", nl_test_bin()) == 2 && strstr(out, "--resume needs a run directory"), "%s", out);
     fails += NL_CHECK(run("%s train --resume %s/nope 2>&1", nl_test_bin(), tmpdir) == 2 && strstr(out, "not a run directory"), "%s", out);
     snprintf(p, sizeof p, "%s/empty", tmpdir);
     mkdir(p, 0755);

@@ -65,6 +65,9 @@ static int cmd_resume(nl_args *a) {
 }
 
 static int cmd_train(nl_args *a) {
+    for (int i = 0; i < g_argc && !a->resume[0]; i++) /* "--resume=" or "--resume ''": not a fresh run */
+        if (!strcmp(g_argv[i], "--resume") || !strncmp(g_argv[i], "--resume=", 9))
+            return nl_set_error("--resume needs a run directory"), fail(NL_ERR_ARG);
     if (a->resume[0]) return cmd_resume(a);
     if (a->cfg.init_from[0] && a->model_opt_given[0]) {
         nl_set_error("--%s: the model's shape and placement come from --init-from '%s'; drop the option",
