@@ -6,6 +6,9 @@
 #   make bench-bpe       GPT-2 tokenizer throughput on one core (bench/bpe_bench.sh)
 #   make WERROR=1        warnings are errors (CI)
 #   make install PREFIX=DIR   the binary, libnormlab.a, libnormlab.so, include/normlab.h, normlab.pc
+#   make fuzz            each libFuzzer harness in fuzz/ for FUZZ_SECONDS (60) seconds (clang)
+#   make fuzz-regress    each harness once over its seed corpus and past crashes (CI)
+#   make valgrind        a short training run under valgrind: no leaks, no invalid accesses
 
 CC      ?= gcc
 SAN     ?=
@@ -14,11 +17,13 @@ BUILD   ?= build/$(if $(SAN),$(SAN),release)
 
 WARN    = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith
 # -fno-math-errno lets sqrtf vectorise; it is not fast-math (NaN and Inf keep their meaning).
-CFLAGS  = -std=c11 -O2 -g -march=native -fno-math-errno -fopenmp -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) -Iinclude -Isrc
+ARCH    ?= -march=native
+CFLAGS  = -std=c11 -O2 -g $(ARCH) -fno-math-errno -fopenmp -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) -Iinclude -Isrc
 # OpenBLAS built for OpenMP: BLAS calls and our parallel loops then share one thread pool (the pthread
 # build's threads would spin against OpenMP's on every switch between a GEMM and an elementwise op).
 BLAS_DIR ?= /usr/lib/$(shell gcc -print-multiarch)/openblas-openmp
 LDLIBS  = -fopenmp -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lm
+CFLAGS += $(XCFLAGS)
 ifeq ($(WERROR),1)
   CFLAGS += -Werror
 endif
@@ -101,5 +106,30 @@ build/release/sgemm_bench: bench/sgemm_bench.c
 clean:
 	rm -rf build
 
-.PHONY: all test asan ubsan bench bench-bpe install clean
+# ---- reliability (docs/reliability.md) ----
+FUZZ_SECONDS ?= 60
+FUZZ_NAMES = safetensors ckpt shard config metrics
+FUZZ_BUILD = build/fuzz
+FUZZ_SAN = fuzzer-no-link,address,undefined
+FUZZ_BINS = $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
+
+fuzz-lib:
+	$(MAKE) CC=clang BUILD=$(FUZZ_BUILD) SAN=$(FUZZ_SAN) XCFLAGS="-DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -Wno-pass-failed" $(FUZZ_BUILD)/libnormlab.a
+
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h fuzz-lib
+	clang -std=c11 -O1 -g -fopenmp -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION \
+	  -Iinclude -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $< $(FUZZ_BUILD)/libnormlab.a -o $@ $(LDLIBS)
+
+fuzz: $(FUZZ_BINS)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh $(FUZZ_NAMES)
+fuzz-regress: $(FUZZ_BINS)
+	FUZZ_SECONDS=0 bash fuzz/run.sh $(FUZZ_NAMES)
+
+# valgrind does not know every instruction -march=native may emit (AVX-512): a baseline x86-64 build
+valgrind:
+	$(MAKE) BUILD=build/valgrind ARCH= build/valgrind/normlab
+	bash scripts/valgrind.sh build/valgrind/normlab
+
+
+.PHONY: all test asan ubsan bench bench-bpe install clean fuzz fuzz-lib fuzz-regress valgrind
 -include $(LIB_OBJ:.o=.d) $(PIC_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/tools/normlab.d

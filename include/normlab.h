@@ -34,6 +34,7 @@ typedef enum nl_norm {
 typedef enum nl_norm_type { NL_LAYERNORM, NL_RMSNORM, NL_NORM_TYPE_COUNT } nl_norm_type;
 
 #define NL_PATH_MAX 1024
+#define NL_MAX_ROLLBACKS 100
 
 /* The resolved configuration of a model and its training run. Tri-state switches use -1 for
  * "default of the placement" until nl_config_resolve() fixes them to 0 or 1. */
@@ -67,7 +68,13 @@ typedef struct nl_config {
     char val_data[NL_PATH_MAX];
     char out[NL_PATH_MAX];
     char init_from[NL_PATH_MAX];
+    /* run safety (docs/reliability.md) */
+    int keep_ckpts;    /* keep the newest N checkpoints, 0: all */
+    int on_nan;        /* nl_on_nan: what a NaN/Inf loss or gradient does */
+    int max_rollbacks; /* rollbacks allowed per run with on_nan = rollback */
 } nl_config;
+
+typedef enum nl_on_nan { NL_ON_NAN_STOP, NL_ON_NAN_ROLLBACK } nl_on_nan;
 
 #define NL_ADAM_BETA1 0.9
 #define NL_ADAM_BETA2 0.95

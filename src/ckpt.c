@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -37,8 +38,25 @@ static void entry(nl_st_entry *e, const char *name, const nl_tensor *t, const fl
     e->data = base + t->offset;
 }
 
-nl_status nl_ckpt_save(const nl_model *m, const char *path, int step, const nl_rng *rng) {
+size_t nl_first_nonfinite(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return i;
+    return n;
+}
+
+nl_status nl_ckpt_save_info(const nl_model *m, const char *path, const nl_ckpt_info *info) {
     const int nt = m->ntensors;
+    const float *bufs[3] = { m->params, m->m, m->v };
+    for (int b = 0; b < 3; b++) {
+        size_t i = nl_first_nonfinite(bufs[b], m->nparams);
+        if (i == m->nparams) continue;
+        const char *name = "?";
+        for (int k = 0; k < nt; k++)
+            if (i >= m->tensors[k].offset && i < m->tensors[k].offset + m->tensors[k].numel) name = m->tensors[k].name;
+        return NL_FAIL(NL_ERR_FORMAT, "refusing to write checkpoint '%s': %s%s holds %g (NaN/Inf)", path,
+                       b == 0 ? "" : b == 1 ? "opt.m." : "opt.v.", name, (double)bufs[b][i]);
+    }
+    NL_ASSERT(info->nskip >= 0 && info->nskip <= NL_MAX_ROLLBACKS);
     nl_st_entry *e = nl_xmalloc(3 * (size_t)nt * sizeof *e);
     char(*names)[80] = nl_xmalloc(2 * (size_t)nt * sizeof *names);
     uint32_t crc = 0;
@@ -51,17 +69,53 @@ nl_status nl_ckpt_save(const nl_model *m, const char *path, int step, const nl_r
         entry(&e[nt + 2 * i + 1], names[2 * i + 1], t, m->v, t->rows);
     }
     for (int i = 0; i < 3 * nt; i++) crc = nl_crc32(crc, e[i].data, nl_st_entry_bytes(&e[i]));
-    char ver[16], stp[32], rs[96], cs[16];
+    char ver[16], stp[32], rs[96], cs[16], dt[32], rb[16], sk[NL_MAX_ROLLBACKS * 12 + 1] = "";
+    const nl_rng *rng = &info->rng;
     snprintf(ver, sizeof ver, "%d", NL_CKPT_VERSION);
-    snprintf(stp, sizeof stp, "%d", step);
+    snprintf(stp, sizeof stp, "%d", info->step);
     snprintf(rs, sizeof rs, "%016" PRIx64 "%016" PRIx64 "%016" PRIx64 "%016" PRIx64, rng->s[0], rng->s[1], rng->s[2], rng->s[3]);
     snprintf(cs, sizeof cs, "%08" PRIx32, crc);
-    const char *xk[] = { "format", "version", "step", "data_rng", "crc32" };
-    const char *xv[] = { "normlab-checkpoint", ver, stp, rs, cs };
-    nl_status st = write_file(m, path, e, 3 * nt, xk, xv, 5);
+    snprintf(dt, sizeof dt, "%lld", info->data_tokens);
+    snprintf(rb, sizeof rb, "%d", info->rollbacks);
+    for (int i = 0, n = 0; i < info->nskip; i++) n += snprintf(sk + n, sizeof sk - (size_t)n, "%s%d", i ? "," : "", info->skip[i]);
+    const char *xk[] = { "format", "version", "step", "data_rng", "crc32", "data_tokens", "rollbacks", "skip_steps" };
+    const char *xv[] = { "normlab-checkpoint", ver, stp, rs, cs, dt, rb, sk };
+    nl_status st = write_file(m, path, e, 3 * nt, xk, xv, 8);
     free(names);
     free(e);
     return st;
+}
+
+nl_status nl_ckpt_save(const nl_model *m, const char *path, int step, const nl_rng *rng) {
+    nl_ckpt_info info;
+    memset(&info, 0, sizeof info);
+    info.step = step;
+    info.rng = *rng;
+    info.data_tokens = -1;
+    return nl_ckpt_save_info(m, path, &info);
+}
+
+/* a whole decimal integer in [lo, hi] */
+static int parse_int(const char *s, long long lo, long long hi, long long *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || *end || errno || v < lo || v > hi) return 0;
+    *out = v;
+    return 1;
+}
+
+/* exactly n hex digits */
+static int parse_hex(const char *s, int n, uint64_t *out) {
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) {
+        char h = s[i];
+        int d = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+        if (d < 0) return 0;
+        v = v << 4 | (uint64_t)d;
+    }
+    *out = v;
+    return 1;
 }
 
 /* Sets c's options from the file's metadata (model options only, or all training options); other
@@ -90,26 +144,71 @@ static nl_status copy_tensor(const nl_st_file *f, const char *path, const char *
     return NL_OK;
 }
 
-static nl_status load_ckpt(nl_model *m, const nl_st_file *f, const char *path, int *step, nl_rng *rng) {
+static nl_status check_format(const nl_st_file *f, const char *path) {
     const char *fmt = nl_st_get_meta(f, "format"), *ver = nl_st_get_meta(f, "version");
     if (!fmt || strcmp(fmt, "normlab-checkpoint"))
         return NL_FAIL(NL_ERR_FORMAT, "'%s' is not a normlab checkpoint (format '%s')", path, fmt ? fmt : "none");
-    if (!ver || atoi(ver) != NL_CKPT_VERSION)
+    long long v;
+    if (!ver || !parse_int(ver, 0, 1000000, &v) || v != NL_CKPT_VERSION)
         return NL_FAIL(NL_ERR_FORMAT, "'%s': checkpoint version '%s' is not supported (expected %d)", path, ver ? ver : "none", NL_CKPT_VERSION);
-    const char *cs = nl_st_get_meta(f, "crc32"), *sp = nl_st_get_meta(f, "step"), *rs = nl_st_get_meta(f, "data_rng");
-    if (!cs || !sp || !rs || strlen(rs) != 64) return NL_FAIL(NL_ERR_FORMAT, "'%s': checkpoint metadata incomplete", path);
-    char hex[17] = { 0 };
-    for (int i = 0; i < 4; i++) {
-        memcpy(hex, rs + 16 * i, 16);
-        rng->s[i] = strtoull(hex, NULL, 16);
+    return NL_OK;
+}
+
+static nl_status read_info(const nl_st_file *f, const char *path, nl_ckpt_info *info) {
+    memset(info, 0, sizeof *info);
+    const char *sp = nl_st_get_meta(f, "step"), *rs = nl_st_get_meta(f, "data_rng"), *dt = nl_st_get_meta(f, "data_tokens"),
+               *rb = nl_st_get_meta(f, "rollbacks"), *sk = nl_st_get_meta(f, "skip_steps");
+    long long v;
+    if (!sp || !parse_int(sp, 0, 2147483647LL, &v)) return NL_FAIL(NL_ERR_FORMAT, "'%s': checkpoint step '%s' is not a step count", path, sp ? sp : "none");
+    info->step = (int)v;
+    if (!rs || strlen(rs) != 64) return NL_FAIL(NL_ERR_FORMAT, "'%s': checkpoint data_rng is missing or not 64 hex digits", path);
+    for (int i = 0; i < 4; i++)
+        if (!parse_hex(rs + 16 * i, 16, &info->rng.s[i])) return NL_FAIL(NL_ERR_FORMAT, "'%s': checkpoint data_rng is not hexadecimal", path);
+    if (!(info->rng.s[0] | info->rng.s[1] | info->rng.s[2] | info->rng.s[3]))
+        return NL_FAIL(NL_ERR_FORMAT, "'%s': checkpoint data_rng is all zero (not a valid generator state)", path);
+    info->data_tokens = -1;
+    if (dt && !parse_int(dt, -1, 1LL << 62, &info->data_tokens)) return NL_FAIL(NL_ERR_FORMAT, "'%s': bad data_tokens '%s'", path, dt);
+    if (rb) {
+        if (!parse_int(rb, 0, NL_MAX_ROLLBACKS, &v)) return NL_FAIL(NL_ERR_FORMAT, "'%s': bad rollbacks '%s'", path, rb);
+        info->rollbacks = (int)v;
     }
-    *step = atoi(sp);
-    if (strtoul(cs, NULL, 16) != nl_crc32(0, f->data, f->data_len))
+    for (const char *p = sk; p && *p;) { /* "12,40,41" */
+        char num[16];
+        size_t n = strcspn(p, ",");
+        if (n == 0 || n >= sizeof num || info->nskip == NL_MAX_ROLLBACKS) return NL_FAIL(NL_ERR_FORMAT, "'%s': bad skip_steps '%s'", path, sk);
+        memcpy(num, p, n);
+        num[n] = 0;
+        if (!parse_int(num, 1, 2147483647LL, &v)) return NL_FAIL(NL_ERR_FORMAT, "'%s': bad skip_steps '%s'", path, sk);
+        info->skip[info->nskip++] = (int)v;
+        p += n;
+        if (*p == ',' && !*++p) return NL_FAIL(NL_ERR_FORMAT, "'%s': bad skip_steps '%s'", path, sk);
+    }
+    return NL_OK;
+}
+
+static nl_status load_ckpt(nl_model *m, const nl_st_file *f, const char *path, nl_ckpt_info *info) {
+    NL_TRY(check_format(f, path));
+    const char *cs = nl_st_get_meta(f, "crc32");
+    uint64_t crc;
+    if (!cs || strlen(cs) != 8 || !parse_hex(cs, 8, &crc)) return NL_FAIL(NL_ERR_FORMAT, "'%s': checkpoint crc32 is missing or not 8 hex digits", path);
+    NL_TRY(read_info(f, path, info));
+    int crc_ok = crc == nl_crc32(0, f->data, f->data_len);
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION /* the fuzzer explores what lies behind the checksum */
+    crc_ok = 1;
+#endif
+    if (!crc_ok)
         return NL_FAIL(NL_ERR_FORMAT, "'%s': checksum mismatch (the file is corrupt)", path);
     nl_config c;
     nl_config_defaults(&c);
     c.vocab = 256;
     NL_TRY(config_from_meta(f, path, &c, 0));
+    if (nl_config_resolve(&c) != NL_OK) return NL_FAIL(NL_ERR_FORMAT, "'%s': bad config in checkpoint: %s", path, nl_last_error());
+    /* the tensors must be there before the model is allocated: a lower bound on the parameters
+     * (embeddings and block matrices) times three (params, m, v) fits in the data section */
+    const double C = c.dim, need = 3.0 * 4.0 * (C * c.vocab_padded + C * c.seq_len + 12.0 * c.layers * C * C);
+    if (need > (double)f->data_len)
+        return NL_FAIL(NL_ERR_FORMAT, "'%s': the config in the metadata (L=%d d=%d V=%d T=%d) needs more than the %zu data bytes the file holds",
+                       path, c.layers, c.dim, c.vocab, c.seq_len, f->data_len);
     nl_status st = nl_model_init(m, &c);
     if (st != NL_OK) return NL_FAIL(NL_ERR_FORMAT, "'%s': bad config in checkpoint: %s", path, nl_last_error());
     for (int i = 0; i < m->ntensors; i++) {
@@ -124,35 +223,96 @@ static nl_status load_ckpt(nl_model *m, const nl_st_file *f, const char *path, i
     return NL_OK;
 }
 
-nl_status nl_ckpt_load(nl_model *m, const char *path, int *step, nl_rng *rng) {
+nl_status nl_ckpt_load_info(nl_model *m, const char *path, nl_ckpt_info *info) {
     nl_st_file f;
     memset(m, 0, sizeof *m);
     NL_TRY(nl_st_read(path, &f));
-    nl_status st = load_ckpt(m, &f, path, step, rng);
+    nl_status st = load_ckpt(m, &f, path, info);
     nl_st_free(&f);
     if (st != NL_OK) nl_model_free(m);
     return st;
+}
+
+nl_status nl_ckpt_load(nl_model *m, const char *path, int *step, nl_rng *rng) {
+    nl_ckpt_info info;
+    NL_TRY(nl_ckpt_load_info(m, path, &info));
+    *step = info.step;
+    *rng = info.rng;
+    return NL_OK;
+}
+
+nl_status nl_ckpt_read_config(const char *path, nl_config *c) {
+    nl_st_file f;
+    NL_TRY(nl_st_read(path, &f));
+    nl_status st = check_format(&f, path);
+    if (st == NL_OK) {
+        nl_config_defaults(c);
+        c->vocab = 256;
+        st = config_from_meta(&f, path, c, 0);
+    }
+    nl_st_free(&f);
+    return st;
+}
+
+/* step of "ckpt-<digits>.safetensors", or -1 */
+static long long ckpt_name_step(const char *name) {
+    size_t n = strlen(name), d = n > 17 ? n - 17 : 0;
+    if (n < 18 || n > 17 + 10 || strncmp(name, "ckpt-", 5) || strcmp(name + 5 + d, ".safetensors")) return -1;
+    long long v = 0;
+    for (size_t i = 5; i < 5 + d; i++) {
+        if (name[i] < '0' || name[i] > '9') return -1;
+        v = v * 10 + (name[i] - '0');
+    }
+    return v <= 2147483647LL ? v : -1;
+}
+
+static int cmp_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+nl_status nl_ckpt_list(const char *dir, int **steps, int *n) {
+    *steps = NULL;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d) return NL_FAIL(NL_ERR_IO, "cannot read directory '%s': %s", dir, strerror(errno));
+    int cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        long long s = ckpt_name_step(de->d_name);
+        if (s < 0) continue;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 16;
+            int *ns = nl_xmalloc((size_t)cap * sizeof *ns);
+            if (*n) memcpy(ns, *steps, (size_t)*n * sizeof *ns);
+            free(*steps);
+            *steps = ns;
+        }
+        (*steps)[(*n)++] = (int)s;
+    }
+    closedir(d);
+    if (*n) qsort(*steps, (size_t)*n, sizeof **steps, cmp_int);
+    return NL_OK;
+}
+
+void nl_ckpt_path(char *out, size_t cap, const char *dir, int step) {
+    snprintf(out, cap, "%s/ckpt-%08d.safetensors", dir, step);
 }
 
 nl_status nl_ckpt_find(const char *p, char *out, size_t cap) {
     struct stat sb;
     if (stat(p, &sb) != 0) return NL_FAIL(NL_ERR_IO, "cannot open '%s': %s", p, strerror(errno));
     if (!S_ISDIR(sb.st_mode)) {
-        snprintf(out, cap, "%s", p);
+        if ((size_t)snprintf(out, cap, "%s", p) >= cap) return NL_FAIL(NL_ERR_IO, "'%s': path too long", p);
         return NL_OK;
     }
-    DIR *d = opendir(p);
-    if (!d) return NL_FAIL(NL_ERR_IO, "cannot read directory '%s': %s", p, strerror(errno));
-    char best[256] = "";
-    struct dirent *de;
-    while ((de = readdir(d))) { /* ckpt-%08d.safetensors: the name order is the step order */
-        size_t n = strlen(de->d_name);
-        if (n == 25 && !strncmp(de->d_name, "ckpt-", 5) && !strcmp(de->d_name + 13, ".safetensors") && strcmp(de->d_name, best) > 0)
-            snprintf(best, sizeof best, "%s", de->d_name);
-    }
-    closedir(d);
-    if (!best[0]) return NL_FAIL(NL_ERR_IO, "'%s' holds no checkpoint (ckpt-*.safetensors)", p);
-    if ((size_t)snprintf(out, cap, "%s/%s", p, best) >= cap) return NL_FAIL(NL_ERR_IO, "'%s': path too long", p);
+    int *steps, n;
+    NL_TRY(nl_ckpt_list(p, &steps, &n));
+    int best = n ? steps[n - 1] : -1;
+    free(steps);
+    if (best < 0) return NL_FAIL(NL_ERR_IO, "'%s' holds no checkpoint (ckpt-*.safetensors)", p);
+    if (strlen(p) + 32 >= cap) return NL_FAIL(NL_ERR_IO, "'%s': path too long", p);
+    nl_ckpt_path(out, cap, p, best);
     return NL_OK;
 }
 

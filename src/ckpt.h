@@ -13,9 +13,34 @@
 #define NL_CKPT_VERSION 1
 
 nl_status nl_ckpt_save(const nl_model *m, const char *path, int step, const nl_rng *data_rng);
+
+/* The training state a checkpoint holds besides tensors and config. */
+typedef struct nl_ckpt_info {
+    int step;            /* optimizer steps done */
+    nl_rng rng;          /* data-order RNG after those steps */
+    long long data_tokens; /* tokens in the training stream (-1: not recorded) */
+    int rollbacks;       /* divergence rollbacks so far */
+    int nskip;           /* steps whose first batch is skipped (the batch that diverged) */
+    int skip[NL_MAX_ROLLBACKS];
+} nl_ckpt_info;
+
+/* Writes a checkpoint with info in its metadata; refuses (NL_ERR_FORMAT, nothing written) when a
+ * parameter or moment is NaN or Inf. */
+nl_status nl_ckpt_save_info(const nl_model *m, const char *path, const nl_ckpt_info *info);
+/* As nl_ckpt_load, filling info (a file without data_tokens/rollbacks/skip_steps gives -1/0/none). */
+nl_status nl_ckpt_load_info(nl_model *m, const char *path, nl_ckpt_info *info);
+/* Reads every training option saved in a checkpoint's metadata into c (a checkpoint only; nothing
+ * else is loaded). */
+nl_status nl_ckpt_read_config(const char *path, nl_config *c);
+/* Index of the first non-finite value of x[0..n), or n. */
+size_t nl_first_nonfinite(const float *x, size_t n);
 /* Builds *m (nl_model_init) from the file's config and loads params and AdamW moments. The checksum,
  * format, version and every tensor's shape are checked; errors name the file. */
 nl_status nl_ckpt_load(nl_model *m, const char *path, int *step, nl_rng *data_rng);
+/* The steps of the ckpt-<step>.safetensors files in dir, ascending (*steps: free()). */
+nl_status nl_ckpt_list(const char *dir, int **steps, int *n);
+/* dir/ckpt-<step, 8 digits>.safetensors */
+void nl_ckpt_path(char *out, size_t cap, const char *dir, int step);
 /* path may be a run directory: then its newest ckpt-*.safetensors. */
 nl_status nl_ckpt_find(const char *ckpt_or_dir, char *out, size_t cap);
 

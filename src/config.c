@@ -39,6 +39,9 @@ void nl_config_defaults(nl_config *c) {
     c->log_every = 10;
     c->val_frac = 0.1;
     c->threads = 0; /* all cores */
+    c->keep_ckpts = 0;
+    c->on_nan = NL_ON_NAN_STOP;
+    c->max_rollbacks = 3;
 }
 
 void nl_args_defaults(nl_args *a) {
@@ -79,6 +82,10 @@ nl_status nl_config_resolve(nl_config *c) {
         return NL_FAIL(NL_ERR_ARG, "--eval-every/--ckpt-every must be >= 0, --log-every/--eval-windows >= 1");
     if (!(c->val_frac >= 0 && c->val_frac < 1)) return NL_FAIL(NL_ERR_ARG, "--val-frac %g: must be in [0, 1)", c->val_frac);
     if (c->threads < 0 || c->threads > 1024) return NL_FAIL(NL_ERR_ARG, "--threads %d: must be in 0..1024", c->threads);
+    if (c->keep_ckpts < 0) return NL_FAIL(NL_ERR_ARG, "--keep-ckpts %d: must be >= 0 (0 keeps all)", c->keep_ckpts);
+    if (c->on_nan != NL_ON_NAN_STOP && c->on_nan != NL_ON_NAN_ROLLBACK) return NL_FAIL(NL_ERR_ARG, "--on-nan: must be stop or rollback");
+    if (c->max_rollbacks < 0 || c->max_rollbacks > NL_MAX_ROLLBACKS)
+        return NL_FAIL(NL_ERR_ARG, "--max-rollbacks %d: must be in 0..%d", c->max_rollbacks, NL_MAX_ROLLBACKS);
     const nl_placement *p = &nl_placements[c->norm];
     if (c->emb_norm < 0) c->emb_norm = p->emb_norm;
     if (c->final_norm < 0) c->final_norm = p->final_norm;
@@ -88,7 +95,7 @@ nl_status nl_config_resolve(nl_config *c) {
 
 /* ---------------------------------------------------------------- option table */
 
-typedef enum opt_type { T_INT, T_U64, T_DBL, T_PATH, T_TEXT, T_WORD, T_NORM, T_NTYPE, T_ONOFF, T_GAIN, T_FLAG, T_LIST } opt_type;
+typedef enum opt_type { T_INT, T_U64, T_DBL, T_PATH, T_TEXT, T_WORD, T_NORM, T_NTYPE, T_ONOFF, T_GAIN, T_FLAG, T_LIST, T_ONNAN } opt_type;
 
 typedef struct opt {
     const char *name; /* CLI spelling; config keys use '_' for '-' */
@@ -138,6 +145,10 @@ static const opt opts[] = {
     { "ckpt-every",   T_INT,   CFG(ckpt_every),   TR,    0, "checkpoint every N steps (0: only at the end)" },
     { "log-every",    T_INT,   CFG(log_every),    TR,    0, "progress line every N steps when not on a terminal" },
     { "threads",      T_INT,   CFG(threads),      TR|EV|SA|EX|MC, 0, "threads for OpenMP and BLAS (0: all cores)" },
+    { "resume",       T_PATH,  ARG(resume),       TR,    0, "continue RUN_DIR from its newest checkpoint with the config saved in it" },
+    { "keep-ckpts",   T_INT,   CFG(keep_ckpts),   TR,    0, "keep only the newest N checkpoints (0: all)" },
+    { "on-nan",       T_ONNAN, CFG(on_nan),       TR,    0, "NaN/Inf loss or gradient: stop | rollback (to the last checkpoint, skipping the batch)" },
+    { "max-rollbacks", T_INT,  CFG(max_rollbacks), TR,   0, "with --on-nan rollback: stop after N rollbacks" },
     { "ckpt",         T_PATH,  ARG(ckpt),         EV|SA|EX|MC, 0, "checkpoint file, or a run directory (its latest checkpoint)" },
     { "max-windows",  T_INT,   ARG(max_windows),  EV,    0, "evaluate at most K windows (0: all)" },
     { "metric",       T_WORD,  ARG(metric),       EV,    0, "headline metric: loss | ppl | bpb (bits per byte)" },
@@ -159,6 +170,7 @@ static const opt opts[] = {
 };
 // clang-format on
 enum { NOPTS = sizeof opts / sizeof opts[0] };
+_Static_assert(NOPTS <= sizeof ((nl_args *)0)->given, "nl_args.given is too small for the option table");
 
 static int key_eq(const char *key, const char *name) {
     for (; *key && *name; key++, name++)
@@ -237,6 +249,11 @@ static nl_status set_value(nl_args *a, const opt *o, const char *v) {
         *(int *)p = x;
         break;
     }
+    case T_ONNAN:
+        if (!strcmp(v, "stop")) *(int *)p = NL_ON_NAN_STOP;
+        else if (!strcmp(v, "rollback")) *(int *)p = NL_ON_NAN_ROLLBACK;
+        else return NL_FAIL(NL_ERR_ARG, "--on-nan: '%s' is not stop|rollback", v);
+        break;
     case T_GAIN:
         if (!strcmp(v, "learn")) *(int *)p = 0;
         else if (!strcmp(v, "frozen")) *(int *)p = 1;
@@ -275,9 +292,20 @@ nl_status nl_args_parse(nl_args *a, int cmd, int argc, char **argv, int *help) {
         else return NL_FAIL(NL_ERR_ARG, "--%s needs a value", key);
         NL_TRY(set_value(a, o, val));
         while (o->type == T_LIST && !eq && i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) NL_TRY(set_value(a, o, argv[++i]));
+        if ((size_t)(o - opts) < sizeof a->given) a->given[o - opts] = 1;
         if (o->model) snprintf(a->model_opt_given, sizeof a->model_opt_given, "%s", o->name);
     }
     return NL_OK;
+}
+
+const char *nl_args_given_except(const nl_args *a, int cmd, const char *const *allowed) {
+    for (int i = 0; i < NOPTS && (size_t)i < sizeof a->given; i++) {
+        if (!a->given[i] || !(opts[i].cmds & cmd)) continue;
+        int ok = 0;
+        for (const char *const *s = allowed; *s && !ok; s++) ok = !strcmp(*s, opts[i].name);
+        if (!ok) return opts[i].name;
+    }
+    return NULL;
 }
 
 static void format_value(const nl_args *a, const opt *o, char *buf, size_t n) {
@@ -295,6 +323,7 @@ static void format_value(const nl_args *a, const opt *o, char *buf, size_t n) {
     case T_ONOFF:
     case T_FLAG: snprintf(buf, n, "%s", *(const int *)p < 0 ? "auto" : *(const int *)p ? "on" : "off"); break;
     case T_GAIN: snprintf(buf, n, "%s", *(const int *)p ? "frozen" : "learn"); break;
+    case T_ONNAN: snprintf(buf, n, "%s", *(const int *)p == NL_ON_NAN_ROLLBACK ? "rollback" : "stop"); break;
     }
 }
 

@@ -29,6 +29,8 @@ typedef struct nl_args {
     double prep_val_frac;
     int shard_tokens;
     char bpe_dir[NL_PATH_MAX];
+    char resume[NL_PATH_MAX]; /* train --resume RUN_DIR */
+    unsigned char given[128]; /* given[i]: option i of the table was on the command line */
 } nl_args;
 
 void nl_config_defaults(nl_config *c);
@@ -45,6 +47,9 @@ nl_status nl_args_set(nl_args *a, int cmd, const char *key, const char *val);
 /* Reads a config file of `key = value` lines (option names with dashes or underscores, '#' comments,
  * blank lines) into a, as nl_args_set does; NL_ERR_ARG naming the file and line on a bad line. */
 nl_status nl_args_load_file(nl_args *a, int cmd, const char *path);
+/* The first option of cmd given on the command line whose name is not in allowed (NULL-terminated),
+ * or NULL if there is none. */
+const char *nl_args_given_except(const nl_args *a, int cmd, const char *const *allowed);
 /* Prints the options of cmd with their defaults and help. */
 void nl_args_help(FILE *f, int cmd);
 

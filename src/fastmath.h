@@ -20,7 +20,9 @@ static inline float nl_expf(float x) {
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    const int32_t bits = ((int32_t)n + 127) << 23;
+    /* NaN in: p is NaN and so is the result; the exponent must still come from a number, as a
+     * float-to-int conversion of NaN is undefined behaviour */
+    const int32_t bits = ((int32_t)(n == n ? n : 0.0f) + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     return p * scale;

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <libgen.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -266,6 +267,29 @@ static nl_status parse_header(jp *p, nl_st_file *f) {
     return NL_OK;
 }
 
+nl_status nl_st_parse(unsigned char *buf, size_t size, const char *path, nl_st_file *f) {
+    memset(f, 0, sizeof *f);
+    f->buf = buf;
+    f->size = size;
+    if (size < 8) {
+        nl_st_free(f);
+        return NL_FAIL(NL_ERR_FORMAT, "'%s': %zu bytes is too short for a safetensors file", path, size);
+    }
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--) hl = hl << 8 | f->buf[i];
+    if (hl > MAX_HEADER || hl > f->size - 8) {
+        nl_st_free(f);
+        return NL_FAIL(NL_ERR_FORMAT, "'%s': header length %llu exceeds the file (%zu bytes): truncated or not safetensors",
+                       path, (unsigned long long)hl, size);
+    }
+    f->data = f->buf + 8 + hl;
+    f->data_len = f->size - 8 - (size_t)hl;
+    jp p = { (const char *)f->buf + 8, 0, (size_t)hl, path };
+    nl_status st = parse_header(&p, f);
+    if (st != NL_OK) nl_st_free(f);
+    return st;
+}
+
 nl_status nl_st_read(const char *path, nl_st_file *f) {
     memset(f, 0, sizeof *f);
     FILE *fp = fopen(path, "rb");
@@ -275,31 +299,23 @@ nl_status nl_st_read(const char *path, nl_st_file *f) {
         fclose(fp);
         return NL_FAIL(NL_ERR_IO, "'%s' is not a regular file", path);
     }
-    f->size = (size_t)sb.st_size;
-    if (f->size < 8) {
+    size_t size = (size_t)sb.st_size;
+    if (size < 8) {
         fclose(fp);
-        return NL_FAIL(NL_ERR_FORMAT, "'%s': %zu bytes is too short for a safetensors file", path, f->size);
+        return NL_FAIL(NL_ERR_FORMAT, "'%s': %zu bytes is too short for a safetensors file", path, size);
     }
-    f->buf = nl_xmalloc(f->size + 1);
-    size_t got = fread(f->buf, 1, f->size, fp);
+    unsigned char *buf = malloc(size + 1);
+    if (!buf) {
+        fclose(fp);
+        return NL_FAIL(NL_ERR_IO, "'%s': cannot allocate %zu bytes to read it", path, size);
+    }
+    size_t got = fread(buf, 1, size, fp);
     fclose(fp);
-    if (got != f->size) {
-        nl_st_free(f);
-        return NL_FAIL(NL_ERR_IO, "'%s': read error", path);
+    if (got != size) {
+        free(buf);
+        return NL_FAIL(NL_ERR_IO, "'%s': read error (the file changed size while being read?)", path);
     }
-    uint64_t hl = 0;
-    for (int i = 7; i >= 0; i--) hl = hl << 8 | f->buf[i];
-    if (hl > MAX_HEADER || hl > f->size - 8) {
-        nl_st_free(f);
-        return NL_FAIL(NL_ERR_FORMAT, "'%s': header length %llu exceeds the file (%zu bytes): truncated or not safetensors",
-                       path, (unsigned long long)hl, f->size);
-    }
-    f->data = f->buf + 8 + hl;
-    f->data_len = f->size - 8 - (size_t)hl;
-    jp p = { (const char *)f->buf + 8, 0, (size_t)hl, path };
-    nl_status st = parse_header(&p, f);
-    if (st != NL_OK) nl_st_free(f);
-    return st;
+    return nl_st_parse(buf, size, path, f);
 }
 
 void nl_st_free(nl_st_file *f) {
@@ -401,6 +417,9 @@ nl_status nl_write_atomic_commit(const char *path, const char *tmp, FILE *f) {
     return NL_OK;
 }
 
+static int die_mid_write;
+void nl_st_fault_die_mid_write(void) { die_mid_write = 1; }
+
 nl_status nl_st_write(const char *path, const nl_st_entry *e, int n, const char *const *meta_keys,
                       const char *const *meta_vals, int nmeta) {
     char *h = NULL;
@@ -443,6 +462,12 @@ nl_status nl_st_write(const char *path, const nl_st_entry *e, int n, const char 
     fwrite(hl, 1, 8, f);
     fwrite(h, 1, len, f);
     free(h);
-    for (int i = 0; i < n; i++) fwrite(e[i].data, 1, nl_st_entry_bytes(&e[i]), f);
+    for (int i = 0; i < n; i++) {
+        if (die_mid_write && i == n / 2) { /* fault injection: a kill -9 half-way through the data */
+            fflush(f);
+            raise(SIGKILL);
+        }
+        fwrite(e[i].data, 1, nl_st_entry_bytes(&e[i]), f);
+    }
     return nl_write_atomic_commit(path, tmp, f);
 }

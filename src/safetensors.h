@@ -35,6 +35,9 @@ typedef struct nl_st_file {
 
 /* Reads and validates path. On error: NL_ERR_IO / NL_ERR_FORMAT naming the file; f is left freed. */
 nl_status nl_st_read(const char *path, nl_st_file *f);
+/* Parses a whole file already in memory: buf (malloc'd, size bytes) is owned by f from then on,
+ * freed by nl_st_free or on error; path only names it in messages. */
+nl_status nl_st_parse(unsigned char *buf, size_t size, const char *path, nl_st_file *f);
 void nl_st_free(nl_st_file *f);
 const char *nl_st_get_meta(const nl_st_file *f, const char *key); /* NULL if absent */
 const nl_st_tensor *nl_st_find(const nl_st_file *f, const char *name);
@@ -51,6 +54,9 @@ typedef struct nl_st_entry {
 nl_status nl_st_write(const char *path, const nl_st_entry *e, int n, const char *const *meta_keys,
                       const char *const *meta_vals, int nmeta);
 size_t nl_st_entry_bytes(const nl_st_entry *e);
+/* Fault injection for the crash tests (NORMLAB_FAULT=kill-in-ckpt:N): the next nl_st_write sends
+ * itself SIGKILL after writing half of its tensors. */
+void nl_st_fault_die_mid_write(void);
 
 /* Writes n bytes to path atomically (tmp + fsync + rename + directory fsync). */
 nl_status nl_write_atomic_begin(const char *path, char *tmp, size_t tmpcap, FILE **f);

@@ -10,11 +10,15 @@
 #include "sample.h"
 #include "tokenize.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -62,6 +66,25 @@ static nl_status mkdir_p(const char *dir) {
     return NL_OK;
 }
 
+/* ---------------------------------------------------------------- memory */
+
+nl_status nl_check_memory(const nl_config *c, int B, int T, int training) {
+    /* parameters (x4 when training: grads and AdamW moments) and an upper estimate of the
+     * activations: ~24 (N, C)-sized buffers per block, the (B, H, T, T) attention maps, the logits */
+    const double C = c->dim, L = c->layers, N = (double)B * T, Vp = c->vocab <= 256 ? c->vocab : (c->vocab + 63) / 64 * 64;
+    const double params = Vp * C + (double)c->seq_len * C + L * (12.0 * C * C + 16.0 * C) + 4.0 * C;
+    const double acts = N * C * (8.0 + 2.0 * L * 28.0) + 2.0 * L * B * (double)c->heads * T * T * 2.0 + 2.0 * N * Vp;
+    const double need = 4.0 * (params * (training ? 4.0 : 1.0) + acts);
+    const long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    const double have = pages > 0 && psize > 0 ? (double)pages * (double)psize : 1e18;
+    if (N > 1 << 30) return NL_FAIL(NL_ERR_ARG, "--batch %d x --seq-len %d is more than 2^30 tokens per micro-batch", B, T);
+    if (need > have)
+        return NL_FAIL(NL_ERR_ARG, "this model and batch need about %.3g GB of memory, more than the machine's %.3g GB "
+                                   "(L=%d d=%d H=%d T=%d V=%d, batch %d): lower --batch, --seq-len, --dim or --layers",
+                       need / 1e9, have / 1e9, c->layers, c->dim, c->heads, T, c->vocab, B);
+    return NL_OK;
+}
+
 /* ---------------------------------------------------------------- evaluation */
 
 nl_status nl_eval_stride(nl_model *m, const nl_tokens *t, int max_windows, int stride, int B, double *nll,
@@ -74,7 +97,10 @@ nl_status nl_eval_stride(nl_model *m, const nl_tokens *t, int max_windows, int s
     if (W == 0) return NL_FAIL(NL_ERR_ARG, "the data holds %zu tokens, fewer than seq-len + 1 = %d", t->n, T + 1);
     if (t->max_token >= m->cfg.vocab) return NL_FAIL(NL_ERR_ARG, "the data holds token id %d, outside the model's vocabulary of %d", t->max_token, m->cfg.vocab);
     if ((size_t)B > W) B = (int)W;
-    if (m->B < B || m->T < T) nl_model_alloc_acts(m, B, T);
+    if (m->B < B || m->T < T) {
+        NL_TRY(nl_check_memory(&m->cfg, B, T, 0));
+        nl_model_alloc_acts(m, B, T);
+    }
     int *buf = nl_xmalloc((size_t)B * (T + 1) * sizeof(int)), *inp = nl_xmalloc((size_t)B * T * sizeof(int)),
         *tgt = nl_xmalloc((size_t)B * T * sizeof(int));
     double sum = 0.0, bytes = 0.0;
@@ -132,18 +158,96 @@ static nl_status write_config(const nl_config *c, const char *dir) {
     return nl_write_atomic_commit(path, tmp, f);
 }
 
+/* ---------------------------------------------------------------- metrics.jsonl */
+
+/* parses the step of a line "{\"step\": N, ..." (the way train writes it); -1 if not one */
+static long long line_step(const char *s, size_t n) {
+    static const char pre[] = "{\"step\": ";
+    if (n < sizeof pre || memcmp(s, pre, sizeof pre - 1)) return -1;
+    long long v = 0;
+    size_t i = sizeof pre - 1, d = i;
+    while (i < n && s[i] >= '0' && s[i] <= '9' && i - d < 10) v = v * 10 + (s[i++] - '0');
+    if (i == d || i >= n || (s[i] != ',' && s[i] != '}') || s[n - 1] != '}') return -1;
+    return v;
+}
+
+size_t nl_metrics_keep(char *buf, size_t n, int max_step) {
+    size_t out = 0, i = 0;
+    long long last = 0;
+    while (i < n) {
+        const char *nl = memchr(buf + i, '\n', n - i);
+        if (!nl) break; /* a partial last line (killed mid-write) */
+        size_t len = (size_t)(nl - (buf + i));
+        long long s = line_step(buf + i, len);
+        if (s > last && s <= max_step) {
+            memmove(buf + out, buf + i, len + 1);
+            out += len + 1;
+            last = s;
+        }
+        i += len + 1;
+    }
+    return out;
+}
+
+/* rewrites path (atomically) keeping the lines of steps 1..max_step */
+static nl_status metrics_truncate(const char *path, int max_step) {
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t n = 0;
+    if (f) {
+        size_t cap = 0, got;
+        do {
+            if (n == cap) {
+                cap = cap ? 2 * cap : 1 << 16;
+                char *nb = nl_xmalloc(cap);
+                if (n) memcpy(nb, buf, n);
+                free(buf);
+                buf = nb;
+            }
+            got = fread(buf + n, 1, cap - n, f);
+            n += got;
+        } while (got > 0);
+        int err = ferror(f);
+        fclose(f);
+        if (err) {
+            free(buf);
+            return NL_FAIL(NL_ERR_IO, "cannot read '%s'", path);
+        }
+    } else if (errno != ENOENT) {
+        return NL_FAIL(NL_ERR_IO, "cannot read '%s': %s", path, strerror(errno));
+    }
+    n = n ? nl_metrics_keep(buf, n, max_step) : 0;
+    char tmp[NL_PATH_MAX + 64];
+    nl_status st = nl_write_atomic_begin(path, tmp, sizeof tmp, &f);
+    if (st == NL_OK) {
+        if (n) fwrite(buf, 1, n, f);
+        st = nl_write_atomic_commit(path, tmp, f);
+    }
+    free(buf);
+    return st;
+}
+
+/* ---------------------------------------------------------------- the run */
+
 typedef struct run {
     nl_config *c;
+    const char *resume; /* checkpoint to continue from, or NULL */
     nl_tokens all, train, val, valfile;
     const nl_tokens *v; /* validation stream or NULL */
     nl_model m;
     FILE *metrics;
+    char metrics_path[NL_PATH_MAX + 32];
     int *buf, *inp, *tgt;
+    int lock_fd;
+    nl_ckpt_info info; /* step, data RNG, rollbacks, skipped batches: the state beside the tensors */
+    int saved_step;    /* the step of the newest checkpoint on disk, -1: none */
+    int fault_nan, fault_kill_ckpt; /* NORMLAB_FAULT (tests): steps, 0: none */
 } run;
 
 static void run_free(run *r) {
     nl_model_free(&r->m);
     if (r->metrics) fclose(r->metrics);
+    if (r->lock_fd > 0) close(r->lock_fd);
     nl_tokens_close(&r->train);
     nl_tokens_close(&r->val);
     nl_tokens_close(&r->valfile);
@@ -153,8 +257,50 @@ static void run_free(run *r) {
     free(r->tgt);
 }
 
+/* NORMLAB_FAULT=nan-at:K,kill-in-ckpt:K (fault injection for tests and drills) */
+static nl_status parse_faults(run *r) {
+    const char *e = getenv("NORMLAB_FAULT");
+    for (const char *p = e; p && *p;) {
+        size_t n = strcspn(p, ",");
+        int k = 0, used = 0;
+        if (sscanf(p, "nan-at:%d%n", &k, &used) == 1 && (size_t)used == n && k > 0) r->fault_nan = k;
+        else if (sscanf(p, "kill-in-ckpt:%d%n", &k, &used) == 1 && (size_t)used == n && k >= 0) r->fault_kill_ckpt = k;
+        else return NL_FAIL(NL_ERR_ARG, "NORMLAB_FAULT '%s': expected nan-at:STEP or kill-in-ckpt:STEP, comma-separated", e);
+        p += n + (p[n] == ',');
+    }
+    return NL_OK;
+}
+
+/* one trainer per run directory: a second one (say, a resume while the first still runs) is refused */
+static nl_status lock_dir(run *r) {
+    char path[NL_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/.lock", r->c->out);
+    r->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (r->lock_fd < 0) return NL_FAIL(NL_ERR_IO, "cannot write in '%s': %s", r->c->out, strerror(errno));
+    if (flock(r->lock_fd, LOCK_EX | LOCK_NB) != 0)
+        return NL_FAIL(NL_ERR_IO, "another normlab train is writing '%s' (it holds %s)", r->c->out, path);
+    return NL_OK;
+}
+
+/* removes what a killed writer left: <name>.tmp.<pid> files */
+static void remove_stale_tmp(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *de;
+    char p[NL_PATH_MAX + 300];
+    while ((de = readdir(d))) {
+        const char *t = strstr(de->d_name, ".tmp.");
+        if (t && (!strncmp(de->d_name, "ckpt-", 5) || !strncmp(de->d_name, "metrics.jsonl", 13) || !strncmp(de->d_name, "config.txt", 10))) {
+            snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+            unlink(p);
+        }
+    }
+    closedir(d);
+}
+
 static nl_status setup(run *r) {
     nl_config *c = r->c;
+    NL_TRY(parse_faults(r));
     NL_TRY(nl_find_data(c->data, sizeof c->data));
     NL_TRY(nl_tokens_open(&r->all, c->data));
     if (c->val_data[0]) {
@@ -165,7 +311,7 @@ static nl_status setup(run *r) {
         nl_tokens_split(&r->all, c->val_frac, &r->train, &r->val);
         r->v = c->val_frac > 0 ? &r->val : NULL;
     }
-    if (c->init_from[0]) NL_TRY(nl_read_model_config(c->init_from, c));
+    if (c->init_from[0] && !r->resume) NL_TRY(nl_read_model_config(c->init_from, c));
     if (c->vocab == 0) c->vocab = r->all.shards ? 50257 : 256;
     int maxtok = r->all.max_token > (r->v ? r->v->max_token : 0) ? r->all.max_token : r->v->max_token;
     if (maxtok >= c->vocab)
@@ -175,8 +321,25 @@ static nl_status setup(run *r) {
         return NL_FAIL(NL_ERR_ARG, "--seq-len %d is longer than the training data (%zu tokens)", c->seq_len, r->train.n);
     if (r->v && r->v->n < (size_t)c->seq_len + 1)
         return NL_FAIL(NL_ERR_ARG, "the validation data has %zu tokens, fewer than --seq-len + 1 (raise --val-frac or lower --seq-len)", r->v->n);
-    NL_TRY(nl_model_init(&r->m, c));
-    if (c->init_from[0]) NL_TRY(nl_import(&r->m, c->init_from));
+    NL_TRY(nl_check_memory(c, c->batch, c->seq_len, 1));
+    memset(&r->info, 0, sizeof r->info);
+    r->saved_step = -1;
+    if (r->resume) {
+        NL_TRY(nl_ckpt_load_info(&r->m, r->resume, &r->info));
+        nl_config keep = r->m.cfg;
+        r->m.cfg = *c; /* the same model options (both from the checkpoint); the run's other options */
+        if (keep.vocab != c->vocab || keep.dim != c->dim || keep.layers != c->layers || keep.seq_len != c->seq_len)
+            return NL_FAIL(NL_ERR_ARG, "--resume: the model in '%s' does not match its config", r->resume);
+        if (r->info.data_tokens >= 0 && (size_t)r->info.data_tokens != r->train.n)
+            return NL_FAIL(NL_ERR_ARG, "--resume: the training data '%s' now holds %zu tokens; the run was trained on %lld "
+                                       "(resuming needs the same data)", c->data, r->train.n, r->info.data_tokens);
+        r->saved_step = r->info.step;
+    } else {
+        nl_rng_seed(&r->info.rng, c->seed ^ 0x5DEECE66Dull); /* data order: its own stream, independent of init */
+        NL_TRY(nl_model_init(&r->m, c));
+        if (c->init_from[0]) NL_TRY(nl_import(&r->m, c->init_from));
+    }
+    r->info.data_tokens = (long long)r->train.n;
     if (!c->out[0]) {
         char stamp[32];
         time_t now = time(NULL);
@@ -184,11 +347,13 @@ static nl_status setup(run *r) {
         snprintf(c->out, sizeof c->out, "runs/%s-%s", nl_placements[c->norm].name, stamp);
     }
     NL_TRY(mkdir_p(c->out));
+    NL_TRY(lock_dir(r));
+    if (r->resume) remove_stale_tmp(c->out);
     NL_TRY(write_config(c, c->out));
-    char path[NL_PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/metrics.jsonl", c->out);
-    r->metrics = fopen(path, "w");
-    if (!r->metrics) return NL_FAIL(NL_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+    snprintf(r->metrics_path, sizeof r->metrics_path, "%s/metrics.jsonl", c->out);
+    if (r->resume) NL_TRY(metrics_truncate(r->metrics_path, r->info.step));
+    r->metrics = fopen(r->metrics_path, r->resume ? "a" : "w");
+    if (!r->metrics) return NL_FAIL(NL_ERR_IO, "cannot write '%s': %s", r->metrics_path, strerror(errno));
     nl_model_alloc_acts(&r->m, c->batch, c->seq_len);
     const size_t BT = (size_t)c->batch * c->seq_len;
     r->buf = nl_xmalloc((BT + (size_t)c->batch) * sizeof(int));
@@ -209,43 +374,144 @@ static void draw_batch(run *r, nl_rng *rng) {
     }
 }
 
-static nl_status save_ckpt(run *r, int step, const nl_rng *rng, char *path, size_t cap) {
-    snprintf(path, cap, "%s/ckpt-%08d.safetensors", r->c->out, step);
-    return nl_ckpt_save(&r->m, path, step, rng);
+/* removes all but the newest keep checkpoints (keep 0: none removed) */
+static void prune_ckpts(const char *dir, int keep) {
+    int *steps, n;
+    if (keep <= 0 || nl_ckpt_list(dir, &steps, &n) != NL_OK) return;
+    char p[NL_PATH_MAX + 64];
+    for (int i = 0; i + keep < n; i++) {
+        nl_ckpt_path(p, sizeof p, dir, steps[i]);
+        unlink(p);
+    }
+    free(steps);
 }
+
+static nl_status save_ckpt(run *r, char *path, size_t cap) {
+    nl_ckpt_path(path, cap, r->c->out, r->info.step);
+    if (r->fault_kill_ckpt && r->fault_kill_ckpt == r->info.step) nl_st_fault_die_mid_write();
+    NL_TRY(nl_ckpt_save_info(&r->m, path, &r->info));
+    r->saved_step = r->info.step;
+    prune_ckpts(r->c->out, r->c->keep_ckpts);
+    return NL_OK;
+}
+
+static int skips_at(const run *r, int step) {
+    int k = 0;
+    for (int i = 0; i < r->info.nskip; i++) k += r->info.skip[i] == step;
+    return k;
+}
+
+/* A NaN/Inf at `step` (1-based): stop, or restore the newest checkpoint that loads and remember to
+ * skip that step's batch. */
+static nl_status diverged(run *r, int step, const char *what) {
+    const nl_config *c = r->c;
+    if (c->on_nan == NL_ON_NAN_STOP)
+        return NL_FAIL(NL_ERR_FORMAT, "training diverged at step %d (%s); stopped (--on-nan stop), no checkpoint holds it. "
+                                      "HINT: lower --lr or raise --warmup, or resume with --on-nan rollback", step, what);
+    if (r->info.rollbacks >= c->max_rollbacks || r->info.nskip >= NL_MAX_ROLLBACKS)
+        return NL_FAIL(NL_ERR_FORMAT, "training diverged at step %d (%s) after %d rollbacks (--max-rollbacks %d); stopped. "
+                                      "HINT: lower --lr or raise --warmup", step, what, r->info.rollbacks, c->max_rollbacks);
+    int *steps, n;
+    NL_TRY(nl_ckpt_list(c->out, &steps, &n));
+    nl_status st = NL_FAIL(NL_ERR_IO, "training diverged at step %d (%s) and '%s' holds no checkpoint to roll back to", step, what, c->out);
+    char path[NL_PATH_MAX + 64];
+    nl_model t;
+    nl_ckpt_info ti;
+    for (int i = n - 1; i >= 0; i--) {
+        if (steps[i] >= step) continue;
+        nl_ckpt_path(path, sizeof path, c->out, steps[i]);
+        st = nl_ckpt_load_info(&t, path, &ti);
+        if (st == NL_OK && t.nparams != r->m.nparams) {
+            st = NL_FAIL(NL_ERR_FORMAT, "'%s' holds another model", path);
+            nl_model_free(&t);
+        }
+        if (st == NL_OK) break;
+        fprintf(stderr, "normlab train: warning: cannot roll back to %s: %s\n", path, nl_last_error());
+    }
+    free(steps);
+    NL_TRY(st);
+    memcpy(r->m.params, t.params, t.nparams * sizeof(float));
+    memcpy(r->m.m, t.m, t.nparams * sizeof(float));
+    memcpy(r->m.v, t.v, t.nparams * sizeof(float));
+    nl_model_free(&t);
+    r->info.step = ti.step;
+    r->info.rng = ti.rng;
+    r->info.rollbacks++;
+    r->info.skip[r->info.nskip++] = step;
+    fclose(r->metrics);
+    r->metrics = NULL;
+    NL_TRY(metrics_truncate(r->metrics_path, ti.step));
+    r->metrics = fopen(r->metrics_path, "a");
+    if (!r->metrics) return NL_FAIL(NL_ERR_IO, "cannot write '%s': %s", r->metrics_path, strerror(errno));
+    fprintf(stderr, "normlab train: step %d diverged (%s); rolled back to step %d (%s), skipping that batch (rollback %d of at most %d)\n",
+            step, what, ti.step, path, r->info.rollbacks, c->max_rollbacks);
+    return NL_OK;
+}
+
+static volatile sig_atomic_t got_signal;
+static int stopped_by;
+
+static void on_signal(int sig) { got_signal = sig; }
+
+int nl_train_interrupted(void) { return stopped_by; }
 
 static nl_status train_loop(run *r) {
     nl_config *c = r->c;
     nl_model *m = &r->m;
-    nl_rng rng;
-    nl_rng_seed(&rng, c->seed ^ 0x5DEECE66Dull); /* data order: its own stream, independent of init */
     const int tty = isatty(STDERR_FILENO);
     const double tok_step = (double)c->batch * c->seq_len * c->accum;
     const float dscale = (float)(1.0 / tok_step);
     printf("normlab train: %s (%s), L=%d d=%d H=%d T=%d V=%d, %.2fM params; %zu train / %zu val tokens; run dir %s\n",
            nl_placements[c->norm].name, nl_norm_type_names[c->norm_type], c->layers, c->dim, c->heads, c->seq_len,
            c->vocab, (double)nl_model_trainable_count(m) / 1e6, r->train.n, r->v ? r->v->n : 0, c->out);
+    if (r->resume) printf("resuming from step %d of %d (%s)\n", r->info.step, c->steps, r->resume);
     fflush(stdout);
     double t_start = nl_now(), val = NAN, train_time = 0.0;
     char ckpt[NL_PATH_MAX + 64] = "";
-    for (int step = 0; step < c->steps; step++) {
+    if (r->resume) snprintf(ckpt, sizeof ckpt, "%s", r->resume);
+    if (r->resume && r->info.step >= c->steps) {
+        printf("nothing to do: the run in %s is complete (step %d of %d)\n", c->out, r->info.step, c->steps);
+        return NL_OK;
+    }
+    /* rollback needs a checkpoint to return to */
+    if (c->on_nan == NL_ON_NAN_ROLLBACK && r->saved_step < 0 && c->steps > 0) NL_TRY(save_ckpt(r, ckpt, sizeof ckpt));
+    int fault_nan_fired = 0, steps_run = 0;
+    for (int step = r->info.step; step < c->steps; step = r->info.step) {
         double t0 = nl_now(), loss = 0.0;
         nl_model_zero_grad(m);
+        for (int k = skips_at(r, step + 1) * c->accum; k > 0; k--) draw_batch(r, &r->info.rng); /* the batch that diverged */
         for (int a = 0; a < c->accum; a++) {
-            draw_batch(r, &rng);
+            draw_batch(r, &r->info.rng);
             loss += nl_model_forward(m, r->inp, r->tgt, c->batch, c->seq_len, dscale) / c->accum;
             nl_model_backward(m);
+        }
+        if (r->fault_nan == step + 1 && !fault_nan_fired) {
+            fault_nan_fired = 1;
+            m->grads[m->nparams / 2] = NAN;
         }
         const double gn = nl_grad_norm(m), lr = nl_lr_at(c, step);
         if (!isfinite(loss) || !isfinite(gn)) {
             if (tty) fputc('\n', stderr);
-            return NL_FAIL(NL_ERR_FORMAT, "training diverged at step %d (loss %g, grad norm %g); no checkpoint written for it. "
-                                          "HINT: lower --lr or raise --warmup", step + 1, loss, gn);
+            char what[96];
+            snprintf(what, sizeof what, "loss %g, grad norm %g", loss, gn);
+            NL_TRY(diverged(r, step + 1, what));
+            continue;
         }
         nl_adamw_step(m, lr, nl_clip_scale(gn, c->clip), step + 1);
+        r->info.step = step + 1;
+        steps_run++;
         const double dt = nl_now() - t0;
         train_time += dt;
         const int last = step + 1 == c->steps;
+        const int sig = got_signal; /* read once: a signal after this line is handled after the next step */
+        const int want_ckpt = (c->ckpt_every && (step + 1) % c->ckpt_every == 0) || last || sig;
+        if (want_ckpt && (nl_first_nonfinite(m->params, m->nparams) < m->nparams || nl_first_nonfinite(m->m, m->nparams) < m->nparams ||
+                          nl_first_nonfinite(m->v, m->nparams) < m->nparams)) {
+            /* finite gradients, but the update overflowed: never checkpoint it */
+            if (tty) fputc('\n', stderr);
+            NL_TRY(diverged(r, step + 1, "a parameter became NaN/Inf in the update"));
+            continue;
+        }
         int did_eval = 0;
         if (r->v && ((c->eval_every && (step + 1) % c->eval_every == 0) || last)) {
             size_t nt;
@@ -256,9 +522,10 @@ static nl_status train_loop(run *r) {
         if (did_eval) fprintf(r->metrics, ", \"val_loss\": %.6f", val);
         fprintf(r->metrics, ", \"lr\": %.6g, \"grad_norm\": %.6g, \"tok_per_s\": %.1f, \"time_s\": %.3f}\n", lr, gn,
                 tok_step / dt, nl_now() - t_start);
-        fflush(r->metrics);
+        if (fflush(r->metrics) != 0 || ferror(r->metrics))
+            return NL_FAIL(NL_ERR_IO, "writing '%s' failed: %s", r->metrics_path, strerror(errno));
         char eta[32];
-        fmt_time(eta, sizeof eta, train_time / (step + 1) * (c->steps - step - 1));
+        fmt_time(eta, sizeof eta, train_time / steps_run * (c->steps - step - 1));
         if (tty) {
             fprintf(stderr, "\r\033[Kstep %d/%d | loss %.4f", step + 1, c->steps, loss);
             if (!isnan(val)) fprintf(stderr, " | val %.4f", val);
@@ -271,22 +538,74 @@ static nl_status train_loop(run *r) {
             printf("\n");
             fflush(stdout);
         }
-        if ((c->ckpt_every && (step + 1) % c->ckpt_every == 0) || last) NL_TRY(save_ckpt(r, step + 1, &rng, ckpt, sizeof ckpt));
+        if (want_ckpt) NL_TRY(save_ckpt(r, ckpt, sizeof ckpt));
+        if (sig && !last) {
+            stopped_by = sig;
+            if (tty) fputc('\n', stderr);
+            fprintf(stderr, "normlab train: stopped by %s after step %d of %d; checkpoint %s written. Resume with: normlab train --resume %s\n",
+                    sig == SIGINT ? "SIGINT" : "SIGTERM", step + 1, c->steps, ckpt, c->out);
+            return NL_OK;
+        }
     }
-    if (c->steps == 0) NL_TRY(save_ckpt(r, 0, &rng, ckpt, sizeof ckpt));
+    if (c->steps == 0) NL_TRY(save_ckpt(r, ckpt, sizeof ckpt));
     if (r->v) printf("done: %d steps in %.1fs, val loss %.4f, checkpoint %s\n", c->steps, nl_now() - t_start, val, ckpt);
     else printf("done: %d steps in %.1fs (no validation data), checkpoint %s\n", c->steps, nl_now() - t_start, ckpt);
     return NL_OK;
 }
 
-nl_status nl_train(nl_config *cfg) {
+static nl_status train(nl_config *cfg, const char *resume) {
     run r;
     memset(&r, 0, sizeof r);
     r.c = cfg;
+    r.resume = resume;
+    r.lock_fd = -1;
     if (cfg->threads > 0) nl_set_threads(cfg->threads);
+    /* SIGINT/SIGTERM: finish the step, checkpoint, exit; a second signal acts at once (SA_RESETHAND) */
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    got_signal = 0;
+    stopped_by = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
     nl_status st = setup(&r);
     if (st == NL_OK) st = train_loop(&r);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
     run_free(&r);
+    return st;
+}
+
+nl_status nl_train(nl_config *cfg) { return train(cfg, NULL); }
+
+nl_status nl_train_resume(nl_config *cfg, const char *ckpt) { return train(cfg, ckpt); }
+
+nl_status nl_resume_find(const char *dir, char *path, size_t cap, nl_config *cfg) {
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return NL_FAIL(NL_ERR_ARG, "--resume '%s': not a run directory", dir);
+    int *steps, n;
+    NL_TRY(nl_ckpt_list(dir, &steps, &n));
+    nl_status st = NL_FAIL(NL_ERR_IO, "--resume '%s': the directory holds no checkpoint (ckpt-*.safetensors) to resume from", dir);
+    for (int i = n - 1; i >= 0; i--) {
+        if (strlen(dir) + 32 >= cap) {
+            st = NL_FAIL(NL_ERR_ARG, "--resume '%s': path too long", dir);
+            break;
+        }
+        nl_ckpt_path(path, cap, dir, steps[i]);
+        nl_model t;
+        nl_ckpt_info info;
+        st = nl_ckpt_read_config(path, cfg);
+        if (st == NL_OK) st = nl_ckpt_load_info(&t, path, &info);
+        if (st == NL_OK) {
+            nl_model_free(&t);
+            break;
+        }
+        fprintf(stderr, "normlab train: warning: skipping %s: %s\n", path, nl_last_error());
+        st = NL_FAIL(NL_ERR_IO, "--resume '%s': no checkpoint in it loads (the last error: %s)", dir, nl_last_error());
+    }
+    free(steps);
     return st;
 }
 
@@ -300,6 +619,7 @@ static void emit_byte(int token, void *out) {
 nl_status nl_sample(nl_model *m, const char *prompt, int ntok, double temperature, int top_k, uint64_t seed, FILE *out) {
     const nl_config *c = &m->cfg;
     if (c->vocab > 256) return NL_FAIL(NL_ERR_ARG, "sample: this model's vocabulary (%d) is not bytes; only byte-level models can be sampled", c->vocab);
+    NL_TRY(nl_check_memory(c, 1, c->seq_len, 0));
     const size_t n = strlen(prompt);
     int *ids = nl_xmalloc((n + 1) * sizeof(int)), len = 0;
     for (const unsigned char *s = (const unsigned char *)prompt; *s; s++) ids[len++] = *s < c->vocab ? *s : 0;

@@ -12,6 +12,24 @@
  * cfg is resolved in place (data-dependent vocab, default paths). */
 nl_status nl_train(nl_config *cfg);
 
+/* Resuming (train --resume DIR): nl_resume_find picks the newest checkpoint in dir that loads (a
+ * warning names each one skipped) and reads its config into cfg; the caller may then change the
+ * options that do not alter the trajectory; nl_train_resume continues from that checkpoint: the
+ * params, AdamW moments, step, data RNG and skipped batches are restored, metrics.jsonl is cut back
+ * to the checkpoint's step and appended to. */
+nl_status nl_resume_find(const char *dir, char *path, size_t cap, nl_config *cfg);
+nl_status nl_train_resume(nl_config *cfg, const char *ckpt);
+/* SIGINT/SIGTERM during nl_train/nl_train_resume finish the step, write a checkpoint and return
+ * NL_OK; this is then the signal number (0 when the run ended normally). */
+int nl_train_interrupted(void);
+/* Keeps the complete lines of a metrics.jsonl buffer whose step is in 1..max_step and above the
+ * previous kept line's, in place; returns the new length. */
+size_t nl_metrics_keep(char *buf, size_t n, int max_step);
+
+/* NL_ERR_ARG naming the options when a model of config c with B x T activations (training: with
+ * gradients and AdamW moments) clearly cannot fit in this machine's memory. */
+nl_status nl_check_memory(const nl_config *c, int B, int T, int training);
+
 /* Finds the default corpus when path is empty: data/tinyshakespeare.txt or
  * ../shared/data/tinyshakespeare.txt, relative to the working directory or the executable's folder. */
 nl_status nl_find_data(char *path, size_t cap);

@@ -29,7 +29,14 @@
     X(gpt2_vocab)                                                                                  \
     X(config_file)                                                                                 \
     X(library)                                                                                     \
-    X(llmc_init)
+    X(llmc_init)                                                                               \
+    X(metrics_keep)                                                                                \
+    X(resume)                                                                                      \
+    X(crash_kill)                                                                                  \
+    X(signals)                                                                                     \
+    X(disk_full)                                                                                   \
+    X(divergence)                                                                                  \
+    X(fuzz_regress)
 
 #define X(name) int test_##name(void);
 NL_TESTS(X)

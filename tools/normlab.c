@@ -41,14 +41,50 @@ static nl_status load_model(const nl_args *a, nl_model *m) {
     return nl_ckpt_load(m, path, &step, &rng);
 }
 
+static int g_argc;
+static char **g_argv;
+
+/* options that leave the loss curve unchanged may be given with --resume; the rest come from the
+ * checkpoint */
+static const char *const resume_ok[] = { "resume", "threads", "log-every", "ckpt-every", "keep-ckpts", "on-nan", "max-rollbacks", NULL };
+
+static int cmd_resume(nl_args *a) {
+    const char *bad = nl_args_given_except(a, NL_CMD_TRAIN, resume_ok);
+    if (bad) {
+        nl_set_error("--%s cannot be combined with --resume: a resumed run continues with the config saved in its checkpoint "
+                     "(allowed: --threads --log-every --ckpt-every --keep-ckpts --on-nan --max-rollbacks)", bad);
+        return fail(NL_ERR_ARG);
+    }
+    static nl_args r;
+    char dir[NL_PATH_MAX], ckpt[NL_PATH_MAX + 64];
+    int help;
+    snprintf(dir, sizeof dir, "%s", a->resume);
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') dir[--n] = 0;
+    nl_args_defaults(&r);
+    nl_status st = nl_resume_find(dir, ckpt, sizeof ckpt, &r.cfg);
+    if (st != NL_OK) return fail(st);
+    st = nl_args_parse(&r, NL_CMD_TRAIN, g_argc, g_argv, &help); /* the allowed options override */
+    if (st != NL_OK) return fail(st);
+    snprintf(r.cfg.out, sizeof r.cfg.out, "%s", dir);
+    st = nl_train_resume(&r.cfg, ckpt);
+    if (st != NL_OK) return fail(st);
+    return nl_train_interrupted() ? 128 + nl_train_interrupted() : 0;
+}
+
 static int cmd_train(nl_args *a) {
+    for (int i = 0; i < g_argc && !a->resume[0]; i++) /* "--resume=" or "--resume ''": not a fresh run */
+        if (!strcmp(g_argv[i], "--resume") || !strncmp(g_argv[i], "--resume=", 9))
+            return nl_set_error("--resume needs a run directory"), fail(NL_ERR_ARG);
+    if (a->resume[0]) return cmd_resume(a);
     if (a->cfg.init_from[0] && a->model_opt_given[0]) {
         nl_set_error("--%s: the model's shape and placement come from --init-from '%s'; drop the option",
                      a->model_opt_given, a->cfg.init_from);
         return fail(NL_ERR_ARG);
     }
     nl_status st = nl_train(&a->cfg);
-    return st == NL_OK ? 0 : fail(st);
+    if (st != NL_OK) return fail(st);
+    return nl_train_interrupted() ? 128 + nl_train_interrupted() : 0; /* the shell's code for a signal */
 }
 
 static int cmd_eval(nl_args *a) {
@@ -203,7 +239,9 @@ static const struct {
 } cmds[] = {
     { "train", NL_CMD_TRAIN, cmd_train, "train [options]",
       "Train a GPT on a text file (byte tokens) or llm.c token shards; writes a run directory with\n"
-      "config.txt, metrics.jsonl (one JSON object per step) and ckpt-<step>.safetensors." },
+      "config.txt, metrics.jsonl (one JSON object per step) and ckpt-<step>.safetensors.\n"
+      "'normlab train --resume DIR' continues a run from its newest checkpoint (bit-identical losses);\n"
+      "SIGINT/SIGTERM finish the step, write a checkpoint and exit with 128 + the signal number." },
     { "eval", NL_CMD_EVAL, cmd_eval, "eval --ckpt C --data F [options]",
       "Mean next-token cross-entropy over seq-len windows of F (consecutive and non-overlapping, or\n"
       "sliding with --stride). The last line printed is one JSON object {\"loss\": ..., \"tokens\": ...}\n"
@@ -239,6 +277,8 @@ int main(int argc, char **argv) {
         cmd_name = cmds[i].name;
         static nl_args a;
         int help;
+        g_argc = argc - 2;
+        g_argv = argv + 2;
         nl_args_defaults(&a);
         nl_status st = nl_args_parse(&a, cmds[i].cmd, argc - 2, argv + 2, &help);
         if (st == NL_OK && !help && a.config[0]) { /* the file first, then the command line over it */
