@@ -39,6 +39,9 @@ void nl_config_defaults(nl_config *c) {
     c->log_every = 10;
     c->val_frac = 0.1;
     c->threads = 0; /* all cores */
+    c->diag_every = 0;
+    c->spike_k = 6.0;
+    c->diverge_window = 0;
 }
 
 void nl_args_defaults(nl_args *a) {
@@ -74,6 +77,9 @@ nl_status nl_config_resolve(nl_config *c) {
         return NL_FAIL(NL_ERR_ARG, "--eval-every/--ckpt-every must be >= 0, --log-every/--eval-windows >= 1");
     if (!(c->val_frac >= 0 && c->val_frac < 1)) return NL_FAIL(NL_ERR_ARG, "--val-frac %g: must be in [0, 1)", c->val_frac);
     if (c->threads < 0 || c->threads > 1024) return NL_FAIL(NL_ERR_ARG, "--threads %d: must be in 0..1024", c->threads);
+    if (c->diag_every < 0) return NL_FAIL(NL_ERR_ARG, "--diag-every %d: must be >= 0 (0: off)", c->diag_every);
+    if (!(c->spike_k >= 0)) return NL_FAIL(NL_ERR_ARG, "--spike-k %g: must be >= 0 (0: off)", c->spike_k);
+    if (c->diverge_window < 0) return NL_FAIL(NL_ERR_ARG, "--diverge-window %d: must be >= 0 (0: off)", c->diverge_window);
     const nl_placement *p = &nl_placements[c->norm];
     if (c->emb_norm < 0) c->emb_norm = p->emb_norm;
     if (c->final_norm < 0) c->final_norm = p->final_norm;
@@ -132,6 +138,9 @@ static const opt opts[] = {
     { "ckpt-every",   T_INT,   CFG(ckpt_every),   TR,    0, "checkpoint every N steps (0: only at the end)" },
     { "log-every",    T_INT,   CFG(log_every),    TR,    0, "progress line every N steps when not on a terminal" },
     { "threads",      T_INT,   CFG(threads),      TR|EV|SA|EX, 0, "threads for OpenMP and BLAS (0: all cores)" },
+    { "diag-every",   T_INT,   CFG(diag_every),   TR,    0, "per-layer diagnostics on a fixed validation batch every N steps, at step 0 and at the end (0: off)" },
+    { "spike-k",      T_DBL,   CFG(spike_k),      TR,    0, "count a gradient spike when the grad norm exceeds k x its running median (0: off)" },
+    { "diverge-window", T_INT, CFG(diverge_window), TR,  0, "stop as diverged when, after warmup, the mean loss of the last N steps exceeds the first step's (0: off)" },
     { "ckpt",         T_PATH,  ARG(ckpt),         EV|SA|EX, 0, "checkpoint file, or a run directory (its latest checkpoint)" },
     { "max-windows",  T_INT,   ARG(max_windows),  EV,    0, "evaluate at most K windows (0: all)" },
     { "prompt",       T_TEXT,  ARG(prompt),       SA,    0, "text to continue" },
