@@ -20,7 +20,11 @@
     X(ckpt_roundtrip)                                                                              \
     X(torch_twin)                                                                                  \
     X(cli_errors)                                                                                  \
-    X(cli_end_to_end)
+    X(cli_end_to_end)                                                                              \
+    X(diag_stats)                                                                                  \
+    X(diag_trackers)                                                                               \
+    X(diag_model)                                                                                  \
+    X(diag_cli)
 
 #define X(name) int test_##name(void);
 NL_TESTS(X)
