@@ -164,6 +164,11 @@ static const opt *find_opt(int cmd, const char *key) {
     return NULL;
 }
 
+int nl_option_takes_value(int cmd, const char *key) {
+    const opt *o = find_opt(cmd, key);
+    return !o ? -1 : o->type != T_FLAG;
+}
+
 static int parse_onoff(const char *v) {
     if (!strcmp(v, "on") || !strcmp(v, "1") || !strcmp(v, "true")) return 1;
     if (!strcmp(v, "off") || !strcmp(v, "0") || !strcmp(v, "false")) return 0;

@@ -32,6 +32,8 @@ nl_status nl_config_resolve(nl_config *c);
 nl_status nl_args_parse(nl_args *a, int cmd, int argc, char **argv, int *help);
 /* Sets one option from a key (dashes or underscores) and a string value, as in config files. */
 nl_status nl_args_set(nl_args *a, int cmd, const char *key, const char *val);
+/* 1: --key of cmd takes a value, 0: it is a flag, -1: no such option. */
+int nl_option_takes_value(int cmd, const char *key);
 /* Prints the options of cmd with their defaults and help. */
 void nl_args_help(FILE *f, int cmd);
 

@@ -24,7 +24,8 @@
     X(diag_stats)                                                                                  \
     X(diag_trackers)                                                                               \
     X(diag_model)                                                                                  \
-    X(diag_cli)
+    X(diag_cli)                                                                                    \
+    X(sweep_resume)
 
 #define X(name) int test_##name(void);
 NL_TESTS(X)

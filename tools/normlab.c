@@ -5,10 +5,12 @@
 #include "config.h"
 #include "norm.h"
 #include "ops.h"
+#include "sweep.h"
 #include "train.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *cmd_name;
 
@@ -107,9 +109,30 @@ static const struct {
 };
 enum { NCMDS = sizeof cmds / sizeof cmds[0] };
 
+/* Commands with their own option parsing (src/sweep.c, src/report.c, src/analyze.c). */
+static int cmd_sweep(int argc, char **argv) {
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return nl_sweep_usage(), 0;
+    char exe[NL_PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return nl_set_error("cannot find the normlab binary (/proc/self/exe)"), fail(NL_ERR_IO);
+    exe[n] = 0;
+    nl_status st = nl_sweep_main(argc, argv, exe);
+    return st == NL_OK ? 0 : fail(st);
+}
+
+static const struct {
+    const char *name, *synopsis;
+    int (*run)(int argc, char **argv);
+} raw_cmds[] = {
+    { "sweep", "sweep --norm A,B --lr X,Y [--seeds K] [--jobs N] [--out DIR] [train options]", cmd_sweep },
+};
+enum { NRAW = sizeof raw_cmds / sizeof raw_cmds[0] };
+
 static void main_usage(FILE *f) {
     fprintf(f, "usage: normlab <command> [options]   (normlab <command> --help for its options)\n\ncommands:\n");
     for (int i = 0; i < NCMDS; i++) fprintf(f, "  %-8s %s\n", cmds[i].name, cmds[i].synopsis);
+    for (int i = 0; i < NRAW; i++) fprintf(f, "  %-8s %s\n", raw_cmds[i].name, raw_cmds[i].synopsis);
     fprintf(f, "\nnormlab trains GPT-style transformers whose normalization placement is a switch (--norm).\n");
 }
 
@@ -130,6 +153,8 @@ int main(int argc, char **argv) {
         if (a.cfg.threads > 0) nl_set_threads(a.cfg.threads);
         return cmds[i].run(&a);
     }
-    fprintf(stderr, "normlab: unknown command '%s' (commands: train, eval, sample, export; see 'normlab --help')\n", argv[1]);
+    for (int i = 0; i < NRAW; i++)
+        if (!strcmp(argv[1], raw_cmds[i].name)) return cmd_name = raw_cmds[i].name, raw_cmds[i].run(argc - 2, argv + 2);
+    fprintf(stderr, "normlab: unknown command '%s' (commands: train, eval, sample, export, sweep, report, analyze; see 'normlab --help')\n", argv[1]);
     return 2;
 }
