@@ -25,7 +25,10 @@
     X(diag_trackers)                                                                               \
     X(diag_model)                                                                                  \
     X(diag_cli)                                                                                    \
-    X(sweep_resume)
+    X(sweep_resume)                                                                                \
+    X(analyze_skip)                                                                                \
+    X(analyze_numbers)                                                                             \
+    X(analyze_cli)
 
 #define X(name) int test_##name(void);
 NL_TESTS(X)
