@@ -6,6 +6,7 @@
 #include "norm.h"
 #include "ops.h"
 #include "analyze.h"
+#include "report.h"
 #include "sweep.h"
 #include "train.h"
 
@@ -129,12 +130,20 @@ static int cmd_analyze(int argc, char **argv) {
     return st == NL_OK ? 0 : fail(st);
 }
 
+static int cmd_report(int argc, char **argv) {
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return nl_report_usage(), 0;
+    nl_status st = nl_report_main(argc, argv);
+    return st == NL_OK ? 0 : fail(st);
+}
+
 static const struct {
     const char *name, *synopsis;
     int (*run)(int argc, char **argv);
 } raw_cmds[] = {
     { "sweep", "sweep --norm A,B --lr X,Y [--seeds K] [--jobs N] [--out DIR] [train options]", cmd_sweep },
     { "analyze", "analyze --ckpt C --data F [--out FILE]", cmd_analyze },
+    { "report", "report RUN_OR_SWEEP_DIR... -o report.html", cmd_report },
 };
 enum { NRAW = sizeof raw_cmds / sizeof raw_cmds[0] };
 
