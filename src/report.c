@@ -511,12 +511,14 @@ static void depth_sections(FILE *f, const report *rp) {
             s[ns] = (nl_series){ .label = lab[ns], .color = col[ns], .x = depth, .y = r->diag[di].x_var, .n = r->layers + 1, .marker = 1 };
             ns++;
         }
-        eq_label(title, sizeof title, r, "");
+        snprintf(title, sizeof title, "%s", r->label);
         fig_open(f);
         nl_plot p = { .title = title, .xlabel = "stream index l (x_l enters block l; L+1: after the last block)",
                       .ylabel = "Var(x_l), mean per-token variance", .ylog = 1, .w = 440, .h = 300, .ymin_force = NAN, .xint = 1 };
         nl_svg_lines(f, &p, s, ns);
-        fig_close(f, "Lighter: earlier steps; darkest: the last diagnostic step.");
+        char cap[400];
+        snprintf(cap, sizeof cap, "%s: %s. Lighter: earlier steps; darkest: the last diagnostic step.", nl_placements[r->norm].name, nl_placements[r->norm].eq);
+        fig_close(f, cap);
     }
     fputs("</div>\n", f);
     /* combined panels at init (dashed) and end (solid) */

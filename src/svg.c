@@ -95,9 +95,10 @@ static void frame(FILE *f, const nl_plot *p, int w, int h, const axis *ax, const
     if (xticks) {
         n = ticks(ax, t, 64);
         if (xticks == 2) { /* integer ticks: drop fractional ones; when the step is below 1, use every integer */
+            const int fine = n > 1 && t[1] - t[0] < 1;
             int k = 0;
             for (int i = 0; i < n; i++) if (t[i] == floor(t[i])) t[k++] = t[i];
-            if (n > 1 && t[1] - t[0] < 1) {
+            if (fine) {
                 k = 0;
                 for (double v = ceil(ax->lo); v <= ax->hi && k < 64; v += 1) t[k++] = v;
             }

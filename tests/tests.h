@@ -28,7 +28,9 @@
     X(sweep_resume)                                                                                \
     X(analyze_skip)                                                                                \
     X(analyze_numbers)                                                                             \
-    X(analyze_cli)
+    X(analyze_cli)                                                                                 \
+    X(json_reader)                                                                                 \
+    X(report_render)
 
 #define X(name) int test_##name(void);
 NL_TESTS(X)
