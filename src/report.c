@@ -640,17 +640,18 @@ static void analysis_section(FILE *f, const report *rp) {
     for (int i = 0; i < rp->nextra; i++) as[na] = &rp->extra[i], labels[na] = rp->extra_label[i], norms[na++] = rp->extra_norm[i];
     if (!na) return;
     fputs("<h2>Layer redundancy (normlab analyze)</h2>\n<div class=\"row\">\n", f);
+    double lo = 0.0, hi = -INFINITY; /* one colour scale for all models, from 0 */
+    for (int k = 0; k < na; k++)
+        for (int i = 0; i < as[k]->L * as[k]->L; i++)
+            if (isfinite(as[k]->angular[i])) hi = fmax(hi, as[k]->angular[i]);
     for (int k = 0; k < na; k++) {
         maxL = as[k]->L > maxL ? as[k]->L : maxL;
-        double lo = INFINITY, hi = -INFINITY;
-        for (int i = 0; i < as[k]->L * as[k]->L; i++)
-            if (isfinite(as[k]->angular[i])) lo = fmin(lo, as[k]->angular[i]), hi = fmax(hi, as[k]->angular[i]);
         char title[400];
         snprintf(title, sizeof title, "Angular distance d(l, n): %s", labels[k]);
         fig_open(f);
         nl_svg_heatmap(f, title, "block l", "offset n (compares x_l with x_{l+n})", as[k]->angular, as[k]->L, as[k]->L, as[k]->L,
-                       isfinite(lo) ? lo : 0, isfinite(hi) ? hi : 1, 1, 1);
-        fig_close(f, "arccos(cos(x_l, x_{l+n}))/pi at the last token of each window, averaged; small d(l,1) = a near-identity block. Colour scale min-max of this model.");
+                       lo, isfinite(hi) ? hi : 1, 1, 1);
+        fig_close(f, "arccos(cos(x_l, x_{l+n}))/pi at the last token of each window, averaged; small d(l,1) = a near-identity block. One colour scale (0 to the largest value) for all models.");
     }
     fputs("</div>\n", f);
     double *blocks = nl_xmalloc((size_t)maxL * sizeof(double));

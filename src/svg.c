@@ -251,7 +251,7 @@ static void ramp(double t, int rgb[3]) {
 
 void nl_svg_heatmap(FILE *f, const char *title, const char *rowlabel, const char *collabel, const double *v, int rows,
                     int cols, int stride, double lo, double hi, int row0, int col0) {
-    const int cell = rows > 16 || cols > 16 ? 14 : 24, w = ML + cols * cell + 90, h = MT + rows * cell + MB;
+    const int cell = rows > 16 || cols > 16 ? 14 : 24, w0 = ML + cols * cell + 90, w = w0 > 440 ? w0 : 440, h = MT + rows * cell + MB;
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"11\">\n", w, h, w, h);
     fputs("<title>", f);
     nl_html_escape(f, title);
