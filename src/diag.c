@@ -136,6 +136,7 @@ void nl_diag_run(nl_diag *d, nl_model *m, const int *inp, const int *tgt, int B,
         d->scratch = nl_xmalloc(NC * sizeof(float));
         d->scratch_n = NC;
     }
+    const double t0 = nl_now();
     nl_model_zero_grad(m);
     d->loss = nl_model_forward(m, inp, tgt, B, T, (float)(1.0 / (double)N));
     nl_model_backward(m);
@@ -181,6 +182,7 @@ void nl_diag_run(nl_diag *d, nl_model *m, const int *inp, const int *tgt, int B,
             }
         }
     if (c->final_norm) add_site(d, m, "final_norm", m->sub[2 * L - 1].xout, m->xf, m->w.finn_w, NC);
+    d->seconds = nl_now() - t0;
 }
 
 /* ---------------------------------------------------------------- JSON */
@@ -235,7 +237,7 @@ void nl_diag_write_json(const nl_diag *d, int step, FILE *f) {
         num(f, s->gain);
         fputc('}', f);
     }
-    fputs("]}\n", f);
+    fprintf(f, "], \"seconds\": %.4f}\n", d->seconds);
 }
 
 /* ---------------------------------------------------------------- spikes and divergence */

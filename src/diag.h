@@ -41,6 +41,7 @@ typedef struct nl_diag {
     double *g_block;                  /* (L) L2 norm of all gradients of block l */
     double *g_qkv, *g_proj, *g_fc, *g_mproj; /* (L) of each weight matrix */
     double g_total;                   /* L2 norm of all (trainable) gradients */
+    double seconds;                   /* wall time of the last nl_diag_run (the pass's own cost) */
     nl_diag_site *sites;
     int nsites;
     float *scratch;
