@@ -732,10 +732,9 @@ nl_status nl_report_main(int argc, char **argv) {
     for (int i = 0; i < np && st == NL_OK; i++) st = add_path(rp, paths[i]);
     if (st == NL_OK) st = write_report(rp, out, title, np, paths);
     if (st == NL_OK) {
-        int nd = 0;
-        for (int i = 0; i < rp->nruns; i++) nd += rp->runs[i].nd > 0;
-        printf("wrote %s: %d runs (%d with diagnostics), %d sweeps, %d analyses\n", out, rp->nruns, nd, rp->nsweeps,
-               rp->nextra + (int)(0));
+        int nd = 0, na = rp->nextra;
+        for (int i = 0; i < rp->nruns; i++) nd += rp->runs[i].nd > 0, na += rp->runs[i].has_an;
+        printf("wrote %s: %d runs (%d with diagnostics), %d sweeps, %d analyses\n", out, rp->nruns, nd, rp->nsweeps, na);
     }
     for (int i = 0; i < rp->nruns; i++) free_run(&rp->runs[i]);
     for (int i = 0; i < rp->nsweeps; i++) free(rp->sweeps[i].res);
