@@ -298,7 +298,7 @@ nl_status nl_sweep_main(int argc, char **argv, const char *exe) {
             if (end == val || *end || errno || *val == '-') return NL_FAIL(NL_ERR_ARG, "--seed: '%s' is not a non-negative integer", val);
             seed0 = x;
         } else {
-            if (npass + 2 > MAX_PASS) return NL_FAIL(NL_ERR_ARG, "too many options");
+            if (npass + 4 > MAX_PASS) return NL_FAIL(NL_ERR_ARG, "too many options");
             pass[npass++] = (char *)s;
             if (val && !eq) pass[npass++] = (char *)val;
             has_threads |= !strcmp(key, "threads");
