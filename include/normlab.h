@@ -64,6 +64,9 @@ typedef struct nl_config {
     int eval_every, eval_windows, ckpt_every, log_every;
     double val_frac;
     int threads;
+    int diag_every;      /* per-layer diagnostics every N steps (0: off), src/diag.h */
+    double spike_k;      /* gradient spike: grad norm > spike_k x running median (0: off) */
+    int diverge_window;  /* stop when the mean loss of the last N steps exceeds the first (0: off) */
     char data[NL_PATH_MAX];
     char val_data[NL_PATH_MAX];
     char out[NL_PATH_MAX];

@@ -42,6 +42,9 @@ void nl_config_defaults(nl_config *c) {
     c->keep_ckpts = 0;
     c->on_nan = NL_ON_NAN_STOP;
     c->max_rollbacks = 3;
+    c->diag_every = 0;
+    c->spike_k = 6.0;
+    c->diverge_window = 0;
 }
 
 void nl_args_defaults(nl_args *a) {
@@ -86,6 +89,9 @@ nl_status nl_config_resolve(nl_config *c) {
     if (c->on_nan != NL_ON_NAN_STOP && c->on_nan != NL_ON_NAN_ROLLBACK) return NL_FAIL(NL_ERR_ARG, "--on-nan: must be stop or rollback");
     if (c->max_rollbacks < 0 || c->max_rollbacks > NL_MAX_ROLLBACKS)
         return NL_FAIL(NL_ERR_ARG, "--max-rollbacks %d: must be in 0..%d", c->max_rollbacks, NL_MAX_ROLLBACKS);
+    if (c->diag_every < 0) return NL_FAIL(NL_ERR_ARG, "--diag-every %d: must be >= 0 (0: off)", c->diag_every);
+    if (!(c->spike_k >= 0)) return NL_FAIL(NL_ERR_ARG, "--spike-k %g: must be >= 0 (0: off)", c->spike_k);
+    if (c->diverge_window < 0) return NL_FAIL(NL_ERR_ARG, "--diverge-window %d: must be >= 0 (0: off)", c->diverge_window);
     const nl_placement *p = &nl_placements[c->norm];
     if (c->emb_norm < 0) c->emb_norm = p->emb_norm;
     if (c->final_norm < 0) c->final_norm = p->final_norm;
@@ -145,6 +151,9 @@ static const opt opts[] = {
     { "ckpt-every",   T_INT,   CFG(ckpt_every),   TR,    0, "checkpoint every N steps (0: only at the end)" },
     { "log-every",    T_INT,   CFG(log_every),    TR,    0, "progress line every N steps when not on a terminal" },
     { "threads",      T_INT,   CFG(threads),      TR|EV|SA|EX|MC, 0, "threads for OpenMP and BLAS (0: all cores)" },
+    { "diag-every",   T_INT,   CFG(diag_every),   TR,    0, "per-layer diagnostics on a fixed validation batch every N steps, at step 0 and at the end (0: off)" },
+    { "spike-k",      T_DBL,   CFG(spike_k),      TR,    0, "count a gradient spike when the grad norm exceeds k x its running median (0: off)" },
+    { "diverge-window", T_INT, CFG(diverge_window), TR,  0, "stop as diverged when, after warmup, the mean loss of the last N steps exceeds the first step's (0: off)" },
     { "resume",       T_PATH,  ARG(resume),       TR,    0, "continue RUN_DIR from its newest checkpoint with the config saved in it" },
     { "keep-ckpts",   T_INT,   CFG(keep_ckpts),   TR,    0, "keep only the newest N checkpoints (0: all)" },
     { "on-nan",       T_ONNAN, CFG(on_nan),       TR,    0, "NaN/Inf loss or gradient: stop | rollback (to the last checkpoint, skipping the batch)" },
@@ -182,6 +191,11 @@ static const opt *find_opt(int cmd, const char *key) {
     for (int i = 0; i < NOPTS; i++)
         if ((opts[i].cmds & cmd) && key_eq(key, opts[i].name)) return &opts[i];
     return NULL;
+}
+
+int nl_option_takes_value(int cmd, const char *key) {
+    const opt *o = find_opt(cmd, key);
+    return !o ? -1 : o->type != T_FLAG;
 }
 
 static int parse_onoff(const char *v) {

@@ -50,6 +50,8 @@ nl_status nl_args_load_file(nl_args *a, int cmd, const char *path);
 /* The first option of cmd given on the command line whose name is not in allowed (NULL-terminated),
  * or NULL if there is none. */
 const char *nl_args_given_except(const nl_args *a, int cmd, const char *const *allowed);
+/* 1: --key of cmd takes a value, 0: it is a flag, -1: no such option. */
+int nl_option_takes_value(int cmd, const char *key);
 /* Prints the options of cmd with their defaults and help. */
 void nl_args_help(FILE *f, int cmd);
 

@@ -99,7 +99,7 @@ static nl_status missing(const pctx *c, const char *field) {
 
 static nl_status get_str(const pctx *c, const nl_json *o, const char *key, const char **out) {
     const nl_json *v = nl_json_get(o, key);
-    if (!v || v->type != NL_J_STR) return missing(c, key);
+    if (!v || v->type != NL_JSTR) return missing(c, key);
     *out = v->str;
     return NL_OK;
 }
@@ -107,11 +107,11 @@ static nl_status get_str(const pctx *c, const nl_json *o, const char *key, const
 /* a label given as an integer or as a string of digits */
 static nl_status get_label(const pctx *c, const nl_json *o, const char *key, int *out) {
     const nl_json *v = nl_json_get(o, key);
-    if (v && v->type == NL_J_NUM && v->num == floor(v->num) && fabs(v->num) < 1e6) {
+    if (v && v->type == NL_JNUM && v->num == floor(v->num) && fabs(v->num) < 1e6) {
         *out = (int)v->num;
         return NL_OK;
     }
-    if (v && v->type == NL_J_STR && v->len > 0 && v->len < 7 && strspn(v->str, "0123456789") == v->len) {
+    if (v && v->type == NL_JSTR && v->str[0] && strlen(v->str) < 7 && strspn(v->str, "0123456789") == strlen(v->str)) {
         *out = atoi(v->str);
         return NL_OK;
     }
@@ -136,16 +136,16 @@ static nl_status build(nl_mc_task task, const nl_json *o, const pctx *c, nl_mc_i
         NL_TRY(get_str(c, o, "activity_label", &a));
         NL_TRY(get_str(c, o, "ctx_a", &b));
         NL_TRY(get_str(c, o, "ctx_b", &d));
-        if (!ends || ends->type != NL_J_ARR || ends->n < 2 || ends->n > NL_MC_MAX_CHOICES) return missing(c, "endings");
+        if (!ends || ends->type != NL_JARR || ends->n < 2 || ends->n > NL_MC_MAX_CHOICES) return missing(c, "endings");
         NL_TRY(get_label(c, o, "label", &it->label));
         char *cap = capitalize(d), *t1 = concat(a, ": ", b), *t2 = concat(t1, " ", cap), *ctx = hs_preprocess(t2);
         free(cap), free(t1), free(t2);
         for (int i = 0; i < ends->n; i++) {
-            if (ends->items[i].type != NL_J_STR) {
+            if (nl_json_at(ends, i)->type != NL_JSTR) {
                 free(ctx);
                 return missing(c, "endings");
             }
-            char *p = hs_preprocess(ends->items[i].str);
+            char *p = hs_preprocess(nl_json_at(ends, i)->str);
             add(it, dup_str(ctx), concat(" ", p, ""));
             free(p);
         }
@@ -159,21 +159,22 @@ static nl_status build(nl_mc_task task, const nl_json *o, const pctx *c, nl_mc_i
         const char *labels[NL_MC_MAX_CHOICES];
         int n = 0;
         NL_TRY(get_str(c, o, "answerKey", &key));
-        if (q && q->type == NL_J_STR && chs && chs->type == NL_J_OBJ) {
+        if (q && q->type == NL_JSTR && chs && chs->type == NL_JOBJ) {
             const nl_json *tx = nl_json_get(chs, "text"), *lb = nl_json_get(chs, "label");
-            if (!tx || !lb || tx->type != NL_J_ARR || lb->type != NL_J_ARR || tx->n != lb->n || tx->n < 2 || tx->n > NL_MC_MAX_CHOICES) return missing(c, "choices");
+            if (!tx || !lb || tx->type != NL_JARR || lb->type != NL_JARR || tx->n != lb->n || tx->n < 2 || tx->n > NL_MC_MAX_CHOICES) return missing(c, "choices");
             for (; n < tx->n; n++) {
-                if (tx->items[n].type != NL_J_STR || lb->items[n].type != NL_J_STR) return missing(c, "choices");
-                ch[n] = tx->items[n].str, labels[n] = lb->items[n].str;
+                const nl_json *t = nl_json_at(tx, n), *l = nl_json_at(lb, n);
+                if (t->type != NL_JSTR || l->type != NL_JSTR) return missing(c, "choices");
+                ch[n] = t->str, labels[n] = l->str;
             }
             stem = q->str;
-        } else if (q && q->type == NL_J_OBJ) {
+        } else if (q && q->type == NL_JOBJ) {
             NL_TRY(get_str(c, q, "stem", &stem));
             chs = nl_json_get(q, "choices");
-            if (!chs || chs->type != NL_J_ARR || chs->n < 2 || chs->n > NL_MC_MAX_CHOICES) return missing(c, "question.choices");
+            if (!chs || chs->type != NL_JARR || chs->n < 2 || chs->n > NL_MC_MAX_CHOICES) return missing(c, "question.choices");
             for (; n < chs->n; n++) {
-                NL_TRY(get_str(c, &chs->items[n], "text", &ch[n]));
-                NL_TRY(get_str(c, &chs->items[n], "label", &labels[n]));
+                NL_TRY(get_str(c, nl_json_at(chs, n), "text", &ch[n]));
+                NL_TRY(get_str(c, nl_json_at(chs, n), "label", &labels[n]));
             }
         } else {
             return missing(c, "question");
@@ -230,10 +231,11 @@ static nl_status build(nl_mc_task task, const nl_json *o, const pctx *c, nl_mc_i
         const nl_json *chs = nl_json_get(o, "choices");
         NL_TRY(get_str(c, o, "context", &a));
         NL_TRY(get_label(c, o, "label", &it->label));
-        if (!chs || chs->type != NL_J_ARR || chs->n < 2 || chs->n > NL_MC_MAX_CHOICES) return missing(c, "choices");
+        if (!chs || chs->type != NL_JARR || chs->n < 2 || chs->n > NL_MC_MAX_CHOICES) return missing(c, "choices");
         for (int i = 0; i < chs->n; i++) {
-            if (chs->items[i].type != NL_J_STR) return missing(c, "choices");
-            ch[i] = chs->items[i].str;
+            const nl_json *x = nl_json_at(chs, i);
+            if (x->type != NL_JSTR) return missing(c, "choices");
+            ch[i] = x->str;
         }
         add_choices(it, a, ch, chs->n);
         return NL_OK;
@@ -246,13 +248,13 @@ static nl_status build(nl_mc_task task, const nl_json *o, const pctx *c, nl_mc_i
 
 nl_status nl_mc_parse(nl_mc_task task, const char *line, size_t len, const char *path, int lineno, nl_mc_item *it) {
     memset(it, 0, sizeof *it);
-    nl_json o;
-    char err[128];
-    if (nl_json_parse(line, len, &o, err, sizeof err) != NL_OK)
-        return NL_FAIL(NL_ERR_FORMAT, "%s:%d: not a JSON object (%s)", path, lineno, err);
+    nl_json_doc d;
+    char where[NL_PATH_MAX + 16];
+    snprintf(where, sizeof where, "%s:%d", path, lineno);
+    NL_TRY(nl_json_parse(&d, line, len, where));
     pctx c = { path, lineno };
-    nl_status st = o.type == NL_J_OBJ ? build(task, &o, &c, it) : NL_FAIL(NL_ERR_FORMAT, "%s:%d: not a JSON object", path, lineno);
-    nl_json_free(&o);
+    nl_status st = d.root->type == NL_JOBJ ? build(task, d.root, &c, it) : NL_FAIL(NL_ERR_FORMAT, "%s: not a JSON object", where);
+    nl_json_free(&d);
     if (st == NL_OK && (it->label < 0 || it->label >= it->n))
         st = NL_FAIL(NL_ERR_FORMAT, "%s:%d: label %d is outside the %d choices", path, lineno, it->label, it->n);
     for (int i = 0; st == NL_OK && i < it->n; i++)

@@ -1,8 +1,10 @@
-/* json.c -- see json.h. */
+/* json.c -- see json.h. A recursive-descent parser; every value takes at least one byte of input, so
+ * len + 1 nodes and len + 1 string bytes always suffice and are allocated up front. */
 #include "json.h"
 
 #include "common.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,234 +12,254 @@
 
 enum { MAX_DEPTH = 64 };
 
-typedef struct jr {
-    const char *s;
-    size_t i, n;
-    char *err;
-    size_t errcap;
-} jr;
+typedef struct parser {
+    const char *s, *what;
+    size_t i, len;
+    nl_json_doc *d;
+} parser;
 
-static int fail(jr *p, const char *what) {
-    snprintf(p->err, p->errcap, "%s at byte %zu", what, p->i);
-    return 0;
+static nl_status perr(parser *p, const char *why) {
+    return NL_FAIL(NL_ERR_FORMAT, "%s: malformed JSON (%s) at byte %zu", p->what, why, p->i);
 }
 
-static void ws(jr *p) {
-    while (p->i < p->n && strchr(" \t\r\n", p->s[p->i]) && p->s[p->i]) p->i++;
+static void ws(parser *p) {
+    while (p->i < p->len && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r')) p->i++;
 }
 
-static void put_utf8(char *b, size_t *len, unsigned cp) {
-    if (cp < 0x80) b[(*len)++] = (char)cp;
-    else if (cp < 0x800) {
-        b[(*len)++] = (char)(0xC0 | cp >> 6);
-        b[(*len)++] = (char)(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        b[(*len)++] = (char)(0xE0 | cp >> 12);
-        b[(*len)++] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        b[(*len)++] = (char)(0x80 | (cp & 0x3F));
-    } else {
-        b[(*len)++] = (char)(0xF0 | cp >> 18);
-        b[(*len)++] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        b[(*len)++] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        b[(*len)++] = (char)(0x80 | (cp & 0x3F));
+static nl_json *node(parser *p, nl_json_type t) {
+    NL_ASSERT(p->d->nnodes < p->d->cap_nodes);
+    nl_json *n = &p->d->nodes[p->d->nnodes++];
+    memset(n, 0, sizeof *n);
+    n->type = t;
+    return n;
+}
+
+static int hexval(char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static nl_status hex4(parser *p, unsigned *v) {
+    if (p->i + 4 > p->len) return perr(p, "short \\u escape");
+    *v = 0;
+    for (int j = 0; j < 4; j++) {
+        int h = hexval(p->s[p->i + j]);
+        if (h < 0) return perr(p, "bad \\u escape");
+        *v = *v * 16 + (unsigned)h;
     }
+    p->i += 4;
+    return NL_OK;
 }
 
-static int hex4(jr *p, unsigned *cp) {
-    if (p->n - p->i < 4) return fail(p, "truncated \\u escape");
-    *cp = 0;
-    for (int k = 0; k < 4; k++) {
-        char h = p->s[p->i++];
-        int v = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
-        if (v < 0) return fail(p, "bad \\u escape");
-        *cp = *cp * 16 + (unsigned)v;
-    }
-    return 1;
-}
-
-/* the string starting at the opening quote; decoded length never exceeds the raw length */
-static int string(jr *p, char **out, size_t *outlen) {
-    p->i++;
-    size_t start = p->i;
-    while (p->i < p->n && p->s[p->i] != '"') p->i += p->s[p->i] == '\\' ? 2 : 1;
-    if (p->i >= p->n) return fail(p, "unterminated string");
-    size_t end = p->i;
-    char *b = nl_xmalloc(end - start + 1);
-    size_t len = 0;
-    p->i = start;
-    while (p->i < end) {
-        unsigned char c = (unsigned char)p->s[p->i++];
-        if (c < 0x20) {
-            free(b);
-            return fail(p, "control character in string");
-        }
-        if (c != '\\') {
-            b[len++] = (char)c;
-            continue;
-        }
-        char e = p->s[p->i++];
-        unsigned cp;
-        switch (e) {
-        case '"': case '\\': case '/': b[len++] = e; break;
-        case 'b': b[len++] = '\b'; break;
-        case 'f': b[len++] = '\f'; break;
-        case 'n': b[len++] = '\n'; break;
-        case 'r': b[len++] = '\r'; break;
-        case 't': b[len++] = '\t'; break;
-        case 'u':
-            if (!hex4(p, &cp)) { free(b); return 0; }
-            if (cp >= 0xD800 && cp < 0xDC00 && end - p->i >= 6 && p->s[p->i] == '\\' && p->s[p->i + 1] == 'u') {
-                unsigned lo;
-                size_t save = p->i;
-                p->i += 2;
-                if (!hex4(p, &lo)) { free(b); return 0; }
-                if (lo >= 0xDC00 && lo < 0xE000) cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                else p->i = save; /* a lone high surrogate: kept as its own 3-byte sequence */
-            }
-            put_utf8(b, &len, cp);
-            break;
-        default: free(b); return fail(p, "bad escape");
-        }
-    }
-    p->i = end + 1;
-    b[len] = 0;
-    *out = b;
-    *outlen = len;
-    return 1;
-}
-
-static int value(jr *p, nl_json *v, int depth);
-
-static int push(nl_json *v, int *cap) {
-    if (v->n == *cap) {
-        *cap = *cap ? 2 * *cap : 4;
-        nl_json *items = nl_xcalloc((size_t)*cap * sizeof *items);
-        if (v->n) memcpy(items, v->items, (size_t)v->n * sizeof *items);
-        free(v->items);
-        v->items = items;
-        if (v->type == NL_J_OBJ) {
-            char **keys = nl_xcalloc((size_t)*cap * sizeof *keys);
-            if (v->n) memcpy(keys, v->keys, (size_t)v->n * sizeof *keys);
-            free(v->keys);
-            v->keys = keys;
-        }
-    }
-    return v->n++;
-}
-
-static int container(jr *p, nl_json *v, int depth) {
-    const int obj = p->s[p->i] == '{';
-    const char close = obj ? '}' : ']';
-    v->type = obj ? NL_J_OBJ : NL_J_ARR;
-    p->i++;
-    ws(p);
-    if (p->i < p->n && p->s[p->i] == close) {
-        p->i++;
-        return 1;
-    }
-    int cap = 0;
+static nl_status parse_string(parser *p, char **out) {
+    p->i++; /* opening quote */
+    char *o = p->d->strs + p->d->nstrs;
+    size_t k = 0;
     for (;;) {
-        ws(p);
-        int k = push(v, &cap);
+        if (p->i >= p->len) return perr(p, "unterminated string");
+        unsigned char c = (unsigned char)p->s[p->i++];
+        if (c == '"') break;
+        if (c < 0x20) return perr(p, "control character in string");
+        if (c == '\\') {
+            if (p->i >= p->len) return perr(p, "unterminated escape");
+            char e = p->s[p->i++];
+            switch (e) {
+            case '"': case '\\': case '/': o[k++] = e; break;
+            case 'b': o[k++] = '\b'; break;
+            case 'f': o[k++] = '\f'; break;
+            case 'n': o[k++] = '\n'; break;
+            case 'r': o[k++] = '\r'; break;
+            case 't': o[k++] = '\t'; break;
+            case 'u': { /* to UTF-8; a surrogate pair joins into one code point (never longer than the escape) */
+                unsigned v;
+                NL_TRY(hex4(p, &v));
+                if (v >= 0xD800 && v < 0xDC00 && p->i + 6 <= p->len && p->s[p->i] == '\\' && p->s[p->i + 1] == 'u') {
+                    unsigned lo;
+                    size_t save = p->i;
+                    p->i += 2;
+                    NL_TRY(hex4(p, &lo));
+                    if (lo >= 0xDC00 && lo < 0xE000) v = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00);
+                    else p->i = save; /* a lone high surrogate stays a 3-byte sequence */
+                }
+                if (v < 0x80) {
+                    o[k++] = (char)v;
+                } else if (v < 0x800) {
+                    o[k++] = (char)(0xC0 | v >> 6);
+                    o[k++] = (char)(0x80 | (v & 0x3F));
+                } else if (v < 0x10000) {
+                    o[k++] = (char)(0xE0 | v >> 12);
+                    o[k++] = (char)(0x80 | ((v >> 6) & 0x3F));
+                    o[k++] = (char)(0x80 | (v & 0x3F));
+                } else {
+                    o[k++] = (char)(0xF0 | v >> 18);
+                    o[k++] = (char)(0x80 | ((v >> 12) & 0x3F));
+                    o[k++] = (char)(0x80 | ((v >> 6) & 0x3F));
+                    o[k++] = (char)(0x80 | (v & 0x3F));
+                }
+                break;
+            }
+            default: return perr(p, "bad escape");
+            }
+        } else {
+            o[k++] = (char)c;
+        }
+    }
+    o[k++] = 0;
+    p->d->nstrs += k;
+    *out = o;
+    return NL_OK;
+}
+
+static nl_status parse_value(parser *p, nl_json **out, int depth);
+
+static nl_status parse_container(parser *p, nl_json *n, int depth) {
+    const int obj = n->type == NL_JOBJ;
+    const char close = obj ? '}' : ']';
+    p->i++;
+    ws(p);
+    if (p->i < p->len && p->s[p->i] == close) return p->i++, NL_OK;
+    nl_json **tail = &n->child;
+    for (;;) {
+        char *key = NULL;
         if (obj) {
-            size_t kl;
-            if (p->i >= p->n || p->s[p->i] != '"') return fail(p, "expected a key");
-            if (!string(p, &v->keys[k], &kl)) return 0;
             ws(p);
-            if (p->i >= p->n || p->s[p->i] != ':') return fail(p, "expected ':'");
+            if (p->i >= p->len || p->s[p->i] != '"') return perr(p, "expected a member name");
+            NL_TRY(parse_string(p, &key));
+            ws(p);
+            if (p->i >= p->len || p->s[p->i] != ':') return perr(p, "expected ':'");
             p->i++;
         }
-        if (!value(p, &v->items[k], depth + 1)) return 0;
+        nl_json *v;
+        NL_TRY(parse_value(p, &v, depth + 1));
+        v->key = key;
+        *tail = v;
+        tail = &v->next;
+        n->n++;
         ws(p);
-        if (p->i < p->n && p->s[p->i] == ',') {
-            p->i++;
-            continue;
-        }
-        if (p->i < p->n && p->s[p->i] == close) {
-            p->i++;
-            return 1;
-        }
-        return fail(p, obj ? "expected ',' or '}'" : "expected ',' or ']'");
+        if (p->i >= p->len) return perr(p, "unterminated container");
+        if (p->s[p->i] == ',') { p->i++; continue; }
+        if (p->s[p->i] == close) return p->i++, NL_OK;
+        return perr(p, obj ? "expected ',' or '}'" : "expected ',' or ']'");
     }
 }
 
-static int value(jr *p, nl_json *v, int depth) {
-    memset(v, 0, sizeof *v);
-    if (depth > MAX_DEPTH) return fail(p, "nesting too deep");
-    ws(p);
-    if (p->i >= p->n) return fail(p, "unexpected end of input");
-    const char c = p->s[p->i];
-    if (c == '{' || c == '[') return container(p, v, depth);
-    if (c == '"') {
-        v->type = NL_J_STR;
-        return string(p, &v->str, &v->len);
-    }
-    static const struct { const char *word; nl_jtype t; double num; } lits[] = {
-        { "true", NL_J_BOOL, 1 }, { "false", NL_J_BOOL, 0 }, { "null", NL_J_NULL, 0 } };
-    for (int k = 0; k < 3; k++) {
-        size_t l = strlen(lits[k].word);
-        if (p->n - p->i >= l && !memcmp(p->s + p->i, lits[k].word, l)) {
-            p->i += l;
-            v->type = lits[k].t;
-            v->num = lits[k].num;
-            return 1;
-        }
-    }
-    /* number: validate the JSON grammar, then convert */
-    size_t st = p->i;
-    if (p->i < p->n && p->s[p->i] == '-') p->i++;
-    size_t d0 = p->i;
-    while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') p->i++;
-    if (p->i == d0) return fail(p, "unexpected character");
-    if (p->i < p->n && p->s[p->i] == '.') {
-        size_t f0 = ++p->i;
-        while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') p->i++;
-        if (p->i == f0) return fail(p, "bad number");
-    }
-    if (p->i < p->n && (p->s[p->i] == 'e' || p->s[p->i] == 'E')) {
-        p->i++;
-        if (p->i < p->n && (p->s[p->i] == '+' || p->s[p->i] == '-')) p->i++;
-        size_t e0 = p->i;
-        while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') p->i++;
-        if (p->i == e0) return fail(p, "bad number");
-    }
-    char buf[64];
-    size_t l = p->i - st;
-    if (l >= sizeof buf) return fail(p, "number too long");
-    memcpy(buf, p->s + st, l);
-    buf[l] = 0;
-    v->type = NL_J_NUM;
-    v->num = strtod(buf, NULL);
+static int lit(parser *p, const char *w) {
+    size_t n = strlen(w);
+    if (p->i + n > p->len || memcmp(p->s + p->i, w, n)) return 0;
+    p->i += n;
     return 1;
 }
 
-nl_status nl_json_parse(const char *s, size_t n, nl_json *out, char *err, size_t errcap) {
-    jr p = { s, 0, n, err, errcap };
-    int ok = value(&p, out, 0);
-    if (ok) {
-        ws(&p);
-        if (p.i != n) ok = fail(&p, "trailing characters");
+static nl_status parse_value(parser *p, nl_json **out, int depth) {
+    if (depth > MAX_DEPTH) return perr(p, "nested too deeply");
+    ws(p);
+    if (p->i >= p->len) return perr(p, "unexpected end");
+    const char c = p->s[p->i];
+    nl_json *n;
+    if (c == '{' || c == '[') {
+        n = node(p, c == '{' ? NL_JOBJ : NL_JARR);
+        NL_TRY(parse_container(p, n, depth));
+    } else if (c == '"') {
+        n = node(p, NL_JSTR);
+        NL_TRY(parse_string(p, &n->str));
+    } else if (lit(p, "null")) {
+        n = node(p, NL_JNULL);
+    } else if (lit(p, "true") || lit(p, "false")) {
+        n = node(p, NL_JBOOL);
+        n->num = p->s[p->i - 1] == 'e' && p->s[p->i - 2] == 'u';
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+        char buf[64];
+        size_t k = 0;
+        while (p->i < p->len && k + 1 < sizeof buf && strchr("+-.eE0123456789", p->s[p->i])) buf[k++] = p->s[p->i++];
+        buf[k] = 0;
+        char *end;
+        errno = 0;
+        double v = strtod(buf, &end);
+        if (*end || k == 0 || !isfinite(v)) return perr(p, "bad number");
+        n = node(p, NL_JNUM);
+        n->num = v;
+    } else {
+        return perr(p, "unexpected character");
     }
-    if (ok) return NL_OK;
-    nl_json_free(out);
-    return NL_ERR_FORMAT;
+    *out = n;
+    return NL_OK;
 }
 
-void nl_json_free(nl_json *v) {
-    if (!v) return;
-    for (int i = 0; i < v->n; i++) {
-        nl_json_free(&v->items[i]);
-        if (v->keys) free(v->keys[i]);
+nl_status nl_json_parse(nl_json_doc *d, const char *text, size_t len, const char *what) {
+    memset(d, 0, sizeof *d);
+    d->cap_nodes = len + 1;
+    d->cap_strs = len + 1;
+    d->nodes = nl_xmalloc(d->cap_nodes * sizeof(nl_json));
+    d->strs = nl_xmalloc(d->cap_strs);
+    parser p = { text, what, 0, len, d };
+    nl_status st = parse_value(&p, &d->root, 0);
+    if (st == NL_OK) {
+        ws(&p);
+        if (p.i != len) st = perr(&p, "trailing characters");
     }
-    free(v->items);
-    free(v->keys);
-    free(v->str);
-    memset(v, 0, sizeof *v);
+    if (st != NL_OK) nl_json_free(d);
+    return st;
+}
+
+void nl_json_free(nl_json_doc *d) {
+    free(d->nodes);
+    free(d->strs);
+    memset(d, 0, sizeof *d);
 }
 
 const nl_json *nl_json_get(const nl_json *obj, const char *key) {
-    if (!obj || obj->type != NL_J_OBJ) return NULL;
-    for (int i = 0; i < obj->n; i++)
-        if (obj->keys[i] && !strcmp(obj->keys[i], key)) return &obj->items[i];
+    if (!obj || obj->type != NL_JOBJ) return NULL;
+    for (const nl_json *c = obj->child; c; c = c->next)
+        if (!strcmp(c->key, key)) return c;
     return NULL;
+}
+
+const nl_json *nl_json_at(const nl_json *arr, int i) {
+    if (!arr || (arr->type != NL_JARR && arr->type != NL_JOBJ) || i < 0) return NULL;
+    const nl_json *c = arr->child;
+    while (c && i--) c = c->next;
+    return c;
+}
+
+double nl_json_num(const nl_json *v) { return v && v->type == NL_JNUM ? v->num : NAN; }
+const char *nl_json_str(const nl_json *v) { return v && v->type == NL_JSTR ? v->str : NULL; }
+
+int nl_json_nums(const nl_json *v, double *out, int cap) {
+    if (!v || v->type != NL_JARR) return -1;
+    int k = 0;
+    for (const nl_json *c = v->child; c && k < cap; c = c->next) out[k++] = nl_json_num(c);
+    return k;
+}
+
+nl_status nl_read_file(const char *path, size_t max, char **buf, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NL_FAIL(NL_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *b = nl_xmalloc(cap + 1);
+    for (;;) {
+        if (n == cap) {
+            if (cap >= max) {
+                free(b);
+                fclose(f);
+                return NL_FAIL(NL_ERR_FORMAT, "'%s' is larger than %zu bytes", path, max);
+            }
+            cap *= 2;
+            char *nb = nl_xmalloc(cap + 1);
+            memcpy(nb, b, n);
+            free(b);
+            b = nb;
+        }
+        size_t r = fread(b + n, 1, cap - n, f);
+        n += r;
+        if (r == 0) break;
+    }
+    const int err = ferror(f);
+    fclose(f);
+    if (err) {
+        free(b);
+        return NL_FAIL(NL_ERR_IO, "cannot read '%s'", path);
+    }
+    b[n] = 0;
+    *buf = b;
+    *len = n;
+    return NL_OK;
 }

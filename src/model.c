@@ -285,6 +285,10 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
         const unsigned sites = nl_block_sites(c, l + 1);
         const float scale = (float)nl_block_in_scale(c, l + 1);
         const nl_block_w *w = &m->w.blocks[l];
+        if (l + 1 == m->skip_block) { /* layer removal (normlab analyze): the block's output is its input */
+            memcpy(m->sub[2 * l + 1].xout, m->sub[2 * l].xin, N * C * sizeof(float));
+            continue;
+        }
         for (int s = 0; s < NL_SUB_COUNT; s++) {
             nl_sub_acts *A = &m->sub[2 * l + s];
             if (sites & NL_SITE_IN)
@@ -338,6 +342,7 @@ void nl_model_backward(nl_model *m) {
     const nl_config *c = &m->cfg;
     const size_t N = (size_t)m->fB * m->fT, C = (size_t)c->dim, NC = N * C;
     const float alpha = (float)nl_res_alpha(c);
+    NL_ASSERT(m->skip_block == 0);
 
     /* head: logits holds dL/dlogits; dxf = dlogits @ wte, dwte += dlogits^T @ xf */
     float *g = m->gA, *gnext = m->gB;

@@ -67,6 +67,7 @@ typedef struct nl_model {
     nl_sub_acts *sub;  /* (L, 2) */
     float *xf, *f_mean, *f_rstd, *logits, *losses;
     float *gA, *gB, *dz, *da, *du, *dqkv, *datt, *datty, *dfch, *dfgelu; /* backward scratch */
+    int skip_block;    /* 1-based block that nl_model_forward skips (x_{l+1} = x_l), 0: none; forward only */
     const int *inp;    /* the inputs of the last forward, for backward */
     int fB, fT;
 } nl_model;

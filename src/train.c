@@ -4,6 +4,7 @@
 #include "ckpt.h"
 #include "common.h"
 #include "config.h"
+#include "diag.h"
 #include "norm.h"
 #include "optim.h"
 #include "ops.h"
@@ -242,6 +243,10 @@ typedef struct run {
     nl_ckpt_info info; /* step, data RNG, rollbacks, skipped batches: the state beside the tensors */
     int saved_step;    /* the step of the newest checkpoint on disk, -1: none */
     int fault_nan, fault_kill_ckpt; /* NORMLAB_FAULT (tests): steps, 0: none */
+    nl_diag diag;              /* --diag-every: statistics of the fixed batch dinp/dtgt */
+    int *dinp, *dtgt, dB;
+    nl_spikes spikes;
+    nl_diverge diverge;
 } run;
 
 static void run_free(run *r) {
@@ -255,6 +260,34 @@ static void run_free(run *r) {
     free(r->buf);
     free(r->inp);
     free(r->tgt);
+    nl_diag_free(&r->diag);
+    free(r->dinp);
+    free(r->dtgt);
+    nl_diverge_free(&r->diverge);
+}
+
+/* The diagnostic batch: the first B consecutive windows of the validation stream (of the training
+ * stream when there is none), fixed for the whole run. */
+static void diag_setup(run *r) {
+    const nl_config *c = r->c;
+    const nl_tokens *t = r->v ? r->v : &r->train;
+    const int T = c->seq_len;
+    size_t W = (t->n - 1) / (size_t)T;
+    r->dB = W < (size_t)c->batch ? (int)W : c->batch;
+    r->dinp = nl_xmalloc((size_t)r->dB * (T + 1) * sizeof(int));
+    r->dtgt = nl_xmalloc((size_t)r->dB * T * sizeof(int));
+    for (int b = 0; b < r->dB; b++) {
+        int *w = r->dinp + (size_t)b * T; /* read T+1 tokens in place, then move the targets out */
+        nl_tokens_read(t, (size_t)b * T, (size_t)T + 1, w);
+        memcpy(r->dtgt + (size_t)b * T, w + 1, (size_t)T * sizeof(int));
+    }
+    nl_diag_init(&r->diag, &r->m);
+}
+
+static void diag_step(run *r, int step) {
+    nl_diag_run(&r->diag, &r->m, r->dinp, r->dtgt, r->dB, r->c->seq_len);
+    nl_diag_write_json(&r->diag, step, r->metrics);
+    fflush(r->metrics);
 }
 
 /* NORMLAB_FAULT=nan-at:K,kill-in-ckpt:K (fault injection for tests and drills) */
@@ -475,8 +508,12 @@ static nl_status train_loop(run *r) {
     }
     /* rollback needs a checkpoint to return to */
     if (c->on_nan == NL_ON_NAN_ROLLBACK && r->saved_step < 0 && c->steps > 0) NL_TRY(save_ckpt(r, ckpt, sizeof ckpt));
+    if (c->diag_every) diag_setup(r);
+    nl_spikes_init(&r->spikes, c->spike_k);
+    nl_diverge_init(&r->diverge, c->diverge_window, c->warmup);
     int fault_nan_fired = 0, steps_run = 0;
     for (int step = r->info.step; step < c->steps; step = r->info.step) {
+        if (c->diag_every && step % c->diag_every == 0) diag_step(r, step);
         double t0 = nl_now(), loss = 0.0;
         nl_model_zero_grad(m);
         for (int k = skips_at(r, step + 1) * c->accum; k > 0; k--) draw_batch(r, &r->info.rng); /* the batch that diverged */
@@ -490,13 +527,25 @@ static nl_status train_loop(run *r) {
             m->grads[m->nparams / 2] = NAN;
         }
         const double gn = nl_grad_norm(m), lr = nl_lr_at(c, step);
-        if (!isfinite(loss) || !isfinite(gn)) {
+        const char *why = nl_diverge_push(&r->diverge, step + 1, loss, gn);
+        if (why) {
             if (tty) fputc('\n', stderr);
+            /* a "diverged" record (non-finite values as null: JSON has no NaN) for sweeps and reports */
+            fprintf(r->metrics, "{\"step\": %d, \"diverged\": \"%s\", \"loss\": ", step + 1, why);
+            fprintf(r->metrics, isfinite(loss) ? "%.6f" : "null", loss);
+            fprintf(r->metrics, ", \"grad_norm\": ");
+            fprintf(r->metrics, isfinite(gn) ? "%.6g" : "null", gn);
+            fprintf(r->metrics, "}\n");
+            fflush(r->metrics);
+            if (!strcmp(why, "loss"))
+                return NL_FAIL(NL_ERR_FORMAT, "training diverged at step %d: the mean loss of the last %d steps is above the first step's "
+                                              "loss %g. HINT: lower --lr or raise --warmup", step + 1, c->diverge_window, r->diverge.first);
             char what[96];
             snprintf(what, sizeof what, "loss %g, grad norm %g", loss, gn);
             NL_TRY(diverged(r, step + 1, what));
             continue;
         }
+        const int spike = nl_spikes_push(&r->spikes, gn);
         nl_adamw_step(m, lr, nl_clip_scale(gn, c->clip), step + 1);
         r->info.step = step + 1;
         steps_run++;
@@ -520,6 +569,8 @@ static nl_status train_loop(run *r) {
         }
         fprintf(r->metrics, "{\"step\": %d, \"loss\": %.6f", step + 1, loss);
         if (did_eval) fprintf(r->metrics, ", \"val_loss\": %.6f", val);
+        if (spike) fprintf(r->metrics, ", \"spike\": 1");
+        if (c->spike_k > 0) fprintf(r->metrics, ", \"spikes\": %d", r->spikes.count);
         fprintf(r->metrics, ", \"lr\": %.6g, \"grad_norm\": %.6g, \"tok_per_s\": %.1f, \"time_s\": %.3f}\n", lr, gn,
                 tok_step / dt, nl_now() - t_start);
         if (fflush(r->metrics) != 0 || ferror(r->metrics))
@@ -548,6 +599,7 @@ static nl_status train_loop(run *r) {
         }
     }
     if (c->steps == 0) NL_TRY(save_ckpt(r, ckpt, sizeof ckpt));
+    if (c->diag_every) diag_step(r, c->steps);
     if (r->v) printf("done: %d steps in %.1fs, val loss %.4f, checkpoint %s\n", c->steps, nl_now() - t_start, val, ckpt);
     else printf("done: %d steps in %.1fs (no validation data), checkpoint %s\n", c->steps, nl_now() - t_start, ckpt);
     return NL_OK;

@@ -373,7 +373,10 @@ int test_divergence(void) {
     fails += ckpts_sound(d, &nck);
     fails += NL_CHECK(nck == 1, "only checkpoint 10");
     static char got[1 << 15];
-    fails += NL_CHECK(curve(d, got, sizeof got) == 14 && !strncmp(got, ref, strlen(got)), "14 steps logged, as the reference");
+    /* steps 1-14 as the reference, then the record of the diverged step */
+    fails += NL_CHECK(curve(d, got, sizeof got) == 15, "14 steps and a divergence record logged");
+    char *rec = strstr(got, "{\"step\": 15, \"diverged\": \"nonfinite\"");
+    fails += NL_CHECK(rec && !strncmp(got, ref, (size_t)(rec - got)) && !strchr(rec, '|')[1], "steps 1-14 as the reference, then the divergence record");
 
     snprintf(d, sizeof d, "%s/rb", tmpdir);
     rc = run("NORMLAB_FAULT=nan-at:15 %s train " TINY " --steps 40 --ckpt-every 10 --on-nan rollback --data %s --out %s 2>&1", nl_test_bin(), txt, d);

@@ -21,7 +21,6 @@
     X(torch_twin)                                                                                  \
     X(cli_errors)                                                                                  \
     X(cli_end_to_end)                                                                              \
-    X(json)                                                                                        \
     X(mc_layouts)                                                                                  \
     X(evalmc_twin)                                                                                  \
     X(bpe)                                                                                         \
@@ -36,7 +35,17 @@
     X(signals)                                                                                     \
     X(disk_full)                                                                                   \
     X(divergence)                                                                                  \
-    X(fuzz_regress)
+    X(fuzz_regress)                                                                            \
+    X(diag_stats)                                                                                  \
+    X(diag_trackers)                                                                               \
+    X(diag_model)                                                                                  \
+    X(diag_cli)                                                                                    \
+    X(sweep_resume)                                                                                \
+    X(analyze_skip)                                                                                \
+    X(analyze_numbers)                                                                             \
+    X(analyze_cli)                                                                                 \
+    X(json_reader)                                                                                 \
+    X(report_render)
 
 #define X(name) int test_##name(void);
 NL_TESTS(X)

@@ -1,6 +1,7 @@
 /* normlab.c -- the command line: normlab train | eval | sample | export | prepare. Each command parses its
  * options from the table in src/config.c and calls the library; this is the only place that turns an
  * nl_status into an exit code (2: usage error, 1: runtime error). */
+#include "analyze.h"
 #include "bpe.h"
 #include "ckpt.h"
 #include "config.h"
@@ -8,7 +9,9 @@
 #include "norm.h"
 #include "ops.h"
 #include "prepare.h"
+#include "report.h"
 #include "sample.h"
+#include "sweep.h"
 #include "tokenize.h"
 #include "train.h"
 
@@ -262,9 +265,46 @@ static const struct {
 };
 enum { NCMDS = sizeof cmds / sizeof cmds[0] };
 
+/* Commands with their own option parsing (src/sweep.c, src/report.c, src/analyze.c). */
+static int cmd_sweep(int argc, char **argv) {
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return nl_sweep_usage(), 0;
+    char exe[NL_PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return nl_set_error("cannot find the normlab binary (/proc/self/exe)"), fail(NL_ERR_IO);
+    exe[n] = 0;
+    nl_status st = nl_sweep_main(argc, argv, exe);
+    return st == NL_OK ? 0 : fail(st);
+}
+
+static int cmd_analyze(int argc, char **argv) {
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return nl_analyze_usage(), 0;
+    nl_status st = nl_analyze_main(argc, argv);
+    return st == NL_OK ? 0 : fail(st);
+}
+
+static int cmd_report(int argc, char **argv) {
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return nl_report_usage(), 0;
+    nl_status st = nl_report_main(argc, argv);
+    return st == NL_OK ? 0 : fail(st);
+}
+
+static const struct {
+    const char *name, *synopsis;
+    int (*run)(int argc, char **argv);
+} raw_cmds[] = {
+    { "sweep", "sweep --norm A,B --lr X,Y [--seeds K] [--jobs N] [--out DIR] [train options]", cmd_sweep },
+    { "analyze", "analyze --ckpt C --data F [--out FILE]", cmd_analyze },
+    { "report", "report RUN_OR_SWEEP_DIR... -o report.html", cmd_report },
+};
+enum { NRAW = sizeof raw_cmds / sizeof raw_cmds[0] };
+
 static void main_usage(FILE *f) {
     fprintf(f, "usage: normlab <command> [options]   (normlab <command> --help for its options)\n\ncommands:\n");
     for (int i = 0; i < NCMDS; i++) fprintf(f, "  %-8s %s\n", cmds[i].name, cmds[i].synopsis);
+    for (int i = 0; i < NRAW; i++) fprintf(f, "  %-8s %s\n", raw_cmds[i].name, raw_cmds[i].synopsis);
     fprintf(f, "\nnormlab trains GPT-style transformers whose normalization placement is a switch (--norm).\n");
 }
 
@@ -294,6 +334,8 @@ int main(int argc, char **argv) {
         if (a.cfg.threads > 0) nl_set_threads(a.cfg.threads);
         return cmds[i].run(&a);
     }
-    fprintf(stderr, "normlab: unknown command '%s' (commands: train, eval, eval-mc, sample, export, prepare; see 'normlab --help')\n", argv[1]);
+    for (int i = 0; i < NRAW; i++)
+        if (!strcmp(argv[1], raw_cmds[i].name)) return cmd_name = raw_cmds[i].name, raw_cmds[i].run(argc - 2, argv + 2);
+    fprintf(stderr, "normlab: unknown command '%s' (commands: train, eval, eval-mc, sample, export, prepare, sweep, report, analyze; see 'normlab --help')\n", argv[1]);
     return 2;
 }

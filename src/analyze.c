@@ -1,0 +1,190 @@
+/* analyze.c -- see analyze.h. */
+#include "analyze.h"
+
+#include "ckpt.h"
+#include "common.h"
+#include "norm.h"
+#include "ops.h"
+#include "safetensors.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void nl_analyze_usage(void) {
+    printf("usage: normlab analyze --ckpt C --data F [--val-frac X] [--max-windows K] [--batch B] [--out FILE] [--threads N]\n\n"
+           "Layer redundancy of a trained model over consecutive seq-len windows of the last --val-frac of F (the\n"
+           "validation split 'normlab train' uses; default 0.1, 0: all of F), at most --max-windows (default 256):\n"
+           "the angular distance d(l, n) = arccos(cos(x_l, x_{l+n}))/pi between residual streams at the last token of\n"
+           "each window (x_l enters block l, x_{L+1} is before the final norm), averaged over windows, and the\n"
+           "validation-loss increase when block l alone is skipped (x_{l+1} = x_l). Writes one JSON object to --out\n"
+           "(default: standard output); 'normlab report' draws it.\n");
+}
+
+void nl_analysis_free(nl_analysis *a) {
+    free(a->skip_loss);
+    free(a->angular);
+    memset(a, 0, sizeof *a);
+}
+
+static double angle(const float *x, const float *y, int C) {
+    double xy = 0.0, xx = 0.0, yy = 0.0;
+    for (int c = 0; c < C; c++) {
+        xy += (double)x[c] * y[c];
+        xx += (double)x[c] * x[c];
+        yy += (double)y[c] * y[c];
+    }
+    double cs = xx > 0 && yy > 0 ? xy / sqrt(xx * yy) : 1.0;
+    cs = cs > 1.0 ? 1.0 : cs < -1.0 ? -1.0 : cs;
+    return acos(cs) / M_PI;
+}
+
+nl_status nl_analyze(nl_model *m, const nl_tokens *t, int max_windows, int B, nl_analysis *a) {
+    const nl_config *c = &m->cfg;
+    const int T = c->seq_len, L = c->layers, C = c->dim;
+    memset(a, 0, sizeof *a);
+    size_t W = t->n > 0 ? (t->n - 1) / (size_t)T : 0;
+    if (max_windows > 0 && (size_t)max_windows < W) W = (size_t)max_windows;
+    if (W == 0) return NL_FAIL(NL_ERR_ARG, "the data holds %zu tokens, fewer than seq-len + 1 = %d", t->n, T + 1);
+    if (t->max_token >= c->vocab) return NL_FAIL(NL_ERR_ARG, "the data holds token id %d, outside the model's vocabulary of %d", t->max_token, c->vocab);
+    if ((size_t)B > W) B = (int)W;
+    if (m->B < B || m->T < T) nl_model_alloc_acts(m, B, T);
+    a->L = L;
+    a->windows = W;
+    a->skip_loss = nl_xcalloc((size_t)L * sizeof(double));
+    a->angular = nl_xcalloc((size_t)L * L * sizeof(double));
+    int *buf = nl_xmalloc((size_t)(T + 1) * sizeof(int)), *inp = nl_xmalloc((size_t)B * T * sizeof(int)),
+        *tgt = nl_xmalloc((size_t)B * T * sizeof(int));
+    const float **xs = nl_xmalloc((size_t)(L + 1) * sizeof(float *));
+    double full = 0.0;
+    m->skip_block = 0;
+    for (size_t w0 = 0; w0 < W; w0 += (size_t)B) {
+        const int nb = W - w0 < (size_t)B ? (int)(W - w0) : B;
+        for (int b = 0; b < nb; b++) {
+            nl_tokens_read(t, (w0 + (size_t)b) * T, (size_t)T + 1, buf);
+            memcpy(inp + (size_t)b * T, buf, (size_t)T * sizeof(int));
+            memcpy(tgt + (size_t)b * T, buf + 1, (size_t)T * sizeof(int));
+        }
+        full += (double)nl_model_forward(m, inp, tgt, nb, T, 0.0f) * nb;
+        for (int l = 0; l < L; l++) xs[l] = m->sub[2 * l].xin;
+        xs[L] = m->sub[2 * L - 1].xout;
+        for (int b = 0; b < nb; b++) {
+            const size_t row = ((size_t)b * T + (size_t)(T - 1)) * (size_t)C;
+            for (int l = 0; l < L; l++)
+                for (int n = 1; l + n <= L; n++) a->angular[(size_t)l * L + (size_t)(n - 1)] += angle(xs[l] + row, xs[l + n] + row, C);
+        }
+        for (int l = 0; l < L; l++) {
+            m->skip_block = l + 1;
+            a->skip_loss[l] += (double)nl_model_forward(m, inp, tgt, nb, T, 0.0f) * nb;
+            m->skip_block = 0;
+        }
+    }
+    a->loss = full / (double)W;
+    for (int l = 0; l < L; l++) {
+        a->skip_loss[l] /= (double)W;
+        for (int n = 1; n <= L; n++) {
+            double *d = &a->angular[(size_t)l * L + (size_t)(n - 1)];
+            *d = l + n <= L ? *d / (double)W : NAN;
+        }
+    }
+    free(buf);
+    free(inp);
+    free(tgt);
+    free(xs);
+    return NL_OK;
+}
+
+static void num(FILE *f, double v) {
+    if (isfinite(v)) fprintf(f, "%.7g", v);
+    else fputs("null", f);
+}
+
+void nl_analysis_write_json(const nl_analysis *a, const nl_model *m, const char *ckpt, FILE *f) {
+    const int L = a->L;
+    fprintf(f, "{\"analyze\": 1, \"ckpt\": \"");
+    for (const char *s = ckpt; *s; s++) {
+        if (*s == '"' || *s == '\\') fputc('\\', f);
+        if ((unsigned char)*s >= 0x20) fputc(*s, f);
+    }
+    fprintf(f, "\", \"norm\": \"%s\", \"layers\": %d, \"windows\": %zu, \"loss\": ", nl_placements[m->cfg.norm].name, L, a->windows);
+    num(f, a->loss);
+    fputs(", \"skip_loss\": [", f);
+    for (int l = 0; l < L; l++) fputs(l ? ", " : "", f), num(f, a->skip_loss[l]);
+    fputs("], \"skip_delta\": [", f);
+    for (int l = 0; l < L; l++) fputs(l ? ", " : "", f), num(f, a->skip_loss[l] - a->loss);
+    fputs("], \"angular\": [", f);
+    for (int l = 0; l < L; l++) {
+        fputs(l ? ", [" : "[", f);
+        for (int n = 1; l + n <= L; n++) fputs(n > 1 ? ", " : "", f), num(f, a->angular[(size_t)l * L + (size_t)(n - 1)]);
+        fputc(']', f);
+    }
+    fputs("]}\n", f);
+}
+
+nl_status nl_analyze_main(int argc, char **argv) {
+    char ckpt[NL_PATH_MAX] = "", data[NL_PATH_MAX] = "", out[NL_PATH_MAX] = "";
+    double val_frac = 0.1;
+    int max_windows = 256, batch = 8, threads = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *k = argv[i];
+        if (strncmp(k, "--", 2)) return NL_FAIL(NL_ERR_ARG, "unexpected argument '%s' (options start with --)", k);
+        if (i + 1 >= argc) return NL_FAIL(NL_ERR_ARG, "%s needs a value (see 'normlab analyze --help')", k);
+        const char *v = argv[++i];
+        char *end;
+        errno = 0;
+        if (!strcmp(k, "--ckpt") || !strcmp(k, "--data") || !strcmp(k, "--out")) {
+            char *dst = k[2] == 'c' ? ckpt : k[2] == 'd' ? data : out;
+            if (strlen(v) >= NL_PATH_MAX) return NL_FAIL(NL_ERR_ARG, "%s: path too long", k);
+            snprintf(dst, NL_PATH_MAX, "%s", v);
+        } else if (!strcmp(k, "--val-frac")) {
+            val_frac = strtod(v, &end);
+            if (end == v || *end || !(val_frac >= 0 && val_frac < 1)) return NL_FAIL(NL_ERR_ARG, "--val-frac %s: must be in [0, 1)", v);
+        } else if (!strcmp(k, "--max-windows") || !strcmp(k, "--batch") || !strcmp(k, "--threads")) {
+            long x = strtol(v, &end, 10);
+            const int lo = k[2] == 't' ? 0 : 1;
+            if (end == v || *end || errno || x < lo || x > 1000000) return NL_FAIL(NL_ERR_ARG, "%s %s: must be an integer >= %d", k, v, lo);
+            *(k[2] == 'm' ? &max_windows : k[2] == 'b' ? &batch : &threads) = (int)x;
+        } else {
+            return NL_FAIL(NL_ERR_ARG, "unknown option '%s' (see 'normlab analyze --help')", k);
+        }
+    }
+    if (!ckpt[0]) return NL_FAIL(NL_ERR_ARG, "--ckpt is required");
+    if (!data[0]) return NL_FAIL(NL_ERR_ARG, "--data is required");
+    if (threads > 0) nl_set_threads(threads);
+    char path[NL_PATH_MAX + 300];
+    NL_TRY(nl_ckpt_find(ckpt, path, sizeof path));
+    nl_model m;
+    int step;
+    nl_rng rng;
+    NL_TRY(nl_ckpt_load(&m, path, &step, &rng));
+    nl_tokens all, tr, va;
+    nl_status st = nl_tokens_open(&all, data);
+    if (st != NL_OK) {
+        nl_model_free(&m);
+        return st;
+    }
+    nl_tokens_split(&all, val_frac, &tr, &va);
+    nl_analysis a;
+    st = nl_analyze(&m, val_frac > 0 ? &va : &all, max_windows, batch, &a);
+    if (st == NL_OK) {
+        if (out[0]) {
+            char tmp[NL_PATH_MAX + 64];
+            FILE *f;
+            st = nl_write_atomic_begin(out, tmp, sizeof tmp, &f);
+            if (st == NL_OK) {
+                nl_analysis_write_json(&a, &m, path, f);
+                st = nl_write_atomic_commit(out, tmp, f);
+            }
+            if (st == NL_OK) printf("wrote %s (%zu windows, loss %.4f)\n", out, a.windows, a.loss);
+        } else {
+            nl_analysis_write_json(&a, &m, path, stdout);
+        }
+        nl_analysis_free(&a);
+    }
+    nl_tokens_close(&tr);
+    nl_tokens_close(&va);
+    nl_tokens_close(&all);
+    nl_model_free(&m);
+    return st;
+}

@@ -1,0 +1,745 @@
+/* report.c -- see report.h. Reading (runs, sweeps, analyses, all validated) then writing (sections of
+ * the HTML page, each figure an inline SVG from svg.c). */
+#include "report.h"
+
+#include "common.h"
+#include "json.h"
+#include "norm.h"
+#include "safetensors.h"
+#include "svg.h"
+#include "sweep.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+enum { MAX_RUNS = 48, MAX_SWEEPS = 8, MAX_LAYERS = 1024, MAX_DIAG_SHOWN = 5 };
+
+/* one colour per placement, in nl_norm order; placements beyond the list reuse it */
+static const char *const palette[] = { "#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
+                                       "#e377c2", "#17becf", "#bcbd22", "#7f7f7f" };
+static const char *norm_color(int norm) { return norm < 0 ? "#000000" : palette[norm % (int)(sizeof palette / sizeof palette[0])]; }
+
+typedef struct rp_diag {
+    int step;
+    double *x_var, *x_max, *x_ratio; /* (L+1) */
+    double *grad;                    /* (L) */
+} rp_diag;
+
+typedef struct rp_analysis {
+    int L;
+    double loss, *skip_delta, *angular; /* angular (L x L), NaN outside the triangle */
+} rp_analysis;
+
+typedef struct rp_run {
+    char dir[NL_PATH_MAX], label[160];
+    int norm, layers, dim, steps_cfg;
+    double lr;
+    unsigned long long seed;
+    double *step, *loss, *vstep, *vloss;
+    int n, nv, cap, capv;
+    int spikes, diverged_step;
+    char diverged[16];
+    rp_diag *diag;
+    int nd, capd;
+    rp_analysis an;
+    int has_an;
+} rp_run;
+
+typedef struct rp_sweep {
+    char dir[NL_PATH_MAX];
+    nl_sweep_result *res;
+    int n;
+} rp_sweep;
+
+typedef struct report {
+    rp_run runs[MAX_RUNS];
+    int nruns;
+    rp_sweep sweeps[MAX_SWEEPS];
+    int nsweeps;
+    rp_analysis extra[MAX_RUNS]; /* analyses given as files */
+    int extra_norm[MAX_RUNS];
+    char extra_label[MAX_RUNS][160];
+    int nextra;
+} report;
+
+void nl_report_usage(void) {
+    printf("usage: normlab report PATH... -o report.html [--title TEXT]\n\n"
+           "One self-contained HTML page (inline SVG, no scripts, printable) from run directories, sweep\n"
+           "directories and 'normlab analyze' JSON files: loss curves; hidden-state variance, max |x| (with the fp16\n"
+           "limit) and gradient norm vs depth; the LR-stability map and sweep table; angular-distance heat maps and\n"
+           "layer-skip bars. Run plots need 'normlab train --diag-every N'; a run directory's analyze.json\n"
+           "('normlab analyze --ckpt RUN --data F --out RUN/analyze.json') is included automatically.\n");
+}
+
+/* ---------------------------------------------------------------- reading */
+
+static void push2(double **a, double **b, int *n, int *cap, double x, double y) {
+    if (*n == *cap) {
+        *cap = *cap ? 2 * *cap : 256;
+        double *na = nl_xmalloc((size_t)*cap * sizeof(double)), *nb = nl_xmalloc((size_t)*cap * sizeof(double));
+        if (*n) memcpy(na, *a, (size_t)*n * sizeof(double)), memcpy(nb, *b, (size_t)*n * sizeof(double));
+        free(*a);
+        free(*b);
+        *a = na;
+        *b = nb;
+    }
+    (*a)[*n] = x;
+    (*b)[*n] = y;
+    (*n)++;
+}
+
+static void free_analysis(rp_analysis *a) {
+    free(a->skip_delta);
+    free(a->angular);
+    memset(a, 0, sizeof *a);
+}
+
+static void free_run(rp_run *r) {
+    free(r->step);
+    free(r->loss);
+    free(r->vstep);
+    free(r->vloss);
+    for (int i = 0; i < r->nd; i++) free(r->diag[i].x_var);
+    free(r->diag);
+    free_analysis(&r->an);
+}
+
+static nl_status read_config(rp_run *r) {
+    char path[NL_PATH_MAX + 32], line[NL_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/config.txt", r->dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return NL_FAIL(NL_ERR_IO, "cannot open '%s': %s (not a run directory?)", path, strerror(errno));
+    r->norm = -1;
+    int lineno = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        if (line[0] == '#' || line[0] == '\n') continue;
+        char key[64], val[NL_PATH_MAX];
+        if (sscanf(line, "%63s = %1023[^\n]", key, val) != 2) {
+            if (sscanf(line, "%63s =", key) == 1) continue; /* empty value */
+            fclose(f);
+            return NL_FAIL(NL_ERR_FORMAT, "%s:%d: expected 'key = value'", path, lineno);
+        }
+        if (!strcmp(key, "norm")) {
+            r->norm = nl_norm_from_name(val);
+            if (r->norm < 0) {
+                fclose(f);
+                return NL_FAIL(NL_ERR_FORMAT, "%s:%d: unknown placement '%s'", path, lineno, val);
+            }
+        } else if (!strcmp(key, "layers")) r->layers = atoi(val);
+        else if (!strcmp(key, "dim")) r->dim = atoi(val);
+        else if (!strcmp(key, "steps")) r->steps_cfg = atoi(val);
+        else if (!strcmp(key, "lr")) r->lr = strtod(val, NULL);
+        else if (!strcmp(key, "seed")) r->seed = strtoull(val, NULL, 10);
+    }
+    fclose(f);
+    if (r->norm < 0 || r->layers < 1 || r->layers > MAX_LAYERS)
+        return NL_FAIL(NL_ERR_FORMAT, "%s: missing or invalid 'norm' or 'layers'", path);
+    return NL_OK;
+}
+
+/* copies a JSON number array of exactly n entries (null -> NaN) */
+static nl_status get_arr(const nl_json *o, const char *key, int n, double *out, const char *where) {
+    const nl_json *a = nl_json_get(o, key);
+    if (!a || a->type != NL_JARR || a->n != n) return NL_FAIL(NL_ERR_FORMAT, "%s: \"%s\" must be an array of %d numbers", where, key, n);
+    int k = 0;
+    for (const nl_json *c = a->child; c; c = c->next, k++) {
+        if (c->type != NL_JNUM && c->type != NL_JNULL) return NL_FAIL(NL_ERR_FORMAT, "%s: \"%s\"[%d] is not a number", where, key, k);
+        out[k] = nl_json_num(c);
+    }
+    return NL_OK;
+}
+
+static nl_status read_record(rp_run *r, const nl_json *o, const char *where) {
+    if (o->type != NL_JOBJ) return NL_FAIL(NL_ERR_FORMAT, "%s: not a JSON object", where);
+    const nl_json *dg = nl_json_get(o, "diag");
+    if (dg) {
+        const double st = nl_json_num(dg);
+        if (!(st >= 0 && st < 1e9)) return NL_FAIL(NL_ERR_FORMAT, "%s: \"diag\" must be a step number", where);
+        const int L = r->layers;
+        if (r->nd == r->capd) {
+            r->capd = r->capd ? 2 * r->capd : 16;
+            rp_diag *nd = nl_xmalloc((size_t)r->capd * sizeof *nd);
+            if (r->nd) memcpy(nd, r->diag, (size_t)r->nd * sizeof *nd);
+            free(r->diag);
+            r->diag = nd;
+        }
+        rp_diag *d = &r->diag[r->nd];
+        d->step = (int)st;
+        d->x_var = nl_xmalloc((size_t)(4 * L + 3) * sizeof(double));
+        d->x_max = d->x_var + L + 1;
+        d->x_ratio = d->x_max + L + 1;
+        d->grad = d->x_ratio + L + 1;
+        nl_status s = get_arr(o, "x_var", L + 1, d->x_var, where);
+        if (s == NL_OK) s = get_arr(o, "x_max", L + 1, d->x_max, where);
+        if (s == NL_OK) s = get_arr(o, "x_max_over_median", L + 1, d->x_ratio, where);
+        if (s == NL_OK) s = get_arr(o, "grad_block", L, d->grad, where);
+        if (s != NL_OK) {
+            free(d->x_var);
+            return s;
+        }
+        r->nd++;
+        return NL_OK;
+    }
+    const nl_json *sj = nl_json_get(o, "step");
+    const double step = nl_json_num(sj);
+    if (!(step >= 0 && step < 1e9)) return NL_FAIL(NL_ERR_FORMAT, "%s: a record needs \"step\" or \"diag\"", where);
+    const char *why = nl_json_str(nl_json_get(o, "diverged"));
+    if (why) {
+        r->diverged_step = (int)step;
+        snprintf(r->diverged, sizeof r->diverged, "%s", why);
+        return NL_OK;
+    }
+    const nl_json *l = nl_json_get(o, "loss"), *v = nl_json_get(o, "val_loss"), *sp = nl_json_get(o, "spikes");
+    if (!l || (l->type != NL_JNUM && l->type != NL_JNULL)) return NL_FAIL(NL_ERR_FORMAT, "%s: \"loss\" missing or not a number", where);
+    push2(&r->step, &r->loss, &r->n, &r->cap, step, nl_json_num(l));
+    if (v) {
+        if (v->type != NL_JNUM) return NL_FAIL(NL_ERR_FORMAT, "%s: \"val_loss\" is not a number", where);
+        push2(&r->vstep, &r->vloss, &r->nv, &r->capv, step, v->num);
+    }
+    if (sp && sp->type == NL_JNUM && sp->num >= 0) r->spikes = (int)sp->num;
+    return NL_OK;
+}
+
+static nl_status read_metrics(rp_run *r) {
+    char path[NL_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", r->dir);
+    char *buf;
+    size_t len;
+    NL_TRY(nl_read_file(path, (size_t)1 << 30, &buf, &len));
+    nl_status st = NL_OK;
+    int lineno = 0;
+    for (size_t i = 0; i < len && st == NL_OK;) {
+        size_t j = i;
+        while (j < len && buf[j] != '\n') j++;
+        lineno++;
+        const int last_cut = j == len; /* no newline: the writer was interrupted */
+        char where[NL_PATH_MAX + 64];
+        snprintf(where, sizeof where, "%s:%d", path, lineno);
+        if (j > i) {
+            nl_json_doc d;
+            st = nl_json_parse(&d, buf + i, j - i, where);
+            if (st != NL_OK && last_cut) {
+                fprintf(stderr, "normlab report: warning: %s: last line is cut short; skipped\n", where);
+                st = NL_OK;
+            } else if (st == NL_OK) {
+                st = read_record(r, d.root, where);
+                nl_json_free(&d);
+            }
+        }
+        i = j + 1;
+    }
+    free(buf);
+    return st;
+}
+
+static nl_status read_analysis(const char *path, rp_analysis *a, int *norm) {
+    char *buf;
+    size_t len;
+    NL_TRY(nl_read_file(path, (size_t)1 << 26, &buf, &len));
+    nl_json_doc d;
+    nl_status st = nl_json_parse(&d, buf, len, path);
+    free(buf);
+    NL_TRY(st);
+    const nl_json *o = d.root;
+    const double L = nl_json_num(nl_json_get(o, "layers"));
+    const char *nm = nl_json_str(nl_json_get(o, "norm"));
+    const nl_json *ang = nl_json_get(o, "angular");
+    memset(a, 0, sizeof *a);
+    if (nl_json_num(nl_json_get(o, "analyze")) != 1 || !(L >= 1 && L <= MAX_LAYERS) || !nm || nl_norm_from_name(nm) < 0 || !ang ||
+        ang->type != NL_JARR || ang->n != (int)L) {
+        nl_json_free(&d);
+        return NL_FAIL(NL_ERR_FORMAT, "%s: not a 'normlab analyze' output (needs analyze, norm, layers, angular)", path);
+    }
+    a->L = (int)L;
+    *norm = nl_norm_from_name(nm);
+    a->loss = nl_json_num(nl_json_get(o, "loss"));
+    a->skip_delta = nl_xmalloc((size_t)a->L * sizeof(double));
+    a->angular = nl_xmalloc((size_t)a->L * a->L * sizeof(double));
+    st = get_arr(o, "skip_delta", a->L, a->skip_delta, path);
+    for (int l = 0; l < a->L && st == NL_OK; l++) {
+        const nl_json *row = nl_json_at(ang, l);
+        for (int n = 0; n < a->L; n++) a->angular[(size_t)l * a->L + n] = NAN;
+        if (!row || row->type != NL_JARR || row->n != a->L - l) {
+            st = NL_FAIL(NL_ERR_FORMAT, "%s: angular row %d must have %d entries", path, l + 1, a->L - l);
+            break;
+        }
+        nl_json_nums(row, a->angular + (size_t)l * a->L, a->L - l);
+    }
+    nl_json_free(&d);
+    if (st != NL_OK) free_analysis(a);
+    return st;
+}
+
+static int is_dir(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+static int is_file(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+static nl_status add_run(report *rp, const char *dir, const char *note) {
+    if (rp->nruns == MAX_RUNS) return NL_FAIL(NL_ERR_ARG, "more than %d runs; pass fewer directories", MAX_RUNS);
+    rp_run *r = &rp->runs[rp->nruns];
+    memset(r, 0, sizeof *r);
+    snprintf(r->dir, sizeof r->dir, "%s", dir);
+    nl_status st = read_config(r);
+    if (st == NL_OK) st = read_metrics(r);
+    char ap[NL_PATH_MAX + 32];
+    snprintf(ap, sizeof ap, "%s/analyze.json", dir);
+    if (st == NL_OK && is_file(ap)) {
+        int nm;
+        st = read_analysis(ap, &r->an, &nm);
+        r->has_an = st == NL_OK;
+        if (st == NL_OK && r->an.L != r->layers) st = NL_FAIL(NL_ERR_FORMAT, "%s: %d layers, but the run has %d", ap, r->an.L, r->layers);
+    }
+    if (st != NL_OK) {
+        free_run(r);
+        return st;
+    }
+    snprintf(r->label, sizeof r->label, "%s lr %g s%llu%s", nl_placements[r->norm].name, r->lr, r->seed, note);
+    rp->nruns++;
+    return NL_OK;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static nl_status add_sweep(report *rp, const char *dir) {
+    if (rp->nsweeps == MAX_SWEEPS) return NL_FAIL(NL_ERR_ARG, "more than %d sweeps", MAX_SWEEPS);
+    DIR *dp = opendir(dir);
+    if (!dp) return NL_FAIL(NL_ERR_IO, "cannot open '%s': %s", dir, strerror(errno));
+    char **names = NULL;
+    int nn = 0, cap = 0;
+    for (struct dirent *e; (e = readdir(dp));) {
+        if (e->d_name[0] == '.') continue;
+        if (nn == cap) {
+            cap = cap ? 2 * cap : 64;
+            char **nnames = nl_xmalloc((size_t)cap * sizeof *nnames);
+            if (nn) memcpy(nnames, names, (size_t)nn * sizeof *names);
+            free(names);
+            names = nnames;
+        }
+        names[nn] = nl_xmalloc(strlen(e->d_name) + 1);
+        strcpy(names[nn++], e->d_name);
+    }
+    closedir(dp);
+    qsort(names, (size_t)nn, sizeof *names, cmp_str);
+    rp_sweep *s = &rp->sweeps[rp->nsweeps];
+    memset(s, 0, sizeof *s);
+    snprintf(s->dir, sizeof s->dir, "%s", dir);
+    s->res = nl_xcalloc((size_t)(nn ? nn : 1) * sizeof *s->res);
+    nl_status st = NL_OK;
+    for (int i = 0; i < nn && st == NL_OK; i++) {
+        char sub[2 * NL_PATH_MAX + 64], rj[2 * NL_PATH_MAX + 80];
+        snprintf(sub, sizeof sub, "%s/%s", dir, names[i]);
+        snprintf(rj, sizeof rj, "%s/result.json", sub);
+        if (!is_file(rj)) continue;
+        st = nl_sweep_read_result(sub, &s->res[s->n]);
+        if (st == NL_OK) s->n++;
+    }
+    /* each placement's best LR (lowest mean final val loss over finished seeds): its lowest seed's run */
+    for (int i = 0; i < s->n && st == NL_OK; i++) {
+        int first = 1;
+        for (int k = 0; k < i; k++) first &= strcmp(s->res[k].norm, s->res[i].norm) != 0;
+        if (!first) continue;
+        double best = INFINITY, best_lr = NAN;
+        for (int k = 0; k < s->n; k++) {
+            if (strcmp(s->res[k].norm, s->res[i].norm)) continue;
+            double sum = 0;
+            int cnt = 0, div = 0;
+            for (int j = 0; j < s->n; j++)
+                if (!strcmp(s->res[j].norm, s->res[i].norm) && s->res[j].lr == s->res[k].lr) {
+                    if (!strcmp(s->res[j].status, "done") && isfinite(s->res[j].val_loss)) sum += s->res[j].val_loss, cnt++;
+                    else div++;
+                }
+            if (cnt && !div && sum / cnt < best) best = sum / cnt, best_lr = s->res[k].lr;
+        }
+        if (!isfinite(best)) continue;
+        unsigned long long seed = ~0ull;
+        int pick = -1;
+        for (int k = 0; k < s->n; k++)
+            if (!strcmp(s->res[k].norm, s->res[i].norm) && s->res[k].lr == best_lr && s->res[k].seed < seed) seed = s->res[k].seed, pick = k;
+        char sub[NL_PATH_MAX + 160];
+        snprintf(sub, sizeof sub, "%s/%s_lr%g_s%llu", dir, s->res[pick].norm, best_lr, seed);
+        if (is_dir(sub)) st = add_run(rp, sub, " (best LR of sweep)");
+    }
+    for (int i = 0; i < nn; i++) free(names[i]);
+    free(names);
+    if (st == NL_OK && s->n == 0) st = NL_FAIL(NL_ERR_FORMAT, "'%s' holds neither config.txt nor sweep runs (*/result.json)", dir);
+    if (st != NL_OK) {
+        free(s->res);
+        return st;
+    }
+    rp->nsweeps++;
+    return NL_OK;
+}
+
+static nl_status add_path(report *rp, const char *p) {
+    char q[NL_PATH_MAX + 32];
+    snprintf(q, sizeof q, "%s/config.txt", p);
+    if (is_dir(p) && is_file(q)) return add_run(rp, p, "");
+    if (is_dir(p)) return add_sweep(rp, p);
+    if (is_file(p)) {
+        if (rp->nextra == MAX_RUNS) return NL_FAIL(NL_ERR_ARG, "too many analyze files");
+        int k = rp->nextra;
+        NL_TRY(read_analysis(p, &rp->extra[k], &rp->extra_norm[k]));
+        snprintf(rp->extra_label[k], sizeof rp->extra_label[k], "%s (%s)", nl_placements[rp->extra_norm[k]].name, p);
+        rp->nextra++;
+        return NL_OK;
+    }
+    return NL_FAIL(NL_ERR_IO, "'%s' does not exist", p);
+}
+
+/* ---------------------------------------------------------------- writing */
+
+/* placement colour mixed with white: t = 0 full colour, 1 white */
+static void tint(const char *hex, double t, char out[8]) {
+    unsigned rgb[3];
+    sscanf(hex + 1, "%2x%2x%2x", &rgb[0], &rgb[1], &rgb[2]);
+    for (int c = 0; c < 3; c++) rgb[c] = (unsigned)lround(rgb[c] + t * (255 - rgb[c]));
+    snprintf(out, 8, "#%02x%02x%02x", rgb[0] & 255, rgb[1] & 255, rgb[2] & 255);
+}
+
+static void fig_open(FILE *f) { fputs("<figure>\n", f); }
+static void fig_close(FILE *f, const char *caption) {
+    fputs("<figcaption>", f);
+    nl_html_escape(f, caption);
+    fputs("</figcaption></figure>\n", f);
+}
+
+static void eq_label(char *b, size_t n, const rp_run *r, const char *extra) {
+    snprintf(b, n, "%s%s: %s", r->label, extra, nl_placements[r->norm].eq);
+}
+
+static void legend_table(FILE *f, const report *rp) {
+    int used[64] = { 0 };
+    for (int i = 0; i < rp->nruns; i++) used[rp->runs[i].norm % 64] = 1;
+    for (int i = 0; i < rp->nextra; i++) used[rp->extra_norm[i] % 64] = 1;
+    for (int s = 0; s < rp->nsweeps; s++)
+        for (int i = 0; i < rp->sweeps[s].n; i++) {
+            int k = nl_norm_from_name(rp->sweeps[s].res[i].norm);
+            if (k >= 0) used[k % 64] = 1;
+        }
+    fputs("<table><tr><th></th><th>placement</th><th>block equation</th><th>source</th></tr>\n", f);
+    for (int k = 0; k < NL_NORM_COUNT && k < 64; k++) {
+        if (!used[k]) continue;
+        fprintf(f, "<tr><td><span class=\"sw\" style=\"background:%s\"></span></td><td>%s</td><td>", norm_color(k), nl_placements[k].name);
+        nl_html_escape(f, nl_placements[k].eq);
+        fputs("</td><td>", f);
+        nl_html_escape(f, nl_placements[k].ref);
+        fputs("</td></tr>\n", f);
+    }
+    fputs("</table>\n", f);
+}
+
+static double last_finite(const double *v, int n) {
+    for (int i = n - 1; i >= 0; i--)
+        if (isfinite(v[i])) return v[i];
+    return NAN;
+}
+
+static void runs_table(FILE *f, const report *rp) {
+    fputs("<table><tr><th>run</th><th>directory</th><th>L</th><th>d</th><th>steps</th><th>final train loss</th>"
+          "<th>final val loss</th><th>grad spikes</th><th>status</th><th>max |x| at end</th></tr>\n", f);
+    for (int i = 0; i < rp->nruns; i++) {
+        const rp_run *r = &rp->runs[i];
+        fprintf(f, "<tr><td style=\"color:%s\">", norm_color(r->norm));
+        nl_html_escape(f, r->label);
+        fputs("</td><td>", f);
+        nl_html_escape(f, r->dir);
+        fprintf(f, "</td><td>%d</td><td>%d</td><td>%d</td><td>%.4f</td><td>%.4f</td><td>%d</td><td>", r->layers, r->dim,
+                r->n ? (int)r->step[r->n - 1] : 0, r->n ? last_finite(r->loss, r->n) : NAN, r->nv ? r->vloss[r->nv - 1] : NAN, r->spikes);
+        if (r->diverged[0]) fprintf(f, "diverged (%s) at step %d", r->diverged, r->diverged_step);
+        else fputs(r->n && r->steps_cfg && (int)r->step[r->n - 1] == r->steps_cfg ? "finished" : "incomplete", f);
+        double mx = NAN;
+        if (r->nd) {
+            mx = 0;
+            for (int l = 0; l <= r->layers; l++) mx = fmax(mx, r->diag[r->nd - 1].x_max[l]);
+        }
+        fprintf(f, "</td><td>%.4g</td></tr>\n", mx);
+    }
+    fputs("</table>\n", f);
+}
+
+static void loss_section(FILE *f, const report *rp) {
+    nl_series s[2 * MAX_RUNS];
+    char lab[MAX_RUNS][400];
+    int ns = 0;
+    for (int i = 0; i < rp->nruns; i++) {
+        const rp_run *r = &rp->runs[i];
+        eq_label(lab[i], sizeof lab[i], r, "");
+        s[ns++] = (nl_series){ .label = NULL, .color = norm_color(r->norm), .x = r->step, .y = r->loss, .n = r->n, .width = 0.8 };
+        s[ns++] = (nl_series){ .label = lab[i], .color = norm_color(r->norm), .x = r->vstep, .y = r->vloss, .n = r->nv, .marker = 1, .width = 2.2 };
+    }
+    fig_open(f);
+    nl_plot p = { .title = "Loss curves", .xlabel = "optimizer step", .ylabel = "cross-entropy (nats/token)", .w = 900, .h = 380, .ymin_force = NAN };
+    nl_svg_lines(f, &p, s, ns);
+    fig_close(f, "Thin lines: training loss of each step; thick lines with dots: validation loss. One colour per placement.");
+}
+
+static const double *diag_field(const rp_diag *d, int which) { return which == 0 ? d->x_var : which == 1 ? d->x_max : which == 2 ? d->x_ratio : d->grad; }
+
+static void depth_sections(FILE *f, const report *rp) {
+    int any = 0;
+    for (int i = 0; i < rp->nruns; i++) any |= rp->runs[i].nd > 0;
+    if (!any) {
+        fputs("<p>No diagnostics in these runs (train with <code>--diag-every N</code>).</p>\n", f);
+        return;
+    }
+    double *depth = nl_xmalloc((MAX_LAYERS + 1) * sizeof(double));
+    for (int l = 0; l <= MAX_LAYERS; l++) depth[l] = l + 1;
+    /* variance vs depth at several steps, one panel per run */
+    fputs("<h3>Hidden-state variance vs depth during training</h3>\n<div class=\"row\">\n", f);
+    for (int i = 0; i < rp->nruns; i++) {
+        const rp_run *r = &rp->runs[i];
+        if (!r->nd) continue;
+        nl_series s[MAX_DIAG_SHOWN];
+        char lab[MAX_DIAG_SHOWN][48], col[MAX_DIAG_SHOWN][8], title[400];
+        int ns = 0;
+        for (int k = 0; k < MAX_DIAG_SHOWN && k < r->nd; k++) {
+            const int di = r->nd <= MAX_DIAG_SHOWN ? k : (int)lround((double)k * (r->nd - 1) / (MAX_DIAG_SHOWN - 1));
+            const int shown = r->nd < MAX_DIAG_SHOWN ? r->nd : MAX_DIAG_SHOWN;
+            snprintf(lab[ns], sizeof lab[ns], "step %d", r->diag[di].step);
+            tint(norm_color(r->norm), shown > 1 ? 0.75 * (1.0 - (double)k / (shown - 1)) : 0.0, col[ns]);
+            s[ns] = (nl_series){ .label = lab[ns], .color = col[ns], .x = depth, .y = r->diag[di].x_var, .n = r->layers + 1, .marker = 1 };
+            ns++;
+        }
+        snprintf(title, sizeof title, "%s", r->label);
+        fig_open(f);
+        nl_plot p = { .title = title, .xlabel = "stream index l (x_l enters block l; L+1: after the last block)",
+                      .ylabel = "Var(x_l), mean per-token variance", .ylog = 1, .w = 440, .h = 300, .ymin_force = NAN, .xint = 1 };
+        nl_svg_lines(f, &p, s, ns);
+        char cap[400];
+        snprintf(cap, sizeof cap, "%s: %s. Lighter: earlier steps; darkest: the last diagnostic step.", nl_placements[r->norm].name, nl_placements[r->norm].eq);
+        fig_close(f, cap);
+    }
+    fputs("</div>\n", f);
+    /* combined panels at init (dashed) and end (solid) */
+    static const struct {
+        const char *title, *ylabel, *caption;
+        int which, log;
+    } panels[] = {
+        { "Hidden-state variance vs depth", "Var(x_l) (squared activation units)", "Solid: last diagnostic step; dashed: step 0 (init).", 0, 1 },
+        { "Max |x| vs depth (massive activations, fp16 headroom)", "max |x_l| over tokens and channels",
+          "Solid: last diagnostic step; dashed: init. The dashed black line is the fp16 maximum 65504.", 1, 1 },
+        { "Max |x| / median |x| vs depth", "max |x_l| / median |x_l|", "Ratios of ~1000 mark 'massive' activations (Sun et al. 2024). Solid: end; dashed: init.", 2, 1 },
+        { "Gradient norm per block vs depth", "||grad of block l||_2", "L2 norm of all parameter gradients of block l on the fixed diagnostic batch. Solid: end; dashed: init.", 3, 1 },
+    };
+    for (size_t pi = 0; pi < sizeof panels / sizeof panels[0]; pi++) {
+        nl_series s[2 * MAX_RUNS];
+        char lab[MAX_RUNS][400];
+        int ns = 0;
+        for (int i = 0; i < rp->nruns; i++) {
+            const rp_run *r = &rp->runs[i];
+            if (!r->nd) continue;
+            const int n = panels[pi].which == 3 ? r->layers : r->layers + 1;
+            char st[32];
+            snprintf(st, sizeof st, " (step %d)", r->diag[r->nd - 1].step);
+            eq_label(lab[i], sizeof lab[i], r, st);
+            s[ns++] = (nl_series){ .label = lab[i], .color = norm_color(r->norm), .x = depth, .y = diag_field(&r->diag[r->nd - 1], panels[pi].which), .n = n, .marker = 1, .width = 2 };
+            if (r->nd > 1 && r->diag[0].step == 0)
+                s[ns++] = (nl_series){ .label = NULL, .color = norm_color(r->norm), .x = depth, .y = diag_field(&r->diag[0], panels[pi].which), .n = n, .dash = 1 };
+        }
+        fig_open(f);
+        nl_plot p = { .title = panels[pi].title, .xlabel = panels[pi].which == 3 ? "block l" : "stream index l (L+1: after the last block, before the final norm)",
+                      .ylabel = panels[pi].ylabel, .ylog = panels[pi].log, .w = 900, .h = 360, .ymin_force = NAN, .xint = 1 };
+        if (panels[pi].which == 1) p.hline = 65504.0, p.hline_label = "fp16 max 65504";
+        nl_svg_lines(f, &p, s, ns);
+        fig_close(f, panels[pi].caption);
+    }
+    free(depth);
+}
+
+static void sweep_section(FILE *f, const rp_sweep *sw) {
+    fputs("<h3>Sweep ", f);
+    nl_html_escape(f, sw->dir);
+    fputs("</h3>\n", f);
+    /* per placement: mean +- sd of the final val loss over finished seeds at each LR; crosses: LRs with diverged runs */
+    enum { MAXP = 32, MAXL = 64 };
+    int norms[MAXP], np = 0;
+    double lrs[MAXL];
+    int nl = 0;
+    for (int i = 0; i < sw->n; i++) {
+        const int k = nl_norm_from_name(sw->res[i].norm);
+        int seen = 0;
+        for (int j = 0; j < np; j++) seen |= norms[j] == k;
+        if (!seen && np < MAXP) norms[np++] = k;
+        seen = 0;
+        for (int j = 0; j < nl; j++) seen |= lrs[j] == sw->res[i].lr;
+        if (!seen && nl < MAXL) lrs[nl++] = sw->res[i].lr;
+    }
+    for (int a = 0; a < nl; a++) /* sort LRs */
+        for (int b = a + 1; b < nl; b++)
+            if (lrs[b] < lrs[a]) { double t = lrs[a]; lrs[a] = lrs[b]; lrs[b] = t; }
+    double *mean = nl_xmalloc((size_t)np * nl * 4 * sizeof(double)), *sd = mean + np * nl, *dx = sd + np * nl, *dy = dx + np * nl;
+    int *ndiv = nl_xcalloc((size_t)np * nl * 2 * sizeof(int)), *nrun = ndiv + np * nl;
+    double top = -INFINITY;
+    for (int a = 0; a < np; a++)
+        for (int b = 0; b < nl; b++) {
+            double s1 = 0, s2 = 0;
+            int c = 0;
+            for (int i = 0; i < sw->n; i++) {
+                if (nl_norm_from_name(sw->res[i].norm) != norms[a] || sw->res[i].lr != lrs[b]) continue;
+                nrun[a * nl + b]++;
+                if (!strcmp(sw->res[i].status, "diverged")) ndiv[a * nl + b]++;
+                else if (!strcmp(sw->res[i].status, "done") && isfinite(sw->res[i].val_loss)) s1 += sw->res[i].val_loss, s2 += sw->res[i].val_loss * sw->res[i].val_loss, c++;
+            }
+            mean[a * nl + b] = c ? s1 / c : NAN;
+            sd[a * nl + b] = c > 1 ? sqrt(fmax(0.0, (s2 - c * (s1 / c) * (s1 / c)) / (c - 1))) : c ? 0.0 : NAN;
+            if (c) top = fmax(top, mean[a * nl + b] + sd[a * nl + b]);
+        }
+    if (!isfinite(top)) top = 1.0;
+    nl_series s[2 * MAXP];
+    char lab[MAXP][300], labd[MAXP][300];
+    int ns = 0;
+    for (int a = 0; a < np; a++) {
+        snprintf(lab[a], sizeof lab[a], "%s: %s", nl_placements[norms[a]].name, nl_placements[norms[a]].eq);
+        s[ns++] = (nl_series){ .label = lab[a], .color = norm_color(norms[a]), .x = lrs, .y = mean + a * nl, .err = sd + a * nl, .n = nl, .marker = 1, .width = 2 };
+        int any = 0;
+        for (int b = 0; b < nl; b++) {
+            dx[a * nl + b] = lrs[b];
+            dy[a * nl + b] = ndiv[a * nl + b] ? top * (1.02 + 0.015 * a) : NAN;
+            any |= ndiv[a * nl + b] > 0;
+        }
+        snprintf(labd[a], sizeof labd[a], "%s: LR with diverged runs", nl_placements[norms[a]].name);
+        if (any) s[ns++] = (nl_series){ .label = labd[a], .color = norm_color(norms[a]), .x = dx + a * nl, .y = dy + a * nl, .n = nl, .marker = 2 };
+    }
+    fig_open(f);
+    nl_plot p = { .title = "LR stability map: final validation loss vs learning rate", .xlabel = "peak learning rate", .ylabel = "final val loss (nats/token), mean +- sd over seeds",
+                  .xlog = 1, .w = 900, .h = 380, .ymin_force = NAN };
+    nl_svg_lines(f, &p, s, ns);
+    fig_close(f, "Dots: mean over the seeds that finished, bars: sample sd. Crosses above the curves: learning rates where at least one seed diverged (count in the table).");
+    fputs("<table><tr><th>placement</th><th>LR</th><th>runs</th><th>finished</th><th>diverged</th><th>final val loss (mean +- sd)</th></tr>\n", f);
+    for (int a = 0; a < np; a++)
+        for (int b = 0; b < nl; b++) {
+            if (!nrun[a * nl + b]) continue;
+            fprintf(f, "<tr><td style=\"color:%s\">%s</td><td>%g</td><td>%d</td><td>%d</td><td>%d</td><td>", norm_color(norms[a]),
+                    nl_placements[norms[a]].name, lrs[b], nrun[a * nl + b], nrun[a * nl + b] - ndiv[a * nl + b], ndiv[a * nl + b]);
+            if (isfinite(mean[a * nl + b])) fprintf(f, "%.4f +- %.4f", mean[a * nl + b], sd[a * nl + b]);
+            else fputs("-", f);
+            fputs("</td></tr>\n", f);
+        }
+    fputs("</table>\n", f);
+    free(mean);
+    free(ndiv);
+}
+
+static void analysis_section(FILE *f, const report *rp) {
+    const rp_analysis *as[2 * MAX_RUNS];
+    const char *labels[2 * MAX_RUNS];
+    int norms[2 * MAX_RUNS], na = 0, maxL = 0;
+    for (int i = 0; i < rp->nruns; i++)
+        if (rp->runs[i].has_an) as[na] = &rp->runs[i].an, labels[na] = rp->runs[i].label, norms[na++] = rp->runs[i].norm;
+    for (int i = 0; i < rp->nextra; i++) as[na] = &rp->extra[i], labels[na] = rp->extra_label[i], norms[na++] = rp->extra_norm[i];
+    if (!na) return;
+    fputs("<h2>Layer redundancy (normlab analyze)</h2>\n<div class=\"row\">\n", f);
+    double lo = 0.0, hi = -INFINITY; /* one colour scale for all models, from 0 */
+    for (int k = 0; k < na; k++)
+        for (int i = 0; i < as[k]->L * as[k]->L; i++)
+            if (isfinite(as[k]->angular[i])) hi = fmax(hi, as[k]->angular[i]);
+    for (int k = 0; k < na; k++) {
+        maxL = as[k]->L > maxL ? as[k]->L : maxL;
+        char title[400];
+        snprintf(title, sizeof title, "Angular distance d(l, n): %s", labels[k]);
+        fig_open(f);
+        nl_svg_heatmap(f, title, "block l", "offset n (compares x_l with x_{l+n})", as[k]->angular, as[k]->L, as[k]->L, as[k]->L,
+                       lo, isfinite(hi) ? hi : 1, 1, 1);
+        fig_close(f, "arccos(cos(x_l, x_{l+n}))/pi at the last token of each window, averaged; small d(l,1) = a near-identity block. One colour scale (0 to the largest value) for all models.");
+    }
+    fputs("</div>\n", f);
+    double *blocks = nl_xmalloc((size_t)maxL * sizeof(double));
+    for (int l = 0; l < maxL; l++) blocks[l] = l + 1;
+    nl_series s[2 * MAX_RUNS];
+    char lab[2 * MAX_RUNS][400];
+    for (int k = 0; k < na; k++) {
+        snprintf(lab[k], sizeof lab[k], "%s: %s", labels[k], nl_placements[norms[k]].eq);
+        s[k] = (nl_series){ .label = lab[k], .color = norm_color(norms[k]), .x = blocks, .y = as[k]->skip_delta, .n = as[k]->L };
+    }
+    fig_open(f);
+    nl_plot p = { .title = "Validation-loss increase when block l alone is skipped", .xlabel = "skipped block l",
+                  .ylabel = "delta loss (nats/token)", .w = 900, .h = 340, .ymin_force = NAN };
+    nl_svg_bars(f, &p, s, na);
+    fig_close(f, "loss(model without block l, x_{l+1} = x_l) - loss(full model) on the same validation windows.");
+    free(blocks);
+}
+
+static nl_status write_report(const report *rp, const char *out, const char *title, int argc, char **argv) {
+    char tmp[NL_PATH_MAX + 64];
+    FILE *f;
+    NL_TRY(nl_write_atomic_begin(out, tmp, sizeof tmp, &f));
+    fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>", f);
+    nl_html_escape(f, title);
+    fputs("</title>\n<style>\nbody{font-family:sans-serif;max-width:1000px;margin:1em auto;color:#222}\n"
+          "table{border-collapse:collapse;margin:.5em 0;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}\n"
+          "figure{margin:.6em 0;break-inside:avoid;page-break-inside:avoid;display:inline-block;vertical-align:top}"
+          "figcaption{font-size:11px;color:#555;max-width:880px}\n.row figure{margin-right:10px}\n"
+          ".sw{display:inline-block;width:14px;height:14px}\n@media print{body{max-width:none}h2{page-break-before:auto}}\n</style></head><body>\n<h1>", f);
+    nl_html_escape(f, title);
+    time_t now = time(NULL);
+    char stamp[64];
+    strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S UTC", gmtime(&now));
+    fprintf(f, "</h1>\n<p>Generated by <code>normlab report</code> on %s from:", stamp);
+    for (int i = 0; i < argc; i++) {
+        fputs(" <code>", f);
+        nl_html_escape(f, argv[i]);
+        fputs("</code>", f);
+    }
+    fputs("</p>\n<h2>Placements</h2>\n", f);
+    legend_table(f, rp);
+    if (rp->nruns) {
+        fputs("<h2>Runs</h2>\n", f);
+        runs_table(f, rp);
+        loss_section(f, rp);
+        fputs("<h2>Diagnostics vs depth</h2>\n", f);
+        depth_sections(f, rp);
+    }
+    if (rp->nsweeps) {
+        fputs("<h2>Learning-rate sweeps</h2>\n", f);
+        for (int i = 0; i < rp->nsweeps; i++) sweep_section(f, &rp->sweeps[i]);
+    }
+    analysis_section(f, rp);
+    fputs("</body></html>\n", f);
+    return nl_write_atomic_commit(out, tmp, f);
+}
+
+nl_status nl_report_main(int argc, char **argv) {
+    char out[NL_PATH_MAX] = "", title[256] = "normlab report";
+    char **paths = nl_xmalloc((size_t)(argc + 1) * sizeof *paths);
+    int np = 0;
+    nl_status st = NL_OK;
+    for (int i = 0; i < argc && st == NL_OK; i++) {
+        if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--out") || !strcmp(argv[i], "--title")) {
+            if (i + 1 >= argc) st = NL_FAIL(NL_ERR_ARG, "%s needs a value", argv[i]);
+            else if (strlen(argv[i + 1]) >= (argv[i][2] == 't' ? sizeof title : sizeof out)) st = NL_FAIL(NL_ERR_ARG, "%s: value too long", argv[i]);
+            else snprintf(argv[i][2] == 't' ? title : out, argv[i][2] == 't' ? sizeof title : sizeof out, "%s", argv[i + 1]);
+            i++;
+        } else if (argv[i][0] == '-') {
+            st = NL_FAIL(NL_ERR_ARG, "unknown option '%s' (see 'normlab report --help')", argv[i]);
+        } else {
+            paths[np++] = argv[i];
+        }
+    }
+    if (st == NL_OK && !np) st = NL_FAIL(NL_ERR_ARG, "no run, sweep or analyze path given (see 'normlab report --help')");
+    if (st == NL_OK && !out[0]) st = NL_FAIL(NL_ERR_ARG, "-o report.html is required");
+    report *rp = nl_xcalloc(sizeof *rp);
+    for (int i = 0; i < np && st == NL_OK; i++) st = add_path(rp, paths[i]);
+    if (st == NL_OK) st = write_report(rp, out, title, np, paths);
+    if (st == NL_OK) {
+        int nd = 0, na = rp->nextra;
+        for (int i = 0; i < rp->nruns; i++) nd += rp->runs[i].nd > 0, na += rp->runs[i].has_an;
+        printf("wrote %s: %d runs (%d with diagnostics), %d sweeps, %d analyses\n", out, rp->nruns, nd, rp->nsweeps, na);
+    }
+    for (int i = 0; i < rp->nruns; i++) free_run(&rp->runs[i]);
+    for (int i = 0; i < rp->nsweeps; i++) free(rp->sweeps[i].res);
+    for (int i = 0; i < rp->nextra; i++) free_analysis(&rp->extra[i]);
+    free(rp);
+    free(paths);
+    return st;
+}

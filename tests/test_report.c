@@ -1,0 +1,136 @@
+/* test_report.c -- the JSON reader rejects malformed input; `normlab report` renders every expected
+ * figure from runs, a sweep and an analysis into one self-contained page, which headless Chromium
+ * (when installed: Debian's chromium, see .ci/run) renders to a non-blank PNG; malformed metrics fail
+ * with one line naming the file and line. */
+#include "check.h"
+#include "json.h"
+#include "tests.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int test_json_reader(void) {
+    int fails = 0;
+    static const char *const good[] = { "{}", "[]", "{\"a\": [1, -2.5e3, null, true, false, \"x\\\"y\\n\"], \"b\": {\"c\": []}}", " 3 " };
+    static const char *const bad[] = { "", "{", "{\"a\" 1}", "[1,]", "[1 2]", "{\"a\": 1} x", "\"abc", "nan", "[1e999]", "{\"a\": tru}", "\"\\q\"", "[\"\x01\"]" };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        nl_json_doc d;
+        if (nl_json_parse(&d, good[i], strlen(good[i]), "t") != NL_OK) fails += NL_CHECK(0, "rejected valid '%s': %s", good[i], nl_last_error());
+        else nl_json_free(&d);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        nl_json_doc d;
+        if (nl_json_parse(&d, bad[i], strlen(bad[i]), "t") == NL_OK) fails += NL_CHECK(0, "accepted invalid '%s'", bad[i]), nl_json_free(&d);
+        else fails += NL_CHECK(strstr(nl_last_error(), "t: malformed JSON") != NULL, "message: %s", nl_last_error());
+    }
+    char deep[200];
+    memset(deep, '[', sizeof deep);
+    nl_json_doc d;
+    fails += NL_CHECK(nl_json_parse(&d, deep, sizeof deep, "t") != NL_OK, "depth limit");
+    const char *doc = "{\"a\": [1, null, 3], \"s\": \"hi\", \"o\": {\"k\": 2}}";
+    if (nl_json_parse(&d, doc, strlen(doc), "t") == NL_OK) {
+        double v[4];
+        fails += NL_CHECK(nl_json_nums(nl_json_get(d.root, "a"), v, 4) == 3 && v[0] == 1 && v[1] != v[1] && v[2] == 3, "array");
+        fails += NL_CHECK(!strcmp(nl_json_str(nl_json_get(d.root, "s")), "hi"), "string");
+        fails += NL_CHECK(nl_json_num(nl_json_get(nl_json_get(d.root, "o"), "k")) == 2, "nested");
+        fails += NL_CHECK(nl_json_get(d.root, "zz") == NULL && nl_json_str(nl_json_get(d.root, "a")) == NULL, "absent/mistyped");
+        nl_json_free(&d);
+    } else {
+        fails += NL_CHECK(0, "parse doc");
+    }
+    /* \u escapes decode to UTF-8, a surrogate pair to one 4-byte sequence (task files use them) */
+    const char *u = "[\"x\\u00e9\\u4e2d\\ud83d\\ude00\\u0041\"]";
+    if (nl_json_parse(&d, u, strlen(u), "t") == NL_OK) {
+        const char *got = nl_json_str(nl_json_at(d.root, 0));
+        fails += NL_CHECK(got && !strcmp(got, "x\xc3\xa9\xe4\xb8\xad\xf0\x9f\x98\x80" "A"), "\\u escapes to UTF-8: '%s'", got ? got : "(null)");
+        nl_json_free(&d);
+    } else {
+        fails += NL_CHECK(0, "parse \\u escapes: %s", nl_last_error());
+    }
+    return fails;
+}
+
+static char out[1 << 16];
+
+static int count(const char *hay, const char *needle) {
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p++) n++;
+    return n;
+}
+
+static long file_size(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 ? (long)sb.st_size : -1;
+}
+
+int test_report_render(void) {
+    int fails = 0;
+    char dir[] = "/tmp/nl_report_XXXXXX", cmd[8192];
+    NL_ASSERT(mkdtemp(dir));
+    const char *bin = nl_test_bin();
+    snprintf(cmd, sizeof cmd, "awk 'BEGIN{srand(3); for(i=0;i<6000;i++) printf \"%%s \", (rand()<0.5?\"ab\":\"cde\")}' > %s/t.txt", dir);
+    fails += NL_CHECK(system(cmd) == 0, "make text");
+    const char *tiny = "--layers 3 --dim 32 --heads 2 --seq-len 32 --batch 4 --threads 1 --eval-every 4";
+    snprintf(cmd, sizeof cmd,
+             "%s train --norm pre %s --steps 8 --diag-every 4 --data %s/t.txt --out %s/pre && "
+             "%s train --norm post %s --steps 8 --diag-every 4 --data %s/t.txt --out %s/post && "
+             "%s analyze --ckpt %s/pre --data %s/t.txt --max-windows 4 --threads 1 --out %s/pre/analyze.json && "
+             "%s sweep --norm pre,peri --lr 1e-3,50 --warmup 0 --diverge-window 2 %s --steps 6 --data %s/t.txt --out %s/sw 2>&1",
+             bin, tiny, dir, dir, bin, tiny, dir, dir, bin, dir, dir, dir, bin, tiny, dir, dir);
+    fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 0, "inputs: %s", out);
+    snprintf(cmd, sizeof cmd, "%s report %s/pre %s/post %s/sw -o %s/r.html --title 'test report' 2>&1", bin, dir, dir, dir, dir);
+    fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 0, "report: %s", out);
+    char path[256], *html = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof path, "%s/r.html", dir);
+    if (nl_read_file(path, 1 << 24, &html, &len) != NL_OK) {
+        fails += NL_CHECK(0, "no report: %s", nl_last_error());
+    } else {
+        /* 2 runs + 2 best-LR sweep runs: 4 variance panels; loss; 4 depth panels; LR map; 1 heat map; skip bars */
+        fails += NL_CHECK(count(html, "<svg") == 12, "%d <svg> elements, want 12", count(html, "<svg"));
+        static const char *const titles[] = { "<title>Loss curves</title>", "<title>Hidden-state variance vs depth</title>",
+                                              "<title>Max |x| vs depth (massive activations, fp16 headroom)</title>",
+                                              "<title>Gradient norm per block vs depth</title>",
+                                              "<title>LR stability map: final validation loss vs learning rate</title>",
+                                              "<title>Angular distance d(l, n): pre", "<title>Validation-loss increase when block l alone is skipped</title>",
+                                              "fp16 max 65504", "diverged" };
+        for (size_t i = 0; i < sizeof titles / sizeof titles[0]; i++)
+            fails += NL_CHECK(strstr(html, titles[i]) != NULL, "missing '%s'", titles[i]);
+        fails += NL_CHECK(strstr(html, "x' = x + F(N(x))") != NULL, "legend names the Pre-LN equation");
+        fails += NL_CHECK(!strstr(html, "<script") && !strstr(html, "src=") && !strstr(html, "href=") && !strstr(html, "@import"),
+                          "self-contained: no scripts or external resources");
+        fails += NL_CHECK(strstr(html, ">peri</td><td>50</td><td>1</td><td>0</td><td>1</td>") != NULL, "sweep table marks lr 50 diverged");
+        free(html);
+    }
+    /* headless Chromium: the page renders to a PNG far larger than a blank page of the same size */
+    if (nl_run_cmd("command -v chromium", out, sizeof out) == 0) {
+        snprintf(cmd, sizeof cmd, "echo '<html><body></body></html>' > %s/blank.html && cd %s && "
+                 "chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1000,4000 --screenshot=%s/r.png file://%s/r.html >/dev/null 2>&1 && "
+                 "chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1000,4000 --screenshot=%s/blank.png file://%s/blank.html >/dev/null 2>&1",
+                 dir, dir, dir, dir, dir, dir);
+        fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 0, "chromium failed");
+        char png[256], blank[256];
+        snprintf(png, sizeof png, "%s/r.png", dir);
+        snprintf(blank, sizeof blank, "%s/blank.png", dir);
+        FILE *f = fopen(png, "rb");
+        unsigned char hdr[24] = { 0 };
+        if (f) fails += NL_CHECK(fread(hdr, 1, 24, f) == 24, "png header"), fclose(f);
+        fails += NL_CHECK(!memcmp(hdr, "\x89PNG", 4) && hdr[18] * 256 + hdr[19] == 1000, "a 1000-pixel-wide PNG");
+        fails += NL_CHECK(file_size(png) > 5 * file_size(blank) && file_size(blank) > 0, "PNG %ld bytes vs blank %ld: not blank", file_size(png), file_size(blank));
+    } else {
+        printf("    note: chromium not installed; PNG rendering not checked (CI installs it)\n");
+    }
+    /* malformed input: one line naming the file and line, exit 1 */
+    snprintf(cmd, sizeof cmd, "sed -i '3s/.*/{\"step\": 3, \"loss\": /' %s/post/metrics.jsonl && %s report %s/post -o %s/bad.html 2>&1 >/dev/null", dir, bin, dir, dir);
+    fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 1 && strstr(out, "post/metrics.jsonl:3: malformed JSON") && count(out, "\n") == 1, "malformed: %s", out);
+    snprintf(cmd, sizeof cmd, "sed -i '3s/.*/{\"diag\": 3, \"x_var\": [1, 2]}/' %s/post/metrics.jsonl && %s report %s/post -o %s/bad.html 2>&1 >/dev/null", dir, bin, dir, dir);
+    fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 1 && strstr(out, "\"x_var\" must be an array of 4 numbers"), "short array: %s", out);
+    snprintf(cmd, sizeof cmd, "%s report %s/nothing -o %s/bad.html 2>&1 >/dev/null", bin, dir, dir);
+    fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 1 && strstr(out, "does not exist"), "missing: %s", out);
+    snprintf(cmd, sizeof cmd, "%s report %s/pre 2>&1 >/dev/null", bin, dir);
+    fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 2 && strstr(out, "-o report.html is required"), "no -o: %s", out);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    fails += NL_CHECK(system(cmd) == 0, "cleanup");
+    return fails;
+}
