@@ -4,6 +4,8 @@
 
 #define NL_TESTS(X)                                                                                \
     X(ops_norm)                                                                                    \
+    X(ops_norm_types)                                                                              \
+    X(ops_scales)                                                                                  \
     X(ops_linear)                                                                                  \
     X(ops_attention)                                                                               \
     X(ops_gelu)                                                                                    \
