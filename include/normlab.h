@@ -31,6 +31,11 @@ typedef enum nl_norm {
     NL_NORM_SANDWICH,
     NL_NORM_GEMMA,
     NL_NORM_NONE,
+    NL_NORM_B2T,
+    NL_NORM_HYBRID,
+    NL_NORM_HYBRIDSTAR,
+    NL_NORM_NORMFORMER,
+    NL_NORM_RESIDUAL,
     NL_NORM_COUNT
 } nl_norm;
 
@@ -66,6 +71,7 @@ typedef struct nl_config {
     double dyt_alpha; /* initial alpha of every DyT norm */
     int skip_init;    /* a learnable scalar (init 0) on every residual branch */
     int qk_norm;      /* per-head norm of q and k */
+    int scale_resids; /* normformer: a learnable per-channel weight (init 1) on the MLP's identity path */
     /* training */
     int batch;        /* B: sequences per micro-batch */
     int accum;        /* micro-batches per optimizer step */

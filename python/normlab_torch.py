@@ -166,7 +166,8 @@ def write_safetensors(path, tensors, metadata=None):
 # ---------------------------------------------------------------------------
 
 NORM_MODES = ("post", "pre", "peri", "mix", "lns", "outonly", "deepnorm",
-              "sandwich", "gemma", "none")
+              "sandwich", "gemma", "none", "b2t", "hybrid", "hybridstar",
+              "normformer", "residual")
 NORM_TYPES = ("layernorm", "rmsnorm", "scalenorm", "dyt", "seednorm")
 
 
@@ -198,6 +199,8 @@ class Config:
     dyt_alpha: float = 0.5   # initial DyT alpha (only shapes the init)
     skip_init: bool = False  # a scalar gain (init 0) on every branch
     qk_norm: bool = False    # per-head norms of q and k
+    scale_resids: bool = False  # normformer: per-channel weight on the MLP
+                                # identity path
 
     @classmethod
     def from_metadata(cls, meta):
@@ -231,6 +234,9 @@ class Config:
                     "skip_init", "off")), "skip_init", ("on", "off")) == "on",
                 qk_norm=_parse_choice(dict(meta, qk_norm=meta.get(
                     "qk_norm", "off")), "qk_norm", ("on", "off")) == "on",
+                scale_resids=_parse_choice(dict(meta, scale_resids=meta.get(
+                    "scale_resids", "off")), "scale_resids",
+                    ("on", "off")) == "on",
             )
         except (TypeError, ValueError) as e:
             raise ValueError(f"bad metadata: {e}") from None
@@ -268,13 +274,12 @@ class Config:
           b2t     the block input joins this sublayer's residual sum
           hscale  per-head scalars before the output projection
           fcnorm  a norm over the 4d hidden units after the activation
+          lamres  a per-channel weight (init 1) on the identity path
         """
         w = {"sites": set(), "qkv": None, "res_in": False, "b2t": False,
-             "hscale": False, "fcnorm": False}
+             "hscale": False, "fcnorm": False, "lamres": False}
         n = self.norm
-        if n in ("post", "deepnorm"):
-            w["sites"] = {"post"}
-        elif n in ("pre", "lns"):
+        if n in ("pre", "lns"):
             w["sites"] = {"in"}
         elif n in ("peri", "sandwich", "gemma"):
             w["sites"] = {"in", "out"}
@@ -285,6 +290,34 @@ class Config:
             w["sites"] = {"post"} if layer <= n_post else {"in"}
         elif n == "none":
             pass
+        elif n in ("post", "deepnorm", "residual"):
+            w["sites"] = {"post"}
+        elif n == "b2t":
+            # h = N(x + A(x)); x' = N(x + h + M(h)): post norms, and the
+            # block input joins the MLP's sum.
+            w["sites"] = {"post"}
+            w["b2t"] = sub == "mlp"
+        elif n in ("hybrid", "hybridstar"):
+            # Y = x + W_O attn(N(Q), N(K), N(V)); z = N(Y); x' = z + M(z).
+            # hybridstar: block 1 has a Pre-LN attention input norm (QKV
+            # norms kept) and a Pre-LN MLP, x' = Y + M(N(Y)).
+            first = n == "hybridstar" and layer == 1
+            if sub == "attn":
+                w["qkv"] = "full"
+                w["sites"] = {"in"} if first else set()
+            else:
+                w["sites"] = {"in"}
+                w["res_in"] = not first
+        elif n == "normformer":
+            # Attention: x + N_out(W_O HeadScale(heads(N_in(x)))).
+            # MLP: lam * h + W2 N_fc(gelu(W1 N_in(h))).
+            if sub == "attn":
+                w["sites"] = {"in", "out"}
+                w["hscale"] = True
+            else:
+                w["sites"] = {"in"}
+                w["fcnorm"] = True
+                w["lamres"] = self.scale_resids
         else:
             raise ValueError(f"unknown placement {n!r}")
         if self.qk_norm and sub == "attn":

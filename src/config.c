@@ -118,6 +118,7 @@ static const opt opts[] = {
     { "dyt-alpha",    T_DBL,   CFG(dyt_alpha),    TR,    1, "initial alpha of every DyT norm (--norm-type dyt)" },
     { "skip-init",    T_FLAG,  CFG(skip_init),    TR,    1, "scale each residual branch by a learnable scalar initialised to 0" },
     { "qk-norm",      T_FLAG,  CFG(qk_norm),      TR,    1, "normalise q and k per head (gain of head size, shared by the heads)" },
+    { "scale-resids", T_FLAG,  CFG(scale_resids), TR,    1, "normformer: learnable per-channel weight (init 1) on the MLP residual" },
     { "scaled-init",  T_FLAG,  CFG(scaled_init),  TR,    1, "init residual output projections with 0.02/sqrt(2L)" },
     { "layers",       T_INT,   CFG(layers),       TR,    1, "number of blocks L" },
     { "dim",          T_INT,   CFG(dim),          TR,    1, "model width d" },

@@ -96,13 +96,39 @@ int test_placement_table(void) {
     fails += NL_CHECK(fabs(nl_block_in_scale(&c, 1) - 1.0) < 1e-12 && fabs(nl_block_in_scale(&c, 4) - 0.5) < 1e-12, "lns 1/sqrt(l), l from 1");
     c.norm = NL_NORM_DEEPNORM;
     fails += NL_CHECK(fabs(nl_res_alpha(&c) - pow(16.0, 0.25)) < 1e-12 && fabs(nl_init_beta(&c) - pow(64.0, -0.25)) < 1e-12, "deepnorm constants");
+    /* the restructuring placements: per-sublayer wiring */
+    c.norm = NL_NORM_HYBRIDSTAR;
+    fails += NL_CHECK(nl_sub_sites(&c, 1, 0) == (NL_SITE_IN | NL_WIRE_QKV) && nl_sub_sites(&c, 1, 1) == NL_SITE_IN, "hybridstar block 1 is pre-LN with QKV norms");
+    fails += NL_CHECK(nl_sub_sites(&c, 2, 0) == NL_WIRE_QKV && nl_sub_sites(&c, 2, 1) == (NL_SITE_IN | NL_WIRE_RES_IN), "hybridstar block 2 is hybrid");
+    c.norm = NL_NORM_HYBRID;
+    fails += NL_CHECK(nl_sub_sites(&c, 1, 0) == NL_WIRE_QKV, "hybrid block 1 has no input norm");
+    c.norm = NL_NORM_B2T;
+    fails += NL_CHECK(nl_sub_sites(&c, 3, 0) == NL_SITE_POST && nl_sub_sites(&c, 3, 1) == (NL_SITE_POST | NL_WIRE_B2T), "b2t");
+    c.norm = NL_NORM_NORMFORMER;
+    fails += NL_CHECK(nl_sub_sites(&c, 3, 0) == (NL_SITE_IN | NL_SITE_OUT | NL_WIRE_HSCALE) && nl_sub_sites(&c, 3, 1) == (NL_SITE_IN | NL_WIRE_FCNORM), "normformer");
+    c.scale_resids = 1;
+    fails += NL_CHECK(nl_sub_sites(&c, 3, 1) & NL_WIRE_LAMRES, "normformer --scale-resids");
+    c.scale_resids = 0;
+    c.qk_norm = 1;
+    c.norm = NL_NORM_PRE;
+    fails += NL_CHECK(nl_sub_sites(&c, 2, 0) == (NL_SITE_IN | NL_WIRE_QK) && nl_sub_sites(&c, 2, 1) == NL_SITE_IN, "--qk-norm on attention only");
+    c.norm = NL_NORM_HYBRID;
+    fails += NL_CHECK(nl_config_resolve(&c) == NL_ERR_ARG, "hybrid rejects --qk-norm");
+    c.qk_norm = 0;
+    c.norm = NL_NORM_RESIDUAL;
+    c.final_norm = 0;
+    fails += NL_CHECK(nl_placements[NL_NORM_RESIDUAL].dual && nl_config_resolve(&c) == NL_ERR_ARG, "residual needs its final norm");
+    c.final_norm = -1;
+    c.norm = NL_NORM_GEMMA;
+    c.norm_type = -1;
+    fails += NL_CHECK(nl_config_resolve(&c) == NL_OK && c.norm_type == NL_RMSNORM && fabs(nl_emb_scale(&c) - sqrt(32.0)) < 1e-12, "gemma: rmsnorm, emb * sqrt(d)");
     /* defaults of the end norms (ln-methods.md §6) */
     for (int i = 0; i < NL_NORM_COUNT; i++) {
         nl_config d = tiny(i, NL_RMSNORM, -1);
         d.final_norm = -1;
         nl_config_resolve(&d);
         const int emb_on = i == NL_NORM_PERI || i == NL_NORM_SANDWICH;
-        const int fin_off = i == NL_NORM_POST || i == NL_NORM_DEEPNORM || i == NL_NORM_NONE;
+        const int fin_off = i == NL_NORM_POST || i == NL_NORM_DEEPNORM || i == NL_NORM_NONE || i == NL_NORM_B2T;
         fails += NL_CHECK(d.emb_norm == emb_on, "%s emb-norm default", nl_placements[i].name);
         fails += NL_CHECK(d.final_norm == !fin_off, "%s final-norm default", nl_placements[i].name);
     }
@@ -362,7 +388,7 @@ static int compare_case(const twin_case *tc, const int *inp, const int *tgt) {
 int test_torch_twin(void) {
     /* every placement x norm type (LayerNorm and RMSNorm with emb-norm off and on, the other types with
      * the placement's default), plus the other switches once each */
-    enum { NBASE = NL_NORM_COUNT * (NL_NORM_TYPE_COUNT + 2), NEXTRA = 14, NCASE = NBASE + NEXTRA };
+    enum { NBASE = NL_NORM_COUNT * (NL_NORM_TYPE_COUNT + 2), NEXTRA = 18, NCASE = NBASE + NEXTRA };
     twin_case *tc = nl_xcalloc(NCASE * sizeof *tc);
     char root[] = "/tmp/nl_twin_XXXXXX";
     NL_ASSERT(mkdtemp(root));
@@ -384,6 +410,10 @@ int test_torch_twin(void) {
     tc[n].c = tiny(NL_NORM_PRE, NL_DYT, 0), tc[n++].c.dyt_alpha = 1.5;
     tc[n].c = tiny(NL_NORM_NONE, NL_SCALENORM, 0), tc[n++].c.qk_norm = 1;
     tc[n].c = tiny(NL_NORM_GEMMA, NL_SCALENORM, 1), tc[n++].c.skip_init = 1;
+    tc[n].c = tiny(NL_NORM_NORMFORMER, NL_LAYERNORM, 0), tc[n++].c.scale_resids = 1;
+    tc[n].c = tiny(NL_NORM_NORMFORMER, NL_RMSNORM, 0), tc[n].c.scale_resids = 1, tc[n++].c.qk_norm = 1;
+    tc[n].c = tiny(NL_NORM_RESIDUAL, NL_LAYERNORM, 0), tc[n++].c.skip_init = 1;
+    tc[n].c = tiny(NL_NORM_B2T, NL_RMSNORM, 0), tc[n++].c.final_norm = 1;
     NL_ASSERT(n == NCASE);
     int inp[TB * TT], tgt[TB * TT], fails = 0;
     make_batch(inp, tgt, 77);
@@ -406,10 +436,10 @@ int test_torch_twin(void) {
         for (int i = 0; i < NCASE; i++) {
             int f = compare_case(&tc[i], inp, tgt);
             const nl_config *cc = &tc[i].c;
-            printf("  twin %-10s %-9s emb-norm %s%s%s%s%s%s%s%s: %s\n", nl_placements[cc->norm].name, nl_norm_type_names[cc->norm_type],
+            printf("  twin %-10s %-9s emb-norm %s%s%s%s%s%s%s%s%s: %s\n", nl_placements[cc->norm].name, nl_norm_type_names[cc->norm_type],
                    cc->emb_norm < 0 ? "dflt" : cc->emb_norm ? "on  " : "off ", cc->out_gain_frozen ? " out-gain frozen" : "", cc->scaled_init ? " scaled-init" : "",
                    cc->final_norm == 1 && i >= NBASE ? " final-norm on" : "", cc->mix_alpha != 0.25 ? " mix-alpha 0.5" : "",
-                   cc->skip_init ? " skip-init" : "", cc->qk_norm ? " qk-norm" : "", cc->dyt_alpha != 0.5 ? " dyt-alpha 1.5" : "", f ? "FAIL" : "ok");
+                   cc->skip_init ? " skip-init" : "", cc->scale_resids ? " scale-resids" : "", cc->qk_norm ? " qk-norm" : "", cc->dyt_alpha != 0.5 ? " dyt-alpha 1.5" : "", f ? "FAIL" : "ok");
             fails += f;
         }
     }
