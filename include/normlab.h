@@ -45,6 +45,7 @@ typedef enum nl_norm_type {
     NL_SCALENORM, /* g x / sqrt(|x|^2 + eps), one scalar g */
     NL_DYT,       /* w tanh(alpha x) + b, one scalar alpha */
     NL_SEEDNORM,  /* (tanh(beta . x) alpha + w) x / rms(x) */
+    NL_CRMSNORM,  /* RMSNorm from the first d-1 coordinates of a zero-mean x (pre/lns only) */
     NL_NORM_TYPE_COUNT
 } nl_norm_type;
 

@@ -168,7 +168,8 @@ def write_safetensors(path, tensors, metadata=None):
 NORM_MODES = ("post", "pre", "peri", "mix", "lns", "outonly", "deepnorm",
               "sandwich", "gemma", "none", "b2t", "hybrid", "hybridstar",
               "normformer", "residual")
-NORM_TYPES = ("layernorm", "rmsnorm", "scalenorm", "dyt", "seednorm")
+NORM_TYPES = ("layernorm", "rmsnorm", "scalenorm", "dyt", "seednorm",
+              "crmsnorm")
 
 
 def _parse_choice(meta, key, choices):
@@ -338,6 +339,9 @@ class Norm(nn.Module):
     dyt:       g * tanh(alpha * x) + bias, alpha a single scalar
     seednorm:  (tanh(<beta, x>) * alpha + g) * x / sqrt(mean(x^2) + eps),
                alpha, beta per channel
+    crmsnorm:  g * x / sqrt((sum_{i<d} x_i^2 + (sum_{i<d} x_i)^2) / d + eps)
+               with the sums over the first d-1 channels (= rmsnorm when
+               x has zero mean)
 
     With offset=True (Gemma) the stored weight w is the deviation of the
     gain from its initial value c0 (1, or sqrt(dim) for scalenorm):
@@ -373,6 +377,11 @@ class Norm(nn.Module):
             return g * x / torch.sqrt(ss + self.eps)
         if t == "dyt":
             return g * torch.tanh(self.alpha * x) + self.bias
+        if t == "crmsnorm":
+            head = x[..., :-1]
+            q = ((head * head).sum(dim=-1, keepdim=True)
+                 + head.sum(dim=-1, keepdim=True) ** 2) / self.dim
+            return g * x / torch.sqrt(q + self.eps)
         xh = x / torch.sqrt((x * x).mean(dim=-1, keepdim=True) + self.eps)
         if t == "seednorm":
             s = torch.tanh((x * self.beta).sum(dim=-1, keepdim=True))

@@ -109,7 +109,7 @@ static const opt opts[] = {
     { "out",          T_PATH,  CFG(out),          TR,    0, "run directory (default runs/<norm>-<date>)" },
     { "init-from",    T_PATH,  CFG(init_from),    TR,    0, "start from an exported .safetensors model" },
     { "norm",         T_NORM,  CFG(norm),         TR,    1, "normalization placement (see below)" },
-    { "norm-type",    T_NTYPE, CFG(norm_type),    TR,    1, "layernorm|rmsnorm|scalenorm|dyt|seednorm (default: rmsnorm for gemma, else layernorm)" },
+    { "norm-type",    T_NTYPE, CFG(norm_type),    TR,    1, "layernorm|rmsnorm|scalenorm|dyt|seednorm|crmsnorm (default: rmsnorm for gemma, else layernorm)" },
     { "eps",          T_DBL,   CFG(eps),          TR,    1, "epsilon inside every norm" },
     { "emb-norm",     T_ONOFF, CFG(emb_norm),     TR,    1, "norm on the embedding output: on|off (default: on for peri, else off)" },
     { "final-norm",   T_ONOFF, CFG(final_norm),   TR,    1, "norm before the LM head: on|off (default: off for post/deepnorm, else on)" },

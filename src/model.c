@@ -334,6 +334,7 @@ static void norm_fwd(const nl_model *m, float *out, float *s0, float *s1, const 
     case NL_SCALENORM: nl_scalenorm_forward(out, s1, x, w, scale, eps, N, C); break;
     case NL_DYT: nl_dyt_forward(out, x, w, p->b, p->alpha, scale, N, C); break;
     case NL_SEEDNORM: nl_seednorm_forward(out, s0, s1, x, w, p->alpha, p->beta, scale, eps, N, C); break;
+    case NL_CRMSNORM: nl_crmsnorm_forward(out, s0, s1, x, w, scale, eps, N, C); break;
     default: NL_ASSERT(0);
     }
 }
@@ -350,6 +351,7 @@ static void norm_bwd(const nl_model *m, float *dx, const nl_normw *gp, const flo
     case NL_SEEDNORM:
         nl_seednorm_backward(dx, gp->w, gp->alpha, gp->beta, dy, x, w, p->alpha, p->beta, s0, s1, scale, N, C);
         break;
+    case NL_CRMSNORM: nl_crmsnorm_backward(dx, gp->w, dy, x, w, s0, s1, scale, N, C); break;
     default: NL_ASSERT(0);
     }
 }

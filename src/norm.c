@@ -89,13 +89,14 @@ _Static_assert(sizeof nl_placements / sizeof nl_placements[0] == NL_NORM_COUNT,
                "add a row to nl_placements for every nl_norm value");
 
 const char *const nl_norm_type_names[NL_NORM_TYPE_COUNT] = { "layernorm", "rmsnorm", "scalenorm", "dyt",
-                                                             "seednorm" };
+                                                             "seednorm", "crmsnorm" };
 const char *const nl_norm_type_eqs[NL_NORM_TYPE_COUNT] = {
     "w (x - mean) / sqrt(var + eps) + b                     Ba et al. 2016",
     "w x / sqrt(mean(x^2) + eps)                            Zhang & Sennrich 2019",
     "g x / sqrt(sum(x^2) + eps), one scalar g = sqrt(d)     Nguyen & Salazar, arXiv:1910.05895",
     "w tanh(a x) + b, one scalar a = --dyt-alpha            Zhu et al., arXiv:2503.10622",
     "(tanh(beta.x) alpha + w) x / sqrt(mean(x^2) + eps)     Cai et al., arXiv:2510.22777",
+    "w x / sqrt((sum_{i<d} x_i^2 + (sum_{i<d} x_i)^2)/d + eps), pre/lns  Jiang et al., arXiv:2305.14858",
 };
 _Static_assert(sizeof nl_norm_type_eqs / sizeof nl_norm_type_eqs[0] == NL_NORM_TYPE_COUNT, "one equation per norm type");
 const char *const nl_site_names[NL_SITE_COUNT] = { "in", "out", "post" };
@@ -119,6 +120,9 @@ double nl_emb_scale(const nl_config *c) {
 nl_status nl_placement_check(const nl_config *c) {
     if (c->norm_type == NL_DYT && !(c->dyt_alpha > 0 && c->dyt_alpha < 1e3))
         return NL_FAIL(NL_ERR_ARG, "--dyt-alpha %g: must be in (0, 1000)", c->dyt_alpha);
+    if (c->norm_type == NL_CRMSNORM && c->norm != NL_NORM_PRE && c->norm != NL_NORM_LNS)
+        return NL_FAIL(NL_ERR_ARG, "--norm-type crmsnorm: only with --norm pre or lns (its equivalence with "
+                                   "LayerNorm needs every norm to read the zero-mean residual stream)");
     if (c->scale_resids && c->norm != NL_NORM_NORMFORMER)
         return NL_FAIL(NL_ERR_ARG, "--scale-resids: only for --norm normformer");
     if (c->qk_norm && (c->norm == NL_NORM_HYBRID || c->norm == NL_NORM_HYBRIDSTAR))

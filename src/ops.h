@@ -36,6 +36,14 @@ void nl_seednorm_backward(float *dinp, float *dw, float *dalpha, float *dbeta, c
                           const float *inp, const float *w, const float *alpha, const float *beta,
                           const float *bx, const float *rstd, float scale, size_t N, int C);
 
+/* CRMSNorm (Jiang et al. 2023): RMSNorm whose RMS comes from the first C-1 coordinates of a zero-mean
+ * vector, q = (sum_{i<C-1} x_i^2 + (sum_{i<C-1} x_i)^2)/C + eps; out = scale * w * x / sqrt(q).
+ * s1 and rstd save sum_{i<C-1} x_i and 1/sqrt(q) per row. */
+void nl_crmsnorm_forward(float *out, float *s1, float *rstd, const float *inp, const float *w, float scale,
+                         float eps, size_t N, int C);
+void nl_crmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                          const float *s1, const float *rstd, float scale, size_t N, int C);
+
 /* Per-head scaling (NormFormer HeadScale): out[n, h*hs + i] = g[h] * inp[n, h*hs + i], hs = C/NH.
  * Backward: dinp overwritten; dg accumulated. */
 void nl_headscale_forward(float *out, const float *inp, const float *g, size_t N, int C, int NH);

@@ -257,3 +257,49 @@ void nl_seednorm_backward(float *dinp, float *dw, float *dalpha, float *dbeta, c
         }
     }
 }
+
+/* ---------------------------------------------------------------- CRMSNorm */
+
+/* CRMSNorm (Jiang et al. 2023): the RMS of a zero-mean vector from its first C-1 coordinates,
+ * q = (sum_{i<C-1} x_i^2 + (sum_{i<C-1} x_i)^2) / C + eps; y = scale * w * x / sqrt(q).
+ * Saves S1 = sum_{i<C-1} x_i and r = 1/sqrt(q). On a zero-mean x it equals RMSNorm.
+ * Backward with gh = scale w dy, xh = x r, dot = sum(gh xh):
+ *   dx_j = r (gh_j - (xh_j + S1 r) dot / C) for j < C-1, dx_{C-1} = r gh_{C-1}. */
+void nl_crmsnorm_forward(float *out, float *s1v, float *rstd, const float *inp, const float *w, float scale,
+                         float eps, size_t N, int C) {
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) {
+        const float *x = inp + n * C;
+        float s1 = 0.0f, s2 = 0.0f;
+        for (int i = 0; i < C - 1; i++) s1 += x[i], s2 += x[i] * x[i];
+        const float r = 1.0f / sqrtf((s2 + s1 * s1) / (float)C + eps);
+        float *y = out + n * C;
+        for (int i = 0; i < C; i++) y[i] = scale * w[i] * x[i] * r;
+        s1v[n] = s1;
+        rstd[n] = r;
+    }
+}
+
+void nl_crmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                          const float *s1v, const float *rstd, float scale, size_t N, int C) {
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) {
+        const float *x = inp + n * C, *d = dout + n * C;
+        const float r = rstd[n], s1r = s1v[n] * r;
+        float dot = 0.0f;
+        for (int i = 0; i < C; i++) dot += scale * w[i] * d[i] * x[i] * r;
+        const float k = dot / (float)C;
+        float *dx = dinp + n * C;
+        for (int i = 0; i < C - 1; i++) dx[i] += r * (scale * w[i] * d[i] - (x[i] * r + s1r) * k);
+        dx[C - 1] += r * scale * w[C - 1] * d[C - 1];
+    }
+    const int nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
+#pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < nblk; blk++) {
+        const int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
+        float acc[COL_BLOCK] = { 0 };
+        for (size_t n = 0; n < N; n++)
+            for (int i = c0; i < c1; i++) acc[i - c0] += scale * dout[n * C + i] * inp[n * C + i] * rstd[n];
+        for (int i = c0; i < c1; i++) dw[i] += acc[i - c0];
+    }
+}

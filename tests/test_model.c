@@ -388,14 +388,19 @@ static int compare_case(const twin_case *tc, const int *inp, const int *tgt) {
 int test_torch_twin(void) {
     /* every placement x norm type (LayerNorm and RMSNorm with emb-norm off and on, the other types with
      * the placement's default), plus the other switches once each */
-    enum { NBASE = NL_NORM_COUNT * (NL_NORM_TYPE_COUNT + 2), NEXTRA = 18, NCASE = NBASE + NEXTRA };
+    enum { NBASE = NL_NORM_COUNT * (NL_NORM_TYPE_COUNT + 2), NEXTRA = 19, NCASE = NBASE + NEXTRA };
     twin_case *tc = nl_xcalloc(NCASE * sizeof *tc);
     char root[] = "/tmp/nl_twin_XXXXXX";
     NL_ASSERT(mkdtemp(root));
     int n = 0;
     for (int p = 0; p < NL_NORM_COUNT; p++)
         for (int t = 0; t < NL_NORM_TYPE_COUNT; t++)
-            for (int e = 0; e < (t <= NL_RMSNORM ? 2 : 1); e++) tc[n++].c = tiny(p, t, t <= NL_RMSNORM ? e : -1);
+            for (int e = 0; e < (t <= NL_RMSNORM ? 2 : 1); e++) {
+                nl_config probe = tiny(p, t, t <= NL_RMSNORM ? e : -1);
+                if (nl_config_resolve(&probe) != NL_OK) continue; /* crmsnorm outside pre/lns */
+                tc[n++].c = tiny(p, t, t <= NL_RMSNORM ? e : -1);
+            }
+    const int nbase = n;
     tc[n].c = tiny(NL_NORM_PERI, NL_LAYERNORM, 1), tc[n++].c.out_gain_frozen = 1;
     tc[n].c = tiny(NL_NORM_OUTONLY, NL_RMSNORM, 0), tc[n++].c.out_gain_frozen = 1;
     tc[n].c = tiny(NL_NORM_PRE, NL_LAYERNORM, 0), tc[n++].c.scaled_init = 1;
@@ -414,13 +419,15 @@ int test_torch_twin(void) {
     tc[n].c = tiny(NL_NORM_NORMFORMER, NL_RMSNORM, 0), tc[n].c.scale_resids = 1, tc[n++].c.qk_norm = 1;
     tc[n].c = tiny(NL_NORM_RESIDUAL, NL_LAYERNORM, 0), tc[n++].c.skip_init = 1;
     tc[n].c = tiny(NL_NORM_B2T, NL_RMSNORM, 0), tc[n++].c.final_norm = 1;
-    NL_ASSERT(n == NCASE);
+    tc[n].c = tiny(NL_NORM_LNS, NL_CRMSNORM, 1), tc[n++].c.qk_norm = 1;
+    NL_ASSERT(n <= NCASE);
+    const int ncase = n;
     int inp[TB * TT], tgt[TB * TT], fails = 0;
     make_batch(inp, tgt, 77);
     size_t cmdcap = 256 + NCASE * 100;
     char *cmd = nl_xmalloc(cmdcap);
     int len = snprintf(cmd, cmdcap, "%s tests/ref_check.py grad", nl_test_python());
-    for (int i = 0; i < NCASE; i++) {
+    for (int i = 0; i < ncase; i++) {
         snprintf(tc[i].dir, sizeof tc[i].dir, "%s/case%02d", root, i);
         NL_ASSERT(mkdir(tc[i].dir, 0755) == 0);
         fails += write_case(&tc[i], inp, tgt);
@@ -433,12 +440,12 @@ int test_torch_twin(void) {
         printf("    the PyTorch twin failed (exit %d); HINT: apt-get install python3-torch\n%s\n", rc, out);
         fails++;
     } else {
-        for (int i = 0; i < NCASE; i++) {
+        for (int i = 0; i < ncase; i++) {
             int f = compare_case(&tc[i], inp, tgt);
             const nl_config *cc = &tc[i].c;
             printf("  twin %-10s %-9s emb-norm %s%s%s%s%s%s%s%s%s: %s\n", nl_placements[cc->norm].name, nl_norm_type_names[cc->norm_type],
                    cc->emb_norm < 0 ? "dflt" : cc->emb_norm ? "on  " : "off ", cc->out_gain_frozen ? " out-gain frozen" : "", cc->scaled_init ? " scaled-init" : "",
-                   cc->final_norm == 1 && i >= NBASE ? " final-norm on" : "", cc->mix_alpha != 0.25 ? " mix-alpha 0.5" : "",
+                   cc->final_norm == 1 && i >= nbase ? " final-norm on" : "", cc->mix_alpha != 0.25 ? " mix-alpha 0.5" : "",
                    cc->skip_init ? " skip-init" : "", cc->scale_resids ? " scale-resids" : "", cc->qk_norm ? " qk-norm" : "", cc->dyt_alpha != 0.5 ? " dyt-alpha 1.5" : "", f ? "FAIL" : "ok");
             fails += f;
         }
@@ -447,5 +454,107 @@ int test_torch_twin(void) {
     free(tc);
     snprintf(out, sizeof out, "rm -rf %s", root);
     if (system(out) != 0) printf("    could not remove %s\n", root);
+    return fails;
+}
+
+/* ---------------------------------------------------------------- §2.16: LN = RMSNorm = CRMSNorm */
+
+/* Subtracts each column's mean over the rows (rows x cols, row-major): outputs of W x then have zero
+ * mean over the output channels. With cols == 0 (a vector) subtracts its mean. */
+static void center_rows_of(float *w, int rows, int cols) {
+    for (int j = 0; j < (cols ? cols : 1); j++) {
+        double s = 0;
+        for (int i = 0; i < rows; i++) s += w[(size_t)i * (cols ? cols : 1) + j];
+        for (int i = 0; i < rows; i++) w[(size_t)i * (cols ? cols : 1) + j] -= (float)(s / rows);
+    }
+}
+
+static void center_each_row(float *w, int rows, int cols) {
+    for (int i = 0; i < rows; i++) center_rows_of(w + (size_t)i * cols, cols, 0);
+}
+
+/* Pre-LN with LayerNorm, Pre-RMSNorm and Pre-CRMSNorm compute the same function when the residual
+ * stream has zero mean (Jiang et al. 2023, ln-methods.md §2.16): zero-mean embedding rows, attention
+ * and MLP output projections (and biases) whose outputs have zero mean over the channels, and the
+ * LayerNorm biases folded into the next linear layer (qkv, fc); the final norm's bias must be 0
+ * because the head is tied. Without the centring the functions differ (the negative control). */
+int test_crms_equivalence(void) {
+    int fails = 0;
+    int inp[TB * TT], tgt[TB * TT];
+    make_batch(inp, tgt, 5);
+    for (int centred = 1; centred >= 0; centred--) {
+        nl_model ln, rms, crms;
+        nl_config c = tiny(NL_NORM_PRE, NL_LAYERNORM, 0);
+        nl_model_init(&ln, &c);
+        perturb(&ln, 99);
+        const int C = c.dim;
+        memset(ln.w.finn.b, 0, (size_t)C * sizeof(float));
+        if (centred) {
+            center_each_row(ln.w.wte, TV, C);
+            center_each_row(ln.w.wpe, TT, C);
+            for (int l = 0; l < c.layers; l++) {
+                nl_block_w *b = &ln.w.blocks[l];
+                center_rows_of(b->proj_w, C, C), center_rows_of(b->proj_b, C, 0);
+                center_rows_of(b->mproj_w, C, 4 * C), center_rows_of(b->mproj_b, C, 0);
+            }
+        }
+        c.norm_type = NL_RMSNORM;
+        nl_model_init(&rms, &c);
+        c.norm_type = NL_CRMSNORM;
+        nl_model_init(&crms, &c);
+        nl_model *to[2] = { &rms, &crms };
+        for (int k = 0; k < 2; k++) {
+            nl_model *m = to[k];
+            memcpy(m->w.wte, ln.w.wte, (size_t)TV * C * sizeof(float));
+            memcpy(m->w.wpe, ln.w.wpe, (size_t)TT * C * sizeof(float));
+            memcpy(m->w.finn.w, ln.w.finn.w, (size_t)C * sizeof(float));
+            for (int l = 0; l < c.layers; l++) {
+                const nl_block_w *a = &ln.w.blocks[l];
+                nl_block_w *b = &m->w.blocks[l];
+                memcpy(b->proj_w, a->proj_w, (size_t)C * C * sizeof(float));
+                memcpy(b->proj_b, a->proj_b, (size_t)C * sizeof(float));
+                memcpy(b->mproj_w, a->mproj_w, (size_t)4 * C * C * sizeof(float));
+                memcpy(b->mproj_b, a->mproj_b, (size_t)C * sizeof(float));
+                memcpy(b->qkv_w, a->qkv_w, (size_t)3 * C * C * sizeof(float));
+                memcpy(b->fc_w, a->fc_w, (size_t)4 * C * C * sizeof(float));
+                memcpy(b->norm[0][0].w, a->norm[0][0].w, (size_t)C * sizeof(float));
+                memcpy(b->norm[1][0].w, a->norm[1][0].w, (size_t)C * sizeof(float));
+                /* W (g xh + beta) + bias = W (g xh) + (W beta + bias) */
+                for (int o = 0; o < 3 * C; o++) {
+                    double s = a->qkv_b[o];
+                    for (int i = 0; i < C; i++) s += (double)a->qkv_w[(size_t)o * C + i] * a->norm[0][0].b[i];
+                    b->qkv_b[o] = (float)s;
+                }
+                for (int o = 0; o < 4 * C; o++) {
+                    double s = a->fc_b[o];
+                    for (int i = 0; i < C; i++) s += (double)a->fc_w[(size_t)o * C + i] * a->norm[1][0].b[i];
+                    b->fc_b[o] = (float)s;
+                }
+            }
+        }
+        nl_model_alloc_acts(&ln, TB, TT), nl_model_alloc_acts(&rms, TB, TT), nl_model_alloc_acts(&crms, TB, TT);
+        const double l0 = nl_model_forward(&ln, inp, tgt, TB, TT, 0.0f);
+        const double l1 = nl_model_forward(&rms, inp, tgt, TB, TT, 0.0f);
+        const double l2 = nl_model_forward(&crms, inp, tgt, TB, TT, 0.0f);
+        if (centred) {
+            fails += nl_check_scalar("zero-mean stream: pre-rmsnorm loss = pre-layernorm loss", l1, l0, 1e-5);
+            fails += nl_check_scalar("zero-mean stream: pre-crmsnorm loss = pre-layernorm loss", l2, l0, 1e-5);
+            double *want = nl_xmalloc((size_t)TB * TT * TV * sizeof(double));
+            nl_model_forward(&ln, inp, NULL, TB, TT, 0.0f); /* logits are scratch after xent: rerun */
+            for (int n = 0; n < TB * TT; n++)
+                for (int v = 0; v < TV; v++) want[n * TV + v] = ln.logits[(size_t)n * ln.cfg.vocab_padded + v];
+            nl_model_forward(&crms, inp, NULL, TB, TT, 0.0f);
+            float *got = nl_xmalloc((size_t)TB * TT * TV * sizeof(float));
+            for (int n = 0; n < TB * TT; n++)
+                for (int v = 0; v < TV; v++) got[n * TV + v] = crms.logits[(size_t)n * crms.cfg.vocab_padded + v];
+            fails += nl_check_rel("zero-mean stream: crmsnorm logits = layernorm logits", got, want, (size_t)TB * TT * TV, 1e-5);
+            free(want);
+            free(got);
+        } else {
+            fails += NL_CHECK(fabs(l1 - l0) > 1e-4 * fabs(l0) && fabs(l2 - l0) > 1e-4 * fabs(l0),
+                              "without the zero-mean conditions the functions differ (%g, %g vs %g)", l1, l2, l0);
+        }
+        nl_model_free(&ln), nl_model_free(&rms), nl_model_free(&crms);
+    }
     return fails;
 }

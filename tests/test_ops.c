@@ -98,7 +98,12 @@ static void xnorm_ref(xnorm_ctx *c) {
         for (int i = 0; i < c->C; i++) {
             if (c->kind == NL_SCALENORM) y[i] = c->scale * c->w[0] * x[i] / sqrt(ss + c->eps);
             else if (c->kind == NL_DYT) y[i] = c->scale * (c->w[i] * tanh(c->al[0] * x[i]) + c->b[i]);
-            else y[i] = c->scale * (tanh(bx) * c->al[i] + c->w[i]) * x[i] / sqrt(ss / c->C + c->eps);
+            else if (c->kind == NL_SEEDNORM) y[i] = c->scale * (tanh(bx) * c->al[i] + c->w[i]) * x[i] / sqrt(ss / c->C + c->eps);
+            else { /* crmsnorm: the first C-1 coordinates */
+                double s1 = 0, s2 = 0;
+                for (int j = 0; j < c->C - 1; j++) s1 += x[j], s2 += x[j] * x[j];
+                y[i] = c->scale * c->w[i] * x[i] / sqrt((s2 + s1 * s1) / c->C + c->eps);
+            }
         }
     }
 }
@@ -113,8 +118,8 @@ int test_ops_norm_types(void) {
     int fails = 0;
     nl_rng r;
     nl_rng_seed(&r, 11);
-    static const char *const names[] = { [NL_SCALENORM] = "scalenorm", [NL_DYT] = "dyt", [NL_SEEDNORM] = "seednorm" };
-    for (int kind = NL_SCALENORM; kind <= NL_SEEDNORM; kind++) {
+    static const char *const names[] = { [NL_SCALENORM] = "scalenorm", [NL_DYT] = "dyt", [NL_SEEDNORM] = "seednorm", [NL_CRMSNORM] = "crmsnorm" };
+    for (int kind = NL_SCALENORM; kind <= NL_CRMSNORM; kind++) {
         enum { N = 5, C = 24 };
         float x[N * C], w[C], b[C], al[C], be[C], wout[N * C], out[N * C], s0[N], s1[N];
         float dx[N * C] = { 0 }, dw[C] = { 0 }, db[C] = { 0 }, dal[C] = { 0 }, dbe[C] = { 0 };
@@ -137,6 +142,9 @@ int test_ops_norm_types(void) {
         } else if (kind == NL_DYT) {
             nl_dyt_forward(out, x, w, b, al, sc, N, C);
             nl_dyt_backward(dx, dw, db, dal, wout, x, w, al, sc, N, C);
+        } else if (kind == NL_CRMSNORM) {
+            nl_crmsnorm_forward(out, s0, s1, x, w, sc, 1e-5f, N, C);
+            nl_crmsnorm_backward(dx, dw, wout, x, w, s0, s1, sc, N, C);
         } else {
             nl_seednorm_forward(out, s0, s1, x, w, al, be, sc, 1e-5f, N, C);
             nl_seednorm_backward(dx, dw, dal, dbe, wout, x, w, al, be, s0, s1, sc, N, C);

@@ -21,6 +21,7 @@
     X(shards)                                                                                      \
     X(ckpt_roundtrip)                                                                              \
     X(torch_twin)                                                                                  \
+    X(crms_equivalence)                                                                            \
     X(cli_errors)                                                                                  \
     X(cli_end_to_end)
 
