@@ -122,6 +122,34 @@ int test_placement_table(void) {
     c.norm = NL_NORM_GEMMA;
     c.norm_type = -1;
     fails += NL_CHECK(nl_config_resolve(&c) == NL_OK && c.norm_type == NL_RMSNORM && fabs(nl_emb_scale(&c) - sqrt(32.0)) < 1e-12, "gemma: rmsnorm, emb * sqrt(d)");
+    /* initial values of the new parameters */
+    {
+        nl_model im;
+        nl_config ic = tiny(NL_NORM_PRE, NL_DYT, 0);
+        ic.dyt_alpha = 0.8;
+        ic.skip_init = 1;
+        nl_model_init(&im, &ic);
+        fails += NL_CHECK(im.w.blocks[1].norm[0][0].alpha[0] == 0.8f && im.w.blocks[1].norm[0][0].w[3] == 1.0f && im.w.blocks[1].skip[1][0] == 0.0f,
+                          "dyt alpha = --dyt-alpha, gain 1, skip gain 0");
+        nl_model_free(&im);
+        ic = tiny(NL_NORM_PRE, NL_SCALENORM, 0);
+        ic.qk_norm = 1;
+        nl_model_init(&im, &ic);
+        fails += NL_CHECK(fabsf(im.w.blocks[0].norm[1][0].w[0] - sqrtf(32.0f)) < 1e-6f && fabsf(im.w.blocks[0].qkvn[1].w[0] - sqrtf(8.0f)) < 1e-6f,
+                          "scalenorm g = sqrt(width): d for the stream, d/H for q/k");
+        nl_model_free(&im);
+        ic = tiny(NL_NORM_GEMMA, NL_SEEDNORM, -1);
+        nl_model_init(&im, &ic);
+        fails += NL_CHECK(im.w.blocks[2].norm[1][1].w[5] == 0.0f && im.w.blocks[2].norm[1][1].alpha[5] == 1.0f && im.w.blocks[2].norm[1][1].beta[5] == 0.0f,
+                          "gemma stores gain offsets (0); seednorm alpha 1, beta 0");
+        nl_model_free(&im);
+        ic = tiny(NL_NORM_NORMFORMER, NL_LAYERNORM, 0);
+        ic.scale_resids = 1;
+        nl_model_init(&im, &ic);
+        fails += NL_CHECK(im.w.blocks[0].hscale[3] == 1.0f && im.w.blocks[0].lam[7] == 1.0f && nl_model_find(&im, "blocks.0.mlp.fc_norm.weight")->rows == 128,
+                          "normformer head scales and residual weights 1, fc norm over 4d");
+        nl_model_free(&im);
+    }
     /* defaults of the end norms (ln-methods.md §6) */
     for (int i = 0; i < NL_NORM_COUNT; i++) {
         nl_config d = tiny(i, NL_RMSNORM, -1);
