@@ -35,7 +35,8 @@ typedef struct nl_placement {
     const char *eq;   /* one-line equation for --help and reports */
     const char *ref;  /* paper, "" for folklore */
     unsigned emb_norm : 1, final_norm : 1; /* defaults of --emb-norm / --final-norm */
-    unsigned (*sites)(const nl_config *c, int l);  /* NL_SITE_* mask of block l (1-based) */
+    unsigned (*sites)(const nl_config *c, int l);  /* NL_SITE_* mask of block l (1-based); both sublayers
+                                                      unless sub_sites is set */
     double (*in_scale)(const nl_config *c, int l); /* NULL = 1: factor on N_in's output */
     double (*res_alpha)(const nl_config *c);       /* NULL = 1: weight of the identity path */
     double (*init_beta)(const nl_config *c);       /* NULL = 1: factor on v/proj/fc/mlp.proj init */
