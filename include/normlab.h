@@ -28,10 +28,26 @@ typedef enum nl_norm {
     NL_NORM_LNS,
     NL_NORM_OUTONLY,
     NL_NORM_DEEPNORM,
+    NL_NORM_SANDWICH,
+    NL_NORM_GEMMA,
+    NL_NORM_NONE,
+    NL_NORM_B2T,
+    NL_NORM_HYBRID,
+    NL_NORM_HYBRIDSTAR,
+    NL_NORM_NORMFORMER,
+    NL_NORM_RESIDUAL,
     NL_NORM_COUNT
 } nl_norm;
 
-typedef enum nl_norm_type { NL_LAYERNORM, NL_RMSNORM, NL_NORM_TYPE_COUNT } nl_norm_type;
+typedef enum nl_norm_type {
+    NL_LAYERNORM,
+    NL_RMSNORM,
+    NL_SCALENORM, /* g x / sqrt(|x|^2 + eps), one scalar g */
+    NL_DYT,       /* w tanh(alpha x) + b, one scalar alpha */
+    NL_SEEDNORM,  /* (tanh(beta . x) alpha + w) x / rms(x) */
+    NL_CRMSNORM,  /* RMSNorm from the first d-1 coordinates of a zero-mean x (pre/lns only) */
+    NL_NORM_TYPE_COUNT
+} nl_norm_type;
 
 #define NL_PATH_MAX 1024
 #define NL_MAX_ROLLBACKS 100
@@ -47,13 +63,17 @@ typedef struct nl_config {
     int heads;        /* NH; head size C/NH */
     int seq_len;      /* T: context length = rows of the position table */
     int norm;         /* nl_norm */
-    int norm_type;    /* nl_norm_type */
+    int norm_type;    /* nl_norm_type; -1: the placement's default */
     double eps;
     int emb_norm;     /* -1 auto, 0 off, 1 on */
     int final_norm;   /* -1 auto, 0 off, 1 on */
     int out_gain_frozen;
     int scaled_init;
     double mix_alpha;
+    double dyt_alpha; /* initial alpha of every DyT norm */
+    int skip_init;    /* a learnable scalar (init 0) on every residual branch */
+    int qk_norm;      /* per-head norm of q and k */
+    int scale_resids; /* normformer: a learnable per-channel weight (init 1) on the MLP's identity path */
     /* training */
     int batch;        /* B: sequences per micro-batch */
     int accum;        /* micro-batches per optimizer step */

@@ -165,8 +165,11 @@ def write_safetensors(path, tensors, metadata=None):
 # Configuration
 # ---------------------------------------------------------------------------
 
-NORM_MODES = ("post", "pre", "peri", "mix", "lns", "outonly", "deepnorm")
-NORM_TYPES = ("layernorm", "rmsnorm")
+NORM_MODES = ("post", "pre", "peri", "mix", "lns", "outonly", "deepnorm",
+              "sandwich", "gemma", "none", "b2t", "hybrid", "hybridstar",
+              "normformer", "residual")
+NORM_TYPES = ("layernorm", "rmsnorm", "scalenorm", "dyt", "seednorm",
+              "crmsnorm")
 
 
 def _parse_choice(meta, key, choices):
@@ -194,6 +197,11 @@ class Config:
     final_norm: bool   # normalize before the tied head
     out_gain_frozen: bool  # *_norm_out gains are not trained
     mix_alpha: float   # fraction of Post-LN blocks in mode "mix"
+    dyt_alpha: float = 0.5   # initial DyT alpha (only shapes the init)
+    skip_init: bool = False  # a scalar gain (init 0) on every branch
+    qk_norm: bool = False    # per-head norms of q and k
+    scale_resids: bool = False  # normformer: per-channel weight on the MLP
+                                # identity path
 
     @classmethod
     def from_metadata(cls, meta):
@@ -222,6 +230,14 @@ class Config:
                 out_gain_frozen=_parse_choice(meta, "out_gain",
                                               ("learn", "frozen")) == "frozen",
                 mix_alpha=float(meta["mix_alpha"]),
+                dyt_alpha=float(meta.get("dyt_alpha", "0.5")),
+                skip_init=_parse_choice(dict(meta, skip_init=meta.get(
+                    "skip_init", "off")), "skip_init", ("on", "off")) == "on",
+                qk_norm=_parse_choice(dict(meta, qk_norm=meta.get(
+                    "qk_norm", "off")), "qk_norm", ("on", "off")) == "on",
+                scale_resids=_parse_choice(dict(meta, scale_resids=meta.get(
+                    "scale_resids", "off")), "scale_resids",
+                    ("on", "off")) == "on",
             )
         except (TypeError, ValueError) as e:
             raise ValueError(f"bad metadata: {e}") from None
@@ -234,29 +250,80 @@ class Config:
         return cfg
 
     def block_wiring(self, layer):
-        """Sites and constants of block `layer` (1-based), per spec section 6.
+        """Constants of block `layer` (1-based), per spec section 6.
 
-        Returns (sites, s, alpha): sites is a subset of {"in", "out", "post"};
-        s scales the input-norm output (LNS: 1/sqrt(l)); alpha multiplies the
-        identity path (DeepNorm: (2L)^(1/4)).
+        Returns (s, alpha): s scales the input-norm output (LNS:
+        1/sqrt(l)); alpha multiplies the identity path (DeepNorm:
+        (2L)^(1/4)).
         """
         s, alpha = 1.0, 1.0
-        if self.norm == "post":
-            sites = {"post"}
-        elif self.norm == "pre":
-            sites = {"in"}
-        elif self.norm == "peri":
-            sites = {"in", "out"}
-        elif self.norm == "outonly":
-            sites = {"out"}
-        elif self.norm == "lns":
-            sites, s = {"in"}, 1.0 / math.sqrt(layer)
+        if self.norm == "lns":
+            s = 1.0 / math.sqrt(layer)
         elif self.norm == "deepnorm":
-            sites, alpha = {"post"}, (2.0 * self.layers) ** 0.25
-        else:  # mix: Post-LN for l <= floor(mix_alpha * L), Pre-LN after.
+            alpha = (2.0 * self.layers) ** 0.25
+        return s, alpha
+
+    def sub_wiring(self, layer, sub):
+        """How sublayer `sub` ("attn" or "mlp") of block `layer` is wired.
+
+        Returns a dict:
+          sites   subset of {"in", "out", "post"} (norm on the branch
+                  input, on the branch output, after the residual add)
+          qkv     None, "head" (q and k normalised per head) or "full"
+                  (q, k and v each normalised over the whole width)
+          res_in  the identity path starts from the normalised input
+          b2t     the block input joins this sublayer's residual sum
+          hscale  per-head scalars before the output projection
+          fcnorm  a norm over the 4d hidden units after the activation
+          lamres  a per-channel weight (init 1) on the identity path
+        """
+        w = {"sites": set(), "qkv": None, "res_in": False, "b2t": False,
+             "hscale": False, "fcnorm": False, "lamres": False}
+        n = self.norm
+        if n in ("pre", "lns"):
+            w["sites"] = {"in"}
+        elif n in ("peri", "sandwich", "gemma"):
+            w["sites"] = {"in", "out"}
+        elif n == "outonly":
+            w["sites"] = {"out"}
+        elif n == "mix":  # Post-LN for l <= floor(mix_alpha * L), Pre after.
             n_post = math.floor(self.mix_alpha * self.layers)
-            sites = {"post"} if layer <= n_post else {"in"}
-        return sites, s, alpha
+            w["sites"] = {"post"} if layer <= n_post else {"in"}
+        elif n == "none":
+            pass
+        elif n in ("post", "deepnorm", "residual"):
+            w["sites"] = {"post"}
+        elif n == "b2t":
+            # h = N(x + A(x)); x' = N(x + h + M(h)): post norms, and the
+            # block input joins the MLP's sum.
+            w["sites"] = {"post"}
+            w["b2t"] = sub == "mlp"
+        elif n in ("hybrid", "hybridstar"):
+            # Y = x + W_O attn(N(Q), N(K), N(V)); z = N(Y); x' = z + M(z).
+            # hybridstar: block 1 has a Pre-LN attention input norm (QKV
+            # norms kept) and a Pre-LN MLP, x' = Y + M(N(Y)).
+            first = n == "hybridstar" and layer == 1
+            if sub == "attn":
+                w["qkv"] = "full"
+                w["sites"] = {"in"} if first else set()
+            else:
+                w["sites"] = {"in"}
+                w["res_in"] = not first
+        elif n == "normformer":
+            # Attention: x + N_out(W_O HeadScale(heads(N_in(x)))).
+            # MLP: lam * h + W2 N_fc(gelu(W1 N_in(h))).
+            if sub == "attn":
+                w["sites"] = {"in", "out"}
+                w["hscale"] = True
+            else:
+                w["sites"] = {"in"}
+                w["fcnorm"] = True
+                w["lamres"] = self.scale_resids
+        else:
+            raise ValueError(f"unknown placement {n!r}")
+        if self.qk_norm and sub == "attn":
+            w["qkv"] = "head"
+        return w
 
 
 # ---------------------------------------------------------------------------
@@ -264,51 +331,113 @@ class Config:
 # ---------------------------------------------------------------------------
 
 class Norm(nn.Module):
-    """Per-token normalizer over the last dimension (spec section 1).
+    """Per-token normalizer over the last dimension (spec sections 1, 2.15-2.18).
 
-    layernorm: (x - mean) / sqrt(biased_var + eps) * weight + bias
-    rmsnorm:   x / sqrt(mean(x^2) + eps) * weight
+    layernorm: (x - mean) / sqrt(biased_var + eps) * g + bias
+    rmsnorm:   x / sqrt(mean(x^2) + eps) * g
+    scalenorm: g * x / sqrt(sum(x^2) + eps), g a single scalar
+    dyt:       g * tanh(alpha * x) + bias, alpha a single scalar
+    seednorm:  (tanh(<beta, x>) * alpha + g) * x / sqrt(mean(x^2) + eps),
+               alpha, beta per channel
+    crmsnorm:  g * x / sqrt((sum_{i<d} x_i^2 + (sum_{i<d} x_i)^2) / d + eps)
+               with the sums over the first d-1 channels (= rmsnorm when
+               x has zero mean)
+
+    With offset=True (Gemma) the stored weight w is the deviation of the
+    gain from its initial value c0 (1, or sqrt(dim) for scalenorm):
+    g = c0 + w.  Otherwise g = w.
     """
 
-    def __init__(self, dim, norm_type, eps, dtype):
+    def __init__(self, dim, norm_type, eps, dtype, offset=False):
         super().__init__()
         self.norm_type = norm_type
         self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim, dtype=dtype))
-        if norm_type == "layernorm":
+        self.dim = dim
+        n = 1 if norm_type == "scalenorm" else dim
+        self.c0 = (math.sqrt(dim) if norm_type == "scalenorm" else 1.0) \
+            if offset else 0.0
+        self.weight = nn.Parameter(torch.ones(n, dtype=dtype))
+        if norm_type in ("layernorm", "dyt"):
             self.bias = nn.Parameter(torch.zeros(dim, dtype=dtype))
+        if norm_type == "dyt":
+            self.alpha = nn.Parameter(torch.ones(1, dtype=dtype))
+        if norm_type == "seednorm":
+            self.alpha = nn.Parameter(torch.ones(dim, dtype=dtype))
+            self.beta = nn.Parameter(torch.zeros(dim, dtype=dtype))
 
     def forward(self, x):
-        if self.norm_type == "layernorm":
+        g = self.weight + self.c0
+        t = self.norm_type
+        if t == "layernorm":
             xc = x - x.mean(dim=-1, keepdim=True)
             var = (xc * xc).mean(dim=-1, keepdim=True)
-            return xc / torch.sqrt(var + self.eps) * self.weight + self.bias
-        ms = (x * x).mean(dim=-1, keepdim=True)
-        return x / torch.sqrt(ms + self.eps) * self.weight
+            return xc / torch.sqrt(var + self.eps) * g + self.bias
+        if t == "scalenorm":
+            ss = (x * x).sum(dim=-1, keepdim=True)
+            return g * x / torch.sqrt(ss + self.eps)
+        if t == "dyt":
+            return g * torch.tanh(self.alpha * x) + self.bias
+        if t == "crmsnorm":
+            head = x[..., :-1]
+            q = ((head * head).sum(dim=-1, keepdim=True)
+                 + head.sum(dim=-1, keepdim=True) ** 2) / self.dim
+            return g * x / torch.sqrt(q + self.eps)
+        xh = x / torch.sqrt((x * x).mean(dim=-1, keepdim=True) + self.eps)
+        if t == "seednorm":
+            s = torch.tanh((x * self.beta).sum(dim=-1, keepdim=True))
+            return (s * self.alpha + g) * xh
+        return xh * g
+
+
+class Param(nn.Module):
+    """A bare parameter exported as <name>.weight."""
+
+    def __init__(self, shape, dtype):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(shape, dtype=dtype))
 
 
 class Attention(nn.Module):
-    """Causal multi-head self-attention with a fused qkv projection."""
+    """Causal multi-head self-attention with a fused qkv projection.
 
-    def __init__(self, dim, heads, dtype):
+    qkv="head": q and k are normalised per head (over the head size, one
+    norm shared by all heads); qkv="full": q, k and v are each normalised
+    over the whole width before the heads are split.
+    """
+
+    def __init__(self, cfg, wiring, dtype, offset):
         super().__init__()
-        self.heads = heads
+        dim = cfg.dim
+        self.heads = cfg.heads
+        self.mode = wiring["qkv"]
         self.qkv = nn.Linear(dim, 3 * dim, dtype=dtype)
         self.proj = nn.Linear(dim, dim, dtype=dtype)
+        if self.mode:
+            width = dim if self.mode == "full" else dim // cfg.heads
+            names = ("q", "k", "v") if self.mode == "full" else ("q", "k")
+            for n in names:
+                setattr(self, f"{n}_norm", Norm(width, cfg.norm_type,
+                                                cfg.eps, dtype, offset))
 
     def forward(self, u):
         b, t, d = u.shape
         hs = d // self.heads
         # q, k, v = rows [0, d), [d, 2d), [2d, 3d) of the qkv weight.
         q, k, v = self.qkv(u).split(d, dim=-1)
+        if self.mode == "full":
+            q, k, v = self.q_norm(q), self.k_norm(k), self.v_norm(v)
         # Head h uses channels [h*hs, (h+1)*hs): [B, T, d] -> [B, H, T, hs].
         q, k, v = (z.view(b, t, self.heads, hs).transpose(1, 2)
                    for z in (q, k, v))
+        if self.mode == "head":
+            q, k = self.q_norm(q), self.k_norm(k)
         att = q @ k.transpose(-2, -1) / math.sqrt(hs)
         future = torch.ones(t, t, dtype=torch.bool, device=u.device).triu(1)
         att = torch.softmax(att.masked_fill(future, float("-inf")), dim=-1)
-        y = (att @ v).transpose(1, 2).reshape(b, t, d)
-        return self.proj(y)
+        y = att @ v
+        if hasattr(self, "head_scale"):
+            y = y * self.head_scale.view(1, self.heads, 1, 1)
+        return self.proj(y.transpose(1, 2).reshape(b, t, d))
 
 
 def gelu_tanh(x):
@@ -318,50 +447,82 @@ def gelu_tanh(x):
 
 
 class MLP(nn.Module):
-    """fc (d -> 4d), GELU (tanh), proj (4d -> d)."""
+    """fc (d -> 4d), GELU (tanh), [fc_norm over 4d], proj (4d -> d)."""
 
-    def __init__(self, dim, dtype):
+    def __init__(self, cfg, wiring, dtype, offset):
         super().__init__()
+        dim = cfg.dim
         self.fc = nn.Linear(dim, 4 * dim, dtype=dtype)
         self.proj = nn.Linear(4 * dim, dim, dtype=dtype)
+        if wiring["fcnorm"]:
+            self.fc_norm = Norm(4 * dim, cfg.norm_type, cfg.eps, dtype, offset)
 
     def forward(self, u):
-        return self.proj(gelu_tanh(self.fc(u)))
+        h = gelu_tanh(self.fc(u))
+        if hasattr(self, "fc_norm"):
+            h = self.fc_norm(h)
+        return self.proj(h)
 
 
 class Block(nn.Module):
-    """One transformer block; only the norm sites it uses are created.
+    """One transformer block; only the norms and scalars it uses exist.
 
     For each sublayer F in (attn, mlp), with that sublayer's own norms:
       u = s * N_in(x) if "in" else x
       a = F(u)
       o = N_out(a) if "out" else a
-      z = alpha * x + o
+      o = skip * o                       (--skip-init)
+      z = alpha * (u if res_in else x) + o   (lam * x for residual scaling)
+      z = z + x_block                    (b2t: the block input)
+      r = r + o                          (ResiDual's second stream)
       x = N_post(z) if "post" else z
     """
 
     def __init__(self, cfg, layer, dtype):
         super().__init__()
-        self.sites, self.s, self.alpha = cfg.block_wiring(layer)
-        self.attn = Attention(cfg.dim, cfg.heads, dtype)
-        self.mlp = MLP(cfg.dim, dtype)
+        self.s, self.alpha = cfg.block_wiring(layer)
+        self.wiring = {sub: cfg.sub_wiring(layer, sub)
+                       for sub in ("attn", "mlp")}
+        self.skip_init = cfg.skip_init
+        offset = cfg.norm == "gemma"
+        self.attn = Attention(cfg, self.wiring["attn"], dtype, offset)
+        if self.wiring["attn"]["hscale"]:
+            self.attn.head_scale = nn.Parameter(
+                torch.ones(cfg.heads, dtype=dtype))
+        self.mlp = MLP(cfg, self.wiring["mlp"], dtype, offset)
         for sub in ("attn", "mlp"):
-            for site in sorted(self.sites):
+            for site in sorted(self.wiring[sub]["sites"]):
                 setattr(self, f"{sub}_norm_{site}",
-                        Norm(cfg.dim, cfg.norm_type, cfg.eps, dtype))
+                        Norm(cfg.dim, cfg.norm_type, cfg.eps, dtype, offset))
+            if cfg.skip_init:
+                setattr(self, f"{sub}_skip", Param(1, dtype))
+            if self.wiring[sub].get("lamres"):
+                setattr(self, f"{sub}_res_scale", Param(cfg.dim, dtype))
 
-    def forward(self, x):
+    def forward(self, x, r=None):
+        x_block = x
         for sub in ("attn", "mlp"):
+            w = self.wiring[sub]
             u = x
-            if "in" in self.sites:
+            if "in" in w["sites"]:
                 u = self.s * getattr(self, f"{sub}_norm_in")(x)
             o = getattr(self, sub)(u)
-            if "out" in self.sites:
+            if "out" in w["sites"]:
                 o = getattr(self, f"{sub}_norm_out")(o)
-            x = self.alpha * x + o
-            if "post" in self.sites:
-                x = getattr(self, f"{sub}_norm_post")(x)
-        return x
+            if self.skip_init:
+                o = getattr(self, f"{sub}_skip").weight * o
+            base = u if w["res_in"] else x
+            if w.get("lamres"):
+                z = getattr(self, f"{sub}_res_scale").weight * base + o
+            else:
+                z = self.alpha * base + o
+            if w["b2t"]:
+                z = z + x_block
+            if r is not None:
+                r = r + o
+            x = getattr(self, f"{sub}_norm_post")(z) \
+                if "post" in w["sites"] else z
+        return x, r
 
 
 class GPT(nn.Module):
@@ -378,14 +539,16 @@ class GPT(nn.Module):
         cfg = (config if isinstance(config, Config)
                else Config.from_metadata(config))
         self.config = cfg
+        offset = cfg.norm == "gemma"
         self.tok_emb = nn.Embedding(cfg.vocab, cfg.dim, dtype=dtype)
         self.pos_emb = nn.Embedding(cfg.seq_len, cfg.dim, dtype=dtype)
         if cfg.emb_norm:
-            self.emb_norm = Norm(cfg.dim, cfg.norm_type, cfg.eps, dtype)
+            self.emb_norm = Norm(cfg.dim, cfg.norm_type, cfg.eps, dtype, offset)
         self.blocks = nn.ModuleList(Block(cfg, layer, dtype)
                                     for layer in range(1, cfg.layers + 1))
         if cfg.final_norm:
-            self.final_norm = Norm(cfg.dim, cfg.norm_type, cfg.eps, dtype)
+            self.final_norm = Norm(cfg.dim, cfg.norm_type, cfg.eps, dtype,
+                                   offset)
         if cfg.out_gain_frozen:
             for name, p in self.named_parameters():
                 if name.endswith("_norm_out.weight"):
@@ -393,16 +556,22 @@ class GPT(nn.Module):
 
     def forward(self, idx):
         """idx [B, T'] int64 (T' <= seq_len) -> logits [B, T', V]."""
+        cfg = self.config
         t = idx.shape[1]
-        if t > self.config.seq_len:
+        if t > cfg.seq_len:
             raise ValueError(f"sequence length {t} exceeds seq_len "
-                             f"{self.config.seq_len}")
+                             f"{cfg.seq_len}")
         x = self.tok_emb(idx) + self.pos_emb.weight[:t]
-        if self.config.emb_norm:
+        if cfg.norm == "gemma":  # Gemma scales the embedding by sqrt(d)
+            x = x * math.sqrt(cfg.dim)
+        if cfg.emb_norm:
             x = self.emb_norm(x)
+        r = x if cfg.norm == "residual" else None
         for block in self.blocks:
-            x = block(x)
-        if self.config.final_norm:
+            x, r = block(x, r)
+        if r is not None:  # ResiDual: head input x_L + N_f(r)
+            x = x + self.final_norm(r)
+        elif cfg.final_norm:
             x = self.final_norm(x)
         return x @ self.tok_emb.weight.t()
 

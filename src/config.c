@@ -19,11 +19,12 @@ void nl_config_defaults(nl_config *c) {
     c->heads = 6;
     c->seq_len = 128;
     c->norm = NL_NORM_PERI;
-    c->norm_type = NL_LAYERNORM;
+    c->norm_type = -1; /* the placement's default */
     c->eps = 1e-5;
     c->emb_norm = -1;
     c->final_norm = -1;
     c->mix_alpha = 0.25;
+    c->dyt_alpha = 0.5;
     c->batch = 16;
     c->accum = 1;
     c->steps = 1000;
@@ -63,6 +64,7 @@ void nl_args_defaults(nl_args *a) {
 
 nl_status nl_config_resolve(nl_config *c) {
     if (c->norm < 0 || c->norm >= NL_NORM_COUNT) return NL_FAIL(NL_ERR_ARG, "--norm: unknown placement");
+    if (c->norm_type < 0) c->norm_type = nl_placements[c->norm].norm_type;
     if (c->norm_type < 0 || c->norm_type >= NL_NORM_TYPE_COUNT)
         return NL_FAIL(NL_ERR_ARG, "--norm-type: unknown norm type");
     if (c->vocab < 2 || c->vocab > 1 << 24) return NL_FAIL(NL_ERR_ARG, "--vocab %d: must be in 2..16777216", c->vocab);
@@ -93,6 +95,7 @@ nl_status nl_config_resolve(nl_config *c) {
     if (!(c->spike_k >= 0)) return NL_FAIL(NL_ERR_ARG, "--spike-k %g: must be >= 0 (0: off)", c->spike_k);
     if (c->diverge_window < 0) return NL_FAIL(NL_ERR_ARG, "--diverge-window %d: must be >= 0 (0: off)", c->diverge_window);
     const nl_placement *p = &nl_placements[c->norm];
+    NL_TRY(nl_placement_check(c));
     if (c->emb_norm < 0) c->emb_norm = p->emb_norm;
     if (c->final_norm < 0) c->final_norm = p->final_norm;
     c->vocab_padded = c->vocab <= 256 ? c->vocab : (c->vocab + 63) / 64 * 64;
@@ -125,12 +128,16 @@ static const opt opts[] = {
     { "out",          T_PATH,  CFG(out),          TR,    0, "run directory (default runs/<norm>-<date>)" },
     { "init-from",    T_PATH,  CFG(init_from),    TR,    0, "start from an exported .safetensors model, or an llm.c GPT-2 .bin (version 3, fp32)" },
     { "norm",         T_NORM,  CFG(norm),         TR,    1, "normalization placement (see below)" },
-    { "norm-type",    T_NTYPE, CFG(norm_type),    TR,    1, "layernorm | rmsnorm" },
+    { "norm-type",    T_NTYPE, CFG(norm_type),    TR,    1, "layernorm|rmsnorm|scalenorm|dyt|seednorm|crmsnorm (default: rmsnorm for gemma, else layernorm)" },
     { "eps",          T_DBL,   CFG(eps),          TR,    1, "epsilon inside every norm" },
     { "emb-norm",     T_ONOFF, CFG(emb_norm),     TR,    1, "norm on the embedding output: on|off (default: on for peri, else off)" },
     { "final-norm",   T_ONOFF, CFG(final_norm),   TR,    1, "norm before the LM head: on|off (default: off for post/deepnorm, else on)" },
     { "out-gain",     T_GAIN,  CFG(out_gain_frozen), TR, 1, "output-norm gains (peri, outonly): learn | frozen (fixed at 1)" },
     { "mix-alpha",    T_DBL,   CFG(mix_alpha),    TR,    1, "mix: blocks l <= floor(alpha*L) are Post-LN" },
+    { "dyt-alpha",    T_DBL,   CFG(dyt_alpha),    TR,    1, "initial alpha of every DyT norm (--norm-type dyt)" },
+    { "skip-init",    T_FLAG,  CFG(skip_init),    TR,    1, "scale each residual branch by a learnable scalar initialised to 0" },
+    { "qk-norm",      T_FLAG,  CFG(qk_norm),      TR,    1, "normalise q and k per head (gain of head size, shared by the heads)" },
+    { "scale-resids", T_FLAG,  CFG(scale_resids), TR,    1, "normformer: learnable per-channel weight (init 1) on the MLP residual" },
     { "scaled-init",  T_FLAG,  CFG(scaled_init),  TR,    1, "init residual output projections with 0.02/sqrt(2L)" },
     { "layers",       T_INT,   CFG(layers),       TR,    1, "number of blocks L" },
     { "dim",          T_INT,   CFG(dim),          TR,    1, "model width d" },
@@ -252,7 +259,7 @@ static nl_status set_value(nl_args *a, const opt *o, const char *v) {
     }
     case T_NTYPE: {
         int x = nl_norm_type_from_name(v);
-        if (x < 0) return NL_FAIL(NL_ERR_ARG, "--norm-type: unknown norm type '%s' (layernorm|rmsnorm)", v);
+        if (x < 0) return NL_FAIL(NL_ERR_ARG, "--norm-type: unknown norm type '%s' (see 'normlab train --help')", v);
         *(int *)p = x;
         break;
     }
@@ -333,7 +340,7 @@ static void format_value(const nl_args *a, const opt *o, char *buf, size_t n) {
     case T_WORD: snprintf(buf, n, "%s", p); break;
     case T_LIST: snprintf(buf, n, "%s", p); break;
     case T_NORM: snprintf(buf, n, "%s", nl_placements[*(const int *)p].name); break;
-    case T_NTYPE: snprintf(buf, n, "%s", nl_norm_type_names[*(const int *)p]); break;
+    case T_NTYPE: snprintf(buf, n, "%s", *(const int *)p < 0 ? "auto" : nl_norm_type_names[*(const int *)p]); break;
     case T_ONOFF:
     case T_FLAG: snprintf(buf, n, "%s", *(const int *)p < 0 ? "auto" : *(const int *)p ? "on" : "off"); break;
     case T_GAIN: snprintf(buf, n, "%s", *(const int *)p ? "frozen" : "learn"); break;
@@ -357,7 +364,9 @@ void nl_args_help(FILE *f, int cmd) {
     if (cmd & NL_CMD_TRAIN) {
         fprintf(f, "\nplacements (--norm):\n");
         for (int i = 0; i < NL_NORM_COUNT; i++)
-            fprintf(f, "  %-9s %-44s %s\n", nl_placements[i].name, nl_placements[i].eq, nl_placements[i].ref);
+            fprintf(f, "  %-10s %-44s %s\n", nl_placements[i].name, nl_placements[i].eq, nl_placements[i].ref);
+        fprintf(f, "\nnorm types (--norm-type):\n");
+        for (int i = 0; i < NL_NORM_TYPE_COUNT; i++) fprintf(f, "  %-10s %s\n", nl_norm_type_names[i], nl_norm_type_eqs[i]);
     }
 }
 

@@ -117,14 +117,12 @@ void nl_diag_free(nl_diag *d) {
 }
 
 static void add_site(nl_diag *d, const nl_model *m, const char *name, const float *in, const float *out,
-                     const float *gain, size_t NC) {
+                     const nl_normw *norm, size_t NC) {
     nl_diag_site *s = &d->sites[d->nsites++];
     snprintf(s->name, sizeof s->name, "%s", name);
     s->in_rms = rms_of(in, NC);
     s->out_rms = rms_of(out, NC);
-    double g = 0.0;
-    for (int c = 0; c < m->cfg.dim; c++) g += gain[c];
-    s->gain = g / m->cfg.dim;
+    s->gain = nl_norm_gain_mean(m, norm);
 }
 
 void nl_diag_run(nl_diag *d, nl_model *m, const int *inp, const int *tgt, int B, int T) {
@@ -168,20 +166,20 @@ void nl_diag_run(nl_diag *d, nl_model *m, const int *inp, const int *tgt, int B,
     /* norm sites: input, output, gain */
     static const char *const sub_names[NL_SUB_COUNT] = { "attn", "mlp" };
     d->nsites = 0;
-    if (c->emb_norm) add_site(d, m, "emb_norm", m->emb, m->embn, m->w.embn_w, NC);
+    if (c->emb_norm) add_site(d, m, "emb_norm", m->emb, m->embn, &m->w.embn, NC);
     for (int l = 0; l < L; l++)
         for (int s = 0; s < NL_SUB_COUNT; s++) {
             const nl_sub_acts *A = &m->sub[2 * l + s];
             const float *in[NL_SITE_COUNT] = { A->xin, A->a, A->z }, *out[NL_SITE_COUNT] = { A->u, A->o, A->xout };
             for (int k = 0; k < NL_SITE_COUNT; k++) {
-                const float *gain = m->w.blocks[l].norm_w[s][k];
-                if (!gain) continue;
+                const nl_normw *norm = &m->w.blocks[l].norm[s][k];
+                if (!norm->w) continue;
                 char name[64];
                 snprintf(name, sizeof name, "blocks.%d.%s_norm_%s", l, sub_names[s], nl_site_names[k]);
-                add_site(d, m, name, in[k], out[k], gain, NC);
+                add_site(d, m, name, in[k], out[k], norm, NC);
             }
         }
-    if (c->final_norm) add_site(d, m, "final_norm", m->sub[2 * L - 1].xout, m->xf, m->w.finn_w, NC);
+    if (c->final_norm && !m->r) add_site(d, m, "final_norm", m->sub[2 * L - 1].xout, m->xf, &m->w.finn, NC);
     d->seconds = nl_now() - t0;
 }
 

@@ -41,56 +41,86 @@ static void add_tensor(nl_model *m, int *cap, float **slot_p, float **slot_g, in
     t->decay = decay;
     t->trainable = 1;
     t->init_std = init_std;
+    t->init_const = 1.0f;
     t->beta_row0 = -1;
     t->slot_p = slot_p;
     t->slot_g = slot_g;
 }
 
-/* a norm: gain (ones) and, for LayerNorm, bias (zeros) */
-static void add_norm(nl_model *m, int *cap, float **pw, float **gw, float **pb, float **gb,
-                     const char *prefix) {
-    add_tensor(m, cap, pw, gw, m->cfg.dim, 0, -1.0f, 0, "%s.weight", prefix);
-    if (m->cfg.norm_type == NL_LAYERNORM) add_tensor(m, cap, pb, gb, m->cfg.dim, 0, 0.0f, 0, "%s.bias", prefix);
+/* Initial gain of a norm of width C: sqrt(C) for ScaleNorm's scalar, else 1. */
+static float gain_init(int type, int C) { return type == NL_SCALENORM ? sqrtf((float)C) : 1.0f; }
+
+/* One norm of width C: its tensors by norm type (see nl_normw). With the placement's gain offset the
+ * stored gain is the offset from gain_init and starts at 0. Returns the index of the gain tensor. */
+static int add_norm(nl_model *m, int *cap, nl_normw *p, nl_normw *g, int C, const char *prefix) {
+    const int type = m->cfg.norm_type, wi = m->ntensors;
+    const int offset = nl_placements[m->cfg.norm].gain_offset;
+    add_tensor(m, cap, &p->w, &g->w, type == NL_SCALENORM ? 1 : C, 0, offset ? 0.0f : -1.0f, 0, "%s.weight", prefix);
+    m->tensors[wi].init_const = gain_init(type, C);
+    if (type == NL_LAYERNORM || type == NL_DYT) add_tensor(m, cap, &p->b, &g->b, C, 0, 0.0f, 0, "%s.bias", prefix);
+    if (type == NL_DYT) {
+        add_tensor(m, cap, &p->alpha, &g->alpha, 1, 0, -1.0f, 0, "%s.alpha", prefix);
+        m->tensors[m->ntensors - 1].init_const = (float)m->cfg.dyt_alpha;
+    }
+    if (type == NL_SEEDNORM) {
+        add_tensor(m, cap, &p->alpha, &g->alpha, C, 0, -1.0f, 0, "%s.alpha", prefix);
+        add_tensor(m, cap, &p->beta, &g->beta, C, 0, 0.0f, 0, "%s.beta", prefix);
+    }
+    return wi;
 }
 
 static void build_tensors(nl_model *m) {
     const nl_config *c = &m->cfg;
-    const int C = c->dim, L = c->layers;
+    const int C = c->dim, L = c->layers, hs = C / c->heads;
     const float std = 0.02f, std_out = c->scaled_init ? 0.02f / sqrtf(2.0f * L) : 0.02f;
     int cap = 0;
     add_tensor(m, &cap, &m->w.wte, &m->g.wte, c->vocab_padded, C, std, 1, "tok_emb.weight");
     m->tensors[m->ntensors - 1].export_rows = c->vocab;
     add_tensor(m, &cap, &m->w.wpe, &m->g.wpe, c->seq_len, C, std, 1, "pos_emb.weight");
-    if (c->emb_norm) add_norm(m, &cap, &m->w.embn_w, &m->g.embn_w, &m->w.embn_b, &m->g.embn_b, "emb_norm");
+    if (c->emb_norm) add_norm(m, &cap, &m->w.embn, &m->g.embn, C, "emb_norm");
     for (int l = 0; l < L; l++) {
         nl_block_w *w = &m->w.blocks[l], *g = &m->g.blocks[l];
-        const unsigned sites = nl_block_sites(c, l + 1);
         char pre[64];
-        for (int s = 0; s < NL_SUB_COUNT; s++)
+        for (int s = 0; s < NL_SUB_COUNT; s++) {
+            const unsigned ms = nl_sub_sites(c, l + 1, s);
             for (int k = 0; k < NL_SITE_COUNT; k++) {
-                if (!(sites & (1u << k))) continue;
+                if (!(ms & (1u << k))) continue;
                 snprintf(pre, sizeof pre, "blocks.%d.%s_norm_%s", l, sub_names[s], nl_site_names[k]);
-                add_norm(m, &cap, &w->norm_w[s][k], &g->norm_w[s][k], &w->norm_b[s][k], &g->norm_b[s][k], pre);
-                if ((1u << k) == NL_SITE_OUT && c->out_gain_frozen)
-                    m->tensors[m->ntensors - (c->norm_type == NL_LAYERNORM ? 2 : 1)].trainable = 0;
+                const int wi = add_norm(m, &cap, &w->norm[s][k], &g->norm[s][k], C, pre);
+                if ((1u << k) == NL_SITE_OUT && c->out_gain_frozen) m->tensors[wi].trainable = 0;
             }
+            if (c->skip_init) add_tensor(m, &cap, &w->skip[s], &g->skip[s], 1, 0, 0.0f, 0, "blocks.%d.%s_skip.weight", l, sub_names[s]);
+            if (ms & NL_WIRE_LAMRES) add_tensor(m, &cap, &w->lam, &g->lam, C, 0, -1.0f, 0, "blocks.%d.%s_res_scale.weight", l, sub_names[s]);
+        }
+        const unsigned ma = nl_sub_sites(c, l + 1, NL_SUB_ATTN), mm = nl_sub_sites(c, l + 1, NL_SUB_MLP);
         add_tensor(m, &cap, &w->qkv_w, &g->qkv_w, 3 * C, C, std, 1, "blocks.%d.attn.qkv.weight", l);
         m->tensors[m->ntensors - 1].beta_row0 = 2 * C; /* the value rows */
         add_tensor(m, &cap, &w->qkv_b, &g->qkv_b, 3 * C, 0, 0.0f, 0, "blocks.%d.attn.qkv.bias", l);
+        static const char *const qkv_names[3] = { "q", "k", "v" };
+        const int nqn = ma & NL_WIRE_QKV ? 3 : ma & NL_WIRE_QK ? 2 : 0, G = ma & NL_WIRE_QKV ? C : hs;
+        for (int j = 0; j < nqn; j++) {
+            snprintf(pre, sizeof pre, "blocks.%d.attn.%s_norm", l, qkv_names[j]);
+            add_norm(m, &cap, &w->qkvn[j], &g->qkvn[j], G, pre);
+        }
+        if (ma & NL_WIRE_HSCALE) add_tensor(m, &cap, &w->hscale, &g->hscale, c->heads, 0, -1.0f, 0, "blocks.%d.attn.head_scale", l);
         add_tensor(m, &cap, &w->proj_w, &g->proj_w, C, C, std_out, 1, "blocks.%d.attn.proj.weight", l);
         m->tensors[m->ntensors - 1].beta_row0 = 0;
         add_tensor(m, &cap, &w->proj_b, &g->proj_b, C, 0, 0.0f, 0, "blocks.%d.attn.proj.bias", l);
         add_tensor(m, &cap, &w->fc_w, &g->fc_w, 4 * C, C, std, 1, "blocks.%d.mlp.fc.weight", l);
         m->tensors[m->ntensors - 1].beta_row0 = 0;
         add_tensor(m, &cap, &w->fc_b, &g->fc_b, 4 * C, 0, 0.0f, 0, "blocks.%d.mlp.fc.bias", l);
+        if (mm & NL_WIRE_FCNORM) {
+            snprintf(pre, sizeof pre, "blocks.%d.mlp.fc_norm", l);
+            add_norm(m, &cap, &w->fcn, &g->fcn, 4 * C, pre);
+        }
         add_tensor(m, &cap, &w->mproj_w, &g->mproj_w, C, 4 * C, std_out, 1, "blocks.%d.mlp.proj.weight", l);
         m->tensors[m->ntensors - 1].beta_row0 = 0;
         add_tensor(m, &cap, &w->mproj_b, &g->mproj_b, C, 0, 0.0f, 0, "blocks.%d.mlp.proj.bias", l);
     }
-    if (c->final_norm) add_norm(m, &cap, &m->w.finn_w, &m->g.finn_w, &m->w.finn_b, &m->g.finn_b, "final_norm");
+    if (c->final_norm) add_norm(m, &cap, &m->w.finn, &m->g.finn, C, "final_norm");
 }
 
-/* N(0, std) in table order from the seed; ones for gains, zeros for biases and padded vocab rows. */
+/* N(0, std) in table order from the seed; constants for gains, zeros for biases and padded vocab rows. */
 static void init_params(nl_model *m) {
     nl_rng rng;
     nl_rng_seed(&rng, m->cfg.seed);
@@ -101,7 +131,7 @@ static void init_params(nl_model *m) {
         const size_t rowlen = t->cols ? (size_t)t->cols : 1;
         for (size_t j = 0; j < t->numel; j++) {
             const int row = (int)(j / rowlen);
-            if (t->init_std < 0) p[j] = 1.0f;
+            if (t->init_std < 0) p[j] = t->init_const;
             else if (t->init_std == 0 || row >= t->export_rows) p[j] = 0.0f;
             else {
                 p[j] = t->init_std * (float)nl_rng_normal(&rng);
@@ -171,8 +201,12 @@ static float *take(float *base, size_t *off, size_t n) {
     return p;
 }
 
+/* q/k/v norms of sublayer mask ms: how many (q, k[, v]) and their width (head size or C). */
+static int qkv_norm_count(unsigned ms) { return ms & NL_WIRE_QKV ? 3 : ms & NL_WIRE_QK ? 2 : 0; }
+static int qkv_norm_width(const nl_config *c, unsigned ms) { return ms & NL_WIRE_QKV ? c->dim : c->dim / c->heads; }
+
 /* Lays out every activation and scratch buffer; the same walk as the forward pass, so aliasing of
- * absent sites is decided here once. Returns the float count. */
+ * absent steps is decided here once. Returns the float count. */
 static size_t plan_acts(nl_model *m, float *base, int B, int T) {
     const nl_config *c = &m->cfg;
     const size_t N = (size_t)B * T, C = (size_t)c->dim, NC = N * C, ATT = (size_t)B * c->heads * T * T;
@@ -186,33 +220,50 @@ static size_t plan_acts(nl_model *m, float *base, int B, int T) {
         x = m->embn;
     }
     for (int l = 0; l < c->layers; l++) {
-        const unsigned sites = nl_block_sites(c, l + 1);
         for (int s = 0; s < NL_SUB_COUNT; s++) {
+            const unsigned ms = nl_sub_sites(c, l + 1, s);
             nl_sub_acts *A = &m->sub[2 * l + s];
             memset(A, 0, sizeof *A);
             A->xin = x;
             A->u = x;
-            if (sites & NL_SITE_IN) {
+            if (ms & NL_SITE_IN) {
                 A->u = take(base, &off, NC);
                 A->u_mean = take(base, &off, N);
                 A->u_rstd = take(base, &off, N);
             }
             if (s == NL_SUB_ATTN) {
-                A->qkv = take(base, &off, 3 * NC);
+                A->qkv_raw = A->qkv = take(base, &off, 3 * NC);
+                const int nq = qkv_norm_count(ms);
+                if (nq) {
+                    A->qkv = take(base, &off, 3 * NC);
+                    const size_t rows = NC / (size_t)qkv_norm_width(c, ms);
+                    for (int j = 0; j < nq; j++) {
+                        A->qn_mean[j] = take(base, &off, rows);
+                        A->qn_rstd[j] = take(base, &off, rows);
+                    }
+                }
                 A->att = take(base, &off, ATT);
-                A->atty = take(base, &off, NC);
+                A->atty_raw = A->atty = take(base, &off, NC);
+                if (ms & NL_WIRE_HSCALE) A->atty = take(base, &off, NC);
             } else {
                 A->fch = take(base, &off, 4 * NC);
-                A->fgelu = take(base, &off, 4 * NC);
+                A->fgelu = A->fgn = take(base, &off, 4 * NC);
+                if (ms & NL_WIRE_FCNORM) {
+                    A->fgn = take(base, &off, 4 * NC);
+                    A->fn_mean = take(base, &off, N);
+                    A->fn_rstd = take(base, &off, N);
+                }
             }
             A->a = A->o = take(base, &off, NC);
-            if (sites & NL_SITE_OUT) {
+            if (ms & NL_SITE_OUT) {
                 A->o = take(base, &off, NC);
                 A->o_mean = take(base, &off, N);
                 A->o_rstd = take(base, &off, N);
             }
+            A->ob = A->o;
+            if (c->skip_init) A->ob = take(base, &off, NC);
             A->z = A->xout = take(base, &off, NC);
-            if (sites & NL_SITE_POST) {
+            if (ms & NL_SITE_POST) {
                 A->xout = take(base, &off, NC);
                 A->p_mean = take(base, &off, N);
                 A->p_rstd = take(base, &off, N);
@@ -221,6 +272,7 @@ static size_t plan_acts(nl_model *m, float *base, int B, int T) {
         }
     }
     m->xf = x;
+    m->r = nl_placements[c->norm].dual ? take(base, &off, NC) : NULL;
     if (c->final_norm) {
         m->xf = take(base, &off, NC);
         m->f_mean = take(base, &off, N);
@@ -238,6 +290,14 @@ static size_t plan_acts(nl_model *m, float *base, int B, int T) {
     m->datty = take(base, &off, NC);
     m->dfch = take(base, &off, 4 * NC);
     m->dfgelu = take(base, &off, 4 * NC);
+    m->dob = take(base, &off, NC);
+    m->dr = take(base, &off, NC);
+    m->db2t = take(base, &off, NC);
+    m->sx = take(base, &off, NC);
+    m->sy = take(base, &off, NC);
+    m->sd = take(base, &off, NC);
+    m->dfgn = take(base, &off, 4 * NC);
+    m->geff = take(base, &off, 4 * C);
     return off;
 }
 
@@ -253,36 +313,87 @@ void nl_model_alloc_acts(nl_model *m, int B, int T) {
     m->T = T;
 }
 
+/* ---------------------------------------------------------------- norms of every type */
+
+/* The gain a norm of width C applies: its parameter, or (gain offset) the parameter + its init. */
+static const float *eff_gain(const nl_model *m, const nl_normw *p, int C) {
+    if (!nl_placements[m->cfg.norm].gain_offset) return p->w;
+    const int type = m->cfg.norm_type, n = type == NL_SCALENORM ? 1 : C;
+    const float g0 = gain_init(type, C);
+    for (int i = 0; i < n; i++) m->geff[i] = p->w[i] + g0;
+    return m->geff;
+}
+
+double nl_norm_gain_mean(const nl_model *m, const nl_normw *p) {
+    const int type = m->cfg.norm_type, C = m->cfg.dim, n = type == NL_SCALENORM ? 1 : C;
+    const double g0 = nl_placements[m->cfg.norm].gain_offset ? gain_init(type, C) : 0.0;
+    double g = 0.0;
+    for (int i = 0; i < n; i++) g += p->w[i] + g0;
+    return g / n;
+}
+
+/* out = scale * N(x) over rows of C; s0, s1 keep the statistics backward needs. */
+static void norm_fwd(const nl_model *m, float *out, float *s0, float *s1, const float *x, const nl_normw *p,
+                     float scale, size_t N, int C) {
+    const float eps = (float)m->cfg.eps, *w = eff_gain(m, p, C);
+    switch (m->cfg.norm_type) {
+    case NL_LAYERNORM:
+    case NL_RMSNORM: nl_norm_forward(out, s0, s1, x, w, p->b, scale, m->cfg.norm_type, eps, N, C); break;
+    case NL_SCALENORM: nl_scalenorm_forward(out, s1, x, w, scale, eps, N, C); break;
+    case NL_DYT: nl_dyt_forward(out, x, w, p->b, p->alpha, scale, N, C); break;
+    case NL_SEEDNORM: nl_seednorm_forward(out, s0, s1, x, w, p->alpha, p->beta, scale, eps, N, C); break;
+    case NL_CRMSNORM: nl_crmsnorm_forward(out, s0, s1, x, w, scale, eps, N, C); break;
+    default: NL_ASSERT(0);
+    }
+}
+
+/* dx += J^T dy; parameter gradients into gp. x is the norm's input. */
+static void norm_bwd(const nl_model *m, float *dx, const nl_normw *gp, const float *dy, const float *x,
+                     const nl_normw *p, const float *s0, const float *s1, float scale, size_t N, int C) {
+    const float *w = eff_gain(m, p, C);
+    switch (m->cfg.norm_type) {
+    case NL_LAYERNORM:
+    case NL_RMSNORM: nl_norm_backward(dx, gp->w, gp->b, dy, x, w, s0, s1, scale, m->cfg.norm_type, N, C); break;
+    case NL_SCALENORM: nl_scalenorm_backward(dx, gp->w, dy, x, w, s1, scale, N, C); break;
+    case NL_DYT: nl_dyt_backward(dx, gp->w, gp->b, gp->alpha, dy, x, w, p->alpha, scale, N, C); break;
+    case NL_SEEDNORM:
+        nl_seednorm_backward(dx, gp->w, gp->alpha, gp->beta, dy, x, w, p->alpha, p->beta, s0, s1, scale, N, C);
+        break;
+    case NL_CRMSNORM: nl_crmsnorm_backward(dx, gp->w, dy, x, w, s0, s1, scale, N, C); break;
+    default: NL_ASSERT(0);
+    }
+}
+
+/* columns [c0, c0+C) of an (N, ld) array <-> a contiguous (N, C) array */
+static void gather_cols(float *dst, const float *src, size_t N, int C, int ld, int c0) {
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) memcpy(dst + n * C, src + n * ld + c0, (size_t)C * sizeof(float));
+}
+static void scatter_cols(float *dst, const float *src, size_t N, int C, int ld, int c0) {
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) memcpy(dst + n * ld + c0, src + n * C, (size_t)C * sizeof(float));
+}
+
 /* ---------------------------------------------------------------- forward */
-
-static void norm_fwd(const nl_model *m, float *out, float *mean, float *rstd, const float *x,
-                     const float *w, const float *b, float scale, size_t N) {
-    nl_norm_forward(out, mean, rstd, x, w, b, scale, m->cfg.norm_type, (float)m->cfg.eps, N, m->cfg.dim);
-}
-
-static void norm_bwd(const nl_model *m, float *dx, float *dw, float *db, const float *dy,
-                     const float *x, const float *w, const float *mean, const float *rstd, float scale,
-                     size_t N) {
-    nl_norm_backward(dx, dw, db, dy, x, w, mean, rstd, scale, m->cfg.norm_type, N, m->cfg.dim);
-}
 
 float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T, float dscale) {
     const nl_config *c = &m->cfg;
     NL_ASSERT(m->acts && B <= m->B && T <= m->T && B * T <= m->B * m->T);
-    const size_t N = (size_t)B * T;
+    const size_t N = (size_t)B * T, NC = N * (size_t)c->dim;
     const int C = c->dim;
     /* the plan was made for (m->B, m->T); smaller calls reuse its buffers (only attention's
      * per-head layout depends on T, and it is indexed with the T passed here) */
-    const float alpha = (float)nl_res_alpha(c);
+    const float alpha = (float)nl_res_alpha(c), es = (float)nl_emb_scale(c);
     m->inp = inp;
     m->fB = B;
     m->fT = T;
 
     nl_encoder_forward(m->emb, inp, m->w.wte, m->w.wpe, B, T, C);
-    if (c->emb_norm) norm_fwd(m, m->embn, m->e_mean, m->e_rstd, m->emb, m->w.embn_w, m->w.embn_b, 1.0f, N);
+    if (es != 1.0f) nl_gain_forward(m->emb, m->emb, &es, NC);
+    if (c->emb_norm) norm_fwd(m, m->embn, m->e_mean, m->e_rstd, m->emb, &m->w.embn, 1.0f, N, C);
+    if (m->r) memcpy(m->r, m->sub[0].xin, NC * sizeof(float));
 
     for (int l = 0; l < c->layers; l++) {
-        const unsigned sites = nl_block_sites(c, l + 1);
         const float scale = (float)nl_block_in_scale(c, l + 1);
         const nl_block_w *w = &m->w.blocks[l];
         if (l + 1 == m->skip_block) { /* layer removal (normlab analyze): the block's output is its input */
@@ -290,27 +401,43 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
             continue;
         }
         for (int s = 0; s < NL_SUB_COUNT; s++) {
+            const unsigned ms = nl_sub_sites(c, l + 1, s);
             nl_sub_acts *A = &m->sub[2 * l + s];
-            if (sites & NL_SITE_IN)
-                norm_fwd(m, A->u, A->u_mean, A->u_rstd, A->xin, w->norm_w[s][0], w->norm_b[s][0], scale, N);
+            if (ms & NL_SITE_IN) norm_fwd(m, A->u, A->u_mean, A->u_rstd, A->xin, &w->norm[s][0], scale, N, C);
             if (s == NL_SUB_ATTN) {
-                nl_linear_forward(A->qkv, A->u, w->qkv_w, w->qkv_b, N, C, 3 * C);
-                nl_attention_forward(A->atty, A->att, A->qkv, B, T, C, c->heads);
+                nl_linear_forward(A->qkv_raw, A->u, w->qkv_w, w->qkv_b, N, C, 3 * C);
+                const int nq = qkv_norm_count(ms), G = qkv_norm_width(c, ms);
+                for (int j = 0; nq && j < 3; j++) {
+                    gather_cols(m->sx, A->qkv_raw, N, C, 3 * C, j * C);
+                    if (j < nq) norm_fwd(m, m->sy, A->qn_mean[j], A->qn_rstd[j], m->sx, &w->qkvn[j], 1.0f, NC / G, G);
+                    scatter_cols(A->qkv, j < nq ? m->sy : m->sx, N, C, 3 * C, j * C);
+                }
+                nl_attention_forward(A->atty_raw, A->att, A->qkv, B, T, C, c->heads);
+                if (ms & NL_WIRE_HSCALE) nl_headscale_forward(A->atty, A->atty_raw, w->hscale, N, C, c->heads);
                 nl_linear_forward(A->a, A->atty, w->proj_w, w->proj_b, N, C, C);
             } else {
                 nl_linear_forward(A->fch, A->u, w->fc_w, w->fc_b, N, C, 4 * C);
                 nl_gelu_forward(A->fgelu, A->fch, N * 4 * C);
-                nl_linear_forward(A->a, A->fgelu, w->mproj_w, w->mproj_b, N, 4 * C, C);
+                if (ms & NL_WIRE_FCNORM) norm_fwd(m, A->fgn, A->fn_mean, A->fn_rstd, A->fgelu, &w->fcn, 1.0f, N, 4 * C);
+                nl_linear_forward(A->a, A->fgn, w->mproj_w, w->mproj_b, N, 4 * C, C);
             }
-            if (sites & NL_SITE_OUT)
-                norm_fwd(m, A->o, A->o_mean, A->o_rstd, A->a, w->norm_w[s][1], w->norm_b[s][1], 1.0f, N);
-            nl_residual_forward(A->z, A->xin, A->o, alpha, N * C);
-            if (sites & NL_SITE_POST)
-                norm_fwd(m, A->xout, A->p_mean, A->p_rstd, A->z, w->norm_w[s][2], w->norm_b[s][2], 1.0f, N);
+            if (ms & NL_SITE_OUT) norm_fwd(m, A->o, A->o_mean, A->o_rstd, A->a, &w->norm[s][1], 1.0f, N, C);
+            if (c->skip_init) nl_gain_forward(A->ob, A->o, w->skip[s], NC);
+            const float *base = (ms & NL_WIRE_RES_IN) ? A->u : A->xin;
+            if (ms & NL_WIRE_LAMRES) nl_chanres_forward(A->z, base, A->ob, w->lam, N, C);
+            else nl_residual_forward(A->z, base, A->ob, alpha, NC);
+            if (ms & NL_WIRE_B2T) nl_residual_forward(A->z, m->sub[2 * l].xin, A->z, 1.0f, NC);
+            if (m->r) nl_residual_forward(m->r, m->r, A->ob, 1.0f, NC);
+            if (ms & NL_SITE_POST) norm_fwd(m, A->xout, A->p_mean, A->p_rstd, A->z, &w->norm[s][2], 1.0f, N, C);
         }
     }
     const float *xl = m->sub[2 * c->layers - 1].xout;
-    if (c->final_norm) norm_fwd(m, m->xf, m->f_mean, m->f_rstd, xl, m->w.finn_w, m->w.finn_b, 1.0f, N);
+    if (m->r) { /* ResiDual: x_L + N_f(r) */
+        norm_fwd(m, m->xf, m->f_mean, m->f_rstd, m->r, &m->w.finn, 1.0f, N, C);
+        nl_residual_forward(m->xf, xl, m->xf, 1.0f, NC);
+    } else if (c->final_norm) {
+        norm_fwd(m, m->xf, m->f_mean, m->f_rstd, xl, &m->w.finn, 1.0f, N, C);
+    }
 
     /* tied head over the real vocabulary: logits (N, V) with row stride Vp */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, c->vocab, C, 1.0f, m->xf, C, m->w.wte,
@@ -324,15 +451,35 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
 
 /* ---------------------------------------------------------------- backward */
 
-static void branch_backward(nl_model *m, const nl_sub_acts *A, int s, const nl_block_w *w,
+/* da = dL/d(branch output a) -> m->du = dL/du, parameter gradients of the branch. */
+static void branch_backward(nl_model *m, const nl_sub_acts *A, int s, unsigned ms, const nl_block_w *w,
                             nl_block_w *g, const float *da, size_t N) {
-    const int C = m->cfg.dim;
+    const int C = m->cfg.dim, NH = m->cfg.heads;
     if (s == NL_SUB_ATTN) {
         nl_linear_backward(m->datty, g->proj_w, g->proj_b, da, A->atty, w->proj_w, N, C, C);
-        nl_attention_backward(m->dqkv, m->datt, m->datty, A->qkv, A->att, m->fB, m->fT, C, m->cfg.heads);
+        const float *dh = m->datty;
+        if (ms & NL_WIRE_HSCALE) {
+            nl_headscale_backward(m->sx, g->hscale, m->datty, A->atty_raw, w->hscale, N, C, NH);
+            dh = m->sx;
+        }
+        nl_attention_backward(m->dqkv, m->datt, dh, A->qkv, A->att, m->fB, m->fT, C, NH);
+        const int nq = qkv_norm_count(ms), G = qkv_norm_width(&m->cfg, ms);
+        const size_t NC = N * (size_t)C;
+        for (int j = 0; j < nq; j++) {
+            gather_cols(m->sd, m->dqkv, N, C, 3 * C, j * C);
+            gather_cols(m->sx, A->qkv_raw, N, C, 3 * C, j * C);
+            memset(m->sy, 0, NC * sizeof(float));
+            norm_bwd(m, m->sy, &g->qkvn[j], m->sd, m->sx, &w->qkvn[j], A->qn_mean[j], A->qn_rstd[j], 1.0f, NC / G, G);
+            scatter_cols(m->dqkv, m->sy, N, C, 3 * C, j * C);
+        }
         nl_linear_backward(m->du, g->qkv_w, g->qkv_b, m->dqkv, A->u, w->qkv_w, N, C, 3 * C);
     } else {
-        nl_linear_backward(m->dfgelu, g->mproj_w, g->mproj_b, da, A->fgelu, w->mproj_w, N, 4 * C, C);
+        float *dh = (ms & NL_WIRE_FCNORM) ? m->dfgn : m->dfgelu;
+        nl_linear_backward(dh, g->mproj_w, g->mproj_b, da, A->fgn, w->mproj_w, N, 4 * C, C);
+        if (ms & NL_WIRE_FCNORM) {
+            memset(m->dfgelu, 0, N * 4 * C * sizeof(float));
+            norm_bwd(m, m->dfgelu, &g->fcn, m->dfgn, A->fgelu, &w->fcn, A->fn_mean, A->fn_rstd, 1.0f, N, 4 * C);
+        }
         nl_gelu_backward(m->dfch, A->fch, m->dfgelu, N * 4 * C);
         nl_linear_backward(m->du, g->fc_w, g->fc_b, m->dfch, A->u, w->fc_w, N, C, 4 * C);
     }
@@ -341,7 +488,7 @@ static void branch_backward(nl_model *m, const nl_sub_acts *A, int s, const nl_b
 void nl_model_backward(nl_model *m) {
     const nl_config *c = &m->cfg;
     const size_t N = (size_t)m->fB * m->fT, C = (size_t)c->dim, NC = N * C;
-    const float alpha = (float)nl_res_alpha(c);
+    const float alpha = (float)nl_res_alpha(c), es = (float)nl_emb_scale(c);
     NL_ASSERT(m->skip_block == 0);
 
     /* head: logits holds dL/dlogits; dxf = dlogits @ wte, dwte += dlogits^T @ xf */
@@ -350,49 +497,73 @@ void nl_model_backward(nl_model *m) {
                 c->vocab_padded, m->w.wte, (int)C, 0.0f, g, (int)C);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c->vocab, (int)C, (int)N, 1.0f, m->logits,
                 c->vocab_padded, m->xf, (int)C, 1.0f, m->g.wte, (int)C);
-    if (c->final_norm) {
+    const float *xl = m->sub[2 * c->layers - 1].xout;
+    if (m->r) { /* x_L + N_f(r): g reaches x_L unchanged and r through N_f; r feeds every branch */
+        memset(m->dr, 0, NC * sizeof(float));
+        norm_bwd(m, m->dr, &m->g.finn, g, m->r, &m->w.finn, m->f_mean, m->f_rstd, 1.0f, N, (int)C);
+    } else if (c->final_norm) {
         memset(gnext, 0, NC * sizeof(float));
-        norm_bwd(m, gnext, m->g.finn_w, m->g.finn_b, g, m->sub[2 * c->layers - 1].xout, m->w.finn_w,
-                 m->f_mean, m->f_rstd, 1.0f, N);
+        norm_bwd(m, gnext, &m->g.finn, g, xl, &m->w.finn, m->f_mean, m->f_rstd, 1.0f, N, (int)C);
         float *t = g; g = gnext; gnext = t;
     }
 
     for (int l = c->layers - 1; l >= 0; l--) {
-        const unsigned sites = nl_block_sites(c, l + 1);
         const float scale = (float)nl_block_in_scale(c, l + 1);
         const nl_block_w *w = &m->w.blocks[l];
         nl_block_w *gw = &m->g.blocks[l];
+        int b2t = 0;
         for (int s = NL_SUB_COUNT - 1; s >= 0; s--) {
+            const unsigned ms = nl_sub_sites(c, l + 1, s);
             const nl_sub_acts *A = &m->sub[2 * l + s];
             /* g = dL/dxout */
             const float *dz = g;
-            if (sites & NL_SITE_POST) {
+            if (ms & NL_SITE_POST) {
                 memset(m->dz, 0, NC * sizeof(float));
-                norm_bwd(m, m->dz, gw->norm_w[s][2], gw->norm_b[s][2], g, A->z, w->norm_w[s][2],
-                         A->p_mean, A->p_rstd, 1.0f, N);
+                norm_bwd(m, m->dz, &gw->norm[s][2], g, A->z, &w->norm[s][2], A->p_mean, A->p_rstd, 1.0f, N, (int)C);
                 dz = m->dz;
             }
-            for (size_t i = 0; i < NC; i++) gnext[i] = alpha * dz[i]; /* identity path */
-            const float *da = dz;
-            if (sites & NL_SITE_OUT) {
+            if (ms & NL_WIRE_B2T) { /* the block input's share, added after the attention sublayer */
+                memcpy(m->db2t, dz, NC * sizeof(float));
+                b2t = 1;
+            }
+            /* identity path (from u for RES_IN: then it joins the branch gradient below) */
+            const int res_in = (ms & NL_WIRE_RES_IN) && (ms & NL_SITE_IN);
+            if (res_in) memset(gnext, 0, NC * sizeof(float));
+            else if (ms & NL_WIRE_LAMRES) nl_chanres_backward(gnext, gw->lam, dz, A->xin, w->lam, N, (int)C);
+            else
+                for (size_t i = 0; i < NC; i++) gnext[i] = alpha * dz[i];
+            /* gradient of the branch output ob: dz, plus ResiDual's dr, through the skip gain */
+            const float *dob = dz;
+            if (m->r || c->skip_init) {
+                for (size_t i = 0; i < NC; i++) m->dob[i] = dz[i] + (m->r ? m->dr[i] : 0.0f);
+                if (c->skip_init) nl_gain_backward(m->dob, gw->skip[s], m->dob, A->o, w->skip[s], NC);
+                dob = m->dob;
+            }
+            const float *da = dob;
+            if (ms & NL_SITE_OUT) {
                 memset(m->da, 0, NC * sizeof(float));
-                norm_bwd(m, m->da, gw->norm_w[s][1], gw->norm_b[s][1], dz, A->a, w->norm_w[s][1],
-                         A->o_mean, A->o_rstd, 1.0f, N);
+                norm_bwd(m, m->da, &gw->norm[s][1], dob, A->a, &w->norm[s][1], A->o_mean, A->o_rstd, 1.0f, N, (int)C);
                 da = m->da;
             }
-            branch_backward(m, A, s, w, gw, da, N);
-            if (sites & NL_SITE_IN)
-                norm_bwd(m, gnext, gw->norm_w[s][0], gw->norm_b[s][0], m->du, A->xin, w->norm_w[s][0],
-                         A->u_mean, A->u_rstd, scale, N);
+            branch_backward(m, A, s, ms, w, gw, da, N);
+            if (res_in)
+                for (size_t i = 0; i < NC; i++) m->du[i] += alpha * dz[i];
+            if (ms & NL_SITE_IN)
+                norm_bwd(m, gnext, &gw->norm[s][0], m->du, A->xin, &w->norm[s][0], A->u_mean, A->u_rstd, scale, N, (int)C);
             else
                 for (size_t i = 0; i < NC; i++) gnext[i] += m->du[i];
+            if (s == NL_SUB_ATTN && b2t)
+                for (size_t i = 0; i < NC; i++) gnext[i] += m->db2t[i];
             float *t = g; g = gnext; gnext = t;
         }
     }
+    if (m->r)
+        for (size_t i = 0; i < NC; i++) g[i] += m->dr[i];
     if (c->emb_norm) {
         memset(gnext, 0, NC * sizeof(float));
-        norm_bwd(m, gnext, m->g.embn_w, m->g.embn_b, g, m->emb, m->w.embn_w, m->e_mean, m->e_rstd, 1.0f, N);
+        norm_bwd(m, gnext, &m->g.embn, g, m->emb, &m->w.embn, m->e_mean, m->e_rstd, 1.0f, N, (int)C);
         g = gnext;
     }
+    if (es != 1.0f) nl_gain_forward(g, g, &es, NC);
     nl_encoder_backward(m->g.wte, m->g.wpe, g, m->inp, m->fB, m->fT, (int)C);
 }

@@ -19,13 +19,25 @@ typedef struct nl_tensor {
     int export_rows;      /* rows kept by export (V for tok_emb, whose padded rows are dropped) */
     unsigned decay : 1;   /* weight decay applies (2-D matrices) */
     unsigned trainable : 1;
-    float init_std;       /* > 0: N(0, std); 0: zeros; < 0: ones */
+    float init_std;       /* > 0: N(0, std); 0: zeros; < 0: the constant init_const */
+    float init_const;
     int beta_row0;        /* rows >= beta_row0 get the placement's init factor; -1: none */
     float **slot_p, **slot_g; /* where nl_model wires this tensor's param and grad pointers */
 } nl_tensor;
 
+/* The parameters of one norm; which exist depends on the norm type (NULL otherwise):
+ * layernorm w,b; rmsnorm w; scalenorm w (1 scalar); dyt w,b,alpha (1); seednorm w,alpha,beta. */
+typedef struct nl_normw {
+    float *w, *b, *alpha, *beta;
+} nl_normw;
+
 typedef struct nl_block_w {
-    float *norm_w[NL_SUB_COUNT][3], *norm_b[NL_SUB_COUNT][3]; /* [sublayer][site]; NULL: absent */
+    nl_normw norm[NL_SUB_COUNT][3]; /* [sublayer][site]; w == NULL: absent */
+    nl_normw qkvn[3];               /* norms of q, k, v (QK: q and k per head; QKV: all three) */
+    nl_normw fcn;                   /* normformer: norm over the 4C hidden units */
+    float *hscale;                  /* normformer: (NH) head scales */
+    float *lam;                     /* normformer: (C) weight of the MLP's identity path */
+    float *skip[NL_SUB_COUNT];      /* --skip-init: (1) branch gain */
     float *qkv_w, *qkv_b;     /* (3C, C), (3C) */
     float *proj_w, *proj_b;   /* (C, C), (C) */
     float *fc_w, *fc_b;       /* (4C, C), (4C) */
@@ -35,19 +47,24 @@ typedef struct nl_block_w {
 typedef struct nl_weights {
     float *wte;              /* (Vp, C) tied with the head */
     float *wpe;              /* (T, C) */
-    float *embn_w, *embn_b;  /* (C) or NULL */
-    float *finn_w, *finn_b;  /* (C) or NULL */
+    nl_normw embn;           /* embedding norm (w == NULL: absent) */
+    nl_normw finn;           /* final norm */
     nl_block_w *blocks;      /* (L) */
 } nl_weights;
 
-/* Activations of one sublayer; pointers of absent sites alias their input (u = xin, o = a, xout = z). */
+/* Activations of one sublayer; pointers of absent steps alias their input (u = xin, qkv = qkv_raw,
+ * atty = atty_raw, fgn = fgelu, o = a, ob = o, xout = z). Norm statistics: mean/rstd (LayerNorm),
+ * rstd (RMSNorm, ScaleNorm), tanh(beta.x)/rstd (SeeDNorm), none (DyT). */
 typedef struct nl_sub_acts {
     float *xin, *u, *u_mean, *u_rstd; /* stream in; IN norm */
-    float *qkv, *att, *atty;          /* attention: (N,3C), (B,NH,T,T), (N,C) */
-    float *fch, *fgelu;               /* MLP: (N,4C), (N,4C) */
+    float *qkv_raw, *qkv;             /* attention: projections (N,3C), after the q/k/v norms */
+    float *qn_mean[3], *qn_rstd[3];   /* statistics of the q, k, v norms */
+    float *att, *atty_raw, *atty;     /* (B,NH,T,T), (N,C) heads, after the head scales */
+    float *fch, *fgelu, *fgn, *fn_mean, *fn_rstd; /* MLP: (N,4C) x3, FCNORM statistics */
     float *a;                         /* branch output (N,C) */
     float *o, *o_mean, *o_rstd;       /* OUT norm */
-    float *z;                         /* alpha * xin + o */
+    float *ob;                        /* after the --skip-init gain */
+    float *z;                         /* alpha * xin + ob (+ the block input for B2T) */
     float *xout, *p_mean, *p_rstd;    /* POST norm */
 } nl_sub_acts;
 
@@ -64,10 +81,12 @@ typedef struct nl_model {
     int B, T;
     float *acts;
     float *emb, *embn, *e_mean, *e_rstd;
+    float *r;          /* ResiDual: the unnormalised stream after the last block */
     nl_sub_acts *sub;  /* (L, 2) */
     float *xf, *f_mean, *f_rstd, *logits, *losses;
     float *gA, *gB, *dz, *da, *du, *dqkv, *datt, *datty, *dfch, *dfgelu; /* backward scratch */
     int skip_block;    /* 1-based block that nl_model_forward skips (x_{l+1} = x_l), 0: none; forward only */
+    float *dob, *dr, *db2t, *sx, *sy, *sd, *dfgn, *geff; /* more scratch (q/k/v gathers, gains) */
     const int *inp;    /* the inputs of the last forward, for backward */
     int fB, fT;
 } nl_model;
@@ -86,6 +105,8 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
 void nl_model_backward(nl_model *m);
 void nl_model_zero_grad(nl_model *m);
 size_t nl_model_trainable_count(const nl_model *m);
+/* Mean of the gain a width-C norm applies (its scalar for ScaleNorm; 1 + s for gain offsets). */
+double nl_norm_gain_mean(const nl_model *m, const nl_normw *p);
 const nl_tensor *nl_model_find(const nl_model *m, const char *name);
 
 #endif

@@ -3,6 +3,8 @@
  * python/normlab_torch.py (the reference tests fail until the twin knows it). */
 #include "norm.h"
 
+#include "common.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -23,6 +25,31 @@ static double scale_lns(const nl_config *c, int l) { (void)c; return 1.0 / sqrt(
 static double alpha_deepnorm(const nl_config *c) { return pow(2.0 * c->layers, 0.25); }
 static double beta_deepnorm(const nl_config *c) { return pow(8.0 * c->layers, -0.25); }
 
+static unsigned sites_none(const nl_config *c, int l) { (void)c, (void)l; return 0; }
+/* Gemma 2/3: the embedding sum is multiplied by sqrt(d). */
+static double emb_scale_gemma(const nl_config *c) { return sqrt((double)c->dim); }
+
+/* B2T (Takase et al.): h = N(x + A(x)); x' = N(x + h + M(h)). */
+static unsigned sub_b2t(const nl_config *c, int l, int s) {
+    (void)c, (void)l;
+    return s == 0 ? NL_SITE_POST : NL_SITE_POST | NL_WIRE_B2T;
+}
+/* HybridNorm (Zhuo et al.): Y = x + W_O attn(N(Q), N(K), N(V)) with no input norm; z = N(Y),
+ * x' = z + M(z). HybridNorm* (hybridstar): block 1 is Pre-LN (input norm on attention, which keeps its
+ * QKV norms, and x' = Y + M(N(Y))). */
+static unsigned sub_hybrid(const nl_config *c, int l, int s) {
+    const int first = l == 1 && c->norm == NL_NORM_HYBRIDSTAR;
+    if (s == 0) return NL_WIRE_QKV | (first ? NL_SITE_IN : 0u);
+    return NL_SITE_IN | (first ? 0u : NL_WIRE_RES_IN);
+}
+/* NormFormer (Shleifer et al.), as in the paper: x + N(HeadScale(heads) W_O) with HeadScale before the
+ * output projection; h + W2 N(act(W1 N(h))), optionally lambda * h. */
+static unsigned sub_normformer(const nl_config *c, int l, int s) {
+    (void)l;
+    if (s == 0) return NL_SITE_IN | NL_SITE_OUT | NL_WIRE_HSCALE;
+    return NL_SITE_IN | NL_WIRE_FCNORM | (c->scale_resids ? NL_WIRE_LAMRES : 0u);
+}
+
 // clang-format off
 const nl_placement nl_placements[NL_NORM_COUNT] = {
     [NL_NORM_POST]     = { "post",     "x' = N(x + F(x))",                         "Vaswani et al. 2017",
@@ -39,15 +66,72 @@ const nl_placement nl_placements[NL_NORM_COUNT] = {
                            0, 1, sites_out, NULL, NULL, NULL },
     [NL_NORM_DEEPNORM] = { "deepnorm", "x' = N(a*x + F(x)), a = (2L)^(1/4)",       "Wang et al., arXiv:2203.00555",
                            0, 0, sites_post, NULL, alpha_deepnorm, beta_deepnorm },
+    [NL_NORM_SANDWICH] = { "sandwich", "x' = x + N(F(N(x))) (= peri)",             "CogView, arXiv:2105.13290",
+                           1, 1, sites_peri, NULL, NULL, NULL },
+    [NL_NORM_GEMMA]    = { "gemma",    "x' = x + N(F(N(x))), gains 1+s, emb*sqrt(d)", "Gemma 2/3 (google-deepmind/gemma)",
+                           0, 1, sites_peri, NULL, NULL, NULL,
+                           .emb_scale = emb_scale_gemma, .norm_type = NL_RMSNORM, .gain_offset = 1 },
+    [NL_NORM_NONE]     = { "none",     "x' = x + F(x) (with --skip-init: x + g*F(x))", "De & Smith, arXiv:2002.10444",
+                           0, 0, sites_none, NULL, NULL, NULL },
+    [NL_NORM_B2T]      = { "b2t",      "h = N(x + A(x)); x' = N(x + h + M(h))",    "Takase et al., arXiv:2206.00330",
+                           0, 0, sites_post, NULL, NULL, NULL, .sub_sites = sub_b2t },
+    [NL_NORM_HYBRID]   = { "hybrid",   "Y = x + A(N(Q),N(K),N(V)); z = N(Y); x' = z + M(z)", "Zhuo et al., arXiv:2503.04598",
+                           0, 1, sites_pre, NULL, NULL, NULL, .sub_sites = sub_hybrid },
+    [NL_NORM_HYBRIDSTAR] = { "hybridstar", "hybrid with a Pre-LN block 1 (HybridNorm*)", "Zhuo et al., arXiv:2503.04598",
+                           0, 1, sites_pre, NULL, NULL, NULL, .sub_sites = sub_hybrid },
+    [NL_NORM_NORMFORMER] = { "normformer", "x + N(HS(heads) W_O); h + W2 N(act(W1 N(h)))", "Shleifer et al., arXiv:2110.09456",
+                           0, 1, sites_pre, NULL, NULL, NULL, .sub_sites = sub_normformer },
+    [NL_NORM_RESIDUAL] = { "residual", "x' = N(x + F(x)), r' = r + F(x); head x_L + N(r_L)", "Xie et al., arXiv:2304.14802",
+                           0, 1, sites_post, NULL, NULL, NULL, .dual = 1 },
 };
 // clang-format on
 _Static_assert(sizeof nl_placements / sizeof nl_placements[0] == NL_NORM_COUNT,
                "add a row to nl_placements for every nl_norm value");
 
-const char *const nl_norm_type_names[NL_NORM_TYPE_COUNT] = { "layernorm", "rmsnorm" };
+const char *const nl_norm_type_names[NL_NORM_TYPE_COUNT] = { "layernorm", "rmsnorm", "scalenorm", "dyt",
+                                                             "seednorm", "crmsnorm" };
+const char *const nl_norm_type_eqs[NL_NORM_TYPE_COUNT] = {
+    "w (x - mean) / sqrt(var + eps) + b                     Ba et al. 2016",
+    "w x / sqrt(mean(x^2) + eps)                            Zhang & Sennrich 2019",
+    "g x / sqrt(sum(x^2) + eps), one scalar g = sqrt(d)     Nguyen & Salazar, arXiv:1910.05895",
+    "w tanh(a x) + b, one scalar a = --dyt-alpha            Zhu et al., arXiv:2503.10622",
+    "(tanh(beta.x) alpha + w) x / sqrt(mean(x^2) + eps)     Cai et al., arXiv:2510.22777",
+    "w x / sqrt((sum_{i<d} x_i^2 + (sum_{i<d} x_i)^2)/d + eps), pre/lns  Jiang et al., arXiv:2305.14858",
+};
+_Static_assert(sizeof nl_norm_type_eqs / sizeof nl_norm_type_eqs[0] == NL_NORM_TYPE_COUNT, "one equation per norm type");
 const char *const nl_site_names[NL_SITE_COUNT] = { "in", "out", "post" };
 
-unsigned nl_block_sites(const nl_config *c, int l) { return nl_placements[c->norm].sites(c, l); }
+unsigned nl_sub_sites(const nl_config *c, int l, int s) {
+    const nl_placement *p = &nl_placements[c->norm];
+    unsigned m = p->sub_sites ? p->sub_sites(c, l, s) : p->sites(c, l);
+    if (c->qk_norm && s == 0) m |= NL_WIRE_QK;
+    return m;
+}
+
+unsigned nl_block_sites(const nl_config *c, int l) {
+    return (nl_sub_sites(c, l, 0) | nl_sub_sites(c, l, 1)) & (NL_SITE_IN | NL_SITE_OUT | NL_SITE_POST);
+}
+
+double nl_emb_scale(const nl_config *c) {
+    const nl_placement *p = &nl_placements[c->norm];
+    return p->emb_scale ? p->emb_scale(c) : 1.0;
+}
+
+nl_status nl_placement_check(const nl_config *c) {
+    if (c->norm_type == NL_DYT && !(c->dyt_alpha > 0 && c->dyt_alpha < 1e3))
+        return NL_FAIL(NL_ERR_ARG, "--dyt-alpha %g: must be in (0, 1000)", c->dyt_alpha);
+    if (c->norm_type == NL_CRMSNORM && c->norm != NL_NORM_PRE && c->norm != NL_NORM_LNS)
+        return NL_FAIL(NL_ERR_ARG, "--norm-type crmsnorm: only with --norm pre or lns (its equivalence with "
+                                   "LayerNorm needs every norm to read the zero-mean residual stream)");
+    if (c->scale_resids && c->norm != NL_NORM_NORMFORMER)
+        return NL_FAIL(NL_ERR_ARG, "--scale-resids: only for --norm normformer");
+    if (c->qk_norm && (c->norm == NL_NORM_HYBRID || c->norm == NL_NORM_HYBRIDSTAR))
+        return NL_FAIL(NL_ERR_ARG, "--qk-norm: %s already normalises q, k and v", nl_placements[c->norm].name);
+    if (nl_placements[c->norm].dual && c->final_norm == 0)
+        return NL_FAIL(NL_ERR_ARG, "--final-norm off: %s needs the final norm (it normalises the second stream)",
+                       nl_placements[c->norm].name);
+    return NL_OK;
+}
 
 double nl_block_in_scale(const nl_config *c, int l) {
     const nl_placement *p = &nl_placements[c->norm];

@@ -18,6 +18,49 @@ void nl_norm_backward(float *dinp, float *dw, float *db, const float *dout, cons
                       const float *w, const float *mean, const float *rstd, float scale, int type,
                       size_t N, int C);
 
+/* ScaleNorm (Nguyen & Salazar 2019): out = scale * g * x / sqrt(sum(x^2) + eps), g one scalar. */
+void nl_scalenorm_forward(float *out, float *rstd, const float *inp, const float *g, float scale,
+                          float eps, size_t N, int C);
+void nl_scalenorm_backward(float *dinp, float *dg, const float *dout, const float *inp, const float *g,
+                           const float *rstd, float scale, size_t N, int C);
+/* DyT (Zhu et al. 2025): out = scale * (w * tanh(alpha x) + b), alpha one scalar; b may be NULL. */
+void nl_dyt_forward(float *out, const float *inp, const float *w, const float *b, const float *alpha,
+                    float scale, size_t N, int C);
+void nl_dyt_backward(float *dinp, float *dw, float *db, float *dalpha, const float *dout, const float *inp,
+                     const float *w, const float *alpha, float scale, size_t N, int C);
+/* SeeDNorm (Cai et al. 2025): out = scale * (tanh(beta . x) * alpha + w) * x / sqrt(mean(x^2) + eps);
+ * alpha, beta, w are (C) vectors; bx and rstd save beta . x and 1/rms per row. */
+void nl_seednorm_forward(float *out, float *bx, float *rstd, const float *inp, const float *w,
+                         const float *alpha, const float *beta, float scale, float eps, size_t N, int C);
+void nl_seednorm_backward(float *dinp, float *dw, float *dalpha, float *dbeta, const float *dout,
+                          const float *inp, const float *w, const float *alpha, const float *beta,
+                          const float *bx, const float *rstd, float scale, size_t N, int C);
+
+/* CRMSNorm (Jiang et al. 2023): RMSNorm whose RMS comes from the first C-1 coordinates of a zero-mean
+ * vector, q = (sum_{i<C-1} x_i^2 + (sum_{i<C-1} x_i)^2)/C + eps; out = scale * w * x / sqrt(q).
+ * s1 and rstd save sum_{i<C-1} x_i and 1/sqrt(q) per row. */
+void nl_crmsnorm_forward(float *out, float *s1, float *rstd, const float *inp, const float *w, float scale,
+                         float eps, size_t N, int C);
+void nl_crmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                          const float *s1, const float *rstd, float scale, size_t N, int C);
+
+/* Per-head scaling (NormFormer HeadScale): out[n, h*hs + i] = g[h] * inp[n, h*hs + i], hs = C/NH.
+ * Backward: dinp overwritten; dg accumulated. */
+void nl_headscale_forward(float *out, const float *inp, const float *g, size_t N, int C, int NH);
+void nl_headscale_backward(float *dinp, float *dg, const float *dout, const float *inp, const float *g,
+                           size_t N, int C, int NH);
+
+/* Per-channel residual weight (NormFormer's lambda_resid): out = lam * x + y, lam (C).
+ * Backward: dx = lam * dout (overwrite); dlam += column sums of dout * x. */
+void nl_chanres_forward(float *out, const float *x, const float *y, const float *lam, size_t N, int C);
+void nl_chanres_backward(float *dx, float *dlam, const float *dout, const float *x, const float *lam,
+                         size_t N, int C);
+
+/* Scalar branch gain (SkipInit): out = g * inp; dinp = g * dout (overwrite; may alias dout);
+ * dg += sum(dout * inp). */
+void nl_gain_forward(float *out, const float *inp, const float *g, size_t n);
+void nl_gain_backward(float *dinp, float *dg, const float *dout, const float *inp, const float *g, size_t n);
+
 /* out (N,OC) = inp (N,IC) @ w^T (w is (OC,IC), PyTorch Linear layout) + b (b may be NULL). */
 void nl_linear_forward(float *out, const float *inp, const float *w, const float *b, size_t N, int IC,
                        int OC);

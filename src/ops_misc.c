@@ -77,3 +77,69 @@ void nl_xent(float *losses, float *logits, const int *targets, size_t N, int V, 
         z[targets[n]] -= dscale;
     }
 }
+
+void nl_headscale_forward(float *out, const float *inp, const float *g, size_t N, int C, int NH) {
+    const int hs = C / NH;
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++)
+        for (int i = 0; i < C; i++) out[n * C + i] = g[i / hs] * inp[n * C + i];
+}
+
+void nl_headscale_backward(float *dinp, float *dg, const float *dout, const float *inp, const float *g,
+                           size_t N, int C, int NH) {
+    const int hs = C / NH;
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++)
+        for (int i = 0; i < C; i++) dinp[n * C + i] = g[i / hs] * dout[n * C + i];
+#pragma omp parallel for schedule(static)
+    for (int h = 0; h < NH; h++) { /* one head per task, rows in order */
+        double acc = 0.0;
+        for (size_t n = 0; n < N; n++) {
+            float s = 0.0f;
+            for (int i = h * hs; i < (h + 1) * hs; i++) s += dout[n * C + i] * inp[n * C + i];
+            acc += s;
+        }
+        dg[h] += (float)acc;
+    }
+}
+
+void nl_chanres_forward(float *out, const float *x, const float *y, const float *lam, size_t N, int C) {
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++)
+        for (int i = 0; i < C; i++) out[n * C + i] = lam[i] * x[n * C + i] + y[n * C + i];
+}
+
+void nl_chanres_backward(float *dx, float *dlam, const float *dout, const float *x, const float *lam,
+                         size_t N, int C) {
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++)
+        for (int i = 0; i < C; i++) dx[n * C + i] = lam[i] * dout[n * C + i];
+    const int nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
+#pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < nblk; blk++) {
+        const int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
+        float acc[COL_BLOCK] = { 0 };
+        for (size_t n = 0; n < N; n++)
+            for (int i = c0; i < c1; i++) acc[i - c0] += dout[n * C + i] * x[n * C + i];
+        for (int i = c0; i < c1; i++) dlam[i] += acc[i - c0];
+    }
+}
+
+void nl_gain_forward(float *out, const float *inp, const float *g, size_t n) {
+    const float k = g[0];
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = k * inp[i];
+}
+
+void nl_gain_backward(float *dinp, float *dg, const float *dout, const float *inp, const float *g, size_t n) {
+    const float k = g[0];
+    double acc = 0.0; /* fixed chunks in order: deterministic; before dinp, so dinp may alias dout */
+    for (size_t c0 = 0; c0 < n; c0 += 4096) {
+        float s = 0.0f;
+        for (size_t i = c0; i < n && i < c0 + 4096; i++) s += dout[i] * inp[i];
+        acc += s;
+    }
+    dg[0] += (float)acc;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) dinp[i] = k * dout[i];
+}

@@ -89,3 +89,217 @@ void nl_colsum(float *out, const float *x, size_t N, int cols, int ld) {
         for (int i = c0; i < c1; i++) out[i] += acc[i - c0];
     }
 }
+
+/* ---------------------------------------------------------------- ScaleNorm, DyT, SeeDNorm */
+
+/* ScaleNorm: y = scale * g * x * r, r = 1/sqrt(sum(x^2) + eps) (one scalar g).
+ * Backward with xh = x r: dx = scale g r (dy - xh * sum(dy xh)); dg = scale * sum(dy xh). */
+void nl_scalenorm_forward(float *out, float *rstd, const float *inp, const float *g, float scale,
+                          float eps, size_t N, int C) {
+    const float k = scale * g[0];
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) {
+        const float *x = inp + n * C;
+        float ss = 0.0f;
+        for (int i = 0; i < C; i++) ss += x[i] * x[i];
+        const float r = 1.0f / sqrtf(ss + eps);
+        float *y = out + n * C;
+        for (int i = 0; i < C; i++) y[i] = k * x[i] * r;
+        rstd[n] = r;
+    }
+}
+
+void nl_scalenorm_backward(float *dinp, float *dg, const float *dout, const float *inp, const float *g,
+                           const float *rstd, float scale, size_t N, int C) {
+    const float k = scale * g[0];
+    double acc = 0.0;
+    /* the per-row dots are summed in row order after the parallel loop: deterministic */
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) {
+        const float *x = inp + n * C, *d = dout + n * C;
+        const float r = rstd[n];
+        float dot = 0.0f;
+        for (int i = 0; i < C; i++) dot += d[i] * x[i] * r;
+        float *dx = dinp + n * C;
+        for (int i = 0; i < C; i++) dx[i] += k * r * (d[i] - x[i] * r * dot);
+    }
+    for (size_t n = 0; n < N; n++) {
+        const float *x = inp + n * C, *d = dout + n * C;
+        float dot = 0.0f;
+        for (int i = 0; i < C; i++) dot += d[i] * x[i];
+        acc += (double)(dot * rstd[n]);
+    }
+    dg[0] += (float)(scale * acc);
+}
+
+/* DyT: y = scale * (w * tanh(alpha x) + b), alpha one scalar (b may be NULL). */
+void nl_dyt_forward(float *out, const float *inp, const float *w, const float *b, const float *alpha,
+                    float scale, size_t N, int C) {
+    const float a = alpha[0];
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) {
+        const float *x = inp + n * C;
+        float *y = out + n * C;
+        for (int i = 0; i < C; i++) y[i] = scale * (w[i] * tanhf(a * x[i]) + (b ? b[i] : 0.0f));
+    }
+}
+
+/* dx = scale dy w alpha (1 - t^2); dw = scale sum dy t; db = scale sum dy;
+ * dalpha = scale sum dy w x (1 - t^2), t = tanh(alpha x). */
+void nl_dyt_backward(float *dinp, float *dw, float *db, float *dalpha, const float *dout, const float *inp,
+                     const float *w, const float *alpha, float scale, size_t N, int C) {
+    const float a = alpha[0];
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) {
+        const float *x = inp + n * C, *d = dout + n * C;
+        float *dx = dinp + n * C;
+        for (int i = 0; i < C; i++) {
+            const float t = tanhf(a * x[i]);
+            dx[i] += scale * d[i] * w[i] * a * (1.0f - t * t);
+        }
+    }
+    const int nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
+    double acca = 0.0;
+    for (size_t n = 0; n < N; n++) { /* row order: deterministic */
+        const float *x = inp + n * C, *d = dout + n * C;
+        float s = 0.0f;
+        for (int i = 0; i < C; i++) {
+            const float t = tanhf(a * x[i]);
+            s += d[i] * w[i] * x[i] * (1.0f - t * t);
+        }
+        acca += s;
+    }
+    dalpha[0] += (float)(scale * acca);
+#pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < nblk; blk++) {
+        const int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
+        float accw[COL_BLOCK] = { 0 }, accb[COL_BLOCK] = { 0 };
+        for (size_t n = 0; n < N; n++) {
+            const float *x = inp + n * C, *d = dout + n * C;
+            for (int i = c0; i < c1; i++) {
+                accw[i - c0] += scale * d[i] * tanhf(a * x[i]);
+                accb[i - c0] += scale * d[i];
+            }
+        }
+        for (int i = c0; i < c1; i++) {
+            dw[i] += accw[i - c0];
+            if (db) db[i] += accb[i - c0];
+        }
+    }
+}
+
+/* SeeDNorm: y = scale * (s * alpha + w) * x * r, s = tanh(beta . x), r = 1/sqrt(mean(x^2) + eps).
+ * Saves bx = beta . x (not s: 1 - s^2 is taken as sech^2(bx), exact where tanh saturates) and r per
+ * row. Backward with xh = x r, gain k = s alpha + w, gh = scale dy k:
+ *   dx = r (gh - xh mean(gh xh)) + ds sech^2(bx) beta,  ds = scale sum(dy alpha xh);
+ *   dw = scale sum dy xh; dalpha = scale sum dy xh s; dbeta = sum ds sech^2(bx) x. */
+void nl_seednorm_forward(float *out, float *bxv, float *rstd, const float *inp, const float *w,
+                         const float *alpha, const float *beta, float scale, float eps, size_t N, int C) {
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) {
+        const float *x = inp + n * C;
+        float ss = 0.0f, bx = 0.0f;
+        for (int i = 0; i < C; i++) ss += x[i] * x[i], bx += beta[i] * x[i];
+        const float r = 1.0f / sqrtf(ss / (float)C + eps), s = tanhf(bx);
+        float *y = out + n * C;
+        for (int i = 0; i < C; i++) y[i] = scale * (s * alpha[i] + w[i]) * x[i] * r;
+        bxv[n] = bx;
+        rstd[n] = r;
+    }
+}
+
+static float sech2f(float x) {
+    const float ch = coshf(x); /* inf for |x| > 89: sech^2 = 0 */
+    return 1.0f / (ch * ch);
+}
+
+void nl_seednorm_backward(float *dinp, float *dw, float *dalpha, float *dbeta, const float *dout,
+                          const float *inp, const float *w, const float *alpha, const float *beta,
+                          const float *bxv, const float *rstd, float scale, size_t N, int C) {
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) {
+        const float *x = inp + n * C, *d = dout + n * C;
+        const float r = rstd[n], s = tanhf(bxv[n]);
+        double sum_ghxh = 0.0, ds = 0.0;
+        for (int i = 0; i < C; i++) {
+            const float xh = x[i] * r;
+            sum_ghxh += scale * d[i] * (s * alpha[i] + w[i]) * xh;
+            ds += scale * d[i] * alpha[i] * xh;
+        }
+        const float m = (float)(sum_ghxh / C), dbx = (float)ds * sech2f(bxv[n]);
+        float *dx = dinp + n * C;
+        for (int i = 0; i < C; i++) {
+            const float xh = x[i] * r;
+            dx[i] += r * (scale * d[i] * (s * alpha[i] + w[i]) - xh * m) + dbx * beta[i];
+        }
+    }
+    const int nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
+#pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < nblk; blk++) {
+        const int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
+        double accw[COL_BLOCK] = { 0 }, acca[COL_BLOCK] = { 0 }, accb[COL_BLOCK] = { 0 };
+        for (size_t n = 0; n < N; n++) {
+            const float *x = inp + n * C, *d = dout + n * C;
+            const float r = rstd[n], s = tanhf(bxv[n]);
+            double ds = 0.0; /* recomputed per block: cheap next to the O(C) row it scans */
+            for (int i = 0; i < C; i++) ds += scale * d[i] * alpha[i] * x[i] * r;
+            const double dbx = ds * sech2f(bxv[n]);
+            for (int i = c0; i < c1; i++) {
+                accw[i - c0] += scale * d[i] * x[i] * r;
+                acca[i - c0] += scale * d[i] * x[i] * r * s;
+                accb[i - c0] += dbx * x[i];
+            }
+        }
+        for (int i = c0; i < c1; i++) {
+            dw[i] += (float)accw[i - c0];
+            dalpha[i] += (float)acca[i - c0];
+            dbeta[i] += (float)accb[i - c0];
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- CRMSNorm */
+
+/* CRMSNorm (Jiang et al. 2023): the RMS of a zero-mean vector from its first C-1 coordinates,
+ * q = (sum_{i<C-1} x_i^2 + (sum_{i<C-1} x_i)^2) / C + eps; y = scale * w * x / sqrt(q).
+ * Saves S1 = sum_{i<C-1} x_i and r = 1/sqrt(q). On a zero-mean x it equals RMSNorm.
+ * Backward with gh = scale w dy, xh = x r, dot = sum(gh xh):
+ *   dx_j = r (gh_j - (xh_j + S1 r) dot / C) for j < C-1, dx_{C-1} = r gh_{C-1}. */
+void nl_crmsnorm_forward(float *out, float *s1v, float *rstd, const float *inp, const float *w, float scale,
+                         float eps, size_t N, int C) {
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) {
+        const float *x = inp + n * C;
+        float s1 = 0.0f, s2 = 0.0f;
+        for (int i = 0; i < C - 1; i++) s1 += x[i], s2 += x[i] * x[i];
+        const float r = 1.0f / sqrtf((s2 + s1 * s1) / (float)C + eps);
+        float *y = out + n * C;
+        for (int i = 0; i < C; i++) y[i] = scale * w[i] * x[i] * r;
+        s1v[n] = s1;
+        rstd[n] = r;
+    }
+}
+
+void nl_crmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                          const float *s1v, const float *rstd, float scale, size_t N, int C) {
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) {
+        const float *x = inp + n * C, *d = dout + n * C;
+        const float r = rstd[n], s1r = s1v[n] * r;
+        float dot = 0.0f;
+        for (int i = 0; i < C; i++) dot += scale * w[i] * d[i] * x[i] * r;
+        const float k = dot / (float)C;
+        float *dx = dinp + n * C;
+        for (int i = 0; i < C - 1; i++) dx[i] += r * (scale * w[i] * d[i] - (x[i] * r + s1r) * k);
+        dx[C - 1] += r * scale * w[C - 1] * d[C - 1];
+    }
+    const int nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
+#pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < nblk; blk++) {
+        const int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
+        float acc[COL_BLOCK] = { 0 };
+        for (size_t n = 0; n < N; n++)
+            for (int i = c0; i < c1; i++) acc[i - c0] += scale * dout[n * C + i] * inp[n * C + i] * rstd[n];
+        for (int i = c0; i < c1; i++) dw[i] += acc[i - c0];
+    }
+}

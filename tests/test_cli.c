@@ -64,6 +64,11 @@ int test_cli_errors(void) {
         { 2, "not on|off", "train --emb-norm maybe --data %s" },
         { 2, "--seq-len 64 is longer than the training data", "train --seq-len 64 --val-frac 0 --data %s" },
         { 2, "--mix-alpha 2", "train --norm mix --mix-alpha 2 --data %s" },
+        { 2, "only with --norm pre or lns", "train --norm post --norm-type crmsnorm --data %s" },
+        { 2, "already normalises q, k and v", "train --norm hybrid --qk-norm --data %s" },
+        { 2, "--scale-resids: only for --norm normformer", "train --norm pre --scale-resids --data %s" },
+        { 2, "residual needs the final norm", "train --norm residual --final-norm off --data %s" },
+        { 2, "--dyt-alpha 0", "train --norm-type dyt --dyt-alpha 0 --data %s" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(a, sizeof a, cases[i].fmt, i == 12 ? small : txt);

@@ -134,10 +134,10 @@ int test_diag_model(void) {
         fails += nl_check_scalar("x_1 var", d.x[0].var, ref.var, 0);
         nl_stream_stats(m.sub[2 * c.layers - 1].xout, B * T, c.dim, scratch, &ref);
         fails += nl_check_scalar("x_L+1 max", d.x[c.layers].maxabs, ref.maxabs, 0);
-        int want_sites = (m.cfg.emb_norm ? 1 : 0) + (m.cfg.final_norm ? 1 : 0);
+        int want_sites = (m.cfg.emb_norm ? 1 : 0) + (m.cfg.final_norm && !m.r ? 1 : 0);
         for (int l = 0; l < c.layers; l++)
             for (int s = 0; s < NL_SUB_COUNT; s++)
-                for (int k = 0; k < 3; k++) want_sites += m.w.blocks[l].norm_w[s][k] != NULL;
+                for (int k = 0; k < 3; k++) want_sites += m.w.blocks[l].norm[s][k].w != NULL;
         fails += NL_CHECK(d.nsites == want_sites, "%s: %d norm sites, want %d", nl_placements[norm].name, d.nsites, want_sites);
         nl_diag_free(&d);
         nl_model_free(&m);

@@ -83,6 +83,164 @@ int test_ops_norm(void) {
     return fails;
 }
 
+/* ScaleNorm, DyT, SeeDNorm: one double reference for the three (kind = NL_SCALENORM, NL_DYT, NL_SEEDNORM). */
+typedef struct {
+    int N, C, kind;
+    double scale, eps, *x, *w, *b, *al, *be, *wout, *out;
+} xnorm_ctx;
+
+static void xnorm_ref(xnorm_ctx *c) {
+    for (int n = 0; n < c->N; n++) {
+        const double *x = c->x + n * c->C;
+        double *y = c->out + n * c->C, ss = 0, bx = 0;
+        for (int i = 0; i < c->C; i++) ss += x[i] * x[i];
+        for (int i = 0; i < c->C; i++) bx += c->be[i] * x[i];
+        for (int i = 0; i < c->C; i++) {
+            if (c->kind == NL_SCALENORM) y[i] = c->scale * c->w[0] * x[i] / sqrt(ss + c->eps);
+            else if (c->kind == NL_DYT) y[i] = c->scale * (c->w[i] * tanh(c->al[0] * x[i]) + c->b[i]);
+            else if (c->kind == NL_SEEDNORM) y[i] = c->scale * (tanh(bx) * c->al[i] + c->w[i]) * x[i] / sqrt(ss / c->C + c->eps);
+            else { /* crmsnorm: the first C-1 coordinates */
+                double s1 = 0, s2 = 0;
+                for (int j = 0; j < c->C - 1; j++) s1 += x[j], s2 += x[j] * x[j];
+                y[i] = c->scale * c->w[i] * x[i] / sqrt((s2 + s1 * s1) / c->C + c->eps);
+            }
+        }
+    }
+}
+
+static double xnorm_loss(void *p) {
+    xnorm_ctx *c = p;
+    xnorm_ref(c);
+    return dot(c->out, c->wout, (size_t)c->N * c->C);
+}
+
+int test_ops_norm_types(void) {
+    int fails = 0;
+    nl_rng r;
+    nl_rng_seed(&r, 11);
+    static const char *const names[] = { [NL_SCALENORM] = "scalenorm", [NL_DYT] = "dyt", [NL_SEEDNORM] = "seednorm", [NL_CRMSNORM] = "crmsnorm" };
+    for (int kind = NL_SCALENORM; kind <= NL_CRMSNORM; kind++) {
+        enum { N = 5, C = 24 };
+        float x[N * C], w[C], b[C], al[C], be[C], wout[N * C], out[N * C], s0[N], s1[N];
+        float dx[N * C] = { 0 }, dw[C] = { 0 }, db[C] = { 0 }, dal[C] = { 0 }, dbe[C] = { 0 };
+        double X[N * C], W[C], Bb[C], AL[C], BE[C], WO[N * C], O[N * C], g[N * C];
+        nl_fill(&r, x, N * C, 1.5);
+        for (int i = 0; i < C; i++) x[i] += 2.0f; /* a row with a large mean */
+        nl_fill(&r, w, C, 1.0), nl_fill(&r, b, C, 1.0), nl_fill(&r, al, C, 0.7), nl_fill(&r, be, C, 0.3);
+        nl_fill(&r, wout, N * C, 1.0);
+        if (kind == NL_SCALENORM) w[0] = 4.0f;
+        if (kind == NL_DYT) al[0] = 0.6f;
+        nl_to_double(x, X, N * C), nl_to_double(w, W, C), nl_to_double(b, Bb, C), nl_to_double(al, AL, C);
+        nl_to_double(be, BE, C), nl_to_double(wout, WO, N * C);
+        xnorm_ctx c = { N, C, kind, 0.7, 1e-5, X, W, Bb, AL, BE, WO, O };
+        xnorm_ref(&c);
+        char label[64];
+        const float sc = (float)c.scale;
+        if (kind == NL_SCALENORM) {
+            nl_scalenorm_forward(out, s1, x, w, sc, 1e-5f, N, C);
+            nl_scalenorm_backward(dx, dw, wout, x, w, s1, sc, N, C);
+        } else if (kind == NL_DYT) {
+            nl_dyt_forward(out, x, w, b, al, sc, N, C);
+            nl_dyt_backward(dx, dw, db, dal, wout, x, w, al, sc, N, C);
+        } else if (kind == NL_CRMSNORM) {
+            nl_crmsnorm_forward(out, s0, s1, x, w, sc, 1e-5f, N, C);
+            nl_crmsnorm_backward(dx, dw, wout, x, w, s0, s1, sc, N, C);
+        } else {
+            nl_seednorm_forward(out, s0, s1, x, w, al, be, sc, 1e-5f, N, C);
+            nl_seednorm_backward(dx, dw, dal, dbe, wout, x, w, al, be, s0, s1, sc, N, C);
+        }
+        snprintf(label, sizeof label, "%s forward", names[kind]);
+        fails += nl_check_rel(label, out, O, N * C, FWD_TOL);
+        snprintf(label, sizeof label, "%s dx", names[kind]);
+        nl_fd_grad(xnorm_loss, &c, X, N * C, g);
+        fails += nl_check_rel(label, dx, g, N * C, BWD_TOL);
+        snprintf(label, sizeof label, "%s dw", names[kind]);
+        nl_fd_grad(xnorm_loss, &c, W, kind == NL_SCALENORM ? 1 : C, g);
+        fails += nl_check_rel(label, dw, g, kind == NL_SCALENORM ? 1 : C, BWD_TOL);
+        if (kind == NL_DYT) {
+            nl_fd_grad(xnorm_loss, &c, Bb, C, g);
+            fails += nl_check_rel("dyt db", db, g, C, BWD_TOL);
+            nl_fd_grad(xnorm_loss, &c, AL, 1, g);
+            fails += nl_check_rel("dyt dalpha", dal, g, 1, BWD_TOL);
+        }
+        if (kind == NL_SEEDNORM) {
+            nl_fd_grad(xnorm_loss, &c, AL, C, g);
+            fails += nl_check_rel("seednorm dalpha", dal, g, C, BWD_TOL);
+            nl_fd_grad(xnorm_loss, &c, BE, C, g);
+            fails += nl_check_rel("seednorm dbeta", dbe, g, C, BWD_TOL);
+        }
+    }
+    /* SeeDNorm with a saturated tanh (|beta . x| ~ 40): the backward stays finite and dalpha matches */
+    {
+        enum { N = 3, C = 16 };
+        float x[N * C], w[C], al[C], be[C], wout[N * C], out[N * C], s0[N], s1[N];
+        float dx[N * C] = { 0 }, dw[C] = { 0 }, dal[C] = { 0 }, dbe[C] = { 0 };
+        double X[N * C], W[C], AL[C], BE[C], WO[N * C], O[N * C], g[C];
+        nl_fill(&r, x, N * C, 1.0), nl_fill(&r, w, C, 1.0), nl_fill(&r, al, C, 1.0), nl_fill(&r, wout, N * C, 1.0);
+        for (int i = 0; i < C; i++) be[i] = 2.5f * (x[i] > 0 ? 1.0f : -1.0f);
+        nl_to_double(x, X, N * C), nl_to_double(w, W, C), nl_to_double(al, AL, C), nl_to_double(be, BE, C), nl_to_double(wout, WO, N * C);
+        xnorm_ctx c = { N, C, NL_SEEDNORM, 1.0, 1e-5, X, W, NULL, AL, BE, WO, O };
+        nl_seednorm_forward(out, s0, s1, x, w, al, be, 1.0f, 1e-5f, N, C);
+        nl_seednorm_backward(dx, dw, dal, dbe, wout, x, w, al, be, s0, s1, 1.0f, N, C);
+        nl_fd_grad(xnorm_loss, &c, AL, C, g);
+        fails += nl_check_rel("seednorm dalpha, saturated tanh", dal, g, C, BWD_TOL);
+    }
+    return fails;
+}
+
+/* HeadScale, the per-channel residual weight and the scalar branch gain */
+typedef struct {
+    int N, C, NH;
+    double *x, *y, *g, *wout;
+    int kind; /* 0 headscale, 1 chanres, 2 gain */
+} scal_ctx;
+
+static double scal_loss(void *p) {
+    scal_ctx *c = p;
+    double s = 0;
+    const int hs = c->C / c->NH;
+    for (int n = 0; n < c->N; n++)
+        for (int i = 0; i < c->C; i++) {
+            const double x = c->x[n * c->C + i];
+            const double v = c->kind == 0 ? c->g[i / hs] * x : c->kind == 1 ? c->g[i] * x + c->y[n * c->C + i] : c->g[0] * x;
+            s += c->wout[n * c->C + i] * v;
+        }
+    return s;
+}
+
+int test_ops_scales(void) {
+    enum { N = 6, C = 12, NH = 3 };
+    static const char *const names[] = { "headscale", "chanres", "gain" };
+    nl_rng r;
+    nl_rng_seed(&r, 12);
+    int fails = 0;
+    for (int kind = 0; kind < 3; kind++) {
+        float x[N * C], y[N * C], g[C], wout[N * C], out[N * C], dx[N * C], dg[C] = { 0 };
+        double X[N * C], Y[N * C], G[C], WO[N * C], O[N * C], gr[N * C];
+        nl_fill(&r, x, N * C, 1), nl_fill(&r, y, N * C, 1), nl_fill(&r, g, C, 1), nl_fill(&r, wout, N * C, 1);
+        nl_to_double(x, X, N * C), nl_to_double(y, Y, N * C), nl_to_double(g, G, C), nl_to_double(wout, WO, N * C);
+        scal_ctx c = { N, C, NH, X, Y, G, WO, kind };
+        const int ng = kind == 0 ? NH : kind == 1 ? C : 1;
+        for (int i = 0; i < N * C; i++) { /* forward: the value each element contributes */
+            const int hs = C / NH, ch = i % C;
+            O[i] = kind == 0 ? G[ch / hs] * X[i] : kind == 1 ? G[ch] * X[i] + Y[i] : G[0] * X[i];
+        }
+        if (kind == 0) nl_headscale_forward(out, x, g, N, C, NH), nl_headscale_backward(dx, dg, wout, x, g, N, C, NH);
+        if (kind == 1) nl_chanres_forward(out, x, y, g, N, C), nl_chanres_backward(dx, dg, wout, x, g, N, C);
+        if (kind == 2) nl_gain_forward(out, x, g, N * C), nl_gain_backward(dx, dg, wout, x, g, N * C);
+        char label[64];
+        snprintf(label, sizeof label, "%s forward", names[kind]);
+        fails += nl_check_rel(label, out, O, N * C, FWD_TOL);
+        snprintf(label, sizeof label, "%s dx", names[kind]);
+        nl_fd_grad(scal_loss, &c, X, N * C, gr);
+        fails += nl_check_rel(label, dx, gr, N * C, BWD_TOL);
+        snprintf(label, sizeof label, "%s dscale", names[kind]);
+        nl_fd_grad(scal_loss, &c, G, ng, gr);
+        fails += nl_check_rel(label, dg, gr, ng, BWD_TOL);
+    }
+    return fails;
+}
+
 /* ---------------------------------------------------------------- linear */
 
 typedef struct {

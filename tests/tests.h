@@ -4,6 +4,8 @@
 
 #define NL_TESTS(X)                                                                                \
     X(ops_norm)                                                                                    \
+    X(ops_norm_types)                                                                              \
+    X(ops_scales)                                                                                  \
     X(ops_linear)                                                                                  \
     X(ops_attention)                                                                               \
     X(ops_gelu)                                                                                    \
@@ -19,6 +21,7 @@
     X(shards)                                                                                      \
     X(ckpt_roundtrip)                                                                              \
     X(torch_twin)                                                                                  \
+    X(crms_equivalence)                                                                            \
     X(cli_errors)                                                                                  \
     X(cli_end_to_end)                                                                              \
     X(mc_layouts)                                                                                  \
