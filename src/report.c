@@ -35,8 +35,19 @@ typedef struct rp_analysis {
     double loss, *skip_delta, *angular; /* angular (L x L), NaN outside the triangle */
 } rp_analysis;
 
+enum { MAX_EVALS = 32 };
+
+/* one line of RUN/evals.jsonl (normlab eval-mc) */
+typedef struct rp_eval {
+    char task[16];
+    int items;
+    double acc, acc_token, acc_byte;
+} rp_eval;
+
 typedef struct rp_run {
     char dir[NL_PATH_MAX], label[160];
+    rp_eval evals[MAX_EVALS];
+    int nevals;
     int norm, layers, dim, steps_cfg;
     double lr;
     unsigned long long seed;
@@ -285,6 +296,47 @@ static int is_file(const char *p) {
     return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
+/* RUN/evals.jsonl, when present: the newest MAX_EVALS results; a cut-short last line is skipped */
+static nl_status read_evals(rp_run *r) {
+    char path[NL_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/evals.jsonl", r->dir);
+    if (!is_file(path)) return NL_OK;
+    char *buf;
+    size_t len;
+    NL_TRY(nl_read_file(path, (size_t)1 << 26, &buf, &len));
+    nl_status st = NL_OK;
+    int lineno = 0;
+    for (size_t i = 0; i < len && st == NL_OK;) {
+        size_t j = i;
+        while (j < len && buf[j] != '\n') j++;
+        lineno++;
+        char where[NL_PATH_MAX + 64];
+        snprintf(where, sizeof where, "%s:%d", path, lineno);
+        nl_json_doc d;
+        if (j > i && (st = nl_json_parse(&d, buf + i, j - i, where)) == NL_OK) {
+            const char *task = nl_json_str(nl_json_get(d.root, "task"));
+            const double items = nl_json_num(nl_json_get(d.root, "items")), acc = nl_json_num(nl_json_get(d.root, "acc")),
+                         at = nl_json_num(nl_json_get(d.root, "acc_norm_token")), ab = nl_json_num(nl_json_get(d.root, "acc_norm_byte"));
+            if (!task || strlen(task) >= sizeof r->evals[0].task || !(items >= 1 && items < 1e9) || !(acc >= 0 && acc <= 1) ||
+                !(at >= 0 && at <= 1) || !(ab >= 0 && ab <= 1)) {
+                st = NL_FAIL(NL_ERR_FORMAT, "%s: not an eval-mc result (task, items, acc, acc_norm_token, acc_norm_byte)", where);
+            } else {
+                if (r->nevals == MAX_EVALS) memmove(r->evals, r->evals + 1, (MAX_EVALS - 1) * sizeof r->evals[0]), r->nevals--;
+                rp_eval *e = &r->evals[r->nevals++];
+                snprintf(e->task, sizeof e->task, "%s", task);
+                e->items = (int)items, e->acc = acc, e->acc_token = at, e->acc_byte = ab;
+            }
+            nl_json_free(&d);
+        } else if (st != NL_OK && j == len) {
+            fprintf(stderr, "normlab report: warning: %s: last line is cut short; skipped\n", where);
+            st = NL_OK;
+        }
+        i = j + 1;
+    }
+    free(buf);
+    return st;
+}
+
 static nl_status add_run(report *rp, const char *dir, const char *note) {
     if (rp->nruns == MAX_RUNS) return NL_FAIL(NL_ERR_ARG, "more than %d runs; pass fewer directories", MAX_RUNS);
     rp_run *r = &rp->runs[rp->nruns];
@@ -292,6 +344,7 @@ static nl_status add_run(report *rp, const char *dir, const char *note) {
     snprintf(r->dir, sizeof r->dir, "%s", dir);
     nl_status st = read_config(r);
     if (st == NL_OK) st = read_metrics(r);
+    if (st == NL_OK) st = read_evals(r);
     char ap[NL_PATH_MAX + 32];
     snprintf(ap, sizeof ap, "%s/analyze.json", dir);
     if (st == NL_OK && is_file(ap)) {
@@ -465,6 +518,28 @@ static void runs_table(FILE *f, const report *rp) {
         }
         fprintf(f, "</td><td>%.4g</td></tr>\n", mx);
     }
+    fputs("</table>\n", f);
+}
+
+/* zero-shot multiple-choice results (normlab eval-mc), one row per run and task */
+static void evals_section(FILE *f, const report *rp) {
+    int any = 0;
+    for (int i = 0; i < rp->nruns; i++) any += rp->runs[i].nevals;
+    if (!any) return;
+    fputs("<h2>Zero-shot evaluations</h2>\n<p>From each run's <code>evals.jsonl</code> (<code>normlab eval-mc</code>; "
+          "formats in docs/evaluation.md). Accuracy in [0, 1]; the length-normalised variants divide the "
+          "log-likelihood by the continuation's tokens or bytes.</p>\n<table><tr><th>run</th><th>task</th><th>items</th>"
+          "<th>acc</th><th>acc_norm_token</th><th>acc_norm_byte</th></tr>\n", f);
+    for (int i = 0; i < rp->nruns; i++)
+        for (int k = 0; k < rp->runs[i].nevals; k++) {
+            const rp_run *r = &rp->runs[i];
+            const rp_eval *e = &r->evals[k];
+            fprintf(f, "<tr><td style=\"color:%s\">", norm_color(r->norm));
+            nl_html_escape(f, r->label);
+            fputs("</td><td>", f);
+            nl_html_escape(f, e->task);
+            fprintf(f, "</td><td>%d</td><td>%.4f</td><td>%.4f</td><td>%.4f</td></tr>\n", e->items, e->acc, e->acc_token, e->acc_byte);
+        }
     fputs("</table>\n", f);
 }
 
@@ -699,6 +774,7 @@ static nl_status write_report(const report *rp, const char *out, const char *tit
         loss_section(f, rp);
         fputs("<h2>Diagnostics vs depth</h2>\n", f);
         depth_sections(f, rp);
+        evals_section(f, rp);
     }
     if (rp->nsweeps) {
         fputs("<h2>Learning-rate sweeps</h2>\n", f);

@@ -140,6 +140,15 @@ int test_evalmc_twin(void) {
         fclose(f);
     }
     fails += NL_CHECK(lines == 6, "evals.jsonl holds one line per eval-mc run (%d)", lines);
+    /* the report shows them, one row per task */
+    rc = run("%s report %s/run -o %s/r.html >/dev/null 2>&1 && grep -c '<td>\\(hellaswag\\|arc\\|piqa\\|siqa\\|winogrande\\|generic\\)</td>' %s/r.html", nl_test_bin(), dir, dir, dir);
+    fails += NL_CHECK(rc == 0 && atoi(out) == 6, "report lists the 6 evaluations: %s", out);
+    f = fopen(p, "a");
+    NL_ASSERT(f);
+    fputs("{\"task\": \"piqa\", \"items\": 3, \"acc\": 7}\n", f);
+    fclose(f);
+    rc = run("%s report %s/run -o %s/r2.html 2>&1", nl_test_bin(), dir, dir);
+    fails += NL_CHECK(rc == 1 && strstr(out, "evals.jsonl:7: not an eval-mc result"), "bad evals.jsonl line: %s", out);
     /* a bad task file: one line on stderr naming the line, exit 1 */
     char bad[96];
     snprintf(bad, sizeof bad, "%s/bad.jsonl", dir);
