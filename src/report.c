@@ -217,19 +217,20 @@ static nl_status read_record(rp_run *r, const nl_json *o, const char *where) {
     return NL_OK;
 }
 
-static nl_status read_metrics(rp_run *r) {
-    char path[NL_PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/metrics.jsonl", r->dir);
+/* Calls fn on every line of a JSON Lines file; a last line without its newline that does not parse
+ * (the writer was interrupted) is skipped with a warning, any other bad line is an error. */
+static nl_status read_jsonl(const char *path, size_t max, nl_status (*fn)(rp_run *r, const nl_json *o, const char *where),
+                            rp_run *r) {
     char *buf;
     size_t len;
-    NL_TRY(nl_read_file(path, (size_t)1 << 30, &buf, &len));
+    NL_TRY(nl_read_file(path, max, &buf, &len));
     nl_status st = NL_OK;
     int lineno = 0;
     for (size_t i = 0; i < len && st == NL_OK;) {
         size_t j = i;
         while (j < len && buf[j] != '\n') j++;
         lineno++;
-        const int last_cut = j == len; /* no newline: the writer was interrupted */
+        const int last_cut = j == len;
         char where[NL_PATH_MAX + 64];
         snprintf(where, sizeof where, "%s:%d", path, lineno);
         if (j > i) {
@@ -239,7 +240,7 @@ static nl_status read_metrics(rp_run *r) {
                 fprintf(stderr, "normlab report: warning: %s: last line is cut short; skipped\n", where);
                 st = NL_OK;
             } else if (st == NL_OK) {
-                st = read_record(r, d.root, where);
+                st = fn(r, d.root, where);
                 nl_json_free(&d);
             }
         }
@@ -247,6 +248,12 @@ static nl_status read_metrics(rp_run *r) {
     }
     free(buf);
     return st;
+}
+
+static nl_status read_metrics(rp_run *r) {
+    char path[NL_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", r->dir);
+    return read_jsonl(path, (size_t)1 << 30, read_record, r);
 }
 
 static nl_status read_analysis(const char *path, rp_analysis *a, int *norm) {
@@ -296,45 +303,19 @@ static int is_file(const char *p) {
     return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
-/* RUN/evals.jsonl, when present: the newest MAX_EVALS results; a cut-short last line is skipped */
-static nl_status read_evals(rp_run *r) {
-    char path[NL_PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/evals.jsonl", r->dir);
-    if (!is_file(path)) return NL_OK;
-    char *buf;
-    size_t len;
-    NL_TRY(nl_read_file(path, (size_t)1 << 26, &buf, &len));
-    nl_status st = NL_OK;
-    int lineno = 0;
-    for (size_t i = 0; i < len && st == NL_OK;) {
-        size_t j = i;
-        while (j < len && buf[j] != '\n') j++;
-        lineno++;
-        char where[NL_PATH_MAX + 64];
-        snprintf(where, sizeof where, "%s:%d", path, lineno);
-        nl_json_doc d;
-        if (j > i && (st = nl_json_parse(&d, buf + i, j - i, where)) == NL_OK) {
-            const char *task = nl_json_str(nl_json_get(d.root, "task"));
-            const double items = nl_json_num(nl_json_get(d.root, "items")), acc = nl_json_num(nl_json_get(d.root, "acc")),
-                         at = nl_json_num(nl_json_get(d.root, "acc_norm_token")), ab = nl_json_num(nl_json_get(d.root, "acc_norm_byte"));
-            if (!task || strlen(task) >= sizeof r->evals[0].task || !(items >= 1 && items < 1e9) || !(acc >= 0 && acc <= 1) ||
-                !(at >= 0 && at <= 1) || !(ab >= 0 && ab <= 1)) {
-                st = NL_FAIL(NL_ERR_FORMAT, "%s: not an eval-mc result (task, items, acc, acc_norm_token, acc_norm_byte)", where);
-            } else {
-                if (r->nevals == MAX_EVALS) memmove(r->evals, r->evals + 1, (MAX_EVALS - 1) * sizeof r->evals[0]), r->nevals--;
-                rp_eval *e = &r->evals[r->nevals++];
-                snprintf(e->task, sizeof e->task, "%s", task);
-                e->items = (int)items, e->acc = acc, e->acc_token = at, e->acc_byte = ab;
-            }
-            nl_json_free(&d);
-        } else if (st != NL_OK && j == len) {
-            fprintf(stderr, "normlab report: warning: %s: last line is cut short; skipped\n", where);
-            st = NL_OK;
-        }
-        i = j + 1;
-    }
-    free(buf);
-    return st;
+/* one line of RUN/evals.jsonl; the newest MAX_EVALS are kept */
+static nl_status read_eval(rp_run *r, const nl_json *o, const char *where) {
+    const char *task = nl_json_str(nl_json_get(o, "task"));
+    const double items = nl_json_num(nl_json_get(o, "items")), acc = nl_json_num(nl_json_get(o, "acc")),
+                 at = nl_json_num(nl_json_get(o, "acc_norm_token")), ab = nl_json_num(nl_json_get(o, "acc_norm_byte"));
+    if (!task || strlen(task) >= sizeof r->evals[0].task || !(items >= 1 && items < 1e9) || !(acc >= 0 && acc <= 1) ||
+        !(at >= 0 && at <= 1) || !(ab >= 0 && ab <= 1))
+        return NL_FAIL(NL_ERR_FORMAT, "%s: not an eval-mc result (task, items, acc, acc_norm_token, acc_norm_byte)", where);
+    if (r->nevals == MAX_EVALS) memmove(r->evals, r->evals + 1, (MAX_EVALS - 1) * sizeof r->evals[0]), r->nevals--;
+    rp_eval *e = &r->evals[r->nevals++];
+    snprintf(e->task, sizeof e->task, "%s", task);
+    e->items = (int)items, e->acc = acc, e->acc_token = at, e->acc_byte = ab;
+    return NL_OK;
 }
 
 static nl_status add_run(report *rp, const char *dir, const char *note) {
@@ -344,7 +325,9 @@ static nl_status add_run(report *rp, const char *dir, const char *note) {
     snprintf(r->dir, sizeof r->dir, "%s", dir);
     nl_status st = read_config(r);
     if (st == NL_OK) st = read_metrics(r);
-    if (st == NL_OK) st = read_evals(r);
+    char ep[NL_PATH_MAX + 32];
+    snprintf(ep, sizeof ep, "%s/evals.jsonl", dir);
+    if (st == NL_OK && is_file(ep)) st = read_jsonl(ep, (size_t)1 << 26, read_eval, r);
     char ap[NL_PATH_MAX + 32];
     snprintf(ap, sizeof ap, "%s/analyze.json", dir);
     if (st == NL_OK && is_file(ap)) {
