@@ -74,6 +74,23 @@ int nl_run_fmt(char *out, size_t cap, const char *fmt, ...) {
     return nl_run_cmd(cmd, out, cap);
 }
 
+int nl_metrics_curve(const char *path, char *buf, size_t cap) {
+    FILE *f = fopen(path, "r");
+    buf[0] = 0;
+    if (!f) return -1;
+    char line[512];
+    size_t n = 0;
+    int lines = 0;
+    while (fgets(line, sizeof line, f)) {
+        char *t = strstr(line, ", \"tok_per_s\"");
+        if (t) *t = 0;
+        if (n < cap) n += (size_t)snprintf(buf + n, cap - n, "%s|", line);
+        lines++;
+    }
+    fclose(f);
+    return lines;
+}
+
 void nl_make_text(const char *path, int n) {
     static const char *const words[] = { "the ", "cat ", "sat ", "on ", "a ", "mat.\n", "and ", "dog ", "ran ", "far " };
     FILE *f = fopen(path, "w");

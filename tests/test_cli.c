@@ -106,23 +106,6 @@ int test_cli_errors(void) {
     return fails;
 }
 
-/* the loss fields of a metrics file, without the timing fields */
-static int losses_of(const char *path, char *buf, size_t cap) {
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    char line[512];
-    size_t n = 0;
-    int lines = 0;
-    while (fgets(line, sizeof line, f)) {
-        char *t = strstr(line, ", \"tok_per_s\"");
-        if (t) *t = 0;
-        n += (size_t)snprintf(buf + n, cap - n, "%s|", line);
-        lines++;
-    }
-    fclose(f);
-    return lines;
-}
-
 static double json_number(const char *s, const char *key) {
     const char *p = strstr(s, key);
     return p ? atof(p + strlen(key)) : NAN;
@@ -139,7 +122,7 @@ int test_cli_end_to_end(void) {
     fails += NL_CHECK(rc == 0, "train exit %d: %s", rc, out);
     static char l1[1 << 15], l2[1 << 15];
     snprintf(p, sizeof p, "%s/run/metrics.jsonl", dir);
-    fails += NL_CHECK(losses_of(p, l1, sizeof l1) == 30, "30 metrics lines");
+    fails += NL_CHECK(nl_metrics_curve(p, l1, sizeof l1) == 30, "30 metrics lines");
     fails += NL_CHECK(strstr(l1, "\"step\": 10") && strstr(l1, "val_loss"), "val loss logged");
     double first = json_number(l1, "\"loss\": "), last = json_number(strstr(l1, "\"step\": 30"), "\"loss\": ");
     fails += NL_CHECK(last < first - 0.5, "loss falls: %.3f -> %.3f", first, last);
@@ -152,7 +135,7 @@ int test_cli_end_to_end(void) {
     /* same seed, same threads: bit-identical loss curve */
     rc = run("%s train " TINY " --steps 30 --lr 3e-3 --warmup 5 --eval-every 10 --ckpt-every 10 --data %s --out %s/run2 2>&1", nl_test_bin(), txt, dir);
     snprintf(p, sizeof p, "%s/run2/metrics.jsonl", dir);
-    losses_of(p, l2, sizeof l2);
+    nl_metrics_curve(p, l2, sizeof l2);
     fails += NL_CHECK(rc == 0 && !strcmp(l1, l2), "rerun with the same seed gives the same loss curve");
     /* eval -> export -> the PyTorch twin evaluates the same loss */
     rc = run("%s eval --ckpt %s/run --data %s --max-windows 20 2>&1", nl_test_bin(), dir, txt);
@@ -170,7 +153,7 @@ int test_cli_end_to_end(void) {
     rc = run("%s train --init-from %s/m.safetensors --steps 2 --batch 4 --data %s --out %s/run3 --threads 2 2>&1", nl_test_bin(), dir, txt, dir);
     fails += NL_CHECK(rc == 0 && strstr(out, "L=2 d=32"), "train --init-from: %s", out);
     snprintf(p, sizeof p, "%s/run3/metrics.jsonl", dir);
-    losses_of(p, l2, sizeof l2);
+    nl_metrics_curve(p, l2, sizeof l2);
     double init_loss = json_number(l2, "\"loss\": ");
     fails += NL_CHECK(init_loss < first - 0.5, "--init-from starts from the trained weights (loss %.3f vs fresh %.3f)", init_loss, first);
     snprintf(p, sizeof p, "rm -rf %s", dir);

@@ -16,14 +16,7 @@
 
 static char out[1 << 16];
 
-static int run(const char *fmt, ...) {
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    return nl_run_cmd(cmd, out, sizeof out);
-}
+#define run(...) nl_run_fmt(out, sizeof out, __VA_ARGS__)
 
 static void spit(const char *path, const char *s) {
     FILE *f = fopen(path, "wb");
@@ -202,21 +195,6 @@ int test_gpt2_vocab(void) {
     return fails;
 }
 
-/* the metrics lines without the timing fields */
-static void losses_of(const char *path, char *buf, size_t cap) {
-    FILE *f = fopen(path, "r");
-    buf[0] = 0;
-    if (!f) return;
-    char line[512];
-    size_t n = 0;
-    while (fgets(line, sizeof line, f) && n < cap) {
-        char *t = strstr(line, ", \"tok_per_s\"");
-        if (t) *t = 0;
-        n += (size_t)snprintf(buf + n, cap - n, "%s|", line);
-    }
-    fclose(f);
-}
-
 int test_config_file(void) {
     int fails = 0;
     char dir[] = "/tmp/nl_cfg_XXXXXX", a[4096], p[256];
@@ -241,9 +219,9 @@ int test_config_file(void) {
     fails += NL_CHECK(rc == 0, "re-run from config.txt: %s", out);
     static char l1[8192], l2[8192];
     snprintf(p, sizeof p, "%s/a/metrics.jsonl", dir);
-    losses_of(p, l1, sizeof l1);
+    nl_metrics_curve(p, l1, sizeof l1);
     snprintf(p, sizeof p, "%s/b/metrics.jsonl", dir);
-    losses_of(p, l2, sizeof l2);
+    nl_metrics_curve(p, l2, sizeof l2);
     fails += NL_CHECK(l1[0] && !strcmp(l1, l2), "config.txt reproduces the loss curve:\n%s\n%s", l1, l2);
     snprintf(p, sizeof p, "cmp -s <(grep -v '^out = ' %s/a/config.txt) <(grep -v '^out = ' %s/b/config.txt) || exit 1", dir, dir);
     snprintf(a, sizeof a, "bash -c \"%s\"", p);

@@ -14,14 +14,7 @@ enum { MT = 8, V = 300, L = 2, NH = 2, C = 16, VP = 320 };
 
 static char out[1 << 16];
 
-static int run(const char *fmt, ...) {
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    return nl_run_cmd(cmd, out, sizeof out);
-}
+#define run(...) nl_run_fmt(out, sizeof out, __VA_ARGS__)
 
 /* the 16 tensors' element counts, in file order */
 static const size_t sizes[16] = {

@@ -27,14 +27,7 @@
 
 static char out[1 << 16];
 
-static int run(const char *fmt, ...) {
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    return nl_run_cmd(cmd, out, sizeof out);
-}
+#define run(...) nl_run_fmt(out, sizeof out, __VA_ARGS__)
 
 #define TINY "--layers 2 --dim 32 --heads 2 --seq-len 32 --batch 4 --threads 1 --lr 3e-3 --warmup 5 --eval-every 10 --eval-windows 8"
 
@@ -62,23 +55,11 @@ static void remove_tmpdir(void) {
     NL_ASSERT(system(cmd) == 0);
 }
 
-/* metrics.jsonl without the timing fields, one '|' per line; the number of lines */
+/* RUN_DIR/metrics.jsonl without the timing fields (nl_metrics_curve) */
 static int curve(const char *run_dir, char *buf, size_t cap) {
-    char p[256], line[512];
+    char p[256];
     snprintf(p, sizeof p, "%s/metrics.jsonl", run_dir);
-    FILE *f = fopen(p, "r");
-    buf[0] = 0;
-    if (!f) return -1;
-    size_t n = 0;
-    int lines = 0;
-    while (fgets(line, sizeof line, f)) {
-        char *t = strstr(line, ", \"tok_per_s\"");
-        if (t) *t = 0;
-        n += (size_t)snprintf(buf + n, cap - n, "%s|", line);
-        lines++;
-    }
-    fclose(f);
-    return lines;
+    return nl_metrics_curve(p, buf, cap);
 }
 
 static int exists(const char *fmt, ...) {
