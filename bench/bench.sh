@@ -2,9 +2,12 @@
 # Speed benchmark: full training steps (forward, backward, clip, AdamW) of normlab and of an idiomatic
 # PyTorch GPT (bench/torch_bench.py) on the same shapes and thread count, in one run, plus this
 # machine's measured sgemm rate. Prints a markdown table for docs/benchmarks.md.
-# usage: bash bench/bench.sh [steps]      (run from the repository root after `make`)
-# Model FLOPs per token (training) = 3 * (24*L*d^2 + 2*d*V + 4*L*T*d): every matmul counted once,
-# attention over the full T x T (what both implementations compute).
+# usage: bash bench/bench.sh [steps]      (run from the repository root after `make`; SHAPES="byte llama"
+#        picks shapes)
+# Model FLOPs per token (training) = 3 * (2*L*(4*d^2 + M*d*F) + 2*d*V + 4*L*T*d), M = 2 (gpt2: fc, proj)
+# or 3 (llama: gate, up, down): every matmul counted once, attention over the full T x T (what both
+# implementations compute). Shapes: byte (gpt2 blocks, byte vocabulary), gpt2 (GPT-2 vocabulary),
+# llama (LLaMA blocks: RoPE, SwiGLU with F = 1024, no biases, untied head; byte vocabulary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${1:-10}
@@ -45,18 +48,19 @@ echo "measured sgemm peak: $peak GFLOP/s ($THREADS threads, OpenBLAS)"
 echo
 echo "| shape | norm | normlab tok/s | PyTorch tok/s | ratio | normlab GFLOP/s | % of sgemm |"
 echo "|---|---|---|---|---|---|---|"
-for shape in byte gpt2; do
+for shape in ${SHAPES:-byte gpt2 llama}; do
     # V: rows of the embedding table (normlab pads 50257 to 50304); FV: the vocabulary the head scores
-    if [ $shape = byte ]; then L=6 D=384 H=6 T=256 B=8 V=256 FV=256 DATA=$TEXT VOPT=""
-    else L=6 D=384 H=6 T=64 B=4 V=50304 FV=50257 DATA=$TMP/gpt2.bin VOPT="--vocab 50257"; fi
-    flops=$($PY -c "print(3 * (24*$L*$D**2 + 2*$D*$FV + 4*$L*$T*$D))")
+    L=6 D=384 H=6 T=256 B=8 V=256 FV=256 DATA=$TEXT VOPT="" ARCH=gpt2 F=1536 M=2
+    if [ $shape = gpt2 ]; then T=64 B=4 V=50304 FV=50257 DATA=$TMP/gpt2.bin VOPT="--vocab 50257"; fi
+    if [ $shape = llama ]; then ARCH=llama F=1024 M=3; fi
+    flops=$($PY -c "print(3 * (2*$L*(4*$D**2 + $M*$D*$F) + 2*$D*$FV + 4*$L*$T*$D))")
     for norm in pre peri; do
-        nl=$(normlab_tps "$DATA" --layers $L --dim $D --heads $H --seq-len $T --batch $B --norm $norm $VOPT)
-        pt=$($PY bench/torch_bench.py --layers $L --dim $D --heads $H --seq-len $T --batch $B --vocab $V --norm $norm \
-             --steps $STEPS --threads $THREADS | $PY -c "import json,sys; print(round(json.load(sys.stdin)['tok_per_s'], 1))")
+        nl=$(normlab_tps "$DATA" --arch $ARCH --ffn-dim $F --layers $L --dim $D --heads $H --seq-len $T --batch $B --norm $norm $VOPT)
+        pt=$($PY bench/torch_bench.py --arch $ARCH --ffn-dim $F --layers $L --dim $D --heads $H --seq-len $T --batch $B --vocab $V \
+             --norm $norm --steps $STEPS --threads $THREADS | $PY -c "import json,sys; print(round(json.load(sys.stdin)['tok_per_s'], 1))")
         $PY -c "
 nl, pt, fl, peak = $nl, $pt, $flops, $peak
 g = nl * fl / 1e9
-print(f'| L$L d$D H$H T$T B$B V$V | $norm | {nl:.0f} | {pt:.0f} | {nl/pt:.2f}x | {g:.1f} | {100*g/peak:.0f}% |')"
+print(f'| $ARCH L$L d$D H$H T$T B$B V$V | $norm | {nl:.0f} | {pt:.0f} | {nl/pt:.2f}x | {g:.1f} | {100*g/peak:.0f}% |')"
     done
 done

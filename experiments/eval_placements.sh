@@ -4,10 +4,12 @@
 # from the held-out text (`normlab eval-mc --task generic`): 200 items, each a 96-character context
 # ending at a word boundary and four 23-character continuations, the true one and three that follow
 # other word boundaries of the held-out text.
-# usage: bash experiments/eval_placements.sh [OUT_DIR]   (env: STEPS, default 600; DATA, default Tiny Shakespeare)
+# usage: bash experiments/eval_placements.sh [OUT_DIR]
+#   env: STEPS (600); DATA (Tiny Shakespeare); ARCH (gpt2 | llama: the same with LLaMA-style blocks)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${1:-runs/eval_placements}
+ARCH=${ARCH:-gpt2}
+OUT=${1:-runs/eval_placements-$ARCH}
 STEPS=${STEPS:-600}
 BIN=build/release/normlab
 DATA=${DATA:-}
@@ -41,7 +43,7 @@ PY
 printf "| placement | final train loss | val bpb | cloze items | acc | acc_norm_byte |\n|---|---|---|---|---|---|\n" > "$OUT/table.md"
 for norm in post pre peri mix lns outonly deepnorm; do
     [ -f "$OUT/$norm/ckpt-$(printf %08d "$STEPS").safetensors" ] || \
-        $BIN train --norm "$norm" --steps "$STEPS" --data "$DATA" --out "$OUT/$norm" --eval-every 0 > "$OUT/$norm.log"
+        $BIN train --arch "$ARCH" --norm "$norm" --steps "$STEPS" --data "$DATA" --out "$OUT/$norm" --eval-every 0 > "$OUT/$norm.log"
     loss=$(tail -1 "$OUT/$norm/metrics.jsonl" | python3 -c "import json,sys; print(round(json.load(sys.stdin)['loss'], 4))")
     bpb=$($BIN eval --ckpt "$OUT/$norm" --data "$OUT/val.txt" --metric bpb | tail -1 | python3 -c "import json,sys; print(round(json.load(sys.stdin)['bpb'], 4))")
     mc=$($BIN eval-mc --ckpt "$OUT/$norm" --task generic --data "$OUT/cloze.jsonl" | tail -1)

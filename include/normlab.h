@@ -1,8 +1,12 @@
 /* normlab.h -- the one public header of normlab: configuration, status codes and the model API.
  *
- * A model is a GPT (token + learned position embedding, L blocks of causal attention and a GELU MLP,
- * head tied to the token embedding) whose normalization placement is chosen by nl_config.norm from the
- * table in src/norm.c. Everything is fp32 on the CPU. See docs/architecture.md for the data flow. */
+ * A model is a decoder-only transformer whose normalization placement is chosen by nl_config.norm from
+ * the table in src/norm.c, in one of two architectures (nl_config.arch):
+ *   gpt2   token + learned position embedding; causal attention and a GELU MLP with biases; head tied
+ *          to the token embedding
+ *   llama  token embedding only, rotary positions on q and k, a SwiGLU MLP, no biases anywhere, an
+ *          untied head, RMSNorm by default
+ * Everything is fp32 on the CPU. See docs/architecture.md for the data flow. */
 #ifndef NORMLAB_H
 #define NORMLAB_H
 
@@ -49,6 +53,8 @@ typedef enum nl_norm_type {
     NL_NORM_TYPE_COUNT
 } nl_norm_type;
 
+typedef enum nl_arch { NL_ARCH_GPT2, NL_ARCH_LLAMA, NL_ARCH_COUNT } nl_arch;
+
 #define NL_PATH_MAX 1024
 #define NL_MAX_ROLLBACKS 100
 
@@ -74,6 +80,11 @@ typedef struct nl_config {
     int skip_init;    /* a learnable scalar (init 0) on every residual branch */
     int qk_norm;      /* per-head norm of q and k */
     int scale_resids; /* normformer: a learnable per-channel weight (init 1) on the MLP's identity path */
+    int arch;         /* nl_arch */
+    double rope_theta;/* llama: base of the rotary frequencies */
+    int ffn_dim;      /* F: MLP hidden width; 0: 4d (gpt2), the multiple of 64 nearest 8d/3 (llama) */
+    int tie_head;     /* -1 auto (gpt2 on, llama off), 0: separate lm_head, 1: head = token embedding */
+    int kv_heads;     /* key/value heads (grouped-query attention; must divide heads); 0: heads */
     /* training */
     int batch;        /* B: sequences per micro-batch */
     int accum;        /* micro-batches per optimizer step */

@@ -8,7 +8,9 @@ Contents:
   * read_safetensors / write_safetensors: a dependency-free safetensors
     reader and writer (struct + json + numpy).
   * Config: the model hyperparameters parsed from export metadata.
-  * GPT: the model, with norm placement selected by Config.norm.
+  * GPT: the model, with the architecture selected by Config.arch (gpt2:
+    learned positions, biases, GELU MLP; llama: RoPE, no biases, SwiGLU
+    MLP) and the norm placement by Config.norm.
   * load: build a GPT from a normlab export file.
   * make_adamw / adamw_step: the optimizer step (torch.optim.AdamW
     semantics, weight decay on 2-D tensors only, global-norm clipping).
@@ -170,11 +172,13 @@ NORM_MODES = ("post", "pre", "peri", "mix", "lns", "outonly", "deepnorm",
               "normformer", "residual")
 NORM_TYPES = ("layernorm", "rmsnorm", "scalenorm", "dyt", "seednorm",
               "crmsnorm")
+ARCHS = ("gpt2", "llama")
 
 
-def _parse_choice(meta, key, choices):
-    """Return meta[key] after checking it is one of `choices`."""
-    value = meta[key]
+def _parse_choice(meta, key, choices, default=None):
+    """Return meta[key] after checking it is one of `choices`; an absent
+    key reads as `default` when one is given."""
+    value = meta[key] if default is None else meta.get(key, default)
     if value not in choices:
         raise ValueError(f"metadata '{key}' = {value!r}, expected one of "
                          f"{', '.join(choices)}")
@@ -186,15 +190,15 @@ class Config:
     """Model hyperparameters, parsed from the export metadata strings."""
 
     norm: str          # placement: one of NORM_MODES
-    norm_type: str     # layernorm | rmsnorm
+    norm_type: str     # one of NORM_TYPES
     layers: int        # L
     dim: int           # d
-    heads: int         # H
-    seq_len: int       # T (rows of pos_emb, max context)
+    heads: int         # H (query heads)
+    seq_len: int       # T (max context; rows of pos_emb under gpt2)
     vocab: int         # V
     eps: float         # normalizer epsilon
-    emb_norm: bool     # normalize the embedding sum
-    final_norm: bool   # normalize before the tied head
+    emb_norm: bool     # normalize the embedding (sum)
+    final_norm: bool   # normalize before the head
     out_gain_frozen: bool  # *_norm_out gains are not trained
     mix_alpha: float   # fraction of Post-LN blocks in mode "mix"
     dyt_alpha: float = 0.5   # initial DyT alpha (only shapes the init)
@@ -202,10 +206,32 @@ class Config:
     qk_norm: bool = False    # per-head norms of q and k
     scale_resids: bool = False  # normformer: per-channel weight on the MLP
                                 # identity path
+    arch: str = "gpt2"       # one of ARCHS
+    rope_theta: float = 10000.0  # llama: RoPE base
+    ffn_dim: int | None = None   # F, the MLP hidden width; None -> 4 * dim
+    tie_head: bool = True    # the head reuses tok_emb (else lm_head)
+    kv_heads: int | None = None  # key/value heads (grouped-query
+                                 # attention); None -> heads
+
+    def __post_init__(self):
+        # Resolve the defaults that depend on other fields (frozen class).
+        if self.ffn_dim is None:
+            object.__setattr__(self, "ffn_dim", 4 * self.dim)
+        if self.kv_heads is None:
+            object.__setattr__(self, "kv_heads", self.heads)
+
+    @property
+    def biases(self):
+        """gpt2 has biases in its Linear layers and norms; llama none."""
+        return self.arch == "gpt2"
 
     @classmethod
     def from_metadata(cls, meta):
-        """Parse the metadata dict (all values strings); extra keys ignored."""
+        """Parse the metadata dict (all values strings); extra keys ignored.
+
+        arch, rope_theta, ffn_dim, tie_head and kv_heads are optional so
+        that exports predating them load as gpt2.
+        """
         required = ("norm", "norm_type", "layers", "dim", "heads", "seq_len",
                     "vocab", "eps", "emb_norm", "final_norm", "out_gain",
                     "mix_alpha")
@@ -231,22 +257,41 @@ class Config:
                                               ("learn", "frozen")) == "frozen",
                 mix_alpha=float(meta["mix_alpha"]),
                 dyt_alpha=float(meta.get("dyt_alpha", "0.5")),
-                skip_init=_parse_choice(dict(meta, skip_init=meta.get(
-                    "skip_init", "off")), "skip_init", ("on", "off")) == "on",
-                qk_norm=_parse_choice(dict(meta, qk_norm=meta.get(
-                    "qk_norm", "off")), "qk_norm", ("on", "off")) == "on",
-                scale_resids=_parse_choice(dict(meta, scale_resids=meta.get(
-                    "scale_resids", "off")), "scale_resids",
-                    ("on", "off")) == "on",
+                skip_init=_parse_choice(meta, "skip_init", ("on", "off"),
+                                        "off") == "on",
+                qk_norm=_parse_choice(meta, "qk_norm", ("on", "off"),
+                                      "off") == "on",
+                scale_resids=_parse_choice(meta, "scale_resids",
+                                           ("on", "off"), "off") == "on",
+                arch=_parse_choice(meta, "arch", ARCHS, "gpt2"),
+                rope_theta=float(meta.get("rope_theta", "10000")),
+                ffn_dim=(int(meta["ffn_dim"]) if "ffn_dim" in meta
+                         else None),
+                tie_head=_parse_choice(meta, "tie_head", ("on", "off"),
+                                       "on") == "on",
+                kv_heads=(int(meta["kv_heads"]) if "kv_heads" in meta
+                          else None),
             )
         except (TypeError, ValueError) as e:
             raise ValueError(f"bad metadata: {e}") from None
-        if min(cfg.layers, cfg.dim, cfg.heads, cfg.seq_len, cfg.vocab) < 1:
-            raise ValueError("layers, dim, heads, seq_len and vocab must be "
-                             "positive")
+        if min(cfg.layers, cfg.dim, cfg.heads, cfg.seq_len, cfg.vocab,
+               cfg.ffn_dim, cfg.kv_heads) < 1:
+            raise ValueError("layers, dim, heads, seq_len, vocab, ffn_dim "
+                             "and kv_heads must be positive")
         if cfg.dim % cfg.heads:
             raise ValueError(f"dim {cfg.dim} is not divisible by heads "
                              f"{cfg.heads}")
+        if cfg.heads % cfg.kv_heads:
+            raise ValueError(f"heads {cfg.heads} is not divisible by "
+                             f"kv_heads {cfg.kv_heads}")
+        if cfg.arch == "llama":
+            if (cfg.dim // cfg.heads) % 2:
+                raise ValueError(f"llama needs an even head size (RoPE "
+                                 f"rotates channel pairs), got "
+                                 f"{cfg.dim // cfg.heads}")
+            if not cfg.rope_theta > 0:
+                raise ValueError(f"rope_theta {cfg.rope_theta} must be "
+                                 f"positive")
         return cfg
 
     def block_wiring(self, layer):
@@ -274,7 +319,7 @@ class Config:
           res_in  the identity path starts from the normalised input
           b2t     the block input joins this sublayer's residual sum
           hscale  per-head scalars before the output projection
-          fcnorm  a norm over the 4d hidden units after the activation
+          fcnorm  a norm over the F hidden units after the activation
           lamres  a per-channel weight (init 1) on the identity path
         """
         w = {"sites": set(), "qkv": None, "res_in": False, "b2t": False,
@@ -345,10 +390,11 @@ class Norm(nn.Module):
 
     With offset=True (Gemma) the stored weight w is the deviation of the
     gain from its initial value c0 (1, or sqrt(dim) for scalenorm):
-    g = c0 + w.  Otherwise g = w.
+    g = c0 + w.  Otherwise g = w.  With bias=False (llama) layernorm and
+    dyt have no bias (+ 0).
     """
 
-    def __init__(self, dim, norm_type, eps, dtype, offset=False):
+    def __init__(self, dim, norm_type, eps, dtype, offset=False, bias=True):
         super().__init__()
         self.norm_type = norm_type
         self.eps = eps
@@ -357,7 +403,7 @@ class Norm(nn.Module):
         self.c0 = (math.sqrt(dim) if norm_type == "scalenorm" else 1.0) \
             if offset else 0.0
         self.weight = nn.Parameter(torch.ones(n, dtype=dtype))
-        if norm_type in ("layernorm", "dyt"):
+        if norm_type in ("layernorm", "dyt") and bias:
             self.bias = nn.Parameter(torch.zeros(dim, dtype=dtype))
         if norm_type == "dyt":
             self.alpha = nn.Parameter(torch.ones(1, dtype=dtype))
@@ -368,15 +414,16 @@ class Norm(nn.Module):
     def forward(self, x):
         g = self.weight + self.c0
         t = self.norm_type
+        bias = self.bias if hasattr(self, "bias") else 0.0
         if t == "layernorm":
             xc = x - x.mean(dim=-1, keepdim=True)
             var = (xc * xc).mean(dim=-1, keepdim=True)
-            return xc / torch.sqrt(var + self.eps) * g + self.bias
+            return xc / torch.sqrt(var + self.eps) * g + bias
         if t == "scalenorm":
             ss = (x * x).sum(dim=-1, keepdim=True)
             return g * x / torch.sqrt(ss + self.eps)
         if t == "dyt":
-            return g * torch.tanh(self.alpha * x) + self.bias
+            return g * torch.tanh(self.alpha * x) + bias
         if t == "crmsnorm":
             head = x[..., :-1]
             q = ((head * head).sum(dim=-1, keepdim=True)
@@ -397,40 +444,79 @@ class Param(nn.Module):
         self.weight = nn.Parameter(torch.ones(shape, dtype=dtype))
 
 
+def rope(x, theta):
+    """Rotary position embedding of x [..., T', hs] (Meta LLaMA convention).
+
+    Within each head the channel pairs (2i, 2i+1), i < hs/2, form the
+    complex number x_2i + j x_2i+1, which is multiplied by
+    exp(j t theta^(-2i/hs)) at position t = 0 .. T'-1.  (Not the
+    rotate_half convention, which pairs channel i with i + hs/2.)
+    """
+    t, hs = x.shape[-2], x.shape[-1]
+    freq = theta ** (-2.0 * torch.arange(hs // 2, dtype=torch.float64) / hs)
+    angles = torch.arange(t, dtype=torch.float64)[:, None] * freq  # [T', hs/2]
+    turn = torch.polar(torch.ones_like(angles), angles)
+    pairs = torch.view_as_complex(
+        x.contiguous().view(*x.shape[:-1], hs // 2, 2))
+    return torch.view_as_real(pairs * turn.to(pairs.dtype)).flatten(-2)
+
+
 class Attention(nn.Module):
     """Causal multi-head self-attention with a fused qkv projection.
 
+    H query heads share kv_heads key/value heads (grouped-query attention):
+    query head h uses kv head h // (H / kv_heads).  Under llama, q and k
+    are rotated by rope() after the norms, and there are no biases.
+
     qkv="head": q and k are normalised per head (over the head size, one
-    norm shared by all heads); qkv="full": q, k and v are each normalised
-    over the whole width before the heads are split.
+    norm each shared by all heads); qkv="full": q (width d), k and v
+    (width kv_heads * hs) are each normalised over their whole width
+    before the heads are split.
     """
 
     def __init__(self, cfg, wiring, dtype, offset):
         super().__init__()
         dim = cfg.dim
         self.heads = cfg.heads
+        self.kv_heads = cfg.kv_heads
+        self.rope_theta = cfg.rope_theta if cfg.arch == "llama" else None
         self.mode = wiring["qkv"]
-        self.qkv = nn.Linear(dim, 3 * dim, dtype=dtype)
-        self.proj = nn.Linear(dim, dim, dtype=dtype)
-        if self.mode:
-            width = dim if self.mode == "full" else dim // cfg.heads
-            names = ("q", "k", "v") if self.mode == "full" else ("q", "k")
-            for n in names:
-                setattr(self, f"{n}_norm", Norm(width, cfg.norm_type,
-                                                cfg.eps, dtype, offset))
+        hs = dim // cfg.heads
+        kvd = cfg.kv_heads * hs
+        self.qkv = nn.Linear(dim, dim + 2 * kvd, bias=cfg.biases, dtype=dtype)
+        self.proj = nn.Linear(dim, dim, bias=cfg.biases, dtype=dtype)
+        if self.mode == "full":
+            widths = {"q": dim, "k": kvd, "v": kvd}
+        elif self.mode == "head":
+            widths = {"q": hs, "k": hs}
+        else:
+            widths = {}
+        for n, width in widths.items():
+            setattr(self, f"{n}_norm", Norm(width, cfg.norm_type, cfg.eps,
+                                            dtype, offset, cfg.biases))
 
     def forward(self, u):
         b, t, d = u.shape
         hs = d // self.heads
-        # q, k, v = rows [0, d), [d, 2d), [2d, 3d) of the qkv weight.
-        q, k, v = self.qkv(u).split(d, dim=-1)
+        kvd = self.kv_heads * hs
+        # q, k, v = rows [0, d), [d, d+kvd), [d+kvd, d+2kvd) of the qkv
+        # weight.
+        q, k, v = self.qkv(u).split([d, kvd, kvd], dim=-1)
         if self.mode == "full":
             q, k, v = self.q_norm(q), self.k_norm(k), self.v_norm(v)
-        # Head h uses channels [h*hs, (h+1)*hs): [B, T, d] -> [B, H, T, hs].
-        q, k, v = (z.view(b, t, self.heads, hs).transpose(1, 2)
-                   for z in (q, k, v))
+        # Head h uses channels [h*hs, (h+1)*hs): [B, T, d] -> [B, H, T, hs]
+        # (k and v: kv_heads heads).
+        q = q.view(b, t, self.heads, hs).transpose(1, 2)
+        k, v = (z.view(b, t, self.kv_heads, hs).transpose(1, 2)
+                for z in (k, v))
         if self.mode == "head":
             q, k = self.q_norm(q), self.k_norm(k)
+        if self.rope_theta is not None:
+            q, k = rope(q, self.rope_theta), rope(k, self.rope_theta)
+        # Query head h attends with kv head h // group.
+        group = self.heads // self.kv_heads
+        k = k.repeat_interleave(group, dim=1)
+        v = v.repeat_interleave(group, dim=1)
         att = q @ k.transpose(-2, -1) / math.sqrt(hs)
         future = torch.ones(t, t, dtype=torch.bool, device=u.device).triu(1)
         att = torch.softmax(att.masked_fill(future, float("-inf")), dim=-1)
@@ -446,22 +532,42 @@ def gelu_tanh(x):
                                        * (x + 0.044715 * x * x * x)))
 
 
+def silu(x):
+    """SiLU (swish): x * sigmoid(x)."""
+    return x * torch.sigmoid(x)
+
+
 class MLP(nn.Module):
-    """fc (d -> 4d), GELU (tanh), [fc_norm over 4d], proj (4d -> d)."""
+    """The feed-forward sublayer, hidden width F = cfg.ffn_dim.
+
+    gpt2:  fc (d -> F), GELU (tanh), [fc_norm over F], proj (F -> d).
+    llama: silu(gate(u)) * up(u) (gate, up: d -> F), [fc_norm over F],
+           down (F -> d); no biases.
+    """
 
     def __init__(self, cfg, wiring, dtype, offset):
         super().__init__()
-        dim = cfg.dim
-        self.fc = nn.Linear(dim, 4 * dim, dtype=dtype)
-        self.proj = nn.Linear(4 * dim, dim, dtype=dtype)
+        dim, hidden = cfg.dim, cfg.ffn_dim
+        self.llama = cfg.arch == "llama"
+        if self.llama:
+            self.gate = nn.Linear(dim, hidden, bias=False, dtype=dtype)
+            self.up = nn.Linear(dim, hidden, bias=False, dtype=dtype)
+            self.down = nn.Linear(hidden, dim, bias=False, dtype=dtype)
+        else:
+            self.fc = nn.Linear(dim, hidden, dtype=dtype)
+            self.proj = nn.Linear(hidden, dim, dtype=dtype)
         if wiring["fcnorm"]:
-            self.fc_norm = Norm(4 * dim, cfg.norm_type, cfg.eps, dtype, offset)
+            self.fc_norm = Norm(hidden, cfg.norm_type, cfg.eps, dtype, offset,
+                                cfg.biases)
 
     def forward(self, u):
-        h = gelu_tanh(self.fc(u))
+        if self.llama:
+            h = silu(self.gate(u)) * self.up(u)
+        else:
+            h = gelu_tanh(self.fc(u))
         if hasattr(self, "fc_norm"):
             h = self.fc_norm(h)
-        return self.proj(h)
+        return self.down(h) if self.llama else self.proj(h)
 
 
 class Block(nn.Module):
@@ -493,7 +599,8 @@ class Block(nn.Module):
         for sub in ("attn", "mlp"):
             for site in sorted(self.wiring[sub]["sites"]):
                 setattr(self, f"{sub}_norm_{site}",
-                        Norm(cfg.dim, cfg.norm_type, cfg.eps, dtype, offset))
+                        Norm(cfg.dim, cfg.norm_type, cfg.eps, dtype, offset,
+                             cfg.biases))
             if cfg.skip_init:
                 setattr(self, f"{sub}_skip", Param(1, dtype))
             if self.wiring[sub].get("lamres"):
@@ -526,7 +633,15 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    """GPT with switchable norm placement and a tied LM head.
+    """Decoder-only transformer with switchable architecture and norm
+    placement.
+
+    arch gpt2:  token + learned position embeddings (pos_emb), biases in
+                the Linear layers and in layernorm/dyt, GELU MLP.
+    arch llama: token embeddings only, RoPE on q and k, no biases
+                anywhere, SwiGLU MLP.
+    Both: grouped-query attention (kv_heads), MLP width ffn_dim, and a
+    head tied to tok_emb (tie_head) or a separate lm_head.
 
     Parameter names equal the normlab export tensor names, e.g.
     tok_emb.weight, blocks.0.attn.qkv.weight, blocks.0.attn_norm_in.weight.
@@ -541,14 +656,19 @@ class GPT(nn.Module):
         self.config = cfg
         offset = cfg.norm == "gemma"
         self.tok_emb = nn.Embedding(cfg.vocab, cfg.dim, dtype=dtype)
-        self.pos_emb = nn.Embedding(cfg.seq_len, cfg.dim, dtype=dtype)
+        if cfg.arch == "gpt2":
+            self.pos_emb = nn.Embedding(cfg.seq_len, cfg.dim, dtype=dtype)
         if cfg.emb_norm:
-            self.emb_norm = Norm(cfg.dim, cfg.norm_type, cfg.eps, dtype, offset)
+            self.emb_norm = Norm(cfg.dim, cfg.norm_type, cfg.eps, dtype,
+                                 offset, cfg.biases)
         self.blocks = nn.ModuleList(Block(cfg, layer, dtype)
                                     for layer in range(1, cfg.layers + 1))
         if cfg.final_norm:
             self.final_norm = Norm(cfg.dim, cfg.norm_type, cfg.eps, dtype,
-                                   offset)
+                                   offset, cfg.biases)
+        if not cfg.tie_head:
+            self.lm_head = nn.Linear(cfg.dim, cfg.vocab, bias=False,
+                                     dtype=dtype)
         if cfg.out_gain_frozen:
             for name, p in self.named_parameters():
                 if name.endswith("_norm_out.weight"):
@@ -561,7 +681,9 @@ class GPT(nn.Module):
         if t > cfg.seq_len:
             raise ValueError(f"sequence length {t} exceeds seq_len "
                              f"{cfg.seq_len}")
-        x = self.tok_emb(idx) + self.pos_emb.weight[:t]
+        x = self.tok_emb(idx)
+        if cfg.arch == "gpt2":
+            x = x + self.pos_emb.weight[:t]
         if cfg.norm == "gemma":  # Gemma scales the embedding by sqrt(d)
             x = x * math.sqrt(cfg.dim)
         if cfg.emb_norm:
@@ -573,7 +695,8 @@ class GPT(nn.Module):
             x = x + self.final_norm(r)
         elif cfg.final_norm:
             x = self.final_norm(x)
-        return x @ self.tok_emb.weight.t()
+        head = self.tok_emb if cfg.tie_head else self.lm_head
+        return x @ head.weight.t()
 
     def loss(self, idx, targets):
         """Mean cross-entropy over all B*T' positions."""
@@ -632,8 +755,9 @@ def trainable_parameters(model):
 def make_adamw(model, weight_decay, beta1, beta2, eps):
     """torch.optim.AdamW over the trainable parameters.
 
-    Weight decay applies only to 2-D tensors (tok_emb, pos_emb and the
-    Linear weights); norm gains/biases and Linear biases are not decayed.
+    Weight decay applies only to 2-D tensors (tok_emb, pos_emb, the Linear
+    weights and lm_head); norm gains/biases and Linear biases are not
+    decayed.
     The learning rate is set per step by adamw_step.
     """
     params = [p for _, p in trainable_parameters(model)]

@@ -204,8 +204,8 @@ static nl_status load_ckpt(nl_model *m, const nl_st_file *f, const char *path, n
     NL_TRY(config_from_meta(f, path, &c, 0));
     if (nl_config_resolve(&c) != NL_OK) return NL_FAIL(NL_ERR_FORMAT, "'%s': bad config in checkpoint: %s", path, nl_last_error());
     /* the tensors must be there before the model is allocated: a lower bound on the parameters
-     * (embeddings and block matrices) times three (params, m, v) fits in the data section */
-    const double C = c.dim, need = 3.0 * 4.0 * (C * c.vocab_padded + C * c.seq_len + 12.0 * c.layers * C * C);
+     * (embeddings, head and block matrices) times three (params, m, v) fits in the data section */
+    const double need = 3.0 * 4.0 * nl_config_matrix_params(&c);
     if (need > (double)f->data_len)
         return NL_FAIL(NL_ERR_FORMAT, "'%s': the config in the metadata (L=%d d=%d V=%d T=%d) needs more than the %zu data bytes the file holds",
                        path, c.layers, c.dim, c.vocab, c.seq_len, f->data_len);

@@ -25,6 +25,11 @@ void nl_config_defaults(nl_config *c) {
     c->final_norm = -1;
     c->mix_alpha = 0.25;
     c->dyt_alpha = 0.5;
+    c->arch = NL_ARCH_GPT2;
+    c->rope_theta = 10000.0;
+    c->ffn_dim = 0;   /* by architecture */
+    c->tie_head = -1; /* by architecture */
+    c->kv_heads = 0;  /* = heads */
     c->batch = 16;
     c->accum = 1;
     c->steps = 1000;
@@ -62,9 +67,23 @@ void nl_args_defaults(nl_args *a) {
     a->shard_tokens = 100000000;
 }
 
+const char *const nl_arch_names[NL_ARCH_COUNT] = { "gpt2", "llama" };
+
+/* The MLP width of --ffn-dim 0: 4d for gpt2; for llama the multiple of 64 nearest 8d/3 (ties up, at
+ * least 64), LLaMA's 2/3 * 4d rounded as its reference code does. */
+static int default_ffn_dim(const nl_config *c) {
+    if (c->arch != NL_ARCH_LLAMA) return 4 * c->dim;
+    const long r = (8L * c->dim + 96) / 192; /* round(8d / (3*64)) with ties up */
+    return (int)(r < 1 ? 64 : 64 * r);
+}
+
 nl_status nl_config_resolve(nl_config *c) {
     if (c->norm < 0 || c->norm >= NL_NORM_COUNT) return NL_FAIL(NL_ERR_ARG, "--norm: unknown placement");
-    if (c->norm_type < 0) c->norm_type = nl_placements[c->norm].norm_type;
+    if (c->arch < 0 || c->arch >= NL_ARCH_COUNT) return NL_FAIL(NL_ERR_ARG, "--arch: unknown architecture");
+    if (c->norm_type < 0) {
+        c->norm_type = nl_placements[c->norm].norm_type;
+        if (c->arch == NL_ARCH_LLAMA && c->norm_type == NL_LAYERNORM) c->norm_type = NL_RMSNORM;
+    }
     if (c->norm_type < 0 || c->norm_type >= NL_NORM_TYPE_COUNT)
         return NL_FAIL(NL_ERR_ARG, "--norm-type: unknown norm type");
     if (c->vocab < 2 || c->vocab > 1 << 24) return NL_FAIL(NL_ERR_ARG, "--vocab %d: must be in 2..16777216", c->vocab);
@@ -73,6 +92,15 @@ nl_status nl_config_resolve(nl_config *c) {
     if (c->heads < 1) return NL_FAIL(NL_ERR_ARG, "--heads %d: must be positive", c->heads);
     if (c->dim % c->heads) return NL_FAIL(NL_ERR_ARG, "--heads %d does not divide --dim %d", c->heads, c->dim);
     if (c->seq_len < 1 || c->seq_len > 65536) return NL_FAIL(NL_ERR_ARG, "--seq-len %d: must be in 1..65536", c->seq_len);
+    if (c->kv_heads == 0) c->kv_heads = c->heads;
+    if (c->kv_heads < 1 || c->heads % c->kv_heads)
+        return NL_FAIL(NL_ERR_ARG, "--kv-heads %d: must divide --heads %d", c->kv_heads, c->heads);
+    if (c->ffn_dim == 0) c->ffn_dim = default_ffn_dim(c);
+    if (c->ffn_dim < 1 || c->ffn_dim > 1 << 20) return NL_FAIL(NL_ERR_ARG, "--ffn-dim %d: must be in 1..1048576 (0: default)", c->ffn_dim);
+    if (c->tie_head < 0) c->tie_head = c->arch == NL_ARCH_GPT2;
+    if (!(c->rope_theta > 1 && c->rope_theta < 1e12)) return NL_FAIL(NL_ERR_ARG, "--rope-theta %g: must be in (1, 1e12)", c->rope_theta);
+    if (c->arch == NL_ARCH_LLAMA && (c->dim / c->heads) % 2)
+        return NL_FAIL(NL_ERR_ARG, "--arch llama: the head size --dim/--heads = %d must be even (rotary pairs)", c->dim / c->heads);
     if (!(c->eps > 0 && c->eps < 1)) return NL_FAIL(NL_ERR_ARG, "--eps %g: must be in (0, 1)", c->eps);
     if (!(c->mix_alpha >= 0 && c->mix_alpha <= 1)) return NL_FAIL(NL_ERR_ARG, "--mix-alpha %g: must be in [0, 1]", c->mix_alpha);
     if (c->batch < 1) return NL_FAIL(NL_ERR_ARG, "--batch %d: must be positive", c->batch);
@@ -102,9 +130,15 @@ nl_status nl_config_resolve(nl_config *c) {
     return NL_OK;
 }
 
+double nl_config_matrix_params(const nl_config *c) {
+    const double C = c->dim, kvC = C / c->heads * c->kv_heads, F = c->ffn_dim;
+    const double emb = (double)c->vocab_padded * C * (c->tie_head ? 1 : 2) + (c->arch == NL_ARCH_GPT2 ? (double)c->seq_len * C : 0.0);
+    return emb + c->layers * (C * (C + 2.0 * kvC) + C * C + (c->arch == NL_ARCH_LLAMA ? 3.0 : 2.0) * C * F);
+}
+
 /* ---------------------------------------------------------------- option table */
 
-typedef enum opt_type { T_INT, T_U64, T_DBL, T_PATH, T_TEXT, T_WORD, T_NORM, T_NTYPE, T_ONOFF, T_GAIN, T_FLAG, T_LIST, T_ONNAN } opt_type;
+typedef enum opt_type { T_INT, T_U64, T_DBL, T_PATH, T_TEXT, T_WORD, T_NORM, T_NTYPE, T_ARCH, T_ONOFF, T_GAIN, T_FLAG, T_LIST, T_ONNAN } opt_type;
 
 typedef struct opt {
     const char *name; /* CLI spelling; config keys use '_' for '-' */
@@ -127,8 +161,9 @@ static const opt opts[] = {
     { "val-frac",     T_DBL,   CFG(val_frac),     TR,    0, "fraction of --data held out for validation" },
     { "out",          T_PATH,  CFG(out),          TR,    0, "run directory (default runs/<norm>-<date>)" },
     { "init-from",    T_PATH,  CFG(init_from),    TR,    0, "start from an exported .safetensors model, or an llm.c GPT-2 .bin (version 3, fp32)" },
+    { "arch",         T_ARCH,  CFG(arch),         TR,    1, "gpt2 (learned positions, GELU, biases, tied head) | llama (RoPE, SwiGLU, no biases, untied head)" },
     { "norm",         T_NORM,  CFG(norm),         TR,    1, "normalization placement (see below)" },
-    { "norm-type",    T_NTYPE, CFG(norm_type),    TR,    1, "layernorm|rmsnorm|scalenorm|dyt|seednorm|crmsnorm (default: rmsnorm for gemma, else layernorm)" },
+    { "norm-type",    T_NTYPE, CFG(norm_type),    TR,    1, "layernorm|rmsnorm|scalenorm|dyt|seednorm|crmsnorm (default: rmsnorm for gemma and --arch llama, else layernorm)" },
     { "eps",          T_DBL,   CFG(eps),          TR,    1, "epsilon inside every norm" },
     { "emb-norm",     T_ONOFF, CFG(emb_norm),     TR,    1, "norm on the embedding output: on|off (default: on for peri, else off)" },
     { "final-norm",   T_ONOFF, CFG(final_norm),   TR,    1, "norm before the LM head: on|off (default: off for post/deepnorm, else on)" },
@@ -142,6 +177,10 @@ static const opt opts[] = {
     { "layers",       T_INT,   CFG(layers),       TR,    1, "number of blocks L" },
     { "dim",          T_INT,   CFG(dim),          TR,    1, "model width d" },
     { "heads",        T_INT,   CFG(heads),        TR,    1, "attention heads (must divide --dim)" },
+    { "kv-heads",     T_INT,   CFG(kv_heads),     TR,    1, "key/value heads, grouped-query attention (must divide --heads; 0: --heads)" },
+    { "ffn-dim",      T_INT,   CFG(ffn_dim),      TR,    1, "MLP hidden width (0: 4d for gpt2, the multiple of 64 nearest 8d/3 for llama)" },
+    { "tie-head",     T_ONOFF, CFG(tie_head),     TR,    1, "LM head = token embedding: on|off (default: on for gpt2, off for llama)" },
+    { "rope-theta",   T_DBL,   CFG(rope_theta),   TR,    1, "--arch llama: base of the rotary position frequencies" },
     { "seq-len",      T_INT,   CFG(seq_len),      TR,    1, "context length T" },
     { "vocab",        T_INT,   CFG(vocab),        TR,    1, "vocabulary size (0: 256 for text, 50257 for shards)" },
     { "batch",        T_INT,   CFG(batch),        TR,    0, "sequences per micro-batch" },
@@ -263,6 +302,14 @@ static nl_status set_value(nl_args *a, const opt *o, const char *v) {
         *(int *)p = x;
         break;
     }
+    case T_ARCH: {
+        int x = -1;
+        for (int i = 0; i < NL_ARCH_COUNT; i++)
+            if (!strcmp(v, nl_arch_names[i])) x = i;
+        if (x < 0) return NL_FAIL(NL_ERR_ARG, "--arch: unknown architecture '%s' (gpt2|llama)", v);
+        *(int *)p = x;
+        break;
+    }
     case T_ONOFF:
     case T_FLAG: {
         int x = parse_onoff(v);
@@ -341,6 +388,7 @@ static void format_value(const nl_args *a, const opt *o, char *buf, size_t n) {
     case T_LIST: snprintf(buf, n, "%s", p); break;
     case T_NORM: snprintf(buf, n, "%s", nl_placements[*(const int *)p].name); break;
     case T_NTYPE: snprintf(buf, n, "%s", *(const int *)p < 0 ? "auto" : nl_norm_type_names[*(const int *)p]); break;
+    case T_ARCH: snprintf(buf, n, "%s", nl_arch_names[*(const int *)p]); break;
     case T_ONOFF:
     case T_FLAG: snprintf(buf, n, "%s", *(const int *)p < 0 ? "auto" : *(const int *)p ? "on" : "off"); break;
     case T_GAIN: snprintf(buf, n, "%s", *(const int *)p ? "frozen" : "learn"); break;

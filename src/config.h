@@ -33,12 +33,18 @@ typedef struct nl_args {
     unsigned char given[128]; /* given[i]: option i of the table was on the command line */
 } nl_args;
 
+extern const char *const nl_arch_names[NL_ARCH_COUNT]; /* "gpt2", "llama" */
+
 void nl_config_defaults(nl_config *c);
 void nl_args_defaults(nl_args *a);
 
 /* Checks every field and fixes the derived ones (vocab_padded, auto switches). NL_ERR_ARG with a
  * message naming the option on failure. Idempotent. */
 nl_status nl_config_resolve(nl_config *c);
+
+/* The parameters in the matrices of a resolved config (embeddings, head, block weights): all but the
+ * norms, biases and scalars. */
+double nl_config_matrix_params(const nl_config *c);
 
 /* Parses argv (after the command word) into a. "--help" sets *help. NL_ERR_ARG on a bad option. */
 nl_status nl_args_parse(nl_args *a, int cmd, int argc, char **argv, int *help);

@@ -157,10 +157,10 @@ void nl_diag_run(nl_diag *d, nl_model *m, const int *inp, const int *tgt, int B,
     for (int l = 0; l < L; l++) {
         const nl_block_w *g = &m->g.blocks[l];
         d->g_block[l] = sqrt(d->g_block[l]);
-        d->g_qkv[l] = sqrt(sumsq(g->qkv_w, (size_t)3 * C * C));
+        d->g_qkv[l] = sqrt(sumsq(g->qkv_w, (size_t)m->Q3 * C));
         d->g_proj[l] = sqrt(sumsq(g->proj_w, (size_t)C * C));
-        d->g_fc[l] = sqrt(sumsq(g->fc_w, (size_t)4 * C * C));
-        d->g_mproj[l] = sqrt(sumsq(g->mproj_w, (size_t)4 * C * C));
+        d->g_fc[l] = sqrt(sumsq(g->fc_w, (size_t)m->FW * C)); /* llama: gate and up */
+        d->g_mproj[l] = sqrt(sumsq(g->mproj_w, (size_t)m->F * C));
     }
 
     /* norm sites: input, output, gain */

@@ -86,6 +86,10 @@ nl_status nl_llmc_read_config(const char *path, nl_config *c) {
     c->heads = h.NH;
     c->seq_len = h.maxT;
     c->vocab = h.V;
+    c->arch = NL_ARCH_GPT2;
+    c->ffn_dim = 4 * h.C;
+    c->tie_head = 1;
+    c->kv_heads = h.NH;
     return NL_OK;
 }
 
@@ -96,8 +100,9 @@ nl_status nl_llmc_import(nl_model *m, const char *path) {
     nl_status st = read_header(f, path, &h);
     const nl_config *c = &m->cfg;
     if (st == NL_OK && (c->norm != NL_NORM_PRE || c->norm_type != NL_LAYERNORM || c->emb_norm || !c->final_norm || c->layers != h.L ||
-                        c->dim != h.C || c->heads != h.NH || c->seq_len != h.maxT || c->vocab != h.V))
-        st = NL_FAIL(NL_ERR_ARG, "'%s': the model is not the file's (Pre-LN layernorm, L %d, C %d, NH %d, T %d, V %d)", path, h.L, h.C,
+                        c->dim != h.C || c->heads != h.NH || c->seq_len != h.maxT || c->vocab != h.V || c->arch != NL_ARCH_GPT2 ||
+                        c->ffn_dim != 4 * h.C || !c->tie_head || c->kv_heads != h.NH))
+        st = NL_FAIL(NL_ERR_ARG, "'%s': the model is not the file's (gpt2, Pre-LN layernorm, L %d, C %d, NH %d, T %d, V %d)", path, h.L, h.C,
                      h.NH, h.maxT, h.V);
     ltensor t[16];
     unsigned char *buf = NULL;

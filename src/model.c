@@ -57,7 +57,8 @@ static int add_norm(nl_model *m, int *cap, nl_normw *p, nl_normw *g, int C, cons
     const int offset = nl_placements[m->cfg.norm].gain_offset;
     add_tensor(m, cap, &p->w, &g->w, type == NL_SCALENORM ? 1 : C, 0, offset ? 0.0f : -1.0f, 0, "%s.weight", prefix);
     m->tensors[wi].init_const = gain_init(type, C);
-    if (type == NL_LAYERNORM || type == NL_DYT) add_tensor(m, cap, &p->b, &g->b, C, 0, 0.0f, 0, "%s.bias", prefix);
+    if ((type == NL_LAYERNORM || type == NL_DYT) && m->cfg.arch == NL_ARCH_GPT2) /* llama: no biases */
+        add_tensor(m, cap, &p->b, &g->b, C, 0, 0.0f, 0, "%s.bias", prefix);
     if (type == NL_DYT) {
         add_tensor(m, cap, &p->alpha, &g->alpha, 1, 0, -1.0f, 0, "%s.alpha", prefix);
         m->tensors[m->ntensors - 1].init_const = (float)m->cfg.dyt_alpha;
@@ -69,14 +70,22 @@ static int add_norm(nl_model *m, int *cap, nl_normw *p, nl_normw *g, int C, cons
     return wi;
 }
 
+/* q/k/v column groups of the fused projection (j: 0 q, 1 k, 2 v): first column and width */
+static int qkv_col0(const nl_model *m, int j) { return j == 0 ? 0 : j == 1 ? m->cfg.dim : m->cfg.dim + m->kvC; }
+static int qkv_cols(const nl_model *m, int j) { return j == 0 ? m->cfg.dim : m->kvC; }
+/* q/k/v norms of sublayer mask ms: how many (q, k[, v]), and the width group j's norm spans (head size,
+ * or the group's width for QKV) */
+static int qkv_norm_count(unsigned ms) { return ms & NL_WIRE_QKV ? 3 : ms & NL_WIRE_QK ? 2 : 0; }
+static int qkv_norm_width(const nl_model *m, unsigned ms, int j) { return ms & NL_WIRE_QKV ? qkv_cols(m, j) : m->hs; }
+
 static void build_tensors(nl_model *m) {
     const nl_config *c = &m->cfg;
-    const int C = c->dim, L = c->layers, hs = C / c->heads;
+    const int C = c->dim, L = c->layers, F = m->F, llama = c->arch == NL_ARCH_LLAMA;
     const float std = 0.02f, std_out = c->scaled_init ? 0.02f / sqrtf(2.0f * L) : 0.02f;
     int cap = 0;
     add_tensor(m, &cap, &m->w.wte, &m->g.wte, c->vocab_padded, C, std, 1, "tok_emb.weight");
     m->tensors[m->ntensors - 1].export_rows = c->vocab;
-    add_tensor(m, &cap, &m->w.wpe, &m->g.wpe, c->seq_len, C, std, 1, "pos_emb.weight");
+    if (!llama) add_tensor(m, &cap, &m->w.wpe, &m->g.wpe, c->seq_len, C, std, 1, "pos_emb.weight");
     if (c->emb_norm) add_norm(m, &cap, &m->w.embn, &m->g.embn, C, "emb_norm");
     for (int l = 0; l < L; l++) {
         nl_block_w *w = &m->w.blocks[l], *g = &m->g.blocks[l];
@@ -93,31 +102,39 @@ static void build_tensors(nl_model *m) {
             if (ms & NL_WIRE_LAMRES) add_tensor(m, &cap, &w->lam, &g->lam, C, 0, -1.0f, 0, "blocks.%d.%s_res_scale.weight", l, sub_names[s]);
         }
         const unsigned ma = nl_sub_sites(c, l + 1, NL_SUB_ATTN), mm = nl_sub_sites(c, l + 1, NL_SUB_MLP);
-        add_tensor(m, &cap, &w->qkv_w, &g->qkv_w, 3 * C, C, std, 1, "blocks.%d.attn.qkv.weight", l);
-        m->tensors[m->ntensors - 1].beta_row0 = 2 * C; /* the value rows */
-        add_tensor(m, &cap, &w->qkv_b, &g->qkv_b, 3 * C, 0, 0.0f, 0, "blocks.%d.attn.qkv.bias", l);
+        add_tensor(m, &cap, &w->qkv_w, &g->qkv_w, m->Q3, C, std, 1, "blocks.%d.attn.qkv.weight", l);
+        m->tensors[m->ntensors - 1].beta_row0 = qkv_col0(m, 2); /* the value rows */
+        if (!llama) add_tensor(m, &cap, &w->qkv_b, &g->qkv_b, m->Q3, 0, 0.0f, 0, "blocks.%d.attn.qkv.bias", l);
         static const char *const qkv_names[3] = { "q", "k", "v" };
-        const int nqn = ma & NL_WIRE_QKV ? 3 : ma & NL_WIRE_QK ? 2 : 0, G = ma & NL_WIRE_QKV ? C : hs;
-        for (int j = 0; j < nqn; j++) {
+        for (int j = 0; j < qkv_norm_count(ma); j++) {
             snprintf(pre, sizeof pre, "blocks.%d.attn.%s_norm", l, qkv_names[j]);
-            add_norm(m, &cap, &w->qkvn[j], &g->qkvn[j], G, pre);
+            add_norm(m, &cap, &w->qkvn[j], &g->qkvn[j], qkv_norm_width(m, ma, j), pre);
         }
         if (ma & NL_WIRE_HSCALE) add_tensor(m, &cap, &w->hscale, &g->hscale, c->heads, 0, -1.0f, 0, "blocks.%d.attn.head_scale", l);
         add_tensor(m, &cap, &w->proj_w, &g->proj_w, C, C, std_out, 1, "blocks.%d.attn.proj.weight", l);
         m->tensors[m->ntensors - 1].beta_row0 = 0;
-        add_tensor(m, &cap, &w->proj_b, &g->proj_b, C, 0, 0.0f, 0, "blocks.%d.attn.proj.bias", l);
-        add_tensor(m, &cap, &w->fc_w, &g->fc_w, 4 * C, C, std, 1, "blocks.%d.mlp.fc.weight", l);
+        if (!llama) add_tensor(m, &cap, &w->proj_b, &g->proj_b, C, 0, 0.0f, 0, "blocks.%d.attn.proj.bias", l);
+        add_tensor(m, &cap, &w->fc_w, &g->fc_w, F, C, std, 1, llama ? "blocks.%d.mlp.gate.weight" : "blocks.%d.mlp.fc.weight", l);
         m->tensors[m->ntensors - 1].beta_row0 = 0;
-        add_tensor(m, &cap, &w->fc_b, &g->fc_b, 4 * C, 0, 0.0f, 0, "blocks.%d.mlp.fc.bias", l);
+        if (llama) { /* directly after the gate: the two are one (2F, C) product */
+            add_tensor(m, &cap, &w->up_w, &g->up_w, F, C, std, 1, "blocks.%d.mlp.up.weight", l);
+            m->tensors[m->ntensors - 1].beta_row0 = 0;
+        } else {
+            add_tensor(m, &cap, &w->fc_b, &g->fc_b, F, 0, 0.0f, 0, "blocks.%d.mlp.fc.bias", l);
+        }
         if (mm & NL_WIRE_FCNORM) {
             snprintf(pre, sizeof pre, "blocks.%d.mlp.fc_norm", l);
-            add_norm(m, &cap, &w->fcn, &g->fcn, 4 * C, pre);
+            add_norm(m, &cap, &w->fcn, &g->fcn, F, pre);
         }
-        add_tensor(m, &cap, &w->mproj_w, &g->mproj_w, C, 4 * C, std_out, 1, "blocks.%d.mlp.proj.weight", l);
+        add_tensor(m, &cap, &w->mproj_w, &g->mproj_w, C, F, std_out, 1, llama ? "blocks.%d.mlp.down.weight" : "blocks.%d.mlp.proj.weight", l);
         m->tensors[m->ntensors - 1].beta_row0 = 0;
-        add_tensor(m, &cap, &w->mproj_b, &g->mproj_b, C, 0, 0.0f, 0, "blocks.%d.mlp.proj.bias", l);
+        if (!llama) add_tensor(m, &cap, &w->mproj_b, &g->mproj_b, C, 0, 0.0f, 0, "blocks.%d.mlp.proj.bias", l);
     }
     if (c->final_norm) add_norm(m, &cap, &m->w.finn, &m->g.finn, C, "final_norm");
+    if (!c->tie_head) {
+        add_tensor(m, &cap, &m->w.head, &m->g.head, c->vocab_padded, C, std, 1, "lm_head.weight");
+        m->tensors[m->ntensors - 1].export_rows = c->vocab;
+    }
 }
 
 /* N(0, std) in table order from the seed; constants for gains, zeros for biases and padded vocab rows. */
@@ -145,6 +162,12 @@ nl_status nl_model_init(nl_model *m, const nl_config *cfg) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     NL_TRY(nl_config_resolve(&m->cfg));
+    const nl_config *c = &m->cfg;
+    m->hs = c->dim / c->heads;
+    m->kvC = m->hs * c->kv_heads;
+    m->Q3 = c->dim + 2 * m->kvC;
+    m->F = c->ffn_dim;
+    m->FW = c->arch == NL_ARCH_LLAMA ? 2 * m->F : m->F;
     m->w.blocks = nl_xcalloc((size_t)m->cfg.layers * sizeof(nl_block_w));
     m->g.blocks = nl_xcalloc((size_t)m->cfg.layers * sizeof(nl_block_w));
     build_tensors(m);
@@ -158,6 +181,9 @@ nl_status nl_model_init(nl_model *m, const nl_config *cfg) {
         *m->tensors[i].slot_p = m->params + m->tensors[i].offset;
         *m->tensors[i].slot_g = m->grads + m->tensors[i].offset;
     }
+    if (c->tie_head) m->w.head = m->w.wte, m->g.head = m->g.wte;
+    for (int l = 0; l < c->layers; l++)
+        NL_ASSERT(!m->w.blocks[l].up_w || m->w.blocks[l].up_w == m->w.blocks[l].fc_w + (size_t)m->F * c->dim);
     init_params(m);
     return NL_OK;
 }
@@ -201,15 +227,13 @@ static float *take(float *base, size_t *off, size_t n) {
     return p;
 }
 
-/* q/k/v norms of sublayer mask ms: how many (q, k[, v]) and their width (head size or C). */
-static int qkv_norm_count(unsigned ms) { return ms & NL_WIRE_QKV ? 3 : ms & NL_WIRE_QK ? 2 : 0; }
-static int qkv_norm_width(const nl_config *c, unsigned ms) { return ms & NL_WIRE_QKV ? c->dim : c->dim / c->heads; }
-
 /* Lays out every activation and scratch buffer; the same walk as the forward pass, so aliasing of
  * absent steps is decided here once. Returns the float count. */
 static size_t plan_acts(nl_model *m, float *base, int B, int T) {
     const nl_config *c = &m->cfg;
     const size_t N = (size_t)B * T, C = (size_t)c->dim, NC = N * C, ATT = (size_t)B * c->heads * T * T;
+    const size_t NQ = N * (size_t)m->Q3, NF = N * (size_t)m->F;
+    const int rope = c->arch == NL_ARCH_LLAMA;
     size_t off = 0;
     m->emb = take(base, &off, NC);
     float *x = m->emb;
@@ -232,24 +256,22 @@ static size_t plan_acts(nl_model *m, float *base, int B, int T) {
                 A->u_rstd = take(base, &off, N);
             }
             if (s == NL_SUB_ATTN) {
-                A->qkv_raw = A->qkv = take(base, &off, 3 * NC);
+                A->qkv_raw = A->qkv = take(base, &off, NQ);
                 const int nq = qkv_norm_count(ms);
-                if (nq) {
-                    A->qkv = take(base, &off, 3 * NC);
-                    const size_t rows = NC / (size_t)qkv_norm_width(c, ms);
-                    for (int j = 0; j < nq; j++) {
-                        A->qn_mean[j] = take(base, &off, rows);
-                        A->qn_rstd[j] = take(base, &off, rows);
-                    }
+                if (nq || rope) A->qkv = take(base, &off, NQ);
+                for (int j = 0; j < nq; j++) {
+                    const size_t rows = N * (size_t)qkv_cols(m, j) / (size_t)qkv_norm_width(m, ms, j);
+                    A->qn_mean[j] = take(base, &off, rows);
+                    A->qn_rstd[j] = take(base, &off, rows);
                 }
                 A->att = take(base, &off, ATT);
                 A->atty_raw = A->atty = take(base, &off, NC);
                 if (ms & NL_WIRE_HSCALE) A->atty = take(base, &off, NC);
             } else {
-                A->fch = take(base, &off, 4 * NC);
-                A->fgelu = A->fgn = take(base, &off, 4 * NC);
+                A->fch = take(base, &off, N * (size_t)m->FW);
+                A->fgelu = A->fgn = take(base, &off, NF);
                 if (ms & NL_WIRE_FCNORM) {
-                    A->fgn = take(base, &off, 4 * NC);
+                    A->fgn = take(base, &off, NF);
                     A->fn_mean = take(base, &off, N);
                     A->fn_rstd = take(base, &off, N);
                 }
@@ -285,19 +307,24 @@ static size_t plan_acts(nl_model *m, float *base, int B, int T) {
     m->dz = take(base, &off, NC);
     m->da = take(base, &off, NC);
     m->du = take(base, &off, NC);
-    m->dqkv = take(base, &off, 3 * NC);
+    m->dqkv = take(base, &off, NQ);
     m->datt = take(base, &off, ATT);
     m->datty = take(base, &off, NC);
-    m->dfch = take(base, &off, 4 * NC);
-    m->dfgelu = take(base, &off, 4 * NC);
+    m->dfch = take(base, &off, N * (size_t)m->FW);
+    m->dfgelu = take(base, &off, NF);
     m->dob = take(base, &off, NC);
     m->dr = take(base, &off, NC);
     m->db2t = take(base, &off, NC);
     m->sx = take(base, &off, NC);
     m->sy = take(base, &off, NC);
     m->sd = take(base, &off, NC);
-    m->dfgn = take(base, &off, 4 * NC);
-    m->geff = take(base, &off, 4 * C);
+    m->dfgn = take(base, &off, NF);
+    m->geff = take(base, &off, C > (size_t)m->F ? C : (size_t)m->F);
+    m->rope_cos = m->rope_sin = NULL;
+    if (rope) {
+        m->rope_cos = take(base, &off, (size_t)T * m->hs / 2);
+        m->rope_sin = take(base, &off, (size_t)T * m->hs / 2);
+    }
     return off;
 }
 
@@ -311,6 +338,7 @@ void nl_model_alloc_acts(nl_model *m, int B, int T) {
     plan_acts(m, m->acts, B, T);
     m->B = B;
     m->T = T;
+    if (m->rope_cos) nl_rope_table(m->rope_cos, m->rope_sin, T, m->hs, m->cfg.rope_theta);
 }
 
 /* ---------------------------------------------------------------- norms of every type */
@@ -405,21 +433,25 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
             nl_sub_acts *A = &m->sub[2 * l + s];
             if (ms & NL_SITE_IN) norm_fwd(m, A->u, A->u_mean, A->u_rstd, A->xin, &w->norm[s][0], scale, N, C);
             if (s == NL_SUB_ATTN) {
-                nl_linear_forward(A->qkv_raw, A->u, w->qkv_w, w->qkv_b, N, C, 3 * C);
-                const int nq = qkv_norm_count(ms), G = qkv_norm_width(c, ms);
-                for (int j = 0; nq && j < 3; j++) {
-                    gather_cols(m->sx, A->qkv_raw, N, C, 3 * C, j * C);
-                    if (j < nq) norm_fwd(m, m->sy, A->qn_mean[j], A->qn_rstd[j], m->sx, &w->qkvn[j], 1.0f, NC / G, G);
-                    scatter_cols(A->qkv, j < nq ? m->sy : m->sx, N, C, 3 * C, j * C);
+                nl_linear_forward(A->qkv_raw, A->u, w->qkv_w, w->qkv_b, N, C, m->Q3);
+                const int nq = qkv_norm_count(ms);
+                for (int j = 0; nq && j < 3; j++) { /* q/k/v norms: qkv_raw -> qkv, group by group */
+                    const int cj = qkv_cols(m, j), G = qkv_norm_width(m, ms, j);
+                    gather_cols(m->sx, A->qkv_raw, N, cj, m->Q3, qkv_col0(m, j));
+                    if (j < nq) norm_fwd(m, m->sy, A->qn_mean[j], A->qn_rstd[j], m->sx, &w->qkvn[j], 1.0f, N * cj / G, G);
+                    scatter_cols(A->qkv, j < nq ? m->sy : m->sx, N, cj, m->Q3, qkv_col0(m, j));
                 }
-                nl_attention_forward(A->atty_raw, A->att, A->qkv, B, T, C, c->heads);
+                if (m->rope_cos) /* rotary positions on q and k (columns [0, C + kvC)), v copied */
+                    nl_rope_forward(A->qkv, nq ? A->qkv : A->qkv_raw, m->rope_cos, m->rope_sin, B, T, m->Q3, C + m->kvC, m->hs);
+                nl_attention_forward(A->atty_raw, A->att, A->qkv, B, T, C, c->heads, c->kv_heads);
                 if (ms & NL_WIRE_HSCALE) nl_headscale_forward(A->atty, A->atty_raw, w->hscale, N, C, c->heads);
                 nl_linear_forward(A->a, A->atty, w->proj_w, w->proj_b, N, C, C);
             } else {
-                nl_linear_forward(A->fch, A->u, w->fc_w, w->fc_b, N, C, 4 * C);
-                nl_gelu_forward(A->fgelu, A->fch, N * 4 * C);
-                if (ms & NL_WIRE_FCNORM) norm_fwd(m, A->fgn, A->fn_mean, A->fn_rstd, A->fgelu, &w->fcn, 1.0f, N, 4 * C);
-                nl_linear_forward(A->a, A->fgn, w->mproj_w, w->mproj_b, N, 4 * C, C);
+                nl_linear_forward(A->fch, A->u, w->fc_w, w->fc_b, N, C, m->FW);
+                if (w->up_w) nl_swiglu_forward(A->fgelu, A->fch, N, m->F);
+                else nl_gelu_forward(A->fgelu, A->fch, N * m->F);
+                if (ms & NL_WIRE_FCNORM) norm_fwd(m, A->fgn, A->fn_mean, A->fn_rstd, A->fgelu, &w->fcn, 1.0f, N, m->F);
+                nl_linear_forward(A->a, A->fgn, w->mproj_w, w->mproj_b, N, m->F, C);
             }
             if (ms & NL_SITE_OUT) norm_fwd(m, A->o, A->o_mean, A->o_rstd, A->a, &w->norm[s][1], 1.0f, N, C);
             if (c->skip_init) nl_gain_forward(A->ob, A->o, w->skip[s], NC);
@@ -439,8 +471,8 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
         norm_fwd(m, m->xf, m->f_mean, m->f_rstd, xl, &m->w.finn, 1.0f, N, C);
     }
 
-    /* tied head over the real vocabulary: logits (N, V) with row stride Vp */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, c->vocab, C, 1.0f, m->xf, C, m->w.wte,
+    /* head over the real vocabulary: logits (N, V) with row stride Vp */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, c->vocab, C, 1.0f, m->xf, C, m->w.head,
                 C, 0.0f, m->logits, c->vocab_padded);
     if (!tgt) return 0.0f;
     nl_xent(m->losses, m->logits, tgt, N, c->vocab, c->vocab_padded, dscale);
@@ -462,26 +494,28 @@ static void branch_backward(nl_model *m, const nl_sub_acts *A, int s, unsigned m
             nl_headscale_backward(m->sx, g->hscale, m->datty, A->atty_raw, w->hscale, N, C, NH);
             dh = m->sx;
         }
-        nl_attention_backward(m->dqkv, m->datt, dh, A->qkv, A->att, m->fB, m->fT, C, NH);
-        const int nq = qkv_norm_count(ms), G = qkv_norm_width(&m->cfg, ms);
-        const size_t NC = N * (size_t)C;
-        for (int j = 0; j < nq; j++) {
-            gather_cols(m->sd, m->dqkv, N, C, 3 * C, j * C);
-            gather_cols(m->sx, A->qkv_raw, N, C, 3 * C, j * C);
-            memset(m->sy, 0, NC * sizeof(float));
-            norm_bwd(m, m->sy, &g->qkvn[j], m->sd, m->sx, &w->qkvn[j], A->qn_mean[j], A->qn_rstd[j], 1.0f, NC / G, G);
-            scatter_cols(m->dqkv, m->sy, N, C, 3 * C, j * C);
+        nl_attention_backward(m->dqkv, m->datt, dh, A->qkv, A->att, m->fB, m->fT, C, NH, m->cfg.kv_heads);
+        if (m->rope_cos) nl_rope_backward(m->dqkv, m->rope_cos, m->rope_sin, m->fB, m->fT, m->Q3, C + m->kvC, m->hs);
+        for (int j = 0; j < qkv_norm_count(ms); j++) {
+            const int cj = qkv_cols(m, j), G = qkv_norm_width(m, ms, j);
+            gather_cols(m->sd, m->dqkv, N, cj, m->Q3, qkv_col0(m, j));
+            gather_cols(m->sx, A->qkv_raw, N, cj, m->Q3, qkv_col0(m, j));
+            memset(m->sy, 0, N * cj * sizeof(float));
+            norm_bwd(m, m->sy, &g->qkvn[j], m->sd, m->sx, &w->qkvn[j], A->qn_mean[j], A->qn_rstd[j], 1.0f, N * cj / G, G);
+            scatter_cols(m->dqkv, m->sy, N, cj, m->Q3, qkv_col0(m, j));
         }
-        nl_linear_backward(m->du, g->qkv_w, g->qkv_b, m->dqkv, A->u, w->qkv_w, N, C, 3 * C);
+        nl_linear_backward(m->du, g->qkv_w, g->qkv_b, m->dqkv, A->u, w->qkv_w, N, C, m->Q3);
     } else {
+        const int F = m->F;
         float *dh = (ms & NL_WIRE_FCNORM) ? m->dfgn : m->dfgelu;
-        nl_linear_backward(dh, g->mproj_w, g->mproj_b, da, A->fgn, w->mproj_w, N, 4 * C, C);
+        nl_linear_backward(dh, g->mproj_w, g->mproj_b, da, A->fgn, w->mproj_w, N, F, C);
         if (ms & NL_WIRE_FCNORM) {
-            memset(m->dfgelu, 0, N * 4 * C * sizeof(float));
-            norm_bwd(m, m->dfgelu, &g->fcn, m->dfgn, A->fgelu, &w->fcn, A->fn_mean, A->fn_rstd, 1.0f, N, 4 * C);
+            memset(m->dfgelu, 0, N * F * sizeof(float));
+            norm_bwd(m, m->dfgelu, &g->fcn, m->dfgn, A->fgelu, &w->fcn, A->fn_mean, A->fn_rstd, 1.0f, N, F);
         }
-        nl_gelu_backward(m->dfch, A->fch, m->dfgelu, N * 4 * C);
-        nl_linear_backward(m->du, g->fc_w, g->fc_b, m->dfch, A->u, w->fc_w, N, C, 4 * C);
+        if (w->up_w) nl_swiglu_backward(m->dfch, A->fch, m->dfgelu, N, F);
+        else nl_gelu_backward(m->dfch, A->fch, m->dfgelu, N * F);
+        nl_linear_backward(m->du, g->fc_w, g->fc_b, m->dfch, A->u, w->fc_w, N, C, m->FW);
     }
 }
 
@@ -491,12 +525,12 @@ void nl_model_backward(nl_model *m) {
     const float alpha = (float)nl_res_alpha(c), es = (float)nl_emb_scale(c);
     NL_ASSERT(m->skip_block == 0);
 
-    /* head: logits holds dL/dlogits; dxf = dlogits @ wte, dwte += dlogits^T @ xf */
+    /* head: logits holds dL/dlogits; dxf = dlogits @ head, dhead += dlogits^T @ xf */
     float *g = m->gA, *gnext = m->gB;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)C, c->vocab, 1.0f, m->logits,
-                c->vocab_padded, m->w.wte, (int)C, 0.0f, g, (int)C);
+                c->vocab_padded, m->w.head, (int)C, 0.0f, g, (int)C);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c->vocab, (int)C, (int)N, 1.0f, m->logits,
-                c->vocab_padded, m->xf, (int)C, 1.0f, m->g.wte, (int)C);
+                c->vocab_padded, m->xf, (int)C, 1.0f, m->g.head, (int)C);
     const float *xl = m->sub[2 * c->layers - 1].xout;
     if (m->r) { /* x_L + N_f(r): g reaches x_L unchanged and r through N_f; r feeds every branch */
         memset(m->dr, 0, NC * sizeof(float));

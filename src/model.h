@@ -38,15 +38,18 @@ typedef struct nl_block_w {
     float *hscale;                  /* normformer: (NH) head scales */
     float *lam;                     /* normformer: (C) weight of the MLP's identity path */
     float *skip[NL_SUB_COUNT];      /* --skip-init: (1) branch gain */
-    float *qkv_w, *qkv_b;     /* (3C, C), (3C) */
+    /* Shapes with Q3 = C + 2 kvC (q | k | v rows), F = ffn_dim; biases are NULL for llama. */
+    float *qkv_w, *qkv_b;     /* (Q3, C), (Q3) */
     float *proj_w, *proj_b;   /* (C, C), (C) */
-    float *fc_w, *fc_b;       /* (4C, C), (4C) */
-    float *mproj_w, *mproj_b; /* (C, 4C), (C) */
+    float *fc_w, *fc_b;       /* gpt2: (F, C), (F); llama: the gate (F, C), directly followed by ... */
+    float *up_w;              /* ... llama's up projection (F, C): fc_w is one (2F, C) matrix */
+    float *mproj_w, *mproj_b; /* (C, F), (C): gpt2 mlp.proj, llama mlp.down */
 } nl_block_w;
 
 typedef struct nl_weights {
-    float *wte;              /* (Vp, C) tied with the head */
-    float *wpe;              /* (T, C) */
+    float *wte;              /* (Vp, C) */
+    float *wpe;              /* (T, C); NULL for llama (rotary positions) */
+    float *head;             /* (Vp, C): wte when the head is tied, else lm_head */
     nl_normw embn;           /* embedding norm (w == NULL: absent) */
     nl_normw finn;           /* final norm */
     nl_block_w *blocks;      /* (L) */
@@ -57,10 +60,11 @@ typedef struct nl_weights {
  * rstd (RMSNorm, ScaleNorm), tanh(beta.x)/rstd (SeeDNorm), none (DyT). */
 typedef struct nl_sub_acts {
     float *xin, *u, *u_mean, *u_rstd; /* stream in; IN norm */
-    float *qkv_raw, *qkv;             /* attention: projections (N,3C), after the q/k/v norms */
+    float *qkv_raw, *qkv;             /* attention: projections (N,Q3); after the q/k/v norms and RoPE */
     float *qn_mean[3], *qn_rstd[3];   /* statistics of the q, k, v norms */
     float *att, *atty_raw, *atty;     /* (B,NH,T,T), (N,C) heads, after the head scales */
-    float *fch, *fgelu, *fgn, *fn_mean, *fn_rstd; /* MLP: (N,4C) x3, FCNORM statistics */
+    float *fch, *fgelu, *fgn, *fn_mean, *fn_rstd; /* MLP: (N,F) [llama (N,2F): gate | up], activation
+                                                     (N,F), after FCNORM (N,F), its statistics */
     float *a;                         /* branch output (N,C) */
     float *o, *o_mean, *o_rstd;       /* OUT norm */
     float *ob;                        /* after the --skip-init gain */
@@ -70,6 +74,7 @@ typedef struct nl_sub_acts {
 
 typedef struct nl_model {
     nl_config cfg;
+    int hs, kvC, Q3, F, FW; /* head size, k/v width, qkv rows, MLP width, rows of fc_w (F or 2F) */
     nl_tensor *tensors;
     int ntensors;
     size_t nparams;
@@ -87,6 +92,7 @@ typedef struct nl_model {
     float *gA, *gB, *dz, *da, *du, *dqkv, *datt, *datty, *dfch, *dfgelu; /* backward scratch */
     int skip_block;    /* 1-based block that nl_model_forward skips (x_{l+1} = x_l), 0: none; forward only */
     float *dob, *dr, *db2t, *sx, *sy, *sd, *dfgn, *geff; /* more scratch (q/k/v gathers, gains) */
+    float *rope_cos, *rope_sin; /* llama: (T, hs/2) rotation of pair i at position t */
     const int *inp;    /* the inputs of the last forward, for backward */
     int fB, fT;
 } nl_model;

@@ -10,7 +10,7 @@
 #include <stddef.h>
 
 /* Normalization, per row over C channels (ln-methods.md §1). type: NL_LAYERNORM or NL_RMSNORM
- * (b ignored and may be NULL for rmsnorm). out = scale * (w * xh + b). mean is 0 for rmsnorm. */
+ * (b may be NULL: no bias; ignored for rmsnorm). out = scale * (w * xh + b). mean is 0 for rmsnorm. */
 void nl_norm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
                      const float *b, float scale, int type, float eps, size_t N, int C);
 /* dinp += dL/dinp; dw += ..., db += ... (db may be NULL). */
@@ -68,18 +68,37 @@ void nl_linear_forward(float *out, const float *inp, const float *w, const float
 void nl_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                         const float *w, size_t N, int IC, int OC);
 
-/* Causal multi-head attention. qkv (B*T, 3C) holds q|k|v, head h in columns h*hs..; att (B,NH,T,T)
- * keeps the softmax probabilities; out (B*T, C) the concatenated heads (before the projection). */
-void nl_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH);
+/* Causal multi-head attention with NH query heads and KVH key/value heads (KVH divides NH; query head
+ * h reads kv head h / (NH/KVH)). qkv (B*T, C + 2 kvC), kvC = KVH * C/NH, holds q | k | v, head h of q in
+ * columns h*hs.., kv head g of k in C + g*hs.., of v in C + kvC + g*hs..; att (B,NH,T,T) keeps the
+ * softmax probabilities; out (B*T, C) the concatenated heads (before the projection). */
+void nl_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, int KVH);
 /* dqkv overwritten; datt is scratch of att's size. */
 void nl_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
-                           const float *att, int B, int T, int C, int NH);
+                           const float *att, int B, int T, int C, int NH, int KVH);
+
+/* Rotary position embedding (Su et al., arXiv:2104.09864), LLaMA's interleaved pairs: in each head of hs
+ * channels, pair (2i, 2i+1) is the complex number x_2i + j x_2i+1, multiplied by e^(j t theta^(-2i/hs))
+ * at position t = row % T. The table holds cos and sin of those angles, (T, hs/2) each. */
+void nl_rope_table(float *cos_t, float *sin_t, int T, int hs, double theta);
+/* Rotates columns [0, nrot) (whole heads) of the B*T rows of inp (row stride ld) into out and copies
+ * columns [nrot, ld); out may alias inp. */
+void nl_rope_forward(float *out, const float *inp, const float *cos_t, const float *sin_t, int B, int T, int ld,
+                     int nrot, int hs);
+/* In place on columns [0, nrot) of d: the transposed (inverse) rotation, the gradient of the forward. */
+void nl_rope_backward(float *d, const float *cos_t, const float *sin_t, int B, int T, int ld, int nrot, int hs);
 
 /* GELU, tanh approximation. */
 void nl_gelu_forward(float *out, const float *inp, size_t n);
 void nl_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
 
-/* out (B*T, C) = wte[tokens] + wpe[t]. Backward accumulates into dwte and dwpe. */
+/* SwiGLU (Shazeer, arXiv:2002.05202): inp (N, 2F) holds gate | up; out (N, F) = silu(gate) * up with
+ * silu(g) = g sigmoid(g). Backward overwrites dinp (N, 2F). */
+void nl_swiglu_forward(float *out, const float *inp, size_t N, int F);
+void nl_swiglu_backward(float *dinp, const float *inp, const float *dout, size_t N, int F);
+
+/* out (B*T, C) = wte[tokens] + wpe[t] (wpe NULL: no position term). Backward accumulates into dwte and
+ * dwpe (NULL with wpe). */
 void nl_encoder_forward(float *out, const int *tokens, const float *wte, const float *wpe, int B,
                         int T, int C);
 void nl_encoder_backward(float *dwte, float *dwpe, const float *dout, const int *tokens, int B, int T,

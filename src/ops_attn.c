@@ -1,25 +1,29 @@
-/* ops_attn.c -- causal multi-head self-attention with materialised (T,T) probabilities.
- * Per (batch, head): S = Q K^T / sqrt(hs), P = causal softmax(S), Y = P V.
- * Backward: dP = dY V^T, dV = P^T dY, dS = P * (dP - rowsum(P * dP)) / sqrt(hs), dQ = dS K, dK = dS^T Q.
- * Each phase runs all (batch, head) pairs in an OpenMP loop whose per-head products are BLAS calls;
- * OpenBLAS's OpenMP build runs a call made inside a parallel region on the calling thread, so the
- * heads, not the small per-head GEMMs, are what is split across cores. */
+/* ops_attn.c -- causal multi-head self-attention with materialised (T,T) probabilities, with
+ * grouped-query attention (NH query heads share KVH key/value heads), and rotary positions (RoPE).
+ * Per (batch, head h): S = Q_h K_g^T / sqrt(hs), P = causal softmax(S), Y_h = P V_g with g = h / (NH/KVH).
+ * Backward: dP = dY V^T, dV_g = sum_h P^T dY_h, dS = P * (dP - rowsum(P * dP)) / sqrt(hs),
+ * dQ_h = dS K_g, dK_g = sum_h dS^T Q_h.
+ * Each phase runs (batch, head) or (batch, kv head) tasks in an OpenMP loop whose per-head products are
+ * BLAS calls; OpenBLAS's OpenMP build runs a call made inside a parallel region on the calling thread,
+ * so the heads, not the small per-head GEMMs, are what is split across cores. A task owns its kv head's
+ * gradient rows, so the sums over a group need no atomics and keep a fixed order. */
 #include "fastmath.h"
 #include "ops.h"
 
 #include <cblas.h>
 #include <math.h>
+#include <string.h>
 
-void nl_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH) {
-    const int hs = C / NH, C3 = 3 * C;
+void nl_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, int KVH) {
+    const int hs = C / NH, kvC = KVH * hs, ld = C + 2 * kvC, grp = NH / KVH;
     const float sc = 1.0f / sqrtf((float)hs);
     const size_t TT = (size_t)T * T;
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
         const int b = bh / NH, h = bh % NH;
-        const float *q = qkv + (size_t)b * T * C3 + h * hs;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, sc, q, C3, q + C, C3, 0.0f,
-                    att + bh * TT, T);
+        const float *row = qkv + (size_t)b * T * ld;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, sc, row + h * hs, ld,
+                    row + C + (h / grp) * hs, ld, 0.0f, att + bh * TT, T);
     }
 #pragma omp parallel for schedule(static)
     for (size_t r = 0; r < (size_t)B * NH * T; r++) {
@@ -38,26 +42,29 @@ void nl_attention_forward(float *out, float *att, const float *qkv, int B, int T
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
         const int b = bh / NH, h = bh % NH;
-        const float *v = qkv + (size_t)b * T * C3 + 2 * C + h * hs;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, att + bh * TT, T, v, C3,
+        const float *v = qkv + (size_t)b * T * ld + C + kvC + (h / grp) * hs;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, att + bh * TT, T, v, ld,
                     0.0f, out + (size_t)b * T * C + h * hs, C);
     }
 }
 
 void nl_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
-                           const float *att, int B, int T, int C, int NH) {
-    const int hs = C / NH, C3 = 3 * C;
+                           const float *att, int B, int T, int C, int NH, int KVH) {
+    const int hs = C / NH, kvC = KVH * hs, ld = C + 2 * kvC, grp = NH / KVH;
     const float sc = 1.0f / sqrtf((float)hs);
     const size_t TT = (size_t)T * T;
 #pragma omp parallel for schedule(static)
-    for (int bh = 0; bh < B * NH; bh++) {
-        const int b = bh / NH, h = bh % NH;
-        const size_t qo = (size_t)b * T * C3 + h * hs;
-        const float *dy = dout + (size_t)b * T * C + h * hs;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, dy, C, qkv + qo + 2 * C,
-                    C3, 0.0f, datt + bh * TT, T);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, att + bh * TT, T, dy, C,
-                    0.0f, dqkv + qo + 2 * C, C3);
+    for (int bg = 0; bg < B * KVH; bg++) { /* dP of the group's heads; dV_g */
+        const int b = bg / KVH, g = bg % KVH;
+        const size_t r0 = (size_t)b * T * ld, vo = r0 + C + kvC + g * hs;
+        for (int h = g * grp; h < (g + 1) * grp; h++) {
+            const size_t bh = (size_t)b * NH + h;
+            const float *dy = dout + (size_t)b * T * C + h * hs;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, dy, C, qkv + vo, ld, 0.0f,
+                        datt + bh * TT, T);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, att + bh * TT, T, dy, C,
+                        h == g * grp ? 0.0f : 1.0f, dqkv + vo, ld);
+        }
     }
 #pragma omp parallel for schedule(static)
     for (size_t r = 0; r < (size_t)B * NH * T; r++) {
@@ -70,12 +77,51 @@ void nl_attention_backward(float *dqkv, float *datt, const float *dout, const fl
         for (int j = i + 1; j < T; j++) d[j] = 0.0f;
     }
 #pragma omp parallel for schedule(static)
-    for (int bh = 0; bh < B * NH; bh++) {
-        const int b = bh / NH, h = bh % NH;
-        const size_t qo = (size_t)b * T * C3 + h * hs;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, datt + bh * TT, T,
-                    qkv + qo + C, C3, 0.0f, dqkv + qo, C3);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, datt + bh * TT, T,
-                    qkv + qo, C3, 0.0f, dqkv + qo + C, C3);
+    for (int bg = 0; bg < B * KVH; bg++) { /* dQ of the group's heads; dK_g */
+        const int b = bg / KVH, g = bg % KVH;
+        const size_t r0 = (size_t)b * T * ld, ko = r0 + C + g * hs;
+        for (int h = g * grp; h < (g + 1) * grp; h++) {
+            const size_t bh = (size_t)b * NH + h, qo = r0 + h * hs;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, datt + bh * TT, T,
+                        qkv + ko, ld, 0.0f, dqkv + qo, ld);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, datt + bh * TT, T,
+                        qkv + qo, ld, h == g * grp ? 0.0f : 1.0f, dqkv + ko, ld);
+        }
     }
+}
+
+void nl_rope_table(float *cos_t, float *sin_t, int T, int hs, double theta) {
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < hs / 2; i++) {
+            const double a = t * pow(theta, -2.0 * i / hs);
+            cos_t[(size_t)t * (hs / 2) + i] = (float)cos(a);
+            sin_t[(size_t)t * (hs / 2) + i] = (float)sin(a);
+        }
+}
+
+/* rotates pairs by +angle (dir 1) or -angle (dir -1); see nl_rope_forward */
+static void rope_rotate(float *out, const float *inp, const float *cos_t, const float *sin_t, int B, int T,
+                        int ld, int nrot, int hs, float dir) {
+    const int half = hs / 2;
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < (size_t)B * T; n++) {
+        const float *c = cos_t + (n % T) * half, *s = sin_t + (n % T) * half, *x = inp + n * ld;
+        float *y = out + n * ld;
+        for (int h0 = 0; h0 < nrot; h0 += hs)
+            for (int i = 0; i < half; i++) {
+                const float x0 = x[h0 + 2 * i], x1 = x[h0 + 2 * i + 1], si = dir * s[i];
+                y[h0 + 2 * i] = x0 * c[i] - x1 * si;
+                y[h0 + 2 * i + 1] = x0 * si + x1 * c[i];
+            }
+        if (y != x) memcpy(y + nrot, x + nrot, (size_t)(ld - nrot) * sizeof(float));
+    }
+}
+
+void nl_rope_forward(float *out, const float *inp, const float *cos_t, const float *sin_t, int B, int T, int ld,
+                     int nrot, int hs) {
+    rope_rotate(out, inp, cos_t, sin_t, B, T, ld, nrot, hs, 1.0f);
+}
+
+void nl_rope_backward(float *d, const float *cos_t, const float *sin_t, int B, int T, int ld, int nrot, int hs) {
+    rope_rotate(d, d, cos_t, sin_t, B, T, ld, nrot, hs, -1.0f);
 }

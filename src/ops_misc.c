@@ -1,8 +1,9 @@
-/* ops_misc.c -- embedding lookup, GELU, residual add and the cross-entropy head. */
+/* ops_misc.c -- embedding lookup, GELU, SwiGLU, residual add and the cross-entropy head. */
 #include "fastmath.h"
 #include "ops.h"
 
 #include <math.h>
+#include <string.h>
 
 enum { COL_BLOCK = 64 };
 
@@ -10,8 +11,13 @@ void nl_encoder_forward(float *out, const int *tokens, const float *wte, const f
                         int T, int C) {
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < (size_t)B * T; n++) {
-        const float *e = wte + (size_t)tokens[n] * C, *p = wpe + (n % T) * C;
+        const float *e = wte + (size_t)tokens[n] * C;
         float *o = out + n * C;
+        if (!wpe) {
+            memcpy(o, e, (size_t)C * sizeof(float));
+            continue;
+        }
+        const float *p = wpe + (n % T) * C;
         for (int i = 0; i < C; i++) o[i] = e[i] + p[i];
     }
 }
@@ -25,11 +31,11 @@ void nl_encoder_backward(float *dwte, float *dwpe, const float *dout, const int 
         const int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
         for (size_t n = 0; n < (size_t)B * T; n++) {
             const float *g = dout + n * C;
-            float *e = dwte + (size_t)tokens[n] * C, *p = dwpe + (n % T) * C;
-            for (int i = c0; i < c1; i++) {
-                e[i] += g[i];
-                p[i] += g[i];
-            }
+            float *e = dwte + (size_t)tokens[n] * C;
+            for (int i = c0; i < c1; i++) e[i] += g[i];
+            if (!dwpe) continue;
+            float *p = dwpe + (n % T) * C;
+            for (int i = c0; i < c1; i++) p[i] += g[i];
         }
     }
 }
@@ -50,6 +56,31 @@ void nl_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n
         float x = inp[i], u = GELU_K * (x + 0.044715f * x * x * x), t = nl_tanhf(u);
         float du = GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
         dinp[i] = dout[i] * (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du);
+    }
+}
+
+void nl_swiglu_forward(float *out, const float *inp, size_t N, int F) {
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) {
+        const float *g = inp + n * 2 * F, *u = g + F;
+        float *y = out + n * F;
+#pragma omp simd
+        for (int i = 0; i < F; i++) y[i] = g[i] / (1.0f + nl_expf(-g[i])) * u[i];
+    }
+}
+
+/* d gate = dy u sig (1 + g (1 - sig)), d up = dy g sig */
+void nl_swiglu_backward(float *dinp, const float *inp, const float *dout, size_t N, int F) {
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) {
+        const float *g = inp + n * 2 * F, *u = g + F, *dy = dout + n * F;
+        float *dg = dinp + n * 2 * F, *du = dg + F;
+#pragma omp simd
+        for (int i = 0; i < F; i++) {
+            const float sig = 1.0f / (1.0f + nl_expf(-g[i]));
+            dg[i] = dy[i] * u[i] * sig * (1.0f + g[i] * (1.0f - sig));
+            du[i] = dy[i] * g[i] * sig;
+        }
     }
 }
 

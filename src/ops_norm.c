@@ -25,8 +25,10 @@ void nl_norm_forward(float *out, float *mean, float *rstd, const float *inp, con
         for (int i = 0; i < C; i++) v += (x[i] - m) * (x[i] - m);
         float s = 1.0f / sqrtf(v / (float)C + eps);
         float *y = out + n * C;
-        if (ln)
+        if (ln && b)
             for (int i = 0; i < C; i++) y[i] = scale * ((x[i] - m) * s * w[i] + b[i]);
+        else if (ln)
+            for (int i = 0; i < C; i++) y[i] = scale * ((x[i] - m) * s * w[i]);
         else
             for (int i = 0; i < C; i++) y[i] = scale * (x[i] * s * w[i]);
         mean[n] = m;

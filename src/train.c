@@ -71,10 +71,12 @@ static nl_status mkdir_p(const char *dir) {
 
 nl_status nl_check_memory(const nl_config *c, int B, int T, int training) {
     /* parameters (x4 when training: grads and AdamW moments) and an upper estimate of the
-     * activations: ~24 (N, C)-sized buffers per block, the (B, H, T, T) attention maps, the logits */
-    const double C = c->dim, L = c->layers, N = (double)B * T, Vp = c->vocab <= 256 ? c->vocab : (c->vocab + 63) / 64 * 64;
-    const double params = Vp * C + (double)c->seq_len * C + L * (12.0 * C * C + 16.0 * C) + 4.0 * C;
-    const double acts = N * C * (8.0 + 2.0 * L * 28.0) + 2.0 * L * B * (double)c->heads * T * T * 2.0 + 2.0 * N * Vp;
+     * activations: the per-block buffers of widths C, qkv and the MLP, the (B, H, T, T) attention maps,
+     * the logits; the config is resolved */
+    const double C = c->dim, L = c->layers, N = (double)B * T, Vp = c->vocab_padded, F = c->ffn_dim;
+    const double QKV = C + 2.0 * C / c->heads * c->kv_heads, FW = c->arch == NL_ARCH_LLAMA ? 3.0 * F : 2.0 * F;
+    const double params = nl_config_matrix_params(c) + L * (16.0 * C + 2.0 * F) + 4.0 * C;
+    const double acts = N * (8.0 * C + L * (32.0 * C + 3.0 * QKV + 2.0 * FW)) + 2.0 * L * B * (double)c->heads * T * T * 2.0 + 2.0 * N * Vp;
     const double need = 4.0 * (params * (training ? 4.0 : 1.0) + acts);
     const long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
     const double have = pages > 0 && psize > 0 ? (double)pages * (double)psize : 1e18;
@@ -494,9 +496,11 @@ static nl_status train_loop(run *r) {
     const int tty = isatty(STDERR_FILENO);
     const double tok_step = (double)c->batch * c->seq_len * c->accum;
     const float dscale = (float)(1.0 / tok_step);
-    printf("normlab train: %s (%s), L=%d d=%d H=%d T=%d V=%d, %.2fM params; %zu train / %zu val tokens; run dir %s\n",
-           nl_placements[c->norm].name, nl_norm_type_names[c->norm_type], c->layers, c->dim, c->heads, c->seq_len,
-           c->vocab, (double)nl_model_trainable_count(m) / 1e6, r->train.n, r->v ? r->v->n : 0, c->out);
+    char kv[32] = "";
+    if (c->kv_heads != c->heads) snprintf(kv, sizeof kv, " KV=%d", c->kv_heads);
+    printf("normlab train: %s %s (%s), L=%d d=%d H=%d%s F=%d T=%d V=%d, %.2fM params; %zu train / %zu val tokens; run dir %s\n",
+           nl_arch_names[c->arch], nl_placements[c->norm].name, nl_norm_type_names[c->norm_type], c->layers, c->dim, c->heads, kv,
+           c->ffn_dim, c->seq_len, c->vocab, (double)nl_model_trainable_count(m) / 1e6, r->train.n, r->v ? r->v->n : 0, c->out);
     if (r->resume) printf("resuming from step %d of %d (%s)\n", r->info.step, c->steps, r->resume);
     fflush(stdout);
     double t_start = nl_now(), val = NAN, train_time = 0.0;

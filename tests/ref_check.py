@@ -11,6 +11,9 @@ Usage:
         grad.<param> [...]  gradient of every trainable parameter
         losses [K+1]        loss after k AdamW steps on the same batch,
                             step k using lr = lrs[k] (losses[0] == loss)
+        f32dev.grad.<param> [1], f32dev.losses [1]
+                            the case's conditioning: the relative (2-norm)
+                            error of the same computation in float32
   ref_check.py eval --model M.safetensors --data FILE [--max-windows K]
                     [--stride S]
       Mean cross-entropy over windows of FILE (raw bytes, or an llm.c uint16
@@ -78,7 +81,7 @@ def run_grad_case(case_dir):
     if os.path.exists(out_path):
         os.remove(out_path)
 
-    model = nt.load(os.path.join(case_dir, "model.safetensors"))
+    model_path = os.path.join(case_dir, "model.safetensors")
     batch_path = os.path.join(case_dir, "batch.safetensors")
     batch, meta = nt.read_safetensors(batch_path)
     for key in ("tokens", "lrs"):
@@ -92,32 +95,44 @@ def run_grad_case(case_dir):
     if lrs.ndim != 1:
         raise ValueError(f"{batch_path}: lrs must be 1-D, got shape "
                          f"{list(lrs.shape)}")
-    _check_tokens(tokens, model.config.vocab, batch_path)
     hp = {k: _meta_float(meta, k, batch_path)
           for k in ("weight_decay", "clip", "beta1", "beta2", "adam_eps")}
-
     tokens = torch.from_numpy(tokens)
     idx, targets = tokens[:, :-1], tokens[:, 1:]
-    named = nt.trainable_parameters(model)
-    opt = nt.make_adamw(model, hp["weight_decay"], hp["beta1"], hp["beta2"],
-                        hp["adam_eps"])
 
-    # Step k = 0..K: loss and gradients at the current weights, then (for
-    # k < K) one update with lr = lrs[k].  The reported gradients are those
-    # of step 0, i.e. at the given weights.
-    losses = []
-    for k in range(len(lrs) + 1):
-        opt.zero_grad(set_to_none=True)
-        loss = model.loss(idx, targets)
-        loss.backward()
-        losses.append(loss.item())
-        if k == 0:
-            grads = {f"grad.{n}": p.grad.detach().numpy().copy()
-                     for n, p in named}
-        if k < len(lrs):
-            nt.adamw_step(model, opt, float(lrs[k]), hp["clip"])
+    def trajectory(dtype):
+        """The model, the losses of steps 0..K and the step-0 gradients."""
+        model = nt.load(model_path, dtype=dtype)
+        _check_tokens(tokens.numpy(), model.config.vocab, batch_path)
+        named = nt.trainable_parameters(model)
+        opt = nt.make_adamw(model, hp["weight_decay"], hp["beta1"],
+                            hp["beta2"], hp["adam_eps"])
+        # Step k = 0..K: loss and gradients at the current weights, then
+        # (for k < K) one update with lr = lrs[k].  The reported gradients
+        # are those of step 0, i.e. at the given weights.
+        losses = []
+        for k in range(len(lrs) + 1):
+            opt.zero_grad(set_to_none=True)
+            loss = model.loss(idx, targets)
+            loss.backward()
+            losses.append(loss.item())
+            if k == 0:
+                grads = {f"grad.{n}": p.grad.detach().double().numpy().copy()
+                         for n, p in named}
+            if k < len(lrs):
+                nt.adamw_step(model, opt, float(lrs[k]), hp["clip"])
+        return model, np.array(losses), grads
 
-    out = {"loss": np.array([losses[0]]), "losses": np.array(losses), **grads}
+    def rel(a, b):
+        """[||a - b|| / ||b||] (2-norms)."""
+        return np.array([np.linalg.norm(a - b)
+                         / max(np.linalg.norm(b), 1e-300)])
+
+    model, losses, grads = trajectory(torch.float64)
+    _, losses32, grads32 = trajectory(torch.float32)
+    dev = {f"f32dev.{n}": rel(grads32[n], g) for n, g in grads.items()}
+    dev["f32dev.losses"] = rel(losses32, losses)
+    out = {"loss": np.array([losses[0]]), "losses": losses, **grads, **dev}
     tmp_path = out_path + ".tmp"
     nt.write_safetensors(tmp_path, out)
     os.replace(tmp_path, out_path)

@@ -2,6 +2,7 @@
  * or 1 (runtime), never a crash; train -> eval -> export -> PyTorch eval agree; the loss curve is
  * bit-identical across runs with the same seed. */
 #include "check.h"
+#include "safetensors.h"
 #include "tests.h"
 
 #include <math.h>
@@ -69,6 +70,12 @@ int test_cli_errors(void) {
         { 2, "--scale-resids: only for --norm normformer", "train --norm pre --scale-resids --data %s" },
         { 2, "residual needs the final norm", "train --norm residual --final-norm off --data %s" },
         { 2, "--dyt-alpha 0", "train --norm-type dyt --dyt-alpha 0 --data %s" },
+        { 2, "unknown architecture 'bert'", "train --arch bert --data %s" },
+        { 2, "--kv-heads 4: must divide --heads 6", "train --kv-heads 4 --data %s" },
+        { 2, "--ffn-dim -5", "train --ffn-dim -5 --data %s" },
+        { 2, "--rope-theta 0", "train --arch llama --rope-theta 0 --data %s" },
+        { 2, "head size --dim/--heads = 3 must be even", "train --arch llama --dim 12 --heads 4 --data %s" },
+        { 2, "not on|off", "train --tie-head sometimes --data %s" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(a, sizeof a, cases[i].fmt, i == 12 ? small : txt);
@@ -156,6 +163,49 @@ int test_cli_end_to_end(void) {
     nl_metrics_curve(p, l2, sizeof l2);
     double init_loss = json_number(l2, "\"loss\": ");
     fails += NL_CHECK(init_loss < first - 0.5, "--init-from starts from the trained weights (loss %.3f vs fresh %.3f)", init_loss, first);
+    snprintf(p, sizeof p, "rm -rf %s", dir);
+    fails += NL_CHECK(system(p) == 0, "cleanup");
+    return fails;
+}
+
+/* --arch llama end to end: train (grouped-query, one kv head), eval, export -> the twin's eval,
+ * sample, init-from the export */
+int test_cli_llama(void) {
+    int fails = 0;
+    char dir[] = "/tmp/nl_llama_XXXXXX", txt[64], p[160];
+    NL_ASSERT(mkdtemp(dir));
+    snprintf(txt, sizeof txt, "%s/t.txt", dir);
+    nl_make_text(txt, 20000);
+    int rc = run("%s train --arch llama --kv-heads 1 " TINY " --steps 30 --lr 3e-3 --warmup 5 --data %s --out %s/run 2>&1", nl_test_bin(), txt, dir);
+    fails += NL_CHECK(rc == 0 && strstr(out, "llama peri (rmsnorm), L=2 d=32 H=2 KV=1 F=64"), "train: %s", out);
+    static char l1[1 << 15];
+    snprintf(p, sizeof p, "%s/run/metrics.jsonl", dir);
+    fails += NL_CHECK(nl_metrics_curve(p, l1, sizeof l1) == 30, "30 metrics lines");
+    double first = json_number(l1, "\"loss\": "), last = json_number(strstr(l1, "\"step\": 30"), "\"loss\": ");
+    fails += NL_CHECK(last < first - 0.5, "loss falls: %.3f -> %.3f", first, last);
+    snprintf(p, sizeof p, "grep -q '^arch = llama$' %s/run/config.txt && grep -q '^tie_head = off$' %s/run/config.txt", dir, dir);
+    fails += NL_CHECK(system(p) == 0, "config.txt records the architecture");
+    rc = run("%s eval --ckpt %s/run --data %s --max-windows 20 2>&1", nl_test_bin(), dir, txt);
+    double c_loss = json_number(out, "\"loss\": ");
+    fails += NL_CHECK(rc == 0, "eval: %s", out);
+    rc = run("%s export --ckpt %s/run --out %s/m.safetensors 2>&1", nl_test_bin(), dir, dir);
+    fails += NL_CHECK(rc == 0, "export: %s", out);
+    snprintf(p, sizeof p, "%s/m.safetensors", dir);
+    nl_st_file f;
+    fails += NL_CHECK(nl_st_read(p, &f) == NL_OK, "read export");
+    fails += NL_CHECK(nl_st_find(&f, "lm_head.weight") && nl_st_find(&f, "blocks.1.mlp.gate.weight") && nl_st_find(&f, "blocks.1.mlp.up.weight") &&
+                          nl_st_find(&f, "blocks.1.mlp.down.weight") && !nl_st_find(&f, "pos_emb.weight") && !nl_st_find(&f, "blocks.0.attn.qkv.bias"),
+                      "llama export names");
+    const char *ffn = nl_st_get_meta(&f, "ffn_dim"), *theta = nl_st_get_meta(&f, "rope_theta"), *arch = nl_st_get_meta(&f, "arch");
+    fails += NL_CHECK(ffn && !strcmp(ffn, "64") && theta && !strcmp(theta, "10000") && arch && !strcmp(arch, "llama"), "metadata arch, ffn_dim, rope_theta");
+    nl_st_free(&f);
+    rc = run("%s tests/ref_check.py eval --model %s/m.safetensors --data %s --max-windows 20 2>&1", nl_test_python(), dir, txt);
+    fails += NL_CHECK(rc == 0, "twin eval: %s", out);
+    fails += nl_check_scalar("normlab eval vs PyTorch eval of the llama export", c_loss, json_number(out, "\"loss\": "), 1e-4);
+    rc = run("%s sample --ckpt %s/run --prompt 'the ' --tokens 40 --seed 3 2>&1", nl_test_bin(), dir);
+    fails += NL_CHECK(rc == 0 && strlen(out) >= 44, "sample: %s", out);
+    rc = run("%s train --init-from %s/m.safetensors --steps 2 --batch 4 --data %s --out %s/run2 --threads 2 2>&1", nl_test_bin(), dir, txt, dir);
+    fails += NL_CHECK(rc == 0 && strstr(out, "llama peri"), "train --init-from a llama export: %s", out);
     snprintf(p, sizeof p, "rm -rf %s", dir);
     fails += NL_CHECK(system(p) == 0, "cleanup");
     return fails;

@@ -107,7 +107,7 @@ int test_llmc_init(void) {
     snprintf(a, sizeof a, "head -c 3000 tests/data/bpe_corpus.txt > %s", txt);
     fails += NL_CHECK(system(a) == 0, "text");
     int rc = run("%s train --init-from %s --steps 0 --data %s --out %s/run --threads 2 2>&1", nl_test_bin(), bin, txt, dir);
-    fails += NL_CHECK(rc == 0 && strstr(out, "pre (layernorm), L=2 d=16 H=2 T=8 V=300"), "train --init-from FILE.bin: %s", out);
+    fails += NL_CHECK(rc == 0 && strstr(out, "gpt2 pre (layernorm), L=2 d=16 H=2 F=64 T=8 V=300"), "train --init-from FILE.bin: %s", out);
     rc = run("%s eval --ckpt %s/run --data %s --max-windows 20 2>&1", nl_test_bin(), dir, txt);
     const char *q = strstr(out, "\"loss\": ");
     const double c_loss = q ? atof(q + 8) : NAN;

@@ -341,8 +341,25 @@ static int write_case(const twin_case *tc, int *inp, int *tgt) {
     return 0;
 }
 
+/* got against the twin's want (2-norm relative error) within 1e-4; where the case is ill-conditioned in
+ * fp32, within 10x the error of the twin's own float32 run on it (ref's f32dev.<name>), counted in
+ * *widened. */
+static int twin_check(const nl_st_file *ref, const char *name, const float *got, const double *want, size_t n, int *widened) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) num += ((double)got[i] - want[i]) * ((double)got[i] - want[i]), den += want[i] * want[i];
+    const double rel = sqrt(num) / fmax(sqrt(den), 1e-12);
+    if (rel <= 1e-4) return 0;
+    char key[160];
+    snprintf(key, sizeof key, "f32dev.%s", name);
+    const nl_st_tensor *d = nl_st_find(ref, key);
+    NL_ASSERT(d && d->nbytes == sizeof(float));
+    const double tol = fmax(1e-4, 10.0 * ((const float *)d->data)[0]);
+    if (rel <= tol) return (*widened)++, 0;
+    return nl_check_rel(name, got, want, n, tol);
+}
+
 /* this model against the twin's ref.safetensors: loss, every gradient, KSTEPS AdamW steps */
-static int compare_case(const twin_case *tc, const int *inp, const int *tgt) {
+static int compare_case(const twin_case *tc, const int *inp, const int *tgt, int *widened) {
     char path[160], label[160];
     nl_st_file ref;
     snprintf(path, sizeof path, "%s/ref.safetensors", tc->dir);
@@ -363,7 +380,9 @@ static int compare_case(const twin_case *tc, const int *inp, const int *tgt) {
     /* loss and every gradient within 1e-4 relative (twin in float64, model fp32). A gradient that is
      * zero by symmetry (the k-norm bias: softmax ignores a shift shared by all keys) has no relative
      * error; a tensor whose twin gradient is below 1e-7 of the whole gradient's norm must instead be
-     * below that level in the model too. */
+     * below that level in the model too. A case that is itself ill-conditioned in fp32 (the twin's own
+     * float32 run misses its float64 result: q/k norms of grouped heads, Adam steps amplifying tiny
+     * gradients) may miss 1e-4 by no more than 10x that float32 error; its line says how often. */
     double gall = 0.0;
     for (int i = 0; i < ref.nt; i++)
         if (!strncmp(ref.t[i].name, "grad.", 5))
@@ -388,7 +407,7 @@ static int compare_case(const twin_case *tc, const int *inp, const int *tgt) {
         double nw = 0.0, ng = 0.0;
         for (size_t j = 0; j < n; j++) nw += want[j] * want[j], ng += (double)m.grads[t->offset + j] * m.grads[t->offset + j];
         if (sqrt(nw) < gfloor) fails += NL_CHECK(sqrt(ng) < gfloor, "%s: twin gradient ~0 (%.3g), model %.3g", label, sqrt(nw), sqrt(ng));
-        else fails += nl_check_rel(label, m.grads + t->offset, want, n, 1e-4);
+        else fails += twin_check(&ref, label, m.grads + t->offset, want, n, widened);
         free(want);
         ngrad++;
     }
@@ -406,7 +425,7 @@ static int compare_case(const twin_case *tc, const int *inp, const int *tgt) {
     losses[KSTEPS] = nl_model_forward(&m, inp, tgt, TB, TT, 0.0f);
     double want[KSTEPS + 1];
     nl_to_double((const float *)rls->data, want, KSTEPS + 1);
-    fails += nl_check_rel("losses over 5 AdamW steps", losses, want, KSTEPS + 1, 1e-4);
+    fails += twin_check(&ref, "losses", losses, want, KSTEPS + 1, widened);
     fails += NL_CHECK(losses[KSTEPS] < losses[0], "training lowers the loss (%g -> %g)", losses[0], losses[KSTEPS]);
     nl_model_free(&m);
     nl_st_free(&ref);
@@ -415,8 +434,8 @@ static int compare_case(const twin_case *tc, const int *inp, const int *tgt) {
 
 int test_torch_twin(void) {
     /* every placement x norm type (LayerNorm and RMSNorm with emb-norm off and on, the other types with
-     * the placement's default), plus the other switches once each */
-    enum { NBASE = NL_NORM_COUNT * (NL_NORM_TYPE_COUNT + 2), NEXTRA = 19, NCASE = NBASE + NEXTRA };
+     * the placement's default), every placement as llama, plus the other switches once each */
+    enum { NBASE = NL_NORM_COUNT * (NL_NORM_TYPE_COUNT + 3), NEXTRA = 32, NCASE = NBASE + NEXTRA };
     twin_case *tc = nl_xcalloc(NCASE * sizeof *tc);
     char root[] = "/tmp/nl_twin_XXXXXX";
     NL_ASSERT(mkdtemp(root));
@@ -428,6 +447,7 @@ int test_torch_twin(void) {
                 if (nl_config_resolve(&probe) != NL_OK) continue; /* crmsnorm outside pre/lns */
                 tc[n++].c = tiny(p, t, t <= NL_RMSNORM ? e : -1);
             }
+    for (int p = 0; p < NL_NORM_COUNT; p++) tc[n].c = tiny(p, -1, -1), tc[n++].c.arch = NL_ARCH_LLAMA;
     const int nbase = n;
     tc[n].c = tiny(NL_NORM_PERI, NL_LAYERNORM, 1), tc[n++].c.out_gain_frozen = 1;
     tc[n].c = tiny(NL_NORM_OUTONLY, NL_RMSNORM, 0), tc[n++].c.out_gain_frozen = 1;
@@ -448,6 +468,25 @@ int test_torch_twin(void) {
     tc[n].c = tiny(NL_NORM_RESIDUAL, NL_LAYERNORM, 0), tc[n++].c.skip_init = 1;
     tc[n].c = tiny(NL_NORM_B2T, NL_RMSNORM, 0), tc[n++].c.final_norm = 1;
     tc[n].c = tiny(NL_NORM_LNS, NL_CRMSNORM, 1), tc[n++].c.qk_norm = 1;
+    /* llama with other norm types (no biases), grouped-query attention, head tying, widths, theta */
+    const int l0 = n;
+    tc[n++].c = tiny(NL_NORM_PRE, NL_LAYERNORM, 1);
+    tc[n++].c = tiny(NL_NORM_PERI, NL_DYT, 0);
+    tc[n++].c = tiny(NL_NORM_PRE, NL_SEEDNORM, 0);
+    tc[n++].c = tiny(NL_NORM_LNS, NL_CRMSNORM, 0);
+    tc[n].c = tiny(NL_NORM_PRE, NL_RMSNORM, 0), tc[n++].c.kv_heads = 2;
+    tc[n].c = tiny(NL_NORM_PERI, NL_RMSNORM, 1), tc[n++].c.kv_heads = 1;
+    tc[n].c = tiny(NL_NORM_HYBRID, NL_RMSNORM, 0), tc[n++].c.kv_heads = 2;
+    tc[n].c = tiny(NL_NORM_PRE, NL_RMSNORM, 0), tc[n].c.qk_norm = 1, tc[n++].c.kv_heads = 2;
+    tc[n].c = tiny(NL_NORM_GEMMA, NL_RMSNORM, 0), tc[n++].c.tie_head = 1;
+    tc[n].c = tiny(NL_NORM_NORMFORMER, NL_RMSNORM, 0), tc[n++].c.scale_resids = 1;
+    tc[n].c = tiny(NL_NORM_PRE, NL_RMSNORM, 0), tc[n].c.ffn_dim = 48, tc[n++].c.rope_theta = 100.0;
+    for (int i = l0; i < n; i++) tc[i].c.arch = NL_ARCH_LLAMA;
+    /* gpt2 with an untied head and grouped-query attention */
+    tc[n].c = tiny(NL_NORM_PRE, NL_LAYERNORM, 0), tc[n].c.tie_head = 0, tc[n++].c.kv_heads = 2;
+    tc[n].c = tiny(NL_NORM_PERI, NL_LAYERNORM, 1), tc[n++].c.ffn_dim = 40;
+    tc[n].c = tiny(NL_NORM_HYBRID, NL_LAYERNORM, 0), tc[n++].c.kv_heads = 2;
+    tc[n].c = tiny(NL_NORM_PRE, NL_RMSNORM, 0), tc[n].c.qk_norm = 1, tc[n++].c.arch = NL_ARCH_LLAMA;
     NL_ASSERT(n <= NCASE);
     const int ncase = n;
     int inp[TB * TT], tgt[TB * TT], fails = 0;
@@ -469,12 +508,20 @@ int test_torch_twin(void) {
         fails++;
     } else {
         for (int i = 0; i < ncase; i++) {
-            int f = compare_case(&tc[i], inp, tgt);
+            int widened = 0, f = compare_case(&tc[i], inp, tgt, &widened);
             const nl_config *cc = &tc[i].c;
-            printf("  twin %-10s %-9s emb-norm %s%s%s%s%s%s%s%s%s: %s\n", nl_placements[cc->norm].name, nl_norm_type_names[cc->norm_type],
-                   cc->emb_norm < 0 ? "dflt" : cc->emb_norm ? "on  " : "off ", cc->out_gain_frozen ? " out-gain frozen" : "", cc->scaled_init ? " scaled-init" : "",
+            char more[96] = "";
+            if (cc->kv_heads) snprintf(more + strlen(more), sizeof more - strlen(more), " kv-heads %d", cc->kv_heads);
+            if (cc->tie_head >= 0) snprintf(more + strlen(more), sizeof more - strlen(more), " tie-head %s", cc->tie_head ? "on" : "off");
+            if (cc->ffn_dim) snprintf(more + strlen(more), sizeof more - strlen(more), " ffn-dim %d", cc->ffn_dim);
+            if (cc->rope_theta != 10000.0) snprintf(more + strlen(more), sizeof more - strlen(more), " rope-theta %g", cc->rope_theta);
+            char note[96] = "";
+            if (widened) snprintf(note, sizeof note, " (fp32-sensitive: %d within 10x the twin's own float32 error)", widened);
+            printf("  twin %-5s %-10s %-9s emb-norm %s%s%s%s%s%s%s%s%s%s: %s%s\n", nl_arch_names[cc->arch], nl_placements[cc->norm].name,
+                   cc->norm_type < 0 ? "default" : nl_norm_type_names[cc->norm_type], cc->emb_norm < 0 ? "dflt" : cc->emb_norm ? "on  " : "off ", more,
+                   cc->out_gain_frozen ? " out-gain frozen" : "", cc->scaled_init ? " scaled-init" : "",
                    cc->final_norm == 1 && i >= nbase ? " final-norm on" : "", cc->mix_alpha != 0.25 ? " mix-alpha 0.5" : "",
-                   cc->skip_init ? " skip-init" : "", cc->scale_resids ? " scale-resids" : "", cc->qk_norm ? " qk-norm" : "", cc->dyt_alpha != 0.5 ? " dyt-alpha 1.5" : "", f ? "FAIL" : "ok");
+                   cc->skip_init ? " skip-init" : "", cc->scale_resids ? " scale-resids" : "", cc->qk_norm ? " qk-norm" : "", cc->dyt_alpha != 0.5 ? " dyt-alpha 1.5" : "", f ? "FAIL" : "ok", note);
             fails += f;
         }
     }

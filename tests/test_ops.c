@@ -8,6 +8,7 @@
 #include "ops.h"
 #include "tests.h"
 
+#include <complex.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -289,21 +290,22 @@ int test_ops_linear(void) {
 /* ---------------------------------------------------------------- attention */
 
 typedef struct {
-    int B, T, C, NH;
+    int B, T, C, NH, KVH;
     double *qkv, *wout, *out;
 } att_ctx;
 
+/* query head h reads kv head h / (NH/KVH); rows of qkv are q (C) | k (kvC) | v (kvC) */
 static double att_loss(void *p) {
     att_ctx *c = p;
-    const int hs = c->C / c->NH, C3 = 3 * c->C;
+    const int hs = c->C / c->NH, kvC = c->KVH * hs, ld = c->C + 2 * kvC, grp = c->NH / c->KVH;
     double *s = malloc((size_t)c->T * sizeof *s);
     for (int b = 0; b < c->B; b++)
         for (int h = 0; h < c->NH; h++)
             for (int i = 0; i < c->T; i++) {
-                const double *q = c->qkv + ((size_t)b * c->T + i) * C3 + h * hs;
+                const double *q = c->qkv + ((size_t)b * c->T + i) * ld + h * hs;
                 double mx = -INFINITY, sum = 0;
                 for (int j = 0; j <= i; j++) {
-                    const double *k = c->qkv + ((size_t)b * c->T + j) * C3 + c->C + h * hs;
+                    const double *k = c->qkv + ((size_t)b * c->T + j) * ld + c->C + (h / grp) * hs;
                     s[j] = 0;
                     for (int e = 0; e < hs; e++) s[j] += q[e] * k[e];
                     s[j] /= sqrt((double)hs);
@@ -313,7 +315,7 @@ static double att_loss(void *p) {
                 double *y = c->out + ((size_t)b * c->T + i) * c->C + h * hs;
                 for (int e = 0; e < hs; e++) {
                     y[e] = 0;
-                    for (int j = 0; j <= i; j++) y[e] += s[j] / sum * c->qkv[((size_t)b * c->T + j) * C3 + 2 * c->C + h * hs + e];
+                    for (int j = 0; j <= i; j++) y[e] += s[j] / sum * c->qkv[((size_t)b * c->T + j) * ld + c->C + kvC + (h / grp) * hs + e];
                 }
             }
     free(s);
@@ -322,22 +324,75 @@ static double att_loss(void *p) {
 
 int test_ops_attention(void) {
     enum { B = 2, T = 7, C = 12, NH = 3, N = B * T };
-    nl_rng r;
-    nl_rng_seed(&r, 3);
-    float qkv[N * 3 * C], wout[N * C], out[N * C], att[B * NH * T * T], datt[B * NH * T * T], dqkv[N * 3 * C];
-    double Q[N * 3 * C], WO[N * C], O[N * C], g[N * 3 * C];
-    nl_fill(&r, qkv, N * 3 * C, 1), nl_fill(&r, wout, N * C, 1);
-    nl_to_double(qkv, Q, N * 3 * C), nl_to_double(wout, WO, N * C);
-    att_ctx c = { B, T, C, NH, Q, WO, O };
-    att_loss(&c);
     int fails = 0;
-    nl_attention_forward(out, att, qkv, B, T, C, NH);
-    fails += nl_check_rel("attention forward", out, O, N * C, FWD_TOL);
-    nl_attention_backward(dqkv, datt, wout, qkv, att, B, T, C, NH);
-    nl_fd_grad(att_loss, &c, Q, N * 3 * C, g);
-    fails += nl_check_rel("attention dqkv", dqkv, g, N * 3 * C, BWD_TOL);
-    /* causality: the first token's output is its own value vector */
-    fails += NL_CHECK(fabsf(out[0] - qkv[2 * C]) < 1e-6f, "token 0 attends only to itself");
+    for (int KVH = NH; KVH >= 1; KVH -= 2) { /* multi-head, then grouped-query with one kv head */
+        const int ld = C + 2 * KVH * (C / NH);
+        nl_rng r;
+        nl_rng_seed(&r, 3);
+        float qkv[N * 3 * C], wout[N * C], out[N * C], att[B * NH * T * T], datt[B * NH * T * T], dqkv[N * 3 * C];
+        double Q[N * 3 * C], WO[N * C], O[N * C], g[N * 3 * C];
+        nl_fill(&r, qkv, N * ld, 1), nl_fill(&r, wout, N * C, 1);
+        nl_to_double(qkv, Q, N * ld), nl_to_double(wout, WO, N * C);
+        att_ctx c = { B, T, C, NH, KVH, Q, WO, O };
+        att_loss(&c);
+        char label[64];
+        nl_attention_forward(out, att, qkv, B, T, C, NH, KVH);
+        snprintf(label, sizeof label, "attention forward (kv heads %d)", KVH);
+        fails += nl_check_rel(label, out, O, N * C, FWD_TOL);
+        nl_attention_backward(dqkv, datt, wout, qkv, att, B, T, C, NH, KVH);
+        nl_fd_grad(att_loss, &c, Q, N * ld, g);
+        snprintf(label, sizeof label, "attention dqkv (kv heads %d)", KVH);
+        fails += nl_check_rel(label, dqkv, g, N * ld, BWD_TOL);
+        /* causality: the first token's output is its own value vector */
+        fails += NL_CHECK(fabsf(out[0] - qkv[C + KVH * (C / NH)]) < 1e-6f, "token 0 attends only to itself");
+    }
+    return fails;
+}
+
+/* RoPE against the complex-number formulation in double: pair (x_2i, x_2i+1) of each head is
+ * z = x_2i + j x_2i+1, multiplied by e^(j t theta^(-2i/hs)). */
+typedef struct {
+    int B, T, ld, nrot, hs;
+    double theta, *x, *wout, *out;
+} rope_ctx;
+
+static double rope_loss(void *p) {
+    rope_ctx *c = p;
+    for (int n = 0; n < c->B * c->T; n++) {
+        const double *x = c->x + (size_t)n * c->ld;
+        double *y = c->out + (size_t)n * c->ld;
+        for (int k = 0; k < c->ld; k++) y[k] = x[k];
+        for (int h0 = 0; h0 < c->nrot; h0 += c->hs)
+            for (int i = 0; i < c->hs / 2; i++) {
+                const double complex z = (x[h0 + 2 * i] + I * x[h0 + 2 * i + 1]) * cexp(I * (n % c->T) * pow(c->theta, -2.0 * i / c->hs));
+                y[h0 + 2 * i] = creal(z), y[h0 + 2 * i + 1] = cimag(z);
+            }
+    }
+    return dot(c->out, c->wout, (size_t)c->B * c->T * c->ld);
+}
+
+int test_ops_rope(void) {
+    enum { B = 2, T = 6, hs = 8, NROT = 3 * hs, LD = NROT + 5, N = B * T };
+    nl_rng r;
+    nl_rng_seed(&r, 12);
+    float x[N * LD], wout[N * LD], out[N * LD], inplace[N * LD], cs[T * hs / 2], sn[T * hs / 2];
+    double X[N * LD], WO[N * LD], O[N * LD], g[N * LD];
+    nl_fill(&r, x, N * LD, 1), nl_fill(&r, wout, N * LD, 1);
+    nl_to_double(x, X, N * LD), nl_to_double(wout, WO, N * LD);
+    rope_ctx c = { B, T, LD, NROT, hs, 500.0, X, WO, O };
+    rope_loss(&c);
+    int fails = 0;
+    nl_rope_table(cs, sn, T, hs, 500.0);
+    nl_rope_forward(out, x, cs, sn, B, T, LD, NROT, hs);
+    fails += nl_check_rel("rope forward = complex rotation (columns past nrot copied)", out, O, N * LD, FWD_TOL);
+    memcpy(inplace, x, sizeof x);
+    nl_rope_forward(inplace, inplace, cs, sn, B, T, LD, NROT, hs);
+    fails += NL_CHECK(!memcmp(inplace, out, sizeof out), "rope in place = out of place");
+    fails += NL_CHECK(!memcmp(out, x, LD * sizeof(float)), "rope is the identity at position 0");
+    memcpy(inplace, wout, sizeof wout);
+    nl_rope_backward(inplace, cs, sn, B, T, LD, NROT, hs);
+    nl_fd_grad(rope_loss, &c, X, N * LD, g);
+    fails += nl_check_rel("rope backward", inplace, g, N * LD, BWD_TOL);
     return fails;
 }
 
@@ -381,6 +436,40 @@ int test_ops_gelu(void) {
     nl_gelu_backward(dx, x, wout, n);
     nl_fd_grad(gelu_loss, &c, X, n, g);
     fails += nl_check_rel("gelu dx", dx, g, n, BWD_TOL);
+    return fails;
+}
+
+typedef struct {
+    int N, F;
+    double *x, *wout, *out;
+} swiglu_ctx;
+
+static double swiglu_loss(void *p) {
+    swiglu_ctx *c = p;
+    for (int n = 0; n < c->N; n++)
+        for (int i = 0; i < c->F; i++) {
+            const double g = c->x[n * 2 * c->F + i], u = c->x[n * 2 * c->F + c->F + i];
+            c->out[n * c->F + i] = g / (1 + exp(-g)) * u;
+        }
+    return dot(c->out, c->wout, (size_t)c->N * c->F);
+}
+
+int test_ops_swiglu(void) {
+    enum { N = 3, F = 20 };
+    nl_rng r;
+    nl_rng_seed(&r, 13);
+    float x[N * 2 * F], wout[N * F], out[N * F], dx[N * 2 * F];
+    double X[N * 2 * F], WO[N * F], O[N * F], g[N * 2 * F];
+    nl_fill(&r, x, N * 2 * F, 4), nl_fill(&r, wout, N * F, 1);
+    nl_to_double(x, X, N * 2 * F), nl_to_double(wout, WO, N * F);
+    swiglu_ctx c = { N, F, X, WO, O };
+    swiglu_loss(&c);
+    int fails = 0;
+    nl_swiglu_forward(out, x, N, F);
+    fails += nl_check_rel("swiglu forward", out, O, N * F, FWD_TOL);
+    nl_swiglu_backward(dx, x, wout, N, F);
+    nl_fd_grad(swiglu_loss, &c, X, N * 2 * F, g);
+    fails += nl_check_rel("swiglu dgate|dup", dx, g, N * 2 * F, BWD_TOL);
     return fails;
 }
 
@@ -431,6 +520,15 @@ int test_ops_encoder(void) {
     fails += nl_check_rel("encoder dwte", dwte, g, V * C, BWD_TOL);
     nl_fd_grad(enc_loss, &c, P, T * C, g);
     fails += nl_check_rel("encoder dwpe", dwpe, g, T * C, BWD_TOL);
+    /* without a position table (llama): the token rows alone */
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < C; i++) O[n * C + i] = E[tok[n] * C + i];
+    nl_encoder_forward(out, tok, wte, NULL, B, T, C);
+    fails += nl_check_rel("encoder forward, no positions", out, O, N * C, FWD_TOL);
+    memset(dwte, 0, sizeof dwte);
+    nl_encoder_backward(dwte, NULL, wout, tok, B, T, C);
+    nl_fd_grad(enc_loss, &c, E, V * C, g);
+    fails += nl_check_rel("encoder dwte, no positions", dwte, g, V * C, BWD_TOL);
     return fails;
 }
 

@@ -9,6 +9,8 @@
     X(ops_linear)                                                                                  \
     X(ops_attention)                                                                               \
     X(ops_gelu)                                                                                    \
+    X(ops_swiglu)                                                                                  \
+    X(ops_rope)                                                                                    \
     X(ops_encoder)                                                                                 \
     X(ops_xent)                                                                                    \
     X(ops_residual)                                                                                \
@@ -24,6 +26,7 @@
     X(crms_equivalence)                                                                            \
     X(cli_errors)                                                                                  \
     X(cli_end_to_end)                                                                              \
+    X(cli_llama)                                                                                   \
     X(mc_layouts)                                                                                  \
     X(evalmc_twin)                                                                                  \
     X(bpe)                                                                                         \
