@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make valgrind`: a short training run, a resume, an eval and an export under valgrind's memcheck.
+# `make valgrind`: a short training run, a resume, an eval and an export under valgrind's memcheck,
+# and a short run of the llama architecture (grouped-query, untied head).
 # Fails if valgrind reports any error (invalid read/write, use of uninitialised memory) or any
 # "definitely lost" block. OpenMP's and OpenBLAS's thread pools stay allocated at exit; valgrind
 # lists them as "possibly lost" or "still reachable", which is not a leak of normlab's.
@@ -25,4 +26,5 @@ NORMLAB_FAULT=nan-at:3 step rollback "$bin" train "${tiny[@]}" --steps 6 --ckpt-
 step eval "$bin" eval --ckpt "$tmp/run" --data "$tmp/t.txt" --max-windows 8
 step export "$bin" export --ckpt "$tmp/run" --out "$tmp/m.safetensors"
 step sample "$bin" sample --ckpt "$tmp/run" --prompt "the " --tokens 8
+step llama "$bin" train "${tiny[@]}" --arch llama --kv-heads 1 --norm hybrid --steps 4 --data "$tmp/t.txt" --out "$tmp/llama"
 exit $status

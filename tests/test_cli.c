@@ -118,6 +118,30 @@ static double json_number(const char *s, const char *key) {
     return p ? atof(p + strlen(key)) : NAN;
 }
 
+/* The 30-step curve of run directory rundir into curve (cap bytes): 30 lines and a falling loss; *first
+ * gets the first loss. */
+static int check_curve(const char *rundir, char *curve, size_t cap, double *first) {
+    char p[160];
+    snprintf(p, sizeof p, "%s/metrics.jsonl", rundir);
+    int fails = NL_CHECK(nl_metrics_curve(p, curve, cap) == 30, "30 metrics lines");
+    *first = json_number(curve, "\"loss\": ");
+    const double last = json_number(strstr(curve, "\"step\": 30"), "\"loss\": ");
+    return fails + NL_CHECK(last < *first - 0.5, "loss falls: %.3f -> %.3f", *first, last);
+}
+
+/* normlab eval of rundir on txt, then export to dir/m.safetensors: the PyTorch twin's eval of the export
+ * gives the same loss */
+static int check_export_twin(const char *dir, const char *rundir, const char *txt) {
+    int rc = run("%s eval --ckpt %s --data %s --max-windows 20 2>&1", nl_test_bin(), rundir, txt);
+    const double c_loss = json_number(out, "\"loss\": ");
+    int fails = NL_CHECK(rc == 0 && strstr(out, "\"tokens\": 640}"), "eval: %s", out);
+    rc = run("%s export --ckpt %s --out %s/m.safetensors 2>&1", nl_test_bin(), rundir, dir);
+    fails += NL_CHECK(rc == 0, "export: %s", out);
+    rc = run("%s tests/ref_check.py eval --model %s/m.safetensors --data %s --max-windows 20 2>&1", nl_test_python(), dir, txt);
+    fails += NL_CHECK(rc == 0 && strstr(out, "\"tokens\": 640"), "twin eval: %s", out);
+    return fails + nl_check_scalar("normlab eval vs PyTorch eval of the export", c_loss, json_number(out, "\"loss\": "), 1e-4);
+}
+
 int test_cli_end_to_end(void) {
     int fails = 0;
     char dir[] = "/tmp/nl_e2e_XXXXXX", txt[64], p[128];
@@ -128,11 +152,10 @@ int test_cli_end_to_end(void) {
     int rc = run("%s train " TINY " --steps 30 --lr 3e-3 --warmup 5 --eval-every 10 --ckpt-every 10 --data %s --out %s/run 2>&1", nl_test_bin(), txt, dir);
     fails += NL_CHECK(rc == 0, "train exit %d: %s", rc, out);
     static char l1[1 << 15], l2[1 << 15];
-    snprintf(p, sizeof p, "%s/run/metrics.jsonl", dir);
-    fails += NL_CHECK(nl_metrics_curve(p, l1, sizeof l1) == 30, "30 metrics lines");
+    double first;
+    snprintf(p, sizeof p, "%s/run", dir);
+    fails += check_curve(p, l1, sizeof l1, &first);
     fails += NL_CHECK(strstr(l1, "\"step\": 10") && strstr(l1, "val_loss"), "val loss logged");
-    double first = json_number(l1, "\"loss\": "), last = json_number(strstr(l1, "\"step\": 30"), "\"loss\": ");
-    fails += NL_CHECK(last < first - 0.5, "loss falls: %.3f -> %.3f", first, last);
     for (int s = 10; s <= 30; s += 10) {
         snprintf(p, sizeof p, "%s/run/ckpt-%08d.safetensors", dir, s);
         fails += NL_CHECK(access(p, R_OK) == 0, "checkpoint %s", p);
@@ -145,15 +168,8 @@ int test_cli_end_to_end(void) {
     nl_metrics_curve(p, l2, sizeof l2);
     fails += NL_CHECK(rc == 0 && !strcmp(l1, l2), "rerun with the same seed gives the same loss curve");
     /* eval -> export -> the PyTorch twin evaluates the same loss */
-    rc = run("%s eval --ckpt %s/run --data %s --max-windows 20 2>&1", nl_test_bin(), dir, txt);
-    double c_loss = json_number(out, "\"loss\": ");
-    fails += NL_CHECK(rc == 0 && strstr(out, "\"tokens\": 640}"), "eval: %s", out);
-    rc = run("%s export --ckpt %s/run --out %s/m.safetensors 2>&1", nl_test_bin(), dir, dir);
-    fails += NL_CHECK(rc == 0, "export: %s", out);
-    rc = run("%s tests/ref_check.py eval --model %s/m.safetensors --data %s --max-windows 20 2>&1", nl_test_python(), dir, txt);
-    double t_loss = json_number(out, "\"loss\": ");
-    fails += NL_CHECK(rc == 0 && strstr(out, "\"tokens\": 640"), "twin eval: %s", out);
-    fails += nl_check_scalar("normlab eval vs PyTorch eval of the export", c_loss, t_loss, 1e-4);
+    snprintf(p, sizeof p, "%s/run", dir);
+    fails += check_export_twin(dir, p, txt);
     /* sample and init-from */
     rc = run("%s sample --ckpt %s/run --prompt 'the ' --tokens 40 --seed 3 2>&1", nl_test_bin(), dir);
     fails += NL_CHECK(rc == 0 && strlen(out) >= 44 && !strncmp(out, "the ", 4), "sample: %s", out);
@@ -179,17 +195,12 @@ int test_cli_llama(void) {
     int rc = run("%s train --arch llama --kv-heads 1 " TINY " --steps 30 --lr 3e-3 --warmup 5 --data %s --out %s/run 2>&1", nl_test_bin(), txt, dir);
     fails += NL_CHECK(rc == 0 && strstr(out, "llama peri (rmsnorm), L=2 d=32 H=2 KV=1 F=64"), "train: %s", out);
     static char l1[1 << 15];
-    snprintf(p, sizeof p, "%s/run/metrics.jsonl", dir);
-    fails += NL_CHECK(nl_metrics_curve(p, l1, sizeof l1) == 30, "30 metrics lines");
-    double first = json_number(l1, "\"loss\": "), last = json_number(strstr(l1, "\"step\": 30"), "\"loss\": ");
-    fails += NL_CHECK(last < first - 0.5, "loss falls: %.3f -> %.3f", first, last);
+    double first;
+    snprintf(p, sizeof p, "%s/run", dir);
+    fails += check_curve(p, l1, sizeof l1, &first);
+    fails += check_export_twin(dir, p, txt);
     snprintf(p, sizeof p, "grep -q '^arch = llama$' %s/run/config.txt && grep -q '^tie_head = off$' %s/run/config.txt", dir, dir);
     fails += NL_CHECK(system(p) == 0, "config.txt records the architecture");
-    rc = run("%s eval --ckpt %s/run --data %s --max-windows 20 2>&1", nl_test_bin(), dir, txt);
-    double c_loss = json_number(out, "\"loss\": ");
-    fails += NL_CHECK(rc == 0, "eval: %s", out);
-    rc = run("%s export --ckpt %s/run --out %s/m.safetensors 2>&1", nl_test_bin(), dir, dir);
-    fails += NL_CHECK(rc == 0, "export: %s", out);
     snprintf(p, sizeof p, "%s/m.safetensors", dir);
     nl_st_file f;
     fails += NL_CHECK(nl_st_read(p, &f) == NL_OK, "read export");
@@ -199,9 +210,6 @@ int test_cli_llama(void) {
     const char *ffn = nl_st_get_meta(&f, "ffn_dim"), *theta = nl_st_get_meta(&f, "rope_theta"), *arch = nl_st_get_meta(&f, "arch");
     fails += NL_CHECK(ffn && !strcmp(ffn, "64") && theta && !strcmp(theta, "10000") && arch && !strcmp(arch, "llama"), "metadata arch, ffn_dim, rope_theta");
     nl_st_free(&f);
-    rc = run("%s tests/ref_check.py eval --model %s/m.safetensors --data %s --max-windows 20 2>&1", nl_test_python(), dir, txt);
-    fails += NL_CHECK(rc == 0, "twin eval: %s", out);
-    fails += nl_check_scalar("normlab eval vs PyTorch eval of the llama export", c_loss, json_number(out, "\"loss\": "), 1e-4);
     rc = run("%s sample --ckpt %s/run --prompt 'the ' --tokens 40 --seed 3 2>&1", nl_test_bin(), dir);
     fails += NL_CHECK(rc == 0 && strlen(out) >= 44, "sample: %s", out);
     rc = run("%s train --init-from %s/m.safetensors --steps 2 --batch 4 --data %s --out %s/run2 --threads 2 2>&1", nl_test_bin(), dir, txt, dir);

@@ -241,8 +241,9 @@ static const struct {
     const char *synopsis, *what;
 } cmds[] = {
     { "train", NL_CMD_TRAIN, cmd_train, "train [options]",
-      "Train a GPT on a text file (byte tokens) or llm.c token shards; writes a run directory with\n"
-      "config.txt, metrics.jsonl (one JSON object per step) and ckpt-<step>.safetensors.\n"
+      "Train a GPT-2- or LLaMA-style transformer (--arch) on a text file (byte tokens) or llm.c token\n"
+      "shards; writes a run directory with config.txt, metrics.jsonl (one JSON object per step) and\n"
+      "ckpt-<step>.safetensors.\n"
       "'normlab train --resume DIR' continues a run from its newest checkpoint (bit-identical losses);\n"
       "SIGINT/SIGTERM finish the step, write a checkpoint and exit with 128 + the signal number." },
     { "eval", NL_CMD_EVAL, cmd_eval, "eval --ckpt C --data F [options]",
