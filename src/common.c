@@ -1,9 +1,11 @@
 /* common.c -- see common.h. */
 #include "common.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 static _Thread_local char err_buf[1024];
@@ -100,4 +102,21 @@ uint32_t nl_crc32(uint32_t crc, const void *buf, size_t n) {
     crc = ~crc;
     for (size_t i = 0; i < n; i++) crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
     return ~crc;
+}
+
+nl_status nl_mkdir_p(const char *dir) {
+    char p[NL_PATH_MAX + 128];
+    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) return NL_FAIL(NL_ERR_IO, "directory name too long: '%s'", dir);
+    for (char *s = p + 1;; s++) {
+        if (*s == '/' || !*s) {
+            char c = *s;
+            *s = 0;
+            if (mkdir(p, 0755) != 0 && errno != EEXIST) return NL_FAIL(NL_ERR_IO, "cannot create directory '%s': %s", p, strerror(errno));
+            *s = c;
+            if (!c) break;
+        }
+    }
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return NL_FAIL(NL_ERR_IO, "'%s' is not a directory", dir);
+    return NL_OK;
 }

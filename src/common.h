@@ -35,6 +35,9 @@ uint64_t nl_rng_below(nl_rng *r, uint64_t n); /* [0, n), unbiased; n > 0 */
 double nl_rng_normal(nl_rng *r);           /* N(0, 1) */
 
 double nl_now(void); /* seconds, monotonic */
+/* mkdir -p: creates dir and its missing parents (0755); NL_ERR_IO naming the path if it cannot, or if
+ * dir exists and is not a directory. */
+nl_status nl_mkdir_p(const char *dir);
 
 uint32_t nl_crc32(uint32_t crc, const void *buf, size_t n);
 

@@ -12,7 +12,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -172,23 +171,8 @@ void nl_sweep_summary(const nl_sweep_result *res, int n, int csv, FILE *f) {
 
 /* ---------------------------------------------------------------- running */
 
-static nl_status mkdirs(const char *dir) {
-    char p[NL_PATH_MAX + 128];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *s = p + 1;; s++) {
-        if (*s == '/' || !*s) {
-            char c = *s;
-            *s = 0;
-            if (mkdir(p, 0755) != 0 && errno != EEXIST) return NL_FAIL(NL_ERR_IO, "cannot create directory '%s': %s", p, strerror(errno));
-            *s = c;
-            if (!c) break;
-        }
-    }
-    return NL_OK;
-}
-
 static nl_status start(job *j, const char *exe, char **pass, int npass, int threads) {
-    NL_TRY(mkdirs(j->dir));
+    NL_TRY(nl_mkdir_p(j->dir));
     char log[NL_PATH_MAX + 160];
     snprintf(log, sizeof log, "%s/train.log", j->dir);
     int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -323,7 +307,7 @@ nl_status nl_sweep_main(int argc, char **argv, const char *exe) {
         long nc = sysconf(_SC_NPROCESSORS_ONLN);
         threads = nc > jobs ? (int)(nc / jobs) : 1;
     }
-    NL_TRY(mkdirs(out));
+    NL_TRY(nl_mkdir_p(out));
 
     const int n = nnorm * nlr * seeds;
     job *js = nl_xcalloc((size_t)n * sizeof *js);

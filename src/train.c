@@ -50,23 +50,6 @@ nl_status nl_find_data(char *path, size_t cap) {
                                "HINT: pass --data FILE (any text file), or put the corpus at data/tinyshakespeare.txt");
 }
 
-static nl_status mkdir_p(const char *dir) {
-    char p[NL_PATH_MAX];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *s = p + 1;; s++) {
-        if (*s == '/' || !*s) {
-            char c = *s;
-            *s = 0;
-            if (mkdir(p, 0755) != 0 && errno != EEXIST) return NL_FAIL(NL_ERR_IO, "cannot create directory '%s': %s", p, strerror(errno));
-            *s = c;
-            if (!c) break;
-        }
-    }
-    struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return NL_FAIL(NL_ERR_IO, "'%s' is not a directory", dir);
-    return NL_OK;
-}
-
 /* ---------------------------------------------------------------- memory */
 
 nl_status nl_check_memory(const nl_config *c, int B, int T, int training) {
@@ -381,7 +364,7 @@ static nl_status setup(run *r) {
         strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime(&now));
         snprintf(c->out, sizeof c->out, "runs/%s-%s", nl_placements[c->norm].name, stamp);
     }
-    NL_TRY(mkdir_p(c->out));
+    NL_TRY(nl_mkdir_p(c->out));
     NL_TRY(lock_dir(r));
     if (r->resume) remove_stale_tmp(c->out);
     NL_TRY(write_config(c, c->out));
