@@ -5,7 +5,7 @@
 #   make bench           the speed benchmark against the PyTorch twin (bench/bench.sh)
 #   make bench-bpe       GPT-2 tokenizer throughput on one core (bench/bpe_bench.sh)
 #   make WERROR=1        warnings are errors (CI)
-#   make install PREFIX=DIR   the binary, libnormlab.a, libnormlab.so, include/normlab.h, normlab.pc
+#   make install PREFIX=DIR   the binary, libnormlab.a, libnormlab.so, include/normlab.h, normlab.pc, share/normlab (data/)
 #   make fuzz            each libFuzzer harness in fuzz/ for FUZZ_SECONDS (60) seconds (clang)
 #   make fuzz-regress    each harness once over its seed corpus and past crashes (CI)
 #   make valgrind        a short training run under valgrind: no leaks, no invalid accesses
@@ -68,11 +68,13 @@ $(BUILD)/examples/train_api: examples/train_api.c include/normlab.h $(BUILD)/lib
 
 # normlab.pc is written for the PREFIX of this install
 install: $(BUILD)/normlab $(BUILD)/libnormlab.a $(BUILD)/libnormlab.so
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/normlab/gpt2-bpe
 	install -m 755 $(BUILD)/normlab $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 $(BUILD)/libnormlab.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(BUILD)/libnormlab.so $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 include/normlab.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 data/tinyshakespeare.txt data/README.md $(DESTDIR)$(PREFIX)/share/normlab/
+	install -m 644 data/gpt2-bpe/encoder.json data/gpt2-bpe/vocab.bpe data/gpt2-bpe/LICENSE $(DESTDIR)$(PREFIX)/share/normlab/gpt2-bpe/
 	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: normlab\nDescription: GPT trainer with switchable normalization placement\nVersion: %s\nLibs: -L$${libdir} -Wl,-rpath,$${libdir} -lnormlab\nLibs.private: %s\nCflags: -I$${includedir}\n' \
 	  '$(abspath $(PREFIX))' '$(VERSION)' '$(LDLIBS)' > $(DESTDIR)$(PREFIX)/lib/pkgconfig/normlab.pc
 

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 make -s build/release/bpe_bench
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-ts=../shared/data/tinyshakespeare.txt
+ts=data/tinyshakespeare.txt
 [ -f "$ts" ] || ts=data/tinyshakespeare.txt
 cat src/*.c src/*.h tests/*.c > "$tmp/code.txt"
 for i in $(seq 300); do cat tests/data/bpe_corpus.txt; done > "$tmp/multilingual.txt"

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rep=${1:-2} steps=${2:-200} every=${3:-100}
 bin=build/release/normlab
-data=${NORMLAB_DATA:-../shared/data/tinyshakespeare.txt}
+data=${NORMLAB_DATA:-data/tinyshakespeare.txt}
 [ -x "$bin" ] || make -s
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

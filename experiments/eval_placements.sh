@@ -12,9 +12,8 @@ ARCH=${ARCH:-gpt2}
 OUT=${1:-runs/eval_placements-$ARCH}
 STEPS=${STEPS:-600}
 BIN=build/release/normlab
-DATA=${DATA:-}
-for f in data/tinyshakespeare.txt ../shared/data/tinyshakespeare.txt; do [ -z "$DATA" ] && [ -f "$f" ] && DATA=$f; done
-[ -n "$DATA" ] || { echo "no data: set DATA=FILE" >&2; exit 2; }
+DATA=${DATA:-data/tinyshakespeare.txt}
+[ -f "$DATA" ] || { echo "no data: $DATA not found; set DATA=FILE" >&2; exit 2; }
 mkdir -p "$OUT"
 # the validation split normlab train holds out: the last 10% of the bytes
 python3 - "$DATA" "$OUT" <<'PY'

@@ -12,7 +12,7 @@
 #
 # Knobs (environment): ARCH (gpt2 | llama), OUT (runs/repro, runs/repro-llama for llama), NORMS (pre,post,peri,mix,lns), LRS (5e-4,...,8e-3), SEEDS (3),
 # STEPS (300), LAYERS (12), DIM (128), HEADS (4), SEQ (128), BATCH (8), WARMUP (10% of STEPS),
-# DIAG (STEPS/6), JOBS (1), THREADS (0: all cores; 1 is faster on a loaded machine), DATA (../shared/data/tinyshakespeare.txt). The sweep resumes: rerunning
+# DIAG (STEPS/6), JOBS (1), THREADS (0: all cores; 1 is faster on a loaded machine), DATA (data/tinyshakespeare.txt). The sweep resumes: rerunning
 # the script skips finished runs. Results go to $OUT/report.html; docs/results.md says what they show.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +24,7 @@ SEEDS=${SEEDS:-3} STEPS=${STEPS:-300} LAYERS=${LAYERS:-12} DIM=${DIM:-128} HEADS
 SEQ=${SEQ:-128} BATCH=${BATCH:-8} JOBS=${JOBS:-1} THREADS=${THREADS:-0}
 WARMUP=${WARMUP:-$((STEPS / 10))}
 DIAG=${DIAG:-$(( STEPS / 6 > 0 ? STEPS / 6 : 1 ))}
-DATA=${DATA:-../shared/data/tinyshakespeare.txt}
+DATA=${DATA:-data/tinyshakespeare.txt}
 bin=build/release/normlab
 [ -x "$bin" ] || make -s
 start=$(date +%s)

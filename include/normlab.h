@@ -144,8 +144,8 @@ nl_status nl_trainer_export(const nl_trainer *t, const char *path);
 /* A whole `normlab train` run (data, run directory, checkpoints) from a configuration. */
 nl_status nl_train(nl_config *cfg);
 
-/* GPT-2's BPE tokenizer (encoder.json + vocab.bpe in dir; "" searches data/gpt2-bpe and
- * ../shared/data/gpt2-bpe). */
+/* GPT-2's BPE tokenizer (encoder.json + vocab.bpe in dir; "" finds the shipped data/gpt2-bpe in the
+ * working directory, the repository of the binary or <prefix>/share/normlab). */
 typedef struct nl_bpe nl_bpe;
 nl_status nl_bpe_load(nl_bpe **out, const char *dir);
 void nl_bpe_free(nl_bpe *b);

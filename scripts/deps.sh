@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
-# Installs what normlab needs on Debian 12 / Ubuntu, skipping packages already present:
-# a C toolchain, OpenBLAS (its OpenMP build, which normlab links), and Debian's PyTorch (the independent reference the tests compare against),
-# and for the tokenizer tests node + npm and the npm package gpt-3-encoder (the reference GPT-2 encoder) in build/npm.
-# Extra package names may be passed as arguments (CI adds clang and libomp-dev).
+# Installs what normlab needs on Debian 12 / Ubuntu, skipping what is already present:
+# - Debian packages: a C toolchain, OpenBLAS (its OpenMP build, which normlab links), Debian's PyTorch
+#   (the independent reference the twin tests compare against) and python3-venv; extra package names may
+#   be passed as arguments (CI adds clang, libomp-dev, valgrind, chromium).
+# - PyPI packages for the tests (scripts/requirements.txt) into the virtual environment build/venv.
 set -euo pipefail
-pkgs=(build-essential libopenblas-dev libopenblas-openmp-dev python3-torch python3-numpy pkg-config "$@")
-command -v node >/dev/null || pkgs+=(nodejs)
-command -v npm >/dev/null || pkgs+=(npm)
+pkgs=(build-essential libopenblas-dev libopenblas-openmp-dev python3-torch python3-numpy python3-venv pkg-config "$@")
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -19,8 +18,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 cd "$(dirname "$0")/.."
-if [ ! -f build/npm/node_modules/gpt-3-encoder/Encoder.js ]; then
-    echo "installing: gpt-3-encoder (npm) into build/npm"
-    mkdir -p build/npm
-    npm install --prefix build/npm --no-audit --no-fund --silent gpt-3-encoder@1.1.4
+req=scripts/requirements.txt
+if ! cmp -s "$req" build/venv/requirements.txt 2>/dev/null; then
+    echo "installing: $(grep -v '^#' "$req" | tr '\n' ' ')(PyPI) into build/venv"
+    [ -x build/venv/bin/python ] || /usr/bin/python3 -m venv build/venv
+    build/venv/bin/pip install -q --disable-pip-version-check -r "$req"
+    cp "$req" build/venv/requirements.txt
 fi

@@ -2,8 +2,8 @@
 """Writes src/unicode_classes.c: the code point ranges of the Unicode general categories L* (letters)
 and N* (numbers) that GPT-2's pre-tokenisation regex uses (\\p{L}, \\p{N}).
 
-The data is Python's unicodedata module (its Unicode version is written into the file). node's regex
-engine (the gpt-3-encoder reference) carries its own ICU version and may classify code points assigned
+The data is Python's unicodedata module (its Unicode version is written into the file). The regex
+engine of the tests' reference (tiktoken: Rust's regex crate) carries its own tables and may classify code points assigned
 after this version differently; rerun this script with a newer Python to follow a newer Unicode.
 
 usage: python3 scripts/gen_unicode_classes.py > src/unicode_classes.c

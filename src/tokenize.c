@@ -8,7 +8,7 @@
 #include <string.h>
 
 /* The GPT-2 tokenizer of vocabulary-50257 models, loaded once from the default directory
- * (data/gpt2-bpe or ../shared/data/gpt2-bpe) and kept for the process. */
+ * (the shipped data/gpt2-bpe) and kept for the process. */
 static nl_bpe *gpt2;
 
 static nl_status need_tokenizer(const nl_config *c) {

@@ -1,6 +1,6 @@
 /* tokenize.h -- text <-> tokens for a model's vocabulary. Byte-level models (vocab 256): one token
- * per byte. GPT-2-vocabulary models (50257): GPT-2's BPE (bpe.h), loaded once from data/gpt2-bpe or
- * ../shared/data/gpt2-bpe. Other vocabularies get an error. */
+ * per byte. GPT-2-vocabulary models (50257): GPT-2's BPE (bpe.h), loaded once from the shipped
+ * data/gpt2-bpe. Other vocabularies get an error. */
 #ifndef NL_TOKENIZE_H
 #define NL_TOKENIZE_H
 

@@ -14,7 +14,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -26,28 +25,10 @@
 
 /* ---------------------------------------------------------------- paths */
 
-static int file_exists(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
 nl_status nl_find_data(char *path, size_t cap) {
-    if (path[0]) return NL_OK;
-    static const char *const rel[] = { "data/tinyshakespeare.txt", "../shared/data/tinyshakespeare.txt" };
-    char exe[NL_PATH_MAX] = "", cand[2 * NL_PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) exe[n] = 0;
-    char *exedir = n > 0 ? dirname(exe) : NULL;
-    for (int k = 0; k < 2; k++) {
-        snprintf(cand, sizeof cand, "%s", rel[k]);
-        if (file_exists(cand) && strlen(cand) < cap) return snprintf(path, cap, "%s", cand), NL_OK;
-        if (!exedir) continue;
-        /* the binary lives in build/<config>/ inside the repository */
-        snprintf(cand, sizeof cand, "%s/../../%s", exedir, rel[k]);
-        if (file_exists(cand) && strlen(cand) < cap) return snprintf(path, cap, "%s", cand), NL_OK;
-    }
-    return NL_FAIL(NL_ERR_ARG, "--data not given and tinyshakespeare.txt not found in data/ or ../shared/data/. "
-                               "HINT: pass --data FILE (any text file), or put the corpus at data/tinyshakespeare.txt");
+    if (path[0] || nl_find_shipped("tinyshakespeare.txt", path, cap)) return NL_OK;
+    return NL_FAIL(NL_ERR_ARG, "--data not given and data/tinyshakespeare.txt not found in the working directory or the "
+                               "repository. HINT: pass --data FILE (any text file)");
 }
 
 /* ---------------------------------------------------------------- memory */

@@ -30,8 +30,8 @@ size_t nl_metrics_keep(char *buf, size_t n, int max_step);
  * gradients and AdamW moments) clearly cannot fit in this machine's memory. */
 nl_status nl_check_memory(const nl_config *c, int B, int T, int training);
 
-/* Finds the default corpus when path is empty: data/tinyshakespeare.txt or
- * ../shared/data/tinyshakespeare.txt, relative to the working directory or the executable's folder. */
+/* Finds the default corpus when path is empty: the data/tinyshakespeare.txt the repository ships
+ * (nl_find_shipped). */
 nl_status nl_find_data(char *path, size_t cap);
 
 /* Mean next-token cross-entropy over consecutive non-overlapping windows: window i holds tokens

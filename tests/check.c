@@ -110,3 +110,10 @@ const char *nl_test_python(void) {
     const char *p = getenv("NORMLAB_PYTHON");
     return p ? p : "/usr/bin/python3";
 }
+
+const char *nl_test_venv_python(void) {
+    static char py[NL_PATH_MAX + 16];
+    const char *v = getenv("NORMLAB_VENV");
+    snprintf(py, sizeof py, "%s/bin/python", v ? v : "build/venv");
+    return py;
+}

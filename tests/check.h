@@ -35,5 +35,8 @@ void nl_make_text(const char *path, int n);
 /* Path of the normlab binary under test and of the Python interpreter with torch. */
 const char *nl_test_bin(void);
 const char *nl_test_python(void);
+/* The Python of the tests' virtual environment (PyPI packages, scripts/deps.sh): $NORMLAB_VENV/bin/python,
+ * default build/venv/bin/python. */
+const char *nl_test_venv_python(void);
 
 #endif

@@ -1,5 +1,5 @@
-/* test_bpe.c -- the GPT-2 tokenizer against the reference encoder (npm gpt-3-encoder run with node,
- * tests/bpe_ref.js) on a written corpus (tests/data/bpe_corpus.txt), random text over many Unicode
+/* test_bpe.c -- the GPT-2 tokenizer against the reference encoder (tiktoken from PyPI, run by
+ * tests/bpe_ref.py on the same encoder.json and vocab.bpe) on a written corpus (tests/data/bpe_corpus.txt), random text over many Unicode
  * classes, invalid UTF-8 and Tiny Shakespeare; round trips; the heap merge against GPT-2's loop;
  * malformed tokenizer files. */
 #include "bpe.h"
@@ -33,16 +33,16 @@ static void spit(const char *path, const void *p, size_t n) {
     fclose(f);
 }
 
-/* the reference's ids for the bytes of text (node decodes invalid UTF-8 to U+FFFD) */
+/* the reference's ids for the bytes of text (Python decodes each maximal invalid UTF-8 subpart to U+FFFD) */
 static int reference_ids(const void *text, size_t n, nl_ids *out) {
     char in[64], ids[64], cmd[512], msg[4096];
     snprintf(in, sizeof in, "%s/in.txt", dir);
     snprintf(ids, sizeof ids, "%s/ids.txt", dir);
     spit(in, text, n);
-    snprintf(cmd, sizeof cmd, "node tests/bpe_ref.js encode %s %s 2>&1", in, ids);
+    snprintf(cmd, sizeof cmd, "%s tests/bpe_ref.py encode data/gpt2-bpe %s %s 2>&1", nl_test_venv_python(), in, ids);
     int rc = nl_run_cmd(cmd, msg, sizeof msg);
     if (rc != 0) {
-        printf("    the reference encoder failed (exit %d): %s    HINT: scripts/deps.sh installs node and gpt-3-encoder\n", rc, msg);
+        printf("    the reference encoder failed (exit %d): %s    HINT: scripts/deps.sh installs tiktoken into build/venv\n", rc, msg);
         return 1;
     }
     size_t len;
@@ -169,7 +169,7 @@ int test_bpe(void) {
         return 1;
     }
     fails += NL_CHECK(nl_bpe_vocab(b) == 50257 && nl_bpe_eot(b) == 50256, "GPT-2 vocabulary: %d tokens, eot %d", nl_bpe_vocab(b), nl_bpe_eot(b));
-    /* known ids, independent of node */
+    /* known ids, independent of the reference */
     nl_ids ids = { 0 };
     nl_bpe_encode(b, "Hello world", 11, &ids);
     fails += NL_CHECK(ids.n == 2 && ids.v[0] == 15496 && ids.v[1] == 995, "'Hello world' -> 15496 995");
@@ -225,9 +225,8 @@ int test_bpe(void) {
     free(rep);
     free(corpus);
     /* Tiny Shakespeare */
-    unsigned char *ts = slurp("../shared/data/tinyshakespeare.txt", &n);
-    if (!ts) ts = slurp("data/tinyshakespeare.txt", &n);
-    fails += NL_CHECK(ts != NULL, "tinyshakespeare.txt not found in ../shared/data or data");
+    unsigned char *ts = slurp("data/tinyshakespeare.txt", &n);
+    fails += NL_CHECK(ts != NULL, "data/tinyshakespeare.txt not found");
     if (ts) fails += compare(b, "tinyshakespeare.txt", ts, n);
     free(ts);
     fails += NL_CHECK(nl_bpe_decode(b, (const int[]){ 50257 }, 1, &back, &blen) == NL_ERR_ARG, "decode rejects id 50257");

@@ -260,6 +260,11 @@ int test_library(void) {
     fails += NL_CHECK(rc == 1 && strstr(out, "not a normlab checkpoint"), "the export is an export: %s", out);
     rc = run("%s tests/ref_check.py eval --model %s/m.safetensors --data tests/data/bpe_corpus.txt --max-windows 4 2>&1", nl_test_python(), dir);
     fails += NL_CHECK(rc == 0, "the API's export loads in the PyTorch twin: %s", out);
+    /* the binary of the build tree, run where no data/ is, trains on the corpus the repository ships */
+    rc = run("cd %s && $OLDPWD/%s train --steps 2 --layers 1 --dim 32 --heads 2 --seq-len 16 --batch 2 --out r0 >/dev/null 2>&1 "
+             "&& grep '^data = ' r0/config.txt",
+             dir, nl_test_bin());
+    fails += NL_CHECK(rc == 0 && strstr(out, "/../../data/tinyshakespeare.txt"), "build-tree binary finds the shipped corpus: %s", out);
     const char *san = getenv("NORMLAB_SAN");
     if (san && san[0]) {
         printf("    (install + pkg-config build skipped in the %s build: its objects need the sanitizer runtime)\n", san);
@@ -277,6 +282,11 @@ int test_library(void) {
                  "$(PKG_CONFIG_PATH=%s/inst/lib/pkgconfig pkg-config --cflags --libs normlab) -o ex && ldd ex | grep -q '%s/inst/lib/libnormlab.so' && ./ex 2>&1",
                  dir, dir, dir, dir);
         fails += NL_CHECK(rc == 0 && strstr(out, "eval loss"), "pkg-config build against the installed shared library: %s", out);
+        /* the installed binary, run where no data/ is, trains on the corpus installed in share/normlab */
+        rc = run("cd %s && inst/bin/normlab train --steps 2 --layers 1 --dim 32 --heads 2 --seq-len 16 --batch 2 --out r >/dev/null 2>&1 "
+                 "&& grep '^data = ' r/config.txt",
+                 dir);
+        fails += NL_CHECK(rc == 0 && strstr(out, "/inst/bin/../share/normlab/tinyshakespeare.txt"), "installed binary finds the shipped corpus: %s", out);
     }
     snprintf(p, sizeof p, "rm -rf %s", dir);
     fails += NL_CHECK(system(p) == 0, "cleanup");
