@@ -103,9 +103,10 @@ nl_status nl_model_init(nl_model *m, const nl_config *cfg);
 void nl_model_free(nl_model *m); /* safe on a zeroed or freed model */
 /* Allocates activations for B sequences of T tokens (once, before training: no allocation per step). */
 void nl_model_alloc_acts(nl_model *m, int B, int T);
-/* Forward on inp (B,T) (host arrays, copied to the backend). With tgt: returns the mean cross-entropy; if dscale != 0 the logits buffer is
- * replaced by the gradient of dscale * (sum of token losses), ready for nl_model_backward. Without tgt:
- * returns 0 and leaves logits (B*T, Vp) in m->logits (backend memory: read them with m->be->to_host). */
+/* Forward on inp (B,T) (host arrays, copied to the backend). With tgt: returns the mean cross-entropy;
+ * if dscale != 0 the logits buffer is replaced by the gradient of dscale * (sum of token losses), ready
+ * for nl_model_backward. Without tgt: returns 0 and leaves logits (B*T, Vp) in m->logits (backend
+ * memory: read them with m->be->to_host). */
 float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T, float dscale);
 /* Accumulates parameter gradients of the last forward into m->grads. */
 void nl_model_backward(nl_model *m);
