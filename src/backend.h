@@ -47,7 +47,9 @@ typedef struct nl_backend {
     /* dst[r*ldd + c] = src[r*lds + c] for r < rows, c < cols (column blocks of a wider array) */
     void (*copy_cols)(float *dst, int ldd, const float *src, int lds, size_t rows, int cols);
 
-    /* ---- matrix product: C (M x N) = alpha op(A) op(B) + beta C, row-major, op(X) = X^T if tX */
+    /* ---- matrix product: C (M x N) = alpha op(A) op(B) + beta C, row-major, op(X) = X^T if tX, with row
+     * strides (the head reads V of Vp columns). The model needs no batched product: the per-head products
+     * of attention are inside the attention ops, where a backend batches them its own way. */
     void (*gemm)(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                  float beta, float *C, int ldc);
     const char *(*gemm_info)(void); /* the library and kernel ISA that run gemm */
