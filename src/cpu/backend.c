@@ -1,8 +1,8 @@
 /* backend.c -- the CPU backend: host memory, the kernels of src/cpu/, and the threads' numeric mode.
  *
- * Subnormal floats: an x86 core takes a microcode assist (about 100 cycles) for every subnormal
- * operand or result, so a training run whose small gradients and Adam moments drift into the subnormal
- * range slows down by up to 10x (issue 16: Pre-LN at lr 1e-2 fell from 3,500 to under 400 tok/s). The
+ * Subnormal floats: Intel cores take a microcode assist (on the order of 100 cycles) for a subnormal
+ * operand or result, so a training run whose small values drift into the subnormal range slows down
+ * (issue 16: Pre-LN at lr 1e-2 fell from 3,500 to under 400 tok/s after step 80). The
  * backend flushes them: FTZ (subnormal results become 0) and DAZ (subnormal inputs read as 0), as GPUs
  * do for bf16/fp16 and as PyTorch does with set_flush_denormal(True). The mode is per thread, so it is
  * set on the caller and on every OpenMP worker (BLAS computes on the same pool in OpenBLAS's OpenMP
