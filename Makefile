@@ -4,6 +4,7 @@
 #   make asan / ubsan    the test suite under AddressSanitizer / UndefinedBehaviorSanitizer
 #   make bench           the speed benchmark against the PyTorch twin (bench/bench.sh)
 #   make bench-bpe       GPT-2 tokenizer throughput on one core (bench/bpe_bench.sh)
+#   make bench-denormal  lr 1e-2 against lr 1e-3 speed after step 80 (bench/denormal.sh, subnormal floats)
 #   make WERROR=1        warnings are errors (CI)
 #   make install PREFIX=DIR   the binary, libnormlab.a, libnormlab.so, include/normlab.h, normlab.pc, share/normlab (data/)
 #   make fuzz            each libFuzzer harness in fuzz/ for FUZZ_SECONDS (60) seconds (clang)
@@ -32,7 +33,7 @@ ifneq ($(SAN),)
   LDLIBS += -fsanitize=$(SAN)
 endif
 
-LIB_SRC  = $(wildcard src/*.c)
+LIB_SRC  = $(wildcard src/*.c src/cpu/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 PIC_OBJ  = $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
 TEST_SRC = $(wildcard tests/*.c)
@@ -98,12 +99,14 @@ bench: $(BUILD)/normlab build/release/sgemm_bench
 bench-bpe:
 	bash bench/bpe_bench.sh
 
+bench-denormal: $(BUILD)/normlab
+	BIN=$(BUILD)/normlab bash bench/denormal.sh
+
 build/release/bpe_bench: bench/bpe_bench.c build/release/libnormlab.a
 	$(CC) $(CFLAGS) $< -o $@ build/release/libnormlab.a $(LDLIBS)
 
-build/release/sgemm_bench: bench/sgemm_bench.c
-	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -O2 -fopenmp -D_POSIX_C_SOURCE=200809L $< -o $@ -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas
+build/release/sgemm_bench: bench/sgemm_bench.c build/release/libnormlab.a
+	$(CC) $(CFLAGS) $< -o $@ build/release/libnormlab.a $(LDLIBS)
 
 clean:
 	rm -rf build
@@ -133,5 +136,5 @@ valgrind:
 	bash scripts/valgrind.sh build/valgrind/normlab
 
 
-.PHONY: all test asan ubsan bench bench-bpe install clean fuzz fuzz-lib fuzz-regress valgrind
+.PHONY: all test asan ubsan bench bench-bpe bench-denormal install clean fuzz fuzz-lib fuzz-regress valgrind
 -include $(LIB_OBJ:.o=.d) $(PIC_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/tools/normlab.d

@@ -4,7 +4,6 @@
 #include "ckpt.h"
 #include "common.h"
 #include "norm.h"
-#include "ops.h"
 #include "safetensors.h"
 
 #include <errno.h>
@@ -57,6 +56,7 @@ nl_status nl_analyze(nl_model *m, const nl_tokens *t, int max_windows, int B, nl
     int *buf = nl_xmalloc((size_t)(T + 1) * sizeof(int)), *inp = nl_xmalloc((size_t)B * T * sizeof(int)),
         *tgt = nl_xmalloc((size_t)B * T * sizeof(int));
     const float **xs = nl_xmalloc((size_t)(L + 1) * sizeof(float *));
+    float *last = nl_xmalloc((size_t)(L + 1) * C * sizeof(float)); /* host copy: the last token's x_1..x_{L+1} */
     double full = 0.0;
     m->skip_block = 0;
     for (size_t w0 = 0; w0 < W; w0 += (size_t)B) {
@@ -71,8 +71,10 @@ nl_status nl_analyze(nl_model *m, const nl_tokens *t, int max_windows, int B, nl
         xs[L] = m->sub[2 * L - 1].xout;
         for (int b = 0; b < nb; b++) {
             const size_t row = ((size_t)b * T + (size_t)(T - 1)) * (size_t)C;
+            for (int l = 0; l <= L; l++) m->be->to_host(last + (size_t)l * C, xs[l] + row, (size_t)C * sizeof(float));
             for (int l = 0; l < L; l++)
-                for (int n = 1; l + n <= L; n++) a->angular[(size_t)l * L + (size_t)(n - 1)] += angle(xs[l] + row, xs[l + n] + row, C);
+                for (int n = 1; l + n <= L; n++)
+                    a->angular[(size_t)l * L + (size_t)(n - 1)] += angle(last + (size_t)l * C, last + (size_t)(l + n) * C, C);
         }
         for (int l = 0; l < L; l++) {
             m->skip_block = l + 1;
@@ -92,6 +94,7 @@ nl_status nl_analyze(nl_model *m, const nl_tokens *t, int max_windows, int B, nl
     free(inp);
     free(tgt);
     free(xs);
+    free(last);
     return NL_OK;
 }
 

@@ -4,7 +4,6 @@
 #include "common.h"
 #include "config.h"
 #include "model.h"
-#include "ops.h"
 #include "optim.h"
 
 #include <math.h>

@@ -38,23 +38,19 @@ static void entry(nl_st_entry *e, const char *name, const nl_tensor *t, const fl
     e->data = base + t->offset;
 }
 
-size_t nl_first_nonfinite(const float *x, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(x[i])) return i;
-    return n;
-}
-
 nl_status nl_ckpt_save_info(const nl_model *m, const char *path, const nl_ckpt_info *info) {
     const int nt = m->ntensors;
     const float *bufs[3] = { m->params, m->m, m->v };
     for (int b = 0; b < 3; b++) {
-        size_t i = nl_first_nonfinite(bufs[b], m->nparams);
+        size_t i = m->be->first_nonfinite(bufs[b], m->nparams);
         if (i == m->nparams) continue;
         const char *name = "?";
+        float bad;
+        m->be->to_host(&bad, bufs[b] + i, sizeof bad);
         for (int k = 0; k < nt; k++)
             if (i >= m->tensors[k].offset && i < m->tensors[k].offset + m->tensors[k].numel) name = m->tensors[k].name;
         return NL_FAIL(NL_ERR_FORMAT, "refusing to write checkpoint '%s': %s%s holds %g (NaN/Inf)", path,
-                       b == 0 ? "" : b == 1 ? "opt.m." : "opt.v.", name, (double)bufs[b][i]);
+                       b == 0 ? "" : b == 1 ? "opt.m." : "opt.v.", name, (double)bad);
     }
     NL_ASSERT(info->nskip >= 0 && info->nskip <= NL_MAX_ROLLBACKS);
     nl_st_entry *e = nl_xmalloc(3 * (size_t)nt * sizeof *e);

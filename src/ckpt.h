@@ -32,8 +32,6 @@ nl_status nl_ckpt_load_info(nl_model *m, const char *path, nl_ckpt_info *info);
 /* Reads every training option saved in a checkpoint's metadata into c (a checkpoint only; nothing
  * else is loaded). */
 nl_status nl_ckpt_read_config(const char *path, nl_config *c);
-/* Index of the first non-finite value of x[0..n), or n. */
-size_t nl_first_nonfinite(const float *x, size_t n);
 /* Builds *m (nl_model_init) from the file's config and loads params and AdamW moments. The checksum,
  * format, version and every tensor's shape are checked; errors name the file. */
 nl_status nl_ckpt_load(nl_model *m, const char *path, int *step, nl_rng *data_rng);

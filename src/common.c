@@ -137,3 +137,34 @@ int nl_find_shipped(const char *name, char *out, size_t cap) {
     }
     return 0;
 }
+
+static void swapf(float *a, float *b) {
+    float t = *a;
+    *a = *b;
+    *b = t;
+}
+
+float nl_select_kth(float *a, size_t n, size_t k) {
+    NL_ASSERT(k < n);
+    size_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        /* median of three as the pivot, Hoare partition */
+        size_t mid = lo + (hi - lo) / 2;
+        if (a[mid] < a[lo]) swapf(&a[mid], &a[lo]);
+        if (a[hi] < a[lo]) swapf(&a[hi], &a[lo]);
+        if (a[hi] < a[mid]) swapf(&a[hi], &a[mid]);
+        const float p = a[mid];
+        size_t i = lo, j = hi;
+        for (;;) {
+            while (a[i] < p) i++;
+            while (p < a[j]) j--;
+            if (i >= j) break;
+            swapf(&a[i], &a[j]);
+            i++;
+            j--;
+        }
+        if (k <= j) hi = j;
+        else lo = j + 1;
+    }
+    return a[k];
+}

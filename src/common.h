@@ -46,4 +46,7 @@ int nl_find_shipped(const char *name, char *out, size_t cap);
 
 uint32_t nl_crc32(uint32_t crc, const void *buf, size_t n);
 
+/* The k-th smallest (0-based) of a[0..n), reordering a; NaN must not occur. */
+float nl_select_kth(float *a, size_t n, size_t k);
+
 #endif

@@ -3,95 +3,20 @@
 
 #include "common.h"
 #include "norm.h"
+#include "optim.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---------------------------------------------------------------- statistics */
-
-static void swapf(float *a, float *b) {
-    float t = *a;
-    *a = *b;
-    *b = t;
-}
-
-float nl_select_kth(float *a, size_t n, size_t k) {
-    NL_ASSERT(k < n);
-    size_t lo = 0, hi = n - 1;
-    while (lo < hi) {
-        /* median of three as the pivot, Hoare partition */
-        size_t mid = lo + (hi - lo) / 2;
-        if (a[mid] < a[lo]) swapf(&a[mid], &a[lo]);
-        if (a[hi] < a[lo]) swapf(&a[hi], &a[lo]);
-        if (a[hi] < a[mid]) swapf(&a[hi], &a[mid]);
-        const float p = a[mid];
-        size_t i = lo, j = hi;
-        for (;;) {
-            while (a[i] < p) i++;
-            while (p < a[j]) j--;
-            if (i >= j) break;
-            swapf(&a[i], &a[j]);
-            i++;
-            j--;
-        }
-        if (k <= j) hi = j;
-        else lo = j + 1;
-    }
-    return a[k];
-}
-
-void nl_stream_stats(const float *x, size_t N, int C, float *scratch, nl_stream_stat *out) {
-    double var = 0.0, rms = 0.0, s1 = 0.0, s2 = 0.0, mx = 0.0;
-    for (size_t n = 0; n < N; n++) {
-        const float *r = x + n * (size_t)C;
-        double a = 0.0, b = 0.0;
-        for (int c = 0; c < C; c++) {
-            const double v = r[c], av = fabs(v);
-            a += v;
-            b += v * v;
-            if (!(av <= mx)) mx = isnan(av) ? INFINITY : av;
-            scratch[n * (size_t)C + (size_t)c] = isnan(av) ? INFINITY : (float)av;
-        }
-        const double mean = a / C, ms = b / C;
-        var += ms - mean * mean;
-        rms += sqrt(ms);
-        s1 += a;
-        s2 += b;
-    }
-    const double NC = (double)N * C, gmean = s1 / NC;
-    out->var = var / (double)N;
-    out->rms = rms / (double)N;
-    out->gvar = s2 / NC - gmean * gmean;
-    out->maxabs = mx;
-    const size_t n = N * (size_t)C, k = n / 2;
-    double med = nl_select_kth(scratch, n, k);
-    if (n % 2 == 0) {
-        /* the other middle value: the largest of the k elements left of position k */
-        float lo = scratch[0];
-        for (size_t i = 1; i < k; i++) if (scratch[i] > lo) lo = scratch[i];
-        med = 0.5 * (med + lo);
-    }
-    out->median = med;
-}
-
-static double rms_of(const float *x, size_t n) {
-    double s = 0.0;
-    for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
-    return sqrt(s / (double)n);
-}
-
-static double sumsq(const float *x, size_t n) {
-    double s = 0.0;
-    for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
-    return s;
-}
+static double rms_of(const nl_backend *be, const float *x, size_t n) { return sqrt(be->sumsq(x, n) / (double)n); }
 
 /* ---------------------------------------------------------------- the diagnostic pass */
 
 void nl_diag_init(nl_diag *d, const nl_model *m) {
     memset(d, 0, sizeof *d);
     const int L = m->cfg.layers;
+    d->be = m->be;
     d->L = L;
     d->x = nl_xcalloc((size_t)(L + 1) * sizeof *d->x);
     d->g_block = nl_xcalloc((size_t)L * 5 * sizeof(double));
@@ -112,7 +37,7 @@ void nl_diag_free(nl_diag *d) {
     free(d->g_block);
     free(d->sites);
     free(d->tensor_block);
-    free(d->scratch);
+    if (d->be) d->be->free(d->scratch);
     memset(d, 0, sizeof *d);
 }
 
@@ -120,8 +45,8 @@ static void add_site(nl_diag *d, const nl_model *m, const char *name, const floa
                      const nl_normw *norm, size_t NC) {
     nl_diag_site *s = &d->sites[d->nsites++];
     snprintf(s->name, sizeof s->name, "%s", name);
-    s->in_rms = rms_of(in, NC);
-    s->out_rms = rms_of(out, NC);
+    s->in_rms = rms_of(m->be, in, NC);
+    s->out_rms = rms_of(m->be, out, NC);
     s->gain = nl_norm_gain_mean(m, norm);
 }
 
@@ -129,27 +54,27 @@ void nl_diag_run(nl_diag *d, nl_model *m, const int *inp, const int *tgt, int B,
     const nl_config *c = &m->cfg;
     const int L = c->layers, C = c->dim;
     const size_t N = (size_t)B * T, NC = N * (size_t)C;
+    const nl_backend *be = m->be;
     if (d->scratch_n < NC) {
-        free(d->scratch);
-        d->scratch = nl_xmalloc(NC * sizeof(float));
+        be->free(d->scratch);
+        d->scratch = be->alloc(NC * sizeof(float));
         d->scratch_n = NC;
     }
     const double t0 = nl_now();
     nl_model_zero_grad(m);
     d->loss = nl_model_forward(m, inp, tgt, B, T, (float)(1.0 / (double)N));
     nl_model_backward(m);
-    for (int i = 0; i < m->ntensors; i++) /* frozen tensors have no gradient (as in nl_grad_norm) */
-        if (!m->tensors[i].trainable) memset(m->grads + m->tensors[i].offset, 0, m->tensors[i].numel * sizeof(float));
+    nl_zero_frozen_grads(m); /* as in nl_grad_norm */
 
     /* residual stream entering each block, and after the last one */
-    for (int l = 0; l < L; l++) nl_stream_stats(m->sub[2 * l].xin, N, C, d->scratch, &d->x[l]);
-    nl_stream_stats(m->sub[2 * L - 1].xout, N, C, d->scratch, &d->x[L]);
+    for (int l = 0; l < L; l++) be->stream_stats(m->sub[2 * l].xin, N, C, d->scratch, &d->x[l]);
+    be->stream_stats(m->sub[2 * L - 1].xout, N, C, d->scratch, &d->x[L]);
 
     /* gradient norms */
     double total = 0.0;
     for (int l = 0; l < L; l++) d->g_block[l] = 0.0;
     for (int i = 0; i < m->ntensors; i++) {
-        const double s = sumsq(m->grads + m->tensors[i].offset, m->tensors[i].numel);
+        const double s = be->sumsq(m->grads + m->tensors[i].offset, m->tensors[i].numel);
         total += s;
         if (d->tensor_block[i] >= 0) d->g_block[d->tensor_block[i]] += s;
     }
@@ -157,10 +82,10 @@ void nl_diag_run(nl_diag *d, nl_model *m, const int *inp, const int *tgt, int B,
     for (int l = 0; l < L; l++) {
         const nl_block_w *g = &m->g.blocks[l];
         d->g_block[l] = sqrt(d->g_block[l]);
-        d->g_qkv[l] = sqrt(sumsq(g->qkv_w, (size_t)m->Q3 * C));
-        d->g_proj[l] = sqrt(sumsq(g->proj_w, (size_t)C * C));
-        d->g_fc[l] = sqrt(sumsq(g->fc_w, (size_t)m->FW * C)); /* llama: gate and up */
-        d->g_mproj[l] = sqrt(sumsq(g->mproj_w, (size_t)m->F * C));
+        d->g_qkv[l] = sqrt(be->sumsq(g->qkv_w, (size_t)m->Q3 * C));
+        d->g_proj[l] = sqrt(be->sumsq(g->proj_w, (size_t)C * C));
+        d->g_fc[l] = sqrt(be->sumsq(g->fc_w, (size_t)m->FW * C)); /* llama: gate and up */
+        d->g_mproj[l] = sqrt(be->sumsq(g->mproj_w, (size_t)m->F * C));
     }
 
     /* norm sites: input, output, gain */

@@ -15,20 +15,6 @@
 
 #define NL_FP16_MAX 65504.0
 
-/* Statistics of one residual-stream tensor x (N tokens x C channels). */
-typedef struct nl_stream_stat {
-    double var;    /* mean over tokens of the per-token variance over channels (population) */
-    double gvar;   /* variance over all N*C entries */
-    double rms;    /* mean over tokens of the per-token RMS, sqrt(mean_c x^2) */
-    double maxabs; /* max |x| (+Inf if any entry is non-finite) */
-    double median; /* median |x| over all entries (mean of the two middle values when N*C is even) */
-} nl_stream_stat;
-
-/* scratch holds N*C floats. */
-void nl_stream_stats(const float *x, size_t N, int C, float *scratch, nl_stream_stat *out);
-/* The k-th smallest (0-based) of a[0..n), reordering a; NaN must not occur. */
-float nl_select_kth(float *a, size_t n, size_t k);
-
 typedef struct nl_diag_site {
     char name[64];                  /* export name of the norm, e.g. blocks.3.mlp_norm_in */
     double in_rms, out_rms, gain;   /* RMS of its input and output over all entries, mean of its gain */
@@ -44,7 +30,8 @@ typedef struct nl_diag {
     double seconds;                   /* wall time of the last nl_diag_run (the pass's own cost) */
     nl_diag_site *sites;
     int nsites;
-    float *scratch;
+    const nl_backend *be;             /* the model's, which holds scratch */
+    float *scratch;                   /* (scratch_n) backend memory for the median */
     size_t scratch_n;
     int *tensor_block;                /* (ntensors) block index of each tensor, -1 outside blocks */
 } nl_diag;

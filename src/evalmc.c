@@ -273,7 +273,7 @@ void nl_mc_item_free(nl_mc_item *it) {
 /* log P(cont | ctx) of every candidate, all candidates in one forward pass. The sequence is
  * ctx + cont truncated on the left to seq_len + 1 tokens. */
 static nl_status score_item(nl_model *m, const nl_mc_item *it, const char *path, int lineno, int *buf, int *inp,
-                            int *tgt, double *ll, int *ntok) {
+                            int *tgt, float *losses, double *ll, int *ntok) {
     const int T = m->cfg.seq_len;
     int len[NL_MC_MAX_CHOICES], Tmax = 0;
     for (int i = 0; i < it->n; i++) {
@@ -296,9 +296,10 @@ static nl_status score_item(nl_model *m, const nl_mc_item *it, const char *path,
         }
     }
     nl_model_forward(m, inp, tgt, it->n, Tmax, 0.0f);
+    m->be->to_host(losses, m->losses, (size_t)it->n * Tmax * sizeof(float));
     for (int i = 0; i < it->n; i++) {
         double s = 0;
-        for (int t = len[i] - 1 - ntok[i]; t < len[i] - 1; t++) s -= m->losses[(size_t)i * Tmax + t];
+        for (int t = len[i] - 1 - ntok[i]; t < len[i] - 1; t++) s -= losses[(size_t)i * Tmax + t];
         ll[i] = s;
     }
     return NL_OK;
@@ -318,6 +319,7 @@ nl_status nl_mc_eval(nl_model *m, nl_mc_task task, const char *path, FILE *per_i
     nl_model_alloc_acts(m, NL_MC_MAX_CHOICES, T);
     int *buf = nl_xmalloc((size_t)NL_MC_MAX_CHOICES * 2 * (T + 1) * sizeof(int));
     int *inp = nl_xmalloc((size_t)NL_MC_MAX_CHOICES * T * sizeof(int)), *tgt = nl_xmalloc((size_t)NL_MC_MAX_CHOICES * T * sizeof(int));
+    float *losses = nl_xmalloc((size_t)NL_MC_MAX_CHOICES * T * sizeof(float));
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
@@ -333,7 +335,7 @@ nl_status nl_mc_eval(nl_model *m, nl_mc_task task, const char *path, FILE *per_i
         if (st != NL_OK) break;
         double ll[NL_MC_MAX_CHOICES], per_tok[NL_MC_MAX_CHOICES], per_byte[NL_MC_MAX_CHOICES];
         int ntok[NL_MC_MAX_CHOICES];
-        st = score_item(m, &it, path, lineno, buf, inp, tgt, ll, ntok);
+        st = score_item(m, &it, path, lineno, buf, inp, tgt, losses, ll, ntok);
         if (st == NL_OK) {
             for (int i = 0; i < it.n; i++) {
                 per_tok[i] = ll[i] / ntok[i];
@@ -359,6 +361,7 @@ nl_status nl_mc_eval(nl_model *m, nl_mc_task task, const char *path, FILE *per_i
     free(buf);
     free(inp);
     free(tgt);
+    free(losses);
     fclose(f);
     if (st == NL_OK && res->items == 0) st = NL_FAIL(NL_ERR_FORMAT, "'%s' holds no items", path);
     if (st != NL_OK) return st;

@@ -6,9 +6,7 @@
 #include "common.h"
 #include "config.h"
 #include "norm.h"
-#include "ops.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,14 +135,16 @@ static void build_tensors(nl_model *m) {
     }
 }
 
-/* N(0, std) in table order from the seed; constants for gains, zeros for biases and padded vocab rows. */
+/* N(0, std) in table order from the seed; constants for gains, zeros for biases and padded vocab rows.
+ * Drawn on the host (the same numbers for every backend), then copied to the backend. */
 static void init_params(nl_model *m) {
     nl_rng rng;
     nl_rng_seed(&rng, m->cfg.seed);
     const float beta = (float)nl_init_beta(&m->cfg);
+    float *host = nl_xmalloc(m->nparams * sizeof(float));
     for (int i = 0; i < m->ntensors; i++) {
         const nl_tensor *t = &m->tensors[i];
-        float *p = m->params + t->offset;
+        float *p = host + t->offset;
         const size_t rowlen = t->cols ? (size_t)t->cols : 1;
         for (size_t j = 0; j < t->numel; j++) {
             const int row = (int)(j / rowlen);
@@ -156,12 +156,15 @@ static void init_params(nl_model *m) {
             }
         }
     }
+    m->be->from_host(m->params, host, m->nparams * sizeof(float));
+    free(host);
 }
 
 nl_status nl_model_init(nl_model *m, const nl_config *cfg) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     NL_TRY(nl_config_resolve(&m->cfg));
+    m->be = nl_backend_cpu();
     const nl_config *c = &m->cfg;
     m->hs = c->dim / c->heads;
     m->kvC = m->hs * c->kv_heads;
@@ -171,12 +174,10 @@ nl_status nl_model_init(nl_model *m, const nl_config *cfg) {
     m->w.blocks = nl_xcalloc((size_t)m->cfg.layers * sizeof(nl_block_w));
     m->g.blocks = nl_xcalloc((size_t)m->cfg.layers * sizeof(nl_block_w));
     build_tensors(m);
-    m->params = nl_xmalloc(m->nparams * sizeof(float));
-    m->grads = nl_xcalloc(m->nparams * sizeof(float));
-    m->m = nl_xcalloc(m->nparams * sizeof(float));
-    m->v = nl_xcalloc(m->nparams * sizeof(float));
-    m->norm_nchunk = (m->nparams + NL_NORM_CHUNK - 1) / NL_NORM_CHUNK;
-    m->norm_part = nl_xcalloc(m->norm_nchunk * sizeof(double));
+    m->params = m->be->alloc(m->nparams * sizeof(float));
+    m->grads = m->be->alloc(m->nparams * sizeof(float));
+    m->m = m->be->alloc(m->nparams * sizeof(float));
+    m->v = m->be->alloc(m->nparams * sizeof(float));
     for (int i = 0; i < m->ntensors; i++) {
         *m->tensors[i].slot_p = m->params + m->tensors[i].offset;
         *m->tensors[i].slot_g = m->grads + m->tensors[i].offset;
@@ -190,20 +191,22 @@ nl_status nl_model_init(nl_model *m, const nl_config *cfg) {
 
 void nl_model_free(nl_model *m) {
     if (!m) return;
+    if (m->be) {
+        m->be->free(m->params);
+        m->be->free(m->grads);
+        m->be->free(m->m);
+        m->be->free(m->v);
+        m->be->free(m->acts);
+        m->be->free(m->tok_inp);
+    }
     free(m->tensors);
-    free(m->params);
-    free(m->grads);
-    free(m->m);
-    free(m->v);
-    free(m->norm_part);
     free(m->w.blocks);
     free(m->g.blocks);
-    free(m->acts);
     free(m->sub);
     memset(m, 0, sizeof *m);
 }
 
-void nl_model_zero_grad(nl_model *m) { memset(m->grads, 0, m->nparams * sizeof(float)); }
+void nl_model_zero_grad(nl_model *m) { m->be->zero(m->grads, m->nparams * sizeof(float)); }
 
 size_t nl_model_trainable_count(const nl_model *m) {
     size_t n = 0;
@@ -330,15 +333,18 @@ static size_t plan_acts(nl_model *m, float *base, int B, int T) {
 
 void nl_model_alloc_acts(nl_model *m, int B, int T) {
     NL_ASSERT(B > 0 && T > 0 && T <= m->cfg.seq_len);
-    free(m->acts);
+    m->be->free(m->acts);
+    m->be->free(m->tok_inp);
     free(m->sub);
     m->sub = nl_xcalloc((size_t)m->cfg.layers * NL_SUB_COUNT * sizeof(nl_sub_acts));
     size_t n = plan_acts(m, NULL, B, T);
-    m->acts = nl_xcalloc(n * sizeof(float));
+    m->acts = m->be->alloc(n * sizeof(float));
     plan_acts(m, m->acts, B, T);
+    m->tok_inp = m->be->alloc(2 * (size_t)B * T * sizeof(int));
+    m->tok_tgt = m->tok_inp + (size_t)B * T;
     m->B = B;
     m->T = T;
-    if (m->rope_cos) nl_rope_table(m->rope_cos, m->rope_sin, T, m->hs, m->cfg.rope_theta);
+    if (m->rope_cos) m->be->rope_table(m->rope_cos, m->rope_sin, T, m->hs, m->cfg.rope_theta);
 }
 
 /* ---------------------------------------------------------------- norms of every type */
@@ -347,17 +353,14 @@ void nl_model_alloc_acts(nl_model *m, int B, int T) {
 static const float *eff_gain(const nl_model *m, const nl_normw *p, int C) {
     if (!nl_placements[m->cfg.norm].gain_offset) return p->w;
     const int type = m->cfg.norm_type, n = type == NL_SCALENORM ? 1 : C;
-    const float g0 = gain_init(type, C);
-    for (int i = 0; i < n; i++) m->geff[i] = p->w[i] + g0;
+    m->be->scale_shift(m->geff, p->w, 1.0f, gain_init(type, C), (size_t)n);
     return m->geff;
 }
 
 double nl_norm_gain_mean(const nl_model *m, const nl_normw *p) {
     const int type = m->cfg.norm_type, C = m->cfg.dim, n = type == NL_SCALENORM ? 1 : C;
     const double g0 = nl_placements[m->cfg.norm].gain_offset ? gain_init(type, C) : 0.0;
-    double g = 0.0;
-    for (int i = 0; i < n; i++) g += p->w[i] + g0;
-    return g / n;
+    return m->be->sum(p->w, (size_t)n) / n + g0;
 }
 
 /* out = scale * N(x) over rows of C; s0, s1 keep the statistics backward needs. */
@@ -366,11 +369,11 @@ static void norm_fwd(const nl_model *m, float *out, float *s0, float *s1, const 
     const float eps = (float)m->cfg.eps, *w = eff_gain(m, p, C);
     switch (m->cfg.norm_type) {
     case NL_LAYERNORM:
-    case NL_RMSNORM: nl_norm_forward(out, s0, s1, x, w, p->b, scale, m->cfg.norm_type, eps, N, C); break;
-    case NL_SCALENORM: nl_scalenorm_forward(out, s1, x, w, scale, eps, N, C); break;
-    case NL_DYT: nl_dyt_forward(out, x, w, p->b, p->alpha, scale, N, C); break;
-    case NL_SEEDNORM: nl_seednorm_forward(out, s0, s1, x, w, p->alpha, p->beta, scale, eps, N, C); break;
-    case NL_CRMSNORM: nl_crmsnorm_forward(out, s0, s1, x, w, scale, eps, N, C); break;
+    case NL_RMSNORM: m->be->norm_forward(out, s0, s1, x, w, p->b, scale, m->cfg.norm_type, eps, N, C); break;
+    case NL_SCALENORM: m->be->scalenorm_forward(out, s1, x, w, scale, eps, N, C); break;
+    case NL_DYT: m->be->dyt_forward(out, x, w, p->b, p->alpha, scale, N, C); break;
+    case NL_SEEDNORM: m->be->seednorm_forward(out, s0, s1, x, w, p->alpha, p->beta, scale, eps, N, C); break;
+    case NL_CRMSNORM: m->be->crmsnorm_forward(out, s0, s1, x, w, scale, eps, N, C); break;
     default: NL_ASSERT(0);
     }
 }
@@ -381,25 +384,23 @@ static void norm_bwd(const nl_model *m, float *dx, const nl_normw *gp, const flo
     const float *w = eff_gain(m, p, C);
     switch (m->cfg.norm_type) {
     case NL_LAYERNORM:
-    case NL_RMSNORM: nl_norm_backward(dx, gp->w, gp->b, dy, x, w, s0, s1, scale, m->cfg.norm_type, N, C); break;
-    case NL_SCALENORM: nl_scalenorm_backward(dx, gp->w, dy, x, w, s1, scale, N, C); break;
-    case NL_DYT: nl_dyt_backward(dx, gp->w, gp->b, gp->alpha, dy, x, w, p->alpha, scale, N, C); break;
+    case NL_RMSNORM: m->be->norm_backward(dx, gp->w, gp->b, dy, x, w, s0, s1, scale, m->cfg.norm_type, N, C); break;
+    case NL_SCALENORM: m->be->scalenorm_backward(dx, gp->w, dy, x, w, s1, scale, N, C); break;
+    case NL_DYT: m->be->dyt_backward(dx, gp->w, gp->b, gp->alpha, dy, x, w, p->alpha, scale, N, C); break;
     case NL_SEEDNORM:
-        nl_seednorm_backward(dx, gp->w, gp->alpha, gp->beta, dy, x, w, p->alpha, p->beta, s0, s1, scale, N, C);
+        m->be->seednorm_backward(dx, gp->w, gp->alpha, gp->beta, dy, x, w, p->alpha, p->beta, s0, s1, scale, N, C);
         break;
-    case NL_CRMSNORM: nl_crmsnorm_backward(dx, gp->w, dy, x, w, s0, s1, scale, N, C); break;
+    case NL_CRMSNORM: m->be->crmsnorm_backward(dx, gp->w, dy, x, w, s0, s1, scale, N, C); break;
     default: NL_ASSERT(0);
     }
 }
 
 /* columns [c0, c0+C) of an (N, ld) array <-> a contiguous (N, C) array */
-static void gather_cols(float *dst, const float *src, size_t N, int C, int ld, int c0) {
-#pragma omp parallel for schedule(static)
-    for (size_t n = 0; n < N; n++) memcpy(dst + n * C, src + n * ld + c0, (size_t)C * sizeof(float));
+static void gather_cols(const nl_model *m, float *dst, const float *src, size_t N, int C, int ld, int c0) {
+    m->be->copy_cols(dst, C, src + c0, ld, N, C);
 }
-static void scatter_cols(float *dst, const float *src, size_t N, int C, int ld, int c0) {
-#pragma omp parallel for schedule(static)
-    for (size_t n = 0; n < N; n++) memcpy(dst + n * ld + c0, src + n * C, (size_t)C * sizeof(float));
+static void scatter_cols(const nl_model *m, float *dst, const float *src, size_t N, int C, int ld, int c0) {
+    m->be->copy_cols(dst + c0, ld, src, C, N, C);
 }
 
 /* ---------------------------------------------------------------- forward */
@@ -412,20 +413,23 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
     /* the plan was made for (m->B, m->T); smaller calls reuse its buffers (only attention's
      * per-head layout depends on T, and it is indexed with the T passed here) */
     const float alpha = (float)nl_res_alpha(c), es = (float)nl_emb_scale(c);
-    m->inp = inp;
+    const nl_backend *be = m->be;
+    be->enter();
+    be->from_host(m->tok_inp, inp, N * sizeof(int));
+    if (tgt) be->from_host(m->tok_tgt, tgt, N * sizeof(int));
     m->fB = B;
     m->fT = T;
 
-    nl_encoder_forward(m->emb, inp, m->w.wte, m->w.wpe, B, T, C);
-    if (es != 1.0f) nl_gain_forward(m->emb, m->emb, &es, NC);
+    be->encoder_forward(m->emb, m->tok_inp, m->w.wte, m->w.wpe, B, T, C);
+    if (es != 1.0f) be->scale_shift(m->emb, m->emb, es, 0.0f, NC);
     if (c->emb_norm) norm_fwd(m, m->embn, m->e_mean, m->e_rstd, m->emb, &m->w.embn, 1.0f, N, C);
-    if (m->r) memcpy(m->r, m->sub[0].xin, NC * sizeof(float));
+    if (m->r) be->copy(m->r, m->sub[0].xin, NC * sizeof(float));
 
     for (int l = 0; l < c->layers; l++) {
         const float scale = (float)nl_block_in_scale(c, l + 1);
         const nl_block_w *w = &m->w.blocks[l];
         if (l + 1 == m->skip_block) { /* layer removal (normlab analyze): the block's output is its input */
-            memcpy(m->sub[2 * l + 1].xout, m->sub[2 * l].xin, N * C * sizeof(float));
+            be->copy(m->sub[2 * l + 1].xout, m->sub[2 * l].xin, NC * sizeof(float));
             continue;
         }
         for (int s = 0; s < NL_SUB_COUNT; s++) {
@@ -433,52 +437,49 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
             nl_sub_acts *A = &m->sub[2 * l + s];
             if (ms & NL_SITE_IN) norm_fwd(m, A->u, A->u_mean, A->u_rstd, A->xin, &w->norm[s][0], scale, N, C);
             if (s == NL_SUB_ATTN) {
-                nl_linear_forward(A->qkv_raw, A->u, w->qkv_w, w->qkv_b, N, C, m->Q3);
+                be->linear_forward(A->qkv_raw, A->u, w->qkv_w, w->qkv_b, N, C, m->Q3);
                 const int nq = qkv_norm_count(ms);
                 for (int j = 0; nq && j < 3; j++) { /* q/k/v norms: qkv_raw -> qkv, group by group */
                     const int cj = qkv_cols(m, j), G = qkv_norm_width(m, ms, j);
-                    gather_cols(m->sx, A->qkv_raw, N, cj, m->Q3, qkv_col0(m, j));
+                    gather_cols(m, m->sx, A->qkv_raw, N, cj, m->Q3, qkv_col0(m, j));
                     if (j < nq) norm_fwd(m, m->sy, A->qn_mean[j], A->qn_rstd[j], m->sx, &w->qkvn[j], 1.0f, N * cj / G, G);
-                    scatter_cols(A->qkv, j < nq ? m->sy : m->sx, N, cj, m->Q3, qkv_col0(m, j));
+                    scatter_cols(m, A->qkv, j < nq ? m->sy : m->sx, N, cj, m->Q3, qkv_col0(m, j));
                 }
                 if (m->rope_cos) /* rotary positions on q and k (columns [0, C + kvC)), v copied */
-                    nl_rope_forward(A->qkv, nq ? A->qkv : A->qkv_raw, m->rope_cos, m->rope_sin, B, T, m->Q3, C + m->kvC, m->hs);
-                nl_attention_forward(A->atty_raw, A->att, A->qkv, B, T, C, c->heads, c->kv_heads);
-                if (ms & NL_WIRE_HSCALE) nl_headscale_forward(A->atty, A->atty_raw, w->hscale, N, C, c->heads);
-                nl_linear_forward(A->a, A->atty, w->proj_w, w->proj_b, N, C, C);
+                    be->rope_forward(A->qkv, nq ? A->qkv : A->qkv_raw, m->rope_cos, m->rope_sin, B, T, m->Q3, C + m->kvC, m->hs);
+                be->attention_forward(A->atty_raw, A->att, A->qkv, B, T, C, c->heads, c->kv_heads);
+                if (ms & NL_WIRE_HSCALE) be->headscale_forward(A->atty, A->atty_raw, w->hscale, N, C, c->heads);
+                be->linear_forward(A->a, A->atty, w->proj_w, w->proj_b, N, C, C);
             } else {
-                nl_linear_forward(A->fch, A->u, w->fc_w, w->fc_b, N, C, m->FW);
-                if (w->up_w) nl_swiglu_forward(A->fgelu, A->fch, N, m->F);
-                else nl_gelu_forward(A->fgelu, A->fch, N * m->F);
+                be->linear_forward(A->fch, A->u, w->fc_w, w->fc_b, N, C, m->FW);
+                if (w->up_w) be->swiglu_forward(A->fgelu, A->fch, N, m->F);
+                else be->gelu_forward(A->fgelu, A->fch, N * m->F);
                 if (ms & NL_WIRE_FCNORM) norm_fwd(m, A->fgn, A->fn_mean, A->fn_rstd, A->fgelu, &w->fcn, 1.0f, N, m->F);
-                nl_linear_forward(A->a, A->fgn, w->mproj_w, w->mproj_b, N, m->F, C);
+                be->linear_forward(A->a, A->fgn, w->mproj_w, w->mproj_b, N, m->F, C);
             }
             if (ms & NL_SITE_OUT) norm_fwd(m, A->o, A->o_mean, A->o_rstd, A->a, &w->norm[s][1], 1.0f, N, C);
-            if (c->skip_init) nl_gain_forward(A->ob, A->o, w->skip[s], NC);
+            if (c->skip_init) be->gain_forward(A->ob, A->o, w->skip[s], NC);
             const float *base = (ms & NL_WIRE_RES_IN) ? A->u : A->xin;
-            if (ms & NL_WIRE_LAMRES) nl_chanres_forward(A->z, base, A->ob, w->lam, N, C);
-            else nl_residual_forward(A->z, base, A->ob, alpha, NC);
-            if (ms & NL_WIRE_B2T) nl_residual_forward(A->z, m->sub[2 * l].xin, A->z, 1.0f, NC);
-            if (m->r) nl_residual_forward(m->r, m->r, A->ob, 1.0f, NC);
+            if (ms & NL_WIRE_LAMRES) be->chanres_forward(A->z, base, A->ob, w->lam, N, C);
+            else be->residual_forward(A->z, base, A->ob, alpha, NC);
+            if (ms & NL_WIRE_B2T) be->residual_forward(A->z, m->sub[2 * l].xin, A->z, 1.0f, NC);
+            if (m->r) be->residual_forward(m->r, m->r, A->ob, 1.0f, NC);
             if (ms & NL_SITE_POST) norm_fwd(m, A->xout, A->p_mean, A->p_rstd, A->z, &w->norm[s][2], 1.0f, N, C);
         }
     }
     const float *xl = m->sub[2 * c->layers - 1].xout;
     if (m->r) { /* ResiDual: x_L + N_f(r) */
         norm_fwd(m, m->xf, m->f_mean, m->f_rstd, m->r, &m->w.finn, 1.0f, N, C);
-        nl_residual_forward(m->xf, xl, m->xf, 1.0f, NC);
+        be->residual_forward(m->xf, xl, m->xf, 1.0f, NC);
     } else if (c->final_norm) {
         norm_fwd(m, m->xf, m->f_mean, m->f_rstd, xl, &m->w.finn, 1.0f, N, C);
     }
 
     /* head over the real vocabulary: logits (N, V) with row stride Vp */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, c->vocab, C, 1.0f, m->xf, C, m->w.head,
-                C, 0.0f, m->logits, c->vocab_padded);
+    be->gemm(0, 1, (int)N, c->vocab, C, 1.0f, m->xf, C, m->w.head, C, 0.0f, m->logits, c->vocab_padded);
     if (!tgt) return 0.0f;
-    nl_xent(m->losses, m->logits, tgt, N, c->vocab, c->vocab_padded, dscale);
-    double sum = 0.0;
-    for (size_t n = 0; n < N; n++) sum += m->losses[n];
-    return (float)(sum / (double)N);
+    be->xent(m->losses, m->logits, m->tok_tgt, N, c->vocab, c->vocab_padded, dscale);
+    return (float)(be->sum(m->losses, N) / (double)N);
 }
 
 /* ---------------------------------------------------------------- backward */
@@ -487,35 +488,36 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
 static void branch_backward(nl_model *m, const nl_sub_acts *A, int s, unsigned ms, const nl_block_w *w,
                             nl_block_w *g, const float *da, size_t N) {
     const int C = m->cfg.dim, NH = m->cfg.heads;
+    const nl_backend *be = m->be;
     if (s == NL_SUB_ATTN) {
-        nl_linear_backward(m->datty, g->proj_w, g->proj_b, da, A->atty, w->proj_w, N, C, C);
+        be->linear_backward(m->datty, g->proj_w, g->proj_b, da, A->atty, w->proj_w, N, C, C);
         const float *dh = m->datty;
         if (ms & NL_WIRE_HSCALE) {
-            nl_headscale_backward(m->sx, g->hscale, m->datty, A->atty_raw, w->hscale, N, C, NH);
+            be->headscale_backward(m->sx, g->hscale, m->datty, A->atty_raw, w->hscale, N, C, NH);
             dh = m->sx;
         }
-        nl_attention_backward(m->dqkv, m->datt, dh, A->qkv, A->att, m->fB, m->fT, C, NH, m->cfg.kv_heads);
-        if (m->rope_cos) nl_rope_backward(m->dqkv, m->rope_cos, m->rope_sin, m->fB, m->fT, m->Q3, C + m->kvC, m->hs);
+        be->attention_backward(m->dqkv, m->datt, dh, A->qkv, A->att, m->fB, m->fT, C, NH, m->cfg.kv_heads);
+        if (m->rope_cos) be->rope_backward(m->dqkv, m->rope_cos, m->rope_sin, m->fB, m->fT, m->Q3, C + m->kvC, m->hs);
         for (int j = 0; j < qkv_norm_count(ms); j++) {
             const int cj = qkv_cols(m, j), G = qkv_norm_width(m, ms, j);
-            gather_cols(m->sd, m->dqkv, N, cj, m->Q3, qkv_col0(m, j));
-            gather_cols(m->sx, A->qkv_raw, N, cj, m->Q3, qkv_col0(m, j));
-            memset(m->sy, 0, N * cj * sizeof(float));
+            gather_cols(m, m->sd, m->dqkv, N, cj, m->Q3, qkv_col0(m, j));
+            gather_cols(m, m->sx, A->qkv_raw, N, cj, m->Q3, qkv_col0(m, j));
+            be->zero(m->sy, N * cj * sizeof(float));
             norm_bwd(m, m->sy, &g->qkvn[j], m->sd, m->sx, &w->qkvn[j], A->qn_mean[j], A->qn_rstd[j], 1.0f, N * cj / G, G);
-            scatter_cols(m->dqkv, m->sy, N, cj, m->Q3, qkv_col0(m, j));
+            scatter_cols(m, m->dqkv, m->sy, N, cj, m->Q3, qkv_col0(m, j));
         }
-        nl_linear_backward(m->du, g->qkv_w, g->qkv_b, m->dqkv, A->u, w->qkv_w, N, C, m->Q3);
+        be->linear_backward(m->du, g->qkv_w, g->qkv_b, m->dqkv, A->u, w->qkv_w, N, C, m->Q3);
     } else {
         const int F = m->F;
         float *dh = (ms & NL_WIRE_FCNORM) ? m->dfgn : m->dfgelu;
-        nl_linear_backward(dh, g->mproj_w, g->mproj_b, da, A->fgn, w->mproj_w, N, F, C);
+        be->linear_backward(dh, g->mproj_w, g->mproj_b, da, A->fgn, w->mproj_w, N, F, C);
         if (ms & NL_WIRE_FCNORM) {
-            memset(m->dfgelu, 0, N * F * sizeof(float));
+            be->zero(m->dfgelu, N * F * sizeof(float));
             norm_bwd(m, m->dfgelu, &g->fcn, m->dfgn, A->fgelu, &w->fcn, A->fn_mean, A->fn_rstd, 1.0f, N, F);
         }
-        if (w->up_w) nl_swiglu_backward(m->dfch, A->fch, m->dfgelu, N, F);
-        else nl_gelu_backward(m->dfch, A->fch, m->dfgelu, N * F);
-        nl_linear_backward(m->du, g->fc_w, g->fc_b, m->dfch, A->u, w->fc_w, N, C, m->FW);
+        if (w->up_w) be->swiglu_backward(m->dfch, A->fch, m->dfgelu, N, F);
+        else be->gelu_backward(m->dfch, A->fch, m->dfgelu, N * F);
+        be->linear_backward(m->du, g->fc_w, g->fc_b, m->dfch, A->u, w->fc_w, N, C, m->FW);
     }
 }
 
@@ -523,20 +525,20 @@ void nl_model_backward(nl_model *m) {
     const nl_config *c = &m->cfg;
     const size_t N = (size_t)m->fB * m->fT, C = (size_t)c->dim, NC = N * C;
     const float alpha = (float)nl_res_alpha(c), es = (float)nl_emb_scale(c);
+    const nl_backend *be = m->be;
     NL_ASSERT(m->skip_block == 0);
+    be->enter();
 
     /* head: logits holds dL/dlogits; dxf = dlogits @ head, dhead += dlogits^T @ xf */
     float *g = m->gA, *gnext = m->gB;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)C, c->vocab, 1.0f, m->logits,
-                c->vocab_padded, m->w.head, (int)C, 0.0f, g, (int)C);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c->vocab, (int)C, (int)N, 1.0f, m->logits,
-                c->vocab_padded, m->xf, (int)C, 1.0f, m->g.head, (int)C);
+    be->gemm(0, 0, (int)N, (int)C, c->vocab, 1.0f, m->logits, c->vocab_padded, m->w.head, (int)C, 0.0f, g, (int)C);
+    be->gemm(1, 0, c->vocab, (int)C, (int)N, 1.0f, m->logits, c->vocab_padded, m->xf, (int)C, 1.0f, m->g.head, (int)C);
     const float *xl = m->sub[2 * c->layers - 1].xout;
     if (m->r) { /* x_L + N_f(r): g reaches x_L unchanged and r through N_f; r feeds every branch */
-        memset(m->dr, 0, NC * sizeof(float));
+        be->zero(m->dr, NC * sizeof(float));
         norm_bwd(m, m->dr, &m->g.finn, g, m->r, &m->w.finn, m->f_mean, m->f_rstd, 1.0f, N, (int)C);
     } else if (c->final_norm) {
-        memset(gnext, 0, NC * sizeof(float));
+        be->zero(gnext, NC * sizeof(float));
         norm_bwd(m, gnext, &m->g.finn, g, xl, &m->w.finn, m->f_mean, m->f_rstd, 1.0f, N, (int)C);
         float *t = g; g = gnext; gnext = t;
     }
@@ -552,52 +554,48 @@ void nl_model_backward(nl_model *m) {
             /* g = dL/dxout */
             const float *dz = g;
             if (ms & NL_SITE_POST) {
-                memset(m->dz, 0, NC * sizeof(float));
+                be->zero(m->dz, NC * sizeof(float));
                 norm_bwd(m, m->dz, &gw->norm[s][2], g, A->z, &w->norm[s][2], A->p_mean, A->p_rstd, 1.0f, N, (int)C);
                 dz = m->dz;
             }
             if (ms & NL_WIRE_B2T) { /* the block input's share, added after the attention sublayer */
-                memcpy(m->db2t, dz, NC * sizeof(float));
+                be->copy(m->db2t, dz, NC * sizeof(float));
                 b2t = 1;
             }
             /* identity path (from u for RES_IN: then it joins the branch gradient below) */
             const int res_in = (ms & NL_WIRE_RES_IN) && (ms & NL_SITE_IN);
-            if (res_in) memset(gnext, 0, NC * sizeof(float));
-            else if (ms & NL_WIRE_LAMRES) nl_chanres_backward(gnext, gw->lam, dz, A->xin, w->lam, N, (int)C);
-            else
-                for (size_t i = 0; i < NC; i++) gnext[i] = alpha * dz[i];
+            if (res_in) be->zero(gnext, NC * sizeof(float));
+            else if (ms & NL_WIRE_LAMRES) be->chanres_backward(gnext, gw->lam, dz, A->xin, w->lam, N, (int)C);
+            else be->scale_shift(gnext, dz, alpha, 0.0f, NC);
             /* gradient of the branch output ob: dz, plus ResiDual's dr, through the skip gain */
             const float *dob = dz;
             if (m->r || c->skip_init) {
-                for (size_t i = 0; i < NC; i++) m->dob[i] = dz[i] + (m->r ? m->dr[i] : 0.0f);
-                if (c->skip_init) nl_gain_backward(m->dob, gw->skip[s], m->dob, A->o, w->skip[s], NC);
+                if (m->r) be->residual_forward(m->dob, m->dr, dz, 1.0f, NC);
+                else be->copy(m->dob, dz, NC * sizeof(float));
+                if (c->skip_init) be->gain_backward(m->dob, gw->skip[s], m->dob, A->o, w->skip[s], NC);
                 dob = m->dob;
             }
             const float *da = dob;
             if (ms & NL_SITE_OUT) {
-                memset(m->da, 0, NC * sizeof(float));
+                be->zero(m->da, NC * sizeof(float));
                 norm_bwd(m, m->da, &gw->norm[s][1], dob, A->a, &w->norm[s][1], A->o_mean, A->o_rstd, 1.0f, N, (int)C);
                 da = m->da;
             }
             branch_backward(m, A, s, ms, w, gw, da, N);
-            if (res_in)
-                for (size_t i = 0; i < NC; i++) m->du[i] += alpha * dz[i];
+            if (res_in) be->residual_forward(m->du, dz, m->du, alpha, NC);
             if (ms & NL_SITE_IN)
                 norm_bwd(m, gnext, &gw->norm[s][0], m->du, A->xin, &w->norm[s][0], A->u_mean, A->u_rstd, scale, N, (int)C);
-            else
-                for (size_t i = 0; i < NC; i++) gnext[i] += m->du[i];
-            if (s == NL_SUB_ATTN && b2t)
-                for (size_t i = 0; i < NC; i++) gnext[i] += m->db2t[i];
+            else be->residual_forward(gnext, gnext, m->du, 1.0f, NC);
+            if (s == NL_SUB_ATTN && b2t) be->residual_forward(gnext, gnext, m->db2t, 1.0f, NC);
             float *t = g; g = gnext; gnext = t;
         }
     }
-    if (m->r)
-        for (size_t i = 0; i < NC; i++) g[i] += m->dr[i];
+    if (m->r) be->residual_forward(g, g, m->dr, 1.0f, NC);
     if (c->emb_norm) {
-        memset(gnext, 0, NC * sizeof(float));
+        be->zero(gnext, NC * sizeof(float));
         norm_bwd(m, gnext, &m->g.embn, g, m->emb, &m->w.embn, m->e_mean, m->e_rstd, 1.0f, N, (int)C);
         g = gnext;
     }
-    if (es != 1.0f) nl_gain_forward(g, g, &es, NC);
-    nl_encoder_backward(m->g.wte, m->g.wpe, g, m->inp, m->fB, m->fT, (int)C);
+    if (es != 1.0f) be->scale_shift(g, g, es, 0.0f, NC);
+    be->encoder_backward(m->g.wte, m->g.wpe, g, m->tok_inp, m->fB, m->fT, (int)C);
 }

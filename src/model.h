@@ -1,14 +1,15 @@
 /* model.h -- nl_model: the parameter table, the buffers, and the one forward/backward template that
  * every placement runs (the placement only switches sites on and off, see norm.h).
  *
- * Ownership: nl_model owns five allocations (params, grads, AdamW m and v, activations + scratch);
- * every named pointer below points into them. Free with nl_model_free(). */
+ * Ownership: nl_model owns six allocations of its backend's memory (params, grads, AdamW m and v,
+ * activations + scratch, token ids); every named float pointer below points into them and is never
+ * dereferenced outside the backend (see backend.h). Free with nl_model_free(). */
 #ifndef NL_MODEL_H
 #define NL_MODEL_H
 
+#include "backend.h"
 #include "normlab.h"
 
-enum { NL_NORM_CHUNK = 1 << 14 }; /* elements per partial sum of the gradient norm */
 enum { NL_SUB_ATTN, NL_SUB_MLP, NL_SUB_COUNT };
 
 /* One entry per parameter tensor; names are the export names (docs/file-formats.md). */
@@ -74,14 +75,13 @@ typedef struct nl_sub_acts {
 
 typedef struct nl_model {
     nl_config cfg;
+    const nl_backend *be; /* where the numbers live and every op runs */
     int hs, kvC, Q3, F, FW; /* head size, k/v width, qkv rows, MLP width, rows of fc_w (F or 2F) */
     nl_tensor *tensors;
     int ntensors;
     size_t nparams;
     float *params, *grads, *m, *v;
     nl_weights w, g; /* pointers into params and grads */
-    double *norm_part;  /* (norm_nchunk) partial sums of the gradient norm */
-    size_t norm_nchunk;
     /* activations for up to B x T tokens (nl_model_alloc_acts) */
     int B, T;
     float *acts;
@@ -93,7 +93,7 @@ typedef struct nl_model {
     int skip_block;    /* 1-based block that nl_model_forward skips (x_{l+1} = x_l), 0: none; forward only */
     float *dob, *dr, *db2t, *sx, *sy, *sd, *dfgn, *geff; /* more scratch (q/k/v gathers, gains) */
     float *rope_cos, *rope_sin; /* llama: (T, hs/2) rotation of pair i at position t */
-    const int *inp;    /* the inputs of the last forward, for backward */
+    int *tok_inp, *tok_tgt; /* (B*T) token ids of the last forward in backend memory (inputs for backward) */
     int fB, fT;
 } nl_model;
 
@@ -103,9 +103,10 @@ nl_status nl_model_init(nl_model *m, const nl_config *cfg);
 void nl_model_free(nl_model *m); /* safe on a zeroed or freed model */
 /* Allocates activations for B sequences of T tokens (once, before training: no allocation per step). */
 void nl_model_alloc_acts(nl_model *m, int B, int T);
-/* Forward on inp (B,T). With tgt: returns the mean cross-entropy; if dscale != 0 the logits buffer is
- * replaced by the gradient of dscale * (sum of token losses), ready for nl_model_backward. Without tgt:
- * returns 0 and leaves logits (B*T, Vp) in m->logits. */
+/* Forward on inp (B,T) (host arrays, copied to the backend). With tgt: returns the mean cross-entropy;
+ * if dscale != 0 the logits buffer is replaced by the gradient of dscale * (sum of token losses), ready
+ * for nl_model_backward. Without tgt: returns 0 and leaves logits (B*T, Vp) in m->logits (backend
+ * memory: read them with m->be->to_host). */
 float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T, float dscale);
 /* Accumulates parameter gradients of the last forward into m->grads. */
 void nl_model_backward(nl_model *m);

@@ -2,7 +2,6 @@
 #include "optim.h"
 
 #include <math.h>
-#include <string.h>
 
 double nl_lr_at(const nl_config *c, int step) {
     if (step < c->warmup) return c->lr * (double)(step + 1) / (double)c->warmup;
@@ -12,22 +11,15 @@ double nl_lr_at(const nl_config *c, int step) {
     return c->lr * (c->min_lr_frac + (1.0 - c->min_lr_frac) * 0.5 * (1.0 + cos(3.141592653589793 * p)));
 }
 
+/* Zeroes the gradients of frozen tensors: they take no part in the norm or the update. */
+void nl_zero_frozen_grads(nl_model *m) {
+    for (int i = 0; i < m->ntensors; i++)
+        if (!m->tensors[i].trainable) m->be->zero(m->grads + m->tensors[i].offset, m->tensors[i].numel * sizeof(float));
+}
+
 double nl_grad_norm(nl_model *m) {
-    for (int i = 0; i < m->ntensors; i++) /* frozen tensors take no part in norm or update */
-        if (!m->tensors[i].trainable) memset(m->grads + m->tensors[i].offset, 0, m->tensors[i].numel * sizeof(float));
-    /* per-chunk partial sums over fixed chunks, added in order: the result does not depend on the
-     * thread count */
-    double *part = m->norm_part;
-#pragma omp parallel for schedule(static)
-    for (size_t k = 0; k < m->norm_nchunk; k++) {
-        const size_t a = k * NL_NORM_CHUNK, b = a + NL_NORM_CHUNK < m->nparams ? a + NL_NORM_CHUNK : m->nparams;
-        double s = 0.0;
-        for (size_t j = a; j < b; j++) s += (double)m->grads[j] * m->grads[j];
-        part[k] = s;
-    }
-    double total = 0.0;
-    for (size_t k = 0; k < m->norm_nchunk; k++) total += part[k];
-    return sqrt(total);
+    nl_zero_frozen_grads(m);
+    return sqrt(m->be->sumsq(m->grads, m->nparams));
 }
 
 double nl_clip_scale(double norm, double clip) {
@@ -37,21 +29,14 @@ double nl_clip_scale(double norm, double clip) {
 }
 
 void nl_adamw_step(nl_model *m, double lr, double gscale, int t) {
-    const float b1 = (float)NL_ADAM_BETA1, b2 = (float)NL_ADAM_BETA2, eps = (float)NL_ADAM_EPS;
-    const float ic1 = (float)(1.0 / (1.0 - pow(NL_ADAM_BETA1, t))), ic2 = (float)(1.0 / (1.0 - pow(NL_ADAM_BETA2, t)));
-    const float flr = (float)lr, gs = (float)gscale;
+    nl_adamw_hp hp = { .lr = (float)lr, .beta1 = (float)NL_ADAM_BETA1, .beta2 = (float)NL_ADAM_BETA2,
+                       .eps = (float)NL_ADAM_EPS, .gscale = (float)gscale,
+                       .ic1 = (float)(1.0 / (1.0 - pow(NL_ADAM_BETA1, t))), .ic2 = (float)(1.0 / (1.0 - pow(NL_ADAM_BETA2, t))) };
+    m->be->enter();
     for (int i = 0; i < m->ntensors; i++) {
         const nl_tensor *tn = &m->tensors[i];
         if (!tn->trainable) continue;
-        const float wd = tn->decay ? (float)m->cfg.weight_decay : 0.0f;
-        float *restrict p = m->params + tn->offset, *restrict mm = m->m + tn->offset, *restrict vv = m->v + tn->offset;
-        const float *restrict g = m->grads + tn->offset;
-#pragma omp parallel for simd schedule(static)
-        for (size_t j = 0; j < tn->numel; j++) {
-            const float gj = g[j] * gs;
-            mm[j] = b1 * mm[j] + (1.0f - b1) * gj;
-            vv[j] = b2 * vv[j] + (1.0f - b2) * gj * gj;
-            p[j] -= flr * (wd * p[j] + mm[j] * ic1 / (sqrtf(vv[j] * ic2) + eps));
-        }
+        hp.wd = tn->decay ? (float)m->cfg.weight_decay : 0.0f;
+        m->be->adamw(m->params + tn->offset, m->m + tn->offset, m->v + tn->offset, m->grads + tn->offset, tn->numel, &hp);
     }
 }

@@ -10,6 +10,8 @@
  *   after:          lr * (f + (1 - f) * (1 + cos(pi * p)) / 2),  p = (step - warmup) / max(1, steps - warmup)
  * with f = min_lr_frac and p clamped to [0, 1]. */
 double nl_lr_at(const nl_config *c, int step);
+/* Zeroes the gradients of frozen tensors (out_gain frozen): they have none. */
+void nl_zero_frozen_grads(nl_model *m);
 /* L2 norm of the gradients of all trainable tensors, summed in a fixed order. Zeroes the gradients
  * of frozen tensors first. */
 double nl_grad_norm(nl_model *m);

@@ -38,13 +38,14 @@ void nl_generate(nl_model *m, const int *prompt, int n, int ntok, double tempera
     NL_ASSERT(n >= 1);
     int *ctx = nl_xmalloc((size_t)T * sizeof(int)), len = 0;
     float *p = nl_xmalloc((size_t)V * sizeof(float)), *tmp = nl_xmalloc((size_t)V * sizeof(float));
+    float *z = nl_xmalloc((size_t)V * sizeof(float)); /* host copy of the last position's logits */
     for (int i = n > T ? n - T : 0; i < n; i++) ctx[len++] = prompt[i];
     nl_model_alloc_acts(m, 1, T);
     nl_rng rng;
     nl_rng_seed(&rng, seed);
     for (int i = 0; i < ntok; i++) {
         nl_model_forward(m, ctx, NULL, 1, len, 0.0f);
-        const float *z = m->logits + (size_t)(len - 1) * c->vocab_padded; /* only z[0..V) are read */
+        m->be->to_host(z, m->logits + (size_t)(len - 1) * c->vocab_padded, (size_t)V * sizeof(float)); /* not the padding */
         int next = 0;
         if (temperature <= 0) {
             for (int v = 1; v < V; v++)
@@ -76,4 +77,5 @@ void nl_generate(nl_model *m, const int *prompt, int n, int ntok, double tempera
     free(ctx);
     free(p);
     free(tmp);
+    free(z);
 }

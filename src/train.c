@@ -7,7 +7,6 @@
 #include "diag.h"
 #include "norm.h"
 #include "optim.h"
-#include "ops.h"
 #include "sample.h"
 #include "tokenize.h"
 
@@ -70,6 +69,7 @@ nl_status nl_eval_stride(nl_model *m, const nl_tokens *t, int max_windows, int s
     }
     int *buf = nl_xmalloc((size_t)B * (T + 1) * sizeof(int)), *inp = nl_xmalloc((size_t)B * T * sizeof(int)),
         *tgt = nl_xmalloc((size_t)B * T * sizeof(int));
+    float *losses = nl_xmalloc((size_t)B * T * sizeof(float)); /* host copy of the token losses */
     double sum = 0.0, bytes = 0.0;
     size_t count = 0;
     for (size_t w0 = 0; w0 < W; w0 += (size_t)B) {
@@ -80,10 +80,11 @@ nl_status nl_eval_stride(nl_model *m, const nl_tokens *t, int max_windows, int s
             memcpy(tgt + (size_t)b * T, buf + (size_t)b * (T + 1) + 1, (size_t)T * sizeof(int));
         }
         nl_model_forward(m, inp, tgt, nb, T, 0.0f);
+        m->be->to_host(losses, m->losses, (size_t)nb * T * sizeof(float));
         for (int b = 0; b < nb; b++) { /* the first window scores all T targets, later ones the new `stride` */
             const int first = w0 + (size_t)b == 0 ? 0 : T - stride;
             for (int k = first; k < T; k++) {
-                sum += m->losses[(size_t)b * T + k];
+                sum += losses[(size_t)b * T + k];
                 bytes += nl_token_bytes(&m->cfg, tgt[(size_t)b * T + k]);
             }
             count += (size_t)(T - first);
@@ -92,6 +93,7 @@ nl_status nl_eval_stride(nl_model *m, const nl_tokens *t, int max_windows, int s
     free(buf);
     free(inp);
     free(tgt);
+    free(losses);
     *nll = sum;
     *ntok = count;
     if (nbytes) *nbytes = bytes;
@@ -429,9 +431,9 @@ static nl_status diverged(run *r, int step, const char *what) {
     }
     free(steps);
     NL_TRY(st);
-    memcpy(r->m.params, t.params, t.nparams * sizeof(float));
-    memcpy(r->m.m, t.m, t.nparams * sizeof(float));
-    memcpy(r->m.v, t.v, t.nparams * sizeof(float));
+    r->m.be->copy(r->m.params, t.params, t.nparams * sizeof(float));
+    r->m.be->copy(r->m.m, t.m, t.nparams * sizeof(float));
+    r->m.be->copy(r->m.v, t.v, t.nparams * sizeof(float));
     nl_model_free(&t);
     r->info.step = ti.step;
     r->info.rng = ti.rng;
@@ -492,7 +494,8 @@ static nl_status train_loop(run *r) {
         }
         if (r->fault_nan == step + 1 && !fault_nan_fired) {
             fault_nan_fired = 1;
-            m->grads[m->nparams / 2] = NAN;
+            const float nan = NAN;
+            m->be->from_host(m->grads + m->nparams / 2, &nan, sizeof nan);
         }
         const double gn = nl_grad_norm(m), lr = nl_lr_at(c, step);
         const char *why = nl_diverge_push(&r->diverge, step + 1, loss, gn);
@@ -522,8 +525,8 @@ static nl_status train_loop(run *r) {
         const int last = step + 1 == c->steps;
         const int sig = got_signal; /* read once: a signal after this line is handled after the next step */
         const int want_ckpt = (c->ckpt_every && (step + 1) % c->ckpt_every == 0) || last || sig;
-        if (want_ckpt && (nl_first_nonfinite(m->params, m->nparams) < m->nparams || nl_first_nonfinite(m->m, m->nparams) < m->nparams ||
-                          nl_first_nonfinite(m->v, m->nparams) < m->nparams)) {
+        if (want_ckpt && (m->be->first_nonfinite(m->params, m->nparams) < m->nparams ||
+                          m->be->first_nonfinite(m->m, m->nparams) < m->nparams || m->be->first_nonfinite(m->v, m->nparams) < m->nparams)) {
             /* finite gradients, but the update overflowed: never checkpoint it */
             if (tty) fputc('\n', stderr);
             NL_TRY(diverged(r, step + 1, "a parameter became NaN/Inf in the update"));

@@ -3,6 +3,7 @@
  * --diag-every leaves the training curve unchanged. */
 #include "check.h"
 #include "config.h"
+#include "cpu/kernels.h"
 #include "diag.h"
 #include "norm.h"
 #include "optim.h"

@@ -5,7 +5,7 @@
 #include "check.h"
 #include "fastmath.h"
 #include "normlab.h"
-#include "ops.h"
+#include "cpu/kernels.h"
 #include "tests.h"
 
 #include <complex.h>

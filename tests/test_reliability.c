@@ -7,6 +7,7 @@
 #define _GNU_SOURCE /* prlimit */
 #include "check.h"
 #include "ckpt.h"
+#include "cpu/kernels.h"
 #include "tests.h"
 #include "train.h"
 

@@ -2,12 +2,12 @@
  * options from the table in src/config.c and calls the library; this is the only place that turns an
  * nl_status into an exit code (2: usage error, 1: runtime error). */
 #include "analyze.h"
+#include "backend.h"
 #include "bpe.h"
 #include "ckpt.h"
 #include "config.h"
 #include "evalmc.h"
 #include "norm.h"
-#include "ops.h"
 #include "prepare.h"
 #include "report.h"
 #include "sample.h"

@@ -1,11 +1,15 @@
-/* ops.h -- the CPU kernels: each op is a forward/backward pair on raw row-major fp32 arrays.
+/* kernels.h -- the CPU backend's kernels (src/cpu/): each op is a forward/backward pair on raw
+ * row-major fp32 arrays; src/cpu/backend.c puts them into the nl_backend table, through which the
+ * model calls them (nothing outside src/cpu/ and the tests includes this header).
  * Shapes use N = B*T rows and C channels. Conventions (llm.c order): outputs and saved statistics
  * first, then inputs, then weights, then sizes. Backward functions OVERWRITE the input gradient unless
  * noted and ACCUMULATE (+=) into parameter gradients, so micro-batches add up. Matrix products go
- * through BLAS (called outside OpenMP regions); everything else is OpenMP-parallel over rows or over
+ * through nl_gemm (gemm.h); everything else is OpenMP-parallel over rows or over
  * column blocks, with a fixed reduction order so results do not depend on scheduling. */
-#ifndef NL_OPS_H
-#define NL_OPS_H
+#ifndef NL_CPU_KERNELS_H
+#define NL_CPU_KERNELS_H
+
+#include "backend.h"
 
 #include <stddef.h>
 
@@ -116,7 +120,29 @@ void nl_xent(float *losses, float *logits, const int *targets, size_t N, int V, 
 /* out (N, cols) column sums accumulated: out[c] += sum_n x[n*ld + c] */
 void nl_colsum(float *out, const float *x, size_t N, int cols, int ld);
 
-/* 0 < n: sets the thread count of OpenMP and BLAS. */
-void nl_set_threads(int n);
+/* out = a * x + b (out may alias x) */
+void nl_scale_shift(float *out, const float *x, float a, float b, size_t n);
+
+/* dst[r*ldd + c] = src[r*lds + c], r < rows, c < cols */
+void nl_copy_cols(float *dst, int ldd, const float *src, int lds, size_t rows, int cols);
+
+/* AdamW on n parameters (nl_adamw_hp in backend.h). */
+void nl_adamw(float *p, float *m, float *v, const float *g, size_t n, const nl_adamw_hp *hp);
+
+/* Reductions in double. nl_sum adds in index order; nl_sumsq adds fixed chunks of NL_SUMSQ_CHUNK
+ * elements (in parallel), then the chunk sums in order: neither depends on the thread count. */
+enum { NL_SUMSQ_CHUNK = 1 << 14 };
+double nl_sum(const float *x, size_t n);
+double nl_sumsq(const float *x, size_t n);
+/* Index of the first non-finite value of x[0..n), or n. */
+size_t nl_first_nonfinite(const float *x, size_t n);
+/* The statistics of nl_stream_stat (backend.h); scratch holds N*C floats. */
+void nl_stream_stats(const float *x, size_t N, int C, float *scratch, nl_stream_stat *out);
+
+/* Flush-to-zero and denormals-are-zero (x86 MXCSR FTZ|DAZ, aarch64 FPCR.FZ) on the calling thread
+ * and on every thread of the OpenMP pool; nl_fp_mode_ok says whether the calling thread has it (always
+ * 1 on other architectures, where it is a no-op). */
+void nl_fp_mode_set_all(void);
+int nl_fp_mode_ok(void);
 
 #endif

@@ -4,7 +4,7 @@
  * Backward with gh = w * dL/dy (times the output scale):
  *   dx = rstd * (gh - mean(gh) - xh * mean(gh*xh))   (LayerNorm; RMSNorm drops the mean(gh) term). */
 #include "normlab.h"
-#include "ops.h"
+#include "kernels.h"
 
 #include <math.h>
 

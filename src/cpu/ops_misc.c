@@ -1,6 +1,7 @@
-/* ops_misc.c -- embedding lookup, GELU, SwiGLU, residual add and the cross-entropy head. */
+/* ops_misc.c -- embedding lookup, GELU, SwiGLU, residual add, the cross-entropy head, and elementwise
+ * scale/shift and column-block copies. */
 #include "fastmath.h"
-#include "ops.h"
+#include "kernels.h"
 
 #include <math.h>
 #include <string.h>
@@ -173,4 +174,14 @@ void nl_gain_backward(float *dinp, float *dg, const float *dout, const float *in
     dg[0] += (float)acc;
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) dinp[i] = k * dout[i];
+}
+
+void nl_scale_shift(float *out, const float *x, float a, float b, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = a * x[i] + b;
+}
+
+void nl_copy_cols(float *dst, int ldd, const float *src, int lds, size_t rows, int cols) {
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < rows; r++) memcpy(dst + r * (size_t)ldd, src + r * (size_t)lds, (size_t)cols * sizeof(float));
 }

@@ -1,0 +1,125 @@
+/* backend.h -- nl_backend: the table of everything that touches the numbers of a model. The model
+ * (model.c), the optimizer (optim.c), the diagnostics (diag.c, analyze.c), training, evaluation and
+ * sampling (train.c, evalmc.c, sample.c) reach parameters and activations only through it: they hold
+ * pointers into backend memory but never dereference them, and read scalars back through the
+ * reductions or to_host. The CPU backend is src/cpu/ (nl_backend_cpu); a CUDA backend is another table
+ * whose pointers are device pointers (docs/architecture.md, "Backends").
+ *
+ * Conventions are those of the kernels (src/cpu/kernels.h): row-major fp32, N = rows, C = channels;
+ * outputs first, then inputs, then weights, then sizes; backward functions overwrite the input
+ * gradient unless noted and accumulate (+=) into parameter gradients. Scalar parameters (gains, DyT
+ * alpha, head scales) are backend pointers too; host scalars are passed by value. Every operation is
+ * deterministic: the same inputs and thread count give the same bits. */
+#ifndef NL_BACKEND_H
+#define NL_BACKEND_H
+
+#include <stddef.h>
+
+/* Statistics of one residual-stream tensor x (N tokens x C channels), returned to the host. */
+typedef struct nl_stream_stat {
+    double var;    /* mean over tokens of the per-token variance over channels (population) */
+    double gvar;   /* variance over all N*C entries */
+    double rms;    /* mean over tokens of the per-token RMS, sqrt(mean_c x^2) */
+    double maxabs; /* max |x| (+Inf if any entry is non-finite) */
+    double median; /* median |x| over all entries (mean of the two middle values when N*C is even) */
+} nl_stream_stat;
+
+/* One AdamW update: g' = gscale * g; m = b1 m + (1-b1) g'; v = b2 v + (1-b2) g'^2;
+ * p -= lr (wd p + m ic1 / (sqrt(v ic2) + eps)), ic1/ic2 the bias corrections 1/(1 - b^t). */
+typedef struct nl_adamw_hp {
+    float lr, beta1, beta2, eps, wd, ic1, ic2, gscale;
+} nl_adamw_hp;
+
+typedef struct nl_backend {
+    const char *name;
+    /* Puts the calling thread (and the workers it computes with) into the backend's numeric mode; the
+     * model calls it at the start of every forward, backward and optimizer step. CPU: flush-to-zero and
+     * denormals-are-zero on the caller and every OpenMP worker (a CUDA backend: select the device). */
+    void (*enter)(void);
+
+    /* ---- memory (sizes in bytes) */
+    void *(*alloc)(size_t bytes); /* zeroed; never NULL (aborts naming the size) */
+    void (*free)(void *p);        /* NULL is fine */
+    void (*zero)(void *p, size_t bytes);
+    void (*copy)(void *dst, const void *src, size_t bytes);            /* backend -> backend */
+    void (*to_host)(void *host, const void *src, size_t bytes);        /* backend -> host */
+    void (*from_host)(void *dst, const void *host, size_t bytes);      /* host -> backend */
+    /* dst[r*ldd + c] = src[r*lds + c] for r < rows, c < cols (column blocks of a wider array) */
+    void (*copy_cols)(float *dst, int ldd, const float *src, int lds, size_t rows, int cols);
+
+    /* ---- matrix product: C (M x N) = alpha op(A) op(B) + beta C, row-major, op(X) = X^T if tX, with row
+     * strides (the head reads V of Vp columns). The model needs no batched product: the per-head products
+     * of attention are inside the attention ops, where a backend batches them its own way. */
+    void (*gemm)(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                 float beta, float *C, int ldc);
+    const char *(*gemm_info)(void); /* the library and kernel ISA that run gemm */
+
+    /* ---- operator pairs (semantics in src/cpu/kernels.h, under the same names without nl_) */
+    void (*norm_forward)(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
+                         float scale, int type, float eps, size_t N, int C);
+    void (*norm_backward)(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                          const float *mean, const float *rstd, float scale, int type, size_t N, int C);
+    void (*scalenorm_forward)(float *out, float *rstd, const float *inp, const float *g, float scale, float eps,
+                              size_t N, int C);
+    void (*scalenorm_backward)(float *dinp, float *dg, const float *dout, const float *inp, const float *g,
+                               const float *rstd, float scale, size_t N, int C);
+    void (*dyt_forward)(float *out, const float *inp, const float *w, const float *b, const float *alpha, float scale,
+                        size_t N, int C);
+    void (*dyt_backward)(float *dinp, float *dw, float *db, float *dalpha, const float *dout, const float *inp,
+                         const float *w, const float *alpha, float scale, size_t N, int C);
+    void (*seednorm_forward)(float *out, float *bx, float *rstd, const float *inp, const float *w, const float *alpha,
+                             const float *beta, float scale, float eps, size_t N, int C);
+    void (*seednorm_backward)(float *dinp, float *dw, float *dalpha, float *dbeta, const float *dout, const float *inp,
+                              const float *w, const float *alpha, const float *beta, const float *bx,
+                              const float *rstd, float scale, size_t N, int C);
+    void (*crmsnorm_forward)(float *out, float *s1, float *rstd, const float *inp, const float *w, float scale,
+                             float eps, size_t N, int C);
+    void (*crmsnorm_backward)(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                              const float *s1, const float *rstd, float scale, size_t N, int C);
+    void (*headscale_forward)(float *out, const float *inp, const float *g, size_t N, int C, int NH);
+    void (*headscale_backward)(float *dinp, float *dg, const float *dout, const float *inp, const float *g, size_t N,
+                               int C, int NH);
+    void (*chanres_forward)(float *out, const float *x, const float *y, const float *lam, size_t N, int C);
+    void (*chanres_backward)(float *dx, float *dlam, const float *dout, const float *x, const float *lam, size_t N,
+                             int C);
+    void (*gain_forward)(float *out, const float *inp, const float *g, size_t n);
+    void (*gain_backward)(float *dinp, float *dg, const float *dout, const float *inp, const float *g, size_t n);
+    void (*linear_forward)(float *out, const float *inp, const float *w, const float *b, size_t N, int IC, int OC);
+    void (*linear_backward)(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                            size_t N, int IC, int OC);
+    void (*attention_forward)(float *out, float *att, const float *qkv, int B, int T, int C, int NH, int KVH);
+    void (*attention_backward)(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att, int B,
+                               int T, int C, int NH, int KVH);
+    void (*rope_table)(float *cos_t, float *sin_t, int T, int hs, double theta);
+    void (*rope_forward)(float *out, const float *inp, const float *cos_t, const float *sin_t, int B, int T, int ld,
+                         int nrot, int hs);
+    void (*rope_backward)(float *d, const float *cos_t, const float *sin_t, int B, int T, int ld, int nrot, int hs);
+    void (*gelu_forward)(float *out, const float *inp, size_t n);
+    void (*gelu_backward)(float *dinp, const float *inp, const float *dout, size_t n);
+    void (*swiglu_forward)(float *out, const float *inp, size_t N, int F);
+    void (*swiglu_backward)(float *dinp, const float *inp, const float *dout, size_t N, int F);
+    void (*encoder_forward)(float *out, const int *tokens, const float *wte, const float *wpe, int B, int T, int C);
+    void (*encoder_backward)(float *dwte, float *dwpe, const float *dout, const int *tokens, int B, int T, int C);
+    void (*residual_forward)(float *out, const float *x, const float *y, float alpha, size_t n); /* alpha x + y */
+    void (*scale_shift)(float *out, const float *x, float a, float b, size_t n);                 /* a x + b */
+    void (*xent)(float *losses, float *logits, const int *targets, size_t N, int V, int ld, float dscale);
+
+    /* ---- optimizer: one AdamW update of n parameters */
+    void (*adamw)(float *p, float *m, float *v, const float *g, size_t n, const nl_adamw_hp *hp);
+
+    /* ---- reductions, returned to the host (accumulated in double, in a fixed order) */
+    double (*sum)(const float *x, size_t n);
+    double (*sumsq)(const float *x, size_t n);
+    size_t (*first_nonfinite)(const float *x, size_t n); /* index of the first NaN/Inf, or n */
+    /* scratch: N*C floats of backend memory, overwritten */
+    void (*stream_stats)(const float *x, size_t N, int C, float *scratch, nl_stream_stat *out);
+} nl_backend;
+
+/* The CPU backend (src/cpu/backend.c). */
+const nl_backend *nl_backend_cpu(void);
+
+/* 0 < n: the number of threads the CPU backend computes with (OpenMP and BLAS), set up in its numeric
+ * mode. */
+void nl_set_threads(int n);
+
+#endif
