@@ -32,7 +32,7 @@ ifneq ($(SAN),)
   LDLIBS += -fsanitize=$(SAN)
 endif
 
-LIB_SRC  = $(wildcard src/*.c)
+LIB_SRC  = $(wildcard src/*.c src/cpu/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 PIC_OBJ  = $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
 TEST_SRC = $(wildcard tests/*.c)
