@@ -13,7 +13,7 @@
 /* Thresholds on |x|'s fp32 bits: at and above *_OVF a finite value rounds to inf (half an ulp above the
  * largest finite value, a tie that rounds to the even neighbour, inf); at and below *_FLUSH a value rounds
  * to zero (half the smallest subnormal, again a tie to the even neighbour, 0). */
-#define BF16_OVF 0x7F7F8000u   /* 0x1.ff8p127 */
+#define BF16_OVF 0x7F7F8000u   /* 0x1.ffp127 */
 #define BF16_FLUSH 0x00008000u /* 2^-134 */
 #define FP16_OVF 0x477FF000u   /* 65520 */
 #define FP16_FLUSH 0x33000000u /* 2^-25 */
@@ -33,10 +33,11 @@ static inline float float_of(uint32_t u) {
 }
 
 static inline uint16_t bf16_from_bits(uint32_t u) {
-    if ((u & ABS_MASK) > INF_BITS) return (uint16_t)((u >> 16) | 0x40); /* NaN: quiet */
     /* round to nearest even on the 16 dropped bits; a carry walks into the exponent (inf from the largest
-     * values); the sign cannot change since |u| <= inf */
-    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+     * values); the sign cannot change since |u| <= inf. A NaN is truncated and made quiet. Branch-free, so
+     * that a compiler can vectorise the loops without AVX-512. */
+    const uint32_t r = u + 0x7FFFu + ((u >> 16) & 1u), q = u | 0x400000u;
+    return (uint16_t)(((u & ABS_MASK) > INF_BITS ? q : r) >> 16);
 }
 
 static inline uint16_t fp16_from_bits(uint32_t u) {
@@ -57,16 +58,18 @@ static inline uint16_t fp16_from_bits(uint32_t u) {
 }
 
 static inline uint32_t bits_from_bf16(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    if ((u & ABS_MASK) > INF_BITS) u |= 0x400000u;
-    return u;
+    const uint32_t u = (uint32_t)h << 16;
+    return (u & ABS_MASK) > INF_BITS ? u | 0x400000u : u;
 }
 
 static inline uint32_t bits_from_fp16(uint16_t h) {
     const uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1Fu, m = h & 0x3FFu;
-    if (e == 0x1F) return sign | INF_BITS | (m << 13) | (m ? 0x400000u : 0);
-    if (e) return sign | ((e + 112u) << 23) | (m << 13);
-    return sign | bits_of((float)m * 0x1p-24f); /* subnormal or zero: exact, and normal in fp32 */
+    /* the three cases computed and selected with masks: branch-free, so the loops vectorise */
+    const uint32_t special = INF_BITS | (m << 13) | ((uint32_t)(m != 0) << 22); /* inf, quiet NaN */
+    const uint32_t normal = ((e + 112u) << 23) | (m << 13);
+    const uint32_t small = bits_of((float)(int32_t)m * 0x1p-24f); /* subnormal or zero: exact, normal in fp32 */
+    const uint32_t is_special = 0u - (uint32_t)(e == 0x1F), is_small = 0u - (uint32_t)(e == 0);
+    return sign | (special & is_special) | (small & is_small) | (normal & ~(is_special | is_small));
 }
 
 uint16_t nl_fp32_to_bf16(float x) { return bf16_from_bits(bits_of(x)); }
@@ -112,14 +115,16 @@ static void pack_block(uint16_t *dst, const float *src, size_t n, nl_dtype dt) {
             _mm256_storeu_si256((__m256i *)(dst + i), _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16)));
         }
 #endif
-        for (; i < n; i++) dst[i] = nl_fp32_to_bf16(src[i]);
+#pragma omp simd
+        for (size_t j = i; j < n; j++) dst[j] = nl_fp32_to_bf16(src[j]);
     } else {
 #ifdef __AVX512F__
         for (; i + 16 <= n; i += 16) /* VCVTPS2PH: round to nearest even whatever MXCSR says */
             _mm256_storeu_si256((__m256i *)(dst + i),
                                 _mm512_cvtps_ph(_mm512_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 #endif
-        for (; i < n; i++) dst[i] = nl_fp32_to_fp16(src[i]);
+#pragma omp simd
+        for (size_t j = i; j < n; j++) dst[j] = nl_fp32_to_fp16(src[j]);
     }
 }
 
@@ -135,13 +140,15 @@ static void unpack_block(float *dst, const uint16_t *src, size_t n, nl_dtype dt)
             _mm512_storeu_si512(dst + i, _mm512_mask_or_epi32(u, nan, u, quiet));
         }
 #endif
-        for (; i < n; i++) dst[i] = nl_bf16_to_fp32(src[i]);
+#pragma omp simd
+        for (size_t j = i; j < n; j++) dst[j] = nl_bf16_to_fp32(src[j]);
     } else {
 #ifdef __AVX512F__
         for (; i + 16 <= n; i += 16)
             _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + i))));
 #endif
-        for (; i < n; i++) dst[i] = nl_fp16_to_fp32(src[i]);
+#pragma omp simd
+        for (size_t j = i; j < n; j++) dst[j] = nl_fp16_to_fp32(src[j]);
     }
 }
 

@@ -4,14 +4,15 @@
  * contract these implement.
  *
  * fp32 -> bf16/fp16 rounds to nearest, ties to even. A finite value that rounds past the largest finite
- * value becomes +-inf (fp16: |x| >= 65520; bf16: |x| >= 0x1.ff8p127). Subnormal results are kept in both
- * formats (fp16 below 2^-14, bf16 below 2^-126, exactly as CUDA's cvt.rn.f16.f32 / cvt.rn.bf16.f32 do); a
- * nonzero value becomes +-0 only when it rounds to zero (fp16: |x| <= 2^-25; bf16: |x| <= 2^-134). NaN stays
- * NaN: sign kept, quiet bit set, the payload's top bits kept. Widening (bf16/fp16 -> fp32) is exact; a NaN
- * comes back quiet with its sign and payload. Every conversion works on the bits with integer arithmetic (the
- * AVX-512 fp16 path uses VCVTPS2PH/VCVTPH2PS, which agree bit for bit), so the results do not depend on the
- * FPU's FTZ/DAZ modes. The array functions use AVX-512 when the build targets it (-march=native on an AVX-512
- * CPU) and a scalar loop otherwise; both give the scalar functions' bits. */
+ * value becomes +-inf (fp16: |x| >= 65520; bf16: |x| >= 0x1.ffp127). Subnormal results are kept in both
+ * formats (fp16 below 2^-14, bf16 below 2^-126), as a GPU's conversion instructions keep them; a nonzero
+ * value becomes +-0 only when it rounds to zero (fp16: |x| <= 2^-25; bf16: |x| <= 2^-134). NaN stays NaN:
+ * sign kept, quiet bit set, the payload's top bits kept. Widening (bf16/fp16 -> fp32) is exact; a NaN comes
+ * back quiet with its sign and payload. The conversions work on the bits with integer arithmetic (plus one
+ * exact fp32 product of normal numbers for fp16 subnormals; the AVX-512 fp16 path uses VCVTPS2PH/VCVTPH2PS,
+ * which agree bit for bit), so the FPU's FTZ/DAZ modes do not change them. The array functions use AVX-512
+ * intrinsics when the build targets it (-march=native on an AVX-512 CPU) and otherwise loops over the
+ * branch-free scalar functions that the compiler vectorises (omp simd); both give the scalar functions' bits. */
 #ifndef NL_LOWP_H
 #define NL_LOWP_H
 
