@@ -72,7 +72,7 @@ def torch_check(inp, h16, b16, w16, wb):
     import torch
 
     def bits32(a):
-        return torch.tensor(a.tolist(), dtype=torch.int64).to(torch.int32)
+        return torch.tensor([v - (1 << 32) if v >= 1 << 31 else v for v in a], dtype=torch.int32)
 
     def bits16(a):
         return torch.tensor([v - 65536 if v >= 32768 else v for v in a], dtype=torch.int16)
