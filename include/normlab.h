@@ -55,6 +55,9 @@ typedef enum nl_norm_type {
 
 typedef enum nl_arch { NL_ARCH_GPT2, NL_ARCH_LLAMA, NL_ARCH_COUNT } nl_arch;
 
+/* Number formats of the low-precision numerics (docs/numerics.md); the CPU emulation is src/cpu/lowp.h. */
+typedef enum nl_dtype { NL_DTYPE_FP32, NL_DTYPE_BF16, NL_DTYPE_FP16, NL_DTYPE_COUNT } nl_dtype;
+
 #define NL_PATH_MAX 1024
 #define NL_MAX_ROLLBACKS 100
 

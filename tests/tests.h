@@ -15,6 +15,10 @@
     X(ops_xent)                                                                                    \
     X(ops_residual)                                                                                \
     X(ops_fastmath)                                                                                \
+    X(lowp_convert)                                                                               \
+    X(lowp_paths)                                                                                 \
+    X(lowp_gemm)                                                                                  \
+    X(loss_scaler)                                                                                \
     X(placement_table)                                                                             \
     X(lr_schedule)                                                                                 \
     X(grad_accum)                                                                                  \

@@ -1,0 +1,56 @@
+/* lowp.h -- bf16 and fp16 on the CPU: conversions from and to fp32, rounding fp32 arrays to a dtype's
+ * representable values (what the CPU emulation of --dtype stores between ops), counters of overflowed and
+ * flushed values, and a matrix product of rounded inputs with fp32 accumulation. docs/numerics.md is the
+ * contract these implement.
+ *
+ * fp32 -> bf16/fp16 rounds to nearest, ties to even. A finite value that rounds past the largest finite
+ * value becomes +-inf (fp16: |x| >= 65520; bf16: |x| >= 0x1.ffp127). Subnormal results are kept in both
+ * formats (fp16 below 2^-14, bf16 below 2^-126), as a GPU's conversion instructions keep them; a nonzero
+ * value becomes +-0 only when it rounds to zero (fp16: |x| <= 2^-25; bf16: |x| <= 2^-134). NaN stays NaN:
+ * sign kept, quiet bit set, the payload's top bits kept. Widening (bf16/fp16 -> fp32) is exact; a NaN comes
+ * back quiet with its sign and payload. The conversions work on the bits with integer arithmetic (plus one
+ * exact fp32 product of normal numbers for fp16 subnormals; the AVX-512 fp16 path uses VCVTPS2PH/VCVTPH2PS,
+ * which agree bit for bit), so the FPU's FTZ/DAZ modes do not change them. The array functions use AVX-512
+ * intrinsics when the build targets it (-march=native on an AVX-512 CPU) and otherwise loops over the
+ * branch-free scalar functions that the compiler vectorises (omp simd); both give the scalar functions' bits. */
+#ifndef NL_LOWP_H
+#define NL_LOWP_H
+
+#include "normlab.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One scalar conversion each way. */
+uint16_t nl_fp32_to_bf16(float x);
+uint16_t nl_fp32_to_fp16(float x);
+float nl_bf16_to_fp32(uint16_t h);
+float nl_fp16_to_fp32(uint16_t h);
+
+/* What rounding to a dtype did to the values it saw; the functions below ADD to these (a diagnostics
+ * counter can sum a layer's calls). overflow: finite values that became +-inf. flushed: nonzero values
+ * that became +-0. NaN and inf inputs count in neither. */
+typedef struct nl_lowp_counts {
+    uint64_t overflow;
+    uint64_t flushed;
+} nl_lowp_counts;
+
+/* dst[i] = src[i] rounded to dt's representable values, as fp32 (dst may equal src: rounding in place).
+ * NL_DTYPE_FP32 copies. counts may be NULL. */
+void nl_lowp_round(float *dst, const float *src, size_t n, nl_dtype dt, nl_lowp_counts *counts);
+
+/* 16-bit storage: dst[i] = the bf16/fp16 bits of src[i] (dt NL_DTYPE_BF16 or NL_DTYPE_FP16), and back. */
+void nl_lowp_pack(uint16_t *dst, const float *src, size_t n, nl_dtype dt, nl_lowp_counts *counts);
+void nl_lowp_unpack(float *dst, const uint16_t *src, size_t n, nl_dtype dt);
+
+/* C (M x N) = alpha * op(round(A)) @ op(round(B)) + beta * C, row-major, op(X) = X^T when tX != 0, with
+ * lda/ldb/ldc the row strides (the nl_gemm convention): A and B are rounded to dt into scratch (M*K + K*N
+ * floats, not overlapping A, B or C), then one fp32 GEMM multiplies them. Every product of two bf16 or fp16
+ * numbers is exact in fp32, so the result differs from a GPU's (tensor cores: rounded inputs, fp32
+ * accumulation) only in the order of the fp32 additions. C is not rounded: the caller rounds what it
+ * stores, after its epilogue (bias). NL_DTYPE_FP32 skips the rounding. counts (may be NULL) sees A and B. */
+void nl_lowp_gemm(nl_dtype dt, int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
+                  const float *B, int ldb, float beta, float *C, int ldc, float *scratch,
+                  nl_lowp_counts *counts);
+
+#endif
