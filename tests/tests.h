@@ -51,7 +51,8 @@
     X(analyze_numbers)                                                                             \
     X(analyze_cli)                                                                                 \
     X(json_reader)                                                                                 \
-    X(report_render)
+    X(report_render)                                                                               \
+    X(resume_truncated)
 
 #define X(name) int test_##name(void);
 NL_TESTS(X)
