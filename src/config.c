@@ -376,12 +376,25 @@ const char *nl_args_given_except(const nl_args *a, int cmd, const char *const *a
     return NULL;
 }
 
+/* the shortest %.Ng (N = 1..17) that strtod reads back as exactly x: 0.1 rather than
+ * 0.10000000000000001; whole numbers below 1e15 as integers (10000, not 1e+04) */
+static void format_double(char *buf, size_t n, double x) {
+    if (x == floor(x) && fabs(x) < 1e15) {
+        snprintf(buf, n, "%.0f", x);
+        return;
+    }
+    for (int p = 1; p <= 17; p++) {
+        snprintf(buf, n, "%.*g", p, x);
+        if (strtod(buf, NULL) == x) return;
+    }
+}
+
 static void format_value(const nl_args *a, const opt *o, char *buf, size_t n) {
     const char *p = (const char *)a + o->off;
     switch (o->type) {
     case T_INT: snprintf(buf, n, "%d", *(const int *)p); break;
     case T_U64: snprintf(buf, n, "%llu", (unsigned long long)*(const uint64_t *)p); break;
-    case T_DBL: snprintf(buf, n, "%.17g", *(const double *)p); break;
+    case T_DBL: format_double(buf, n, *(const double *)p); break;
     case T_PATH:
     case T_TEXT:
     case T_WORD: snprintf(buf, n, "%s", p); break;
@@ -404,7 +417,6 @@ void nl_args_help(FILE *f, int cmd) {
         if (!(opts[i].cmds & cmd)) continue;
         char def[64] = "";
         format_value(&d, &opts[i], def, sizeof def);
-        if (opts[i].type == T_DBL) snprintf(def, sizeof def, "%g", *(const double *)((const char *)&d + opts[i].off));
         char left[48];
         snprintf(left, sizeof left, "--%s%s", opts[i].name, opts[i].type == T_FLAG ? "" : opts[i].type == T_LIST ? " X..." : " X");
         fprintf(f, "  %-20s %s [%s]\n", left, opts[i].help, def[0] ? def : "none");

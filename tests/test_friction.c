@@ -45,3 +45,19 @@ int test_resume_truncated(void) {
     fails += NL_CHECK(run("%s train --resume %s/r >/dev/null 2>&1", nl_test_bin(), tmpdir) == 1, "exit 1");
     return fails + remove_tmpdir();
 }
+
+/* item 12: config.txt (and the checkpoint's metadata) hold the shortest decimal that reads back exactly */
+int test_config_shortest(void) {
+    int fails = 0;
+    make_tmpdir();
+    fails += NL_CHECK(run("%s train " TINY " --steps 1 --warmup 1 --lr 0.30000000000000004 --data %s --out %s/r 2>&1", nl_test_bin(), txt, tmpdir) == 0,
+                      "train: %s", out);
+    run("cat %s/r/config.txt", tmpdir);
+    fails += NL_CHECK(strstr(out, "\nval_frac = 0.1\n") && strstr(out, "\nmin_lr_frac = 0.1\n") && strstr(out, "\neps = 1e-05\n") &&
+                          strstr(out, "\nlr = 0.30000000000000004\n") && strstr(out, "\nrope_theta = 10000\n"),
+                      "shortest exact values: %s", out);
+    /* the file reads back to the same config: re-running it writes the same file */
+    fails += NL_CHECK(run("%s train --config %s/r/config.txt --out %s/r2 >/dev/null 2>&1 && cd %s && diff r/config.txt r2/config.txt | grep -v '^[0-9c-]*$\\|^. out = '",
+                          nl_test_bin(), tmpdir, tmpdir, tmpdir) == 1, "config.txt round trip: %s", out);
+    return fails + remove_tmpdir();
+}

@@ -52,7 +52,8 @@
     X(analyze_cli)                                                                                 \
     X(json_reader)                                                                                 \
     X(report_render)                                                                               \
-    X(resume_truncated)
+    X(resume_truncated)                                                                            \
+    X(config_shortest)
 
 #define X(name) int test_##name(void);
 NL_TESTS(X)
