@@ -111,6 +111,7 @@ nl_status nl_config_resolve(nl_config *c) {
     if (!(c->weight_decay >= 0 && isfinite(c->weight_decay))) return NL_FAIL(NL_ERR_ARG, "--weight-decay %g: must be >= 0", c->weight_decay);
     if (!(c->clip >= 0 && isfinite(c->clip))) return NL_FAIL(NL_ERR_ARG, "--clip %g: must be >= 0 (0 disables)", c->clip);
     if (c->warmup < 0) return NL_FAIL(NL_ERR_ARG, "--warmup %d: must be >= 0", c->warmup);
+    if (c->lr_steps < 0) return NL_FAIL(NL_ERR_ARG, "--lr-steps %d: must be >= 0 (0: --steps)", c->lr_steps);
     if (c->eval_every < 0 || c->ckpt_every < 0 || c->log_every < 1 || c->eval_windows < 1)
         return NL_FAIL(NL_ERR_ARG, "--eval-every/--ckpt-every must be >= 0, --log-every/--eval-windows >= 1");
     if (!(c->val_frac >= 0 && c->val_frac < 1)) return NL_FAIL(NL_ERR_ARG, "--val-frac %g: must be in [0, 1)", c->val_frac);
@@ -188,7 +189,8 @@ static const opt opts[] = {
     { "steps",        T_INT,   CFG(steps),        TR,    0, "optimizer steps" },
     { "lr",           T_DBL,   CFG(lr),           TR,    0, "peak learning rate" },
     { "min-lr-frac",  T_DBL,   CFG(min_lr_frac),  TR,    0, "cosine decay floor as a fraction of --lr" },
-    { "warmup",       T_INT,   CFG(warmup),       TR,    0, "linear warmup steps" },
+    { "warmup",       T_INT,   CFG(warmup),       TR,    0, "linear warmup steps (longer than the schedule: a warning, the LR never reaches --lr)" },
+    { "lr-steps",     T_INT,   CFG(lr_steps),     TR,    0, "steps the warmup + cosine schedule spans; later steps run at the floor --min-lr-frac x --lr (0: --steps; set by --resume --steps)" },
     { "weight-decay", T_DBL,   CFG(weight_decay), TR,    0, "AdamW decoupled weight decay on 2-D matrices" },
     { "clip",         T_DBL,   CFG(clip),         TR,    0, "global gradient-norm clip (0: off)" },
     { "seed",         T_U64,   CFG(seed),         TR|SA, 0, "random seed (init, data order, sampling)" },

@@ -175,8 +175,18 @@ size_t nl_metrics_keep(char *buf, size_t n, int max_step) {
     return out;
 }
 
-/* rewrites path (atomically) keeping the lines of steps 1..max_step */
-static nl_status metrics_truncate(const char *path, int max_step) {
+/* the last "time_s" value in buf[0, n) (lines ending in '}' and '\n'), 0 if none */
+static double last_time_s(const char *buf, size_t n) {
+    static const char key[] = "\"time_s\": ";
+    const size_t k = sizeof key - 1;
+    for (size_t i = n >= k ? n - k + 1 : 0; i-- > 0;)
+        if (!memcmp(buf + i, key, k)) return strtod(buf + i + k, NULL);
+    return 0.0;
+}
+
+/* rewrites path (atomically) keeping the lines of steps 1..max_step; *time_s (if not NULL): the
+ * time_s of the last line kept, where a resumed run's clock continues */
+static nl_status metrics_truncate(const char *path, int max_step, double *time_s) {
     FILE *f = fopen(path, "rb");
     char *buf = NULL;
     size_t n = 0;
@@ -203,6 +213,7 @@ static nl_status metrics_truncate(const char *path, int max_step) {
         return NL_FAIL(NL_ERR_IO, "cannot read '%s': %s", path, strerror(errno));
     }
     n = n ? nl_metrics_keep(buf, n, max_step) : 0;
+    if (time_s) *time_s = last_time_s(buf, n);
     char tmp[NL_PATH_MAX + 64];
     nl_status st = nl_write_atomic_begin(path, tmp, sizeof tmp, &f);
     if (st == NL_OK) {
@@ -227,6 +238,7 @@ typedef struct run {
     int lock_fd;
     nl_ckpt_info info; /* step, data RNG, rollbacks, skipped batches: the state beside the tensors */
     int saved_step;    /* the step of the newest checkpoint on disk, -1: none */
+    double time0;      /* time_s at the resumed step: metrics.jsonl reads as one run */
     int fault_nan, fault_kill_ckpt; /* NORMLAB_FAULT (tests): steps, 0: none */
     nl_diag diag;              /* --diag-every: statistics of the fixed batch dinp/dtgt */
     int *dinp, *dtgt, dB;
@@ -351,6 +363,8 @@ static nl_status setup(run *r) {
         if (r->info.data_tokens >= 0 && (size_t)r->info.data_tokens != r->train.n)
             return NL_FAIL(NL_ERR_ARG, "--resume: the training data '%s' now holds %zu tokens; the run was trained on %lld "
                                        "(resuming needs the same data)", c->data, r->train.n, r->info.data_tokens);
+        if (r->info.step > c->steps)
+            return NL_FAIL(NL_ERR_ARG, "--steps %d: the run in '%s' is already at step %d", c->steps, r->resume, r->info.step);
         r->saved_step = r->info.step;
     } else {
         nl_rng_seed(&r->info.rng, c->seed ^ 0x5DEECE66Dull); /* data order: its own stream, independent of init */
@@ -369,7 +383,7 @@ static nl_status setup(run *r) {
     if (r->resume) remove_stale_tmp(c->out);
     NL_TRY(write_config(c, c->out));
     snprintf(r->metrics_path, sizeof r->metrics_path, "%s/metrics.jsonl", c->out);
-    if (r->resume) NL_TRY(metrics_truncate(r->metrics_path, r->info.step));
+    if (r->resume) NL_TRY(metrics_truncate(r->metrics_path, r->info.step, &r->time0));
     r->metrics = fopen(r->metrics_path, r->resume ? "a" : "w");
     if (!r->metrics) return NL_FAIL(NL_ERR_IO, "cannot write '%s': %s", r->metrics_path, strerror(errno));
     nl_model_alloc_acts(&r->m, c->batch, c->seq_len);
@@ -458,7 +472,7 @@ static nl_status diverged(run *r, int step, const char *what) {
     r->info.skip[r->info.nskip++] = step;
     fclose(r->metrics);
     r->metrics = NULL;
-    NL_TRY(metrics_truncate(r->metrics_path, ti.step));
+    NL_TRY(metrics_truncate(r->metrics_path, ti.step, NULL));
     r->metrics = fopen(r->metrics_path, "a");
     if (!r->metrics) return NL_FAIL(NL_ERR_IO, "cannot write '%s': %s", r->metrics_path, strerror(errno));
     fprintf(stderr, "normlab train: step %d diverged (%s); rolled back to step %d (%s), skipping that batch (rollback %d of at most %d)\n",
@@ -485,8 +499,12 @@ static nl_status train_loop(run *r) {
            nl_arch_names[c->arch], nl_placements[c->norm].name, nl_norm_type_names[c->norm_type], c->layers, c->dim, c->heads, kv,
            c->ffn_dim, c->seq_len, c->vocab, (double)nl_model_trainable_count(m) / 1e6, r->train.n, r->v ? r->v->n : 0, c->out);
     if (r->resume) printf("resuming from step %d of %d (%s)\n", r->info.step, c->steps, r->resume);
+    const int span = c->lr_steps > 0 ? c->lr_steps : c->steps;
+    if (c->warmup > span && c->steps > 0 && !r->resume)
+        fprintf(stderr, "normlab train: warning: --warmup %d is longer than the %d-step schedule: the LR stops at %.3g, never reaching --lr %g\n",
+                c->warmup, span, nl_lr_at(c, span - 1), c->lr);
     fflush(stdout);
-    double t_start = nl_now(), val = NAN, train_time = 0.0;
+    double t_start = nl_now() - r->time0, val = NAN, train_time = 0.0;
     char ckpt[NL_PATH_MAX + 64] = "";
     if (r->resume) snprintf(ckpt, sizeof ckpt, "%s", r->resume);
     if (r->resume && r->info.step >= c->steps) {

@@ -61,3 +61,78 @@ int test_config_shortest(void) {
                           nl_test_bin(), tmpdir, tmpdir, tmpdir) == 1, "config.txt round trip: %s", out);
     return fails + remove_tmpdir();
 }
+
+/* the "key": number values of one key in a metrics.jsonl, in line order; returns how many */
+static int values(const char *path, const char *key, double *v, int cap) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[4096], k[64];
+    snprintf(k, sizeof k, "\"%s\": ", key);
+    int n = 0;
+    while (fgets(line, sizeof line, f) && n < cap) {
+        const char *p = strstr(line, k);
+        if (p) v[n++] = atof(p + strlen(k));
+    }
+    fclose(f);
+    return n;
+}
+
+/* items 5 and 6: a finished run extended with --resume --steps follows the stated rule (the schedule
+ * of the first run, then the floor LR), bit-identical to a fresh run told the same with --lr-steps;
+ * time_s continues across the resume */
+int test_resume_extend(void) {
+    int fails = 0;
+    make_tmpdir();
+    static char a[1 << 15], b[1 << 15];
+    char p[160];
+    fails += NL_CHECK(run("%s train " TINY " --steps 10 --warmup 3 --eval-every 5 --data %s --out %s/a 2>&1", nl_test_bin(), txt, tmpdir) == 0, "train: %s", out);
+    int rc = run("%s train --resume %s/a --steps 20 2>&1", nl_test_bin(), tmpdir);
+    fails += NL_CHECK(rc == 0 && strstr(out, "resuming from step 10 of 20"), "extend to 20 steps: %s", out);
+    fails += NL_CHECK(run("grep -c '^lr_steps = 10$' %s/a/config.txt", tmpdir) == 0, "config.txt records lr_steps = 10");
+    fails += NL_CHECK(run("%s train " TINY " --steps 20 --lr-steps 10 --warmup 3 --eval-every 5 --data %s --out %s/b 2>&1", nl_test_bin(), txt, tmpdir) == 0,
+                      "fresh run: %s", out);
+    snprintf(p, sizeof p, "%s/a/metrics.jsonl", tmpdir);
+    int na = nl_metrics_curve(p, a, sizeof a);
+    double lr[32], t[32];
+    int nlr = values(p, "lr", lr, 32), nt = values(p, "time_s", t, 32);
+    snprintf(p, sizeof p, "%s/b/metrics.jsonl", tmpdir);
+    int nb = nl_metrics_curve(p, b, sizeof b);
+    fails += NL_CHECK(na == 20 && nb == 20 && !strcmp(a, b), "extended curve equals the fresh run with --lr-steps 10:\n%s\n%s", a, b);
+    int floor_ok = nlr == 20 && lr[9] > 3.1e-4;
+    for (int i = 10; i < nlr; i++) floor_ok &= fabs(lr[i] - 3e-4) < 1e-9;
+    fails += NL_CHECK(floor_ok, "steps 11..20 at the floor 0.1 x 3e-3, step 10 still on the cosine (lr at 10, 11, 20: %g %g %g)", lr[9], lr[10], lr[19]);
+    int mono = nt == 20;
+    for (int i = 1; i < nt; i++) mono &= t[i] >= t[i - 1];
+    fails += NL_CHECK(mono, "time_s never goes back across the resume (%d values; steps 10, 11: %g %g)", nt, t[9], t[10]);
+    /* fewer steps than done: refused */
+    rc = run("%s train --resume %s/a --steps 5 2>&1", nl_test_bin(), tmpdir);
+    fails += NL_CHECK(rc == 2 && strstr(out, "already at step 20"), "--steps below the checkpoint: %s", out);
+    return fails + remove_tmpdir();
+}
+
+/* item 7: --warmup longer than the schedule: one warning line on stderr, and the run still trains */
+int test_warmup_warning(void) {
+    int fails = 0;
+    make_tmpdir();
+    int rc = run("%s train " TINY " --steps 3 --warmup 5 --data %s --out %s/a 2>&1 >/dev/null", nl_test_bin(), txt, tmpdir);
+    fails += NL_CHECK(rc == 0 && count(out, "\n") == 1 && strstr(out, "warning: --warmup 5 is longer than the 3-step schedule"), "warning: %s", out);
+    rc = run("%s train " TINY " --steps 3 --warmup 3 --data %s --out %s/b 2>&1 >/dev/null", nl_test_bin(), txt, tmpdir);
+    fails += NL_CHECK(rc == 0 && !out[0], "no warning when warmup fits: %s", out);
+    return fails + remove_tmpdir();
+}
+
+/* item 6: an interrupted run resumed: time_s continues from the checkpoint's step instead of restarting */
+int test_resume_time(void) {
+    int fails = 0;
+    make_tmpdir();
+    fails += NL_CHECK(run("%s train " TINY " --steps 20 --ckpt-every 10 --data %s --out %s/a 2>&1", nl_test_bin(), txt, tmpdir) == 0, "train: %s", out);
+    run("rm %s/a/ckpt-00000020.safetensors", tmpdir);
+    fails += NL_CHECK(run("%s train --resume %s/a 2>&1", nl_test_bin(), tmpdir) == 0, "resume: %s", out);
+    char p[160];
+    double t[32];
+    snprintf(p, sizeof p, "%s/a/metrics.jsonl", tmpdir);
+    int nt = values(p, "time_s", t, 32), mono = nt == 20;
+    for (int i = 1; i < nt; i++) mono &= t[i] >= t[i - 1]; /* written with 1 ms resolution */
+    fails += NL_CHECK(mono, "time_s never goes back across the resume (%d values; steps 10, 11: %g %g)", nt, nt > 10 ? t[9] : -1, nt > 10 ? t[10] : -1);
+    return fails + remove_tmpdir();
+}

@@ -196,6 +196,10 @@ int test_lr_schedule(void) {
     fails += nl_check_scalar("lr step 10 (peak)", nl_lr_at(&c, 10), 1.0, 1e-12);
     fails += nl_check_scalar("lr half way", nl_lr_at(&c, 60), 0.55, 1e-12);
     fails += nl_check_scalar("lr end", nl_lr_at(&c, 110), 0.1, 1e-12);
+    c.steps = 220; /* extended: the schedule still spans lr_steps = 110, then the floor */
+    c.lr_steps = 110;
+    fails += nl_check_scalar("lr half way, extended", nl_lr_at(&c, 60), 0.55, 1e-12);
+    fails += nl_check_scalar("lr after lr_steps: the floor", nl_lr_at(&c, 150), 0.1, 1e-12);
     fails += nl_check_scalar("clip scale", nl_clip_scale(4.0, 1.0), 1.0 / (4.0 + 1e-6), 1e-12);
     fails += nl_check_scalar("no clip below", nl_clip_scale(0.5, 1.0), 1.0, 1e-12);
     return fails;

@@ -53,7 +53,10 @@
     X(json_reader)                                                                                 \
     X(report_render)                                                                               \
     X(resume_truncated)                                                                            \
-    X(config_shortest)
+    X(config_shortest)                                                                             \
+    X(resume_extend)                                                                               \
+    X(warmup_warning)                                                                              \
+    X(resume_time)
 
 #define X(name) int test_##name(void);
 NL_TESTS(X)

@@ -49,13 +49,13 @@ static char **g_argv;
 
 /* options that leave the loss curve unchanged may be given with --resume; the rest come from the
  * checkpoint */
-static const char *const resume_ok[] = { "resume", "threads", "log-every", "ckpt-every", "keep-ckpts", "on-nan", "max-rollbacks", NULL };
+static const char *const resume_ok[] = { "resume", "threads", "log-every", "ckpt-every", "keep-ckpts", "on-nan", "max-rollbacks", "steps", NULL };
 
 static int cmd_resume(nl_args *a) {
     const char *bad = nl_args_given_except(a, NL_CMD_TRAIN, resume_ok);
     if (bad) {
         nl_set_error("--%s cannot be combined with --resume: a resumed run continues with the config saved in its checkpoint "
-                     "(allowed: --threads --log-every --ckpt-every --keep-ckpts --on-nan --max-rollbacks)", bad);
+                     "(allowed: --steps --threads --log-every --ckpt-every --keep-ckpts --on-nan --max-rollbacks)", bad);
         return fail(NL_ERR_ARG);
     }
     static nl_args r;
@@ -67,8 +67,10 @@ static int cmd_resume(nl_args *a) {
     nl_args_defaults(&r);
     nl_status st = nl_resume_find(dir, ckpt, sizeof ckpt, &r.cfg);
     if (st != NL_OK) return fail(st);
+    const int planned = r.cfg.steps;
     st = nl_args_parse(&r, NL_CMD_TRAIN, g_argc, g_argv, &help); /* the allowed options override */
     if (st != NL_OK) return fail(st);
+    if (r.cfg.steps != planned && r.cfg.lr_steps == 0) r.cfg.lr_steps = planned; /* the schedule stays; then the floor */
     snprintf(r.cfg.out, sizeof r.cfg.out, "%s", dir);
     st = nl_train_resume(&r.cfg, ckpt);
     if (st != NL_OK) return fail(st);
