@@ -30,6 +30,7 @@ typedef struct nl_args {
     int shard_tokens;
     char bpe_dir[NL_PATH_MAX];
     char resume[NL_PATH_MAX]; /* train --resume RUN_DIR */
+    int overwrite;            /* train --overwrite: replace the run in --out */
     unsigned char given[128]; /* given[i]: option i of the table was on the command line */
 } nl_args;
 

@@ -229,6 +229,7 @@ static nl_status metrics_truncate(const char *path, int max_step, double *time_s
 typedef struct run {
     nl_config *c;
     const char *resume; /* checkpoint to continue from, or NULL */
+    int overwrite;      /* a fresh run may replace the run files in its directory */
     nl_tokens all, train, val, valfile;
     const nl_tokens *v; /* validation stream or NULL */
     nl_model m;
@@ -312,6 +313,39 @@ static nl_status lock_dir(run *r) {
     return NL_OK;
 }
 
+/* a run's own files: config.txt, metrics.jsonl, evals.jsonl (eval-mc), analyze.json (analyze),
+ * ckpt-*.safetensors, and the <name>.tmp.<pid> files a killed writer leaves of them */
+static int is_run_file(const char *name) {
+    static const char *const fixed[] = { "config.txt", "metrics.jsonl", "evals.jsonl", "analyze.json" };
+    const char *tmp = strstr(name, ".tmp.");
+    const size_t n = tmp ? (size_t)(tmp - name) : strlen(name);
+    for (int i = 0; i < 4; i++)
+        if (n == strlen(fixed[i]) && !strncmp(name, fixed[i], n)) return 1;
+    return !strncmp(name, "ckpt-", 5) && n > 17 && !strncmp(name + n - 12, ".safetensors", 12);
+}
+
+/* A fresh run's directory must not hold another run (its files would mix with the new ones):
+ * refused, or with overwrite its run files removed (nothing else). */
+static nl_status claim_run_dir(const char *dir, int overwrite) {
+    DIR *d = opendir(dir);
+    if (!d) return NL_FAIL(NL_ERR_IO, "cannot read '%s': %s", dir, strerror(errno));
+    struct dirent *de;
+    char p[NL_PATH_MAX + 300];
+    nl_status st = NL_OK;
+    while (st == NL_OK && (de = readdir(d))) {
+        if (!is_run_file(de->d_name)) continue;
+        if (!overwrite) {
+            st = NL_FAIL(NL_ERR_ARG, "--out '%s' holds a run (%s): continue it with 'normlab train --resume %s', replace it with "
+                                     "--overwrite, or choose another --out", dir, de->d_name, dir);
+            break;
+        }
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        if (unlink(p) != 0) st = NL_FAIL(NL_ERR_IO, "--overwrite: cannot remove '%s': %s", p, strerror(errno));
+    }
+    closedir(d);
+    return st;
+}
+
 /* removes what a killed writer left: <name>.tmp.<pid> files */
 static void remove_stale_tmp(const char *dir) {
     DIR *d = opendir(dir);
@@ -381,6 +415,7 @@ static nl_status setup(run *r) {
     NL_TRY(nl_mkdir_p(c->out));
     NL_TRY(lock_dir(r));
     if (r->resume) remove_stale_tmp(c->out);
+    else NL_TRY(claim_run_dir(c->out, r->overwrite));
     NL_TRY(write_config(c, c->out));
     snprintf(r->metrics_path, sizeof r->metrics_path, "%s/metrics.jsonl", c->out);
     if (r->resume) NL_TRY(metrics_truncate(r->metrics_path, r->info.step, &r->time0));
@@ -610,11 +645,12 @@ static nl_status train_loop(run *r) {
     return NL_OK;
 }
 
-static nl_status train(nl_config *cfg, const char *resume) {
+static nl_status train(nl_config *cfg, const char *resume, int overwrite) {
     run r;
     memset(&r, 0, sizeof r);
     r.c = cfg;
     r.resume = resume;
+    r.overwrite = overwrite;
     r.lock_fd = -1;
     if (cfg->threads > 0) nl_set_threads(cfg->threads);
     /* SIGINT/SIGTERM: finish the step, checkpoint, exit; a second signal acts at once (SA_RESETHAND) */
@@ -635,9 +671,11 @@ static nl_status train(nl_config *cfg, const char *resume) {
     return st;
 }
 
-nl_status nl_train(nl_config *cfg) { return train(cfg, NULL); }
+nl_status nl_train(nl_config *cfg) { return train(cfg, NULL, 0); }
 
-nl_status nl_train_resume(nl_config *cfg, const char *ckpt) { return train(cfg, ckpt); }
+nl_status nl_train_overwrite(nl_config *cfg) { return train(cfg, NULL, 1); }
+
+nl_status nl_train_resume(nl_config *cfg, const char *ckpt) { return train(cfg, ckpt, 0); }
 
 nl_status nl_resume_find(const char *dir, char *path, size_t cap, nl_config *cfg) {
     struct stat sb;

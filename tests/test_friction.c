@@ -136,3 +136,26 @@ int test_resume_time(void) {
     fails += NL_CHECK(mono, "time_s never goes back across the resume (%d values; steps 10, 11: %g %g)", nt, nt > 10 ? t[9] : -1, nt > 10 ? t[10] : -1);
     return fails + remove_tmpdir();
 }
+
+/* item 2: --out on a directory holding a run is refused; --overwrite removes that run's files (and
+ * nothing else) before training; an empty or absent directory, or one with other files, is fine */
+int test_run_dir_guard(void) {
+    int fails = 0;
+    make_tmpdir();
+    fails += NL_CHECK(run("%s train " TINY " --steps 4 --ckpt-every 2 --data %s --out %s/a 2>&1", nl_test_bin(), txt, tmpdir) == 0, "train: %s", out);
+    run("touch %s/a/notes.txt && echo '{}' > %s/a/evals.jsonl && mkdir -p %s/e", tmpdir, tmpdir, tmpdir);
+    int rc = run("%s train " TINY " --steps 2 --data %s --out %s/a 2>&1 >/dev/null", nl_test_bin(), txt, tmpdir);
+    fails += NL_CHECK(rc == 2 && count(out, "\n") == 1 && strstr(out, "holds a run") && strstr(out, "--resume") && strstr(out, "--overwrite"),
+                      "refused: %s", out);
+    fails += NL_CHECK(run("ls %s/a | tr '\\n' ' '", tmpdir) == 0 && strstr(out, "ckpt-00000002") && strstr(out, "ckpt-00000004"), "old run untouched: %s", out);
+    rc = run("%s train " TINY " --steps 2 --overwrite --data %s --out %s/a 2>&1", nl_test_bin(), txt, tmpdir);
+    fails += NL_CHECK(rc == 0, "--overwrite: %s", out);
+    run("ls -A %s/a | tr '\\n' ' '", tmpdir);
+    fails += NL_CHECK(!strcmp(out, ".lock ckpt-00000002.safetensors config.txt metrics.jsonl notes.txt "), "only the new run and other files remain: %s", out);
+    fails += NL_CHECK(run("grep -c step %s/a/metrics.jsonl", tmpdir) == 0 && atoi(out) == 2, "metrics.jsonl holds the new run only: %s", out);
+    rc = run("%s train " TINY " --steps 1 --data %s --out %s/e 2>&1", nl_test_bin(), txt, tmpdir);
+    fails += NL_CHECK(rc == 0, "an empty directory is fine: %s", out);
+    rc = run("%s train --resume %s/a --overwrite 2>&1", nl_test_bin(), tmpdir);
+    fails += NL_CHECK(rc == 2 && strstr(out, "--overwrite cannot be combined with --resume"), "--overwrite with --resume: %s", out);
+    return fails + remove_tmpdir();
+}

@@ -56,7 +56,8 @@
     X(config_shortest)                                                                             \
     X(resume_extend)                                                                               \
     X(warmup_warning)                                                                              \
-    X(resume_time)
+    X(resume_time)                                                                                 \
+    X(run_dir_guard)
 
 #define X(name) int test_##name(void);
 NL_TESTS(X)

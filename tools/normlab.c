@@ -87,7 +87,7 @@ static int cmd_train(nl_args *a) {
                      a->model_opt_given, a->cfg.init_from);
         return fail(NL_ERR_ARG);
     }
-    nl_status st = nl_train(&a->cfg);
+    nl_status st = a->overwrite ? nl_train_overwrite(&a->cfg) : nl_train(&a->cfg);
     if (st != NL_OK) return fail(st);
     return nl_train_interrupted() ? 128 + nl_train_interrupted() : 0; /* the shell's code for a signal */
 }
