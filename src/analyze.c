@@ -3,6 +3,7 @@
 
 #include "ckpt.h"
 #include "common.h"
+#include "json.h"
 #include "norm.h"
 #include "ops.h"
 #include "safetensors.h"
@@ -102,12 +103,9 @@ static void num(FILE *f, double v) {
 
 void nl_analysis_write_json(const nl_analysis *a, const nl_model *m, const char *ckpt, FILE *f) {
     const int L = a->L;
-    fprintf(f, "{\"analyze\": 1, \"ckpt\": \"");
-    for (const char *s = ckpt; *s; s++) {
-        if (*s == '"' || *s == '\\') fputc('\\', f);
-        if ((unsigned char)*s >= 0x20) fputc(*s, f);
-    }
-    fprintf(f, "\", \"norm\": \"%s\", \"layers\": %d, \"windows\": %zu, \"loss\": ", nl_placements[m->cfg.norm].name, L, a->windows);
+    fprintf(f, "{\"analyze\": 1, \"ckpt\": ");
+    nl_json_write_str(f, ckpt);
+    fprintf(f, ", \"norm\": \"%s\", \"layers\": %d, \"windows\": %zu, \"loss\": ", nl_placements[m->cfg.norm].name, L, a->windows);
     num(f, a->loss);
     fputs(", \"skip_loss\": [", f);
     for (int l = 0; l < L; l++) fputs(l ? ", " : "", f), num(f, a->skip_loss[l]);

@@ -6,6 +6,7 @@
 #include "ckpt.h"
 #include "config.h"
 #include "evalmc.h"
+#include "json.h"
 #include "norm.h"
 #include "ops.h"
 #include "prepare.h"
@@ -34,14 +35,16 @@ static int usage_header(int cmd, const char *synopsis, const char *what) {
     return 0;
 }
 
+/* the checkpoint file --ckpt names (itself, or a run directory's newest) and the step it holds */
+static char ckpt_path[NL_PATH_MAX + 300];
+static int ckpt_step;
+
 /* loads a checkpoint (file or run directory) for eval/sample/export */
 static nl_status load_model(const nl_args *a, nl_model *m) {
     if (!a->ckpt[0]) return NL_FAIL(NL_ERR_ARG, "--ckpt is required");
-    char path[NL_PATH_MAX + 300];
-    int step;
     nl_rng rng;
-    NL_TRY(nl_ckpt_find(a->ckpt, path, sizeof path));
-    return nl_ckpt_load(m, path, &step, &rng);
+    NL_TRY(nl_ckpt_find(a->ckpt, ckpt_path, sizeof ckpt_path));
+    return nl_ckpt_load(m, ckpt_path, &ckpt_step, &rng);
 }
 
 static int g_argc;
@@ -121,15 +124,25 @@ static int cmd_eval(nl_args *a) {
     return st == NL_OK ? 0 : fail(st);
 }
 
-/* appends one JSON line to RUN_DIR/evals.jsonl when --ckpt names a run directory */
-static nl_status append_eval(const char *ckpt, const char *json) {
+/* one eval-mc result line: what was scored (task, data file, checkpoint and its step) and the accuracies */
+static void mc_json(FILE *f, const nl_args *a, int task, const nl_model *m, const nl_mc_result *r) {
+    fprintf(f, "{\"task\": \"%s\", \"norm\": \"%s\", \"data\": ", nl_mc_task_names[task], nl_placements[m->cfg.norm].name);
+    nl_json_write_str(f, a->cfg.data);
+    fputs(", \"ckpt\": ", f);
+    nl_json_write_str(f, ckpt_path);
+    fprintf(f, ", \"step\": %d, \"items\": %d, \"acc\": %.6f, \"acc_norm_token\": %.6f, \"acc_norm_byte\": %.6f}\n", ckpt_step, r->items,
+            r->acc, r->acc_norm_token, r->acc_norm_byte);
+}
+
+/* appends the result line to RUN_DIR/evals.jsonl when --ckpt names a run directory */
+static nl_status append_eval(const nl_args *a, int task, const nl_model *m, const nl_mc_result *r) {
     struct stat sb;
-    if (stat(ckpt, &sb) != 0 || !S_ISDIR(sb.st_mode)) return NL_OK;
+    if (stat(a->ckpt, &sb) != 0 || !S_ISDIR(sb.st_mode)) return NL_OK;
     char path[NL_PATH_MAX + 16];
-    snprintf(path, sizeof path, "%s/evals.jsonl", ckpt);
+    snprintf(path, sizeof path, "%s/evals.jsonl", a->ckpt);
     FILE *f = fopen(path, "a");
     if (!f) return NL_FAIL(NL_ERR_IO, "cannot append to '%s'", path);
-    fprintf(f, "%s\n", json);
+    mc_json(f, a, task, m, r);
     return fclose(f) == 0 ? NL_OK : NL_FAIL(NL_ERR_IO, "writing '%s' failed", path);
 }
 
@@ -146,11 +159,8 @@ static int cmd_evalmc(nl_args *a) {
     if (st == NL_OK) st = nl_mc_eval(&m, task, a->cfg.data, per, isatty(STDERR_FILENO), &r);
     if (per && fclose(per) != 0 && st == NL_OK) st = NL_FAIL(NL_ERR_IO, "writing '%s' failed", a->out_file);
     if (st == NL_OK) {
-        char json[NL_PATH_MAX + 256];
-        snprintf(json, sizeof json, "{\"task\": \"%s\", \"norm\": \"%s\", \"items\": %d, \"acc\": %.6f, \"acc_norm_token\": %.6f, \"acc_norm_byte\": %.6f}",
-                 nl_mc_task_names[task], nl_placements[m.cfg.norm].name, r.items, r.acc, r.acc_norm_token, r.acc_norm_byte);
-        printf("%s\n", json);
-        st = append_eval(a->ckpt, json);
+        mc_json(stdout, a, task, &m, &r);
+        st = append_eval(a, task, &m, &r);
     }
     nl_model_free(&m);
     return st == NL_OK ? 0 : fail(st);
@@ -254,8 +264,8 @@ static const struct {
       "plus \"ppl\" or \"bpb\" with --metric." },
     { "eval-mc", NL_CMD_EVALMC, cmd_evalmc, "eval-mc --ckpt C --task T --data FILE.jsonl [options]",
       "Zero-shot multiple choice by log-likelihood, in lm-evaluation-harness's prompt formats\n"
-      "(docs/evaluation.md). Prints {\"task\", \"items\", \"acc\", \"acc_norm_token\", \"acc_norm_byte\"}\n"
-      "and, when C is a run directory, appends it to C/evals.jsonl." },
+      "(docs/evaluation.md). Prints {\"task\", \"norm\", \"data\", \"ckpt\", \"step\", \"items\", \"acc\",\n"
+      "\"acc_norm_token\", \"acc_norm_byte\"} and, when C is a run directory, appends it to C/evals.jsonl." },
     { "sample", NL_CMD_SAMPLE, cmd_sample, "sample --ckpt C [--prompt TEXT] [options]",
       "Continue a prompt: byte-level models (vocabulary 256) by bytes, GPT-2-vocabulary models (50257)\n"
       "through the GPT-2 tokenizer (prompt encoded, tokens decoded; an empty prompt starts at <|endoftext|>)." },
