@@ -25,8 +25,4 @@ nl_status nl_analyze(nl_model *m, const nl_tokens *t, int max_windows, int B, nl
 void nl_analysis_free(nl_analysis *a);
 void nl_analysis_write_json(const nl_analysis *a, const nl_model *m, const char *ckpt, FILE *f);
 
-/* argv: the options after "analyze". */
-nl_status nl_analyze_main(int argc, char **argv);
-void nl_analyze_usage(void);
-
 #endif

@@ -159,3 +159,57 @@ int test_run_dir_guard(void) {
     fails += NL_CHECK(rc == 2 && strstr(out, "--overwrite cannot be combined with --resume"), "--overwrite with --resume: %s", out);
     return fails + remove_tmpdir();
 }
+
+static double json_number(const char *s, const char *key) {
+    const char *p = strstr(s, key);
+    return p ? atof(p + strlen(key)) : NAN;
+}
+
+/* item 4: eval scores the held-out split train used, from the run's saved config: without --data it is
+ * the val split, and its loss is train's final val_loss over the same windows */
+int test_eval_split(void) {
+    int fails = 0;
+    make_tmpdir();
+    fails += NL_CHECK(run("%s train " TINY " --steps 10 --warmup 2 --data %s --out %s/r 2>&1", nl_test_bin(), txt, tmpdir) == 0, "train: %s", out);
+    double v[32];
+    char p[160];
+    snprintf(p, sizeof p, "%s/r/metrics.jsonl", tmpdir);
+    const int nv = values(p, "val_loss", v, 32);
+    int rc = run("%s eval --ckpt %s/r --max-windows 4 2>&1", nl_test_bin(), tmpdir);
+    const double val = json_number(out, "\"loss\": ");
+    fails += NL_CHECK(rc == 0 && strstr(out, "\"split\": \"val\"") && strstr(out, "\"step\": 10"), "eval of the run's val split: %s", out);
+    fails += NL_CHECK(nv == 1 && fabs(val - v[0]) < 2e-6, "= train's final val_loss over its 4 --eval-windows (%.6f vs %.6f)", val, nv ? v[0] : NAN);
+    rc = run("%s eval --ckpt %s/r --data %s --split val --max-windows 4 2>&1", nl_test_bin(), tmpdir, txt);
+    fails += NL_CHECK(rc == 0 && json_number(out, "\"loss\": ") == val, "--data F --split val: the last --val-frac of F (%s)", out);
+    rc = run("%s eval --ckpt %s/r --split train --max-windows 4 2>&1", nl_test_bin(), tmpdir);
+    fails += NL_CHECK(rc == 0 && strstr(out, "\"split\": \"train\"") && json_number(out, "\"loss\": ") != val, "the train split differs: %s", out);
+    rc = run("%s eval --ckpt %s/r --split test 2>&1 >/dev/null", nl_test_bin(), tmpdir);
+    fails += NL_CHECK(rc == 2 && strstr(out, "--split: 'test' is not all|train|val"), "bad --split: %s", out);
+    fails += NL_CHECK(run("%s train " TINY " --steps 1 --val-frac 0 --data %s --out %s/r0 2>&1", nl_test_bin(), txt, tmpdir) == 0, "train: %s", out);
+    rc = run("%s eval --ckpt %s/r0 2>&1 >/dev/null", nl_test_bin(), tmpdir);
+    fails += NL_CHECK(rc == 2 && strstr(out, "held out no validation data"), "no held-out split: %s", out);
+    return fails + remove_tmpdir();
+}
+
+/* item 3: eval of a GPT-2-vocabulary model on a text file encodes it with the GPT-2 tokenizer: the same
+ * loss as on the shards `prepare` made of that file; without --data the run's --val-data is scored */
+int test_eval_gpt2_text(void) {
+    int fails = 0;
+    make_tmpdir();
+    int rc = run("%s prepare --in %s --out %s/sh 2>&1 && %s train --data '%s/sh/train_*.bin' --val-data '%s/sh/val_*.bin' --layers 1 --dim 32 "
+                 "--heads 2 --seq-len 16 --batch 2 --steps 2 --warmup 1 --eval-windows 2 --threads 2 --out %s/g 2>&1",
+                 nl_test_bin(), txt, tmpdir, nl_test_bin(), tmpdir, tmpdir, tmpdir);
+    fails += NL_CHECK(rc == 0 && strstr(out, "V=50257"), "prepare + train a GPT-2-vocabulary model: %s", out);
+    rc = run("%s eval --ckpt %s/g --data '%s/sh/*_000000.bin' --max-windows 8 2>&1", nl_test_bin(), tmpdir, tmpdir);
+    const double shards = json_number(out, "\"loss\": ");
+    fails += NL_CHECK(rc == 0, "eval of the shards (train then val: the whole file): %s", out);
+    rc = run("%s eval --ckpt %s/g --data %s --max-windows 8 2>&1", nl_test_bin(), tmpdir, txt);
+    fails += NL_CHECK(rc == 0 && json_number(out, "\"loss\": ") == shards && strstr(out, "\"tokens\": 128,"), "the text file, BPE-encoded, scores the same: %s (shards %.6f)",
+                      out, shards);
+    rc = run("%s eval --ckpt %s/g --max-windows 4 2>&1", nl_test_bin(), tmpdir);
+    const double val = json_number(out, "\"loss\": ");
+    fails += NL_CHECK(rc == 0 && strstr(out, "sh/val_*.bin\", \"split\": \"val\""), "the run's --val-data: %s", out);
+    rc = run("%s eval --ckpt %s/g --data %s/sh/val_000000.bin --max-windows 4 2>&1", nl_test_bin(), tmpdir, tmpdir);
+    fails += NL_CHECK(rc == 0 && json_number(out, "\"loss\": ") == val, "= eval of the val shard: %s", out);
+    return fails + remove_tmpdir();
+}

@@ -57,7 +57,9 @@
     X(resume_extend)                                                                               \
     X(warmup_warning)                                                                              \
     X(resume_time)                                                                                 \
-    X(run_dir_guard)
+    X(run_dir_guard)                                                                               \
+    X(eval_split)                                                                                  \
+    X(eval_gpt2_text)
 
 #define X(name) int test_##name(void);
 NL_TESTS(X)

@@ -1,10 +1,11 @@
-/* normlab.c -- the command line: normlab train | eval | sample | export | prepare. Each command parses its
- * options from the table in src/config.c and calls the library; this is the only place that turns an
+/* normlab.c -- the command line: normlab train | eval | eval-mc | sample | export | prepare | analyze |
+ * report | sweep. Each command but sweep parses its options from the table in src/config.c and calls the library; this is the only place that turns an
  * nl_status into an exit code (2: usage error, 1: runtime error). */
 #include "analyze.h"
 #include "bpe.h"
 #include "ckpt.h"
 #include "config.h"
+#include "evaldata.h"
 #include "evalmc.h"
 #include "json.h"
 #include "norm.h"
@@ -95,30 +96,40 @@ static int cmd_train(nl_args *a) {
     return nl_train_interrupted() ? 128 + nl_train_interrupted() : 0; /* the shell's code for a signal */
 }
 
+/* --split of eval and analyze (dflt when not given); -1 after setting the error */
+static int parse_split(const nl_args *a, int dflt) {
+    const int s = a->split[0] ? nl_split_from_name(a->split) : dflt;
+    if (s < 0) nl_set_error("--split: '%s' is not all|train|val", a->split);
+    return s;
+}
+
 static int cmd_eval(nl_args *a) {
     nl_model m;
-    nl_tokens t;
+    nl_eval_data d;
     double nll, bytes;
     size_t n;
     if (a->max_windows < 0) return nl_set_error("--max-windows %d: must be >= 0", a->max_windows), fail(NL_ERR_ARG);
     if (a->stride < 0) return nl_set_error("--stride %d: must be >= 0", a->stride), fail(NL_ERR_ARG);
     if (strcmp(a->metric, "loss") && strcmp(a->metric, "ppl") && strcmp(a->metric, "bpb"))
         return nl_set_error("--metric: '%s' is not loss|ppl|bpb", a->metric), fail(NL_ERR_ARG);
-    if (!a->cfg.data[0]) return nl_set_error("--data is required"), fail(NL_ERR_ARG);
+    const int split = parse_split(a, a->cfg.data[0] ? NL_SPLIT_ALL : NL_SPLIT_VAL);
+    if (split < 0) return fail(NL_ERR_ARG);
     nl_status st = load_model(a, &m);
     if (st != NL_OK) return fail(st);
     if (!strcmp(a->metric, "bpb")) st = nl_tokenizer_check(&m.cfg); /* bytes per token: bytes or GPT-2 */
-    if (st == NL_OK) st = nl_tokens_open(&t, a->cfg.data);
+    if (st == NL_OK) st = nl_eval_data_open(&d, ckpt_path, &m.cfg, a->cfg.data, split);
     if (st == NL_OK) {
-        st = nl_eval_stride(&m, &t, a->max_windows, a->stride, 8, &nll, &n, &bytes);
+        st = nl_eval_stride(&m, d.t, a->max_windows, a->stride, 8, &nll, &n, &bytes);
         if (st == NL_OK) {
             const double loss = nll / (double)n;
             printf("{\"loss\": %.6f, \"tokens\": %zu", loss, n);
             if (!strcmp(a->metric, "ppl")) printf(", \"ppl\": %.6f", exp(loss));
             if (!strcmp(a->metric, "bpb")) printf(", \"bpb\": %.6f", nll / log(2.0) / bytes);
-            printf("}\n");
+            printf(", \"data\": ");
+            nl_json_write_str(stdout, d.path);
+            printf(", \"split\": \"%s\", \"step\": %d}\n", nl_split_names[split], ckpt_step);
         }
-        nl_tokens_close(&t);
+        nl_eval_data_close(&d);
     }
     nl_model_free(&m);
     return st == NL_OK ? 0 : fail(st);
@@ -224,6 +235,62 @@ static int cmd_export(nl_args *a) {
     return st == NL_OK ? 0 : fail(st);
 }
 
+/* the analysis goes to --out, by default analyze.json beside the checkpoint ('normlab report' picks it
+ * up from a run directory), or to standard output with --out - */
+static nl_status write_analysis(const nl_args *a, const nl_analysis *an, const nl_model *m, const nl_eval_data *d, int split) {
+    char out[NL_PATH_MAX + 320], tmp[NL_PATH_MAX + 400];
+    if (!strcmp(a->out_file, "-")) return nl_analysis_write_json(an, m, ckpt_path, stdout), NL_OK;
+    if (a->out_file[0]) snprintf(out, sizeof out, "%s", a->out_file);
+    else {
+        const char *slash = strrchr(ckpt_path, '/');
+        snprintf(out, sizeof out, "%.*sanalyze.json", slash ? (int)(slash - ckpt_path + 1) : 0, ckpt_path);
+    }
+    FILE *f;
+    NL_TRY(nl_write_atomic_begin(out, tmp, sizeof tmp, &f));
+    nl_analysis_write_json(an, m, ckpt_path, f);
+    NL_TRY(nl_write_atomic_commit(out, tmp, f));
+    printf("wrote %s: %zu windows of the %s split of %s, loss %.4f\n", out, an->windows, nl_split_names[split], d->path, an->loss);
+    return NL_OK;
+}
+
+static int cmd_analyze(nl_args *a) {
+    if (a->an_windows < 0) return nl_set_error("--max-windows %d: must be >= 0", a->an_windows), fail(NL_ERR_ARG);
+    if (a->an_batch < 1) return nl_set_error("--batch %d: must be >= 1", a->an_batch), fail(NL_ERR_ARG);
+    const int split = parse_split(a, NL_SPLIT_VAL);
+    if (split < 0) return fail(NL_ERR_ARG);
+    nl_model m;
+    nl_status st = load_model(a, &m);
+    if (st != NL_OK) return fail(st);
+    nl_eval_data d;
+    st = nl_eval_data_open(&d, ckpt_path, &m.cfg, a->cfg.data, split);
+    if (st == NL_OK) {
+        nl_analysis an;
+        st = nl_analyze(&m, d.t, a->an_windows, a->an_batch, &an);
+        if (st == NL_OK) {
+            st = write_analysis(a, &an, &m, &d, split);
+            nl_analysis_free(&an);
+        }
+        nl_eval_data_close(&d);
+    }
+    nl_model_free(&m);
+    return st == NL_OK ? 0 : fail(st);
+}
+
+static int cmd_report(nl_args *a) {
+    char *paths[4096];
+    int np = 0;
+    for (char *s = a->paths; *s;) {
+        if (np == 4096) return nl_set_error("more than 4096 paths"), fail(NL_ERR_ARG);
+        paths[np++] = s;
+        char *e = strchr(s, '\n');
+        if (!e) break;
+        *e = 0;
+        s = e + 1;
+    }
+    nl_status st = nl_report(paths, np, a->out_file, a->title);
+    return st == NL_OK ? 0 : fail(st);
+}
+
 static int cmd_prepare(nl_args *a) {
     const char *in[4096];
     int nin = 0;
@@ -258,10 +325,13 @@ static const struct {
       "ckpt-<step>.safetensors.\n"
       "'normlab train --resume DIR' continues a run from its newest checkpoint (bit-identical losses);\n"
       "SIGINT/SIGTERM finish the step, write a checkpoint and exit with 128 + the signal number." },
-    { "eval", NL_CMD_EVAL, cmd_eval, "eval --ckpt C --data F [options]",
-      "Mean next-token cross-entropy over seq-len windows of F (consecutive and non-overlapping, or\n"
-      "sliding with --stride). The last line printed is one JSON object {\"loss\": ..., \"tokens\": ...}\n"
-      "plus \"ppl\" or \"bpb\" with --metric." },
+    { "eval", NL_CMD_EVAL, cmd_eval, "eval --ckpt C [--data F] [--split all|train|val] [options]",
+      "Mean next-token cross-entropy over seq-len windows (consecutive and non-overlapping, or sliding\n"
+      "with --stride) of F, or without --data of the data the run C was trained on (by default its\n"
+      "held-out val split: --val-data, or the last --val-frac of --data, as 'train' evaluated it).\n"
+      "A text file is read as bytes for byte-level models and GPT-2-BPE-encoded (<|endoftext|> first)\n"
+      "for GPT-2-vocabulary models. The last line printed is one JSON object {\"loss\", \"tokens\",\n"
+      "\"data\", \"split\", \"step\"} plus \"ppl\" or \"bpb\" with --metric." },
     { "eval-mc", NL_CMD_EVALMC, cmd_evalmc, "eval-mc --ckpt C --task T --data FILE.jsonl [options]",
       "Zero-shot multiple choice by log-likelihood, in lm-evaluation-harness's prompt formats\n"
       "(docs/evaluation.md). Prints {\"task\", \"norm\", \"data\", \"ckpt\", \"step\", \"items\", \"acc\",\n"
@@ -275,10 +345,24 @@ static const struct {
     { "prepare", NL_CMD_PREPARE, cmd_prepare, "prepare --in FILE... --out DIR [options]",
       "Tokenize text files (GPT-2 BPE or bytes) into llm.c uint16 shards DIR/train_NNNNNN.bin and\n"
       "DIR/val_NNNNNN.bin for 'normlab train --data'. With gpt2 each file starts with <|endoftext|>." },
+    { "analyze", NL_CMD_ANALYZE, cmd_analyze, "analyze --ckpt C [--data F] [--split val|train|all] [--out FILE] [options]",
+      "Layer redundancy of a trained model over consecutive seq-len windows of the data (by default the\n"
+      "held-out val split of the run C was trained on, read from its checkpoint: --val-data, or the\n"
+      "last --val-frac of --data): the angular distance d(l, n) = arccos(cos(x_l, x_{l+n}))/pi between\n"
+      "residual streams at the last token of each window (x_l enters block l, x_{L+1} is before the\n"
+      "final norm), averaged over windows, and the validation-loss increase when block l alone is\n"
+      "skipped (x_{l+1} = x_l). Writes one JSON object to analyze.json beside the checkpoint (or --out)\n"
+      "and prints where it went; 'normlab report' draws it (docs/methods.md section 5)." },
+    { "report", NL_CMD_REPORT, cmd_report, "report PATH... -o report.html [--title TEXT]",
+      "One self-contained HTML page (inline SVG, no scripts, printable) from run directories, sweep\n"
+      "directories and 'normlab analyze' JSON files: loss curves; hidden-state variance, max |x| (with\n"
+      "the fp16 limit) and gradient norm vs depth; the LR-stability map and sweep table; angular-distance\n"
+      "heat maps and layer-skip bars. Run plots need 'normlab train --diag-every N'; a run directory's\n"
+      "analyze.json ('normlab analyze --ckpt RUN') is included automatically." },
 };
 enum { NCMDS = sizeof cmds / sizeof cmds[0] };
 
-/* Commands with their own option parsing (src/sweep.c, src/report.c, src/analyze.c). */
+/* A command with its own option parsing (src/sweep.c). */
 static int cmd_sweep(int argc, char **argv) {
     for (int i = 0; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return nl_sweep_usage(), 0;
@@ -290,27 +374,11 @@ static int cmd_sweep(int argc, char **argv) {
     return st == NL_OK ? 0 : fail(st);
 }
 
-static int cmd_analyze(int argc, char **argv) {
-    for (int i = 0; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return nl_analyze_usage(), 0;
-    nl_status st = nl_analyze_main(argc, argv);
-    return st == NL_OK ? 0 : fail(st);
-}
-
-static int cmd_report(int argc, char **argv) {
-    for (int i = 0; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return nl_report_usage(), 0;
-    nl_status st = nl_report_main(argc, argv);
-    return st == NL_OK ? 0 : fail(st);
-}
-
 static const struct {
     const char *name, *synopsis;
     int (*run)(int argc, char **argv);
 } raw_cmds[] = {
     { "sweep", "sweep --norm A,B --lr X,Y [--seeds K] [--jobs N] [--out DIR] [train options]", cmd_sweep },
-    { "analyze", "analyze --ckpt C --data F [--out FILE]", cmd_analyze },
-    { "report", "report RUN_OR_SWEEP_DIR... -o report.html", cmd_report },
 };
 enum { NRAW = sizeof raw_cmds / sizeof raw_cmds[0] };
 
