@@ -1,8 +1,8 @@
 """Independent PyTorch reference ("twin") of the normlab GPT trainer.
 
 This module is the test oracle for the C implementation.  It is written
-from the normlab specification only (see ../shared/docs/ln-methods.md §1, §2
-and 6 for the equations) and is meant to be run in float64.
+from the normlab specification only (see docs/methods.md §1 and §2 for the
+equations) and is meant to be run in float64.
 
 Contents:
   * read_safetensors / write_safetensors: a dependency-free safetensors

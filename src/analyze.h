@@ -1,4 +1,4 @@
-/* analyze.h -- `normlab analyze`: layer redundancy of a trained model (ln-methods.md §4.5, §4.6).
+/* analyze.h -- `normlab analyze`: layer redundancy of a trained model (docs/methods.md §5.1, §5.2).
  *
  * Over consecutive windows of a token stream (as nl_eval_windows):
  *   angular distance d(l, n) = arccos(cos(x_l[t*], x_{l+n}[t*])) / pi, t* the last token of each
