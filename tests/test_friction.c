@@ -213,3 +213,18 @@ int test_eval_gpt2_text(void) {
     fails += NL_CHECK(rc == 0 && json_number(out, "\"loss\": ") == val, "= eval of the val shard: %s", out);
     return fails + remove_tmpdir();
 }
+
+/* item 11: the usage example in python/normlab_torch.py's docstring runs as written (with the
+ * interpreter the docstring names) on an exported model and prints the placement and a loss */
+int test_twin_usage(void) {
+    int fails = 0;
+    make_tmpdir();
+    fails += NL_CHECK(run("%s train " TINY " --steps 2 --warmup 1 --data %s --out %s/r >/dev/null 2>&1 && %s export --ckpt %s/r --out %s/model.safetensors 2>&1",
+                          nl_test_bin(), txt, tmpdir, nl_test_bin(), tmpdir, tmpdir) == 0, "train + export: %s", out);
+    int rc = run("%s -c \"import ast, textwrap; d = ast.get_docstring(ast.parse(open('python/normlab_torch.py').read())); "
+                 "ex = d.split('Example:\\n', 1)[1].split('\\n\\n', 1)[0]; "
+                 "exec(textwrap.dedent(ex).replace('\\\"model.safetensors\\\"', repr('%s/model.safetensors')))\" 2>&1",
+                 nl_test_python(), tmpdir);
+    fails += NL_CHECK(rc == 0 && !strncmp(out, "peri (1, 31, 256) ", 18), "the docstring's example: %s", out);
+    return fails + remove_tmpdir();
+}

@@ -59,7 +59,8 @@
     X(resume_time)                                                                                 \
     X(run_dir_guard)                                                                               \
     X(eval_split)                                                                                  \
-    X(eval_gpt2_text)
+    X(eval_gpt2_text)                                                                              \
+    X(twin_usage)
 
 #define X(name) int test_##name(void);
 NL_TESTS(X)
