@@ -1,6 +1,7 @@
 /* normlab.c -- the command line: normlab train | eval | eval-mc | sample | export | prepare | analyze |
- * report | sweep. Each command but sweep parses its options from the table in src/config.c and calls the library; this is the only place that turns an
- * nl_status into an exit code (2: usage error, 1: runtime error). */
+ * report | sweep. Each command but sweep parses its options from the table in src/config.c and calls
+ * the library; this is the only place that turns an nl_status into an exit code (2: usage error, 1:
+ * runtime error). */
 #include "analyze.h"
 #include "bpe.h"
 #include "ckpt.h"
