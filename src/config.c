@@ -163,7 +163,7 @@ enum { TR = NL_CMD_TRAIN, EV = NL_CMD_EVAL, SA = NL_CMD_SAMPLE, EX = NL_CMD_EXPO
 static const opt opts[] = {
     { "data",         T_PATH,  CFG(data),         MC,    0, "task file: one JSON object per line, in the task's layout" },
     { "data",         T_PATH,  CFG(data),         TR,    0, "text file (byte tokens) or llm.c .bin shard glob" },
-    { "data",         T_PATH,  CFG(data),         EV|AN, 0, "text file or llm.c .bin shard glob (default: the run's data, from the checkpoint); text is GPT-2-BPE-encoded for GPT-2-vocabulary models" },
+    { "data",         T_PATH,  CFG(data),         EV|AN, 0, "text file or llm.c .bin shard glob (default: the run's data, from the checkpoint); text is GPT-2-BPE-encoded for GPT-2-vocabulary (50257) models, bytes otherwise" },
     { "split",        T_WORD,  ARG(split),        EV,    0, "all | train | val: the part scored (default: all of --data; without --data: val, the run's held-out split)" },
     { "split",        T_WORD,  ARG(split),        AN,    0, "all | train | val: the part analysed (default: val, the run's held-out split: its --val-data or last --val-frac)" },
     { "val-data",     T_PATH,  CFG(val_data),     TR,    0, "validation data; default: the last --val-frac of --data" },

@@ -17,9 +17,10 @@ int nl_split_from_name(const char *name) {
     return -1;
 }
 
-/* a text file for a model with more than 256 tokens: the GPT-2 tokenizer's tokens instead of bytes */
+/* a text file for a GPT-2-vocabulary model: the GPT-2 tokenizer's tokens instead of bytes (other
+ * vocabularies have no tokenizer here and read bytes, as training on a text file does) */
 static nl_status encode_text(nl_tokens *t, const nl_config *model) {
-    if (t->shards || model->vocab <= 256) return NL_OK;
+    if (t->shards || model->vocab != 50257) return NL_OK;
     int *ids;
     size_t n;
     NL_TRY(nl_encode_doc(model, t->seg[0].p, t->seg[0].n, &ids, &n));

@@ -6,9 +6,9 @@
  *          the first 1 - val_frac of the stream
  *   val    the held-out tokens training evaluated on: the run's --val-data (when no file is named),
  *          else the last val_frac of the stream (the run's --val-frac)
- * A text file is read as bytes for a byte-level model and encoded with the GPT-2 tokenizer
- * (<|endoftext|> first, as `normlab prepare` does) for a GPT-2-vocabulary model; token shards are
- * read as they are. */
+ * A text file is encoded with the GPT-2 tokenizer (<|endoftext|> first, as `normlab prepare` does)
+ * for a GPT-2-vocabulary model (50257) and read as bytes for any other, as training reads it; token
+ * shards are read as they are. */
 #ifndef NL_EVALDATA_H
 #define NL_EVALDATA_H
 

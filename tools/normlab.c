@@ -330,8 +330,8 @@ static const struct {
       "Mean next-token cross-entropy over seq-len windows (consecutive and non-overlapping, or sliding\n"
       "with --stride) of F, or without --data of the data the run C was trained on (by default its\n"
       "held-out val split: --val-data, or the last --val-frac of --data, as 'train' evaluated it).\n"
-      "A text file is read as bytes for byte-level models and GPT-2-BPE-encoded (<|endoftext|> first)\n"
-      "for GPT-2-vocabulary models. The last line printed is one JSON object {\"loss\", \"tokens\",\n"
+      "A text file is GPT-2-BPE-encoded (<|endoftext|> first) for GPT-2-vocabulary models (50257) and\n"
+      "read as bytes for any other. The last line printed is one JSON object {\"loss\", \"tokens\",\n"
       "\"data\", \"split\", \"step\"} plus \"ppl\" or \"bpb\" with --metric." },
     { "eval-mc", NL_CMD_EVALMC, cmd_evalmc, "eval-mc --ckpt C --task T --data FILE.jsonl [options]",
       "Zero-shot multiple choice by log-likelihood, in lm-evaluation-harness's prompt formats\n"
