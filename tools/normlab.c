@@ -324,7 +324,9 @@ static const struct {
       "Train a GPT-2- or LLaMA-style transformer (--arch) on a text file (byte tokens) or llm.c token\n"
       "shards; writes a run directory with config.txt, metrics.jsonl (one JSON object per step) and\n"
       "ckpt-<step>.safetensors.\n"
-      "'normlab train --resume DIR' continues a run from its newest checkpoint (bit-identical losses);\n"
+      "'normlab train --resume DIR' continues a run from its newest checkpoint (bit-identical losses;\n"
+      "--steps N extends it: the first plan's LR schedule, then the floor LR). A --out holding a run is\n"
+      "refused unless --overwrite.\n"
       "SIGINT/SIGTERM finish the step, write a checkpoint and exit with 128 + the signal number." },
     { "eval", NL_CMD_EVAL, cmd_eval, "eval --ckpt C [--data F] [--split all|train|val] [options]",
       "Mean next-token cross-entropy over seq-len windows (consecutive and non-overlapping, or sliding\n"
