@@ -36,7 +36,7 @@ with open('$TMP/gpt2.bin', 'wb') as f:
 
 normlab_tps() { # args: data, normlab options...
     local data=$1; shift
-    $BIN train "$@" --data "$data" --steps $((STEPS + 2)) --warmup 1 --val-frac 0 --threads $THREADS --out "$TMP/run" >/dev/null
+    $BIN train "$@" --data "$data" --steps $((STEPS + 2)) --warmup 1 --val-frac 0 --threads $THREADS --out "$TMP/run" --overwrite >/dev/null
     $PY -c "
 import json, statistics
 r = [json.loads(l)['tok_per_s'] for l in open('$TMP/run/metrics.jsonl')][2:]

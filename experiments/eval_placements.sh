@@ -42,7 +42,7 @@ PY
 printf "| placement | final train loss | val bpb | cloze items | acc | acc_norm_byte |\n|---|---|---|---|---|---|\n" > "$OUT/table.md"
 for norm in post pre peri mix lns outonly deepnorm; do
     [ -f "$OUT/$norm/ckpt-$(printf %08d "$STEPS").safetensors" ] || \
-        $BIN train --arch "$ARCH" --norm "$norm" --steps "$STEPS" --data "$DATA" --out "$OUT/$norm" --eval-every 0 > "$OUT/$norm.log"
+        $BIN train --arch "$ARCH" --norm "$norm" --steps "$STEPS" --data "$DATA" --out "$OUT/$norm" --overwrite --eval-every 0 > "$OUT/$norm.log"
     loss=$(tail -1 "$OUT/$norm/metrics.jsonl" | python3 -c "import json,sys; print(round(json.load(sys.stdin)['loss'], 4))")
     bpb=$($BIN eval --ckpt "$OUT/$norm" --data "$OUT/val.txt" --metric bpb | tail -1 | python3 -c "import json,sys; print(round(json.load(sys.stdin)['bpb'], 4))")
     mc=$($BIN eval-mc --ckpt "$OUT/$norm" --task generic --data "$OUT/cloze.jsonl" | tail -1)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Small-scale reproduction of ln-methods.md §7 on a CPU: a placement x learning-rate x seed sweep of
+# Small-scale reproduction of docs/methods.md §6 on a CPU: a placement x learning-rate x seed sweep of
 # narrow, deep byte-level GPTs on Tiny Shakespeare with diagnostics, layer analysis of each
 # placement's best-LR run, and one report.
 #

@@ -21,9 +21,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             argv[argc++] = s + start;
             start = i + 1;
         }
-    static const int cmds[] = { NL_CMD_TRAIN, NL_CMD_EVAL, NL_CMD_SAMPLE, NL_CMD_EXPORT };
+    static const int cmds[] = { NL_CMD_TRAIN, NL_CMD_EVAL, NL_CMD_SAMPLE, NL_CMD_EXPORT, NL_CMD_ANALYZE, NL_CMD_REPORT };
     static nl_args a;
-    for (int c = 0; c < 4; c++) {
+    for (int c = 0; c < 6; c++) {
         int help;
         nl_args_defaults(&a);
         if (nl_args_parse(&a, cmds[c], argc, argv, &help) == NL_OK && a.cfg.vocab >= 0) {

@@ -109,6 +109,7 @@ typedef struct nl_config {
     int keep_ckpts;    /* keep the newest N checkpoints, 0: all */
     int on_nan;        /* nl_on_nan: what a NaN/Inf loss or gradient does */
     int max_rollbacks; /* rollbacks allowed per run with on_nan = rollback */
+    int lr_steps;      /* steps the warmup + cosine schedule spans (0: steps); later steps run at the floor */
 } nl_config;
 
 typedef enum nl_on_nan { NL_ON_NAN_STOP, NL_ON_NAN_ROLLBACK } nl_on_nan;

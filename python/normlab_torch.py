@@ -1,8 +1,8 @@
 """Independent PyTorch reference ("twin") of the normlab GPT trainer.
 
 This module is the test oracle for the C implementation.  It is written
-from the normlab specification only (see ../shared/docs/ln-methods.md §1, §2
-and 6 for the equations) and is meant to be run in float64.
+from the normlab specification only (see docs/methods.md §1 and §2 for the
+equations) and is meant to be run in float64.
 
 Contents:
   * read_safetensors / write_safetensors: a dependency-free safetensors
@@ -16,6 +16,29 @@ Contents:
     semantics, weight decay on 2-D tensors only, global-norm clipping).
 
 Importing this module has no side effects.
+
+Usage: run it with an interpreter that has PyTorch and NumPy.  On Debian 12
+that is /usr/bin/python3 with the packages python3-torch and python3-numpy
+(scripts/deps.sh installs them); a python3 found earlier on PATH (pyenv, a
+virtual environment) usually lacks torch.  Export a checkpoint first:
+
+    build/release/normlab export --ckpt runs/peri --out model.safetensors
+
+then, from the repository root, with /usr/bin/python3:
+
+Example:
+    import sys, torch
+    sys.path.insert(0, "python")  # the directory holding normlab_torch.py
+    import normlab_torch as nt
+    model = nt.load("model.safetensors")  # float64; nt.load(path, torch.float32)
+    ids = torch.tensor([list(b"First Citizen: Before we proceed")])  # bytes
+    with torch.no_grad():
+        logits = model(ids[:, :-1])  # (batch, T, vocab) next-token logits
+        loss = model.loss(ids[:, :-1], ids[:, 1:])  # mean nats per token
+    print(model.config.norm, tuple(logits.shape), round(loss.item(), 4))
+
+The model reads at most config.seq_len tokens; a byte-level model (vocabulary
+256) takes bytes as token ids, a GPT-2-vocabulary one GPT-2 BPE ids.
 """
 
 import json

@@ -83,7 +83,7 @@ def main():
             continue
         out = os.path.join(a.out, name)
         cmd = [a.bin, "train", "--norm", norm, *opts, *SHAPE, "--steps", a.steps, "--data", a.data,
-               "--out", out, *a.extra]
+               "--out", out, "--overwrite", *a.extra]  # a rerun replaces the old run
         t0 = time.time()
         r = subprocess.run(cmd, capture_output=True, text=True)
         wall = time.time() - t0

@@ -3,6 +3,7 @@
 
 #include "ckpt.h"
 #include "common.h"
+#include "json.h"
 #include "norm.h"
 #include "safetensors.h"
 
@@ -10,16 +11,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-void nl_analyze_usage(void) {
-    printf("usage: normlab analyze --ckpt C --data F [--val-frac X] [--max-windows K] [--batch B] [--out FILE] [--threads N]\n\n"
-           "Layer redundancy of a trained model over consecutive seq-len windows of the last --val-frac of F (the\n"
-           "validation split 'normlab train' uses; default 0.1, 0: all of F), at most --max-windows (default 256):\n"
-           "the angular distance d(l, n) = arccos(cos(x_l, x_{l+n}))/pi between residual streams at the last token of\n"
-           "each window (x_l enters block l, x_{L+1} is before the final norm), averaged over windows, and the\n"
-           "validation-loss increase when block l alone is skipped (x_{l+1} = x_l). Writes one JSON object to --out\n"
-           "(default: standard output); 'normlab report' draws it.\n");
-}
 
 void nl_analysis_free(nl_analysis *a) {
     free(a->skip_loss);
@@ -105,12 +96,9 @@ static void num(FILE *f, double v) {
 
 void nl_analysis_write_json(const nl_analysis *a, const nl_model *m, const char *ckpt, FILE *f) {
     const int L = a->L;
-    fprintf(f, "{\"analyze\": 1, \"ckpt\": \"");
-    for (const char *s = ckpt; *s; s++) {
-        if (*s == '"' || *s == '\\') fputc('\\', f);
-        if ((unsigned char)*s >= 0x20) fputc(*s, f);
-    }
-    fprintf(f, "\", \"norm\": \"%s\", \"layers\": %d, \"windows\": %zu, \"loss\": ", nl_placements[m->cfg.norm].name, L, a->windows);
+    fprintf(f, "{\"analyze\": 1, \"ckpt\": ");
+    nl_json_write_str(f, ckpt);
+    fprintf(f, ", \"norm\": \"%s\", \"layers\": %d, \"windows\": %zu, \"loss\": ", nl_placements[m->cfg.norm].name, L, a->windows);
     num(f, a->loss);
     fputs(", \"skip_loss\": [", f);
     for (int l = 0; l < L; l++) fputs(l ? ", " : "", f), num(f, a->skip_loss[l]);
@@ -123,71 +111,4 @@ void nl_analysis_write_json(const nl_analysis *a, const nl_model *m, const char 
         fputc(']', f);
     }
     fputs("]}\n", f);
-}
-
-nl_status nl_analyze_main(int argc, char **argv) {
-    char ckpt[NL_PATH_MAX] = "", data[NL_PATH_MAX] = "", out[NL_PATH_MAX] = "";
-    double val_frac = 0.1;
-    int max_windows = 256, batch = 8, threads = 0;
-    for (int i = 0; i < argc; i++) {
-        const char *k = argv[i];
-        if (strncmp(k, "--", 2)) return NL_FAIL(NL_ERR_ARG, "unexpected argument '%s' (options start with --)", k);
-        if (i + 1 >= argc) return NL_FAIL(NL_ERR_ARG, "%s needs a value (see 'normlab analyze --help')", k);
-        const char *v = argv[++i];
-        char *end;
-        errno = 0;
-        if (!strcmp(k, "--ckpt") || !strcmp(k, "--data") || !strcmp(k, "--out")) {
-            char *dst = k[2] == 'c' ? ckpt : k[2] == 'd' ? data : out;
-            if (strlen(v) >= NL_PATH_MAX) return NL_FAIL(NL_ERR_ARG, "%s: path too long", k);
-            snprintf(dst, NL_PATH_MAX, "%s", v);
-        } else if (!strcmp(k, "--val-frac")) {
-            val_frac = strtod(v, &end);
-            if (end == v || *end || !(val_frac >= 0 && val_frac < 1)) return NL_FAIL(NL_ERR_ARG, "--val-frac %s: must be in [0, 1)", v);
-        } else if (!strcmp(k, "--max-windows") || !strcmp(k, "--batch") || !strcmp(k, "--threads")) {
-            long x = strtol(v, &end, 10);
-            const int lo = k[2] == 't' ? 0 : 1;
-            if (end == v || *end || errno || x < lo || x > 1000000) return NL_FAIL(NL_ERR_ARG, "%s %s: must be an integer >= %d", k, v, lo);
-            *(k[2] == 'm' ? &max_windows : k[2] == 'b' ? &batch : &threads) = (int)x;
-        } else {
-            return NL_FAIL(NL_ERR_ARG, "unknown option '%s' (see 'normlab analyze --help')", k);
-        }
-    }
-    if (!ckpt[0]) return NL_FAIL(NL_ERR_ARG, "--ckpt is required");
-    if (!data[0]) return NL_FAIL(NL_ERR_ARG, "--data is required");
-    if (threads > 0) nl_set_threads(threads);
-    char path[NL_PATH_MAX + 300];
-    NL_TRY(nl_ckpt_find(ckpt, path, sizeof path));
-    nl_model m;
-    int step;
-    nl_rng rng;
-    NL_TRY(nl_ckpt_load(&m, path, &step, &rng));
-    nl_tokens all, tr, va;
-    nl_status st = nl_tokens_open(&all, data);
-    if (st != NL_OK) {
-        nl_model_free(&m);
-        return st;
-    }
-    nl_tokens_split(&all, val_frac, &tr, &va);
-    nl_analysis a;
-    st = nl_analyze(&m, val_frac > 0 ? &va : &all, max_windows, batch, &a);
-    if (st == NL_OK) {
-        if (out[0]) {
-            char tmp[NL_PATH_MAX + 64];
-            FILE *f;
-            st = nl_write_atomic_begin(out, tmp, sizeof tmp, &f);
-            if (st == NL_OK) {
-                nl_analysis_write_json(&a, &m, path, f);
-                st = nl_write_atomic_commit(out, tmp, f);
-            }
-            if (st == NL_OK) printf("wrote %s (%zu windows, loss %.4f)\n", out, a.windows, a.loss);
-        } else {
-            nl_analysis_write_json(&a, &m, path, stdout);
-        }
-        nl_analysis_free(&a);
-    }
-    nl_tokens_close(&tr);
-    nl_tokens_close(&va);
-    nl_tokens_close(&all);
-    nl_model_free(&m);
-    return st;
 }

@@ -1,4 +1,4 @@
-/* analyze.h -- `normlab analyze`: layer redundancy of a trained model (ln-methods.md §4.5, §4.6).
+/* analyze.h -- `normlab analyze`: layer redundancy of a trained model (docs/methods.md §5.1, §5.2).
  *
  * Over consecutive windows of a token stream (as nl_eval_windows):
  *   angular distance d(l, n) = arccos(cos(x_l[t*], x_{l+n}[t*])) / pi, t* the last token of each
@@ -24,9 +24,5 @@ typedef struct nl_analysis {
 nl_status nl_analyze(nl_model *m, const nl_tokens *t, int max_windows, int B, nl_analysis *a);
 void nl_analysis_free(nl_analysis *a);
 void nl_analysis_write_json(const nl_analysis *a, const nl_model *m, const char *ckpt, FILE *f);
-
-/* argv: the options after "analyze". */
-nl_status nl_analyze_main(int argc, char **argv);
-void nl_analyze_usage(void);
 
 #endif

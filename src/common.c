@@ -14,11 +14,15 @@ static _Thread_local char err_buf[1024];
 
 const char *nl_last_error(void) { return err_buf; }
 
+/* formats into a local buffer first: an argument may be nl_last_error() itself (a message wrapping
+ * the previous one), and vsnprintf must not read the buffer it writes */
 void nl_set_error(const char *fmt, ...) {
+    char msg[sizeof err_buf];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err_buf, sizeof err_buf, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memcpy(err_buf, msg, sizeof err_buf);
 }
 
 _Noreturn void nl_abort_(const char *file, int line, const char *fmt, ...) {

@@ -63,6 +63,9 @@ void nl_args_defaults(nl_args *a) {
     a->stride = 0;
     snprintf(a->metric, sizeof a->metric, "loss");
     snprintf(a->tokenizer, sizeof a->tokenizer, "gpt2");
+    a->an_windows = 256;
+    a->an_batch = 8;
+    snprintf(a->title, sizeof a->title, "normlab report");
     a->prep_val_frac = 0.1;
     a->shard_tokens = 100000000;
 }
@@ -111,6 +114,7 @@ nl_status nl_config_resolve(nl_config *c) {
     if (!(c->weight_decay >= 0 && isfinite(c->weight_decay))) return NL_FAIL(NL_ERR_ARG, "--weight-decay %g: must be >= 0", c->weight_decay);
     if (!(c->clip >= 0 && isfinite(c->clip))) return NL_FAIL(NL_ERR_ARG, "--clip %g: must be >= 0 (0 disables)", c->clip);
     if (c->warmup < 0) return NL_FAIL(NL_ERR_ARG, "--warmup %d: must be >= 0", c->warmup);
+    if (c->lr_steps < 0) return NL_FAIL(NL_ERR_ARG, "--lr-steps %d: must be >= 0 (0: --steps)", c->lr_steps);
     if (c->eval_every < 0 || c->ckpt_every < 0 || c->log_every < 1 || c->eval_windows < 1)
         return NL_FAIL(NL_ERR_ARG, "--eval-every/--ckpt-every must be >= 0, --log-every/--eval-windows >= 1");
     if (!(c->val_frac >= 0 && c->val_frac < 1)) return NL_FAIL(NL_ERR_ARG, "--val-frac %g: must be in [0, 1)", c->val_frac);
@@ -138,7 +142,8 @@ double nl_config_matrix_params(const nl_config *c) {
 
 /* ---------------------------------------------------------------- option table */
 
-typedef enum opt_type { T_INT, T_U64, T_DBL, T_PATH, T_TEXT, T_WORD, T_NORM, T_NTYPE, T_ARCH, T_ONOFF, T_GAIN, T_FLAG, T_LIST, T_ONNAN } opt_type;
+/* T_LIST: values appended, '\n'-separated; T_ARGS: the same for the command's arguments that are not options */
+typedef enum opt_type { T_INT, T_U64, T_DBL, T_PATH, T_TEXT, T_WORD, T_NORM, T_NTYPE, T_ARCH, T_ONOFF, T_GAIN, T_FLAG, T_LIST, T_ONNAN, T_ARGS } opt_type;
 
 typedef struct opt {
     const char *name; /* CLI spelling; config keys use '_' for '-' */
@@ -151,12 +156,16 @@ typedef struct opt {
 
 #define CFG(f) offsetof(nl_args, cfg.f)
 #define ARG(f) offsetof(nl_args, f)
-enum { TR = NL_CMD_TRAIN, EV = NL_CMD_EVAL, SA = NL_CMD_SAMPLE, EX = NL_CMD_EXPORT, MC = NL_CMD_EVALMC, PR = NL_CMD_PREPARE };
+enum { TR = NL_CMD_TRAIN, EV = NL_CMD_EVAL, SA = NL_CMD_SAMPLE, EX = NL_CMD_EXPORT, MC = NL_CMD_EVALMC, PR = NL_CMD_PREPARE,
+       AN = NL_CMD_ANALYZE, RP = NL_CMD_REPORT };
 
 // clang-format off
 static const opt opts[] = {
     { "data",         T_PATH,  CFG(data),         MC,    0, "task file: one JSON object per line, in the task's layout" },
-    { "data",         T_PATH,  CFG(data),         TR|EV, 0, "text file (byte tokens) or llm.c .bin shard glob" },
+    { "data",         T_PATH,  CFG(data),         TR,    0, "text file (byte tokens) or llm.c .bin shard glob" },
+    { "data",         T_PATH,  CFG(data),         EV|AN, 0, "text file or llm.c .bin shard glob (default: the run's data, from the checkpoint); text is GPT-2-BPE-encoded for GPT-2-vocabulary (50257) models, bytes otherwise" },
+    { "split",        T_WORD,  ARG(split),        EV,    0, "all | train | val: the part scored (default: all of --data; without --data: val, the run's held-out split)" },
+    { "split",        T_WORD,  ARG(split),        AN,    0, "all | train | val: the part analysed (default: val, the run's held-out split: its --val-data or last --val-frac)" },
     { "val-data",     T_PATH,  CFG(val_data),     TR,    0, "validation data; default: the last --val-frac of --data" },
     { "val-frac",     T_DBL,   CFG(val_frac),     TR,    0, "fraction of --data held out for validation" },
     { "out",          T_PATH,  CFG(out),          TR,    0, "run directory (default runs/<norm>-<date>)" },
@@ -188,7 +197,8 @@ static const opt opts[] = {
     { "steps",        T_INT,   CFG(steps),        TR,    0, "optimizer steps" },
     { "lr",           T_DBL,   CFG(lr),           TR,    0, "peak learning rate" },
     { "min-lr-frac",  T_DBL,   CFG(min_lr_frac),  TR,    0, "cosine decay floor as a fraction of --lr" },
-    { "warmup",       T_INT,   CFG(warmup),       TR,    0, "linear warmup steps" },
+    { "warmup",       T_INT,   CFG(warmup),       TR,    0, "linear warmup steps (longer than the schedule: a warning, the LR never reaches --lr)" },
+    { "lr-steps",     T_INT,   CFG(lr_steps),     TR,    0, "steps the warmup + cosine schedule spans; later steps run at the floor --min-lr-frac x --lr (0: --steps; set by --resume --steps)" },
     { "weight-decay", T_DBL,   CFG(weight_decay), TR,    0, "AdamW decoupled weight decay on 2-D matrices" },
     { "clip",         T_DBL,   CFG(clip),         TR,    0, "global gradient-norm clip (0: off)" },
     { "seed",         T_U64,   CFG(seed),         TR|SA, 0, "random seed (init, data order, sampling)" },
@@ -196,15 +206,16 @@ static const opt opts[] = {
     { "eval-windows", T_INT,   CFG(eval_windows), TR,    0, "validation windows of seq-len tokens" },
     { "ckpt-every",   T_INT,   CFG(ckpt_every),   TR,    0, "checkpoint every N steps (0: only at the end)" },
     { "log-every",    T_INT,   CFG(log_every),    TR,    0, "progress line every N steps when not on a terminal" },
-    { "threads",      T_INT,   CFG(threads),      TR|EV|SA|EX|MC, 0, "threads for OpenMP and BLAS (0: all cores)" },
+    { "threads",      T_INT,   CFG(threads),      TR|EV|SA|EX|MC|AN, 0, "threads for OpenMP and BLAS (0: all cores)" },
     { "diag-every",   T_INT,   CFG(diag_every),   TR,    0, "per-layer diagnostics on a fixed validation batch every N steps, at step 0 and at the end (0: off)" },
     { "spike-k",      T_DBL,   CFG(spike_k),      TR,    0, "count a gradient spike when the grad norm exceeds k x its running median (0: off)" },
     { "diverge-window", T_INT, CFG(diverge_window), TR,  0, "stop as diverged when, after warmup, the mean loss of the last N steps exceeds the first step's (0: off)" },
-    { "resume",       T_PATH,  ARG(resume),       TR,    0, "continue RUN_DIR from its newest checkpoint with the config saved in it" },
+    { "resume",       T_PATH,  ARG(resume),       TR,    0, "continue RUN_DIR from its newest checkpoint with the config saved in it (with --steps N: extend it to N steps)" },
+    { "overwrite",    T_FLAG,  ARG(overwrite),    TR,    0, "--out holds a run: remove its config.txt, metrics.jsonl, evals.jsonl, analyze.json and ckpt-*.safetensors (nothing else) and start afresh" },
     { "keep-ckpts",   T_INT,   CFG(keep_ckpts),   TR,    0, "keep only the newest N checkpoints (0: all)" },
     { "on-nan",       T_ONNAN, CFG(on_nan),       TR,    0, "NaN/Inf loss or gradient: stop | rollback (to the last checkpoint, skipping the batch)" },
     { "max-rollbacks", T_INT,  CFG(max_rollbacks), TR,   0, "with --on-nan rollback: stop after N rollbacks" },
-    { "ckpt",         T_PATH,  ARG(ckpt),         EV|SA|EX|MC, 0, "checkpoint file, or a run directory (its latest checkpoint)" },
+    { "ckpt",         T_PATH,  ARG(ckpt),         EV|SA|EX|MC|AN, 0, "checkpoint file, or a run directory (its latest checkpoint)" },
     { "max-windows",  T_INT,   ARG(max_windows),  EV,    0, "evaluate at most K windows (0: all)" },
     { "metric",       T_WORD,  ARG(metric),       EV,    0, "headline metric: loss | ppl | bpb (bits per byte)" },
     { "stride",       T_INT,   ARG(stride),       EV,    0, "sliding windows start every S tokens (0: seq-len, no overlap)" },
@@ -222,10 +233,18 @@ static const opt opts[] = {
     { "out",          T_PATH,  ARG(prep_out),     PR,    0, "output directory for train_NNNNNN.bin and val_NNNNNN.bin" },
     { "val-frac",     T_DBL,   ARG(prep_val_frac), PR,   0, "the last fraction of the tokens written as validation shards" },
     { "shard-tokens", T_INT,   ARG(shard_tokens), PR,    0, "tokens per shard at most" },
+    { "max-windows",  T_INT,   ARG(an_windows),   AN,    0, "analyse at most K windows of seq-len tokens (0: all)" },
+    { "batch",        T_INT,   ARG(an_batch),     AN,    0, "windows per forward pass" },
+    { "out",          T_PATH,  ARG(out_file),     AN,    0, "JSON file to write (default: analyze.json in the checkpoint's directory; -: standard output)" },
+    { "paths",        T_ARGS,  ARG(paths),        RP,    0, "run directories, sweep directories and analyze JSON files" },
+    { "out",          T_PATH,  ARG(out_file),     RP,    0, "HTML file to write (-o is the same)" },
+    { "title",        T_TEXT,  ARG(title),        RP,    0, "page title" },
 };
 // clang-format on
 enum { NOPTS = sizeof opts / sizeof opts[0] };
 _Static_assert(NOPTS <= sizeof ((nl_args *)0)->given, "nl_args.given is too small for the option table");
+_Static_assert(sizeof ((nl_args *)0)->paths == sizeof ((nl_args *)0)->prep_in, "T_LIST/T_ARGS fields share one size");
+_Static_assert(sizeof ((nl_args *)0)->title == sizeof ((nl_args *)0)->prompt, "T_TEXT fields share one size");
 
 static int key_eq(const char *key, const char *name) {
     for (; *key && *name; key++, name++)
@@ -275,7 +294,8 @@ static nl_status set_value(nl_args *a, const opt *o, const char *v) {
         *(double *)p = x;
         break;
     }
-    case T_LIST: {
+    case T_LIST:
+    case T_ARGS: {
         size_t used = strlen(p), len = strlen(v);
         if (used + len + 2 > sizeof a->prep_in) return NL_FAIL(NL_ERR_ARG, "--%s: too many values", o->name);
         if (used) p[used++] = '\n';
@@ -345,7 +365,15 @@ nl_status nl_args_parse(nl_args *a, int cmd, int argc, char **argv, int *help) {
             *help = 1;
             return NL_OK;
         }
-        if (strncmp(s, "--", 2) != 0) return NL_FAIL(NL_ERR_ARG, "unexpected argument '%s' (options start with --)", s);
+        if (!strcmp(s, "-o")) s = "--out"; /* the one short option */
+        if (strncmp(s, "--", 2) != 0) {
+            const opt *pos = NULL;
+            for (int k = 0; k < NOPTS && !pos; k++)
+                if ((opts[k].cmds & cmd) && opts[k].type == T_ARGS) pos = &opts[k];
+            if (!pos) return NL_FAIL(NL_ERR_ARG, "unexpected argument '%s' (options start with --)", s);
+            NL_TRY(set_value(a, pos, s));
+            continue;
+        }
         char key[64];
         const char *eq = strchr(s + 2, '='), *val = NULL;
         size_t klen = eq ? (size_t)(eq - s - 2) : strlen(s + 2);
@@ -376,16 +404,30 @@ const char *nl_args_given_except(const nl_args *a, int cmd, const char *const *a
     return NULL;
 }
 
+/* the shortest %.Ng (N = 1..17) that strtod reads back as exactly x: 0.1 rather than
+ * 0.10000000000000001; whole numbers below 1e15 as integers (10000, not 1e+04) */
+static void format_double(char *buf, size_t n, double x) {
+    if (x == floor(x) && fabs(x) < 1e15) {
+        snprintf(buf, n, "%.0f", x);
+        return;
+    }
+    for (int p = 1; p <= 17; p++) {
+        snprintf(buf, n, "%.*g", p, x);
+        if (strtod(buf, NULL) == x) return;
+    }
+}
+
 static void format_value(const nl_args *a, const opt *o, char *buf, size_t n) {
     const char *p = (const char *)a + o->off;
     switch (o->type) {
     case T_INT: snprintf(buf, n, "%d", *(const int *)p); break;
     case T_U64: snprintf(buf, n, "%llu", (unsigned long long)*(const uint64_t *)p); break;
-    case T_DBL: snprintf(buf, n, "%.17g", *(const double *)p); break;
+    case T_DBL: format_double(buf, n, *(const double *)p); break;
     case T_PATH:
     case T_TEXT:
     case T_WORD: snprintf(buf, n, "%s", p); break;
-    case T_LIST: snprintf(buf, n, "%s", p); break;
+    case T_LIST:
+    case T_ARGS: snprintf(buf, n, "%s", p); break;
     case T_NORM: snprintf(buf, n, "%s", nl_placements[*(const int *)p].name); break;
     case T_NTYPE: snprintf(buf, n, "%s", *(const int *)p < 0 ? "auto" : nl_norm_type_names[*(const int *)p]); break;
     case T_ARCH: snprintf(buf, n, "%s", nl_arch_names[*(const int *)p]); break;
@@ -404,9 +446,9 @@ void nl_args_help(FILE *f, int cmd) {
         if (!(opts[i].cmds & cmd)) continue;
         char def[64] = "";
         format_value(&d, &opts[i], def, sizeof def);
-        if (opts[i].type == T_DBL) snprintf(def, sizeof def, "%g", *(const double *)((const char *)&d + opts[i].off));
         char left[48];
-        snprintf(left, sizeof left, "--%s%s", opts[i].name, opts[i].type == T_FLAG ? "" : opts[i].type == T_LIST ? " X..." : " X");
+        if (opts[i].type == T_ARGS) snprintf(left, sizeof left, "PATH...");
+        else snprintf(left, sizeof left, "--%s%s", opts[i].name, opts[i].type == T_FLAG ? "" : opts[i].type == T_LIST ? " X..." : " X");
         fprintf(f, "  %-20s %s [%s]\n", left, opts[i].help, def[0] ? def : "none");
     }
     if (cmd & NL_CMD_TRAIN) {

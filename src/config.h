@@ -8,7 +8,8 @@
 #include <stdio.h>
 
 /* Commands an option belongs to (bit mask). */
-enum { NL_CMD_TRAIN = 1, NL_CMD_EVAL = 2, NL_CMD_SAMPLE = 4, NL_CMD_EXPORT = 8, NL_CMD_EVALMC = 16, NL_CMD_PREPARE = 32 };
+enum { NL_CMD_TRAIN = 1, NL_CMD_EVAL = 2, NL_CMD_SAMPLE = 4, NL_CMD_EXPORT = 8, NL_CMD_EVALMC = 16, NL_CMD_PREPARE = 32,
+       NL_CMD_ANALYZE = 128, NL_CMD_REPORT = 256 };
 
 /* Everything the CLI can set: the run config plus the options of eval/sample/export. */
 typedef struct nl_args {
@@ -30,6 +31,11 @@ typedef struct nl_args {
     int shard_tokens;
     char bpe_dir[NL_PATH_MAX];
     char resume[NL_PATH_MAX]; /* train --resume RUN_DIR */
+    int overwrite;            /* train --overwrite: replace the run in --out */
+    char split[16];           /* eval, analyze: all | train | val ("": the command's default) */
+    int an_windows, an_batch; /* analyze --max-windows, --batch */
+    char title[4096];         /* report --title (a T_TEXT option: the size of prompt) */
+    char paths[1 << 16];      /* report: its PATH arguments, '\n'-separated (a list: the size of prep_in) */
     unsigned char given[128]; /* given[i]: option i of the table was on the command line */
 } nl_args;
 

@@ -102,6 +102,27 @@ nl_status nl_tokens_open(nl_tokens *t, const char *spec) {
     return NL_OK;
 }
 
+void nl_tokens_from_ids(nl_tokens *t, const int *ids, size_t n) {
+    memset(t, 0, sizeof *t);
+    t->owner = 1;
+    t->shards = 1;
+    t->seg = nl_xcalloc(sizeof *t->seg);
+    t->nseg = 1;
+    nl_seg *s = &t->seg[0];
+    s->map_len = 2 * (n ? n : 1); /* an anonymous mapping, so nl_tokens_close releases it as it does files */
+    s->map = mmap(NULL, s->map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    NL_ASSERT(s->map != MAP_FAILED);
+    unsigned char *p = s->map;
+    for (size_t i = 0; i < n; i++) {
+        NL_ASSERT(ids[i] >= 0 && ids[i] < 65536);
+        p[2 * i] = (unsigned char)(ids[i] & 255), p[2 * i + 1] = (unsigned char)(ids[i] >> 8);
+        if (ids[i] > t->max_token) t->max_token = ids[i];
+    }
+    s->p = p;
+    s->n = t->n = n;
+    s->u16 = 1;
+}
+
 void nl_tokens_close(nl_tokens *t) {
     if (!t) return;
     if (t->owner)

@@ -30,6 +30,8 @@ typedef struct nl_tokens {
  * NL_ERR_IO / NL_ERR_FORMAT naming the file on failure (missing, empty, malformed header, size). */
 nl_status nl_tokens_open(nl_tokens *t, const char *spec);
 void nl_tokens_close(nl_tokens *t);
+/* A stream of n tokens (each in 0..65535) held in memory, as a one-shard stream. */
+void nl_tokens_from_ids(nl_tokens *t, const int *ids, size_t n);
 /* Views of [0, n_train) and [n_train, n): n_train = n - round(val_frac * n). Free with close. */
 void nl_tokens_split(const nl_tokens *all, double val_frac, nl_tokens *train, nl_tokens *val);
 /* Copies n tokens starting at pos (pos + n <= t->n) into out. */

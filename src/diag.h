@@ -1,4 +1,4 @@
-/* diag.h -- per-layer diagnostics of a model on a fixed batch (ln-methods.md §4.1-4.3), and the
+/* diag.h -- per-layer diagnostics of a model on a fixed batch (docs/methods.md §4.1-4.3), and the
  * trackers the training loop uses for gradient spikes (§4.4) and divergence.
  *
  * nl_diag_run does its own forward and backward: it zeroes m->grads and leaves the diagnostic batch's
@@ -55,7 +55,7 @@ typedef struct nl_spikes {
 void nl_spikes_init(nl_spikes *s, double k); /* k <= 0: never a spike */
 int nl_spikes_push(nl_spikes *s, double grad_norm); /* 1 if this step is a spike */
 
-/* Divergence (ln-methods.md §4.4): the loss is non-finite, or after warmup the mean loss of the last
+/* Divergence (docs/methods.md §4.4): the loss is non-finite, or after warmup the mean loss of the last
  * `window` steps is above the loss of the first step. window 0: only non-finite. */
 typedef struct nl_diverge {
     int window, warmup, n;

@@ -97,6 +97,15 @@ static nl_status missing(const pctx *c, const char *field) {
     return NL_FAIL(NL_ERR_FORMAT, "%s:%d: missing or invalid field '%s'", c->path, c->line, field);
 }
 
+/* field must be an array of 2..NL_MC_MAX_CHOICES choices; a count outside that is named as such */
+static nl_status choice_array(const pctx *c, const nl_json *a, const char *field) {
+    if (!a || a->type != NL_JARR) return missing(c, field);
+    if (a->n < 2 || a->n > NL_MC_MAX_CHOICES)
+        return NL_FAIL(NL_ERR_FORMAT, "%s:%d: '%s' holds %d choice%s; a multiple-choice item needs 2 to %d", c->path, c->line, field,
+                       a->n, a->n == 1 ? "" : "s", NL_MC_MAX_CHOICES);
+    return NL_OK;
+}
+
 static nl_status get_str(const pctx *c, const nl_json *o, const char *key, const char **out) {
     const nl_json *v = nl_json_get(o, key);
     if (!v || v->type != NL_JSTR) return missing(c, key);
@@ -136,7 +145,7 @@ static nl_status build(nl_mc_task task, const nl_json *o, const pctx *c, nl_mc_i
         NL_TRY(get_str(c, o, "activity_label", &a));
         NL_TRY(get_str(c, o, "ctx_a", &b));
         NL_TRY(get_str(c, o, "ctx_b", &d));
-        if (!ends || ends->type != NL_JARR || ends->n < 2 || ends->n > NL_MC_MAX_CHOICES) return missing(c, "endings");
+        NL_TRY(choice_array(c, ends, "endings"));
         NL_TRY(get_label(c, o, "label", &it->label));
         char *cap = capitalize(d), *t1 = concat(a, ": ", b), *t2 = concat(t1, " ", cap), *ctx = hs_preprocess(t2);
         free(cap), free(t1), free(t2);
@@ -161,7 +170,8 @@ static nl_status build(nl_mc_task task, const nl_json *o, const pctx *c, nl_mc_i
         NL_TRY(get_str(c, o, "answerKey", &key));
         if (q && q->type == NL_JSTR && chs && chs->type == NL_JOBJ) {
             const nl_json *tx = nl_json_get(chs, "text"), *lb = nl_json_get(chs, "label");
-            if (!tx || !lb || tx->type != NL_JARR || lb->type != NL_JARR || tx->n != lb->n || tx->n < 2 || tx->n > NL_MC_MAX_CHOICES) return missing(c, "choices");
+            NL_TRY(choice_array(c, tx, "choices.text"));
+            if (!lb || lb->type != NL_JARR || tx->n != lb->n) return missing(c, "choices.label");
             for (; n < tx->n; n++) {
                 const nl_json *t = nl_json_at(tx, n), *l = nl_json_at(lb, n);
                 if (t->type != NL_JSTR || l->type != NL_JSTR) return missing(c, "choices");
@@ -171,7 +181,7 @@ static nl_status build(nl_mc_task task, const nl_json *o, const pctx *c, nl_mc_i
         } else if (q && q->type == NL_JOBJ) {
             NL_TRY(get_str(c, q, "stem", &stem));
             chs = nl_json_get(q, "choices");
-            if (!chs || chs->type != NL_JARR || chs->n < 2 || chs->n > NL_MC_MAX_CHOICES) return missing(c, "question.choices");
+            NL_TRY(choice_array(c, chs, "question.choices"));
             for (; n < chs->n; n++) {
                 NL_TRY(get_str(c, nl_json_at(chs, n), "text", &ch[n]));
                 NL_TRY(get_str(c, nl_json_at(chs, n), "label", &labels[n]));
@@ -231,7 +241,7 @@ static nl_status build(nl_mc_task task, const nl_json *o, const pctx *c, nl_mc_i
         const nl_json *chs = nl_json_get(o, "choices");
         NL_TRY(get_str(c, o, "context", &a));
         NL_TRY(get_label(c, o, "label", &it->label));
-        if (!chs || chs->type != NL_JARR || chs->n < 2 || chs->n > NL_MC_MAX_CHOICES) return missing(c, "choices");
+        NL_TRY(choice_array(c, chs, "choices"));
         for (int i = 0; i < chs->n; i++) {
             const nl_json *x = nl_json_at(chs, i);
             if (x->type != NL_JSTR) return missing(c, "choices");

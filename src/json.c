@@ -263,3 +263,14 @@ nl_status nl_read_file(const char *path, size_t max, char **buf, size_t *len) {
     *len = n;
     return NL_OK;
 }
+
+void nl_json_write_str(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        const unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
+        else if (ch < 0x20) fprintf(f, "\\u%04x", ch);
+        else fputc(ch, f);
+    }
+    fputc('"', f);
+}

@@ -8,6 +8,7 @@
 #include "normlab.h"
 
 #include <stddef.h>
+#include <stdio.h>
 
 typedef enum nl_json_type { NL_JNULL, NL_JBOOL, NL_JNUM, NL_JSTR, NL_JARR, NL_JOBJ } nl_json_type;
 
@@ -41,6 +42,8 @@ const char *nl_json_str(const nl_json *v);                      /* NULL unless a
 int nl_json_nums(const nl_json *v, double *out, int cap);
 
 /* Reads a whole file (at most max bytes) into a NUL-terminated buffer; NL_ERR_IO naming it. */
+/* Writes s as a JSON string, quotes included (", \\ and control characters escaped). */
+void nl_json_write_str(FILE *f, const char *s);
 nl_status nl_read_file(const char *path, size_t max, char **buf, size_t *len);
 
 #endif

@@ -1,4 +1,4 @@
-/* norm.c -- the placement table (see norm.h). Equations: ../shared/docs/ln-methods.md §2 and §6.
+/* norm.c -- the placement table (see norm.h). Equations: docs/methods.md §2.
  * Adding a placement: one enum value in include/normlab.h, one row here, and its twin in
  * python/normlab_torch.py (the reference tests fail until the twin knows it). */
 #include "norm.h"

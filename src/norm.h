@@ -1,6 +1,6 @@
 /* norm.h -- THE placement table: the only place that knows what "pre", "post", "peri", ... mean.
  *
- * Each sublayer (attention, MLP) of block l has three sites where a norm can sit (ln-methods.md §2.3):
+ * Each sublayer (attention, MLP) of block l has three sites where a norm can sit (docs/methods.md §2.1):
  *   IN   on the branch input          u = s_l * N_in(x)
  *   OUT  on the branch output         o = N_out(F(u))
  *   POST after the residual add       x' = N_post(alpha_l * x + o)
@@ -12,7 +12,7 @@
 
 enum { NL_SITE_IN = 1u << 0, NL_SITE_OUT = 1u << 1, NL_SITE_POST = 1u << 2 };
 enum { NL_SITE_COUNT = 3 };
-/* Wiring overrides of one sublayer (ln-methods.md §2.7, §2.11-2.13), in the same mask as the sites:
+/* Wiring overrides of one sublayer (docs/methods.md §2.10-2.13), in the same mask as the sites:
  *   QK      per-head norms of q and k (attention; --qk-norm, any placement)
  *   QKV     norms of q, k and v over the whole width (attention; hybrid)
  *   RES_IN  the identity path starts from u = N_in(x), not x: x' = u + F(u) (hybrid's MLP)

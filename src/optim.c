@@ -5,7 +5,8 @@
 
 double nl_lr_at(const nl_config *c, int step) {
     if (step < c->warmup) return c->lr * (double)(step + 1) / (double)c->warmup;
-    int span = c->steps - c->warmup > 1 ? c->steps - c->warmup : 1;
+    const int total = c->lr_steps > 0 ? c->lr_steps : c->steps; /* after it: the floor (p clamps to 1) */
+    int span = total - c->warmup > 1 ? total - c->warmup : 1;
     double p = (double)(step - c->warmup) / (double)span;
     p = p < 0 ? 0 : p > 1 ? 1 : p;
     return c->lr * (c->min_lr_frac + (1.0 - c->min_lr_frac) * 0.5 * (1.0 + cos(3.141592653589793 * p)));

@@ -7,8 +7,9 @@
 
 /* Learning rate of optimizer step `step` (0-based):
  *   step < warmup:  lr * (step + 1) / warmup
- *   after:          lr * (f + (1 - f) * (1 + cos(pi * p)) / 2),  p = (step - warmup) / max(1, steps - warmup)
- * with f = min_lr_frac and p clamped to [0, 1]. */
+ *   after:          lr * (f + (1 - f) * (1 + cos(pi * p)) / 2),  p = (step - warmup) / max(1, S - warmup)
+ * with f = min_lr_frac, p clamped to [0, 1] and S = lr_steps, or steps when lr_steps is 0: steps
+ * beyond S (a run extended by --resume --steps) run at the floor f * lr. */
 double nl_lr_at(const nl_config *c, int step);
 /* Zeroes the gradients of frozen tensors (out_gain frozen): they have none. */
 void nl_zero_frozen_grads(nl_model *m);

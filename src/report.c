@@ -78,15 +78,6 @@ typedef struct report {
     int nextra;
 } report;
 
-void nl_report_usage(void) {
-    printf("usage: normlab report PATH... -o report.html [--title TEXT]\n\n"
-           "One self-contained HTML page (inline SVG, no scripts, printable) from run directories, sweep\n"
-           "directories and 'normlab analyze' JSON files: loss curves; hidden-state variance, max |x| (with the fp16\n"
-           "limit) and gradient norm vs depth; the LR-stability map and sweep table; angular-distance heat maps and\n"
-           "layer-skip bars. Run plots need 'normlab train --diag-every N'; a run directory's analyze.json\n"
-           "('normlab analyze --ckpt RUN --data F --out RUN/analyze.json') is included automatically.\n");
-}
-
 /* ---------------------------------------------------------------- reading */
 
 static void push2(double **a, double **b, int *n, int *cap, double x, double y) {
@@ -768,24 +759,9 @@ static nl_status write_report(const report *rp, const char *out, const char *tit
     return nl_write_atomic_commit(out, tmp, f);
 }
 
-nl_status nl_report_main(int argc, char **argv) {
-    char out[NL_PATH_MAX] = "", title[256] = "normlab report";
-    char **paths = nl_xmalloc((size_t)(argc + 1) * sizeof *paths);
-    int np = 0;
+nl_status nl_report(char **paths, int np, const char *out, const char *title) {
     nl_status st = NL_OK;
-    for (int i = 0; i < argc && st == NL_OK; i++) {
-        if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--out") || !strcmp(argv[i], "--title")) {
-            if (i + 1 >= argc) st = NL_FAIL(NL_ERR_ARG, "%s needs a value", argv[i]);
-            else if (strlen(argv[i + 1]) >= (argv[i][2] == 't' ? sizeof title : sizeof out)) st = NL_FAIL(NL_ERR_ARG, "%s: value too long", argv[i]);
-            else snprintf(argv[i][2] == 't' ? title : out, argv[i][2] == 't' ? sizeof title : sizeof out, "%s", argv[i + 1]);
-            i++;
-        } else if (argv[i][0] == '-') {
-            st = NL_FAIL(NL_ERR_ARG, "unknown option '%s' (see 'normlab report --help')", argv[i]);
-        } else {
-            paths[np++] = argv[i];
-        }
-    }
-    if (st == NL_OK && !np) st = NL_FAIL(NL_ERR_ARG, "no run, sweep or analyze path given (see 'normlab report --help')");
+    if (!np) st = NL_FAIL(NL_ERR_ARG, "no run, sweep or analyze path given (see 'normlab report --help')");
     if (st == NL_OK && !out[0]) st = NL_FAIL(NL_ERR_ARG, "-o report.html is required");
     report *rp = nl_xcalloc(sizeof *rp);
     for (int i = 0; i < np && st == NL_OK; i++) st = add_path(rp, paths[i]);
@@ -799,6 +775,5 @@ nl_status nl_report_main(int argc, char **argv) {
     for (int i = 0; i < rp->nsweeps; i++) free(rp->sweeps[i].res);
     for (int i = 0; i < rp->nextra; i++) free_analysis(&rp->extra[i]);
     free(rp);
-    free(paths);
     return st;
 }

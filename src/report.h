@@ -13,7 +13,7 @@
 
 #include "normlab.h"
 
-nl_status nl_report_main(int argc, char **argv);
-void nl_report_usage(void);
+/* Writes the page for paths[0..np) to out (atomically) and prints one summary line. */
+nl_status nl_report(char **paths, int np, const char *out, const char *title);
 
 #endif

@@ -188,7 +188,7 @@ static nl_status start(job *j, const char *exe, char **pass, int npass, int thre
     argv[k++] = "--norm", argv[k++] = (char *)nl_placements[j->norm].name;
     argv[k++] = "--lr", argv[k++] = lr;
     argv[k++] = "--seed", argv[k++] = seed;
-    argv[k++] = "--out", argv[k++] = j->dir;
+    argv[k++] = "--out", argv[k++] = j->dir, argv[k++] = "--overwrite"; /* an unfinished run starts afresh */
     if (threads > 0) argv[k++] = "--threads", argv[k++] = th;
     for (int i = 0; i < npass; i++) argv[k++] = pass[i];
     argv[k] = NULL;

@@ -32,6 +32,22 @@ static int *bpe_all(const char *text, size_t *n) {
     return ids.v;
 }
 
+nl_status nl_encode_doc(const nl_config *c, const void *text, size_t n, int **ids, size_t *ntok) {
+    NL_TRY(need_tokenizer(c));
+    if (c->vocab == 256) {
+        *ids = nl_xmalloc(n * sizeof(int));
+        for (size_t i = 0; i < n; i++) (*ids)[i] = ((const unsigned char *)text)[i];
+        *ntok = n;
+        return NL_OK;
+    }
+    nl_ids a = { 0 };
+    nl_ids_push(&a, nl_bpe_eot(gpt2));
+    nl_bpe_encode(gpt2, text, n, &a);
+    *ids = a.v;
+    *ntok = a.n;
+    return NL_OK;
+}
+
 nl_status nl_encode(const nl_config *c, const char *text, int *out, int cap, int *n) {
     NL_TRY(need_tokenizer(c));
     if (c->vocab == 256) {

@@ -10,6 +10,9 @@
 nl_status nl_encode(const nl_config *c, const char *text, int *out, int cap, int *n);
 /* Encodes text keeping only its last cap tokens (left truncation). */
 nl_status nl_encode_tail(const nl_config *c, const char *text, int *out, int cap, int *n);
+/* Encodes a whole document of n bytes: bytes for byte-level models; for GPT-2 models <|endoftext|>
+ * then the BPE tokens (as `normlab prepare` writes each file). *ids: malloc'd, *ntok tokens. */
+nl_status nl_encode_doc(const nl_config *c, const void *text, size_t n, int **ids, size_t *ntok);
 /* NL_OK if text can be encoded for c's vocabulary (loads the GPT-2 tokenizer when needed). */
 nl_status nl_tokenizer_check(const nl_config *c);
 /* UTF-8 bytes that token `tok` stands for (1 for byte-level models; GPT-2 models after a successful

@@ -158,8 +158,18 @@ size_t nl_metrics_keep(char *buf, size_t n, int max_step) {
     return out;
 }
 
-/* rewrites path (atomically) keeping the lines of steps 1..max_step */
-static nl_status metrics_truncate(const char *path, int max_step) {
+/* the last "time_s" value in buf[0, n) (lines ending in '}' and '\n'), 0 if none */
+static double last_time_s(const char *buf, size_t n) {
+    static const char key[] = "\"time_s\": ";
+    const size_t k = sizeof key - 1;
+    for (size_t i = n >= k ? n - k + 1 : 0; i-- > 0;)
+        if (!memcmp(buf + i, key, k)) return strtod(buf + i + k, NULL);
+    return 0.0;
+}
+
+/* rewrites path (atomically) keeping the lines of steps 1..max_step; *time_s (if not NULL): the
+ * time_s of the last line kept, where a resumed run's clock continues */
+static nl_status metrics_truncate(const char *path, int max_step, double *time_s) {
     FILE *f = fopen(path, "rb");
     char *buf = NULL;
     size_t n = 0;
@@ -186,6 +196,7 @@ static nl_status metrics_truncate(const char *path, int max_step) {
         return NL_FAIL(NL_ERR_IO, "cannot read '%s': %s", path, strerror(errno));
     }
     n = n ? nl_metrics_keep(buf, n, max_step) : 0;
+    if (time_s) *time_s = last_time_s(buf, n);
     char tmp[NL_PATH_MAX + 64];
     nl_status st = nl_write_atomic_begin(path, tmp, sizeof tmp, &f);
     if (st == NL_OK) {
@@ -201,6 +212,7 @@ static nl_status metrics_truncate(const char *path, int max_step) {
 typedef struct run {
     nl_config *c;
     const char *resume; /* checkpoint to continue from, or NULL */
+    int overwrite;      /* a fresh run may replace the run files in its directory */
     nl_tokens all, train, val, valfile;
     const nl_tokens *v; /* validation stream or NULL */
     nl_model m;
@@ -210,6 +222,7 @@ typedef struct run {
     int lock_fd;
     nl_ckpt_info info; /* step, data RNG, rollbacks, skipped batches: the state beside the tensors */
     int saved_step;    /* the step of the newest checkpoint on disk, -1: none */
+    double time0;      /* time_s at the resumed step: metrics.jsonl reads as one run */
     int fault_nan, fault_kill_ckpt; /* NORMLAB_FAULT (tests): steps, 0: none */
     nl_diag diag;              /* --diag-every: statistics of the fixed batch dinp/dtgt */
     int *dinp, *dtgt, dB;
@@ -283,6 +296,39 @@ static nl_status lock_dir(run *r) {
     return NL_OK;
 }
 
+/* a run's own files: config.txt, metrics.jsonl, evals.jsonl (eval-mc), analyze.json (analyze),
+ * ckpt-*.safetensors, and the <name>.tmp.<pid> files a killed writer leaves of them */
+static int is_run_file(const char *name) {
+    static const char *const fixed[] = { "config.txt", "metrics.jsonl", "evals.jsonl", "analyze.json" };
+    const char *tmp = strstr(name, ".tmp.");
+    const size_t n = tmp ? (size_t)(tmp - name) : strlen(name);
+    for (int i = 0; i < 4; i++)
+        if (n == strlen(fixed[i]) && !strncmp(name, fixed[i], n)) return 1;
+    return !strncmp(name, "ckpt-", 5) && n > 17 && !strncmp(name + n - 12, ".safetensors", 12);
+}
+
+/* A fresh run's directory must not hold another run (its files would mix with the new ones):
+ * refused, or with overwrite its run files removed (nothing else). */
+static nl_status claim_run_dir(const char *dir, int overwrite) {
+    DIR *d = opendir(dir);
+    if (!d) return NL_FAIL(NL_ERR_IO, "cannot read '%s': %s", dir, strerror(errno));
+    struct dirent *de;
+    char p[NL_PATH_MAX + 300];
+    nl_status st = NL_OK;
+    while (st == NL_OK && (de = readdir(d))) {
+        if (!is_run_file(de->d_name)) continue;
+        if (!overwrite) {
+            st = NL_FAIL(NL_ERR_ARG, "--out '%s' holds a run (%s): continue it with 'normlab train --resume %s', replace it with "
+                                     "--overwrite, or choose another --out", dir, de->d_name, dir);
+            break;
+        }
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        if (unlink(p) != 0) st = NL_FAIL(NL_ERR_IO, "--overwrite: cannot remove '%s': %s", p, strerror(errno));
+    }
+    closedir(d);
+    return st;
+}
+
 /* removes what a killed writer left: <name>.tmp.<pid> files */
 static void remove_stale_tmp(const char *dir) {
     DIR *d = opendir(dir);
@@ -334,6 +380,8 @@ static nl_status setup(run *r) {
         if (r->info.data_tokens >= 0 && (size_t)r->info.data_tokens != r->train.n)
             return NL_FAIL(NL_ERR_ARG, "--resume: the training data '%s' now holds %zu tokens; the run was trained on %lld "
                                        "(resuming needs the same data)", c->data, r->train.n, r->info.data_tokens);
+        if (r->info.step > c->steps)
+            return NL_FAIL(NL_ERR_ARG, "--steps %d: the run in '%s' is already at step %d", c->steps, r->resume, r->info.step);
         r->saved_step = r->info.step;
     } else {
         nl_rng_seed(&r->info.rng, c->seed ^ 0x5DEECE66Dull); /* data order: its own stream, independent of init */
@@ -350,9 +398,10 @@ static nl_status setup(run *r) {
     NL_TRY(nl_mkdir_p(c->out));
     NL_TRY(lock_dir(r));
     if (r->resume) remove_stale_tmp(c->out);
+    else NL_TRY(claim_run_dir(c->out, r->overwrite));
     NL_TRY(write_config(c, c->out));
     snprintf(r->metrics_path, sizeof r->metrics_path, "%s/metrics.jsonl", c->out);
-    if (r->resume) NL_TRY(metrics_truncate(r->metrics_path, r->info.step));
+    if (r->resume) NL_TRY(metrics_truncate(r->metrics_path, r->info.step, &r->time0));
     r->metrics = fopen(r->metrics_path, r->resume ? "a" : "w");
     if (!r->metrics) return NL_FAIL(NL_ERR_IO, "cannot write '%s': %s", r->metrics_path, strerror(errno));
     nl_model_alloc_acts(&r->m, c->batch, c->seq_len);
@@ -441,7 +490,7 @@ static nl_status diverged(run *r, int step, const char *what) {
     r->info.skip[r->info.nskip++] = step;
     fclose(r->metrics);
     r->metrics = NULL;
-    NL_TRY(metrics_truncate(r->metrics_path, ti.step));
+    NL_TRY(metrics_truncate(r->metrics_path, ti.step, NULL));
     r->metrics = fopen(r->metrics_path, "a");
     if (!r->metrics) return NL_FAIL(NL_ERR_IO, "cannot write '%s': %s", r->metrics_path, strerror(errno));
     fprintf(stderr, "normlab train: step %d diverged (%s); rolled back to step %d (%s), skipping that batch (rollback %d of at most %d)\n",
@@ -468,8 +517,12 @@ static nl_status train_loop(run *r) {
            nl_arch_names[c->arch], nl_placements[c->norm].name, nl_norm_type_names[c->norm_type], c->layers, c->dim, c->heads, kv,
            c->ffn_dim, c->seq_len, c->vocab, (double)nl_model_trainable_count(m) / 1e6, r->train.n, r->v ? r->v->n : 0, c->out);
     if (r->resume) printf("resuming from step %d of %d (%s)\n", r->info.step, c->steps, r->resume);
+    const int span = c->lr_steps > 0 ? c->lr_steps : c->steps;
+    if (c->warmup > span && c->steps > 0 && !r->resume)
+        fprintf(stderr, "normlab train: warning: --warmup %d is longer than the %d-step schedule: the LR stops at %.3g, never reaching --lr %g\n",
+                c->warmup, span, nl_lr_at(c, span - 1), c->lr);
     fflush(stdout);
-    double t_start = nl_now(), val = NAN, train_time = 0.0;
+    double t_start = nl_now() - r->time0, val = NAN, train_time = 0.0;
     char ckpt[NL_PATH_MAX + 64] = "";
     if (r->resume) snprintf(ckpt, sizeof ckpt, "%s", r->resume);
     if (r->resume && r->info.step >= c->steps) {
@@ -576,11 +629,12 @@ static nl_status train_loop(run *r) {
     return NL_OK;
 }
 
-static nl_status train(nl_config *cfg, const char *resume) {
+static nl_status train(nl_config *cfg, const char *resume, int overwrite) {
     run r;
     memset(&r, 0, sizeof r);
     r.c = cfg;
     r.resume = resume;
+    r.overwrite = overwrite;
     r.lock_fd = -1;
     if (cfg->threads > 0) nl_set_threads(cfg->threads);
     /* SIGINT/SIGTERM: finish the step, checkpoint, exit; a second signal acts at once (SA_RESETHAND) */
@@ -601,9 +655,11 @@ static nl_status train(nl_config *cfg, const char *resume) {
     return st;
 }
 
-nl_status nl_train(nl_config *cfg) { return train(cfg, NULL); }
+nl_status nl_train(nl_config *cfg) { return train(cfg, NULL, 0); }
 
-nl_status nl_train_resume(nl_config *cfg, const char *ckpt) { return train(cfg, ckpt); }
+nl_status nl_train_overwrite(nl_config *cfg) { return train(cfg, NULL, 1); }
+
+nl_status nl_train_resume(nl_config *cfg, const char *ckpt) { return train(cfg, ckpt, 0); }
 
 nl_status nl_resume_find(const char *dir, char *path, size_t cap, nl_config *cfg) {
     struct stat sb;

@@ -9,8 +9,11 @@
 #include <stdio.h>
 
 /* Trains as configured; writes the run directory (config.txt, metrics.jsonl, checkpoints).
- * cfg is resolved in place (data-dependent vocab, default paths). */
+ * cfg is resolved in place (data-dependent vocab, default paths). A directory that already holds a
+ * run's files (config.txt, metrics.jsonl, evals.jsonl, analyze.json, ckpt-*.safetensors) is refused
+ * (NL_ERR_ARG); nl_train_overwrite removes those files first (nothing else in the directory). */
 nl_status nl_train(nl_config *cfg);
+nl_status nl_train_overwrite(nl_config *cfg);
 
 /* Resuming (train --resume DIR): nl_resume_find picks the newest checkpoint in dir that loads (a
  * warning names each one skipped) and reads its config into cfg; the caller may then change the

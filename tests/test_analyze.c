@@ -144,8 +144,21 @@ int test_analyze_cli(void) {
     } else {
         fails += NL_CHECK(0, "no a.json");
     }
-    snprintf(cmd, sizeof cmd, "%s analyze --ckpt %s/r 2>&1 >/dev/null", nl_test_bin(), dir);
-    fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 2 && strstr(out, "--data is required"), "no data: %s", out);
+    /* without --data: the run's held-out split (its config's data and val-frac), the same numbers as the
+     * last 0.1 of t.txt; written to analyze.json in the run directory, and the command says so */
+    snprintf(cmd, sizeof cmd, "%s analyze --ckpt %s/r --max-windows 6 --threads 1 2>&1", nl_test_bin(), dir);
+    int rc = nl_run_cmd(cmd, out, sizeof out);
+    char want[160];
+    snprintf(want, sizeof want, "wrote %s/r/analyze.json: 6 windows of the val split of %s/t.txt", dir, dir);
+    fails += NL_CHECK(rc == 0 && strstr(out, want), "analyze with the run's data: %s", out);
+    snprintf(cmd, sizeof cmd, "cmp %s/r/analyze.json %s/a.json 2>&1", dir, dir);
+    fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 0, "the same analysis as --data t.txt: %s", out);
+    snprintf(cmd, sizeof cmd, "%s analyze --ckpt %s/r --max-windows 2 --out - 2>&1", nl_test_bin(), dir);
+    fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 0 && !strncmp(out, "{\"analyze\": 1,", 14), "--out -: standard output: %s", out);
+    snprintf(cmd, sizeof cmd, "%s analyze --ckpt %s/r --split bogus 2>&1 >/dev/null", nl_test_bin(), dir);
+    fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 2 && strstr(out, "--split: 'bogus' is not all|train|val"), "bad split: %s", out);
+    snprintf(cmd, sizeof cmd, "%s analyze --ckpt %s/r --bogus 1 2>&1 >/dev/null", nl_test_bin(), dir);
+    fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 2 && strstr(out, "unknown option '--bogus'"), "unknown option from the table: %s", out);
     snprintf(cmd, sizeof cmd, "%s analyze --ckpt %s/nothing --data %s/t.txt 2>&1 >/dev/null", nl_test_bin(), dir, dir);
     fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 1, "missing ckpt: %s", out);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

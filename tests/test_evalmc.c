@@ -52,7 +52,8 @@ int test_mc_layouts(void) {
         { NL_MC_SIQA, "{\"context\": \"c\", \"question\": \"q\", \"answerA\": \"a\", \"answerB\": \"b\", \"answerC\": \"c\", \"label\": \"x\"}", "field 'label'" },
         { NL_MC_WINOGRANDE, "{\"sentence\": \"no blank\", \"option1\": \"a\", \"option2\": \"b\", \"answer\": \"1\"}", "has no '_' blank" },
         { NL_MC_ARC, "{\"question\": \"q\", \"choices\": {\"text\": [\"a\", \"b\"], \"label\": [\"A\", \"B\"]}, \"answerKey\": \"E\"}", "answerKey 'E'" },
-        { NL_MC_GENERIC, "{\"context\": \"c\", \"choices\": [\"a\"], \"label\": 0}", "field 'choices'" },
+        { NL_MC_GENERIC, "{\"context\": \"c\", \"choices\": [\"a\"], \"label\": 0}", "t.jsonl:3: 'choices' holds 1 choice; a multiple-choice item needs 2 to 16" },
+        { NL_MC_HELLASWAG, "{\"activity_label\": \"a\", \"ctx_a\": \"b\", \"ctx_b\": \"c\", \"endings\": [\"x\"], \"label\": 0}", "'endings' holds 1 choice" },
         { NL_MC_GENERIC, "[1, 2]", "t.jsonl:3: not a JSON object" },
         { NL_MC_GENERIC, "{\"context\": ", "t.jsonl:3: malformed JSON" },
     };
@@ -133,13 +134,21 @@ int test_evalmc_twin(void) {
     }
     snprintf(p, sizeof p, "%s/run/evals.jsonl", dir);
     FILE *f = fopen(p, "r");
-    int lines = 0;
+    int lines = 0, named = 0;
     if (f) {
-        char line[512];
-        while (fgets(line, sizeof line, f)) lines += strstr(line, "\"task\": ") != NULL;
+        char line[1024], want[160];
+        snprintf(want, sizeof want, "\"ckpt\": \"%s/run/ckpt-00000020.safetensors\", \"step\": 20, ", dir);
+        while (fgets(line, sizeof line, f)) {
+            lines += strstr(line, "\"task\": ") != NULL;
+            const char *task = strstr(line, "\"task\": \"");
+            char data[160];
+            snprintf(data, sizeof data, "\"data\": \"%s/%.*s.jsonl\"", dir, task ? (int)strcspn(task + 9, "\"") : 0, task ? task + 9 : "");
+            named += strstr(line, want) && strstr(line, data); /* which data file and checkpoint step it scored */
+        }
         fclose(f);
     }
     fails += NL_CHECK(lines == 6, "evals.jsonl holds one line per eval-mc run (%d)", lines);
+    fails += NL_CHECK(named == 6, "each evals.jsonl line names its data file, checkpoint and step (%d of 6)", named);
     /* the report shows them, one row per task */
     rc = run("%s report %s/run -o %s/r.html >/dev/null 2>&1 && grep -c '<td>\\(hellaswag\\|arc\\|piqa\\|siqa\\|winogrande\\|generic\\)</td>' %s/r.html", nl_test_bin(), dir, dir, dir);
     fails += NL_CHECK(rc == 0 && atoi(out) == 6, "report lists the 6 evaluations: %s", out);

@@ -150,7 +150,7 @@ int test_placement_table(void) {
                           "normformer head scales and residual weights 1, fc norm over 4d");
         nl_model_free(&im);
     }
-    /* defaults of the end norms (ln-methods.md §6) */
+    /* defaults of the end norms (docs/methods.md §2.15) */
     for (int i = 0; i < NL_NORM_COUNT; i++) {
         nl_config d = tiny(i, NL_RMSNORM, -1);
         d.final_norm = -1;
@@ -196,6 +196,10 @@ int test_lr_schedule(void) {
     fails += nl_check_scalar("lr step 10 (peak)", nl_lr_at(&c, 10), 1.0, 1e-12);
     fails += nl_check_scalar("lr half way", nl_lr_at(&c, 60), 0.55, 1e-12);
     fails += nl_check_scalar("lr end", nl_lr_at(&c, 110), 0.1, 1e-12);
+    c.steps = 220; /* extended: the schedule still spans lr_steps = 110, then the floor */
+    c.lr_steps = 110;
+    fails += nl_check_scalar("lr half way, extended", nl_lr_at(&c, 60), 0.55, 1e-12);
+    fails += nl_check_scalar("lr after lr_steps: the floor", nl_lr_at(&c, 150), 0.1, 1e-12);
     fails += nl_check_scalar("clip scale", nl_clip_scale(4.0, 1.0), 1.0 / (4.0 + 1e-6), 1e-12);
     fails += nl_check_scalar("no clip below", nl_clip_scale(0.5, 1.0), 1.0, 1e-12);
     return fails;
@@ -534,7 +538,7 @@ int test_torch_twin(void) {
     return fails;
 }
 
-/* ---------------------------------------------------------------- §2.16: LN = RMSNorm = CRMSNorm */
+/* ---------------------------------------------------------------- docs/methods.md §1.3: LN = RMSNorm = CRMSNorm */
 
 /* Subtracts each column's mean over the rows (rows x cols, row-major): outputs of W x then have zero
  * mean over the output channels. With cols == 0 (a vector) subtracts its mean. */
@@ -551,7 +555,7 @@ static void center_each_row(float *w, int rows, int cols) {
 }
 
 /* Pre-LN with LayerNorm, Pre-RMSNorm and Pre-CRMSNorm compute the same function when the residual
- * stream has zero mean (Jiang et al. 2023, ln-methods.md §2.16): zero-mean embedding rows, attention
+ * stream has zero mean (Jiang et al. 2023, docs/methods.md §1.3): zero-mean embedding rows, attention
  * and MLP output projections (and biases) whose outputs have zero mean over the channels, and the
  * LayerNorm biases folded into the next linear layer (qkv, fc); the final norm's bias must be 0
  * because the head is tied. Without the centring the functions differ (the negative control). */

@@ -58,7 +58,16 @@
     X(report_render)                                                                               \
     X(backend_layering)                                                                            \
     X(backend_kernels)                                                                             \
-    X(backend_fp_mode)
+    X(backend_fp_mode)                                                                             \
+    X(resume_truncated)                                                                            \
+    X(config_shortest)                                                                             \
+    X(resume_extend)                                                                               \
+    X(warmup_warning)                                                                              \
+    X(resume_time)                                                                                 \
+    X(run_dir_guard)                                                                               \
+    X(eval_split)                                                                                  \
+    X(eval_gpt2_text)                                                                              \
+    X(twin_usage)
 
 #define X(name) int test_##name(void);
 NL_TESTS(X)

@@ -1,12 +1,15 @@
-/* normlab.c -- the command line: normlab train | eval | sample | export | prepare. Each command parses its
- * options from the table in src/config.c and calls the library; this is the only place that turns an
- * nl_status into an exit code (2: usage error, 1: runtime error). */
+/* normlab.c -- the command line: normlab train | eval | eval-mc | sample | export | prepare | analyze |
+ * report | sweep. Each command but sweep parses its options from the table in src/config.c and calls
+ * the library; this is the only place that turns an nl_status into an exit code (2: usage error, 1:
+ * runtime error). */
 #include "analyze.h"
 #include "backend.h"
 #include "bpe.h"
 #include "ckpt.h"
 #include "config.h"
+#include "evaldata.h"
 #include "evalmc.h"
+#include "json.h"
 #include "norm.h"
 #include "prepare.h"
 #include "report.h"
@@ -34,14 +37,16 @@ static int usage_header(int cmd, const char *synopsis, const char *what) {
     return 0;
 }
 
+/* the checkpoint file --ckpt names (itself, or a run directory's newest) and the step it holds */
+static char ckpt_path[NL_PATH_MAX + 300];
+static int ckpt_step;
+
 /* loads a checkpoint (file or run directory) for eval/sample/export */
 static nl_status load_model(const nl_args *a, nl_model *m) {
     if (!a->ckpt[0]) return NL_FAIL(NL_ERR_ARG, "--ckpt is required");
-    char path[NL_PATH_MAX + 300];
-    int step;
     nl_rng rng;
-    NL_TRY(nl_ckpt_find(a->ckpt, path, sizeof path));
-    return nl_ckpt_load(m, path, &step, &rng);
+    NL_TRY(nl_ckpt_find(a->ckpt, ckpt_path, sizeof ckpt_path));
+    return nl_ckpt_load(m, ckpt_path, &ckpt_step, &rng);
 }
 
 static int g_argc;
@@ -49,13 +54,13 @@ static char **g_argv;
 
 /* options that leave the loss curve unchanged may be given with --resume; the rest come from the
  * checkpoint */
-static const char *const resume_ok[] = { "resume", "threads", "log-every", "ckpt-every", "keep-ckpts", "on-nan", "max-rollbacks", NULL };
+static const char *const resume_ok[] = { "resume", "threads", "log-every", "ckpt-every", "keep-ckpts", "on-nan", "max-rollbacks", "steps", NULL };
 
 static int cmd_resume(nl_args *a) {
     const char *bad = nl_args_given_except(a, NL_CMD_TRAIN, resume_ok);
     if (bad) {
         nl_set_error("--%s cannot be combined with --resume: a resumed run continues with the config saved in its checkpoint "
-                     "(allowed: --threads --log-every --ckpt-every --keep-ckpts --on-nan --max-rollbacks)", bad);
+                     "(allowed: --steps --threads --log-every --ckpt-every --keep-ckpts --on-nan --max-rollbacks)", bad);
         return fail(NL_ERR_ARG);
     }
     static nl_args r;
@@ -67,8 +72,10 @@ static int cmd_resume(nl_args *a) {
     nl_args_defaults(&r);
     nl_status st = nl_resume_find(dir, ckpt, sizeof ckpt, &r.cfg);
     if (st != NL_OK) return fail(st);
+    const int planned = r.cfg.steps;
     st = nl_args_parse(&r, NL_CMD_TRAIN, g_argc, g_argv, &help); /* the allowed options override */
     if (st != NL_OK) return fail(st);
+    if (r.cfg.steps != planned && r.cfg.lr_steps == 0) r.cfg.lr_steps = planned; /* the schedule stays; then the floor */
     snprintf(r.cfg.out, sizeof r.cfg.out, "%s", dir);
     st = nl_train_resume(&r.cfg, ckpt);
     if (st != NL_OK) return fail(st);
@@ -85,49 +92,69 @@ static int cmd_train(nl_args *a) {
                      a->model_opt_given, a->cfg.init_from);
         return fail(NL_ERR_ARG);
     }
-    nl_status st = nl_train(&a->cfg);
+    nl_status st = a->overwrite ? nl_train_overwrite(&a->cfg) : nl_train(&a->cfg);
     if (st != NL_OK) return fail(st);
     return nl_train_interrupted() ? 128 + nl_train_interrupted() : 0; /* the shell's code for a signal */
 }
 
+/* --split of eval and analyze (dflt when not given); -1 after setting the error */
+static int parse_split(const nl_args *a, int dflt) {
+    const int s = a->split[0] ? nl_split_from_name(a->split) : dflt;
+    if (s < 0) nl_set_error("--split: '%s' is not all|train|val", a->split);
+    return s;
+}
+
 static int cmd_eval(nl_args *a) {
     nl_model m;
-    nl_tokens t;
+    nl_eval_data d;
     double nll, bytes;
     size_t n;
     if (a->max_windows < 0) return nl_set_error("--max-windows %d: must be >= 0", a->max_windows), fail(NL_ERR_ARG);
     if (a->stride < 0) return nl_set_error("--stride %d: must be >= 0", a->stride), fail(NL_ERR_ARG);
     if (strcmp(a->metric, "loss") && strcmp(a->metric, "ppl") && strcmp(a->metric, "bpb"))
         return nl_set_error("--metric: '%s' is not loss|ppl|bpb", a->metric), fail(NL_ERR_ARG);
-    if (!a->cfg.data[0]) return nl_set_error("--data is required"), fail(NL_ERR_ARG);
+    const int split = parse_split(a, a->cfg.data[0] ? NL_SPLIT_ALL : NL_SPLIT_VAL);
+    if (split < 0) return fail(NL_ERR_ARG);
     nl_status st = load_model(a, &m);
     if (st != NL_OK) return fail(st);
     if (!strcmp(a->metric, "bpb")) st = nl_tokenizer_check(&m.cfg); /* bytes per token: bytes or GPT-2 */
-    if (st == NL_OK) st = nl_tokens_open(&t, a->cfg.data);
+    if (st == NL_OK) st = nl_eval_data_open(&d, ckpt_path, &m.cfg, a->cfg.data, split);
     if (st == NL_OK) {
-        st = nl_eval_stride(&m, &t, a->max_windows, a->stride, 8, &nll, &n, &bytes);
+        st = nl_eval_stride(&m, d.t, a->max_windows, a->stride, 8, &nll, &n, &bytes);
         if (st == NL_OK) {
             const double loss = nll / (double)n;
             printf("{\"loss\": %.6f, \"tokens\": %zu", loss, n);
             if (!strcmp(a->metric, "ppl")) printf(", \"ppl\": %.6f", exp(loss));
             if (!strcmp(a->metric, "bpb")) printf(", \"bpb\": %.6f", nll / log(2.0) / bytes);
-            printf("}\n");
+            printf(", \"data\": ");
+            nl_json_write_str(stdout, d.path);
+            printf(", \"split\": \"%s\", \"step\": %d}\n", nl_split_names[split], ckpt_step);
         }
-        nl_tokens_close(&t);
+        nl_eval_data_close(&d);
     }
     nl_model_free(&m);
     return st == NL_OK ? 0 : fail(st);
 }
 
-/* appends one JSON line to RUN_DIR/evals.jsonl when --ckpt names a run directory */
-static nl_status append_eval(const char *ckpt, const char *json) {
+/* one eval-mc result line: what was scored (task, data file, checkpoint and its step) and the accuracies */
+static void mc_json(FILE *f, const nl_args *a, int task, const nl_model *m, const nl_mc_result *r) {
+    fprintf(f, "{\"task\": \"%s\", \"norm\": \"%s\", \"data\": ", nl_mc_task_names[task], nl_placements[m->cfg.norm].name);
+    nl_json_write_str(f, a->cfg.data);
+    fputs(", \"ckpt\": ", f);
+    nl_json_write_str(f, ckpt_path);
+    fprintf(f, ", \"step\": %d, \"items\": %d, \"acc\": %.6f, \"acc_norm_token\": %.6f, \"acc_norm_byte\": %.6f}\n", ckpt_step, r->items,
+            r->acc, r->acc_norm_token, r->acc_norm_byte);
+}
+
+/* appends the result line to RUN_DIR/evals.jsonl when --ckpt names a run directory */
+static nl_status append_eval(const nl_args *a, int task, const nl_model *m, const nl_mc_result *r) {
     struct stat sb;
-    if (stat(ckpt, &sb) != 0 || !S_ISDIR(sb.st_mode)) return NL_OK;
+    if (stat(a->ckpt, &sb) != 0 || !S_ISDIR(sb.st_mode)) return NL_OK;
     char path[NL_PATH_MAX + 16];
-    snprintf(path, sizeof path, "%s/evals.jsonl", ckpt);
+    snprintf(path, sizeof path, "%s/evals.jsonl", a->ckpt);
     FILE *f = fopen(path, "a");
     if (!f) return NL_FAIL(NL_ERR_IO, "cannot append to '%s'", path);
-    fprintf(f, "%s\n", json);
+    mc_json(f, a, task, m, r);
     return fclose(f) == 0 ? NL_OK : NL_FAIL(NL_ERR_IO, "writing '%s' failed", path);
 }
 
@@ -144,11 +171,8 @@ static int cmd_evalmc(nl_args *a) {
     if (st == NL_OK) st = nl_mc_eval(&m, task, a->cfg.data, per, isatty(STDERR_FILENO), &r);
     if (per && fclose(per) != 0 && st == NL_OK) st = NL_FAIL(NL_ERR_IO, "writing '%s' failed", a->out_file);
     if (st == NL_OK) {
-        char json[NL_PATH_MAX + 256];
-        snprintf(json, sizeof json, "{\"task\": \"%s\", \"norm\": \"%s\", \"items\": %d, \"acc\": %.6f, \"acc_norm_token\": %.6f, \"acc_norm_byte\": %.6f}",
-                 nl_mc_task_names[task], nl_placements[m.cfg.norm].name, r.items, r.acc, r.acc_norm_token, r.acc_norm_byte);
-        printf("%s\n", json);
-        st = append_eval(a->ckpt, json);
+        mc_json(stdout, a, task, &m, &r);
+        st = append_eval(a, task, &m, &r);
     }
     nl_model_free(&m);
     return st == NL_OK ? 0 : fail(st);
@@ -212,6 +236,62 @@ static int cmd_export(nl_args *a) {
     return st == NL_OK ? 0 : fail(st);
 }
 
+/* the analysis goes to --out, by default analyze.json beside the checkpoint ('normlab report' picks it
+ * up from a run directory), or to standard output with --out - */
+static nl_status write_analysis(const nl_args *a, const nl_analysis *an, const nl_model *m, const nl_eval_data *d, int split) {
+    char out[NL_PATH_MAX + 320], tmp[NL_PATH_MAX + 400];
+    if (!strcmp(a->out_file, "-")) return nl_analysis_write_json(an, m, ckpt_path, stdout), NL_OK;
+    if (a->out_file[0]) snprintf(out, sizeof out, "%s", a->out_file);
+    else {
+        const char *slash = strrchr(ckpt_path, '/');
+        snprintf(out, sizeof out, "%.*sanalyze.json", slash ? (int)(slash - ckpt_path + 1) : 0, ckpt_path);
+    }
+    FILE *f;
+    NL_TRY(nl_write_atomic_begin(out, tmp, sizeof tmp, &f));
+    nl_analysis_write_json(an, m, ckpt_path, f);
+    NL_TRY(nl_write_atomic_commit(out, tmp, f));
+    printf("wrote %s: %zu windows of the %s split of %s, loss %.4f\n", out, an->windows, nl_split_names[split], d->path, an->loss);
+    return NL_OK;
+}
+
+static int cmd_analyze(nl_args *a) {
+    if (a->an_windows < 0) return nl_set_error("--max-windows %d: must be >= 0", a->an_windows), fail(NL_ERR_ARG);
+    if (a->an_batch < 1) return nl_set_error("--batch %d: must be >= 1", a->an_batch), fail(NL_ERR_ARG);
+    const int split = parse_split(a, NL_SPLIT_VAL);
+    if (split < 0) return fail(NL_ERR_ARG);
+    nl_model m;
+    nl_status st = load_model(a, &m);
+    if (st != NL_OK) return fail(st);
+    nl_eval_data d;
+    st = nl_eval_data_open(&d, ckpt_path, &m.cfg, a->cfg.data, split);
+    if (st == NL_OK) {
+        nl_analysis an;
+        st = nl_analyze(&m, d.t, a->an_windows, a->an_batch, &an);
+        if (st == NL_OK) {
+            st = write_analysis(a, &an, &m, &d, split);
+            nl_analysis_free(&an);
+        }
+        nl_eval_data_close(&d);
+    }
+    nl_model_free(&m);
+    return st == NL_OK ? 0 : fail(st);
+}
+
+static int cmd_report(nl_args *a) {
+    char *paths[4096];
+    int np = 0;
+    for (char *s = a->paths; *s;) {
+        if (np == 4096) return nl_set_error("more than 4096 paths"), fail(NL_ERR_ARG);
+        paths[np++] = s;
+        char *e = strchr(s, '\n');
+        if (!e) break;
+        *e = 0;
+        s = e + 1;
+    }
+    nl_status st = nl_report(paths, np, a->out_file, a->title);
+    return st == NL_OK ? 0 : fail(st);
+}
+
 static int cmd_prepare(nl_args *a) {
     const char *in[4096];
     int nin = 0;
@@ -244,16 +324,21 @@ static const struct {
       "Train a GPT-2- or LLaMA-style transformer (--arch) on a text file (byte tokens) or llm.c token\n"
       "shards; writes a run directory with config.txt, metrics.jsonl (one JSON object per step) and\n"
       "ckpt-<step>.safetensors.\n"
-      "'normlab train --resume DIR' continues a run from its newest checkpoint (bit-identical losses);\n"
+      "'normlab train --resume DIR' continues a run from its newest checkpoint (bit-identical losses;\n"
+      "--steps N extends it: the first plan's LR schedule, then the floor LR). A --out holding a run is\n"
+      "refused unless --overwrite.\n"
       "SIGINT/SIGTERM finish the step, write a checkpoint and exit with 128 + the signal number." },
-    { "eval", NL_CMD_EVAL, cmd_eval, "eval --ckpt C --data F [options]",
-      "Mean next-token cross-entropy over seq-len windows of F (consecutive and non-overlapping, or\n"
-      "sliding with --stride). The last line printed is one JSON object {\"loss\": ..., \"tokens\": ...}\n"
-      "plus \"ppl\" or \"bpb\" with --metric." },
+    { "eval", NL_CMD_EVAL, cmd_eval, "eval --ckpt C [--data F] [--split all|train|val] [options]",
+      "Mean next-token cross-entropy over seq-len windows (consecutive and non-overlapping, or sliding\n"
+      "with --stride) of F, or without --data of the data the run C was trained on (by default its\n"
+      "held-out val split: --val-data, or the last --val-frac of --data, as 'train' evaluated it).\n"
+      "A text file is GPT-2-BPE-encoded (<|endoftext|> first) for GPT-2-vocabulary models (50257) and\n"
+      "read as bytes for any other. The last line printed is one JSON object {\"loss\", \"tokens\",\n"
+      "\"data\", \"split\", \"step\"} plus \"ppl\" or \"bpb\" with --metric." },
     { "eval-mc", NL_CMD_EVALMC, cmd_evalmc, "eval-mc --ckpt C --task T --data FILE.jsonl [options]",
       "Zero-shot multiple choice by log-likelihood, in lm-evaluation-harness's prompt formats\n"
-      "(docs/evaluation.md). Prints {\"task\", \"items\", \"acc\", \"acc_norm_token\", \"acc_norm_byte\"}\n"
-      "and, when C is a run directory, appends it to C/evals.jsonl." },
+      "(docs/evaluation.md). Prints {\"task\", \"norm\", \"data\", \"ckpt\", \"step\", \"items\", \"acc\",\n"
+      "\"acc_norm_token\", \"acc_norm_byte\"} and, when C is a run directory, appends it to C/evals.jsonl." },
     { "sample", NL_CMD_SAMPLE, cmd_sample, "sample --ckpt C [--prompt TEXT] [options]",
       "Continue a prompt: byte-level models (vocabulary 256) by bytes, GPT-2-vocabulary models (50257)\n"
       "through the GPT-2 tokenizer (prompt encoded, tokens decoded; an empty prompt starts at <|endoftext|>)." },
@@ -263,10 +348,24 @@ static const struct {
     { "prepare", NL_CMD_PREPARE, cmd_prepare, "prepare --in FILE... --out DIR [options]",
       "Tokenize text files (GPT-2 BPE or bytes) into llm.c uint16 shards DIR/train_NNNNNN.bin and\n"
       "DIR/val_NNNNNN.bin for 'normlab train --data'. With gpt2 each file starts with <|endoftext|>." },
+    { "analyze", NL_CMD_ANALYZE, cmd_analyze, "analyze --ckpt C [--data F] [--split val|train|all] [--out FILE] [options]",
+      "Layer redundancy of a trained model over consecutive seq-len windows of the data (by default the\n"
+      "held-out val split of the run C was trained on, read from its checkpoint: --val-data, or the\n"
+      "last --val-frac of --data): the angular distance d(l, n) = arccos(cos(x_l, x_{l+n}))/pi between\n"
+      "residual streams at the last token of each window (x_l enters block l, x_{L+1} is before the\n"
+      "final norm), averaged over windows, and the validation-loss increase when block l alone is\n"
+      "skipped (x_{l+1} = x_l). Writes one JSON object to analyze.json beside the checkpoint (or --out)\n"
+      "and prints where it went; 'normlab report' draws it (docs/methods.md section 5)." },
+    { "report", NL_CMD_REPORT, cmd_report, "report PATH... -o report.html [--title TEXT]",
+      "One self-contained HTML page (inline SVG, no scripts, printable) from run directories, sweep\n"
+      "directories and 'normlab analyze' JSON files: loss curves; hidden-state variance, max |x| (with\n"
+      "the fp16 limit) and gradient norm vs depth; the LR-stability map and sweep table; angular-distance\n"
+      "heat maps and layer-skip bars. Run plots need 'normlab train --diag-every N'; a run directory's\n"
+      "analyze.json ('normlab analyze --ckpt RUN') is included automatically." },
 };
 enum { NCMDS = sizeof cmds / sizeof cmds[0] };
 
-/* Commands with their own option parsing (src/sweep.c, src/report.c, src/analyze.c). */
+/* A command with its own option parsing (src/sweep.c). */
 static int cmd_sweep(int argc, char **argv) {
     for (int i = 0; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return nl_sweep_usage(), 0;
@@ -278,27 +377,11 @@ static int cmd_sweep(int argc, char **argv) {
     return st == NL_OK ? 0 : fail(st);
 }
 
-static int cmd_analyze(int argc, char **argv) {
-    for (int i = 0; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return nl_analyze_usage(), 0;
-    nl_status st = nl_analyze_main(argc, argv);
-    return st == NL_OK ? 0 : fail(st);
-}
-
-static int cmd_report(int argc, char **argv) {
-    for (int i = 0; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return nl_report_usage(), 0;
-    nl_status st = nl_report_main(argc, argv);
-    return st == NL_OK ? 0 : fail(st);
-}
-
 static const struct {
     const char *name, *synopsis;
     int (*run)(int argc, char **argv);
 } raw_cmds[] = {
     { "sweep", "sweep --norm A,B --lr X,Y [--seeds K] [--jobs N] [--out DIR] [train options]", cmd_sweep },
-    { "analyze", "analyze --ckpt C --data F [--out FILE]", cmd_analyze },
-    { "report", "report RUN_OR_SWEEP_DIR... -o report.html", cmd_report },
 };
 enum { NRAW = sizeof raw_cmds / sizeof raw_cmds[0] };
 

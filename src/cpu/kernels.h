@@ -13,7 +13,7 @@
 
 #include <stddef.h>
 
-/* Normalization, per row over C channels (ln-methods.md §1). type: NL_LAYERNORM or NL_RMSNORM
+/* Normalization, per row over C channels (docs/methods.md §1). type: NL_LAYERNORM or NL_RMSNORM
  * (b may be NULL: no bias; ignored for rmsnorm). out = scale * (w * xh + b). mean is 0 for rmsnorm. */
 void nl_norm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
                      const float *b, float scale, int type, float eps, size_t N, int C);

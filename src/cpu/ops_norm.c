@@ -1,4 +1,4 @@
-/* ops_norm.c -- LayerNorm and RMSNorm forward/backward (ln-methods.md §1), and column sums.
+/* ops_norm.c -- LayerNorm and RMSNorm forward/backward (docs/methods.md §1), and column sums.
  * LayerNorm: y = w*(x-mu)*rstd + b,  rstd = 1/sqrt(var + eps) (biased var).
  * RMSNorm:   y = w*x*rstd,           rstd = 1/sqrt(mean(x^2) + eps).
  * Backward with gh = w * dL/dy (times the output scale):
