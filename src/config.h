@@ -8,7 +8,7 @@
 #include <stdio.h>
 
 /* Commands an option belongs to (bit mask). */
-enum { NL_CMD_TRAIN = 1, NL_CMD_EVAL = 2, NL_CMD_SAMPLE = 4, NL_CMD_EXPORT = 8, NL_CMD_EVALMC = 16, NL_CMD_PREPARE = 32 };
+enum { NL_CMD_TRAIN = 1, NL_CMD_EVAL = 2, NL_CMD_SAMPLE = 4, NL_CMD_EXPORT = 8, NL_CMD_EVALMC = 16, NL_CMD_PREPARE = 32, NL_CMD_SWEEP = 64 };
 
 /* Everything the CLI can set: the run config plus the options of eval/sample/export. */
 typedef struct nl_args {
@@ -30,6 +30,12 @@ typedef struct nl_args {
     int shard_tokens;
     char bpe_dir[NL_PATH_MAX];
     char resume[NL_PATH_MAX]; /* train --resume RUN_DIR */
+    /* sweep's own options (src/sweep.c); the train options it passes on are parsed as train's */
+    struct {
+        char norms[4096], lrs[4096]; /* comma-separated lists, checked by sweep.c */
+        char out[NL_PATH_MAX], launcher[16], partition[NL_PATH_MAX], time[NL_PATH_MAX];
+        int seeds, jobs, cpus_per_task, run_index;
+    } sweep;
     unsigned char given[128]; /* given[i]: option i of the table was on the command line */
 } nl_args;
 

@@ -266,7 +266,8 @@ static const struct {
 };
 enum { NCMDS = sizeof cmds / sizeof cmds[0] };
 
-/* Commands with their own option parsing (src/sweep.c, src/report.c, src/analyze.c). */
+/* Commands that parse their own command line (src/sweep.c: its options from the table plus train's,
+ * passed through; src/report.c, src/analyze.c). */
 static int cmd_sweep(int argc, char **argv) {
     for (int i = 0; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return nl_sweep_usage(), 0;
@@ -296,7 +297,7 @@ static const struct {
     const char *name, *synopsis;
     int (*run)(int argc, char **argv);
 } raw_cmds[] = {
-    { "sweep", "sweep --norm A,B --lr X,Y [--seeds K] [--jobs N] [--out DIR] [train options]", cmd_sweep },
+    { "sweep", "sweep --norm A,B --lr X,Y [--seeds K] [--jobs N] [--out DIR] [--launcher local|slurm] [train options]", cmd_sweep },
     { "analyze", "analyze --ckpt C --data F [--out FILE]", cmd_analyze },
     { "report", "report RUN_OR_SWEEP_DIR... -o report.html", cmd_report },
 };
