@@ -17,9 +17,6 @@ WERROR  ?= 0
 USE_MPI ?= 0
 ifeq ($(USE_MPI),1)
   # Debian's OpenMPI wrapper around gcc; the communicator over MPI instead of the single-process one
-  ifeq ($(origin CC),default)
-    CC = mpicc
-  endif
   ifneq ($(origin CC),command line)
     CC = mpicc
   endif
