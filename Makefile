@@ -97,10 +97,11 @@ $(BUILD)/nl_tests: $(TEST_OBJ) $(BUILD)/libnormlab.a
 test: $(BUILD)/normlab $(BUILD)/nl_tests $(BUILD)/examples/train_api
 	NORMLAB_BIN=$(BUILD)/normlab NORMLAB_SAN=$(SAN) $(BUILD)/nl_tests
 
-# the MPI build's suite: everything, then the sweep and communicator under mpirun with 2 and 3 ranks
+# the MPI build, then the communicator and sweep tests under mpirun (2 and 3 ranks) and a sweep without
+# mpirun (MPI singleton); NORMLAB_REQUIRE_CLUSTER=1: a test that cannot run fails
 test-mpi:
 	$(MAKE) USE_MPI=1 all build/mpi/nl_tests
-	NORMLAB_BIN=build/mpi/normlab NORMLAB_MPI=1 build/mpi/nl_tests comm_unit sweep_mpi
+	NORMLAB_BIN=build/mpi/normlab NORMLAB_REQUIRE_CLUSTER=1 build/mpi/nl_tests comm sweep_mpi sweep_resume
 
 asan:
 	$(MAKE) SAN=address test

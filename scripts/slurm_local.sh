@@ -7,7 +7,7 @@
 # Every wait is bounded (START_TIMEOUT seconds, default 30); on failure it stops what it started, prints
 # one line naming the problem and the log to read, and exits 1. Exit 2: usage error.
 set -uo pipefail
-die() { echo "slurm_local.sh: $*" >&2; exit "${2:-1}"; }
+die() { echo "slurm_local.sh: $1" >&2; exit "${2:-1}"; }
 [ $# -eq 2 ] && { [ "$1" = start ] || [ "$1" = stop ]; } || die "usage: scripts/slurm_local.sh start|stop DIR" 2
 cmd=$1
 mkdir -p "$2" || die "cannot create '$2'"
@@ -15,7 +15,7 @@ dir=$(cd "$2" && pwd)
 timeout=${START_TIMEOUT:-30}
 
 stop() {
-    # the jobs first (their steps would outlive slurmd), then the daemons, newest first
+    # the jobs first (their steps would outlive slurmd), then the daemons
     if [ -f "$dir/slurmctld.pid" ] && [ -f "$dir/slurm.conf" ]; then
         SLURM_CONF="$dir/slurm.conf" timeout 5 scancel --full --quiet --partition=debug 2>/dev/null
         for _ in $(seq 50); do
@@ -23,16 +23,19 @@ stop() {
             sleep 0.1
         done
     fi
+    # SIGTERM to all three at once (each takes about 2 s to exit), SIGKILL to any left after 10 s
+    pids=()
     for f in slurmd slurmctld munged; do
-        [ -f "$dir/$f.pid" ] || continue
-        pid=$(cat "$dir/$f.pid" 2>/dev/null)
-        if [ -n "$pid" ]; then
-            kill "$pid" 2>/dev/null
-            for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-            kill -9 "$pid" 2>/dev/null
-        fi
+        pid=$(cat "$dir/$f.pid" 2>/dev/null) && [ -n "$pid" ] && kill "$pid" 2>/dev/null && pids+=("$pid")
         rm -f "$dir/$f.pid"
     done
+    for _ in $(seq 100); do
+        alive=()
+        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive+=("$pid"); done
+        [ ${#alive[@]} -eq 0 ] && return 0
+        sleep 0.1
+    done
+    kill -9 "${alive[@]}" 2>/dev/null
     return 0
 }
 [ "$cmd" = stop ] && { stop; exit 0; }
