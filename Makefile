@@ -10,11 +10,23 @@
 #   make fuzz            each libFuzzer harness in fuzz/ for FUZZ_SECONDS (60) seconds (clang)
 #   make fuzz-regress    each harness once over its seed corpus and past crashes (CI)
 #   make valgrind        a short training run under valgrind: no leaks, no invalid accesses
+#   make USE_MPI=1       the MPI build (mpicc, src/comm_mpi.c) in build/mpi; make test-mpi runs its tests
 
 CC      ?= gcc
 SAN     ?=
 WERROR  ?= 0
-BUILD   ?= build/$(if $(SAN),$(SAN),release)
+USE_MPI ?= 0
+ifeq ($(USE_MPI),1)
+  # Debian's OpenMPI wrapper around gcc; the communicator over MPI instead of the single-process one
+  ifneq ($(origin CC),command line)
+    CC = mpicc
+  endif
+  BUILD ?= build/mpi$(if $(SAN),-$(SAN),)
+  COMM_SKIP = src/comm_single.c
+else
+  BUILD ?= build/$(if $(SAN),$(SAN),release)
+  COMM_SKIP = src/comm_mpi.c
+endif
 
 WARN    = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith
 # -fno-math-errno lets sqrtf vectorise; it is not fast-math (NaN and Inf keep their meaning).
@@ -33,7 +45,7 @@ ifneq ($(SAN),)
   LDLIBS += -fsanitize=$(SAN)
 endif
 
-LIB_SRC  = $(wildcard src/*.c src/cpu/*.c)
+LIB_SRC  = $(filter-out $(COMM_SKIP),$(wildcard src/*.c src/cpu/*.c))
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 PIC_OBJ  = $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
 TEST_SRC = $(wildcard tests/*.c)
@@ -88,6 +100,12 @@ $(BUILD)/nl_tests: $(TEST_OBJ) $(BUILD)/libnormlab.a
 test: $(BUILD)/normlab $(BUILD)/nl_tests $(BUILD)/examples/train_api
 	NORMLAB_BIN=$(BUILD)/normlab NORMLAB_SAN=$(SAN) $(BUILD)/nl_tests
 
+# the MPI build, then the communicator and sweep tests under mpirun (2 and 3 ranks) and a sweep without
+# mpirun (MPI singleton); NORMLAB_REQUIRE_CLUSTER=1: a test that cannot run fails
+test-mpi:
+	$(MAKE) USE_MPI=1 all build/mpi/nl_tests
+	NORMLAB_BIN=build/mpi/normlab NORMLAB_REQUIRE_CLUSTER=1 build/mpi/nl_tests comm sweep_mpi sweep_resume
+
 asan:
 	$(MAKE) SAN=address test
 ubsan:
@@ -136,5 +154,5 @@ valgrind:
 	bash scripts/valgrind.sh build/valgrind/normlab
 
 
-.PHONY: all test asan ubsan bench bench-bpe bench-denormal install clean fuzz fuzz-lib fuzz-regress valgrind
+.PHONY: all test test-mpi asan ubsan bench bench-bpe bench-denormal install clean fuzz fuzz-lib fuzz-regress valgrind
 -include $(LIB_OBJ:.o=.d) $(PIC_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/tools/normlab.d

@@ -68,6 +68,11 @@ void nl_args_defaults(nl_args *a) {
     snprintf(a->title, sizeof a->title, "normlab report");
     a->prep_val_frac = 0.1;
     a->shard_tokens = 100000000;
+    snprintf(a->sweep.out, sizeof a->sweep.out, "runs/sweep");
+    snprintf(a->sweep.launcher, sizeof a->sweep.launcher, "local");
+    a->sweep.seeds = 1;
+    a->sweep.jobs = 1;
+    a->sweep.run_index = -1;
 }
 
 const char *const nl_arch_names[NL_ARCH_COUNT] = { "gpt2", "llama" };
@@ -156,7 +161,7 @@ typedef struct opt {
 
 #define CFG(f) offsetof(nl_args, cfg.f)
 #define ARG(f) offsetof(nl_args, f)
-enum { TR = NL_CMD_TRAIN, EV = NL_CMD_EVAL, SA = NL_CMD_SAMPLE, EX = NL_CMD_EXPORT, MC = NL_CMD_EVALMC, PR = NL_CMD_PREPARE,
+enum { TR = NL_CMD_TRAIN, EV = NL_CMD_EVAL, SA = NL_CMD_SAMPLE, EX = NL_CMD_EXPORT, MC = NL_CMD_EVALMC, PR = NL_CMD_PREPARE, SW = NL_CMD_SWEEP,
        AN = NL_CMD_ANALYZE, RP = NL_CMD_REPORT };
 
 // clang-format off
@@ -239,6 +244,18 @@ static const opt opts[] = {
     { "paths",        T_ARGS,  ARG(paths),        RP,    0, "run directories, sweep directories and analyze JSON files" },
     { "out",          T_PATH,  ARG(out_file),     RP,    0, "HTML file to write (-o is the same)" },
     { "title",        T_TEXT,  ARG(title),        RP,    0, "page title" },
+    /* sweep: partition and time are free text for sbatch (T_PATH: the longest buffer type) */
+    { "norm",         T_TEXT,  ARG(sweep.norms),  SW,    0, "placements to train, comma-separated (required)" },
+    { "lr",           T_TEXT,  ARG(sweep.lrs),    SW,    0, "peak learning rates, comma-separated (required)" },
+    { "seeds",        T_INT,   ARG(sweep.seeds),  SW,    0, "seeds per placement x LR: --seed, --seed+1, ..." },
+    { "seed",         T_U64,   CFG(seed),         SW,    0, "the first seed" },
+    { "out",          T_PATH,  ARG(sweep.out),    SW,    0, "sweep directory: one run directory per placement x LR x seed" },
+    { "jobs",         T_INT,   ARG(sweep.jobs),   SW,    0, "runs at once (per MPI rank); slurm: the array's limit of running tasks" },
+    { "launcher",     T_WORD,  ARG(sweep.launcher), SW,  0, "local (train processes here) | slurm (one sbatch job array, returns at once)" },
+    { "partition",    T_PATH,  ARG(sweep.partition), SW, 0, "slurm: sbatch --partition (default: the cluster's)" },
+    { "time",         T_PATH,  ARG(sweep.time),   SW,    0, "slurm: sbatch --time per run, e.g. 30 or 2:00:00 (default: the partition's)" },
+    { "cpus-per-task", T_INT,  ARG(sweep.cpus_per_task), SW, 0, "slurm: sbatch --cpus-per-task, also each run's --threads (0: the cluster's default)" },
+    { "run-index",    T_INT,   ARG(sweep.run_index), SW, 0, "train and record only run X of the grid (0-based: placement-major, then LR, then seed), as each Slurm array task does (-1: all)" },
 };
 // clang-format on
 enum { NOPTS = sizeof opts / sizeof opts[0] };

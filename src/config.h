@@ -8,7 +8,7 @@
 #include <stdio.h>
 
 /* Commands an option belongs to (bit mask). */
-enum { NL_CMD_TRAIN = 1, NL_CMD_EVAL = 2, NL_CMD_SAMPLE = 4, NL_CMD_EXPORT = 8, NL_CMD_EVALMC = 16, NL_CMD_PREPARE = 32,
+enum { NL_CMD_TRAIN = 1, NL_CMD_EVAL = 2, NL_CMD_SAMPLE = 4, NL_CMD_EXPORT = 8, NL_CMD_EVALMC = 16, NL_CMD_PREPARE = 32, NL_CMD_SWEEP = 64,
        NL_CMD_ANALYZE = 128, NL_CMD_REPORT = 256 };
 
 /* Everything the CLI can set: the run config plus the options of eval/sample/export. */
@@ -36,6 +36,12 @@ typedef struct nl_args {
     int an_windows, an_batch; /* analyze --max-windows, --batch */
     char title[4096];         /* report --title (a T_TEXT option: the size of prompt) */
     char paths[1 << 16];      /* report: its PATH arguments, '\n'-separated (a list: the size of prep_in) */
+    /* sweep's own options (src/sweep.c); the train options it passes on are parsed as train's */
+    struct {
+        char norms[4096], lrs[4096]; /* comma-separated lists, checked by sweep.c */
+        char out[NL_PATH_MAX], launcher[16], partition[NL_PATH_MAX], time[NL_PATH_MAX];
+        int seeds, jobs, cpus_per_task, run_index;
+    } sweep;
     unsigned char given[128]; /* given[i]: option i of the table was on the command line */
 } nl_args;
 

@@ -1,10 +1,12 @@
 /* sweep.h -- `normlab sweep`: the grid placement x learning rate x seed, one `normlab train` process
- * per run (so a crash or divergence of one run cannot take the sweep down), up to --jobs at once.
+ * per run (so a crash or divergence of one run cannot take the sweep down), up to --jobs at once; under
+ * mpirun the ranks share the grid (comm.h); --launcher slurm submits it as a job array (sweep_slurm.h).
  *
  * Layout of a sweep directory (docs/file-formats.md):
  *   <dir>/<norm>_lr<lr>_s<seed>/   a run directory, plus train.log (the run's output) and
  *                                  result.json (written last, atomically: the run is finished)
  *   <dir>/runs.csv, <dir>/summary.csv
+ *   <dir>/slurm/                   --launcher slurm: job ids, batch script, task outputs
  * Resuming: a run with a result.json whose status is "done" or "diverged" is skipped. */
 #ifndef NL_SWEEP_H
 #define NL_SWEEP_H

@@ -51,6 +51,11 @@
     X(diag_model)                                                                                  \
     X(diag_cli)                                                                                    \
     X(sweep_resume)                                                                                \
+    X(sweep_summary)                                                                               \
+    X(sweep_slurm_args)                                                                            \
+    X(comm)                                                                                        \
+    X(sweep_mpi)                                                                                   \
+    X(sweep_slurm)                                                                                 \
     X(analyze_skip)                                                                                \
     X(analyze_numbers)                                                                             \
     X(analyze_cli)                                                                                 \

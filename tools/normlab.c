@@ -365,7 +365,8 @@ static const struct {
 };
 enum { NCMDS = sizeof cmds / sizeof cmds[0] };
 
-/* A command with its own option parsing (src/sweep.c). */
+/* A command that parses its own command line: src/sweep.c (its options from the table plus train's,
+ * passed through). */
 static int cmd_sweep(int argc, char **argv) {
     for (int i = 0; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return nl_sweep_usage(), 0;
@@ -381,7 +382,7 @@ static const struct {
     const char *name, *synopsis;
     int (*run)(int argc, char **argv);
 } raw_cmds[] = {
-    { "sweep", "sweep --norm A,B --lr X,Y [--seeds K] [--jobs N] [--out DIR] [train options]", cmd_sweep },
+    { "sweep", "sweep --norm A,B --lr X,Y [--seeds K] [--jobs N] [--out DIR] [--launcher local|slurm] [train options]", cmd_sweep },
 };
 enum { NRAW = sizeof raw_cmds / sizeof raw_cmds[0] };
 

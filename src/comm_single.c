@@ -1,0 +1,31 @@
+/* comm_single.c -- comm.h for one process (the default build; `make USE_MPI=1` uses comm_mpi.c). */
+#include "comm.h"
+
+#include "common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+nl_status nl_comm_init(int *argc, char ***argv) {
+    (void)argc, (void)argv;
+    return NL_OK;
+}
+void nl_comm_finalize(void) {}
+const char *nl_comm_backend(void) { return "single"; }
+int nl_comm_rank(void) { return 0; }
+int nl_comm_size(void) { return 1; }
+int nl_comm_local_size(void) { return 1; }
+nl_status nl_comm_barrier(void) { return NL_OK; }
+nl_status nl_comm_allreduce_sum(float *buf, size_t n) {
+    (void)buf, (void)n; /* the sum over one rank */
+    return NL_OK;
+}
+nl_status nl_comm_broadcast(void *buf, size_t bytes, int root) {
+    (void)buf, (void)bytes;
+    return root == 0 ? NL_OK : NL_FAIL(NL_ERR_ARG, "broadcast from rank %d: there is only rank 0", root);
+}
+_Noreturn void nl_comm_abort(const char *msg) {
+    fprintf(stderr, "normlab: rank 0: %s\n", msg);
+    fflush(stderr);
+    exit(1);
+}
