@@ -51,7 +51,10 @@
     X(analyze_numbers)                                                                             \
     X(analyze_cli)                                                                                 \
     X(json_reader)                                                                                 \
-    X(report_render)
+    X(report_render)                                                                               \
+    X(crc32c)                                                                                      \
+    X(progress_line)                                                                               \
+    X(tensorboard)
 
 #define X(name) int test_##name(void);
 NL_TESTS(X)
