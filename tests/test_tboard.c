@@ -84,12 +84,6 @@ int test_progress_line(void) {
 
 /* ---------------------------------------------------------------- event files read back */
 
-static const char *venv_python(char *buf, size_t cap) {
-    const char *v = getenv("NORMLAB_VENV");
-    snprintf(buf, cap, "%s/bin/python", v && *v ? v : "build/venv");
-    return buf;
-}
-
 static int count_events(const char *dir) {
     char out[64];
     nl_run_fmt(out, sizeof out, "ls %s | grep -c tfevents", dir);
@@ -98,8 +92,8 @@ static int count_events(const char *dir) {
 
 int test_tensorboard(void) {
     int fails = 0;
-    char py[4096], dir[] = "/tmp/nl_tb_XXXXXX", out[1 << 14];
-    venv_python(py, sizeof py);
+    char dir[] = "/tmp/nl_tb_XXXXXX", out[1 << 14];
+    const char *py = nl_test_venv_python();
     if (access(py, X_OK) != 0) {
         printf("    no Python at %s: the tensorboard read-back needs the virtual environment of scripts/requirements.txt "
                "(scripts/deps.sh makes build/venv; NORMLAB_VENV=DIR picks another)\n", py);

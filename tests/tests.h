@@ -54,7 +54,8 @@
     X(report_render)                                                                               \
     X(crc32c)                                                                                      \
     X(progress_line)                                                                               \
-    X(tensorboard)
+    X(tensorboard)                                                                                 \
+    X(presets)
 
 #define X(name) int test_##name(void);
 NL_TESTS(X)
