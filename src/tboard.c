@@ -190,44 +190,48 @@ static nl_status read_all(const char *path, unsigned char **out, size_t *n) {
     return NL_OK;
 }
 
-/* Cuts one event file back to the records a run continued after `step` steps keeps (tboard.h);
- * a torn or corrupt tail is dropped. */
-static nl_status cut_file(const char *dir, const char *path, long long step) {
-    unsigned char *p = NULL;
-    size_t n = 0, i = 0;
-    NL_TRY(read_all(path, &p, &n));
-    bytes keep = { 0 };
-    int summaries = 0, dropped = 0;
-    while (n - i >= 12) {
+size_t nl_tb_keep(unsigned char *p, size_t n, long long step, int *summaries) {
+    size_t i = 0, out = 0;
+    *summaries = 0;
+    while (n - i >= 16) {
         const uint64_t len = get_le(p + i, 8);
-        if ((uint32_t)get_le(p + i + 8, 4) != nl_tb_masked_crc(p + i, 8) || n - i < 16 || len > n - i - 16) break;
+        if ((uint32_t)get_le(p + i + 8, 4) != nl_tb_masked_crc(p + i, 8) || len > n - i - 16) break;
         const unsigned char *data = p + i + 12;
         long long s;
         int summary, diag;
         if ((uint32_t)get_le(data + len, 4) != nl_tb_masked_crc(data, (size_t)len) || parse_event(data, (size_t)len, &s, &summary, &diag))
             break;
         if (s < step || (s == step && !(summary && diag))) {
-            put(&keep, p + i, (size_t)len + 16);
-            summaries += summary;
-        } else {
-            dropped = 1;
+            memmove(p + out, p + i, (size_t)len + 16);
+            out += (size_t)len + 16;
+            *summaries += summary;
         }
         i += (size_t)len + 16;
     }
+    return out;
+}
+
+/* Cuts one event file back (nl_tb_keep): rewritten when that changes it, removed when no summary
+ * is left. */
+static nl_status cut_file(const char *dir, const char *path, long long step) {
+    unsigned char *p = NULL;
+    size_t n = 0;
+    NL_TRY(read_all(path, &p, &n));
+    int summaries;
+    const size_t kept = nl_tb_keep(p, n, step, &summaries);
     nl_status st = NL_OK;
     if (!summaries) {
         if (unlink(path) != 0) st = NL_FAIL(NL_ERR_IO, "cannot remove '%s': %s", path, strerror(errno));
-    } else if (dropped || i < n) {
+    } else if (kept < n) {
         char tmp[NL_PATH_MAX + 64];
         snprintf(tmp, sizeof tmp, "%s/%s%ld", dir, cut_tmp, (long)getpid());
         FILE *f = fopen(tmp, "wb");
         if (!f) st = NL_FAIL(NL_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
         else {
-            fwrite(keep.p, 1, keep.n, f);
+            fwrite(p, 1, kept, f);
             st = nl_write_atomic_commit(path, tmp, f);
         }
     }
-    free(keep.p);
     free(p);
     return st;
 }

@@ -50,6 +50,11 @@ nl_status nl_tb_step(nl_tb *w, int step, double loss, double val, double lr, dou
  * (diag_<key>); the keys are those of the "diag" records in metrics.jsonl. */
 nl_status nl_tb_diag(nl_tb *w, const nl_diag *d, int step);
 
+/* The cut of nl_tb_open on the bytes of one event file, in place: keeps the records a run continued
+ * after `step` steps keeps, up to the first torn or corrupt record; returns the kept length and the
+ * number of kept records holding a summary. */
+size_t nl_tb_keep(unsigned char *p, size_t n, long long step, int *summaries);
+
 /* TFRecord's masked CRC-32C: ((c >> 15) | (c << 17)) + 0xa282ead8 of c = CRC-32C(p[0..n)). */
 uint32_t nl_tb_masked_crc(const void *p, size_t n);
 

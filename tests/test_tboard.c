@@ -138,6 +138,12 @@ int test_tensorboard(void) {
                     tb, a);
     fails += NL_CHECK(rc == 0 && count_events(tb) == 2, "resume of a finished run: %s", out);
 
+    /* a NaN at step 6 rolls back to the checkpoint of step 4: the events are cut like metrics.jsonl */
+    rc = nl_run_fmt(out, sizeof out, "NORMLAB_FAULT=nan-at:6 %s train %s --on-nan rollback --data %s --out %s/e 2>&1 && %s tests/tb_check.py %s/e 2>&1",
+                    nl_test_bin(), tiny, txt, dir, py, dir);
+    snprintf(b, sizeof b, "%s/e", dir);
+    fails += NL_CHECK(rc == 0 && strstr(out, "rolled back to step 4") && count_events(b) == 2, "rollback: %s", out);
+
     /* the check can fail: another seed's run is not the same */
     rc = nl_run_fmt(out, sizeof out, "%s train %s --seed 7 --data %s --out %s/c 2>&1 && %s tests/tb_check.py %s/c --same-as %s 2>&1",
                     nl_test_bin(), tiny, txt, dir, py, dir, a);
