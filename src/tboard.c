@@ -190,16 +190,26 @@ static nl_status read_all(const char *path, unsigned char **out, size_t *n) {
     return NL_OK;
 }
 
+/* the masked CRC-32C of a record's length or data matches the stored one */
+static int crc_ok(const unsigned char *p, size_t n, const unsigned char *stored) {
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION /* the fuzzer explores what lies behind the checksums */
+    (void)p, (void)n, (void)stored;
+    return 1;
+#else
+    return (uint32_t)get_le(stored, 4) == nl_tb_masked_crc(p, n);
+#endif
+}
+
 size_t nl_tb_keep(unsigned char *p, size_t n, long long step, int *summaries) {
     size_t i = 0, out = 0;
     *summaries = 0;
     while (n - i >= 16) {
         const uint64_t len = get_le(p + i, 8);
-        if ((uint32_t)get_le(p + i + 8, 4) != nl_tb_masked_crc(p + i, 8) || len > n - i - 16) break;
+        if (!crc_ok(p + i, 8, p + i + 8) || len > n - i - 16) break;
         const unsigned char *data = p + i + 12;
         long long s;
         int summary, diag;
-        if ((uint32_t)get_le(data + len, 4) != nl_tb_masked_crc(data, (size_t)len) || parse_event(data, (size_t)len, &s, &summary, &diag))
+        if (!crc_ok(data, (size_t)len, data + len) || parse_event(data, (size_t)len, &s, &summary, &diag))
             break;
         if (s < step || (s == step && !(summary && diag))) {
             memmove(p + out, p + i, (size_t)len + 16);
