@@ -8,7 +8,7 @@ bin=${1:-build/release/normlab}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 c=fuzz/corpus
-rm -rf $c && mkdir -p $c/safetensors $c/ckpt $c/shard $c/config $c/metrics
+rm -rf $c && mkdir -p $c/safetensors $c/ckpt $c/shard $c/config $c/metrics $c/tboard
 head -c 4000 /dev/urandom | base64 > "$tmp/t.txt"
 # the smallest checkpoint and export: 1 block, d=4, T=4, bytes
 "$bin" train --layers 1 --dim 4 --heads 1 --seq-len 4 --batch 2 --steps 3 --warmup 1 --eval-every 0 --threads 1 \
@@ -40,3 +40,8 @@ printf -- '--ckpt\nruns/x\n--prompt\nhello\n--tokens\n10\n--top-k\n5\n--temperat
 grep -v '^#' "$tmp/run/config.txt" | sed 's/ = /=/' > $c/config/config-txt
 # metrics: 4-byte max step, then lines
 { printf '\x02\0\0\0'; head -3 "$tmp/run/metrics.jsonl"; printf '{"step": 4, "lo'; } > $c/metrics/cut
+# tboard: 4-byte step, then an event file (with diagnostics, and one with a torn last record)
+"$bin" train --layers 1 --dim 4 --heads 1 --seq-len 4 --batch 2 --steps 4 --diag-every 2 --threads 1 \
+    --data "$tmp/t.txt" --out "$tmp/run3" >/dev/null
+{ printf '\x02\0\0\0'; cat "$tmp"/run3/events.out.tfevents.*; } > $c/tboard/cut
+{ printf '\x03\0\0\0'; cat "$tmp"/run3/events.out.tfevents.* | head -c -7; } > $c/tboard/torn

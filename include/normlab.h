@@ -105,6 +105,7 @@ typedef struct nl_config {
     char val_data[NL_PATH_MAX];
     char out[NL_PATH_MAX];
     char init_from[NL_PATH_MAX];
+    char tensorboard[NL_PATH_MAX]; /* directory of the TensorBoard event files; "": the run directory */
     /* run safety (docs/reliability.md) */
     int keep_ckpts;    /* keep the newest N checkpoints, 0: all */
     int on_nan;        /* nl_on_nan: what a NaN/Inf loss or gradient does */

@@ -93,21 +93,32 @@ double nl_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-uint32_t nl_crc32(uint32_t crc, const void *buf, size_t n) {
-    static uint32_t table[256];
-    static int ready;
-    if (!ready) { /* benign race: every thread writes identical values */
+/* table-driven reflected CRC-32 with polynomial poly (bit-reversed form) */
+static uint32_t crc_reflected(uint32_t table[256], int *ready, uint32_t poly, uint32_t crc, const void *buf, size_t n) {
+    if (!*ready) { /* benign race: every thread writes identical values */
         for (uint32_t i = 0; i < 256; i++) {
             uint32_t c = i;
-            for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            for (int k = 0; k < 8; k++) c = (c & 1) ? poly ^ (c >> 1) : c >> 1;
             table[i] = c;
         }
-        ready = 1;
+        *ready = 1;
     }
     const unsigned char *p = buf;
     crc = ~crc;
     for (size_t i = 0; i < n; i++) crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
     return ~crc;
+}
+
+uint32_t nl_crc32(uint32_t crc, const void *buf, size_t n) {
+    static uint32_t table[256];
+    static int ready;
+    return crc_reflected(table, &ready, 0xEDB88320u, crc, buf, n);
+}
+
+uint32_t nl_crc32c(uint32_t crc, const void *buf, size_t n) {
+    static uint32_t table[256];
+    static int ready;
+    return crc_reflected(table, &ready, 0x82F63B78u, crc, buf, n);
 }
 
 nl_status nl_mkdir_p(const char *dir) {

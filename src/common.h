@@ -44,7 +44,10 @@ nl_status nl_mkdir_p(const char *dir);
  * <prefix>/share/normlab/name for an installed <prefix>/bin/normlab. 1 and the path in out if found. */
 int nl_find_shipped(const char *name, char *out, size_t cap);
 
+/* CRC-32 (zlib's polynomial) and CRC-32C (Castagnoli, as in TFRecord/iSCSI) of buf, continuing from
+ * crc (0 to start). */
 uint32_t nl_crc32(uint32_t crc, const void *buf, size_t n);
+uint32_t nl_crc32c(uint32_t crc, const void *buf, size_t n);
 
 /* The k-th smallest (0-based) of a[0..n), reordering a; NaN must not occur. */
 float nl_select_kth(float *a, size_t n, size_t k);

@@ -174,6 +174,7 @@ static const opt opts[] = {
     { "val-data",     T_PATH,  CFG(val_data),     TR,    0, "validation data; default: the last --val-frac of --data" },
     { "val-frac",     T_DBL,   CFG(val_frac),     TR,    0, "fraction of --data held out for validation" },
     { "out",          T_PATH,  CFG(out),          TR,    0, "run directory (default runs/<norm>-<date>)" },
+    { "tensorboard",  T_PATH,  CFG(tensorboard),  TR,    0, "directory for the TensorBoard event files (default: the run directory)" },
     { "init-from",    T_PATH,  CFG(init_from),    TR,    0, "start from an exported .safetensors model, or an llm.c GPT-2 .bin (version 3, fp32)" },
     { "arch",         T_ARCH,  CFG(arch),         TR,    1, "gpt2 (learned positions, GELU, biases, tied head) | llama (RoPE, SwiGLU, no biases, untied head)" },
     { "norm",         T_NORM,  CFG(norm),         TR,    1, "normalization placement (see below)" },

@@ -7,7 +7,9 @@
 #include "diag.h"
 #include "norm.h"
 #include "optim.h"
+#include "progress.h"
 #include "sample.h"
+#include "tboard.h"
 #include "tokenize.h"
 
 #include <dirent.h>
@@ -129,12 +131,13 @@ static nl_status write_config(const nl_config *c, const char *dir) {
 
 /* ---------------------------------------------------------------- metrics.jsonl */
 
-/* parses the step of a line "{\"step\": N, ..." (the way train writes it); -1 if not one */
-static long long line_step(const char *s, size_t n) {
-    static const char pre[] = "{\"step\": ";
-    if (n < sizeof pre || memcmp(s, pre, sizeof pre - 1)) return -1;
+/* parses N of a line "<pre>N, ..." (pre: "{\"step\": " or "{\"diag\": ", the way train writes them);
+ * -1 if not one */
+static long long line_num(const char *s, size_t n, const char *pre) {
+    const size_t np = strlen(pre);
+    if (n <= np || memcmp(s, pre, np)) return -1;
     long long v = 0;
-    size_t i = sizeof pre - 1, d = i;
+    size_t i = np, d = i;
     while (i < n && s[i] >= '0' && s[i] <= '9' && i - d < 10) v = v * 10 + (s[i++] - '0');
     if (i == d || i >= n || (s[i] != ',' && s[i] != '}') || s[n - 1] != '}') return -1;
     return v;
@@ -142,16 +145,17 @@ static long long line_step(const char *s, size_t n) {
 
 size_t nl_metrics_keep(char *buf, size_t n, int max_step) {
     size_t out = 0, i = 0;
-    long long last = 0;
+    long long last = 0, last_diag = -1;
     while (i < n) {
         const char *nl = memchr(buf + i, '\n', n - i);
         if (!nl) break; /* a partial last line (killed mid-write) */
         size_t len = (size_t)(nl - (buf + i));
-        long long s = line_step(buf + i, len);
-        if (s > last && s <= max_step) {
+        long long s = line_num(buf + i, len, "{\"step\": "), d = s < 0 ? line_num(buf + i, len, "{\"diag\": ") : -1;
+        if ((s > last && s <= max_step) || (d > last_diag && d < max_step)) {
             memmove(buf + out, buf + i, len + 1);
             out += len + 1;
-            last = s;
+            if (s >= 0) last = s;
+            else last_diag = d;
         }
         i += len + 1;
     }
@@ -228,6 +232,8 @@ typedef struct run {
     int *dinp, *dtgt, dB;
     nl_spikes spikes;
     nl_diverge diverge;
+    nl_tb tb;          /* TensorBoard event file */
+    nl_progress prog;  /* the terminal progress line */
 } run;
 
 static void run_free(run *r) {
@@ -245,6 +251,7 @@ static void run_free(run *r) {
     free(r->dinp);
     free(r->dtgt);
     nl_diverge_free(&r->diverge);
+    nl_tb_close(&r->tb);
 }
 
 /* The diagnostic batch: the first B consecutive windows of the validation stream (of the training
@@ -265,10 +272,18 @@ static void diag_setup(run *r) {
     nl_diag_init(&r->diag, &r->m);
 }
 
-static void diag_step(run *r, int step) {
+static nl_status diag_step(run *r, int step) {
     nl_diag_run(&r->diag, &r->m, r->dinp, r->dtgt, r->dB, r->c->seq_len);
     nl_diag_write_json(&r->diag, step, r->metrics);
     fflush(r->metrics);
+    return nl_tb_diag(&r->tb, &r->diag, step);
+}
+
+/* A new event file in --tensorboard DIR or the run directory, the older ones cut back to a run
+ * continued after `step` steps (-1: a fresh run, which refuses a --tensorboard DIR holding events). */
+static nl_status open_tb(run *r, int step) {
+    nl_tb_close(&r->tb);
+    return nl_tb_open(&r->tb, r->c->tensorboard[0] ? r->c->tensorboard : r->c->out, step);
 }
 
 /* NORMLAB_FAULT=nan-at:K,kill-in-ckpt:K (fault injection for tests and drills) */
@@ -304,6 +319,7 @@ static int is_run_file(const char *name) {
     const size_t n = tmp ? (size_t)(tmp - name) : strlen(name);
     for (int i = 0; i < 4; i++)
         if (n == strlen(fixed[i]) && !strncmp(name, fixed[i], n)) return 1;
+    if (!strncmp(name, "events.out.tfevents.", 20)) return 1; /* tboard.c's event files */
     return !strncmp(name, "ckpt-", 5) && n > 17 && !strncmp(name + n - 12, ".safetensors", 12);
 }
 
@@ -401,9 +417,11 @@ static nl_status setup(run *r) {
     else NL_TRY(claim_run_dir(c->out, r->overwrite));
     NL_TRY(write_config(c, c->out));
     snprintf(r->metrics_path, sizeof r->metrics_path, "%s/metrics.jsonl", c->out);
-    if (r->resume) NL_TRY(metrics_truncate(r->metrics_path, r->info.step, &r->time0));
+    const int cont = r->resume && r->info.step < c->steps; /* a resumed run that has steps to do */
+    if (cont) NL_TRY(metrics_truncate(r->metrics_path, r->info.step, &r->time0));
     r->metrics = fopen(r->metrics_path, r->resume ? "a" : "w");
     if (!r->metrics) return NL_FAIL(NL_ERR_IO, "cannot write '%s': %s", r->metrics_path, strerror(errno));
+    if (!r->resume || cont) NL_TRY(open_tb(r, r->resume ? r->info.step : c->tensorboard[0] ? -1 : 0));
     nl_model_alloc_acts(&r->m, c->batch, c->seq_len);
     const size_t BT = (size_t)c->batch * c->seq_len;
     r->buf = nl_xmalloc((BT + (size_t)c->batch) * sizeof(int));
@@ -493,6 +511,7 @@ static nl_status diverged(run *r, int step, const char *what) {
     NL_TRY(metrics_truncate(r->metrics_path, ti.step, NULL));
     r->metrics = fopen(r->metrics_path, "a");
     if (!r->metrics) return NL_FAIL(NL_ERR_IO, "cannot write '%s': %s", r->metrics_path, strerror(errno));
+    NL_TRY(open_tb(r, ti.step));
     fprintf(stderr, "normlab train: step %d diverged (%s); rolled back to step %d (%s), skipping that batch (rollback %d of at most %d)\n",
             step, what, ti.step, path, r->info.rollbacks, c->max_rollbacks);
     return NL_OK;
@@ -533,10 +552,11 @@ static nl_status train_loop(run *r) {
     if (c->on_nan == NL_ON_NAN_ROLLBACK && r->saved_step < 0 && c->steps > 0) NL_TRY(save_ckpt(r, ckpt, sizeof ckpt));
     if (c->diag_every) diag_setup(r);
     nl_spikes_init(&r->spikes, c->spike_k);
+    nl_progress_init(&r->prog, c->log_every);
     nl_diverge_init(&r->diverge, c->diverge_window, c->warmup);
     int fault_nan_fired = 0, steps_run = 0;
     for (int step = r->info.step; step < c->steps; step = r->info.step) {
-        if (c->diag_every && step % c->diag_every == 0) diag_step(r, step);
+        if (c->diag_every && step % c->diag_every == 0) NL_TRY(diag_step(r, step));
         double t0 = nl_now(), loss = 0.0;
         nl_model_zero_grad(m);
         for (int k = skips_at(r, step + 1) * c->accum; k > 0; k--) draw_batch(r, &r->info.rng); /* the batch that diverged */
@@ -599,12 +619,15 @@ static nl_status train_loop(run *r) {
                 tok_step / dt, nl_now() - t_start);
         if (fflush(r->metrics) != 0 || ferror(r->metrics))
             return NL_FAIL(NL_ERR_IO, "writing '%s' failed: %s", r->metrics_path, strerror(errno));
+        NL_TRY(nl_tb_step(&r->tb, step + 1, loss, did_eval ? val : NAN, lr, gn, tok_step / dt));
         char eta[32];
         fmt_time(eta, sizeof eta, train_time / steps_run * (c->steps - step - 1));
+        nl_progress_loss(&r->prog, loss);
+        if (did_eval) nl_progress_val(&r->prog, val);
         if (tty) {
-            fprintf(stderr, "\r\033[Kstep %d/%d | loss %.4f", step + 1, c->steps, loss);
-            if (!isnan(val)) fprintf(stderr, " | val %.4f", val);
-            fprintf(stderr, " | %.0f tok/s | ETA %s", tok_step / dt, eta);
+            char line[512];
+            nl_progress_format(&r->prog, step + 1, c->steps, loss, tok_step / dt, eta, 100, line, sizeof line);
+            fprintf(stderr, "\r\033[K%s", line);
             if (last) fputc('\n', stderr);
         } else if ((step + 1) % c->log_every == 0 || last || did_eval) {
             printf("step %d/%d loss %.4f lr %.3g grad_norm %.3f %.0f tok/s ETA %s", step + 1, c->steps, loss, lr, gn,
@@ -623,7 +646,7 @@ static nl_status train_loop(run *r) {
         }
     }
     if (c->steps == 0) NL_TRY(save_ckpt(r, ckpt, sizeof ckpt));
-    if (c->diag_every) diag_step(r, c->steps);
+    if (c->diag_every) NL_TRY(diag_step(r, c->steps));
     if (r->v) printf("done: %d steps in %.1fs, val loss %.4f, checkpoint %s\n", c->steps, nl_now() - t_start, val, ckpt);
     else printf("done: %d steps in %.1fs (no validation data), checkpoint %s\n", c->steps, nl_now() - t_start, ckpt);
     return NL_OK;

@@ -26,7 +26,9 @@ nl_status nl_train_resume(nl_config *cfg, const char *ckpt);
  * NL_OK; this is then the signal number (0 when the run ended normally). */
 int nl_train_interrupted(void);
 /* Keeps the complete lines of a metrics.jsonl buffer whose step is in 1..max_step and above the
- * previous kept line's, in place; returns the new length. */
+ * previous kept step line's, and the diagnostic lines ("diag": D) with D < max_step above the
+ * previous kept one's (the pass at max_step is repeated by the continued run), in place; returns the
+ * new length. */
 size_t nl_metrics_keep(char *buf, size_t n, int max_step);
 
 /* NL_ERR_ARG naming the options when a model of config c with B x T activations (training: with

@@ -150,8 +150,10 @@ int test_run_dir_guard(void) {
     fails += NL_CHECK(run("ls %s/a | tr '\\n' ' '", tmpdir) == 0 && strstr(out, "ckpt-00000002") && strstr(out, "ckpt-00000004"), "old run untouched: %s", out);
     rc = run("%s train " TINY " --steps 2 --overwrite --data %s --out %s/a 2>&1", nl_test_bin(), txt, tmpdir);
     fails += NL_CHECK(rc == 0, "--overwrite: %s", out);
-    run("ls -A %s/a | tr '\\n' ' '", tmpdir);
+    run("ls -A %s/a | grep -v '^events\\.out\\.tfevents\\.' | tr '\\n' ' '", tmpdir);
     fails += NL_CHECK(!strcmp(out, ".lock ckpt-00000002.safetensors config.txt metrics.jsonl notes.txt "), "only the new run and other files remain: %s", out);
+    run("ls -A %s/a | grep -c '^events\\.out\\.tfevents\\.'", tmpdir);
+    fails += NL_CHECK(!strcmp(out, "1\n"), "one event file, the new run's: %s", out);
     fails += NL_CHECK(run("grep -c step %s/a/metrics.jsonl", tmpdir) == 0 && atoi(out) == 2, "metrics.jsonl holds the new run only: %s", out);
     rc = run("%s train " TINY " --steps 1 --data %s --out %s/e 2>&1", nl_test_bin(), txt, tmpdir);
     fails += NL_CHECK(rc == 0, "an empty directory is fine: %s", out);

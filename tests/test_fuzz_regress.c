@@ -23,6 +23,9 @@
 #define LLVMFuzzerTestOneInput nl_fuzz_metrics
 #include "../fuzz/fuzz_metrics.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput nl_fuzz_tboard
+#include "../fuzz/fuzz_tboard.c"
+#undef LLVMFuzzerTestOneInput
 
 /* runs fn over every file of dir; returns the count, -1 if dir is missing */
 static int run_dir(const char *dir, int (*fn)(const uint8_t *, size_t)) {
@@ -53,7 +56,7 @@ static int run_dir(const char *dir, int (*fn)(const uint8_t *, size_t)) {
 int test_fuzz_regress(void) {
     static const struct { const char *name; int (*fn)(const uint8_t *, size_t); } h[] = {
         { "safetensors", nl_fuzz_safetensors }, { "ckpt", nl_fuzz_ckpt }, { "shard", nl_fuzz_shard },
-        { "config", nl_fuzz_config }, { "metrics", nl_fuzz_metrics },
+        { "config", nl_fuzz_config }, { "metrics", nl_fuzz_metrics }, { "tboard", nl_fuzz_tboard },
     };
     int fails = 0;
     for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) {

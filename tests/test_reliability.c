@@ -404,5 +404,10 @@ int test_metrics_keep(void) {
     fails += NL_CHECK(n == 12, "cut at step 1");
     strcpy(b, "{\"step\": 99999999999999}\n{\"step\": -1}\n{\"step\": }\n\n");
     fails += NL_CHECK(nl_metrics_keep(b, strlen(b), 2147483647) == 0, "no bad line kept");
+    /* diagnostic records: those of passes before the cut stay, the pass at the cut is redone */
+    strcpy(b, "{\"diag\": 0, \"loss\": 5}\n{\"step\": 1}\n{\"step\": 2}\n{\"diag\": 2, \"loss\": 4}\n{\"step\": 3}\n{\"diag\": 1}\n{\"diag\": x}\n");
+    n = nl_metrics_keep(b, strlen(b), 2);
+    b[n] = 0;
+    fails += NL_CHECK(!strcmp(b, "{\"diag\": 0, \"loss\": 5}\n{\"step\": 1}\n{\"step\": 2}\n{\"diag\": 1}\n"), "diag lines kept: %s", b);
     return fails;
 }

@@ -72,7 +72,11 @@
     X(run_dir_guard)                                                                               \
     X(eval_split)                                                                                  \
     X(eval_gpt2_text)                                                                              \
-    X(twin_usage)
+    X(twin_usage)                                                                                  \
+    X(crc32c)                                                                                      \
+    X(progress_line)                                                                               \
+    X(tensorboard)                                                                                 \
+    X(presets)
 
 #define X(name) int test_##name(void);
 NL_TESTS(X)

@@ -322,8 +322,9 @@ static const struct {
 } cmds[] = {
     { "train", NL_CMD_TRAIN, cmd_train, "train [options]",
       "Train a GPT-2- or LLaMA-style transformer (--arch) on a text file (byte tokens) or llm.c token\n"
-      "shards; writes a run directory with config.txt, metrics.jsonl (one JSON object per step) and\n"
-      "ckpt-<step>.safetensors.\n"
+      "shards; writes a run directory with config.txt, metrics.jsonl (one JSON object per step),\n"
+      "ckpt-<step>.safetensors and TensorBoard event files (tensorboard --logdir runs/; --tensorboard DIR).\n"
+      "Presets: --config configs/NAME.conf (gpt2-124m, periln-400m/1.5b/3.2b, repro-d128-gpt2/llama).\n"
       "'normlab train --resume DIR' continues a run from its newest checkpoint (bit-identical losses;\n"
       "--steps N extends it: the first plan's LR schedule, then the floor LR). A --out holding a run is\n"
       "refused unless --overwrite.\n"
