@@ -35,6 +35,7 @@
     X(config_file)                                                                                 \
     X(library)                                                                                     \
     X(llmc_init)                                                                               \
+    X(hf)                                                                                          \
     X(metrics_keep)                                                                                \
     X(resume)                                                                                      \
     X(crash_kill)                                                                                  \
