@@ -1,6 +1,6 @@
 """Loads a `normlab export --format hf` directory with Hugging Face transformers and scores it.
 
-usage: hf_check.py HF_DIR EXPORT.safetensors DATA MAX_WINDOWS
+usage: hf_check.py HF_DIR EXPORT.safetensors DATA MAX_WINDOWS [SAVE_DIR]
 
 HF_DIR is opened with AutoModelForCausalLM.from_pretrained (offline: no hub access). DATA is a text
 file of byte tokens, cut into the windows `normlab eval` uses: window i holds tokens [i*T, i*T+T],
@@ -11,6 +11,8 @@ written from the equations) computes its logits in float64 on the same windows.
 Prints one JSON object: the transformers class, its mean cross-entropy in the windows
 ("loss", compared by tests/test_hf.c with `normlab eval`), the token count, and the norm-wise
 relative difference between the transformers logits and the twin's ("logit_rel_err").
+With SAVE_DIR the loaded model is also written there by transformers' own save_pretrained, for
+`normlab train --init-from SAVE_DIR` to read what transformers writes, not only what normlab writes.
 Runs with tests/test_hf.c; the interpreter is build/venv/bin/python (scripts/deps.sh).
 """
 
@@ -40,8 +42,8 @@ def windows(path, seq_len, max_windows):
 
 
 def main():
-    if len(sys.argv) != 5:
-        raise SystemExit("usage: hf_check.py HF_DIR EXPORT.safetensors DATA MAX_WINDOWS")
+    if len(sys.argv) not in (5, 6):
+        raise SystemExit("usage: hf_check.py HF_DIR EXPORT.safetensors DATA MAX_WINDOWS [SAVE_DIR]")
     hf_dir, export, data, max_windows = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     model = AutoModelForCausalLM.from_pretrained(hf_dir, local_files_only=True, torch_dtype=torch.float32)
     model.eval()
@@ -51,6 +53,8 @@ def main():
     with torch.no_grad():
         logits = model(input_ids=inp, use_cache=False).logits.double()
         want = twin(inp)
+    if len(sys.argv) == 6:
+        model.save_pretrained(sys.argv[5], safe_serialization=True)
     flat = logits.reshape(-1, logits.shape[-1])
     nll = torch.logsumexp(flat, dim=-1) - flat.gather(1, tgt.reshape(-1, 1))[:, 0]
     rel = (torch.linalg.norm(logits - want) / torch.linalg.norm(want).clamp_min(1e-12)).item()

@@ -2,7 +2,8 @@
  * scripts/deps.sh; offline): for every mapped class, transformers' AutoModelForCausalLM loads the
  * directory and its logits on the windows of `normlab eval` match the PyTorch twin's and its loss
  * matches `normlab eval` (1e-4 relative, tests/hf_check.py); `train --init-from DIR` then export
- * gives the same bytes and the same eval; every unmapped model and every foreign config is refused
+ * gives the same bytes and the same eval, and so does --init-from of what transformers' own
+ * save_pretrained writes; every unmapped model and every foreign config is refused
  * with one line naming what has no equivalent. */
 #include "check.h"
 #include "json.h"
@@ -45,7 +46,8 @@ static int mapped_case(const char *dir, const char *txt, int i, const char *opts
     snprintf(want, sizeof want, "%s", last_line());
     nl_json_doc a, b;
     if (nl_json_parse(&a, want, strlen(want), "normlab eval") != NL_OK) return NL_CHECK(0, "%s", nl_last_error());
-    int rc = run("%s tests/hf_check.py %s/h%d %s/e%d.safetensors %s %d 2>&1", nl_test_venv_python(), dir, i, dir, i, txt, WINDOWS);
+    int rc = run("%s tests/hf_check.py %s/h%d %s/e%d.safetensors %s %d %s/s%d 2>&1", nl_test_venv_python(), dir, i, dir, i, txt, WINDOWS,
+                 dir, i);
     if (rc || nl_json_parse(&b, last_line(), strlen(last_line()), "hf_check.py") != NL_OK) {
         nl_json_free(&a);
         return NL_CHECK(0, "hf_check.py (exit %d): %s\n    HINT: scripts/deps.sh installs transformers into build/venv", rc, out);
@@ -67,7 +69,12 @@ static int mapped_case(const char *dir, const char *txt, int i, const char *opts
     fails += NL_CHECK(!strcmp(last_line(), want), "round trip eval %s, original %s", last_line(), want);
     rc = run("%s export --ckpt %s/b%d --format hf --out %s/hb%d 2>&1 && cmp %s/h%d/model.safetensors %s/hb%d/model.safetensors 2>&1 && "
              "cmp %s/h%d/config.json %s/hb%d/config.json 2>&1", bin, dir, i, dir, i, dir, i, dir, i, dir, i, dir, i);
-    return fails + NL_CHECK(rc == 0, "export -> --init-from -> export differs: %s", out);
+    fails += NL_CHECK(rc == 0, "export -> --init-from -> export differs: %s", out);
+    /* what transformers' save_pretrained wrote reads back as the same model */
+    if (run("%s train --init-from %s/s%d --steps 0 --threads 2 --data %s --out %s/sb%d 2>&1", bin, dir, i, txt, dir, i))
+        return fails + NL_CHECK(0, "train --init-from a save_pretrained directory: %s", out);
+    if (run("%s eval --ckpt %s/sb%d --data %s --max-windows %d 2>&1", bin, dir, i, txt, WINDOWS)) return fails + NL_CHECK(0, "eval: %s", out);
+    return fails + NL_CHECK(!strcmp(last_line(), want), "save_pretrained -> --init-from eval %s, original %s", last_line(), want);
 }
 
 /* a model with no transformers class: export exits 2 with one line containing want, writes nothing */
