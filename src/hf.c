@@ -303,10 +303,13 @@ static nl_status get_int(const cfg_reader *r, const char *key, double def, int l
     return NL_OK;
 }
 
-/* key must be absent, null, or (want != NULL) the string want */
-static nl_status want_str(const cfg_reader *r, const char *key, const char *want, const char *why) {
+/* key must be null or (want != NULL) the string want; absent_ok: an absent key means that too (the
+ * class's default), else an absent key is refused as the class's default is something else */
+static nl_status want_str(const cfg_reader *r, const char *key, const char *want, int absent_ok, const char *why) {
     const nl_json *v = nl_json_get(r->root, key);
-    if (!v || v->type == NL_JNULL) return NL_OK;
+    if (!v && absent_ok) return NL_OK;
+    if (!v) return NL_FAIL(NL_ERR_FORMAT, "'%s': %s is missing (the class's default): %s", r->path, key, why);
+    if (v->type == NL_JNULL) return NL_OK;
     if (want && v->type == NL_JSTR && !strcmp(v->str, want)) return NL_OK;
     return NL_FAIL(NL_ERR_FORMAT, "'%s': %s = %s%s%s: %s", r->path, key, v->type == NL_JSTR ? "\"" : "",
                    v->type == NL_JSTR ? v->str : "(not null)", v->type == NL_JSTR ? "\"" : "", why);
@@ -321,6 +324,7 @@ static nl_status get_bool(const cfg_reader *r, const char *key, int def, int *ou
     return NL_OK;
 }
 
+/* An absent key means the class's default (transformers 4.49's configuration_*.py), used below. */
 static nl_status read_config(const cfg_reader *r, nl_config *c) {
     const char *mt = nl_json_str(nl_json_get(r->root, "model_type"));
     int k = -1;
@@ -364,24 +368,25 @@ static nl_status read_config(const cfg_reader *r, nl_config *c) {
         NL_TRY(get_int(r, "num_key_value_heads", c->heads, 1, 65536, &c->kv_heads));
         NL_TRY(get_int(r, "intermediate_size", REQ, 1, BIG, &c->ffn_dim));
         NL_TRY(get_int(r, "max_position_embeddings", REQ, 1, BIG, &c->seq_len));
-        NL_TRY(get_num(r, "rms_norm_eps", REQ, &c->eps));
+        NL_TRY(get_num(r, "rms_norm_eps", k == HF_OLMO2 ? 1e-5 : 1e-6, &c->eps));
         NL_TRY(get_num(r, "rope_theta", 10000.0, &c->rope_theta));
-        NL_TRY(get_int(r, "head_dim", c->dim / c->heads, 1, 65536, &v));
+        NL_TRY(get_int(r, "head_dim", k == HF_GEMMA2 ? 256 : c->dim / c->heads, 1, 65536, &v));
         if (v * c->heads != c->dim)
             return NL_FAIL(NL_ERR_FORMAT, "'%s': head_dim %d x %d heads is not hidden_size %d (normlab's head size is d/H)", r->path, v, c->heads, c->dim);
-        NL_TRY(want_str(r, "rope_scaling", NULL, "normlab's rotary embedding has no scaling"));
-        NL_TRY(want_str(r, k == HF_GEMMA2 ? "hidden_activation" : "hidden_act", "silu", "normlab's llama MLP is SwiGLU (SiLU)"));
+        NL_TRY(want_str(r, "rope_scaling", NULL, 1, "normlab's rotary embedding has no scaling"));
+        if (k == HF_GEMMA2) NL_TRY(want_str(r, "hidden_activation", "silu", 0, "normlab's llama MLP is SwiGLU (SiLU), not GeGLU"));
+        else NL_TRY(want_str(r, "hidden_act", "silu", 1, "normlab's llama MLP is SwiGLU (SiLU)"));
         NL_TRY(get_bool(r, "attention_bias", 0, &bias));
         if (!bias && k == HF_LLAMA) NL_TRY(get_bool(r, "mlp_bias", 0, &bias));
         if (bias) return NL_FAIL(NL_ERR_FORMAT, "'%s': attention_bias/mlp_bias true: normlab's llama blocks have no biases", r->path);
         if (k == HF_GEMMA2) {
             double x;
-            NL_TRY(want_str(r, "attn_logit_softcapping", NULL, "normlab does not soft-cap attention scores"));
-            NL_TRY(want_str(r, "final_logit_softcapping", NULL, "normlab does not soft-cap logits"));
-            NL_TRY(get_num(r, "query_pre_attn_scalar", REQ, &x));
+            NL_TRY(want_str(r, "attn_logit_softcapping", NULL, 0, "normlab does not soft-cap attention scores"));
+            NL_TRY(want_str(r, "final_logit_softcapping", NULL, 0, "normlab does not soft-cap logits"));
+            NL_TRY(get_num(r, "query_pre_attn_scalar", 256, &x));
             if (x != c->dim / c->heads)
                 return NL_FAIL(NL_ERR_FORMAT, "'%s': query_pre_attn_scalar %g: normlab scales scores by 1/sqrt(head size %d)", r->path, x, c->dim / c->heads);
-            NL_TRY(get_num(r, "sliding_window", INFINITY, &x));
+            NL_TRY(get_num(r, "sliding_window", nl_json_get(r->root, "sliding_window") ? INFINITY : 4096, &x)); /* null: none */
             if (x < c->seq_len)
                 return NL_FAIL(NL_ERR_FORMAT, "'%s': sliding_window %g < max_position_embeddings %d: normlab attends to the whole context", r->path, x, c->seq_len);
         }
@@ -389,7 +394,7 @@ static nl_status read_config(const cfg_reader *r, nl_config *c) {
             return NL_FAIL(NL_ERR_FORMAT, "'%s': OLMo 2 with %d heads normalises q and k over the whole width; normlab's --qk-norm is per head "
                                           "(the same only with 1 head)", r->path, c->heads);
     }
-    NL_TRY(get_bool(r, "tie_word_embeddings", 1, &c->tie_head)); /* transformers' default when absent */
+    NL_TRY(get_bool(r, "tie_word_embeddings", k == HF_GPT2 || k == HF_GEMMA2, &c->tie_head));
     return NL_OK;
 }
 

@@ -143,8 +143,11 @@ int test_hf(void) {
           "\"activation_function\": \"relu\"}", "activation_function \"relu\"" },
         { "{\"model_type\": \"gemma2\", \"vocab_size\": 256, \"hidden_size\": 32, \"num_hidden_layers\": 1, \"num_attention_heads\": 4, "
           "\"intermediate_size\": 64, \"max_position_embeddings\": 16, \"rms_norm_eps\": 1e-6, \"hidden_activation\": \"silu\", "
-          "\"query_pre_attn_scalar\": 8, \"attn_logit_softcapping\": 50.0}", "attn_logit_softcapping" },
+          "\"head_dim\": 8, \"query_pre_attn_scalar\": 8, \"attn_logit_softcapping\": 50.0}", "attn_logit_softcapping" },
         { "{\"model_type\": \"llama\", \"vocab_size\": 256}", "key 'hidden_size' is missing" },
+        /* an absent key means the class's default: Gemma 2's is GeGLU */
+        { "{\"model_type\": \"gemma2\", \"vocab_size\": 256, \"hidden_size\": 32, \"num_hidden_layers\": 1, \"num_attention_heads\": 4, "
+          "\"intermediate_size\": 64, \"max_position_embeddings\": 16, \"head_dim\": 8}", "hidden_activation is missing" },
     };
     for (int i = 0; i < (int)(sizeof configs / sizeof configs[0]); i++) fails += refused_config(dir, txt, i, configs[i].json, configs[i].want);
     char rm[96];
