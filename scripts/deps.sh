@@ -19,9 +19,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 cd "$(dirname "$0")/.."
 req=scripts/requirements.txt
-if ! cmp -s "$req" build/venv/requirements.txt 2>/dev/null; then
+# The venv sees Debian's python3-torch and numpy (--system-site-packages): transformers runs on them,
+# and no multi-GB torch wheel is downloaded. A venv made without that flag is made again.
+if ! cmp -s "$req" build/venv/requirements.txt 2>/dev/null || ! grep -qx "include-system-site-packages = true" build/venv/pyvenv.cfg 2>/dev/null; then
     echo "installing: $(grep -v '^#' "$req" | tr '\n' ' ')(PyPI) into build/venv"
-    [ -x build/venv/bin/python ] || /usr/bin/python3 -m venv build/venv
+    grep -qx "include-system-site-packages = true" build/venv/pyvenv.cfg 2>/dev/null || rm -rf build/venv
+    [ -x build/venv/bin/python ] || /usr/bin/python3 -m venv --system-site-packages build/venv
     build/venv/bin/pip install -q --disable-pip-version-check -r "$req"
     cp "$req" build/venv/requirements.txt
 fi

@@ -2,6 +2,7 @@
 #include "ckpt.h"
 
 #include "config.h"
+#include "hf.h"
 #include "llmc.h"
 
 #include <dirent.h>
@@ -323,6 +324,7 @@ nl_status nl_export(const nl_model *m, const char *path) {
 
 nl_status nl_read_model_config(const char *path, nl_config *c) {
     if (nl_llmc_is_model(path)) return nl_llmc_read_config(path, c); /* llm.c's GPT-2 .bin */
+    if (nl_hf_is_dir(path)) return nl_hf_read_config(path, c);      /* a transformers directory */
     nl_st_file f;
     NL_TRY(nl_st_read(path, &f));
     nl_status st = NL_OK;
@@ -336,6 +338,7 @@ nl_status nl_read_model_config(const char *path, nl_config *c) {
 
 nl_status nl_import(nl_model *m, const char *path) {
     if (nl_llmc_is_model(path)) return nl_llmc_import(m, path);
+    if (nl_hf_is_dir(path)) return nl_hf_import(m, path);
     nl_st_file f;
     NL_TRY(nl_st_read(path, &f));
     nl_status st = NL_OK;

@@ -66,6 +66,7 @@ void nl_args_defaults(nl_args *a) {
     a->an_windows = 256;
     a->an_batch = 8;
     snprintf(a->title, sizeof a->title, "normlab report");
+    snprintf(a->format, sizeof a->format, "safetensors");
     a->prep_val_frac = 0.1;
     a->shard_tokens = 100000000;
     snprintf(a->sweep.out, sizeof a->sweep.out, "runs/sweep");
@@ -175,7 +176,7 @@ static const opt opts[] = {
     { "val-frac",     T_DBL,   CFG(val_frac),     TR,    0, "fraction of --data held out for validation" },
     { "out",          T_PATH,  CFG(out),          TR,    0, "run directory (default runs/<norm>-<date>)" },
     { "tensorboard",  T_PATH,  CFG(tensorboard),  TR,    0, "directory for the TensorBoard event files (default: the run directory)" },
-    { "init-from",    T_PATH,  CFG(init_from),    TR,    0, "start from an exported .safetensors model, or an llm.c GPT-2 .bin (version 3, fp32)" },
+    { "init-from",    T_PATH,  CFG(init_from),    TR,    0, "start from an exported .safetensors model, a Hugging Face directory (config.json), or an llm.c GPT-2 .bin (version 3, fp32)" },
     { "arch",         T_ARCH,  CFG(arch),         TR,    1, "gpt2 (learned positions, GELU, biases, tied head) | llama (RoPE, SwiGLU, no biases, untied head)" },
     { "norm",         T_NORM,  CFG(norm),         TR,    1, "normalization placement (see below)" },
     { "norm-type",    T_NTYPE, CFG(norm_type),    TR,    1, "layernorm|rmsnorm|scalenorm|dyt|seednorm|crmsnorm (default: rmsnorm for gemma and --arch llama, else layernorm)" },
@@ -230,7 +231,8 @@ static const opt opts[] = {
     { "tokens",       T_INT,   ARG(tokens),       SA,    0, "tokens to generate" },
     { "temperature",  T_DBL,   ARG(temperature),  SA,    0, "sampling temperature (0: greedy)" },
     { "top-k",        T_INT,   ARG(top_k),        SA,    0, "sample from the k most likely tokens (0: all)" },
-    { "out",          T_PATH,  ARG(out_file),     EX,    0, "output .safetensors file" },
+    { "out",          T_PATH,  ARG(out_file),     EX,    0, "output .safetensors file (--format hf: a directory)" },
+    { "format",       T_WORD,  ARG(format),       EX,    0, "safetensors (normlab's names) | hf (config.json + model.safetensors for Hugging Face transformers)" },
     { "out",          T_PATH,  ARG(out_file),     MC,    0, "also write each item's log-likelihoods to this JSONL file" },
     { "config",       T_PATH,  ARG(config),       TR,    0, "read options from a key = value file (e.g. a run's config.txt); command-line options override it" },
     { "bpe-dir",      T_PATH,  ARG(bpe_dir),      SA|PR, 0, "directory with GPT-2's encoder.json and vocab.bpe (default: the repository's data/gpt2-bpe)" },

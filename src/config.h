@@ -20,6 +20,7 @@ typedef struct nl_args {
     int tokens, top_k, max_windows, stride;
     char metric[16]; /* eval: loss | ppl | bpb (same size as task: T_WORD options) */
     char task[16];  /* eval-mc task */
+    char format[16]; /* export: safetensors | hf (T_WORD: same size as task) */
     double temperature;
     char model_opt_given[32]; /* the last model option set on the command line, "" if none */
     /* issue 5: train --config, prepare, the GPT-2 tokenizer's directory */

@@ -17,19 +17,6 @@ int nl_split_from_name(const char *name) {
     return -1;
 }
 
-/* a text file for a GPT-2-vocabulary model: the GPT-2 tokenizer's tokens instead of bytes (other
- * vocabularies have no tokenizer here and read bytes, as training on a text file does) */
-static nl_status encode_text(nl_tokens *t, const nl_config *model) {
-    if (t->shards || model->vocab != 50257) return NL_OK;
-    int *ids;
-    size_t n;
-    NL_TRY(nl_encode_doc(model, t->seg[0].p, t->seg[0].n, &ids, &n));
-    nl_tokens_close(t);
-    nl_tokens_from_ids(t, ids, n);
-    free(ids);
-    return NL_OK;
-}
-
 nl_status nl_eval_data_open(nl_eval_data *d, const char *ckpt_path, const nl_config *model, const char *data, nl_split split) {
     memset(d, 0, sizeof *d);
     nl_config run;
@@ -43,7 +30,7 @@ nl_status nl_eval_data_open(nl_eval_data *d, const char *ckpt_path, const nl_con
         return NL_FAIL(NL_ERR_ARG, "--split val: the run held out no validation data (--val-frac 0); use --split all");
     snprintf(d->path, sizeof d->path, "%s", src);
     nl_status st = nl_tokens_open(&d->src, src);
-    if (st == NL_OK) st = encode_text(&d->src, model);
+    if (st == NL_OK) st = nl_tokens_encode(&d->src, model);
     if (st != NL_OK) {
         nl_tokens_close(&d->src);
         return st;

@@ -89,3 +89,14 @@ int nl_token_bytes(const nl_config *c, int tok) {
     const unsigned char *p;
     return (int)nl_bpe_token(gpt2, tok, &p);
 }
+
+nl_status nl_tokens_encode(nl_tokens *t, const nl_config *model) {
+    if (t->shards || model->vocab != 50257) return NL_OK;
+    int *ids;
+    size_t n;
+    NL_TRY(nl_encode_doc(model, t->seg[0].p, t->seg[0].n, &ids, &n));
+    nl_tokens_close(t);
+    nl_tokens_from_ids(t, ids, n);
+    free(ids);
+    return NL_OK;
+}

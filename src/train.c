@@ -366,16 +366,18 @@ static nl_status setup(run *r) {
     NL_TRY(parse_faults(r));
     NL_TRY(nl_find_data(c->data, sizeof c->data));
     NL_TRY(nl_tokens_open(&r->all, c->data));
+    if (c->val_data[0]) NL_TRY(nl_tokens_open(&r->valfile, c->val_data));
+    if (c->init_from[0] && !r->resume) NL_TRY(nl_read_model_config(c->init_from, c));
+    if (c->vocab == 0) c->vocab = r->all.shards ? 50257 : 256;
+    NL_TRY(nl_tokens_encode(&r->all, c)); /* text for a GPT-2-vocabulary model: BPE tokens */
     if (c->val_data[0]) {
-        NL_TRY(nl_tokens_open(&r->valfile, c->val_data));
+        NL_TRY(nl_tokens_encode(&r->valfile, c));
         nl_tokens_split(&r->all, 0.0, &r->train, &r->val);
         r->v = &r->valfile;
     } else {
         nl_tokens_split(&r->all, c->val_frac, &r->train, &r->val);
         r->v = c->val_frac > 0 ? &r->val : NULL;
     }
-    if (c->init_from[0] && !r->resume) NL_TRY(nl_read_model_config(c->init_from, c));
-    if (c->vocab == 0) c->vocab = r->all.shards ? 50257 : 256;
     int maxtok = r->all.max_token > (r->v ? r->v->max_token : 0) ? r->all.max_token : r->v->max_token;
     if (maxtok >= c->vocab)
         return NL_FAIL(NL_ERR_ARG, "--data holds token id %d, outside the vocabulary of %d (set --vocab)", maxtok, c->vocab);

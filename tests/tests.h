@@ -39,6 +39,7 @@
     X(config_file)                                                                                 \
     X(library)                                                                                     \
     X(llmc_init)                                                                               \
+    X(hf)                                                                                          \
     X(metrics_keep)                                                                                \
     X(resume)                                                                                      \
     X(crash_kill)                                                                                  \

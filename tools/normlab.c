@@ -9,6 +9,7 @@
 #include "config.h"
 #include "evaldata.h"
 #include "evalmc.h"
+#include "hf.h"
 #include "json.h"
 #include "norm.h"
 #include "prepare.h"
@@ -229,9 +230,13 @@ static int cmd_sample(nl_args *a) {
 static int cmd_export(nl_args *a) {
     nl_model m;
     if (!a->out_file[0]) return nl_set_error("--out is required"), fail(NL_ERR_ARG);
+    const int hf = !strcmp(a->format, "hf");
+    if (!hf && strcmp(a->format, "safetensors")) return nl_set_error("--format: '%s' is not safetensors|hf", a->format), fail(NL_ERR_ARG);
+    const char *cls = NULL;
     nl_status st = load_model(a, &m);
-    if (st == NL_OK) st = nl_export(&m, a->out_file);
-    if (st == NL_OK) printf("wrote %s (%d tensors)\n", a->out_file, m.ntensors);
+    if (st == NL_OK) st = hf ? nl_hf_export(&m, a->out_file, &cls) : nl_export(&m, a->out_file);
+    if (st == NL_OK && hf) printf("wrote %s (config.json and model.safetensors for transformers' %s)\n", a->out_file, cls);
+    else if (st == NL_OK) printf("wrote %s (%d tensors)\n", a->out_file, m.ntensors);
     nl_model_free(&m);
     return st == NL_OK ? 0 : fail(st);
 }
@@ -343,9 +348,11 @@ static const struct {
     { "sample", NL_CMD_SAMPLE, cmd_sample, "sample --ckpt C [--prompt TEXT] [options]",
       "Continue a prompt: byte-level models (vocabulary 256) by bytes, GPT-2-vocabulary models (50257)\n"
       "through the GPT-2 tokenizer (prompt encoded, tokens decoded; an empty prompt starts at <|endoftext|>)." },
-    { "export", NL_CMD_EXPORT, cmd_export, "export --ckpt C --out model.safetensors",
+    { "export", NL_CMD_EXPORT, cmd_export, "export --ckpt C --out model.safetensors | --format hf --out DIR",
       "Write the parameters as standard safetensors (F32, PyTorch Linear layout) with the config\n"
-      "in __metadata__; 'normlab train --init-from' reads it back." },
+      "in __metadata__, or (--format hf) a directory that Hugging Face transformers loads with\n"
+      "AutoModelForCausalLM.from_pretrained (GPT2, Llama, Gemma2 or Olmo2 classes, where one computes the\n"
+      "model exactly; anything else is refused). 'normlab train --init-from' reads both back." },
     { "prepare", NL_CMD_PREPARE, cmd_prepare, "prepare --in FILE... --out DIR [options]",
       "Tokenize text files (GPT-2 BPE or bytes) into llm.c uint16 shards DIR/train_NNNNNN.bin and\n"
       "DIR/val_NNNNNN.bin for 'normlab train --data'. With gpt2 each file starts with <|endoftext|>." },
