@@ -5,10 +5,10 @@
 
 #include "common.h"
 #include "config.h"
+#include "cpu/gemm.h"
 #include "norm.h"
 #include "ops.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -472,8 +472,7 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
     }
 
     /* head over the real vocabulary: logits (N, V) with row stride Vp */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, c->vocab, C, 1.0f, m->xf, C, m->w.head,
-                C, 0.0f, m->logits, c->vocab_padded);
+    nl_gemm(0, 1, (int)N, c->vocab, C, 1.0f, m->xf, C, m->w.head, C, 0.0f, m->logits, c->vocab_padded);
     if (!tgt) return 0.0f;
     nl_xent(m->losses, m->logits, tgt, N, c->vocab, c->vocab_padded, dscale);
     double sum = 0.0;
@@ -527,10 +526,8 @@ void nl_model_backward(nl_model *m) {
 
     /* head: logits holds dL/dlogits; dxf = dlogits @ head, dhead += dlogits^T @ xf */
     float *g = m->gA, *gnext = m->gB;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)C, c->vocab, 1.0f, m->logits,
-                c->vocab_padded, m->w.head, (int)C, 0.0f, g, (int)C);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c->vocab, (int)C, (int)N, 1.0f, m->logits,
-                c->vocab_padded, m->xf, (int)C, 1.0f, m->g.head, (int)C);
+    nl_gemm(0, 0, (int)N, (int)C, c->vocab, 1.0f, m->logits, c->vocab_padded, m->w.head, (int)C, 0.0f, g, (int)C);
+    nl_gemm(1, 0, c->vocab, (int)C, (int)N, 1.0f, m->logits, c->vocab_padded, m->xf, (int)C, 1.0f, m->g.head, (int)C);
     const float *xl = m->sub[2 * c->layers - 1].xout;
     if (m->r) { /* x_L + N_f(r): g reaches x_L unchanged and r through N_f; r feeds every branch */
         memset(m->dr, 0, NC * sizeof(float));

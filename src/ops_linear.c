@@ -1,22 +1,22 @@
-/* ops_linear.c -- fully connected layers through BLAS sgemm, and the thread-count switch. */
+/* ops_linear.c -- fully connected layers through nl_gemm, and the thread-count switch. */
+#include "cpu/gemm.h"
 #include "ops.h"
 
-#include <cblas.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
 void nl_set_threads(int n) {
 #ifdef _OPENMP
-    omp_set_num_threads(n);
+    omp_set_num_threads(n); /* also sizes the matmul library's threads (src/cpu/gemm.c) */
+#else
+    (void)n;
 #endif
-    openblas_set_num_threads(n);
 }
 
 void nl_linear_forward(float *out, const float *inp, const float *w, const float *b, size_t N, int IC,
                        int OC) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, OC, IC, 1.0f, inp, IC, w, IC, 0.0f,
-                out, OC);
+    nl_gemm(0, 1, (int)N, OC, IC, 1.0f, inp, IC, w, IC, 0.0f, out, OC);
     if (!b) return;
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < N; n++)
@@ -25,9 +25,7 @@ void nl_linear_forward(float *out, const float *inp, const float *w, const float
 
 void nl_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                         const float *w, size_t N, int IC, int OC) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, IC, OC, 1.0f, dout, OC, w, IC, 0.0f,
-                dinp, IC);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, (int)N, 1.0f, dout, OC, inp, IC, 1.0f,
-                dw, IC);
+    nl_gemm(0, 0, (int)N, IC, OC, 1.0f, dout, OC, w, IC, 0.0f, dinp, IC);
+    nl_gemm(1, 0, OC, IC, (int)N, 1.0f, dout, OC, inp, IC, 1.0f, dw, IC);
     if (db) nl_colsum(db, dout, N, OC, OC);
 }

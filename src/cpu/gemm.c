@@ -1,0 +1,69 @@
+/* gemm.c -- nl_gemm on oneDNN (default) or OpenBLAS (NL_GEMM=openblas).
+ * oneDNN's sgemm picks its JIT kernels from the CPUID feature bits (AVX-512, AVX2, ...), so a CPU model
+ * it has never seen still gets the kernels its features allow. Debian's OpenBLAS 0.3.21 picks by CPU
+ * model and falls back to its slowest (Prescott) kernels on a model it does not know: 4x slower on the
+ * project's Intel machine unless OPENBLAS_CORETYPE is set. docs/benchmarks.md has the measurements.
+ * Both libraries are Debian's OpenMP builds: their threads are the program's OpenMP pool, sized by
+ * omp_set_num_threads (nl_set_threads), and a call made inside a parallel region runs on the caller.
+ * With a fixed thread count both give the same bits run to run (tests/test_ops.c: ops_gemm). */
+#include "cpu/gemm.h"
+
+#include "common.h"
+
+#include <cblas.h>
+#include <oneapi/dnnl/dnnl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static enum { GEMM_ONEDNN, GEMM_OPENBLAS } g_lib;
+static char g_info[128];
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+/* the f32 kernel family oneDNN's sgemm dispatches to for the ISA it detected (or was capped at with
+ * DNNL_MAX_CPU_ISA, as scripts/valgrind.sh does) */
+static const char *onednn_sgemm_isa(void) {
+    const unsigned isa = (unsigned)dnnl_get_effective_cpu_isa();
+    const struct { unsigned bits; const char *name; } k[] = {
+        { dnnl_cpu_isa_avx512_core, "avx512_core" }, { dnnl_cpu_isa_avx2, "avx2" },
+        { dnnl_cpu_isa_avx, "avx" }, { dnnl_cpu_isa_sse41, "sse41" },
+    };
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
+        if ((isa & k[i].bits) == k[i].bits) return k[i].name;
+    return "reference C";
+}
+
+static void gemm_init(void) {
+    const char *e = getenv("NL_GEMM");
+    if (!e || !*e || !strcmp(e, "onednn")) {
+        g_lib = GEMM_ONEDNN;
+        const dnnl_version_t *v = dnnl_version();
+        snprintf(g_info, sizeof g_info, "oneDNN %d.%d.%d (%s)", v->major, v->minor, v->patch, onednn_sgemm_isa());
+    } else if (!strcmp(e, "openblas")) {
+        g_lib = GEMM_OPENBLAS;
+        char ver[32] = "?";
+        sscanf(openblas_get_config(), "OpenBLAS %31s", ver);
+        snprintf(g_info, sizeof g_info, "OpenBLAS %s (%s)", ver, openblas_get_corename());
+    } else {
+        fprintf(stderr, "normlab: NL_GEMM=%s: expected onednn or openblas\n", e);
+        exit(2);
+    }
+}
+
+void nl_gemm(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+             float beta, float *C, int ldc) {
+    pthread_once(&g_once, gemm_init);
+    if (g_lib == GEMM_OPENBLAS) {
+        cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
+                    lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    const dnnl_status_t st = dnnl_sgemm(tA ? 'T' : 'N', tB ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    NL_ASSERT(st == dnnl_success);
+}
+
+const char *nl_gemm_info(void) {
+    pthread_once(&g_once, gemm_init);
+    return g_info;
+}
