@@ -91,7 +91,7 @@ asan:
 ubsan:
 	$(MAKE) SAN=undefined test
 
-bench: $(BUILD)/normlab build/release/sgemm_bench
+bench: $(BUILD)/normlab build/release/gemm_bench
 	bash bench/bench.sh
 
 bench-bpe:
@@ -100,9 +100,8 @@ bench-bpe:
 build/release/bpe_bench: bench/bpe_bench.c build/release/libnormlab.a
 	$(CC) $(CFLAGS) $< -o $@ build/release/libnormlab.a $(LDLIBS)
 
-build/release/sgemm_bench: bench/sgemm_bench.c
-	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -O2 -fopenmp -D_POSIX_C_SOURCE=200809L $< -o $@ -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas
+build/release/gemm_bench: bench/gemm_bench.c build/release/libnormlab.a
+	$(CC) $(CFLAGS) $< -o $@ build/release/libnormlab.a $(LDLIBS)
 
 clean:
 	rm -rf build

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what normlab needs on Debian 12 / Ubuntu, skipping packages already present:
-# a C toolchain, OpenBLAS (its OpenMP build, which normlab links), and Debian's PyTorch (the independent reference the tests compare against),
+# a C toolchain, oneDNN and OpenBLAS (its OpenMP build; normlab links both), and Debian's PyTorch (the independent reference the tests compare against),
 # and for the tokenizer tests node + npm and the npm package gpt-3-encoder (the reference GPT-2 encoder) in build/npm.
 # Extra package names may be passed as arguments (CI adds clang and libomp-dev).
 set -euo pipefail
-pkgs=(build-essential libopenblas-dev libopenblas-openmp-dev python3-torch python3-numpy pkg-config "$@")
+pkgs=(build-essential libdnnl-dev libopenblas-dev libopenblas-openmp-dev python3-torch python3-numpy pkg-config "$@")
 command -v node >/dev/null || pkgs+=(nodejs)
 command -v npm >/dev/null || pkgs+=(npm)
 missing=()

@@ -1,11 +1,16 @@
 /* test_gemm.c -- nl_gemm (src/cpu/gemm.c) against a double-precision reference for every transpose
  * pair, with row strides wider than the matrices, alpha and beta; the columns past N of C untouched;
- * the same bits on a repeated call; correct inside an OpenMP parallel region. It tests the library
+ * the same bits on a repeated call; correct inside an OpenMP parallel region; on oneDNN, asynchronous
+ * signals blocked in OpenMP's worker threads and the caller's signal mask restored. It tests the library
  * NL_GEMM selects (default oneDNN): `NL_GEMM=openblas build/release/nl_tests gemm` tests the other. */
 #include "check.h"
 #include "cpu/gemm.h"
 #include "tests.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,5 +84,21 @@ int test_gemm(void) {
     for (int p = 0; p < P; p++) nl_gemm(0, 1, S, S, S, 1.0f, A, K, B, K, 0.0f, Cp + p * S * S, S);
     for (int p = 0; p < P; p++) fails += nl_check_rel("gemm in a parallel region", Cp + p * S * S, want, S * S, 1e-5);
     free(A), free(B), free(C1), free(C2), free(Cp), free(want);
+    /* oneDNN: the workers block SIGTERM (src/cpu/gemm.c, "Signals"), the caller has its mask back */
+    if (!strncmp(info, "oneDNN", 6)) {
+        sigset_t m;
+        pthread_sigmask(SIG_SETMASK, NULL, &m);
+        fails += NL_CHECK(!sigismember(&m, SIGTERM), "SIGTERM still blocked in the caller after nl_gemm");
+        int unblocked = 0;
+#pragma omp parallel reduction(+ : unblocked)
+        {
+            sigset_t w;
+            pthread_sigmask(SIG_SETMASK, NULL, &w);
+#ifdef _OPENMP
+            unblocked += omp_get_thread_num() != 0 && !sigismember(&w, SIGTERM);
+#endif
+        }
+        fails += NL_CHECK(unblocked == 0, "%d OpenMP worker(s) can take SIGTERM", unblocked);
+    }
     return fails;
 }

@@ -5,14 +5,24 @@
  * project's Intel machine unless OPENBLAS_CORETYPE is set. docs/benchmarks.md has the measurements.
  * Both libraries are Debian's OpenMP builds: their threads are the program's OpenMP pool, sized by
  * omp_set_num_threads (nl_set_threads), and a call made inside a parallel region runs on the caller.
- * With a fixed thread count both give the same bits run to run (tests/test_ops.c: ops_gemm). */
+ * With a fixed thread count both give the same bits run to run (tests/test_gemm.c).
+ *
+ * Signals: oneDNN 2.6's JIT sgemm kernels point rsp into a heap buffer while they run (oneDNN issue
+ * #4845, fixed in 3.11), so a signal handler that runs then (normlab's SIGINT/SIGTERM checkpointing)
+ * writes its frame over the heap. No thread may take an asynchronous signal inside one: OpenMP's worker
+ * threads block them for good, the calling thread for the call; a signal sent meanwhile waits and is
+ * taken by the calling thread right after (tests/test_reliability.c sends them mid-step). */
 #include "cpu/gemm.h"
 
 #include "common.h"
 
 #include <cblas.h>
 #include <oneapi/dnnl/dnnl.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +30,8 @@
 static enum { GEMM_ONEDNN, GEMM_OPENBLAS } g_lib;
 static char g_info[128];
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static sigset_t g_async;      /* every signal but the synchronous (fault) ones */
+static int g_workers_blocked; /* the OpenMP team size whose workers block g_async */
 
 /* the f32 kernel family oneDNN's sgemm dispatches to for the ISA it detected (or was capped at with
  * DNNL_MAX_CPU_ISA, as scripts/valgrind.sh does) */
@@ -35,6 +47,9 @@ static const char *onednn_sgemm_isa(void) {
 }
 
 static void gemm_init(void) {
+    sigfillset(&g_async);
+    const int sync[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT };
+    for (size_t i = 0; i < sizeof sync / sizeof sync[0]; i++) sigdelset(&g_async, sync[i]);
     const char *e = getenv("NL_GEMM");
     if (!e || !*e || !strcmp(e, "onednn")) {
         g_lib = GEMM_ONEDNN;
@@ -51,6 +66,18 @@ static void gemm_init(void) {
     }
 }
 
+/* makes every OpenMP worker thread of a team of the current size block g_async (the threads persist
+ * from one parallel region to the next; a larger team adds threads, which this then reaches) */
+static void block_workers(void) {
+#ifdef _OPENMP
+    const int n = omp_get_max_threads();
+    if (omp_in_parallel() || n <= __atomic_load_n(&g_workers_blocked, __ATOMIC_ACQUIRE)) return;
+#pragma omp parallel num_threads(n)
+    if (omp_get_thread_num() != 0) pthread_sigmask(SIG_BLOCK, &g_async, NULL);
+    __atomic_store_n(&g_workers_blocked, n, __ATOMIC_RELEASE);
+#endif
+}
+
 void nl_gemm(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
              float beta, float *C, int ldc) {
     pthread_once(&g_once, gemm_init);
@@ -59,7 +86,11 @@ void nl_gemm(int tA, int tB, int M, int N, int K, float alpha, const float *A, i
                     lda, B, ldb, beta, C, ldc);
         return;
     }
+    block_workers();
+    sigset_t old;
+    pthread_sigmask(SIG_BLOCK, &g_async, &old);
     const dnnl_status_t st = dnnl_sgemm(tA ? 'T' : 'N', tB ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     NL_ASSERT(st == dnnl_success);
 }
 
