@@ -53,6 +53,12 @@ int test_gemm(void) {
     nl_rng r;
     nl_rng_seed(&r, 16);
     int fails = 0;
+    /* OpenMP's workers exist before the first product, with the signal mask of the main thread (as
+     * after the model's first parallel loops) */
+    int team = 0;
+#pragma omp parallel reduction(+ : team)
+    team += 1;
+    NL_ASSERT(team >= 1);
     const char *lib = getenv("NL_GEMM");
     const char *info = nl_gemm_info();
     printf("    %s\n", info);
