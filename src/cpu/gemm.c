@@ -30,8 +30,7 @@
 static enum { GEMM_ONEDNN, GEMM_OPENBLAS } g_lib;
 static char g_info[128];
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static sigset_t g_async;      /* every signal but the synchronous (fault) ones */
-static int g_workers_blocked; /* the OpenMP team size whose workers block g_async */
+static sigset_t g_async; /* every signal but the synchronous (fault) ones */
 
 /* the f32 kernel family oneDNN's sgemm dispatches to for the ISA it detected (or was capped at with
  * DNNL_MAX_CPU_ISA, as scripts/valgrind.sh does) */
@@ -66,15 +65,15 @@ static void gemm_init(void) {
     }
 }
 
-/* makes every OpenMP worker thread of a team of the current size block g_async (the threads persist
- * from one parallel region to the next; a larger team adds threads, which this then reaches) */
+/* makes every worker thread of the OpenMP team block g_async; run on each call from outside a parallel
+ * region, it reaches threads that a larger --threads or the runtime creates later too (one fork/join,
+ * microseconds against the milliseconds of such a product) */
+static _Thread_local int t_blocked;
 static void block_workers(void) {
 #ifdef _OPENMP
-    const int n = omp_get_max_threads();
-    if (omp_in_parallel() || n <= __atomic_load_n(&g_workers_blocked, __ATOMIC_ACQUIRE)) return;
-#pragma omp parallel num_threads(n)
-    if (omp_get_thread_num() != 0) pthread_sigmask(SIG_BLOCK, &g_async, NULL);
-    __atomic_store_n(&g_workers_blocked, n, __ATOMIC_RELEASE);
+    if (omp_in_parallel()) return;
+#pragma omp parallel
+    if (omp_get_thread_num() != 0 && !t_blocked) pthread_sigmask(SIG_BLOCK, &g_async, NULL), t_blocked = 1;
 #endif
 }
 
