@@ -32,10 +32,11 @@ WARN    = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-protot
 # -fno-math-errno lets sqrtf vectorise; it is not fast-math (NaN and Inf keep their meaning).
 ARCH    ?= -march=native
 CFLAGS  = -std=c11 -O2 -g $(ARCH) -fno-math-errno -fopenmp -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) -Iinclude -Isrc
-# OpenBLAS built for OpenMP: BLAS calls and our parallel loops then share one thread pool (the pthread
-# build's threads would spin against OpenMP's on every switch between a GEMM and an elementwise op).
+# Matmuls (src/cpu/gemm.c): oneDNN, or OpenBLAS with NL_GEMM=openblas. Both are Debian's OpenMP builds:
+# their calls and our parallel loops then share one thread pool (OpenBLAS's pthread build's threads
+# would spin against OpenMP's on every switch between a GEMM and an elementwise op).
 BLAS_DIR ?= /usr/lib/$(shell gcc -print-multiarch)/openblas-openmp
-LDLIBS  = -fopenmp -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lm
+LDLIBS  = -fopenmp -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -ldnnl -lm
 CFLAGS += $(XCFLAGS)
 ifeq ($(WERROR),1)
   CFLAGS += -Werror
@@ -52,7 +53,7 @@ TEST_SRC = $(wildcard tests/*.c)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)
 
 PREFIX  ?= /usr/local
-VERSION  = 0.1.0
+VERSION  = $(shell sed -n 's/^\#define NL_VERSION "\([^"]*\)".*/\1/p' include/normlab.h)
 
 all: $(BUILD)/normlab $(BUILD)/libnormlab.so $(BUILD)/examples/train_api
 
@@ -111,7 +112,7 @@ asan:
 ubsan:
 	$(MAKE) SAN=undefined test
 
-bench: $(BUILD)/normlab build/release/sgemm_bench
+bench: $(BUILD)/normlab build/release/gemm_bench
 	bash bench/bench.sh
 
 bench-bpe:
@@ -123,7 +124,7 @@ bench-denormal: $(BUILD)/normlab
 build/release/bpe_bench: bench/bpe_bench.c build/release/libnormlab.a
 	$(CC) $(CFLAGS) $< -o $@ build/release/libnormlab.a $(LDLIBS)
 
-build/release/sgemm_bench: bench/sgemm_bench.c build/release/libnormlab.a
+build/release/gemm_bench: bench/gemm_bench.c build/release/libnormlab.a
 	$(CC) $(CFLAGS) $< -o $@ build/release/libnormlab.a $(LDLIBS)
 
 clean:

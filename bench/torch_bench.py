@@ -1,12 +1,16 @@
 """PyTorch peer for bench/bench.sh: times full training steps (forward, backward, clip, AdamW) of a
 decoder in idiomatic PyTorch with the same shape, placement (pre or peri), optimizer and thread count
 as the normlab run. Prints one JSON line: {"tok_per_s": median over timed steps, ...}.
+With --gemm-rate it times instead torch.mm on the MLP's three products (forward, input and weight
+gradients of the (ffn x dim) layer over batch*seq_len tokens) and prints {"gflops": ..., "blas_core": ...}:
+bench/bench.sh runs it under each OPENBLAS_CORETYPE to give the peer its fastest BLAS kernels.
 
 --arch gpt2 (nanoGPT style): nn.LayerNorm, learned positions, fused QKV, GELU tanh MLP, tied head.
 --arch llama: RMSNorm, RoPE (Meta's interleaved channel pairs, precomputed cos/sin), fused QKV,
 SwiGLU MLP (gate and up fused into one matmul), no biases, no position embedding, untied head.
 Both use torch.optim.AdamW (weight decay on 2-D tensors) and global-norm clipping."""
 import argparse
+import ctypes
 import json
 import math
 import statistics
@@ -143,6 +147,35 @@ class Llama(nn.Module):
         return F.cross_entropy(self.head(self.final(x)).flatten(0, 1), tgt.flatten())
 
 
+def gemm_rate(a):
+    """GFLOP/s of torch.mm (the BLAS torch links) on the MLP layer's forward and both gradients, the
+    fastest of 3 rounds of at least 0.1 s for each; and the core name of that BLAS (OpenBLAS)."""
+    n, d, f = a.batch * a.seq_len, a.dim, a.ffn_dim
+    x, w, dy = torch.randn(n, d), torch.randn(f, d), torch.randn(n, f)
+    products = [(x, w.t()), (dy, w), (dy.t(), x)]
+    secs = 0.0
+    for p, q in products:
+        torch.mm(p, q)
+        best = float("inf")
+        for _ in range(3):
+            reps, t0 = 0, time.perf_counter()
+            while True:
+                torch.mm(p, q)
+                reps += 1
+                t = time.perf_counter() - t0
+                if t >= 0.1 and reps >= 2:
+                    break
+            best = min(best, t / reps)
+        secs += best
+    try:
+        blas = ctypes.CDLL("libblas.so.3")
+        blas.openblas_get_corename.restype = ctypes.c_char_p
+        core = blas.openblas_get_corename().decode()
+    except (OSError, AttributeError):
+        core = "not OpenBLAS"
+    return {"gflops": 3 * 2 * n * d * f / secs / 1e9, "blas_core": core, "threads": torch.get_num_threads()}
+
+
 def main():
     ap = argparse.ArgumentParser()
     for k, v in [("layers", 6), ("dim", 384), ("heads", 6), ("seq-len", 256), ("batch", 8), ("vocab", 256),
@@ -152,6 +185,7 @@ def main():
     ap.add_argument("--arch", choices=["gpt2", "llama"], default="gpt2")
     ap.add_argument("--ffn-dim", type=int, help="MLP hidden width (default: gpt2 4*dim; llama the "
                     "multiple of 64 nearest 8*dim/3, ties up)")
+    ap.add_argument("--gemm-rate", action="store_true", help="time torch.mm on the MLP's products instead")
     a = ap.parse_args()
     if a.ffn_dim is None:
         a.ffn_dim = 4 * a.dim if a.arch == "gpt2" else 64 * max(1, (8 * a.dim + 96) // 192)
@@ -159,6 +193,9 @@ def main():
         ap.error("dim must be divisible by heads (llama: into an even head size)")
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
+    if a.gemm_rate:
+        print(json.dumps(gemm_rate(a)))
+        return
     model = GPT(a) if a.arch == "gpt2" else Llama(a)
     for p in model.parameters():
         if p.dim() == 2:

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define NL_VERSION "0.1.0" /* the release; the Makefile reads it from here */
+
 typedef enum nl_status {
     NL_OK = 0,
     NL_ERR_IO = -1,     /* a file could not be read or written */

@@ -88,6 +88,9 @@ int test_cli_errors(void) {
     snprintf(a, sizeof a, "train --data %s", bad);
     fails += expect_error(1, "shorter than the 1024-byte shard header", a);
     fails += expect_error(2, "unknown command 'fly'", "fly");
+    fails += expect_error(2, "unknown option '--bogus'", "info --bogus");
+    fails += NL_CHECK(run("NL_GEMM=bogus %s info 2>&1 >/dev/null", nl_test_bin()) == 2 &&
+                          !strcmp(out, "normlab: NL_GEMM=bogus: expected onednn or openblas\n"), "NL_GEMM=bogus: %s", out);
     /* checkpoints: truncated, foreign, garbage */
     fails += NL_CHECK(run("%s train " TINY " --steps 2 --data %s --out %s/run 2>&1", nl_test_bin(), txt, dir) == 0, "tiny train: %s", out);
     snprintf(a, sizeof a, "cp %s/run/ckpt-00000002.safetensors %s/trunc.safetensors && truncate -s 20000 %s/trunc.safetensors", dir, dir, dir);
@@ -140,6 +143,39 @@ static int check_export_twin(const char *dir, const char *rundir, const char *tx
     rc = run("%s tests/ref_check.py eval --model %s/m.safetensors --data %s --max-windows 20 2>&1", nl_test_python(), dir, txt);
     fails += NL_CHECK(rc == 0 && strstr(out, "\"tokens\": 640"), "twin eval: %s", out);
     return fails + nl_check_scalar("normlab eval vs PyTorch eval of the export", c_loss, json_number(out, "\"loss\": "), 1e-4);
+}
+
+/* normlab info = normlab --version; NL_GEMM switches the matmul library, and a short run gives the same
+ * losses on either (to float rounding) */
+int test_cli_info(void) {
+    static char info[sizeof out];
+    char dir[] = "/tmp/nl_info_XXXXXX", txt[64];
+    int fails = NL_CHECK(run("%s info", nl_test_bin()) == 0, "info: %s", out);
+    snprintf(info, sizeof info, "%s", out);
+    fails += NL_CHECK(!strncmp(info, "normlab " NL_VERSION "\nmatmul: oneDNN ", 24 + strlen(NL_VERSION)) &&
+                          strstr(info, "\nthreads: ") && strstr(info, "\ncpu: "), "info: %s", info);
+    fails += NL_CHECK(run("%s --version", nl_test_bin()) == 0 && !strcmp(out, info), "--version: %s", out);
+    fails += NL_CHECK(run("NL_GEMM=openblas %s info", nl_test_bin()) == 0 && strstr(out, "\nmatmul: OpenBLAS "), "%s", out);
+    NL_ASSERT(mkdtemp(dir));
+    snprintf(txt, sizeof txt, "%s/t.txt", dir);
+    nl_make_text(txt, 3000);
+    double loss[2][3];
+    for (int lib = 0; lib < 2; lib++) {
+        fails += NL_CHECK(run("NL_GEMM=%s %s train " TINY " --steps 3 --val-frac 0 --data %s --out %s/%d 2>&1",
+                              lib ? "openblas" : "onednn", nl_test_bin(), txt, dir, lib) == 0, "train: %s", out);
+        char p[128];
+        snprintf(p, sizeof p, "%s/%d/metrics.jsonl", dir, lib);
+        FILE *f = fopen(p, "r");
+        char line[1024];
+        for (int i = 0; i < 3; i++) loss[lib][i] = f && fgets(line, sizeof line, f) ? json_number(line, "\"loss\": ") : NAN;
+        if (f) fclose(f);
+    }
+    for (int i = 0; i < 3; i++)
+        fails += NL_CHECK(fabs(loss[0][i] - loss[1][i]) <= 1e-5 * fabs(loss[0][i]), "step %d: loss %.9g (oneDNN) vs %.9g (OpenBLAS)",
+                          i + 1, loss[0][i], loss[1][i]);
+    snprintf(info, sizeof info, "rm -rf %s", dir);
+    fails += NL_CHECK(system(info) == 0, "cleanup");
+    return fails;
 }
 
 int test_cli_end_to_end(void) {

@@ -7,6 +7,7 @@
     X(ops_norm_types)                                                                              \
     X(ops_scales)                                                                                  \
     X(ops_linear)                                                                                  \
+    X(gemm)                                                                                        \
     X(ops_attention)                                                                               \
     X(ops_gelu)                                                                                    \
     X(ops_swiglu)                                                                                  \
@@ -29,6 +30,7 @@
     X(torch_twin)                                                                                  \
     X(crms_equivalence)                                                                            \
     X(cli_errors)                                                                                  \
+    X(cli_info)                                                                                    \
     X(cli_end_to_end)                                                                              \
     X(cli_llama)                                                                                   \
     X(mc_layouts)                                                                                  \

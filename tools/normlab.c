@@ -1,5 +1,5 @@
 /* normlab.c -- the command line: normlab train | eval | eval-mc | sample | export | prepare | analyze |
- * report | sweep. Each command but sweep parses its options from the table in src/config.c and calls
+ * report | sweep | info. Each command but sweep parses its options from the table in src/config.c and calls
  * the library; this is the only place that turns an nl_status into an exit code (2: usage error, 1:
  * runtime error). */
 #include "analyze.h"
@@ -20,6 +20,9 @@
 #include "train.h"
 
 #include <math.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -386,11 +389,56 @@ static int cmd_sweep(int argc, char **argv) {
     return st == NL_OK ? 0 : fail(st);
 }
 
+/* the CPU's model name from /proc/cpuinfo ("unknown" elsewhere) */
+static void cpu_model(char *buf, size_t cap) {
+    snprintf(buf, cap, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        char *colon = strchr(line, ':');
+        if (strncmp(line, "model name", 10) || !colon) continue;
+        snprintf(buf, cap, "%s", colon + 1 + (colon[1] == ' '));
+        buf[strcspn(buf, "\n")] = 0;
+        break;
+    }
+    fclose(f);
+}
+
+/* normlab info and normlab --version: what runs the numbers on this machine */
+static void print_info(void) {
+    char cpu[256];
+    cpu_model(cpu, sizeof cpu);
+    printf("normlab %s\nmatmul: %s\n", NL_VERSION, nl_backend_cpu()->gemm_info());
+#ifdef _OPENMP
+    printf("threads: %d (OpenMP; --threads or OMP_NUM_THREADS)\n", omp_get_max_threads());
+#else
+    printf("threads: 1 (built without OpenMP)\n");
+#endif
+    printf("cpu: %s\n", cpu);
+}
+
+static int cmd_info(int argc, char **argv) {
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: normlab info\n\nPrint the version, the library and kernel ISA that run the matrix products\n"
+                   "(NL_GEMM=onednn|openblas chooses; default onednn), the default thread count and the CPU model.\n"
+                   "'normlab --version' prints the same.\n");
+            return 0;
+        }
+        fprintf(stderr, "normlab info: unknown option '%s' (see 'normlab info --help')\n", argv[i]);
+        return 2;
+    }
+    print_info();
+    return 0;
+}
+
 static const struct {
     const char *name, *synopsis;
     int (*run)(int argc, char **argv);
 } raw_cmds[] = {
     { "sweep", "sweep --norm A,B --lr X,Y [--seeds K] [--jobs N] [--out DIR] [--launcher local|slurm] [train options]", cmd_sweep },
+    { "info", "info   (version, matmul library and ISA, threads, CPU; = normlab --version)", cmd_info },
 };
 enum { NRAW = sizeof raw_cmds / sizeof raw_cmds[0] };
 
@@ -404,7 +452,9 @@ static void main_usage(FILE *f) {
 int main(int argc, char **argv) {
     cmd_name = "";
     if (argc < 2) return main_usage(stderr), 2; /* no command: the usage is the message */
+    nl_backend_cpu()->gemm_info();              /* a bad NL_GEMM is a usage error before any work */
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) return main_usage(stdout), 0;
+    if (!strcmp(argv[1], "--version")) return print_info(), 0;
     for (int i = 0; i < NCMDS; i++) {
         if (strcmp(argv[1], cmds[i].name)) continue;
         cmd_name = cmds[i].name;
@@ -429,6 +479,6 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; i < NRAW; i++)
         if (!strcmp(argv[1], raw_cmds[i].name)) return cmd_name = raw_cmds[i].name, raw_cmds[i].run(argc - 2, argv + 2);
-    fprintf(stderr, "normlab: unknown command '%s' (commands: train, eval, eval-mc, sample, export, prepare, sweep, report, analyze; see 'normlab --help')\n", argv[1]);
+    fprintf(stderr, "normlab: unknown command '%s' (commands: train, eval, eval-mc, sample, export, prepare, sweep, report, analyze, info; see 'normlab --help')\n", argv[1]);
     return 2;
 }

@@ -1,13 +1,12 @@
-/* gemm.h -- the one matrix product of the CPU backend: every product in normlab (linear layers,
- * attention's per-head products, the LM head) goes through nl_gemm. Replaceable as a unit: another
- * implementation of this interface (a different BLAS, oneDNN) drops in without touching a caller. */
+/* gemm.h -- the one entry point to single-precision matrix products (src/cpu/gemm.c). */
 #ifndef NL_CPU_GEMM_H
 #define NL_CPU_GEMM_H
 
-/* C (M x N) = alpha * op(A) @ op(B) + beta * C, row-major; op(X) = X^T when tX != 0; lda/ldb/ldc = row strides. */
+/* C (M x N) = alpha * op(A) @ op(B) + beta * C, row-major; op(X) = X^T when tX != 0; lda/ldb/ldc = row strides.
+ * Callable from inside an OpenMP parallel region (it then runs on the calling thread). */
 void nl_gemm(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
              float beta, float *C, int ldc);
-/* One line naming the library and kernel ISA that run nl_gemm (e.g. "OpenBLAS 0.3.21 (Zen)"). */
+/* One line naming the library and kernel ISA that run nl_gemm (e.g. "oneDNN 2.6.3 (avx512_core)"). */
 const char *nl_gemm_info(void);
 
 #endif

@@ -4,9 +4,9 @@
  * Backward: dP = dY V^T, dV_g = sum_h P^T dY_h, dS = P * (dP - rowsum(P * dP)) / sqrt(hs),
  * dQ_h = dS K_g, dK_g = sum_h dS^T Q_h.
  * Each phase runs (batch, head) or (batch, kv head) tasks in an OpenMP loop whose per-head products are
- * nl_gemm calls; OpenBLAS's OpenMP build runs a call made inside a parallel region on the calling thread,
- * so the heads, not the small per-head GEMMs, are what is split across cores. A task owns its kv head's
- * gradient rows, so the sums over a group need no atomics and keep a fixed order. */
+ * nl_gemm calls, which run on the calling thread inside a parallel region, so the heads, not the small
+ * per-head GEMMs, are what is split across cores. A task owns its kv head's gradient rows, so the sums
+ * over a group need no atomics and keep a fixed order. */
 #include "fastmath.h"
 #include "gemm.h"
 #include "kernels.h"
@@ -22,8 +22,7 @@ void nl_attention_forward(float *out, float *att, const float *qkv, int B, int T
     for (int bh = 0; bh < B * NH; bh++) {
         const int b = bh / NH, h = bh % NH;
         const float *row = qkv + (size_t)b * T * ld;
-        nl_gemm(0, 1, T, T, hs, sc, row + h * hs, ld,
-                    row + C + (h / grp) * hs, ld, 0.0f, att + bh * TT, T);
+        nl_gemm(0, 1, T, T, hs, sc, row + h * hs, ld, row + C + (h / grp) * hs, ld, 0.0f, att + bh * TT, T);
     }
 #pragma omp parallel for schedule(static)
     for (size_t r = 0; r < (size_t)B * NH * T; r++) {
@@ -43,8 +42,7 @@ void nl_attention_forward(float *out, float *att, const float *qkv, int B, int T
     for (int bh = 0; bh < B * NH; bh++) {
         const int b = bh / NH, h = bh % NH;
         const float *v = qkv + (size_t)b * T * ld + C + kvC + (h / grp) * hs;
-        nl_gemm(0, 0, T, hs, T, 1.0f, att + bh * TT, T, v, ld,
-                    0.0f, out + (size_t)b * T * C + h * hs, C);
+        nl_gemm(0, 0, T, hs, T, 1.0f, att + bh * TT, T, v, ld, 0.0f, out + (size_t)b * T * C + h * hs, C);
     }
 }
 
@@ -60,10 +58,8 @@ void nl_attention_backward(float *dqkv, float *datt, const float *dout, const fl
         for (int h = g * grp; h < (g + 1) * grp; h++) {
             const size_t bh = (size_t)b * NH + h;
             const float *dy = dout + (size_t)b * T * C + h * hs;
-            nl_gemm(0, 1, T, T, hs, 1.0f, dy, C, qkv + vo, ld, 0.0f,
-                        datt + bh * TT, T);
-            nl_gemm(1, 0, T, hs, T, 1.0f, att + bh * TT, T, dy, C,
-                        h == g * grp ? 0.0f : 1.0f, dqkv + vo, ld);
+            nl_gemm(0, 1, T, T, hs, 1.0f, dy, C, qkv + vo, ld, 0.0f, datt + bh * TT, T);
+            nl_gemm(1, 0, T, hs, T, 1.0f, att + bh * TT, T, dy, C, h == g * grp ? 0.0f : 1.0f, dqkv + vo, ld);
         }
     }
 #pragma omp parallel for schedule(static)
@@ -82,10 +78,8 @@ void nl_attention_backward(float *dqkv, float *datt, const float *dout, const fl
         const size_t r0 = (size_t)b * T * ld, ko = r0 + C + g * hs;
         for (int h = g * grp; h < (g + 1) * grp; h++) {
             const size_t bh = (size_t)b * NH + h, qo = r0 + h * hs;
-            nl_gemm(0, 0, T, hs, T, 1.0f, datt + bh * TT, T,
-                        qkv + ko, ld, 0.0f, dqkv + qo, ld);
-            nl_gemm(1, 0, T, hs, T, 1.0f, datt + bh * TT, T,
-                        qkv + qo, ld, h == g * grp ? 0.0f : 1.0f, dqkv + ko, ld);
+            nl_gemm(0, 0, T, hs, T, 1.0f, datt + bh * TT, T, qkv + ko, ld, 0.0f, dqkv + qo, ld);
+            nl_gemm(1, 0, T, hs, T, 1.0f, datt + bh * TT, T, qkv + qo, ld, h == g * grp ? 0.0f : 1.0f, dqkv + ko, ld);
         }
     }
 }
