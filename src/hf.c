@@ -399,17 +399,13 @@ static nl_status read_config(const cfg_reader *r, nl_config *c) {
 }
 
 nl_status nl_hf_read_config(const char *dir, nl_config *c) {
-    char path[NL_PATH_MAX + 32], *text;
-    size_t len;
+    char path[NL_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    NL_TRY(nl_read_file(path, 1 << 20, &text, &len));
     nl_json_doc doc;
-    nl_status st = nl_json_parse(&doc, text, len, path);
-    free(text);
-    NL_TRY(st);
+    NL_TRY(nl_json_load(&doc, path, 1 << 20));
     nl_config h;
     cfg_reader r = { doc.root, path };
-    st = read_config(&r, &h);
+    nl_status st = read_config(&r, &h);
     nl_json_free(&doc);
     NL_TRY(st);
     /* the model options of h into c; c's training options are kept */

@@ -274,3 +274,12 @@ void nl_json_write_str(FILE *f, const char *s) {
     }
     fputc('"', f);
 }
+
+nl_status nl_json_load(nl_json_doc *d, const char *path, size_t max) {
+    char *buf;
+    size_t len;
+    NL_TRY(nl_read_file(path, max, &buf, &len));
+    nl_status st = nl_json_parse(d, buf, len, path);
+    free(buf);
+    return st;
+}

@@ -41,9 +41,11 @@ const char *nl_json_str(const nl_json *v);                      /* NULL unless a
  * not an array. */
 int nl_json_nums(const nl_json *v, double *out, int cap);
 
-/* Reads a whole file (at most max bytes) into a NUL-terminated buffer; NL_ERR_IO naming it. */
 /* Writes s as a JSON string, quotes included (", \\ and control characters escaped). */
 void nl_json_write_str(FILE *f, const char *s);
+/* Reads a whole file (at most max bytes) into a NUL-terminated buffer; NL_ERR_IO naming it. */
 nl_status nl_read_file(const char *path, size_t max, char **buf, size_t *len);
+/* Reads and parses a file (at most max bytes) holding one JSON value; errors name the file. */
+nl_status nl_json_load(nl_json_doc *d, const char *path, size_t max);
 
 #endif

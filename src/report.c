@@ -248,13 +248,8 @@ static nl_status read_metrics(rp_run *r) {
 }
 
 static nl_status read_analysis(const char *path, rp_analysis *a, int *norm) {
-    char *buf;
-    size_t len;
-    NL_TRY(nl_read_file(path, (size_t)1 << 26, &buf, &len));
     nl_json_doc d;
-    nl_status st = nl_json_parse(&d, buf, len, path);
-    free(buf);
-    NL_TRY(st);
+    NL_TRY(nl_json_load(&d, path, (size_t)1 << 26));
     const nl_json *o = d.root;
     const double L = nl_json_num(nl_json_get(o, "layers"));
     const char *nm = nl_json_str(nl_json_get(o, "norm"));
@@ -270,7 +265,7 @@ static nl_status read_analysis(const char *path, rp_analysis *a, int *norm) {
     a->loss = nl_json_num(nl_json_get(o, "loss"));
     a->skip_delta = nl_xmalloc((size_t)a->L * sizeof(double));
     a->angular = nl_xmalloc((size_t)a->L * a->L * sizeof(double));
-    st = get_arr(o, "skip_delta", a->L, a->skip_delta, path);
+    nl_status st = get_arr(o, "skip_delta", a->L, a->skip_delta, path);
     for (int l = 0; l < a->L && st == NL_OK; l++) {
         const nl_json *row = nl_json_at(ang, l);
         for (int n = 0; n < a->L; n++) a->angular[(size_t)l * a->L + n] = NAN;

@@ -69,14 +69,10 @@ static nl_status write_result(const job *j, const nl_sweep_result *r) {
 }
 
 nl_status nl_sweep_read_result(const char *rundir, nl_sweep_result *r) {
-    char path[NL_PATH_MAX + 32], *buf;
-    size_t len;
+    char path[NL_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/result.json", rundir);
-    NL_TRY(nl_read_file(path, 1 << 16, &buf, &len));
     nl_json_doc d;
-    nl_status st = nl_json_parse(&d, buf, len, path);
-    free(buf);
-    NL_TRY(st);
+    NL_TRY(nl_json_load(&d, path, 1 << 16));
     const nl_json *o = d.root;
     const char *norm = nl_json_str(nl_json_get(o, "norm")), *status = nl_json_str(nl_json_get(o, "status")),
                *reason = nl_json_str(nl_json_get(o, "reason"));
