@@ -23,6 +23,9 @@ static int geometry(void) {
     f += NL_CHECK(nl_cu_row_threads(1) == 32 && nl_cu_row_threads(33) == 64 && nl_cu_row_threads(768) == 1024 &&
                       nl_cu_row_threads(5000) == 1024 && nl_cu_row_threads(512) == 512,
                   "row threads: power of two in [32, 1024] covering C");
+    f += NL_CHECK(nl_cu_align(0) == 256 && nl_cu_align(4096 + 4) == 4 && nl_cu_align(4096 + 16) == 16 && nl_cu_align(3) == 1 &&
+                      nl_cu_align(512) == 256,
+                  "alignment of an address");
     f += NL_CHECK(nl_cu_col_chunks(0) == 1 && nl_cu_col_chunks(NL_CU_COL_ROWS) == 1 && nl_cu_col_chunks(NL_CU_COL_ROWS + 1) == 2,
                   "column-sum chunks");
     return f;
@@ -52,7 +55,7 @@ static int colmajor(void) {
     for (int tA = 0; tA < 2; tA++)
         for (int tB = 0; tB < 2; tB++) {
             const int arows = tA ? K : M, acols = tA ? M : K, brows = tB ? N : K, bcols = tB ? K : N;
-            const nl_gemm_key key = { tA, tB, M, N, K, acols + 3, bcols + 2, N + 4 };
+            const nl_gemm_key key = { tA, tB, M, N, K, acols + 3, bcols + 2, N + 4, 4 };
             nl_cm_gemm g;
             nl_gemm_colmajor(&key, &g);
             f += NL_CHECK(nl_gemm_key_valid(&key), "key tA=%d tB=%d valid", tA, tB);
@@ -74,9 +77,9 @@ static int colmajor(void) {
             f += nl_check_rel(label, C2, want, (size_t)M * key.ldc, 1e-5);
             free(A), free(B), free(C1), free(C2), free(want);
         }
-    const nl_gemm_key bad = { 0, 1, 4, 4, 8, 7, 8, 4 }; /* lda 7 < K 8 */
+    const nl_gemm_key bad = { 0, 1, 4, 4, 8, 7, 8, 4, 4 }; /* lda 7 < K 8 */
     f += NL_CHECK(!nl_gemm_key_valid(&bad), "a leading dimension shorter than its row is rejected");
-    const nl_gemm_key neg = { 0, 0, -1, 4, 8, 8, 4, 4 };
+    const nl_gemm_key neg = { 0, 0, -1, 4, 8, 8, 4, 4, 4 };
     f += NL_CHECK(!nl_gemm_key_valid(&neg), "a negative size is rejected");
     return f;
 }
@@ -88,27 +91,30 @@ static int plan_cache(void) {
     nl_plan_cache *c = calloc(1, sizeof *c);
     static int payload[64];
     for (int i = 0; i < 64; i++) {
-        const nl_gemm_key k = { i & 1, (i >> 1) & 1, 16 + i, 32, 64, 64, 64, 32 };
+        const nl_gemm_key k = { i & 1, (i >> 1) & 1, 16 + i, 32, 64, 64, 64, 32, 256 };
         nl_plan_entry *e = nl_plan_get(c, &k);
         f += NL_CHECK(e && e->used && !e->payload, "new key %d gets a fresh entry", i);
         if (e) e->payload = &payload[i];
     }
     f += NL_CHECK(c->count == 64, "64 distinct keys, 64 entries (%zu)", c->count);
     for (int i = 0; i < 64; i++) {
-        const nl_gemm_key k = { i & 1, (i >> 1) & 1, 16 + i, 32, 64, 64, 64, 32 };
+        const nl_gemm_key k = { i & 1, (i >> 1) & 1, 16 + i, 32, 64, 64, 64, 32, 256 };
         nl_plan_entry *e = nl_plan_get(c, &k);
         f += NL_CHECK(e && e->payload == &payload[i], "key %d finds its plan", i);
     }
     f += NL_CHECK(c->count == 64, "lookups add nothing");
-    const nl_gemm_key a = { 0, 1, 8, 16, 8, 8, 8, 16 }, b = { 1, 0, 8, 16, 8, 8, 8, 16 };
+
+    const nl_gemm_key a = { 0, 1, 8, 16, 8, 8, 8, 16, 256 }, b = { 1, 0, 8, 16, 8, 8, 8, 16, 256 }, a4 = { 0, 1, 8, 16, 8, 8, 8, 16, 4 };
     f += NL_CHECK(nl_gemm_key_hash(&a) != nl_gemm_key_hash(&b), "transposes change the hash");
+    nl_plan_entry *ea = nl_plan_get(c, &a), *ea4 = nl_plan_get(c, &a4);
+    f += NL_CHECK(ea && ea4 && ea != ea4, "another alignment is another plan");
     int full = 0;
     for (int i = 0; i < 2 * NL_PLAN_SLOTS && !full; i++) {
-        const nl_gemm_key k = { 0, 0, 1000 + i, 7, 7, 7, 7, 7 };
+        const nl_gemm_key k = { 0, 0, 1000 + i, 7, 7, 7, 7, 7, 4 };
         full = nl_plan_get(c, &k) == NULL;
     }
     f += NL_CHECK(full && c->count == NL_PLAN_SLOTS - 1, "a full cache answers NULL (count %zu)", c->count);
-    const nl_gemm_key k0 = { 0, 0, 16, 32, 64, 64, 64, 32 };
+    const nl_gemm_key k0 = { 0, 0, 16, 32, 64, 64, 64, 32, 256 };
     f += NL_CHECK(nl_plan_get(c, &k0) && nl_plan_get(c, &k0)->payload == &payload[0], "a full cache still finds its keys");
     free(c);
     return f;

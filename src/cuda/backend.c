@@ -119,6 +119,14 @@ static lt_plan *plan_make(const nl_gemm_key *key) {
     ck_lt(cublasLtMatmulPreferenceCreate(&pref), "matmul preference");
     const size_t ws = WORKSPACE_BYTES;
     ck_lt(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws), "workspace");
+    /* the arrays are views into larger buffers (a tensor of the parameter block, columns of qkv): the
+     * kernel must not assume the default 256-byte alignment */
+    const uint32_t al = (uint32_t)key->align;
+    static const cublasLtMatmulPreferenceAttributes_t align_attr[4] = {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES
+    };
+    for (int i = 0; i < 4; i++) ck_lt(cublasLtMatmulPreferenceSetAttribute(pref, align_attr[i], &al, sizeof al), "alignment");
     cublasLtMatmulHeuristicResult_t res;
     int found = 0;
     ck_lt(cublasLtMatmulAlgoGetHeuristic(cu.lt, p->op, p->a, p->b, p->c, p->c, pref, 1, &res, &found), "heuristic");
@@ -138,7 +146,10 @@ static void plan_free(lt_plan *p) {
 
 static void cu_gemm(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                     float beta, float *C, int ldc) {
-    const nl_gemm_key key = { tA != 0, tB != 0, M, N, K, lda, ldb, ldc };
+    int align = nl_cu_align((size_t)A);
+    if (nl_cu_align((size_t)B) < align) align = nl_cu_align((size_t)B);
+    if (nl_cu_align((size_t)C) < align) align = nl_cu_align((size_t)C);
+    const nl_gemm_key key = { tA != 0, tB != 0, M, N, K, lda, ldb, ldc, align };
     if (!nl_gemm_key_valid(&key)) nl_cu_fail("gemm", "malformed shape or leading dimension");
     if (M == 0 || N == 0) return;
     if (K == 0) nl_cu_fail("gemm", "inner dimension 0");

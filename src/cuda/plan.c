@@ -38,6 +38,12 @@ void nl_gemm_colmajor(const nl_gemm_key *k, nl_cm_gemm *o) {
     o->c.ld = k->ldc;
 }
 
+int nl_cu_align(size_t addr) {
+    int a = 256;
+    while (a > 1 && addr % (size_t)a) a /= 2;
+    return a;
+}
+
 int nl_gemm_key_valid(const nl_gemm_key *k) {
     if (k->M < 0 || k->N < 0 || k->K < 0) return 0;
     const int acols = k->tA ? k->M : k->K, bcols = k->tB ? k->K : k->N;
@@ -45,8 +51,8 @@ int nl_gemm_key_valid(const nl_gemm_key *k) {
 }
 
 unsigned nl_gemm_key_hash(const nl_gemm_key *key) {
-    const int f[8] = { key->tA, key->tB, key->M, key->N, key->K, key->lda, key->ldb, key->ldc };
-    unsigned h = 2166136261u; /* FNV-1a over the eight fields' bytes */
+    const int f[9] = { key->tA, key->tB, key->M, key->N, key->K, key->lda, key->ldb, key->ldc, key->align };
+    unsigned h = 2166136261u; /* FNV-1a over the fields' bytes */
     const unsigned char *p = (const unsigned char *)f;
     for (size_t i = 0; i < sizeof f; i++) h = (h ^ p[i]) * 16777619u;
     return h;
@@ -54,7 +60,7 @@ unsigned nl_gemm_key_hash(const nl_gemm_key *key) {
 
 static int key_eq(const nl_gemm_key *a, const nl_gemm_key *b) {
     return a->tA == b->tA && a->tB == b->tB && a->M == b->M && a->N == b->N && a->K == b->K && a->lda == b->lda &&
-           a->ldb == b->ldb && a->ldc == b->ldc;
+           a->ldb == b->ldb && a->ldc == b->ldc && a->align == b->align;
 }
 
 nl_plan_entry *nl_plan_get(nl_plan_cache *c, const nl_gemm_key *key) {

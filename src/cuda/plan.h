@@ -28,7 +28,10 @@ size_t nl_cu_col_chunks(size_t N);
  * the column-major transpose of itself (same memory, rows and columns exchanged). */
 typedef struct nl_gemm_key {
     int tA, tB, M, N, K, lda, ldb, ldc;
+    int align; /* the smallest alignment of the three arrays (nl_cu_align): cuBLASLt picks kernels by it */
 } nl_gemm_key;
+/* The alignment in bytes of an address: the largest power of two <= 256 dividing it (at least 1). */
+int nl_cu_align(size_t addr);
 typedef struct nl_cm_layout {
     int rows, cols, ld; /* column-major: rows x cols, leading dimension ld >= rows */
 } nl_cm_layout;
