@@ -7,6 +7,9 @@
 # on the same shape if torch with CUDA is installed, else a note that it was skipped.
 #
 #   bash bench/device_check.sh [RESULTS_DIR]      (default: $OUT, else build/device_check)
+#   bash bench/device_check.sh --fetch-debs       (here, before: OpenBLAS's Debian packages into
+#                                                  build/device-debs, for a GPU image without OpenBLAS;
+#                                                  carry build/device-debs along, ~13 MB)
 #
 # Results: summary.md (the table), build.log, test-cuda.log, bench-normlab.log, bench-torch.log,
 # nvidia-smi.txt. Without a GPU it stops after the build and host tests, saying "no GPU", exit 3.
@@ -14,6 +17,11 @@
 # 4 a benchmark run failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--fetch-debs" ]; then
+    mkdir -p build/device-debs && cd build/device-debs &&
+        apt-get download libopenblas0-openmp libopenblas-openmp-dev libgfortran5 && ls -l && exit 0
+    exit 1
+fi
 RES=${1:-${OUT:-build/device_check}}
 mkdir -p "$RES"
 RES=$(cd "$RES" && pwd)
@@ -25,7 +33,24 @@ say "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/de
 
 # ---- 1. build and the host-side tests of the CUDA build (no GPU needed)
 t0=$(date +%s)
-if ! make -j"$JOBS" USE_CUDA=1 all build/cuda/nl_tests build/cuda/nl_cuda_tests >"$RES/build.log" 2>&1; then
+# the CPU backend (the tests' reference) needs OpenBLAS; a GPU image may lack it: then the packages
+# carried in build/device-debs are unpacked under build/device-debs/root (not into /)
+MK=()
+if ! echo '#include <cblas.h>' | "${CC:-cc}" -E -x c - >/dev/null 2>&1; then
+    if ls build/device-debs/*.deb >/dev/null 2>&1; then
+        root=$PWD/build/device-debs/root
+        ma=$(gcc -print-multiarch)
+        mkdir -p "$root"
+        for d in build/device-debs/*.deb; do dpkg-deb -x "$d" "$root"; done
+        MK=(BLAS_DIR="$root/usr/lib/$ma/openblas-openmp" XCFLAGS="-I$root/usr/include/$ma/openblas-openmp")
+        export LD_LIBRARY_PATH="$root/usr/lib/$ma${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+        say "OpenBLAS from the carried packages in build/device-debs"
+    else
+        say "FAILED: no OpenBLAS here (cblas.h); on a machine with apt run bash bench/device_check.sh --fetch-debs and carry build/device-debs"
+        exit 1
+    fi
+fi
+if ! make -j"$JOBS" USE_CUDA=1 "${MK[@]}" all build/cuda/nl_tests build/cuda/nl_cuda_tests >"$RES/build.log" 2>&1; then
     say "FAILED: make USE_CUDA=1 (see build.log)"; tail -20 "$RES/build.log"; exit 1
 fi
 if ! NORMLAB_BIN=build/cuda/normlab build/cuda/nl_tests cuda_host cuda_cli >>"$RES/build.log" 2>&1; then
@@ -43,7 +68,7 @@ say "GPU: $GPU"
 
 # ---- 3. make test-cuda
 t0=$(date +%s)
-if ! timeout 300 make test-cuda >"$RES/test-cuda.log" 2>&1; then
+if ! timeout 300 make test-cuda "${MK[@]}" >"$RES/test-cuda.log" 2>&1; then
     say "FAILED: make test-cuda (see test-cuda.log):"
     grep -E "FAIL|check failed|error" "$RES/test-cuda.log" | head -20 | tee -a "$RES/summary.md"
     exit 2
