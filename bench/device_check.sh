@@ -36,7 +36,7 @@ t0=$(date +%s)
 # the CPU backend (the tests' reference) needs OpenBLAS; a GPU image may lack it: then the packages
 # carried in build/device-debs are unpacked under build/device-debs/root (not into /)
 MK=()
-if ! echo '#include <cblas.h>' | "${CC:-cc}" -E -x c - >/dev/null 2>&1; then
+if ! printf '#include <%s.h>\n' cblas | "${CC:-cc}" -E -x c - >/dev/null 2>&1; then
     if ls build/device-debs/*.deb >/dev/null 2>&1; then
         root=$PWD/build/device-debs/root
         ma=$(gcc -print-multiarch)
@@ -46,7 +46,7 @@ if ! echo '#include <cblas.h>' | "${CC:-cc}" -E -x c - >/dev/null 2>&1; then
         export LD_LIBRARY_PATH="$root/usr/lib/$ma${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
         say "OpenBLAS from the carried packages in build/device-debs"
     else
-        say "FAILED: no OpenBLAS here (cblas.h); on a machine with apt run bash bench/device_check.sh --fetch-debs and carry build/device-debs"
+        say "FAILED: no OpenBLAS here (its C header); on a machine with apt run bash bench/device_check.sh --fetch-debs and carry build/device-debs"
         exit 1
     fi
 fi
