@@ -12,6 +12,7 @@
 
 #include <cublasLt.h>
 #include <cuda_runtime.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -179,6 +180,46 @@ static void cu_linear_backward(float *dinp, float *dw, float *db, const float *d
     if (db) nl_cu_colsum(db, dout, N, OC, OC);
 }
 
+/* Causal attention with grouped-query heads (src/cpu/kernels.h), the CPU backend's algorithm: the
+ * (B, NH, T, T) probabilities are kept; per (batch, head) the products are cuBLASLt calls, the softmax
+ * steps one kernel each. A kv head's gradient rows are summed over its query heads in head order. */
+static void cu_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, int KVH) {
+    const int hs = C / NH, kvC = KVH * hs, ld = C + 2 * kvC, grp = NH / KVH;
+    const size_t TT = (size_t)T * T;
+    for (int bh = 0; bh < B * NH; bh++) { /* S = Q_h K_g^T / sqrt(hs) */
+        const int b = bh / NH, h = bh % NH;
+        const float *row = qkv + (size_t)b * T * ld;
+        cu_gemm(0, 1, T, T, hs, 1.0f / sqrtf((float)hs), row + h * hs, ld, row + C + (h / grp) * hs, ld, 0.0f,
+                att + bh * TT, T);
+    }
+    nl_cu_attn_softmax(att, (size_t)B * NH * T, T);
+    for (int bh = 0; bh < B * NH; bh++) { /* Y_h = P V_g */
+        const int b = bh / NH, h = bh % NH;
+        const float *v = qkv + (size_t)b * T * ld + C + kvC + (h / grp) * hs;
+        cu_gemm(0, 0, T, hs, T, 1.0f, att + bh * TT, T, v, ld, 0.0f, out + (size_t)b * T * C + h * hs, C);
+    }
+}
+
+static void cu_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att,
+                                  int B, int T, int C, int NH, int KVH) {
+    const int hs = C / NH, kvC = KVH * hs, ld = C + 2 * kvC, grp = NH / KVH;
+    const size_t TT = (size_t)T * T;
+    for (int bh = 0; bh < B * NH; bh++) { /* dP = dY_h V_g^T; dV_g = sum_h P^T dY_h */
+        const int b = bh / NH, h = bh % NH, g = h / grp;
+        const size_t vo = (size_t)b * T * ld + C + kvC + g * hs;
+        const float *dy = dout + (size_t)b * T * C + h * hs;
+        cu_gemm(0, 1, T, T, hs, 1.0f, dy, C, qkv + vo, ld, 0.0f, datt + bh * TT, T);
+        cu_gemm(1, 0, T, hs, T, 1.0f, att + bh * TT, T, dy, C, h == g * grp ? 0.0f : 1.0f, dqkv + vo, ld);
+    }
+    nl_cu_attn_dsoftmax(datt, att, (size_t)B * NH * T, T, 1.0f / sqrtf((float)hs));
+    for (int bh = 0; bh < B * NH; bh++) { /* dQ_h = dS K_g; dK_g = sum_h dS^T Q_h */
+        const int b = bh / NH, h = bh % NH, g = h / grp;
+        const size_t r0 = (size_t)b * T * ld, ko = r0 + C + g * hs, qo = r0 + h * hs;
+        cu_gemm(0, 0, T, hs, T, 1.0f, datt + bh * TT, T, qkv + ko, ld, 0.0f, dqkv + qo, ld);
+        cu_gemm(1, 0, T, hs, T, 1.0f, datt + bh * TT, T, qkv + qo, ld, h == g * grp ? 0.0f : 1.0f, dqkv + ko, ld);
+    }
+}
+
 /* the table is computed on the host in double, as the CPU backend does, and copied */
 static void cu_rope_table(float *cos_t, float *sin_t, int T, int hs, double theta) {
     const size_t n = (size_t)T * (hs / 2);
@@ -247,8 +288,8 @@ static const nl_backend cuda = {
     .gain_backward = nl_cu_gain_backward,
     .linear_forward = cu_linear_forward,
     .linear_backward = cu_linear_backward,
-    .attention_forward = nl_cu_attention_forward,
-    .attention_backward = nl_cu_attention_backward,
+    .attention_forward = cu_attention_forward,
+    .attention_backward = cu_attention_backward,
     .rope_table = cu_rope_table,
     .rope_forward = nl_cu_rope_forward,
     .rope_backward = nl_cu_rope_backward,

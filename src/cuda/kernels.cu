@@ -1,8 +1,8 @@
 /* kernels.cu -- the CUDA backend's kernels: correct, simple fp32 first (kernels.h). Row operations run
  * one block per row with tree reductions of fixed shape; parameter gradients are column sums in chunks
  * of NL_CU_COL_ROWS rows, added chunk by chunk in order; scalar gradients are chunk sums in double,
- * added in order by one thread. Attention keeps the (T, T) probabilities as the CPU backend does (the
- * att buffer of the activation plan); no kernel is fused yet. */
+ * added in order by one thread. Attention's softmax steps are here; its products are in backend.c. No
+ * kernel is fused yet. */
 #include "cuda/kernels.h"
 #include "cuda/plan.h"
 #include "normlab.h"
@@ -540,37 +540,10 @@ extern "C" void nl_cu_swiglu_backward(float *dinp, const float *inp, const float
     LAUNCHED();
 }
 
-/* ---------------------------------------------------------------- attention, (T, T) probabilities kept */
+/* ---------------------------------------------------------------- attention: the softmax steps
+ * (the per-head products are cuBLASLt calls in backend.c) */
 
-struct AttnDims {
-    int B, T, C, NH, KVH, hs, kvC, ld, grp;
-};
-static AttnDims attn_dims(int B, int T, int C, int NH, int KVH) {
-    AttnDims d = { B, T, C, NH, KVH, C / NH, 0, 0, NH / KVH };
-    d.kvC = KVH * d.hs;
-    d.ld = C + 2 * d.kvC;
-    return d;
-}
-
-/* att[bh, t, s] = sc q_t . k_s for s <= t, 0 above the diagonal (softmax'd in place next) */
-__global__ void attn_scores_k(float *att, const float *qkv, AttnDims d, float sc) {
-    const size_t TT = (size_t)d.T * d.T, n = (size_t)d.B * d.NH * TT;
-    GRID_STRIDE(i, n) {
-        const size_t bh = i / TT;
-        const int t = (int)(i % TT / d.T), s = (int)(i % d.T), b = (int)(bh / d.NH), h = (int)(bh % d.NH);
-        if (s > t) {
-            att[i] = 0.0f;
-            continue;
-        }
-        const float *q = qkv + ((size_t)b * d.T + t) * d.ld + h * d.hs;
-        const float *k = qkv + ((size_t)b * d.T + s) * d.ld + d.C + (h / d.grp) * d.hs;
-        float acc = 0.0f;
-        for (int j = 0; j < d.hs; j++) acc += q[j] * k[j];
-        att[i] = sc * acc;
-    }
-}
-
-/* rows of T: causal softmax over columns <= t (the row index mod T) */
+/* rows of T: causal softmax over columns <= t (the row index mod T), zeros above the diagonal */
 __global__ void attn_softmax_k(float *att, size_t rows, int T) {
     for (size_t r = blockIdx.x; r < rows; r += gridDim.x) {
         const int t = (int)(r % T);
@@ -585,39 +558,7 @@ __global__ void attn_softmax_k(float *att, size_t rows, int T) {
     }
 }
 
-/* out[b, t, h*hs + i] = sum_{s <= t} P[bh, t, s] v[b, s, g*hs + i] */
-__global__ void attn_out_k(float *out, const float *att, const float *qkv, AttnDims d) {
-    const size_t n = (size_t)d.B * d.T * d.C;
-    GRID_STRIDE(idx, n) {
-        const size_t bt = idx / d.C;
-        const int b = (int)(bt / d.T), t = (int)(bt % d.T), h = (int)(idx % d.C) / d.hs, i = (int)(idx % d.C) % d.hs;
-        const float *p = att + (((size_t)b * d.NH + h) * d.T + t) * d.T;
-        const float *v = qkv + (size_t)b * d.T * d.ld + d.C + d.kvC + (h / d.grp) * d.hs + i;
-        float acc = 0.0f;
-        for (int s = 0; s <= t; s++) acc += p[s] * v[(size_t)s * d.ld];
-        out[idx] = acc;
-    }
-}
-
-/* datt[bh, t, s] = dy_t . v_s (s <= t), else 0 */
-__global__ void attn_dp_k(float *datt, const float *dout, const float *qkv, AttnDims d) {
-    const size_t TT = (size_t)d.T * d.T, n = (size_t)d.B * d.NH * TT;
-    GRID_STRIDE(i, n) {
-        const size_t bh = i / TT;
-        const int t = (int)(i % TT / d.T), s = (int)(i % d.T), b = (int)(bh / d.NH), h = (int)(bh % d.NH);
-        if (s > t) {
-            datt[i] = 0.0f;
-            continue;
-        }
-        const float *dy = dout + ((size_t)b * d.T + t) * d.C + h * d.hs;
-        const float *v = qkv + ((size_t)b * d.T + s) * d.ld + d.C + d.kvC + (h / d.grp) * d.hs;
-        float acc = 0.0f;
-        for (int j = 0; j < d.hs; j++) acc += dy[j] * v[j];
-        datt[i] = acc;
-    }
-}
-
-/* datt <- sc P (dP - rowsum(P dP)), row by row */
+/* datt <- sc P (dP - rowsum(P dP)) on columns <= t, zeros above the diagonal */
 __global__ void attn_dsoftmax_k(float *datt, const float *att, size_t rows, int T, float sc) {
     for (size_t r = blockIdx.x; r < rows; r += gridDim.x) {
         const int t = (int)(r % T);
@@ -630,57 +571,13 @@ __global__ void attn_dsoftmax_k(float *datt, const float *att, size_t rows, int 
     }
 }
 
-/* dq[b, t, h*hs + i] = sum_{s <= t} dS[bh, t, s] k[b, s, g*hs + i] */
-__global__ void attn_dq_k(float *dqkv, const float *datt, const float *qkv, AttnDims d) {
-    const size_t n = (size_t)d.B * d.T * d.C;
-    GRID_STRIDE(idx, n) {
-        const size_t bt = idx / d.C;
-        const int b = (int)(bt / d.T), t = (int)(bt % d.T), h = (int)(idx % d.C) / d.hs, i = (int)(idx % d.C) % d.hs;
-        const float *ds = datt + (((size_t)b * d.NH + h) * d.T + t) * d.T;
-        const float *k = qkv + (size_t)b * d.T * d.ld + d.C + (h / d.grp) * d.hs + i;
-        float acc = 0.0f;
-        for (int s = 0; s <= t; s++) acc += ds[s] * k[(size_t)s * d.ld];
-        dqkv[bt * d.ld + (idx % d.C)] = acc;
-    }
-}
-
-/* dk[b, s, g*hs + i] = sum_{h in g} sum_{t >= s} dS[bh, t, s] q[b, t, h*hs + i]  (which = 0);
- * dv[b, s, g*hs + i] = sum_{h in g} sum_{t >= s} P[bh, t, s] dy[b, t, h*hs + i]  (which = 1) */
-__global__ void attn_dkv_k(float *dqkv, const float *w, const float *src, int src_ld, int src_off, AttnDims d,
-                           int col0) {
-    const size_t n = (size_t)d.B * d.T * d.kvC;
-    GRID_STRIDE(idx, n) {
-        const size_t bs = idx / d.kvC;
-        const int b = (int)(bs / d.T), s = (int)(bs % d.T), g = (int)(idx % d.kvC) / d.hs, i = (int)(idx % d.kvC) % d.hs;
-        float acc = 0.0f;
-        for (int h = g * d.grp; h < (g + 1) * d.grp; h++) {
-            const float *pw = w + ((size_t)b * d.NH + h) * d.T * d.T + s;
-            const float *x = src + (size_t)b * d.T * src_ld + src_off + h * d.hs + i;
-            for (int t = s; t < d.T; t++) acc += pw[(size_t)t * d.T] * x[(size_t)t * src_ld];
-        }
-        dqkv[bs * d.ld + col0 + (idx % d.kvC)] = acc;
-    }
-}
-
-extern "C" void nl_cu_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH,
-                                        int KVH) {
-    const AttnDims d = attn_dims(B, T, C, NH, KVH);
-    const size_t rows = (size_t)B * NH * T;
-    attn_scores_k<<<nl_cu_blocks(rows * T), NL_CU_THREADS>>>(att, qkv, d, 1.0f / sqrtf((float)d.hs));
+extern "C" void nl_cu_attn_softmax(float *att, size_t rows, int T) {
     attn_softmax_k<<<row_grid(rows), nl_cu_row_threads(T)>>>(att, rows, T);
-    attn_out_k<<<nl_cu_blocks((size_t)B * T * C), NL_CU_THREADS>>>(out, att, qkv, d);
     LAUNCHED();
 }
 
-extern "C" void nl_cu_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
-                                         const float *att, int B, int T, int C, int NH, int KVH) {
-    const AttnDims d = attn_dims(B, T, C, NH, KVH);
-    const size_t rows = (size_t)B * NH * T;
-    attn_dp_k<<<nl_cu_blocks(rows * T), NL_CU_THREADS>>>(datt, dout, qkv, d);
-    attn_dkv_k<<<nl_cu_blocks((size_t)B * T * d.kvC), NL_CU_THREADS>>>(dqkv, att, dout, C, 0, d, C + d.kvC);
-    attn_dsoftmax_k<<<row_grid(rows), nl_cu_row_threads(T)>>>(datt, att, rows, T, 1.0f / sqrtf((float)d.hs));
-    attn_dq_k<<<nl_cu_blocks((size_t)B * T * C), NL_CU_THREADS>>>(dqkv, datt, qkv, d);
-    attn_dkv_k<<<nl_cu_blocks((size_t)B * T * d.kvC), NL_CU_THREADS>>>(dqkv, datt, qkv, d.ld, 0, d, C);
+extern "C" void nl_cu_attn_dsoftmax(float *datt, const float *att, size_t rows, int T, float sc) {
+    attn_dsoftmax_k<<<row_grid(rows), nl_cu_row_threads(T)>>>(datt, att, rows, T, sc);
     LAUNCHED();
 }
 

@@ -1,6 +1,6 @@
 /* kernels.h -- the CUDA backend's kernels (src/cuda/kernels.cu), C linkage, on device pointers. Each
  * has the signature and semantics of the CPU kernel of the same name in src/cpu/kernels.h (nl_cu_
- * for nl_): simple fp32 kernels, one thread per output element or one block per row; every sum runs in
+ * for nl_; attention's products are cuBLASLt calls in backend.c): simple fp32 kernels, one thread per output element or one block per row; every sum runs in
  * a fixed order (tree reductions of fixed shape, column sums in row chunks added in order), so results
  * are deterministic. All run on the default stream; nl_cu_check reports the first launch error. */
 #ifndef NL_CUDA_KERNELS_H
@@ -50,9 +50,10 @@ void nl_cu_gain_forward(float *out, const float *inp, const float *g, size_t n);
 void nl_cu_gain_backward(float *dinp, float *dg, const float *dout, const float *inp, const float *g, size_t n);
 void nl_cu_bias_add(float *out, const float *b, size_t N, int OC);
 void nl_cu_colsum(float *out, const float *x, size_t N, int cols, int ld);
-void nl_cu_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, int KVH);
-void nl_cu_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att, int B,
-                              int T, int C, int NH, int KVH);
+/* attention's row steps over rows of T (row r is query position r % T): the causal softmax in place,
+ * zeros above the diagonal; and its backward, datt <- sc P (dP - rowsum(P dP)) */
+void nl_cu_attn_softmax(float *att, size_t rows, int T);
+void nl_cu_attn_dsoftmax(float *datt, const float *att, size_t rows, int T, float sc);
 void nl_cu_rope_forward(float *out, const float *inp, const float *cos_t, const float *sin_t, int B, int T, int ld,
                         int nrot, int hs);
 void nl_cu_rope_backward(float *d, const float *cos_t, const float *sin_t, int B, int T, int ld, int nrot, int hs);
