@@ -46,7 +46,8 @@ nl_status nl_check_memory(const nl_config *c, int B, int T, int training) {
     const long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
     const double have = pages > 0 && psize > 0 ? (double)pages * (double)psize : 1e18;
     if (N > 1 << 30) return NL_FAIL(NL_ERR_ARG, "--batch %d x --seq-len %d is more than 2^30 tokens per micro-batch", B, T);
-    if (need > have)
+    /* on a GPU the numbers live in device memory: an allocation that does not fit fails with one line there */
+    if (need > have && c->device == NL_DEVICE_CPU)
         return NL_FAIL(NL_ERR_ARG, "this model and batch need about %.3g GB of memory, more than the machine's %.3g GB "
                                    "(L=%d d=%d H=%d T=%d V=%d, batch %d): lower --batch, --seq-len, --dim or --layers",
                        need / 1e9, have / 1e9, c->layers, c->dim, c->heads, T, c->vocab, B);
