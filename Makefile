@@ -11,11 +11,27 @@
 #   make fuzz-regress    each harness once over its seed corpus and past crashes (CI)
 #   make valgrind        a short training run under valgrind: no leaks, no invalid accesses
 #   make USE_MPI=1       the MPI build (mpicc, src/comm_mpi.c) in build/mpi; make test-mpi runs its tests
+#   make USE_CUDA=1      the CUDA build (nvcc, cuBLASLt; src/cuda/) in build/cuda: train --device cuda
+#   make test-cuda       (a GPU machine) every CUDA op and the whole model against the CPU backend
 
 CC      ?= gcc
 SAN     ?=
 WERROR  ?= 0
 USE_MPI ?= 0
+USE_CUDA ?= 0
+# the CUDA toolkit, only for USE_CUDA=1; CUDA_ARCH: the compute capability compiled for (90: H100/H200,
+# also as PTX that newer GPUs compile at load)
+CUDA    ?= /usr/local/cuda
+NVCC    ?= $(CUDA)/bin/nvcc
+CUDA_ARCH ?= 90
+ifeq ($(USE_CUDA),1)
+  BUILD ?= build/cuda$(if $(SAN),-$(SAN),)
+  CUDA_SKIP = src/cuda/none.c
+  CU_SRC = $(wildcard src/cuda/*.cu)
+else
+  CUDA_SKIP = src/cuda/backend.c
+  CU_SRC =
+endif
 ifeq ($(USE_MPI),1)
   # Debian's OpenMPI wrapper around gcc; the communicator over MPI instead of the single-process one
   ifneq ($(origin CC),command line)
@@ -45,10 +61,16 @@ ifneq ($(SAN),)
   CFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all -O1
   LDLIBS += -fsanitize=$(SAN)
 endif
+NVCCFLAGS = -O2 -std=c++17 -gencode arch=compute_$(CUDA_ARCH),code=[sm_$(CUDA_ARCH),compute_$(CUDA_ARCH)] \
+            -Iinclude -Isrc -Xcompiler -Wall,-Wextra $(if $(filter 1,$(WERROR)),-Werror all-warnings,)
+ifeq ($(USE_CUDA),1)
+  CFLAGS += -isystem $(CUDA)/include
+  LDLIBS += -L$(CUDA)/lib64 -Wl,-rpath,$(CUDA)/lib64 -lcublasLt -lcudart -lstdc++
+endif
 
-LIB_SRC  = $(filter-out $(COMM_SKIP),$(wildcard src/*.c src/cpu/*.c))
-LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
-PIC_OBJ  = $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
+LIB_SRC  = $(filter-out $(COMM_SKIP) $(CUDA_SKIP),$(wildcard src/*.c src/cpu/*.c src/cuda/*.c))
+LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o) $(CU_SRC:%.cu=$(BUILD)/%.o)
+PIC_OBJ  = $(LIB_SRC:%.c=$(BUILD)/pic/%.o) $(CU_SRC:%.cu=$(BUILD)/pic/%.o)
 TEST_SRC = $(wildcard tests/*.c)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)
 
@@ -61,6 +83,16 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"
 	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/%.o: %.cu
+	@mkdir -p $(dir $@)
+	@echo "  NVCC $<"
+	@$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/pic/%.o: %.cu
+	@mkdir -p $(dir $@)
+	@echo "  NVCC -fPIC $<"
+	@$(NVCC) $(NVCCFLAGS) -Xcompiler -fPIC -MMD -MP -c $< -o $@
 
 # the shared library gets its own position-independent objects; the binary and libnormlab.a keep
 # the non-PIC code the benchmarks measure
@@ -106,6 +138,14 @@ test: $(BUILD)/normlab $(BUILD)/nl_tests $(BUILD)/examples/train_api
 test-mpi:
 	$(MAKE) USE_MPI=1 all build/mpi/nl_tests
 	NORMLAB_BIN=build/mpi/normlab NORMLAB_REQUIRE_CLUSTER=1 build/mpi/nl_tests comm sweep_mpi sweep_resume
+
+# the CUDA build's device tests (tests/cuda/cuda_tests.c): needs a GPU; exits non-zero without one
+test-cuda:
+	$(MAKE) USE_CUDA=1 all build/cuda/nl_cuda_tests
+	NORMLAB_BIN=build/cuda/normlab build/cuda/nl_cuda_tests
+
+$(BUILD)/nl_cuda_tests: $(BUILD)/tests/cuda/cuda_tests.o $(BUILD)/tests/check.o $(BUILD)/libnormlab.a
+	$(CC) $^ -o $@ $(LDLIBS)
 
 asan:
 	$(MAKE) SAN=address test
@@ -155,5 +195,5 @@ valgrind:
 	bash scripts/valgrind.sh build/valgrind/normlab
 
 
-.PHONY: all test test-mpi asan ubsan bench bench-bpe bench-denormal install clean fuzz fuzz-lib fuzz-regress valgrind
--include $(LIB_OBJ:.o=.d) $(PIC_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/tools/normlab.d
+.PHONY: all test test-mpi test-cuda asan ubsan bench bench-bpe bench-denormal install clean fuzz fuzz-lib fuzz-regress valgrind
+-include $(LIB_OBJ:.o=.d) $(PIC_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/tools/normlab.d $(BUILD)/tests/cuda/cuda_tests.d

@@ -8,7 +8,9 @@ bench/bench.sh runs it under each OPENBLAS_CORETYPE to give the peer its fastest
 --arch gpt2 (nanoGPT style): nn.LayerNorm, learned positions, fused QKV, GELU tanh MLP, tied head.
 --arch llama: RMSNorm, RoPE (Meta's interleaved channel pairs, precomputed cos/sin), fused QKV,
 SwiGLU MLP (gate and up fused into one matmul), no biases, no position embedding, untied head.
-Both use torch.optim.AdamW (weight decay on 2-D tensors) and global-norm clipping."""
+Both use torch.optim.AdamW (weight decay on 2-D tensors) and global-norm clipping.
+On a GPU (--device cuda, bench/device_check.sh): --bf16 autocasts to bfloat16, --compile runs
+torch.compile, and AdamW is the fused CUDA implementation."""
 import argparse
 import ctypes
 import json
@@ -183,6 +185,9 @@ def main():
         ap.add_argument("--" + k, type=int, default=v)
     ap.add_argument("--norm", choices=["pre", "peri"], default="pre")
     ap.add_argument("--arch", choices=["gpt2", "llama"], default="gpt2")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--bf16", action="store_true", help="autocast to bfloat16 (fp32 master weights)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model")
     ap.add_argument("--ffn-dim", type=int, help="MLP hidden width (default: gpt2 4*dim; llama the "
                     "multiple of 64 nearest 8*dim/3, ties up)")
     ap.add_argument("--gemm-rate", action="store_true", help="time torch.mm on the MLP's products instead")
@@ -200,26 +205,35 @@ def main():
     for p in model.parameters():
         if p.dim() == 2:
             nn.init.normal_(p, std=0.02)
+    model = model.to(a.device)
+    gpu = a.device == "cuda"
+    run = torch.compile(model) if a.compile else model
     decay = [p for p in model.parameters() if p.dim() == 2]
     rest = [p for p in model.parameters() if p.dim() != 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
-                            lr=1e-3, betas=(0.9, 0.95), eps=1e-8, foreach=True)
+                            lr=1e-3, betas=(0.9, 0.95), eps=1e-8,
+                            **({"fused": True} if gpu else {"foreach": True}))
     g = torch.Generator().manual_seed(0)
     times = []
     for step in range(a.warmup + a.steps):
-        idx = torch.randint(0, a.vocab, (a.batch, a.seq_len + 1), generator=g)
+        idx = torch.randint(0, a.vocab, (a.batch, a.seq_len + 1), generator=g).to(a.device)
+        if gpu:
+            torch.cuda.synchronize()
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = model(idx[:, :-1], idx[:, 1:])
+        with torch.autocast(a.device, dtype=torch.bfloat16, enabled=a.bf16):
+            loss = run(idx[:, :-1], idx[:, 1:])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        if gpu:
+            torch.cuda.synchronize()
         if step >= a.warmup:
             times.append(time.perf_counter() - t0)
     tok = a.batch * a.seq_len
     print(json.dumps({"tok_per_s": tok / statistics.median(times), "torch": torch.__version__,
                       "threads": torch.get_num_threads(), "loss": loss.item(), "arch": a.arch,
-                      "ffn_dim": a.ffn_dim}))
+                      "ffn_dim": a.ffn_dim, "device": a.device, "bf16": a.bf16, "compile": a.compile}))
 
 
 if __name__ == "__main__":

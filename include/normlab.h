@@ -57,6 +57,9 @@ typedef enum nl_norm_type {
 
 typedef enum nl_arch { NL_ARCH_GPT2, NL_ARCH_LLAMA, NL_ARCH_COUNT } nl_arch;
 
+/* Where the numbers live and the ops run (--device): the CPU backend, or CUDA (make USE_CUDA=1). */
+typedef enum nl_device { NL_DEVICE_CPU, NL_DEVICE_CUDA, NL_DEVICE_COUNT } nl_device;
+
 /* Number formats of the low-precision numerics (docs/numerics.md); the CPU emulation is src/cpu/lowp.h. */
 typedef enum nl_dtype { NL_DTYPE_FP32, NL_DTYPE_BF16, NL_DTYPE_FP16, NL_DTYPE_COUNT } nl_dtype;
 
@@ -100,6 +103,7 @@ typedef struct nl_config {
     int eval_every, eval_windows, ckpt_every, log_every;
     double val_frac;
     int threads;
+    int device;          /* nl_device: cpu (default) or cuda */
     int diag_every;      /* per-layer diagnostics every N steps (0: off), src/diag.h */
     double spike_k;      /* gradient spike: grad norm > spike_k x running median (0: off) */
     int diverge_window;  /* stop when the mean loss of the last N steps exceeds the first (0: off) */

@@ -13,6 +13,8 @@
 #ifndef NL_BACKEND_H
 #define NL_BACKEND_H
 
+#include "normlab.h"
+
 #include <stddef.h>
 
 /* Statistics of one residual-stream tensor x (N tokens x C channels), returned to the host. */
@@ -117,6 +119,9 @@ typedef struct nl_backend {
 
 /* The CPU backend (src/cpu/backend.c). */
 const nl_backend *nl_backend_cpu(void);
+/* The CUDA backend on device 0 (src/cuda/backend.c, make USE_CUDA=1). Fails with a one-line message:
+ * NL_ERR_ARG in a build without CUDA (src/cuda/none.c), NL_ERR_IO when no GPU can be used. */
+nl_status nl_backend_cuda(const nl_backend **out);
 
 /* 0 < n: the number of threads the CPU backend computes with (OpenMP and BLAS), set up in its numeric
  * mode. */

@@ -30,6 +30,15 @@ static nl_status write_file(const nl_model *m, const char *path, const nl_st_ent
     return st;
 }
 
+/* The n floats at p as host memory: p itself on the CPU backend, else a copy in *tmp (free it). */
+static const float *host_view(const nl_model *m, const float *p, size_t n, float **tmp) {
+    *tmp = NULL;
+    if (m->be == nl_backend_cpu()) return p;
+    *tmp = nl_xmalloc((n ? n : 1) * sizeof(float));
+    m->be->to_host(*tmp, p, n * sizeof(float));
+    return *tmp;
+}
+
 static void entry(nl_st_entry *e, const char *name, const nl_tensor *t, const float *base, int rows) {
     e->name = name;
     e->dtype = NL_ST_F32;
@@ -57,13 +66,16 @@ nl_status nl_ckpt_save_info(const nl_model *m, const char *path, const nl_ckpt_i
     nl_st_entry *e = nl_xmalloc(3 * (size_t)nt * sizeof *e);
     char(*names)[80] = nl_xmalloc(2 * (size_t)nt * sizeof *names);
     uint32_t crc = 0;
+    float *tmp[3];
+    const float *hb[3];
+    for (int b = 0; b < 3; b++) hb[b] = host_view(m, bufs[b], m->nparams, &tmp[b]);
     for (int i = 0; i < nt; i++) {
         const nl_tensor *t = &m->tensors[i];
         snprintf(names[2 * i], 80, "opt.m.%s", t->name);
         snprintf(names[2 * i + 1], 80, "opt.v.%s", t->name);
-        entry(&e[i], t->name, t, m->params, t->rows);
-        entry(&e[nt + 2 * i], names[2 * i], t, m->m, t->rows);
-        entry(&e[nt + 2 * i + 1], names[2 * i + 1], t, m->v, t->rows);
+        entry(&e[i], t->name, t, hb[0], t->rows);
+        entry(&e[nt + 2 * i], names[2 * i], t, hb[1], t->rows);
+        entry(&e[nt + 2 * i + 1], names[2 * i + 1], t, hb[2], t->rows);
     }
     for (int i = 0; i < 3 * nt; i++) crc = nl_crc32(crc, e[i].data, nl_st_entry_bytes(&e[i]));
     char ver[16], stp[32], rs[96], cs[16], dt[32], rb[16], sk[NL_MAX_ROLLBACKS * 12 + 1] = "";
@@ -78,6 +90,7 @@ nl_status nl_ckpt_save_info(const nl_model *m, const char *path, const nl_ckpt_i
     const char *xk[] = { "format", "version", "step", "data_rng", "crc32", "data_tokens", "rollbacks", "skip_steps" };
     const char *xv[] = { "normlab-checkpoint", ver, stp, rs, cs, dt, rb, sk };
     nl_status st = write_file(m, path, e, 3 * nt, xk, xv, 8);
+    for (int b = 0; b < 3; b++) free(tmp[b]);
     free(names);
     free(e);
     return st;
@@ -199,6 +212,7 @@ static nl_status load_ckpt(nl_model *m, const nl_st_file *f, const char *path, n
     nl_config_defaults(&c);
     c.vocab = 256;
     NL_TRY(config_from_meta(f, path, &c, 0));
+    c.device = NL_DEVICE_CPU; /* checkpoints load into host memory (copy_tensor) */
     if (nl_config_resolve(&c) != NL_OK) return NL_FAIL(NL_ERR_FORMAT, "'%s': bad config in checkpoint: %s", path, nl_last_error());
     /* the tensors must be there before the model is allocated: a lower bound on the parameters
      * (embeddings, head and block matrices) times three (params, m, v) fits in the data section */
@@ -315,9 +329,12 @@ nl_status nl_ckpt_find(const char *p, char *out, size_t cap) {
 
 nl_status nl_export(const nl_model *m, const char *path) {
     nl_st_entry *e = nl_xmalloc((size_t)m->ntensors * sizeof *e);
-    for (int i = 0; i < m->ntensors; i++) entry(&e[i], m->tensors[i].name, &m->tensors[i], m->params, m->tensors[i].export_rows);
+    float *tmp;
+    const float *hp = host_view(m, m->params, m->nparams, &tmp);
+    for (int i = 0; i < m->ntensors; i++) entry(&e[i], m->tensors[i].name, &m->tensors[i], hp, m->tensors[i].export_rows);
     const char *xk[] = { "format" }, *xv[] = { "normlab" };
     nl_status st = write_file(m, path, e, m->ntensors, xk, xv, 1);
+    free(tmp);
     free(e);
     return st;
 }

@@ -77,6 +77,7 @@ void nl_args_defaults(nl_args *a) {
 }
 
 const char *const nl_arch_names[NL_ARCH_COUNT] = { "gpt2", "llama" };
+static const char *const device_names[NL_DEVICE_COUNT] = { "cpu", "cuda" };
 
 /* The MLP width of --ffn-dim 0: 4d for gpt2; for llama the multiple of 64 nearest 8d/3 (ties up, at
  * least 64), LLaMA's 2/3 * 4d rounded as its reference code does. */
@@ -124,6 +125,7 @@ nl_status nl_config_resolve(nl_config *c) {
     if (c->eval_every < 0 || c->ckpt_every < 0 || c->log_every < 1 || c->eval_windows < 1)
         return NL_FAIL(NL_ERR_ARG, "--eval-every/--ckpt-every must be >= 0, --log-every/--eval-windows >= 1");
     if (!(c->val_frac >= 0 && c->val_frac < 1)) return NL_FAIL(NL_ERR_ARG, "--val-frac %g: must be in [0, 1)", c->val_frac);
+    if (c->device < 0 || c->device >= NL_DEVICE_COUNT) return NL_FAIL(NL_ERR_ARG, "--device: unknown device");
     if (c->threads < 0 || c->threads > 1024) return NL_FAIL(NL_ERR_ARG, "--threads %d: must be in 0..1024", c->threads);
     if (c->keep_ckpts < 0) return NL_FAIL(NL_ERR_ARG, "--keep-ckpts %d: must be >= 0 (0 keeps all)", c->keep_ckpts);
     if (c->on_nan != NL_ON_NAN_STOP && c->on_nan != NL_ON_NAN_ROLLBACK) return NL_FAIL(NL_ERR_ARG, "--on-nan: must be stop or rollback");
@@ -149,7 +151,7 @@ double nl_config_matrix_params(const nl_config *c) {
 /* ---------------------------------------------------------------- option table */
 
 /* T_LIST: values appended, '\n'-separated; T_ARGS: the same for the command's arguments that are not options */
-typedef enum opt_type { T_INT, T_U64, T_DBL, T_PATH, T_TEXT, T_WORD, T_NORM, T_NTYPE, T_ARCH, T_ONOFF, T_GAIN, T_FLAG, T_LIST, T_ONNAN, T_ARGS } opt_type;
+typedef enum opt_type { T_INT, T_U64, T_DBL, T_PATH, T_TEXT, T_WORD, T_NORM, T_NTYPE, T_ARCH, T_ONOFF, T_GAIN, T_FLAG, T_LIST, T_ONNAN, T_DEVICE, T_ARGS } opt_type;
 
 typedef struct opt {
     const char *name; /* CLI spelling; config keys use '_' for '-' */
@@ -214,6 +216,7 @@ static const opt opts[] = {
     { "ckpt-every",   T_INT,   CFG(ckpt_every),   TR,    0, "checkpoint every N steps (0: only at the end)" },
     { "log-every",    T_INT,   CFG(log_every),    TR,    0, "progress line every N steps when not on a terminal" },
     { "threads",      T_INT,   CFG(threads),      TR|EV|SA|EX|MC|AN, 0, "threads for OpenMP and BLAS (0: all cores)" },
+    { "device",       T_DEVICE, CFG(device),      TR,    0, "cpu | cuda: where the model computes (cuda: a build with make USE_CUDA=1 and a GPU)" },
     { "diag-every",   T_INT,   CFG(diag_every),   TR,    0, "per-layer diagnostics on a fixed validation batch every N steps, at step 0 and at the end (0: off)" },
     { "spike-k",      T_DBL,   CFG(spike_k),      TR,    0, "count a gradient spike when the grad norm exceeds k x its running median (0: off)" },
     { "diverge-window", T_INT, CFG(diverge_window), TR,  0, "stop as diverged when, after warmup, the mean loss of the last N steps exceeds the first step's (0: off)" },
@@ -350,6 +353,14 @@ static nl_status set_value(nl_args *a, const opt *o, const char *v) {
         *(int *)p = x;
         break;
     }
+    case T_DEVICE: {
+        int x = -1;
+        for (int i = 0; i < NL_DEVICE_COUNT; i++)
+            if (!strcmp(v, device_names[i])) x = i;
+        if (x < 0) return NL_FAIL(NL_ERR_ARG, "--device: unknown device '%s' (cpu|cuda)", v);
+        *(int *)p = x;
+        break;
+    }
     case T_ONOFF:
     case T_FLAG: {
         int x = parse_onoff(v);
@@ -451,6 +462,7 @@ static void format_value(const nl_args *a, const opt *o, char *buf, size_t n) {
     case T_NORM: snprintf(buf, n, "%s", nl_placements[*(const int *)p].name); break;
     case T_NTYPE: snprintf(buf, n, "%s", *(const int *)p < 0 ? "auto" : nl_norm_type_names[*(const int *)p]); break;
     case T_ARCH: snprintf(buf, n, "%s", nl_arch_names[*(const int *)p]); break;
+    case T_DEVICE: snprintf(buf, n, "%s", device_names[*(const int *)p]); break;
     case T_ONOFF:
     case T_FLAG: snprintf(buf, n, "%s", *(const int *)p < 0 ? "auto" : *(const int *)p ? "on" : "off"); break;
     case T_GAIN: snprintf(buf, n, "%s", *(const int *)p ? "frozen" : "learn"); break;

@@ -164,7 +164,8 @@ nl_status nl_model_init(nl_model *m, const nl_config *cfg) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     NL_TRY(nl_config_resolve(&m->cfg));
-    m->be = nl_backend_cpu();
+    if (m->cfg.device == NL_DEVICE_CUDA) NL_TRY(nl_backend_cuda(&m->be));
+    else m->be = nl_backend_cpu();
     const nl_config *c = &m->cfg;
     m->hs = c->dim / c->heads;
     m->kvC = m->hs * c->kv_heads;

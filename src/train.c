@@ -46,7 +46,8 @@ nl_status nl_check_memory(const nl_config *c, int B, int T, int training) {
     const long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
     const double have = pages > 0 && psize > 0 ? (double)pages * (double)psize : 1e18;
     if (N > 1 << 30) return NL_FAIL(NL_ERR_ARG, "--batch %d x --seq-len %d is more than 2^30 tokens per micro-batch", B, T);
-    if (need > have)
+    /* on a GPU the numbers live in device memory: an allocation that does not fit fails with one line there */
+    if (need > have && c->device == NL_DEVICE_CPU)
         return NL_FAIL(NL_ERR_ARG, "this model and batch need about %.3g GB of memory, more than the machine's %.3g GB "
                                    "(L=%d d=%d H=%d T=%d V=%d, batch %d): lower --batch, --seq-len, --dim or --layers",
                        need / 1e9, have / 1e9, c->layers, c->dim, c->heads, T, c->vocab, B);
@@ -367,6 +368,8 @@ static nl_status setup(run *r) {
     NL_TRY(nl_find_data(c->data, sizeof c->data));
     NL_TRY(nl_tokens_open(&r->all, c->data));
     if (c->val_data[0]) NL_TRY(nl_tokens_open(&r->valfile, c->val_data));
+    if (c->init_from[0] && c->device != NL_DEVICE_CPU)
+        return NL_FAIL(NL_ERR_ARG, "--init-from cannot be combined with --device cuda yet (the importers write host memory)");
     if (c->init_from[0] && !r->resume) NL_TRY(nl_read_model_config(c->init_from, c));
     if (c->vocab == 0) c->vocab = r->all.shards ? 50257 : 256;
     NL_TRY(nl_tokens_encode(&r->all, c)); /* text for a GPT-2-vocabulary model: BPE tokens */
@@ -390,6 +393,8 @@ static nl_status setup(run *r) {
     memset(&r->info, 0, sizeof r->info);
     r->saved_step = -1;
     if (r->resume) {
+        if (c->device != NL_DEVICE_CPU)
+            return NL_FAIL(NL_ERR_ARG, "--resume: the run was trained with --device cuda; resuming it is not supported yet (checkpoints load on the CPU)");
         NL_TRY(nl_ckpt_load_info(&r->m, r->resume, &r->info));
         nl_config keep = r->m.cfg;
         r->m.cfg = *c; /* the same model options (both from the checkpoint); the run's other options */
@@ -500,9 +505,10 @@ static nl_status diverged(run *r, int step, const char *what) {
     }
     free(steps);
     NL_TRY(st);
-    r->m.be->copy(r->m.params, t.params, t.nparams * sizeof(float));
-    r->m.be->copy(r->m.m, t.m, t.nparams * sizeof(float));
-    r->m.be->copy(r->m.v, t.v, t.nparams * sizeof(float));
+    /* t is loaded on the host (CPU backend); the run's backend may be another */
+    r->m.be->from_host(r->m.params, t.params, t.nparams * sizeof(float));
+    r->m.be->from_host(r->m.m, t.m, t.nparams * sizeof(float));
+    r->m.be->from_host(r->m.v, t.v, t.nparams * sizeof(float));
     nl_model_free(&t);
     r->info.step = ti.step;
     r->info.rng = ti.rng;

@@ -79,7 +79,9 @@
     X(crc32c)                                                                                      \
     X(progress_line)                                                                               \
     X(tensorboard)                                                                                 \
-    X(presets)
+    X(presets)                                                                                     \
+    X(cuda_host)                                                                                   \
+    X(cuda_cli)
 
 #define X(name) int test_##name(void);
 NL_TESTS(X)
