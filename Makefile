@@ -104,7 +104,7 @@ test: $(BUILD)/normlab $(BUILD)/nl_tests $(BUILD)/examples/train_api
 # mpirun (MPI singleton); NORMLAB_REQUIRE_CLUSTER=1: a test that cannot run fails
 test-mpi:
 	$(MAKE) USE_MPI=1 all build/mpi/nl_tests
-	NORMLAB_BIN=build/mpi/normlab NORMLAB_REQUIRE_CLUSTER=1 build/mpi/nl_tests comm sweep_mpi sweep_resume
+	NORMLAB_BIN=build/mpi/normlab NORMLAB_REQUIRE_CLUSTER=1 build/mpi/nl_tests comm sweep_mpi sweep_resume dp_equiv dp_resume dp_faults
 
 asan:
 	$(MAKE) SAN=address test
