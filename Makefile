@@ -114,6 +114,14 @@ ubsan:
 bench: $(BUILD)/normlab build/release/sgemm_bench
 	bash bench/bench.sh
 
+# the communicator's all-reduce under mpirun -np 2 (docs/scaling.md)
+bench-allreduce:
+	$(MAKE) USE_MPI=1 build/mpi/allreduce_bench
+	mpirun --allow-run-as-root --oversubscribe -np 2 build/mpi/allreduce_bench
+
+build/mpi/allreduce_bench: bench/allreduce_bench.c build/mpi/libnormlab.a
+	$(CC) $(CFLAGS) $< -o $@ build/mpi/libnormlab.a $(LDLIBS)
+
 bench-bpe:
 	bash bench/bpe_bench.sh
 
@@ -154,5 +162,5 @@ valgrind:
 	bash scripts/valgrind.sh build/valgrind/normlab
 
 
-.PHONY: all test test-mpi asan ubsan bench bench-bpe bench-denormal install clean fuzz fuzz-lib fuzz-regress valgrind
+.PHONY: all test test-mpi asan ubsan bench bench-allreduce bench-bpe bench-denormal install clean fuzz fuzz-lib fuzz-regress valgrind
 -include $(LIB_OBJ:.o=.d) $(PIC_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/tools/normlab.d
