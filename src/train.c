@@ -562,9 +562,12 @@ static nl_status train_loop(run *r) {
     printf("normlab train: %s %s (%s), L=%d d=%d H=%d%s F=%d T=%d V=%d, %.2fM params; %zu train / %zu val tokens; run dir %s\n",
            nl_arch_names[c->arch], nl_placements[c->norm].name, nl_norm_type_names[c->norm_type], c->layers, c->dim, c->heads, kv,
            c->ffn_dim, c->seq_len, c->vocab, (double)nl_model_trainable_count(m) / 1e6, r->train.n, r->v ? r->v->n : 0, c->out);
-    if (P > 1)
-        printf("data parallel: %d ranks x batch %d x accum %d = %d sequences per step%s\n", P, c->batch, c->accum, P * c->batch * c->accum,
-               r->dp.zero ? "; ZeRO-1: AdamW moments sharded" : "");
+    if (P > 1) {
+        printf("data parallel: %d ranks x batch %d x accum %d = %d sequences per step", P, c->batch, c->accum, P * c->batch * c->accum);
+        if (r->dp.zero) /* rank 0's shard is the largest (sizes differ by at most one element) */
+            printf("; ZeRO-1: AdamW moments %.4g MB per rank instead of %.4g MB", 8.0 * (double)(r->dp.hi - r->dp.lo) / 1e6, 8.0 * (double)m->nparams / 1e6);
+        printf("\n");
+    }
     if (r->resume) printf("resuming from step %d of %d (%s)\n", r->info.step, c->steps, r->resume);
     const int span = c->lr_steps > 0 ? c->lr_steps : c->steps;
     if (c->warmup > span && c->steps > 0 && !r->resume && r->lead)

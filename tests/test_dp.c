@@ -94,6 +94,13 @@ int test_dp_equiv(void) {
         fails += NL_CHECK(count(out, "done: 6 steps") == 1 && count(out, "normlab train: gpt2") == 1 && strstr(out, "data parallel: "),
                           "-np %d: one log, from rank 0: %s", np, out);
         fails += NL_CHECK(train(launch, zero, "--batch 3 --steps 6 --zero 1", data) == 0, "mpirun -np %d --zero 1", np);
+        /* the moments per rank: 2 floats x ceil(nparams / np) */
+        const char *mb = strstr(out, "ZeRO-1: AdamW moments ");
+        double per = 0, all = 0;
+        fails += NL_CHECK(mb && sscanf(mb, "ZeRO-1: AdamW moments %lf MB per rank instead of %lf MB", &per, &all) == 2 && all > 0 &&
+                              fabs(per * np / all - 1) < 1e-2,
+                          "-np %d: optimizer memory per rank falls by the rank count: %s", np, mb ? mb : out);
+        if (mb) printf("    -np %d --zero 1: %.*s\n", np, (int)strcspn(mb, "\n"), mb);
         snprintf(a, sizeof a, "%s/ckpt-00000006.safetensors", single);
         snprintf(b, sizeof b, "%s/ckpt-00000006.safetensors", dp);
         double d = ckpt_diff(a, b, &same);
