@@ -222,6 +222,10 @@ int test_dp_faults(void) {
     fails += NL_CHECK(!strstr(out, "ckpt-00000012") && !strstr(out, ".tmp."), "no later or partial checkpoint: %s", out);
     rc = nl_run_fmt(out, sizeof out, MPIRUN " -np 2 %s train --resume %s/k --steps 12 2>&1", nl_test_bin(), dir);
     fails += NL_CHECK(rc == 0 && strstr(out, "resuming from step 8 of 12") && strstr(out, "done: 12 steps"), "resumed after the kill: %s", out);
+    /* a NaN gradient at step 5 under ZeRO-1: every rank rolls back to the step-4 checkpoint together */
+    rc = nl_run_fmt(out, sizeof out, "NORMLAB_FAULT=nan-at:5 " MPIRUN " -np 2 %s train --data %s %s --out %s/n --batch 2 --steps 8 --ckpt-every 2 "
+                    "--on-nan rollback --zero 1 2>&1", nl_test_bin(), data, model, dir);
+    fails += NL_CHECK(rc == 0 && count(out, "rolled back to step 4") == 1 && strstr(out, "done: 8 steps"), "rollback on 2 ranks: exit %d: %s", rc, out);
     /* SIGTERM to mpirun: every rank stops after the same step, rank 0 checkpoints it */
     snprintf(log, sizeof log, "%s/term.log", dir);
     snprintf(cmd, sizeof cmd, "export NORMLAB_DP_CHECK=1; exec mpirun --allow-run-as-root --oversubscribe -np 2 %s train --data %s %s --out %s/t --batch 2 --steps 100000 --log-every 1 > %s 2>&1",
