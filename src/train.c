@@ -240,6 +240,7 @@ typedef struct run {
     int lead;          /* rank 0: writes the run directory, metrics and logs */
     int check_every;   /* NORMLAB_DP_CHECK: compare the ranks' parameters every N steps (0: never) */
     int kill_rank, kill_step; /* NORMLAB_FAULT kill-rank:R:K: rank R SIGKILLs itself at step K */
+    int skew_rank, skew_step; /* NORMLAB_FAULT skew-rank:R:K: rank R changes a parameter after step K */
 } run;
 
 static void run_free(run *r) {
@@ -292,18 +293,20 @@ static nl_status open_tb(run *r, int step) {
     return nl_tb_open(&r->tb, r->c->tensorboard[0] ? r->c->tensorboard : r->c->out, step);
 }
 
-/* NORMLAB_FAULT=nan-at:K,kill-in-ckpt:K,kill-rank:R:K (fault injection for tests and drills);
+/* NORMLAB_FAULT=nan-at:K,kill-in-ckpt:K,kill-rank:R:K,skew-rank:R:K (fault injection for tests and drills);
  * NORMLAB_DP_CHECK=N: the ranks compare their parameters every N steps */
 static nl_status parse_faults(run *r) {
     const char *e = getenv("NORMLAB_FAULT");
-    r->kill_rank = -1;
+    r->kill_rank = r->skew_rank = -1;
     for (const char *p = e; p && *p;) {
         size_t n = strcspn(p, ",");
         int k = 0, q = 0, used = 0;
         if (sscanf(p, "nan-at:%d%n", &k, &used) == 1 && (size_t)used == n && k > 0) r->fault_nan = k;
         else if (sscanf(p, "kill-in-ckpt:%d%n", &k, &used) == 1 && (size_t)used == n && k >= 0) r->fault_kill_ckpt = k;
         else if (sscanf(p, "kill-rank:%d:%d%n", &q, &k, &used) == 2 && (size_t)used == n && q >= 0 && k > 0) r->kill_rank = q, r->kill_step = k;
-        else return NL_FAIL(NL_ERR_ARG, "NORMLAB_FAULT '%s': expected nan-at:STEP, kill-in-ckpt:STEP or kill-rank:RANK:STEP, comma-separated", e);
+        else if (sscanf(p, "skew-rank:%d:%d%n", &q, &k, &used) == 2 && (size_t)used == n && q >= 0 && k > 0) r->skew_rank = q, r->skew_step = k;
+        else return NL_FAIL(NL_ERR_ARG, "NORMLAB_FAULT '%s': expected nan-at:STEP, kill-in-ckpt:STEP, kill-rank:RANK:STEP or skew-rank:RANK:STEP, "
+                                        "comma-separated", e);
         p += n + (p[n] == ',');
     }
     const char *ck = getenv("NORMLAB_DP_CHECK");
@@ -645,6 +648,12 @@ static nl_status train_loop(run *r) {
         const int last = step + 1 == c->steps;
         int sig = got_signal; /* read once: a signal after this line is handled after the next step */
         if (P > 1) NL_TRY(nl_dp_agree(&sig)); /* every rank stops after the same step */
+        if (r->skew_rank == r->dp.rank && r->skew_step == step + 1) { /* NORMLAB_FAULT skew-rank: one parameter moves */
+            float p0;
+            m->be->to_host(&p0, m->params, sizeof p0);
+            p0 += 1e-3f;
+            m->be->from_host(m->params, &p0, sizeof p0);
+        }
         if (r->check_every && (step + 1) % r->check_every == 0) NL_TRY(nl_dp_check_params(&r->dp, m, step + 1));
         const int want_ckpt = (c->ckpt_every && (step + 1) % c->ckpt_every == 0) || last || sig;
         int bad = 0;

@@ -226,6 +226,10 @@ int test_dp_faults(void) {
     rc = nl_run_fmt(out, sizeof out, "NORMLAB_FAULT=nan-at:5 " MPIRUN " -np 2 %s train --data %s %s --out %s/n --batch 2 --steps 8 --ckpt-every 2 "
                     "--on-nan rollback --zero 1 2>&1", nl_test_bin(), data, model, dir);
     fails += NL_CHECK(rc == 0 && count(out, "rolled back to step 4") == 1 && strstr(out, "done: 8 steps"), "rollback on 2 ranks: exit %d: %s", rc, out);
+    /* the parameter check notices a rank that drifted (one parameter of rank 2 moved after step 3) */
+    rc = nl_run_fmt(out, sizeof out, "NORMLAB_FAULT=skew-rank:2:3 " MPIRUN " -np 3 %s train --data %s %s --out %s/s --batch 2 --steps 6 2>&1",
+                    nl_test_bin(), data, model, dir);
+    fails += NL_CHECK(rc != 0 && strstr(out, "after step 3 the parameters of 1 rank(s) (2) differ from rank 0's"), "a drifted rank is caught: exit %d: %s", rc, out);
     /* SIGTERM to mpirun: every rank stops after the same step, rank 0 checkpoints it */
     snprintf(log, sizeof log, "%s/term.log", dir);
     snprintf(cmd, sizeof cmd, "export NORMLAB_DP_CHECK=1; exec mpirun --allow-run-as-root --oversubscribe -np 2 %s train --data %s %s --out %s/t --batch 2 --steps 100000 --log-every 1 > %s 2>&1",
