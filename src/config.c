@@ -203,7 +203,7 @@ static const opt opts[] = {
     { "vocab",        T_INT,   CFG(vocab),        TR,    1, "vocabulary size (0: 256 for text, 50257 for shards)" },
     { "batch",        T_INT,   CFG(batch),        TR,    0, "sequences per micro-batch" },
     { "accum",        T_INT,   CFG(accum),        TR,    0, "micro-batches per optimizer step (gradient accumulation)" },
-    { "global-batch", T_INT,   CFG(global_batch), TR,    0, "sequences per optimizer step over all MPI ranks; sets --accum to it / (ranks x batch), which must divide (0: ranks x batch x accum)" },
+    { "global-batch", T_INT,   CFG(global_batch), TR,    0, "sequences per optimizer step over all MPI ranks; replaces --accum by it / (ranks x batch), which must divide (0: ranks x batch x accum)" },
     { "zero",         T_INT,   CFG(zero),         TR,    0, "1: ZeRO-1 under mpirun, AdamW moments sharded across the ranks (not kept by --resume: give it again)" },
     { "steps",        T_INT,   CFG(steps),        TR,    0, "optimizer steps" },
     { "lr",           T_DBL,   CFG(lr),           TR,    0, "peak learning rate" },
