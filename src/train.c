@@ -665,8 +665,8 @@ static nl_status train_loop(run *r) {
             continue;
         }
         int did_eval = 0;
-        if (want_ckpt) NL_TRY(save_ckpt(r, ckpt, sizeof ckpt));
-        if (!r->lead) { /* the other ranks write nothing */
+        if (!r->lead) { /* the other ranks write nothing (with ZeRO-1 they send their moment shards) */
+            if (want_ckpt) NL_TRY(save_ckpt(r, ckpt, sizeof ckpt));
             if (sig && !last) return stopped_by = sig, NL_OK;
             continue;
         }
@@ -700,6 +700,7 @@ static nl_status train_loop(run *r) {
             printf("\n");
             fflush(stdout);
         }
+        if (want_ckpt) NL_TRY(save_ckpt(r, ckpt, sizeof ckpt)); /* after the step's metrics line, which a resume keeps */
         if (sig && !last) {
             stopped_by = sig;
             if (tty) fputc('\n', stderr);
