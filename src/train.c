@@ -667,7 +667,10 @@ static nl_status train_loop(run *r) {
         int did_eval = 0;
         if (!r->lead) { /* the other ranks write nothing (with ZeRO-1 they send their moment shards) */
             if (want_ckpt) NL_TRY(save_ckpt(r, ckpt, sizeof ckpt));
-            if (sig && !last) return stopped_by = sig, NL_OK;
+            if (sig && !last) { /* exit (128 + sig) only once rank 0 has written the checkpoint: mpirun ends the job then */
+                NL_TRY(nl_comm_barrier());
+                return stopped_by = sig, NL_OK;
+            }
             continue;
         }
         if (r->v && ((c->eval_every && (step + 1) % c->eval_every == 0) || last)) {
@@ -702,6 +705,7 @@ static nl_status train_loop(run *r) {
         }
         if (want_ckpt) NL_TRY(save_ckpt(r, ckpt, sizeof ckpt)); /* after the step's metrics line, which a resume keeps */
         if (sig && !last) {
+            if (P > 1) NL_TRY(nl_comm_barrier()); /* the other ranks wait for this checkpoint before they exit */
             stopped_by = sig;
             if (tty) fputc('\n', stderr);
             fprintf(stderr, "normlab train: stopped by %s after step %d of %d; checkpoint %s written. Resume with: normlab train --resume %s\n",
@@ -739,7 +743,7 @@ static nl_status train(nl_config *cfg, const char *resume, int overwrite) {
         if (P > 1) NL_TRY(nl_comm_broadcast(cfg->out, sizeof cfg->out, 0));
     }
     /* SIGINT/SIGTERM: finish the step, checkpoint, exit; a second signal acts at once (SA_RESETHAND) */
-    struct sigaction sa, old_int, old_term;
+    struct sigaction sa, old_int, old_term, old_pipe;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sa.sa_flags = SA_RESETHAND;
@@ -748,6 +752,12 @@ static nl_status train(nl_config *cfg, const char *resume, int overwrite) {
     stopped_by = 0;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
+    /* under mpirun a signal also stops mpirun relaying the ranks' output: a progress line must not
+     * kill rank 0 (SIGPIPE) before it has written the checkpoint */
+    struct sigaction ign = sa;
+    ign.sa_handler = SIG_IGN;
+    ign.sa_flags = 0;
+    sigaction(SIGPIPE, P > 1 ? &ign : NULL, &old_pipe);
     nl_status st = setup(&r);
     if (P > 1) { /* a launch error is every rank's (the same options): each returns it; one rank's own
                   * error (a file it cannot read) ends the job, naming the rank */
@@ -761,6 +771,7 @@ static nl_status train(nl_config *cfg, const char *resume, int overwrite) {
     }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGPIPE, &old_pipe, NULL);
     run_free(&r);
     return st;
 }
