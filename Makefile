@@ -137,7 +137,7 @@ test: $(BUILD)/normlab $(BUILD)/nl_tests $(BUILD)/examples/train_api
 # mpirun (MPI singleton); NORMLAB_REQUIRE_CLUSTER=1: a test that cannot run fails
 test-mpi:
 	$(MAKE) USE_MPI=1 all build/mpi/nl_tests
-	NORMLAB_BIN=build/mpi/normlab NORMLAB_REQUIRE_CLUSTER=1 build/mpi/nl_tests comm sweep_mpi sweep_resume
+	NORMLAB_BIN=build/mpi/normlab NORMLAB_REQUIRE_CLUSTER=1 build/mpi/nl_tests comm sweep_mpi sweep_resume dp_equiv dp_resume dp_faults
 
 # the CUDA build's device tests (tests/cuda/cuda_tests.c): needs a GPU; exits non-zero without one
 test-cuda:
@@ -154,6 +154,14 @@ ubsan:
 
 bench: $(BUILD)/normlab build/release/gemm_bench
 	bash bench/bench.sh
+
+# the communicator's all-reduce under mpirun -np 2 (docs/scaling.md)
+bench-allreduce:
+	$(MAKE) USE_MPI=1 build/mpi/allreduce_bench
+	mpirun --allow-run-as-root --oversubscribe -np 2 build/mpi/allreduce_bench
+
+build/mpi/allreduce_bench: bench/allreduce_bench.c build/mpi/libnormlab.a
+	$(CC) $(CFLAGS) $< -o $@ build/mpi/libnormlab.a $(LDLIBS)
 
 bench-bpe:
 	bash bench/bpe_bench.sh
@@ -195,5 +203,5 @@ valgrind:
 	bash scripts/valgrind.sh build/valgrind/normlab
 
 
-.PHONY: all test test-mpi test-cuda asan ubsan bench bench-bpe bench-denormal install clean fuzz fuzz-lib fuzz-regress valgrind
+.PHONY: all test test-mpi test-cuda asan ubsan bench bench-allreduce bench-bpe bench-denormal install clean fuzz fuzz-lib fuzz-regress valgrind
 -include $(LIB_OBJ:.o=.d) $(PIC_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/tools/normlab.d $(BUILD)/tests/cuda/cuda_tests.d

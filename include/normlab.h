@@ -96,6 +96,8 @@ typedef struct nl_config {
     /* training */
     int batch;        /* B: sequences per micro-batch */
     int accum;        /* micro-batches per optimizer step */
+    int global_batch; /* sequences per optimizer step over all ranks (0: ranks x batch x accum); sets accum */
+    int zero;         /* 1: ZeRO-1, AdamW moments sharded across MPI ranks (docs/cluster.md) */
     int steps;
     double lr, min_lr_frac, weight_decay, clip;
     int warmup;

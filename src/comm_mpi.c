@@ -8,6 +8,7 @@
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int g_rank, g_size = 1, g_local = 1, g_inited;
 
@@ -59,6 +60,57 @@ nl_status nl_comm_allreduce_sum(float *buf, size_t n) {
         if (rc != MPI_SUCCESS) return mpi_fail(rc, "Allreduce");
     }
     return NL_OK;
+}
+
+nl_status nl_comm_allreduce_sum_f64(double *buf, size_t n) {
+    for (size_t i = 0; i < n; i += CHUNK) {
+        const int c = (int)(n - i < CHUNK ? n - i : CHUNK);
+        int rc = MPI_Allreduce(MPI_IN_PLACE, buf + i, c, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+        if (rc != MPI_SUCCESS) return mpi_fail(rc, "Allreduce");
+    }
+    return NL_OK;
+}
+
+void nl_comm_shard(size_t n, int rank, size_t *lo, size_t *hi) {
+    const size_t q = n / (size_t)g_size, r = n % (size_t)g_size, k = (size_t)rank;
+    *lo = k * q + (k < r ? k : r);
+    *hi = *lo + q + (k < r);
+}
+
+/* the shard sizes and offsets as MPI's int counts; NL_ERR_ARG when n is too large for them */
+static nl_status shard_counts(size_t n, int **counts, int **displs) {
+    if (n > INT_MAX) return NL_FAIL(NL_ERR_ARG, "MPI sharding of %zu elements: at most %d are supported", n, INT_MAX);
+    *counts = nl_xmalloc((size_t)g_size * sizeof(int));
+    *displs = nl_xmalloc((size_t)g_size * sizeof(int));
+    for (int q = 0; q < g_size; q++) {
+        size_t lo, hi;
+        nl_comm_shard(n, q, &lo, &hi);
+        (*counts)[q] = (int)(hi - lo);
+        (*displs)[q] = (int)lo;
+    }
+    return NL_OK;
+}
+
+nl_status nl_comm_reduce_scatter_sum(float *buf, size_t n) {
+    int *counts, *displs;
+    NL_TRY(shard_counts(n, &counts, &displs));
+    const int mine = counts[g_rank], at = displs[g_rank];
+    float *part = nl_xmalloc(((size_t)mine + 1) * sizeof(float)); /* send and receive buffers may not overlap */
+    int rc = MPI_Reduce_scatter(buf, part, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    if (rc == MPI_SUCCESS) memcpy(buf + at, part, (size_t)mine * sizeof(float));
+    free(part);
+    free(counts);
+    free(displs);
+    return rc == MPI_SUCCESS ? NL_OK : mpi_fail(rc, "Reduce_scatter");
+}
+
+nl_status nl_comm_allgather(float *buf, size_t n) {
+    int *counts, *displs;
+    NL_TRY(shard_counts(n, &counts, &displs));
+    int rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT, MPI_COMM_WORLD);
+    free(counts);
+    free(displs);
+    return rc == MPI_SUCCESS ? NL_OK : mpi_fail(rc, "Allgatherv");
 }
 
 nl_status nl_comm_broadcast(void *buf, size_t bytes, int root) {

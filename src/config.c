@@ -115,6 +115,8 @@ nl_status nl_config_resolve(nl_config *c) {
     if (!(c->mix_alpha >= 0 && c->mix_alpha <= 1)) return NL_FAIL(NL_ERR_ARG, "--mix-alpha %g: must be in [0, 1]", c->mix_alpha);
     if (c->batch < 1) return NL_FAIL(NL_ERR_ARG, "--batch %d: must be positive", c->batch);
     if (c->accum < 1) return NL_FAIL(NL_ERR_ARG, "--accum %d: must be positive", c->accum);
+    if (c->global_batch < 0) return NL_FAIL(NL_ERR_ARG, "--global-batch %d: must be 0 (off) or positive", c->global_batch);
+    if (c->zero != 0 && c->zero != 1) return NL_FAIL(NL_ERR_ARG, "--zero %d: must be 0 (off) or 1 (sharded AdamW moments)", c->zero);
     if (c->steps < 0) return NL_FAIL(NL_ERR_ARG, "--steps %d: must be >= 0", c->steps);
     if (!(c->lr >= 0 && isfinite(c->lr))) return NL_FAIL(NL_ERR_ARG, "--lr %g: must be a finite number >= 0", c->lr);
     if (!(c->min_lr_frac >= 0 && c->min_lr_frac <= 1)) return NL_FAIL(NL_ERR_ARG, "--min-lr-frac %g: must be in [0, 1]", c->min_lr_frac);
@@ -203,6 +205,8 @@ static const opt opts[] = {
     { "vocab",        T_INT,   CFG(vocab),        TR,    1, "vocabulary size (0: 256 for text, 50257 for shards)" },
     { "batch",        T_INT,   CFG(batch),        TR,    0, "sequences per micro-batch" },
     { "accum",        T_INT,   CFG(accum),        TR,    0, "micro-batches per optimizer step (gradient accumulation)" },
+    { "global-batch", T_INT,   CFG(global_batch), TR,    0, "sequences per optimizer step over all MPI ranks; replaces --accum by it / (ranks x batch), which must divide (0: ranks x batch x accum)" },
+    { "zero",         T_INT,   CFG(zero),         TR,    0, "1: ZeRO-1 under mpirun, AdamW moments sharded across the ranks (not kept by --resume: give it again)" },
     { "steps",        T_INT,   CFG(steps),        TR,    0, "optimizer steps" },
     { "lr",           T_DBL,   CFG(lr),           TR,    0, "peak learning rate" },
     { "min-lr-frac",  T_DBL,   CFG(min_lr_frac),  TR,    0, "cosine decay floor as a fraction of --lr" },

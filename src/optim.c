@@ -29,15 +29,18 @@ double nl_clip_scale(double norm, double clip) {
     return s < 1.0 ? s : 1.0;
 }
 
-void nl_adamw_step(nl_model *m, double lr, double gscale, int t) {
+void nl_adamw_step(nl_model *m, double lr, double gscale, int t) { nl_adamw_range(m, lr, gscale, t, 0, m->nparams); }
+
+void nl_adamw_range(nl_model *m, double lr, double gscale, int t, size_t lo, size_t hi) {
     nl_adamw_hp hp = { .lr = (float)lr, .beta1 = (float)NL_ADAM_BETA1, .beta2 = (float)NL_ADAM_BETA2,
                        .eps = (float)NL_ADAM_EPS, .gscale = (float)gscale,
                        .ic1 = (float)(1.0 / (1.0 - pow(NL_ADAM_BETA1, t))), .ic2 = (float)(1.0 / (1.0 - pow(NL_ADAM_BETA2, t))) };
     m->be->enter();
     for (int i = 0; i < m->ntensors; i++) {
         const nl_tensor *tn = &m->tensors[i];
-        if (!tn->trainable) continue;
+        const size_t a = tn->offset > lo ? tn->offset : lo, b = tn->offset + tn->numel < hi ? tn->offset + tn->numel : hi;
+        if (!tn->trainable || a >= b) continue;
         hp.wd = tn->decay ? (float)m->cfg.weight_decay : 0.0f;
-        m->be->adamw(m->params + tn->offset, m->m + tn->offset, m->v + tn->offset, m->grads + tn->offset, tn->numel, &hp);
+        m->be->adamw(m->params + a, m->m + (a - lo), m->v + (a - lo), m->grads + a, b - a, &hp);
     }
 }

@@ -2,9 +2,11 @@
 #include "train.h"
 
 #include "ckpt.h"
+#include "comm.h"
 #include "common.h"
 #include "config.h"
 #include "diag.h"
+#include "dp.h"
 #include "norm.h"
 #include "optim.h"
 #include "progress.h"
@@ -235,6 +237,11 @@ typedef struct run {
     nl_diverge diverge;
     nl_tb tb;          /* TensorBoard event file */
     nl_progress prog;  /* the terminal progress line */
+    nl_dp dp;          /* the MPI ranks training this model (one in a single process) */
+    int lead;          /* rank 0: writes the run directory, metrics and logs */
+    int check_every;   /* NORMLAB_DP_CHECK: compare the ranks' parameters every N steps (0: never) */
+    int kill_rank, kill_step; /* NORMLAB_FAULT kill-rank:R:K: rank R SIGKILLs itself at step K */
+    int skew_rank, skew_step; /* NORMLAB_FAULT skew-rank:R:K: rank R changes a parameter after step K */
 } run;
 
 static void run_free(run *r) {
@@ -287,16 +294,28 @@ static nl_status open_tb(run *r, int step) {
     return nl_tb_open(&r->tb, r->c->tensorboard[0] ? r->c->tensorboard : r->c->out, step);
 }
 
-/* NORMLAB_FAULT=nan-at:K,kill-in-ckpt:K (fault injection for tests and drills) */
+/* NORMLAB_FAULT=nan-at:K,kill-in-ckpt:K,kill-rank:R:K,skew-rank:R:K (fault injection for tests and drills);
+ * NORMLAB_DP_CHECK=N: the ranks compare their parameters every N steps */
 static nl_status parse_faults(run *r) {
     const char *e = getenv("NORMLAB_FAULT");
+    r->kill_rank = r->skew_rank = -1;
     for (const char *p = e; p && *p;) {
         size_t n = strcspn(p, ",");
-        int k = 0, used = 0;
+        int k = 0, q = 0, used = 0;
         if (sscanf(p, "nan-at:%d%n", &k, &used) == 1 && (size_t)used == n && k > 0) r->fault_nan = k;
         else if (sscanf(p, "kill-in-ckpt:%d%n", &k, &used) == 1 && (size_t)used == n && k >= 0) r->fault_kill_ckpt = k;
-        else return NL_FAIL(NL_ERR_ARG, "NORMLAB_FAULT '%s': expected nan-at:STEP or kill-in-ckpt:STEP, comma-separated", e);
+        else if (sscanf(p, "kill-rank:%d:%d%n", &q, &k, &used) == 2 && (size_t)used == n && q >= 0 && k > 0) r->kill_rank = q, r->kill_step = k;
+        else if (sscanf(p, "skew-rank:%d:%d%n", &q, &k, &used) == 2 && (size_t)used == n && q >= 0 && k > 0) r->skew_rank = q, r->skew_step = k;
+        else return NL_FAIL(NL_ERR_ARG, "NORMLAB_FAULT '%s': expected nan-at:STEP, kill-in-ckpt:STEP, kill-rank:RANK:STEP or skew-rank:RANK:STEP, "
+                                        "comma-separated", e);
         p += n + (p[n] == ',');
+    }
+    const char *ck = getenv("NORMLAB_DP_CHECK");
+    if (ck && *ck) {
+        char *end;
+        long v = strtol(ck, &end, 10);
+        if (*end || v < 0 || v > 1000000) return NL_FAIL(NL_ERR_ARG, "NORMLAB_DP_CHECK '%s': expected a step count N >= 0", ck);
+        r->check_every = (int)v;
     }
     return NL_OK;
 }
@@ -365,6 +384,8 @@ static void remove_stale_tmp(const char *dir) {
 static nl_status setup(run *r) {
     nl_config *c = r->c;
     NL_TRY(parse_faults(r));
+    NL_TRY(nl_dp_plan(&r->dp, c));
+    r->lead = r->dp.rank == 0;
     NL_TRY(nl_find_data(c->data, sizeof c->data));
     NL_TRY(nl_tokens_open(&r->all, c->data));
     if (c->val_data[0]) NL_TRY(nl_tokens_open(&r->valfile, c->val_data));
@@ -412,12 +433,13 @@ static nl_status setup(run *r) {
         if (c->init_from[0]) NL_TRY(nl_import(&r->m, c->init_from));
     }
     r->info.data_tokens = (long long)r->train.n;
-    if (!c->out[0]) {
-        char stamp[32];
-        time_t now = time(NULL);
-        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime(&now));
-        snprintf(c->out, sizeof c->out, "runs/%s-%s", nl_placements[c->norm].name, stamp);
-    }
+    nl_dp_shard(&r->dp, &r->m);
+    nl_model_alloc_acts(&r->m, c->batch, c->seq_len);
+    const size_t BT = (size_t)c->batch * c->seq_len;
+    r->buf = nl_xmalloc((BT + (size_t)c->batch) * sizeof(int));
+    r->inp = nl_xmalloc(BT * sizeof(int));
+    r->tgt = nl_xmalloc(BT * sizeof(int));
+    if (!r->lead) return NL_OK; /* the run directory is rank 0's */
     NL_TRY(nl_mkdir_p(c->out));
     NL_TRY(lock_dir(r));
     if (r->resume) remove_stale_tmp(c->out);
@@ -429,19 +451,16 @@ static nl_status setup(run *r) {
     r->metrics = fopen(r->metrics_path, r->resume ? "a" : "w");
     if (!r->metrics) return NL_FAIL(NL_ERR_IO, "cannot write '%s': %s", r->metrics_path, strerror(errno));
     if (!r->resume || cont) NL_TRY(open_tb(r, r->resume ? r->info.step : c->tensorboard[0] ? -1 : 0));
-    nl_model_alloc_acts(&r->m, c->batch, c->seq_len);
-    const size_t BT = (size_t)c->batch * c->seq_len;
-    r->buf = nl_xmalloc((BT + (size_t)c->batch) * sizeof(int));
-    r->inp = nl_xmalloc(BT * sizeof(int));
-    r->tgt = nl_xmalloc(BT * sizeof(int));
     return NL_OK;
 }
 
-/* B random windows of T+1 tokens from the training stream */
-static void draw_batch(run *r, nl_rng *rng) {
+/* B random windows of T+1 tokens from the training stream; keep 0: only the RNG advances (the
+ * micro-batch is another rank's) */
+static void draw_batch(run *r, nl_rng *rng, int keep) {
     const int B = r->c->batch, T = r->c->seq_len;
     for (int b = 0; b < B; b++) {
         size_t pos = (size_t)nl_rng_below(rng, r->train.n - (size_t)T);
+        if (!keep) continue;
         int *w = r->buf + (size_t)b * (T + 1);
         nl_tokens_read(&r->train, pos, (size_t)T + 1, w);
         memcpy(r->inp + (size_t)b * T, w, (size_t)T * sizeof(int));
@@ -463,10 +482,19 @@ static void prune_ckpts(const char *dir, int keep) {
 
 static nl_status save_ckpt(run *r, char *path, size_t cap) {
     nl_ckpt_path(path, cap, r->c->out, r->info.step);
-    if (r->fault_kill_ckpt && r->fault_kill_ckpt == r->info.step) nl_st_fault_die_mid_write();
-    NL_TRY(nl_ckpt_save_info(&r->m, path, &r->info));
+    float *mm, *vv, *own_m = r->m.m, *own_v = r->m.v;
+    NL_TRY(nl_dp_full_moments(&r->dp, &r->m, &mm, &vv)); /* ZeRO-1: the shards gathered */
+    nl_status st = NL_OK;
+    if (r->lead) {
+        if (r->fault_kill_ckpt && r->fault_kill_ckpt == r->info.step) nl_st_fault_die_mid_write();
+        r->m.m = mm, r->m.v = vv;
+        st = nl_ckpt_save_info(&r->m, path, &r->info);
+        r->m.m = own_m, r->m.v = own_v;
+        if (st == NL_OK) prune_ckpts(r->c->out, r->c->keep_ckpts);
+    }
+    nl_dp_free_moments(&r->dp, &r->m, mm, vv);
+    NL_TRY(st);
     r->saved_step = r->info.step;
-    prune_ckpts(r->c->out, r->c->keep_ckpts);
     return NL_OK;
 }
 
@@ -507,13 +535,13 @@ static nl_status diverged(run *r, int step, const char *what) {
     NL_TRY(st);
     /* t is loaded on the host (CPU backend); the run's backend may be another */
     r->m.be->from_host(r->m.params, t.params, t.nparams * sizeof(float));
-    r->m.be->from_host(r->m.m, t.m, t.nparams * sizeof(float));
-    r->m.be->from_host(r->m.v, t.v, t.nparams * sizeof(float));
+    nl_dp_set_moments(&r->dp, &r->m, t.m, t.v);
     nl_model_free(&t);
     r->info.step = ti.step;
     r->info.rng = ti.rng;
     r->info.rollbacks++;
     r->info.skip[r->info.nskip++] = step;
+    if (!r->lead) return NL_OK;
     fclose(r->metrics);
     r->metrics = NULL;
     NL_TRY(metrics_truncate(r->metrics_path, ti.step, NULL));
@@ -535,17 +563,23 @@ int nl_train_interrupted(void) { return stopped_by; }
 static nl_status train_loop(run *r) {
     nl_config *c = r->c;
     nl_model *m = &r->m;
-    const int tty = isatty(STDERR_FILENO);
-    const double tok_step = (double)c->batch * c->seq_len * c->accum;
+    const int tty = isatty(STDERR_FILENO) && r->lead, P = r->dp.size;
+    const double tok_step = (double)c->batch * c->seq_len * c->accum * P; /* over all ranks */
     const float dscale = (float)(1.0 / tok_step);
     char kv[32] = "";
     if (c->kv_heads != c->heads) snprintf(kv, sizeof kv, " KV=%d", c->kv_heads);
     printf("normlab train: %s %s (%s), L=%d d=%d H=%d%s F=%d T=%d V=%d, %.2fM params; %zu train / %zu val tokens; run dir %s\n",
            nl_arch_names[c->arch], nl_placements[c->norm].name, nl_norm_type_names[c->norm_type], c->layers, c->dim, c->heads, kv,
            c->ffn_dim, c->seq_len, c->vocab, (double)nl_model_trainable_count(m) / 1e6, r->train.n, r->v ? r->v->n : 0, c->out);
+    if (P > 1) {
+        printf("data parallel: %d ranks x batch %d x accum %d = %d sequences per step", P, c->batch, c->accum, P * c->batch * c->accum);
+        if (r->dp.zero) /* rank 0's shard is the largest (sizes differ by at most one element) */
+            printf("; ZeRO-1: AdamW moments %.4g MB per rank instead of %.4g MB", 8.0 * (double)(r->dp.hi - r->dp.lo) / 1e6, 8.0 * (double)m->nparams / 1e6);
+        printf("\n");
+    }
     if (r->resume) printf("resuming from step %d of %d (%s)\n", r->info.step, c->steps, r->resume);
     const int span = c->lr_steps > 0 ? c->lr_steps : c->steps;
-    if (c->warmup > span && c->steps > 0 && !r->resume)
+    if (c->warmup > span && c->steps > 0 && !r->resume && r->lead)
         fprintf(stderr, "normlab train: warning: --warmup %d is longer than the %d-step schedule: the LR stops at %.3g, never reaching --lr %g\n",
                 c->warmup, span, nl_lr_at(c, span - 1), c->lr);
     fflush(stdout);
@@ -564,23 +598,35 @@ static nl_status train_loop(run *r) {
     nl_diverge_init(&r->diverge, c->diverge_window, c->warmup);
     int fault_nan_fired = 0, steps_run = 0;
     for (int step = r->info.step; step < c->steps; step = r->info.step) {
-        if (c->diag_every && step % c->diag_every == 0) NL_TRY(diag_step(r, step));
+        if (c->diag_every && step % c->diag_every == 0 && r->lead) NL_TRY(diag_step(r, step));
+        if (r->kill_rank == r->dp.rank && r->kill_step == step + 1) raise(SIGKILL); /* NORMLAB_FAULT kill-rank */
         double t0 = nl_now(), loss = 0.0;
         nl_model_zero_grad(m);
-        for (int k = skips_at(r, step + 1) * c->accum; k > 0; k--) draw_batch(r, &r->info.rng); /* the batch that diverged */
-        for (int a = 0; a < c->accum; a++) {
-            draw_batch(r, &r->info.rng);
+        /* the step's P x accum micro-batches come from one stream: rank q trains numbers q*accum ..
+         * q*accum + accum-1, so P ranks see the batches of one process with P x accum */
+        for (int k = skips_at(r, step + 1) * c->accum * P; k > 0; k--) draw_batch(r, &r->info.rng, 0); /* the batch that diverged */
+        for (int j = 0; j < P * c->accum; j++) {
+            const int mine = j / c->accum == r->dp.rank;
+            draw_batch(r, &r->info.rng, mine);
+            if (!mine) continue;
             loss += nl_model_forward(m, r->inp, r->tgt, c->batch, c->seq_len, dscale) / c->accum;
             nl_model_backward(m);
+        }
+        if (P > 1) { /* the gradients and the mean loss over the ranks */
+            NL_TRY(nl_dp_reduce_grads(&r->dp, m));
+            NL_TRY(nl_comm_allreduce_sum_f64(&loss, 1));
+            loss /= P;
         }
         if (r->fault_nan == step + 1 && !fault_nan_fired) {
             fault_nan_fired = 1;
             const float nan = NAN;
             m->be->from_host(m->grads + m->nparams / 2, &nan, sizeof nan);
         }
-        const double gn = nl_grad_norm(m), lr = nl_lr_at(c, step);
+        double gn;
+        NL_TRY(nl_dp_grad_norm(&r->dp, m, &gn));
+        const double lr = nl_lr_at(c, step);
         const char *why = nl_diverge_push(&r->diverge, step + 1, loss, gn);
-        if (why) {
+        if (why && r->lead) {
             if (tty) fputc('\n', stderr);
             /* a "diverged" record (non-finite values as null: JSON has no NaN) for sweeps and reports */
             fprintf(r->metrics, "{\"step\": %d, \"diverged\": \"%s\", \"loss\": ", step + 1, why);
@@ -589,6 +635,8 @@ static nl_status train_loop(run *r) {
             fprintf(r->metrics, isfinite(gn) ? "%.6g" : "null", gn);
             fprintf(r->metrics, "}\n");
             fflush(r->metrics);
+        }
+        if (why) {
             if (!strcmp(why, "loss"))
                 return NL_FAIL(NL_ERR_FORMAT, "training diverged at step %d: the mean loss of the last %d steps is above the first step's "
                                               "loss %g. HINT: lower --lr or raise --warmup", step + 1, c->diverge_window, r->diverge.first);
@@ -598,22 +646,39 @@ static nl_status train_loop(run *r) {
             continue;
         }
         const int spike = nl_spikes_push(&r->spikes, gn);
-        nl_adamw_step(m, lr, nl_clip_scale(gn, c->clip), step + 1);
+        NL_TRY(nl_dp_adamw(&r->dp, m, lr, nl_clip_scale(gn, c->clip), step + 1));
         r->info.step = step + 1;
         steps_run++;
         const double dt = nl_now() - t0;
         train_time += dt;
         const int last = step + 1 == c->steps;
-        const int sig = got_signal; /* read once: a signal after this line is handled after the next step */
+        int sig = got_signal; /* read once: a signal after this line is handled after the next step */
+        if (P > 1) NL_TRY(nl_dp_agree(&sig)); /* every rank stops after the same step */
+        if (r->skew_rank == r->dp.rank && r->skew_step == step + 1) { /* NORMLAB_FAULT skew-rank: one parameter moves */
+            float p0;
+            m->be->to_host(&p0, m->params, sizeof p0);
+            p0 += 1e-3f;
+            m->be->from_host(m->params, &p0, sizeof p0);
+        }
+        if (r->check_every && (step + 1) % r->check_every == 0) NL_TRY(nl_dp_check_params(&r->dp, m, step + 1));
         const int want_ckpt = (c->ckpt_every && (step + 1) % c->ckpt_every == 0) || last || sig;
-        if (want_ckpt && (m->be->first_nonfinite(m->params, m->nparams) < m->nparams ||
-                          m->be->first_nonfinite(m->m, m->nparams) < m->nparams || m->be->first_nonfinite(m->v, m->nparams) < m->nparams)) {
+        int bad = 0;
+        if (want_ckpt) NL_TRY(nl_dp_nonfinite(&r->dp, m, &bad));
+        if (bad) {
             /* finite gradients, but the update overflowed: never checkpoint it */
             if (tty) fputc('\n', stderr);
             NL_TRY(diverged(r, step + 1, "a parameter became NaN/Inf in the update"));
             continue;
         }
         int did_eval = 0;
+        if (!r->lead) { /* the other ranks write nothing (with ZeRO-1 they send their moment shards) */
+            if (want_ckpt) NL_TRY(save_ckpt(r, ckpt, sizeof ckpt));
+            if (sig && !last) { /* exit (128 + sig) only once rank 0 has written the checkpoint: mpirun ends the job then */
+                NL_TRY(nl_comm_barrier());
+                return stopped_by = sig, NL_OK;
+            }
+            continue;
+        }
         if (r->v && ((c->eval_every && (step + 1) % c->eval_every == 0) || last)) {
             size_t nt;
             NL_TRY(nl_eval_windows(m, r->v, c->eval_windows, c->batch, &val, &nt));
@@ -644,8 +709,9 @@ static nl_status train_loop(run *r) {
             printf("\n");
             fflush(stdout);
         }
-        if (want_ckpt) NL_TRY(save_ckpt(r, ckpt, sizeof ckpt));
+        if (want_ckpt) NL_TRY(save_ckpt(r, ckpt, sizeof ckpt)); /* after the step's metrics line, which a resume keeps */
         if (sig && !last) {
+            if (P > 1) NL_TRY(nl_comm_barrier()); /* the other ranks wait for this checkpoint before they exit */
             stopped_by = sig;
             if (tty) fputc('\n', stderr);
             fprintf(stderr, "normlab train: stopped by %s after step %d of %d; checkpoint %s written. Resume with: normlab train --resume %s\n",
@@ -654,7 +720,7 @@ static nl_status train_loop(run *r) {
         }
     }
     if (c->steps == 0) NL_TRY(save_ckpt(r, ckpt, sizeof ckpt));
-    if (c->diag_every) NL_TRY(diag_step(r, c->steps));
+    if (c->diag_every && r->lead) NL_TRY(diag_step(r, c->steps));
     if (r->v) printf("done: %d steps in %.1fs, val loss %.4f, checkpoint %s\n", c->steps, nl_now() - t_start, val, ckpt);
     else printf("done: %d steps in %.1fs (no validation data), checkpoint %s\n", c->steps, nl_now() - t_start, ckpt);
     return NL_OK;
@@ -667,9 +733,23 @@ static nl_status train(nl_config *cfg, const char *resume, int overwrite) {
     r.resume = resume;
     r.overwrite = overwrite;
     r.lock_fd = -1;
+    NL_TRY(nl_comm_init(NULL, NULL)); /* under mpirun: this process is one rank of the job */
+    const int P = nl_comm_size(), rank = nl_comm_rank();
     if (cfg->threads > 0) nl_set_threads(cfg->threads);
+    else if (nl_comm_local_size() > 1) { /* the ranks on this machine share its cores */
+        const long nc = sysconf(_SC_NPROCESSORS_ONLN) / nl_comm_local_size();
+        nl_set_threads(nc > 1 ? (int)nc : 1);
+    }
+    if (rank > 0 && !freopen("/dev/null", "w", stdout)) return NL_FAIL(NL_ERR_IO, "rank %d: cannot silence its output", rank);
+    if (!cfg->out[0]) { /* the default run directory: rank 0's clock names it */
+        char stamp[32];
+        time_t now = time(NULL);
+        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime(&now));
+        snprintf(cfg->out, sizeof cfg->out, "runs/%s-%s", nl_placements[cfg->norm].name, stamp);
+        if (P > 1) NL_TRY(nl_comm_broadcast(cfg->out, sizeof cfg->out, 0));
+    }
     /* SIGINT/SIGTERM: finish the step, checkpoint, exit; a second signal acts at once (SA_RESETHAND) */
-    struct sigaction sa, old_int, old_term;
+    struct sigaction sa, old_int, old_term, old_pipe;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sa.sa_flags = SA_RESETHAND;
@@ -678,10 +758,26 @@ static nl_status train(nl_config *cfg, const char *resume, int overwrite) {
     stopped_by = 0;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
+    /* under mpirun a signal also stops mpirun relaying the ranks' output: a progress line must not
+     * kill rank 0 (SIGPIPE) before it has written the checkpoint */
+    struct sigaction ign = sa;
+    ign.sa_handler = SIG_IGN;
+    ign.sa_flags = 0;
+    sigaction(SIGPIPE, P > 1 ? &ign : NULL, &old_pipe);
     nl_status st = setup(&r);
-    if (st == NL_OK) st = train_loop(&r);
+    if (P > 1) { /* a launch error is every rank's (the same options): each returns it; one rank's own
+                  * error (a file it cannot read) ends the job, naming the rank */
+        int bad = st != NL_OK, mine = bad;
+        if (nl_dp_agree(&bad) != NL_OK) nl_comm_abort(nl_last_error());
+        if (bad && !mine) st = NL_FAIL(NL_ERR_IO, "rank %d: another rank failed to start (its message says why)", rank);
+    }
+    if (st == NL_OK) {
+        st = train_loop(&r);
+        if (st != NL_OK && P > 1) nl_comm_abort(nl_last_error()); /* never leave the other ranks waiting */
+    }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGPIPE, &old_pipe, NULL);
     run_free(&r);
     return st;
 }

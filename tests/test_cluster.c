@@ -8,6 +8,7 @@
 #include "sweep.h"
 #include "tests.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,33 @@ static int comm_checks(void) {
     int bad = 0;
     for (int i = 0; i < N; i++) bad += x[i] != (float)(p * (p + 1) / 2) + 0.25f * (float)(p * i);
     fails += NL_CHECK(bad == 0, "rank %d: allreduce sum wrong in %d of %d elements (x[1] = %g)", r, bad, N, x[1]);
+    /* the shards tile [0, N) in rank order, sizes differing by at most one */
+    size_t lo, hi, next = 0, smin = N, smax = 0;
+    for (int q = 0; q < p; q++) {
+        nl_comm_shard(N, q, &lo, &hi);
+        bad += lo != next;
+        next = hi;
+        smin = hi - lo < smin ? hi - lo : smin;
+        smax = hi - lo > smax ? hi - lo : smax;
+    }
+    fails += NL_CHECK(bad == 0 && next == N && smax - smin <= 1, "shards of %d over %d ranks: contiguous, sizes %zu..%zu", N, p, smin, smax);
+    /* reduce-scatter: this rank's shard holds the sum; all-gather: every element its owner's value */
+    for (int i = 0; i < N; i++) x[i] = (float)(r + 1) + 0.25f * (float)i;
+    fails += NL_CHECK(nl_comm_reduce_scatter_sum(x, N) == NL_OK, "reduce-scatter: %s", nl_last_error());
+    nl_comm_shard(N, r, &lo, &hi);
+    for (size_t i = lo; i < hi; i++) bad += x[i] != (float)(p * (p + 1) / 2) + 0.25f * (float)(p * (int)i);
+    fails += NL_CHECK(bad == 0, "rank %d: reduce-scatter wrong in %d elements of its shard [%zu, %zu)", r, bad, lo, hi);
+    for (int i = 0; i < N; i++) x[i] = (size_t)i >= lo && (size_t)i < hi ? (float)(1000 * r + i) : -1.0f;
+    fails += NL_CHECK(nl_comm_allgather(x, N) == NL_OK, "all-gather: %s", nl_last_error());
+    for (int q = 0; q < p; q++) {
+        size_t a, b;
+        nl_comm_shard(N, q, &a, &b);
+        for (size_t i = a; i < b; i++) bad += x[i] != (float)(1000 * q + (int)i);
+    }
+    fails += NL_CHECK(bad == 0, "rank %d: all-gather wrong in %d of %d elements", r, bad, N);
+    double d[2] = { 0.1 * (r + 1), 1e-17 };
+    fails += NL_CHECK(nl_comm_allreduce_sum_f64(d, 2) == NL_OK, "double all-reduce: %s", nl_last_error());
+    fails += NL_CHECK(fabs(d[0] - 0.05 * p * (p + 1)) < 1e-15 && fabs(d[1] - p * 1e-17) < 1e-30, "rank %d: double all-reduce %.17g %.3g", r, d[0], d[1]);
     /* broadcast from the last rank */
     char msg[64];
     snprintf(msg, sizeof msg, "from rank %d", r);

@@ -58,6 +58,9 @@
     X(sweep_slurm_args)                                                                            \
     X(comm)                                                                                        \
     X(sweep_mpi)                                                                                   \
+    X(dp_equiv)                                                                                    \
+    X(dp_resume)                                                                                   \
+    X(dp_faults)                                                                                   \
     X(sweep_slurm)                                                                                 \
     X(analyze_skip)                                                                                \
     X(analyze_numbers)                                                                             \

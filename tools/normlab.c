@@ -6,6 +6,7 @@
 #include "backend.h"
 #include "bpe.h"
 #include "ckpt.h"
+#include "comm.h"
 #include "config.h"
 #include "evaldata.h"
 #include "evalmc.h"
@@ -31,7 +32,8 @@
 static const char *cmd_name;
 
 static int fail(nl_status st) {
-    fprintf(stderr, "normlab %s: %s\n", cmd_name, nl_last_error());
+    /* under mpirun every rank has a usage error (the same options): rank 0 says it */
+    if (st != NL_ERR_ARG || nl_comm_rank() == 0) fprintf(stderr, "normlab %s: %s\n", cmd_name, nl_last_error());
     return st == NL_ERR_ARG ? 2 : 1;
 }
 
@@ -58,13 +60,13 @@ static char **g_argv;
 
 /* options that leave the loss curve unchanged may be given with --resume; the rest come from the
  * checkpoint */
-static const char *const resume_ok[] = { "resume", "threads", "log-every", "ckpt-every", "keep-ckpts", "on-nan", "max-rollbacks", "steps", NULL };
+static const char *const resume_ok[] = { "resume", "threads", "log-every", "ckpt-every", "keep-ckpts", "on-nan", "max-rollbacks", "steps", "zero", NULL };
 
 static int cmd_resume(nl_args *a) {
     const char *bad = nl_args_given_except(a, NL_CMD_TRAIN, resume_ok);
     if (bad) {
         nl_set_error("--%s cannot be combined with --resume: a resumed run continues with the config saved in its checkpoint "
-                     "(allowed: --steps --threads --log-every --ckpt-every --keep-ckpts --on-nan --max-rollbacks)", bad);
+                     "(allowed: --steps --threads --log-every --ckpt-every --keep-ckpts --on-nan --max-rollbacks --zero)", bad);
         return fail(NL_ERR_ARG);
     }
     static nl_args r;
@@ -77,6 +79,7 @@ static int cmd_resume(nl_args *a) {
     nl_status st = nl_resume_find(dir, ckpt, sizeof ckpt, &r.cfg);
     if (st != NL_OK) return fail(st);
     const int planned = r.cfg.steps;
+    r.cfg.zero = 0; /* how the moments are held is this launch's choice: --zero is given again or not at all */
     st = nl_args_parse(&r, NL_CMD_TRAIN, g_argc, g_argv, &help); /* the allowed options override */
     if (st != NL_OK) return fail(st);
     if (r.cfg.steps != planned && r.cfg.lr_steps == 0) r.cfg.lr_steps = planned; /* the schedule stays; then the floor */
@@ -86,7 +89,7 @@ static int cmd_resume(nl_args *a) {
     return nl_train_interrupted() ? 128 + nl_train_interrupted() : 0;
 }
 
-static int cmd_train(nl_args *a) {
+static int cmd_train_run(nl_args *a) {
     for (int i = 0; i < g_argc && !a->resume[0]; i++) /* "--resume=" or "--resume ''": not a fresh run */
         if (!strcmp(g_argv[i], "--resume") || !strncmp(g_argv[i], "--resume=", 9))
             return nl_set_error("--resume needs a run directory"), fail(NL_ERR_ARG);
@@ -99,6 +102,13 @@ static int cmd_train(nl_args *a) {
     nl_status st = a->overwrite ? nl_train_overwrite(&a->cfg) : nl_train(&a->cfg);
     if (st != NL_OK) return fail(st);
     return nl_train_interrupted() ? 128 + nl_train_interrupted() : 0; /* the shell's code for a signal */
+}
+
+/* under mpirun each rank trains (src/dp.h); MPI ends with the command */
+static int cmd_train(nl_args *a) {
+    const int rc = cmd_train_run(a);
+    nl_comm_finalize();
+    return rc;
 }
 
 /* --split of eval and analyze (dflt when not given); -1 after setting the error */
