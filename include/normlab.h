@@ -6,7 +6,8 @@
  *          to the token embedding
  *   llama  token embedding only, rotary positions on q and k, a SwiGLU MLP, no biases anywhere, an
  *          untied head, RMSNorm by default
- * Everything is fp32 on the CPU. See docs/architecture.md for the data flow. */
+ * Parameters and optimizer state are fp32; activations are fp32, bf16 or fp16 (nl_config.dtype,
+ * docs/numerics.md). See docs/architecture.md for the data flow. */
 #ifndef NORMLAB_H
 #define NORMLAB_H
 
@@ -57,6 +58,7 @@ typedef enum nl_arch { NL_ARCH_GPT2, NL_ARCH_LLAMA, NL_ARCH_COUNT } nl_arch;
 
 /* Number formats of the low-precision numerics (docs/numerics.md); the CPU emulation is src/cpu/lowp.h. */
 typedef enum nl_dtype { NL_DTYPE_FP32, NL_DTYPE_BF16, NL_DTYPE_FP16, NL_DTYPE_COUNT } nl_dtype;
+extern const char *const nl_dtype_names[NL_DTYPE_COUNT]; /* "fp32", "bf16", "fp16" */
 
 #define NL_PATH_MAX 1024
 #define NL_MAX_ROLLBACKS 100
@@ -111,6 +113,10 @@ typedef struct nl_config {
     int on_nan;        /* nl_on_nan: what a NaN/Inf loss or gradient does */
     int max_rollbacks; /* rollbacks allowed per run with on_nan = rollback */
     int lr_steps;      /* steps the warmup + cosine schedule spans (0: steps); later steps run at the floor */
+    /* numerics (docs/numerics.md) */
+    int dtype;               /* nl_dtype of activations and matmul inputs; master weights are always fp32 */
+    double loss_scale;       /* fp16: initial dynamic loss scale (a power of two) */
+    int loss_scale_interval; /* fp16: clean steps in a row that double the scale */
 } nl_config;
 
 typedef enum nl_on_nan { NL_ON_NAN_STOP, NL_ON_NAN_ROLLBACK } nl_on_nan;

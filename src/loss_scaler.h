@@ -11,6 +11,10 @@
 
 #include <stdint.h>
 
+/* The range of the scale --dtype fp16 trains with (--loss-scale sets the start). */
+#define NL_LOSS_SCALE_MIN 1.0
+#define NL_LOSS_SCALE_MAX 4294967296.0 /* 2^32 */
+
 typedef struct nl_loss_scaler {
     double scale;            /* the current loss scale */
     double growth, backoff;  /* growth > 1, 0 < backoff < 1 */
