@@ -5,6 +5,7 @@
 #include "common.h"
 #include "config.h"
 #include "diag.h"
+#include "loss_scaler.h"
 #include "norm.h"
 #include "optim.h"
 #include "progress.h"
@@ -234,6 +235,8 @@ typedef struct run {
     nl_diverge diverge;
     nl_tb tb;          /* TensorBoard event file */
     nl_progress prog;  /* the terminal progress line */
+    nl_loss_scaler ls; /* --dtype fp16: dynamic loss scaling (docs/numerics.md §4) */
+    int fp16;
 } run;
 
 static void run_free(run *r) {
@@ -272,7 +275,22 @@ static void diag_setup(run *r) {
     nl_diag_init(&r->diag, &r->m);
 }
 
+/* the scaler's state <-> the checkpoint's (fp16 only; loss_scale 0 leaves the scaler as it is) */
+static void scaler_to_info(run *r) {
+    if (!r->fp16) return;
+    r->info.loss_scale = r->ls.scale;
+    r->info.loss_scale_clean = r->ls.clean;
+    r->info.skipped_steps = (long long)r->ls.skipped;
+}
+static void scaler_from_info(run *r, const nl_ckpt_info *info) {
+    if (!r->fp16 || info->loss_scale <= 0) return;
+    r->ls.scale = info->loss_scale;
+    r->ls.clean = info->loss_scale_clean;
+    r->ls.skipped = (uint64_t)info->skipped_steps;
+}
+
 static nl_status diag_step(run *r, int step) {
+    r->diag.loss_scale = r->fp16 ? r->ls.scale : 1.0;
     nl_diag_run(&r->diag, &r->m, r->dinp, r->dtgt, r->dB, r->c->seq_len);
     nl_diag_write_json(&r->diag, step, r->metrics);
     fflush(r->metrics);
@@ -393,7 +411,8 @@ static nl_status setup(run *r) {
         NL_TRY(nl_ckpt_load_info(&r->m, r->resume, &r->info));
         nl_config keep = r->m.cfg;
         r->m.cfg = *c; /* the same model options (both from the checkpoint); the run's other options */
-        if (keep.vocab != c->vocab || keep.dim != c->dim || keep.layers != c->layers || keep.seq_len != c->seq_len)
+        if (keep.vocab != c->vocab || keep.dim != c->dim || keep.layers != c->layers || keep.seq_len != c->seq_len ||
+            keep.dtype != c->dtype)
             return NL_FAIL(NL_ERR_ARG, "--resume: the model in '%s' does not match its config", r->resume);
         if (r->info.data_tokens >= 0 && (size_t)r->info.data_tokens != r->train.n)
             return NL_FAIL(NL_ERR_ARG, "--resume: the training data '%s' now holds %zu tokens; the run was trained on %lld "
@@ -407,6 +426,11 @@ static nl_status setup(run *r) {
         if (c->init_from[0]) NL_TRY(nl_import(&r->m, c->init_from));
     }
     r->info.data_tokens = (long long)r->train.n;
+    r->fp16 = c->dtype == NL_DTYPE_FP16;
+    if (r->fp16) {
+        NL_TRY(nl_loss_scaler_init(&r->ls, c->loss_scale, 2.0, 0.5, c->loss_scale_interval, NL_LOSS_SCALE_MIN, NL_LOSS_SCALE_MAX));
+        scaler_from_info(r, &r->info); /* a resumed run continues its scale */
+    }
     if (!c->out[0]) {
         char stamp[32];
         time_t now = time(NULL);
@@ -459,6 +483,7 @@ static void prune_ckpts(const char *dir, int keep) {
 static nl_status save_ckpt(run *r, char *path, size_t cap) {
     nl_ckpt_path(path, cap, r->c->out, r->info.step);
     if (r->fault_kill_ckpt && r->fault_kill_ckpt == r->info.step) nl_st_fault_die_mid_write();
+    scaler_to_info(r);
     NL_TRY(nl_ckpt_save_info(&r->m, path, &r->info));
     r->saved_step = r->info.step;
     prune_ckpts(r->c->out, r->c->keep_ckpts);
@@ -508,6 +533,7 @@ static nl_status diverged(run *r, int step, const char *what) {
     r->info.rng = ti.rng;
     r->info.rollbacks++;
     r->info.skip[r->info.nskip++] = step;
+    scaler_from_info(r, &ti);
     fclose(r->metrics);
     r->metrics = NULL;
     NL_TRY(metrics_truncate(r->metrics_path, ti.step, NULL));
@@ -534,6 +560,7 @@ static nl_status train_loop(run *r) {
     const float dscale = (float)(1.0 / tok_step);
     char kv[32] = "";
     if (c->kv_heads != c->heads) snprintf(kv, sizeof kv, " KV=%d", c->kv_heads);
+    if (c->dtype != NL_DTYPE_FP32) snprintf(kv + strlen(kv), sizeof kv - strlen(kv), " %s", nl_dtype_names[c->dtype]);
     printf("normlab train: %s %s (%s), L=%d d=%d H=%d%s F=%d T=%d V=%d, %.2fM params; %zu train / %zu val tokens; run dir %s\n",
            nl_arch_names[c->arch], nl_placements[c->norm].name, nl_norm_type_names[c->norm_type], c->layers, c->dim, c->heads, kv,
            c->ffn_dim, c->seq_len, c->vocab, (double)nl_model_trainable_count(m) / 1e6, r->train.n, r->v ? r->v->n : 0, c->out);
@@ -560,11 +587,12 @@ static nl_status train_loop(run *r) {
     for (int step = r->info.step; step < c->steps; step = r->info.step) {
         if (c->diag_every && step % c->diag_every == 0) NL_TRY(diag_step(r, step));
         double t0 = nl_now(), loss = 0.0;
+        const double S = r->fp16 ? r->ls.scale : 1.0; /* the loss scale of this step */
         nl_model_zero_grad(m);
         for (int k = skips_at(r, step + 1) * c->accum; k > 0; k--) draw_batch(r, &r->info.rng); /* the batch that diverged */
         for (int a = 0; a < c->accum; a++) {
             draw_batch(r, &r->info.rng);
-            loss += nl_model_forward(m, r->inp, r->tgt, c->batch, c->seq_len, dscale) / c->accum;
+            loss += nl_model_forward(m, r->inp, r->tgt, c->batch, c->seq_len, (float)(dscale * S)) / c->accum;
             nl_model_backward(m);
         }
         if (r->fault_nan == step + 1 && !fault_nan_fired) {
@@ -572,8 +600,11 @@ static nl_status train_loop(run *r) {
             const float nan = NAN;
             m->be->from_host(m->grads + m->nparams / 2, &nan, sizeof nan);
         }
-        const double gn = nl_grad_norm(m), lr = nl_lr_at(c, step);
-        const char *why = nl_diverge_push(&r->diverge, step + 1, loss, gn);
+        const double gn_scaled = nl_grad_norm(m), gn = gn_scaled / S, lr = nl_lr_at(c, step);
+        /* fp16: a gradient overflowed (the loss is finite) -> skip the step and halve the scale; at the
+         * smallest scale an overflow is a divergence */
+        const int skipped = r->fp16 && !isfinite(gn_scaled) && isfinite(loss) && S > NL_LOSS_SCALE_MIN;
+        const char *why = skipped ? NULL : nl_diverge_push(&r->diverge, step + 1, loss, gn);
         if (why) {
             if (tty) fputc('\n', stderr);
             /* a "diverged" record (non-finite values as null: JSON has no NaN) for sweeps and reports */
@@ -591,8 +622,15 @@ static nl_status train_loop(run *r) {
             NL_TRY(diverged(r, step + 1, what));
             continue;
         }
-        const int spike = nl_spikes_push(&r->spikes, gn);
-        nl_adamw_step(m, lr, nl_clip_scale(gn, c->clip), step + 1);
+        int spike = 0;
+        if (skipped) {
+            nl_loss_scaler_update(&r->ls, 0);
+        } else {
+            spike = nl_spikes_push(&r->spikes, gn);
+            /* gradients unscaled inside the update; AdamW's step count leaves out skipped steps */
+            nl_adamw_step(m, lr, nl_clip_scale(gn, c->clip) / S, step + 1 - (int)r->ls.skipped);
+            if (r->fp16) nl_loss_scaler_update(&r->ls, 1);
+        }
         r->info.step = step + 1;
         steps_run++;
         const double dt = nl_now() - t0;
@@ -617,8 +655,10 @@ static nl_status train_loop(run *r) {
         if (did_eval) fprintf(r->metrics, ", \"val_loss\": %.6f", val);
         if (spike) fprintf(r->metrics, ", \"spike\": 1");
         if (c->spike_k > 0) fprintf(r->metrics, ", \"spikes\": %d", r->spikes.count);
-        fprintf(r->metrics, ", \"lr\": %.6g, \"grad_norm\": %.6g, \"tok_per_s\": %.1f, \"time_s\": %.3f}\n", lr, gn,
-                tok_step / dt, nl_now() - t_start);
+        fprintf(r->metrics, ", \"lr\": %.6g, \"grad_norm\": ", lr);
+        fprintf(r->metrics, isfinite(gn) ? "%.6g" : "null", gn);
+        if (r->fp16) fprintf(r->metrics, ", \"loss_scale\": %.17g%s", S, skipped ? ", \"skipped\": 1" : "");
+        fprintf(r->metrics, ", \"tok_per_s\": %.1f, \"time_s\": %.3f}\n", tok_step / dt, nl_now() - t_start);
         if (fflush(r->metrics) != 0 || ferror(r->metrics))
             return NL_FAIL(NL_ERR_IO, "writing '%s' failed: %s", r->metrics_path, strerror(errno));
         NL_TRY(nl_tb_step(&r->tb, step + 1, loss, did_eval ? val : NAN, lr, gn, tok_step / dt));
