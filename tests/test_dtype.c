@@ -9,7 +9,7 @@
  * "Training curves"). dtype_cli: an fp16 run whose loss scale starts at 2^32, so the gradients overflow:
  * the scale halves on each skipped step, training then goes on and the scale grows again; resume per
  * dtype reproduces the uninterrupted curve bit for bit (loss scaler state in the checkpoint); the dtype
- * in config.txt, the checkpoint and the export; bad values refused with one line. */
+ * in config.txt, the export's metadata and the report; bad values refused with one line. */
 #include "check.h"
 #include "config.h"
 #include "cpu/lowp.h"
@@ -297,6 +297,9 @@ int test_dtype_cli(void) {
     snprintf(p, sizeof p, "%s/m.safetensors", dir);
     rc = RUN("%s export --ckpt %s --out %s 2>&1 && head -c 4096 %s | grep -c '\"dtype\":\"fp16\"'", nl_test_bin(), d, p, p);
     fails += NL_CHECK(rc == 0, "the export (fp32 tensors) records the dtype: %s", out);
+    snprintf(d, sizeof d, "%s/ov", dir);
+    rc = RUN("%s report %s -o %s/r.html 2>&1 && grep -c '<td>fp16</td>' %s/r.html", nl_test_bin(), d, dir, dir);
+    fails += NL_CHECK(rc == 0, "the report shows the dtype: %s", out);
     /* resume per dtype: the uninterrupted curve bit for bit (the fp16 one through skips and growth) */
     static const char *const extra[] = { "--dtype fp32", "--dtype bf16", "--dtype fp16 --loss-scale 4294967296 --loss-scale-interval 4" };
     for (int dt = 0; dt < NL_DTYPE_COUNT; dt++) {
