@@ -144,7 +144,9 @@ void nl_trainer_free(nl_trainer *t);
 const nl_config *nl_trainer_config(const nl_trainer *t); /* the resolved configuration */
 /* One optimizer step (scheduled learning rate, clipping, AdamW) on c->batch windows of seq_len + 1
  * token ids in [0, vocab), row after row: inputs are a window's first seq_len tokens, targets its last.
- * *loss (may be NULL): the mean cross-entropy before the update. */
+ * *loss (may be NULL): the mean cross-entropy before the update. With dtype fp16 the step uses dynamic
+ * loss scaling as `normlab train` does: a step whose gradients overflow is skipped (NL_OK, no update)
+ * and halves the scale. */
 nl_status nl_trainer_step(nl_trainer *t, const int *windows, double *loss);
 /* Mean cross-entropy of n windows laid out as for nl_trainer_step; no update. */
 nl_status nl_trainer_eval(nl_trainer *t, const int *windows, int n, double *loss);

@@ -34,4 +34,9 @@ nl_status nl_loss_scaler_init(nl_loss_scaler *s, double init, double growth, dou
  * 0 when it is skipped; updates the scale for the next step. */
 int nl_loss_scaler_update(nl_loss_scaler *s, int finite);
 
+/* The training loop's test (docs/numerics.md §4): 1 when this step is skipped for an overflow, i.e. the
+ * gradient norm of the scaled loss is not finite while the loss is, and the scale can still back off
+ * (above min_scale). Otherwise a non-finite loss or norm is a divergence, as without scaling. */
+int nl_loss_scaler_skips(const nl_loss_scaler *s, double loss, double scaled_grad_norm);
+
 #endif

@@ -601,9 +601,8 @@ static nl_status train_loop(run *r) {
             m->be->from_host(m->grads + m->nparams / 2, &nan, sizeof nan);
         }
         const double gn_scaled = nl_grad_norm(m), gn = gn_scaled / S, lr = nl_lr_at(c, step);
-        /* fp16: a gradient overflowed (the loss is finite) -> skip the step and halve the scale; at the
-         * smallest scale an overflow is a divergence */
-        const int skipped = r->fp16 && !isfinite(gn_scaled) && isfinite(loss) && S > NL_LOSS_SCALE_MIN;
+        /* fp16: a gradient overflowed -> skip the step and halve the scale */
+        const int skipped = r->fp16 && nl_loss_scaler_skips(&r->ls, loss, gn_scaled);
         const char *why = skipped ? NULL : nl_diverge_push(&r->diverge, step + 1, loss, gn);
         if (why) {
             if (tty) fputc('\n', stderr);

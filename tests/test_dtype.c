@@ -6,7 +6,7 @@
  * fp32. dtype_train: determinism per dtype (two runs, identical bits; bf16 and fp16 differ from fp32), and
  * 200 steps of bf16 and of fp16 (loss scale 2^16) tracking the fp32 curve: the mean loss of steps
  * 151-200 within max(3 sigma_seed, 0.02 L_32) of fp32's, sigma_seed over three fp32 seeds (§5.2,
- * "Training curves"). dtype_cli: an fp16 run whose loss scale starts at 2^32, so the gradients overflow:
+ * "Training curves"); the library's trainer skipping fp16 overflow steps. dtype_cli: an fp16 run whose loss scale starts at 2^32, so the gradients overflow:
  * the scale halves on each skipped step, training then goes on and the scale grows again; resume per
  * dtype reproduces the uninterrupted curve bit for bit (loss scaler state in the checkpoint); the dtype
  * in config.txt, the export's metadata and the report; bad values refused with one line. */
@@ -199,6 +199,33 @@ static double train(int dtype, uint64_t seed, int steps, int from, float *params
     return sum / (steps - from + 1);
 }
 
+/* the library's trainer: fp16 steps whose gradients overflow are skipped (the loss of the same batch does
+ * not move), then it trains */
+static int library_fp16(void) {
+    int fails = 0;
+    nl_config c;
+    nl_config_defaults(&c);
+    c.vocab = DV;
+    const char *const kv[][2] = { { "layers", "1" }, { "dim", "32" }, { "heads", "2" }, { "seq_len", "16" }, { "batch", "4" },
+                                  { "threads", "1" }, { "warmup", "0" }, { "lr", "1e-2" }, { "dtype", "fp16" }, { "loss_scale", "4294967296" } };
+    for (size_t i = 0; i < sizeof kv / sizeof *kv; i++) fails += NL_CHECK(nl_config_set(&c, kv[i][0], kv[i][1]) == NL_OK, "set %s", kv[i][0]);
+    nl_trainer *t;
+    fails += NL_CHECK(nl_trainer_create(&t, &c) == NL_OK, "trainer: %s", nl_last_error());
+    if (fails) return fails;
+    int w[DB * (DT + 1)], inp[DB * DT], tgt[DB * DT];
+    batch(inp, tgt, 9);
+    for (int b = 0; b < DB; b++) {
+        memcpy(w + b * (DT + 1), inp + b * DT, DT * sizeof(int));
+        w[b * (DT + 1) + DT] = tgt[b * DT + DT - 1];
+    }
+    double l[40];
+    for (int s = 0; s < 40; s++) fails += NL_CHECK(nl_trainer_step(t, w, &l[s]) == NL_OK, "step %d: %s", s + 1, nl_last_error());
+    printf("    library fp16 from 2^32: loss %.4f %.4f %.4f ... %.4f\n", l[0], l[1], l[2], l[39]);
+    fails += NL_CHECK(l[0] == l[1] && l[1] == l[2] && l[39] < l[0] - 1.0, "the first steps are skipped, then the trainer learns");
+    nl_trainer_free(t);
+    return fails;
+}
+
 int test_dtype_train(void) {
     int fails = 0;
     const int threads = omp_get_max_threads();
@@ -233,6 +260,7 @@ int test_dtype_train(void) {
         fails += NL_CHECK(fabs(d - f[0]) <= tol, "%s tracks the fp32 curve", nl_dtype_names[dt]);
         fails += NL_CHECK(d < first - 0.5, "%s learns (%.3f from %.3f)", nl_dtype_names[dt], d, first);
     }
+    fails += library_fp16();
     nl_set_threads(threads);
     return fails;
 }
