@@ -76,8 +76,6 @@ static void cpu_copy(void *dst, const void *src, size_t bytes) {
     if (dst != src) memmove(dst, src, bytes);
 }
 
-/* ---------------------------------------------------------------- the table */
-
 /* ---------------------------------------------------------------- the tables
  * One per dtype (docs/numerics.md §3): the bf16 and fp16 tables differ from the fp32 one only in the
  * matrix products (rounded operands, fp32 accumulation), attention (P and dS rounded) and round_act. */
@@ -109,6 +107,7 @@ static void round_none(float *x, size_t n, nl_lowp_counts *counts) { (void)x, (v
 LOWP_OPS(bf16, NL_DTYPE_BF16)
 LOWP_OPS(fp16, NL_DTYPE_FP16)
 
+/* every op but those a dtype changes */
 #define CPU_COMMON_OPS \
     .enter = cpu_enter, \
     .alloc = cpu_alloc, \
