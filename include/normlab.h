@@ -6,7 +6,8 @@
  *          to the token embedding
  *   llama  token embedding only, rotary positions on q and k, a SwiGLU MLP, no biases anywhere, an
  *          untied head, RMSNorm by default
- * Everything is fp32 on the CPU. See docs/architecture.md for the data flow. */
+ * Parameters and optimizer state are fp32; activations are fp32, bf16 or fp16 (nl_config.dtype,
+ * docs/numerics.md). See docs/architecture.md for the data flow. */
 #ifndef NORMLAB_H
 #define NORMLAB_H
 
@@ -62,6 +63,7 @@ typedef enum nl_device { NL_DEVICE_CPU, NL_DEVICE_CUDA, NL_DEVICE_COUNT } nl_dev
 
 /* Number formats of the low-precision numerics (docs/numerics.md); the CPU emulation is src/cpu/lowp.h. */
 typedef enum nl_dtype { NL_DTYPE_FP32, NL_DTYPE_BF16, NL_DTYPE_FP16, NL_DTYPE_COUNT } nl_dtype;
+extern const char *const nl_dtype_names[NL_DTYPE_COUNT]; /* "fp32", "bf16", "fp16" */
 
 #define NL_PATH_MAX 1024
 #define NL_MAX_ROLLBACKS 100
@@ -119,6 +121,10 @@ typedef struct nl_config {
     int on_nan;        /* nl_on_nan: what a NaN/Inf loss or gradient does */
     int max_rollbacks; /* rollbacks allowed per run with on_nan = rollback */
     int lr_steps;      /* steps the warmup + cosine schedule spans (0: steps); later steps run at the floor */
+    /* numerics (docs/numerics.md) */
+    int dtype;               /* nl_dtype of activations and matmul inputs; master weights are always fp32 */
+    double loss_scale;       /* fp16: initial dynamic loss scale (a power of two) */
+    int loss_scale_interval; /* fp16: clean steps in a row that double the scale */
 } nl_config;
 
 typedef enum nl_on_nan { NL_ON_NAN_STOP, NL_ON_NAN_ROLLBACK } nl_on_nan;
@@ -146,7 +152,9 @@ void nl_trainer_free(nl_trainer *t);
 const nl_config *nl_trainer_config(const nl_trainer *t); /* the resolved configuration */
 /* One optimizer step (scheduled learning rate, clipping, AdamW) on c->batch windows of seq_len + 1
  * token ids in [0, vocab), row after row: inputs are a window's first seq_len tokens, targets its last.
- * *loss (may be NULL): the mean cross-entropy before the update. */
+ * *loss (may be NULL): the mean cross-entropy before the update. With dtype fp16 the step uses dynamic
+ * loss scaling as `normlab train` does: a step whose gradients overflow is skipped (NL_OK, no update)
+ * and halves the scale. */
 nl_status nl_trainer_step(nl_trainer *t, const int *windows, double *loss);
 /* Mean cross-entropy of n windows laid out as for nl_trainer_step; no update. */
 nl_status nl_trainer_eval(nl_trainer *t, const int *windows, int n, double *loss);

@@ -3,6 +3,7 @@
 #include "ckpt.h"
 #include "common.h"
 #include "config.h"
+#include "loss_scaler.h"
 #include "model.h"
 #include "optim.h"
 
@@ -14,6 +15,7 @@ struct nl_trainer {
     nl_model m;
     int step;
     int *inp, *tgt;
+    nl_loss_scaler ls; /* dtype fp16: dynamic loss scaling, as in normlab train */
 };
 
 nl_status nl_config_set(nl_config *c, const char *key, const char *value) {
@@ -36,6 +38,12 @@ nl_status nl_trainer_create(nl_trainer **out, const nl_config *c) {
         return st;
     }
     const nl_config *r = &t->m.cfg;
+    if (r->dtype == NL_DTYPE_FP16)
+        st = nl_loss_scaler_init(&t->ls, r->loss_scale, 2.0, 0.5, r->loss_scale_interval, NL_LOSS_SCALE_MIN, NL_LOSS_SCALE_MAX);
+    if (st != NL_OK) {
+        nl_trainer_free(t);
+        return st;
+    }
     if (r->threads > 0) nl_set_threads(r->threads);
     nl_model_alloc_acts(&t->m, r->batch, r->seq_len);
     t->inp = nl_xmalloc((size_t)r->batch * r->seq_len * sizeof(int));
@@ -71,14 +79,23 @@ nl_status nl_trainer_step(nl_trainer *t, const int *windows, double *loss) {
     nl_model *m = &t->m;
     const nl_config *c = &m->cfg;
     NL_TRY(split(t, windows, c->batch));
+    const int fp16 = c->dtype == NL_DTYPE_FP16;
+    const double S = fp16 ? t->ls.scale : 1.0;
     nl_model_zero_grad(m);
-    const double l = nl_model_forward(m, t->inp, t->tgt, c->batch, c->seq_len, 1.0f / ((float)c->batch * c->seq_len));
+    const float dscale = 1.0f / ((float)c->batch * c->seq_len);
+    const double l = nl_model_forward(m, t->inp, t->tgt, c->batch, c->seq_len, (float)(dscale * S)); /* S: a power of two */
     nl_model_backward(m);
-    const double gn = nl_grad_norm(m);
-    if (!isfinite(l) || !isfinite(gn)) return NL_FAIL(NL_ERR_FORMAT, "training diverged at step %d (loss %g, grad norm %g)", t->step + 1, l, gn);
-    nl_adamw_step(m, nl_lr_at(c, t->step), nl_clip_scale(gn, c->clip), t->step + 1);
-    t->step++;
+    const double gs = nl_grad_norm(m), gn = gs / S;
     if (loss) *loss = l;
+    if (fp16 && nl_loss_scaler_skips(&t->ls, l, gs)) { /* a gradient overflowed: no update, half the scale */
+        nl_loss_scaler_update(&t->ls, 0);
+        t->step++;
+        return NL_OK;
+    }
+    if (!isfinite(l) || !isfinite(gn)) return NL_FAIL(NL_ERR_FORMAT, "training diverged at step %d (loss %g, grad norm %g)", t->step + 1, l, gn);
+    nl_adamw_step(m, nl_lr_at(c, t->step), nl_clip_scale(gn, c->clip) / S, t->step + 1 - (int)t->ls.skipped);
+    if (fp16) nl_loss_scaler_update(&t->ls, 1);
+    t->step++;
     return NL_OK;
 }
 

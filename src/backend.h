@@ -16,6 +16,15 @@
 #include "normlab.h"
 
 #include <stddef.h>
+#include <stdint.h>
+
+/* What rounding to a dtype did to the values it saw (docs/numerics.md §2); rounding functions ADD to
+ * these, so a diagnostics counter can sum a layer's calls. overflow: finite values that became +-inf.
+ * flushed: nonzero values that became +-0. NaN and inf inputs count in neither. */
+typedef struct nl_lowp_counts {
+    uint64_t overflow;
+    uint64_t flushed;
+} nl_lowp_counts;
 
 /* Statistics of one residual-stream tensor x (N tokens x C channels), returned to the host. */
 typedef struct nl_stream_stat {
@@ -34,6 +43,11 @@ typedef struct nl_adamw_hp {
 
 typedef struct nl_backend {
     const char *name;
+    /* The number format of activations (docs/numerics.md §3). fp32: every op as written. bf16/fp16:
+     * gemm and the linear ops round both operands to the dtype and accumulate in fp32; attention rounds
+     * its probabilities P before P V and dS before dq, dk; everything else computes in fp32 from its
+     * (already rounded) inputs, and the caller rounds each activation it stores with round_act. */
+    nl_dtype dtype;
     /* Puts the calling thread (and the workers it computes with) into the backend's numeric mode; the
      * model calls it at the start of every forward, backward and optimizer step. CPU: flush-to-zero and
      * denormals-are-zero on the caller and every OpenMP worker (a CUDA backend: select the device). */
@@ -55,6 +69,8 @@ typedef struct nl_backend {
     void (*gemm)(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                  float beta, float *C, int ldc);
     const char *(*gemm_info)(void); /* the library and kernel ISA that run gemm */
+    /* x[i] = x[i] rounded to the table's dtype (a no-op for fp32); counts (may be NULL) adds what it did */
+    void (*round_act)(float *x, size_t n, nl_lowp_counts *counts);
 
     /* ---- operator pairs (semantics in src/cpu/kernels.h, under the same names without nl_) */
     void (*norm_forward)(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
@@ -117,8 +133,9 @@ typedef struct nl_backend {
     void (*stream_stats)(const float *x, size_t N, int C, float *scratch, nl_stream_stat *out);
 } nl_backend;
 
-/* The CPU backend (src/cpu/backend.c). */
+/* The CPU backend (src/cpu/backend.c) in fp32, and its emulation of a dtype (fp32: the same table). */
 const nl_backend *nl_backend_cpu(void);
+const nl_backend *nl_backend_cpu_dtype(nl_dtype dt);
 /* The CUDA backend on device 0 (src/cuda/backend.c, make USE_CUDA=1). Fails with a one-line message:
  * NL_ERR_ARG in a build without CUDA (src/cuda/none.c), NL_ERR_IO when no GPU can be used. */
 nl_status nl_backend_cuda(const nl_backend **out);

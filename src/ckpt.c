@@ -4,6 +4,7 @@
 #include "config.h"
 #include "hf.h"
 #include "llmc.h"
+#include "loss_scaler.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -13,7 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-enum { MAX_KV = 64 };
+enum { MAX_KV = 80 };
 
 /* metadata = extra pairs + the resolved config */
 static nl_status write_file(const nl_model *m, const char *path, const nl_st_entry *e, int n,
@@ -21,7 +22,7 @@ static nl_status write_file(const nl_model *m, const char *path, const nl_st_ent
     nl_kv *kv = nl_xmalloc(MAX_KV * sizeof *kv);
     int nkv = nl_config_to_kv(&m->cfg, kv, MAX_KV);
     NL_ASSERT(nkv <= MAX_KV);
-    const char *keys[MAX_KV + 8], *vals[MAX_KV + 8];
+    const char *keys[MAX_KV + 16], *vals[MAX_KV + 16];
     int k = 0;
     for (int i = 0; i < nx; i++, k++) keys[k] = xk[i], vals[k] = xv[i];
     for (int i = 0; i < nkv; i++, k++) keys[k] = kv[i].key, vals[k] = kv[i].val;
@@ -78,7 +79,7 @@ nl_status nl_ckpt_save_info(const nl_model *m, const char *path, const nl_ckpt_i
         entry(&e[nt + 2 * i + 1], names[2 * i + 1], t, hb[2], t->rows);
     }
     for (int i = 0; i < 3 * nt; i++) crc = nl_crc32(crc, e[i].data, nl_st_entry_bytes(&e[i]));
-    char ver[16], stp[32], rs[96], cs[16], dt[32], rb[16], sk[NL_MAX_ROLLBACKS * 12 + 1] = "";
+    char ver[16], stp[32], rs[96], cs[16], dt[32], rb[16], sk[NL_MAX_ROLLBACKS * 12 + 1] = "", ls[40], lc[16], ss[32];
     const nl_rng *rng = &info->rng;
     snprintf(ver, sizeof ver, "%d", NL_CKPT_VERSION);
     snprintf(stp, sizeof stp, "%d", info->step);
@@ -87,9 +88,13 @@ nl_status nl_ckpt_save_info(const nl_model *m, const char *path, const nl_ckpt_i
     snprintf(dt, sizeof dt, "%lld", info->data_tokens);
     snprintf(rb, sizeof rb, "%d", info->rollbacks);
     for (int i = 0, n = 0; i < info->nskip; i++) n += snprintf(sk + n, sizeof sk - (size_t)n, "%s%d", i ? "," : "", info->skip[i]);
-    const char *xk[] = { "format", "version", "step", "data_rng", "crc32", "data_tokens", "rollbacks", "skip_steps" };
-    const char *xv[] = { "normlab-checkpoint", ver, stp, rs, cs, dt, rb, sk };
-    nl_status st = write_file(m, path, e, 3 * nt, xk, xv, 8);
+    snprintf(ls, sizeof ls, "%.17g", info->loss_scale);
+    snprintf(lc, sizeof lc, "%d", info->loss_scale_clean);
+    snprintf(ss, sizeof ss, "%lld", info->skipped_steps);
+    const char *xk[] = { "format", "version", "step", "data_rng", "crc32", "data_tokens", "rollbacks", "skip_steps",
+                         "scaler_scale", "scaler_clean", "skipped_steps" };
+    const char *xv[] = { "normlab-checkpoint", ver, stp, rs, cs, dt, rb, sk, ls, lc, ss };
+    nl_status st = write_file(m, path, e, 3 * nt, xk, xv, info->loss_scale > 0 ? 11 : 8);
     for (int b = 0; b < 3; b++) free(tmp[b]);
     free(names);
     free(e);
@@ -167,7 +172,9 @@ static nl_status check_format(const nl_st_file *f, const char *path) {
 static nl_status read_info(const nl_st_file *f, const char *path, nl_ckpt_info *info) {
     memset(info, 0, sizeof *info);
     const char *sp = nl_st_get_meta(f, "step"), *rs = nl_st_get_meta(f, "data_rng"), *dt = nl_st_get_meta(f, "data_tokens"),
-               *rb = nl_st_get_meta(f, "rollbacks"), *sk = nl_st_get_meta(f, "skip_steps");
+               *rb = nl_st_get_meta(f, "rollbacks"), *sk = nl_st_get_meta(f, "skip_steps"),
+               *ls = nl_st_get_meta(f, "scaler_scale"), *lc = nl_st_get_meta(f, "scaler_clean"),
+               *ss = nl_st_get_meta(f, "skipped_steps");
     long long v;
     if (!sp || !parse_int(sp, 0, 2147483647LL, &v)) return NL_FAIL(NL_ERR_FORMAT, "'%s': checkpoint step '%s' is not a step count", path, sp ? sp : "none");
     info->step = (int)v;
@@ -192,6 +199,16 @@ static nl_status read_info(const nl_st_file *f, const char *path, nl_ckpt_info *
         info->skip[info->nskip++] = (int)v;
         p += n;
         if (*p == ',' && !*++p) return NL_FAIL(NL_ERR_FORMAT, "'%s': bad skip_steps '%s'", path, sk);
+    }
+    if (ls) {
+        char *end;
+        info->loss_scale = strtod(ls, &end);
+        if (end == ls || *end || !(info->loss_scale >= NL_LOSS_SCALE_MIN && info->loss_scale <= NL_LOSS_SCALE_MAX))
+            return NL_FAIL(NL_ERR_FORMAT, "'%s': bad scaler_scale '%s'", path, ls);
+        if (!lc || !parse_int(lc, 0, 2147483647LL, &v)) return NL_FAIL(NL_ERR_FORMAT, "'%s': bad scaler_clean '%s'", path, lc ? lc : "none");
+        info->loss_scale_clean = (int)v;
+        if (!ss || !parse_int(ss, 0, 1LL << 62, &info->skipped_steps))
+            return NL_FAIL(NL_ERR_FORMAT, "'%s': bad skipped_steps '%s'", path, ss ? ss : "none");
     }
     return NL_OK;
 }

@@ -22,12 +22,18 @@ typedef struct nl_ckpt_info {
     int rollbacks;       /* divergence rollbacks so far */
     int nskip;           /* steps whose first batch is skipped (the batch that diverged) */
     int skip[NL_MAX_ROLLBACKS];
+    /* --dtype fp16's loss scaler (loss_scaler.h): scale (0: none recorded), clean steps since the last
+     * overflow or growth, steps skipped for an overflow so far */
+    double loss_scale;
+    int loss_scale_clean;
+    long long skipped_steps;
 } nl_ckpt_info;
 
 /* Writes a checkpoint with info in its metadata; refuses (NL_ERR_FORMAT, nothing written) when a
  * parameter or moment is NaN or Inf. */
 nl_status nl_ckpt_save_info(const nl_model *m, const char *path, const nl_ckpt_info *info);
-/* As nl_ckpt_load, filling info (a file without data_tokens/rollbacks/skip_steps gives -1/0/none). */
+/* As nl_ckpt_load, filling info (a file without data_tokens/rollbacks/skip_steps gives -1/0/none, one
+ * without loss_scale gives loss_scale 0). */
 nl_status nl_ckpt_load_info(nl_model *m, const char *path, nl_ckpt_info *info);
 /* Reads every training option saved in a checkpoint's metadata into c (a checkpoint only; nothing
  * else is loaded). */

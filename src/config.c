@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "common.h"
+#include "loss_scaler.h"
 #include "norm.h"
 
 #include <errno.h>
@@ -51,6 +52,9 @@ void nl_config_defaults(nl_config *c) {
     c->diag_every = 0;
     c->spike_k = 6.0;
     c->diverge_window = 0;
+    c->dtype = NL_DTYPE_FP32;
+    c->loss_scale = 65536.0;
+    c->loss_scale_interval = 2000;
 }
 
 void nl_args_defaults(nl_args *a) {
@@ -77,6 +81,7 @@ void nl_args_defaults(nl_args *a) {
 }
 
 const char *const nl_arch_names[NL_ARCH_COUNT] = { "gpt2", "llama" };
+const char *const nl_dtype_names[NL_DTYPE_COUNT] = { "fp32", "bf16", "fp16" };
 static const char *const device_names[NL_DEVICE_COUNT] = { "cpu", "cuda" };
 
 /* The MLP width of --ffn-dim 0: 4d for gpt2; for llama the multiple of 64 nearest 8d/3 (ties up, at
@@ -136,6 +141,11 @@ nl_status nl_config_resolve(nl_config *c) {
     if (c->diag_every < 0) return NL_FAIL(NL_ERR_ARG, "--diag-every %d: must be >= 0 (0: off)", c->diag_every);
     if (!(c->spike_k >= 0)) return NL_FAIL(NL_ERR_ARG, "--spike-k %g: must be >= 0 (0: off)", c->spike_k);
     if (c->diverge_window < 0) return NL_FAIL(NL_ERR_ARG, "--diverge-window %d: must be >= 0 (0: off)", c->diverge_window);
+    if (c->dtype < 0 || c->dtype >= NL_DTYPE_COUNT) return NL_FAIL(NL_ERR_ARG, "--dtype: must be fp32, bf16 or fp16");
+    int e2;
+    if (!(c->loss_scale >= 1 && c->loss_scale <= NL_LOSS_SCALE_MAX && frexp(c->loss_scale, &e2) == 0.5))
+        return NL_FAIL(NL_ERR_ARG, "--loss-scale %g: must be a power of two in [1, 2^32]", c->loss_scale);
+    if (c->loss_scale_interval < 1) return NL_FAIL(NL_ERR_ARG, "--loss-scale-interval %d: must be >= 1", c->loss_scale_interval);
     const nl_placement *p = &nl_placements[c->norm];
     NL_TRY(nl_placement_check(c));
     if (c->emb_norm < 0) c->emb_norm = p->emb_norm;
@@ -153,7 +163,7 @@ double nl_config_matrix_params(const nl_config *c) {
 /* ---------------------------------------------------------------- option table */
 
 /* T_LIST: values appended, '\n'-separated; T_ARGS: the same for the command's arguments that are not options */
-typedef enum opt_type { T_INT, T_U64, T_DBL, T_PATH, T_TEXT, T_WORD, T_NORM, T_NTYPE, T_ARCH, T_ONOFF, T_GAIN, T_FLAG, T_LIST, T_ONNAN, T_DEVICE, T_ARGS } opt_type;
+typedef enum opt_type { T_INT, T_U64, T_DBL, T_PATH, T_TEXT, T_WORD, T_NORM, T_NTYPE, T_ARCH, T_ONOFF, T_GAIN, T_FLAG, T_LIST, T_ONNAN, T_DEVICE, T_ARGS, T_DTYPE } opt_type;
 
 typedef struct opt {
     const char *name; /* CLI spelling; config keys use '_' for '-' */
@@ -229,6 +239,9 @@ static const opt opts[] = {
     { "keep-ckpts",   T_INT,   CFG(keep_ckpts),   TR,    0, "keep only the newest N checkpoints (0: all)" },
     { "on-nan",       T_ONNAN, CFG(on_nan),       TR,    0, "NaN/Inf loss or gradient: stop | rollback (to the last checkpoint, skipping the batch)" },
     { "max-rollbacks", T_INT,  CFG(max_rollbacks), TR,   0, "with --on-nan rollback: stop after N rollbacks" },
+    { "dtype",        T_DTYPE, CFG(dtype),        TR,    0, "fp32 | bf16 | fp16: number format of activations and matmul inputs, emulated exactly (fp32 master weights and AdamW state; docs/numerics.md)" },
+    { "loss-scale",   T_DBL,   CFG(loss_scale),   TR,    0, "--dtype fp16: initial dynamic loss scale, a power of two in [1, 2^32] (halved on a gradient overflow, which skips the step)" },
+    { "loss-scale-interval", T_INT, CFG(loss_scale_interval), TR, 0, "--dtype fp16: double the loss scale after N steps in a row without overflow" },
     { "ckpt",         T_PATH,  ARG(ckpt),         EV|SA|EX|MC|AN, 0, "checkpoint file, or a run directory (its latest checkpoint)" },
     { "max-windows",  T_INT,   ARG(max_windows),  EV,    0, "evaluate at most K windows (0: all)" },
     { "metric",       T_WORD,  ARG(metric),       EV,    0, "headline metric: loss | ppl | bpb (bits per byte)" },
@@ -377,6 +390,14 @@ static nl_status set_value(nl_args *a, const opt *o, const char *v) {
         else if (!strcmp(v, "rollback")) *(int *)p = NL_ON_NAN_ROLLBACK;
         else return NL_FAIL(NL_ERR_ARG, "--on-nan: '%s' is not stop|rollback", v);
         break;
+    case T_DTYPE: {
+        int x = -1;
+        for (int i = 0; i < NL_DTYPE_COUNT; i++)
+            if (!strcmp(v, nl_dtype_names[i])) x = i;
+        if (x < 0) return NL_FAIL(NL_ERR_ARG, "--dtype: '%s' is not fp32|bf16|fp16", v);
+        *(int *)p = x;
+        break;
+    }
     case T_GAIN:
         if (!strcmp(v, "learn")) *(int *)p = 0;
         else if (!strcmp(v, "frozen")) *(int *)p = 1;
@@ -471,6 +492,7 @@ static void format_value(const nl_args *a, const opt *o, char *buf, size_t n) {
     case T_FLAG: snprintf(buf, n, "%s", *(const int *)p < 0 ? "auto" : *(const int *)p ? "on" : "off"); break;
     case T_GAIN: snprintf(buf, n, "%s", *(const int *)p ? "frozen" : "learn"); break;
     case T_ONNAN: snprintf(buf, n, "%s", *(const int *)p == NL_ON_NAN_ROLLBACK ? "rollback" : "stop"); break;
+    case T_DTYPE: snprintf(buf, n, "%s", nl_dtype_names[*(const int *)p]); break;
     }
 }
 

@@ -25,6 +25,9 @@ void nl_diag_init(nl_diag *d, const nl_model *m) {
     d->g_fc = d->g_proj + L;
     d->g_mproj = d->g_fc + L;
     d->sites = nl_xcalloc((size_t)(6 * L + 2) * sizeof *d->sites);
+    d->loss_scale = 1.0;
+    d->dtype = (nl_dtype)m->cfg.dtype;
+    d->lowp = nl_xcalloc(2 * ((size_t)L + 2) * sizeof *d->lowp);
     d->tensor_block = nl_xmalloc((size_t)m->ntensors * sizeof(int));
     for (int i = 0; i < m->ntensors; i++) {
         int l;
@@ -37,6 +40,7 @@ void nl_diag_free(nl_diag *d) {
     free(d->g_block);
     free(d->sites);
     free(d->tensor_block);
+    free(d->lowp);
     if (d->be) d->be->free(d->scratch);
     memset(d, 0, sizeof *d);
 }
@@ -61,9 +65,12 @@ void nl_diag_run(nl_diag *d, nl_model *m, const int *inp, const int *tgt, int B,
         d->scratch_n = NC;
     }
     const double t0 = nl_now();
+    const size_t nparts = 2 * ((size_t)L + 2);
     nl_model_zero_grad(m);
-    d->loss = nl_model_forward(m, inp, tgt, B, T, (float)(1.0 / (double)N));
+    memset(m->lowp, 0, nparts * sizeof *m->lowp);
+    d->loss = nl_model_forward(m, inp, tgt, B, T, (float)(d->loss_scale / (double)N));
     nl_model_backward(m);
+    memcpy(d->lowp, m->lowp, nparts * sizeof *d->lowp);
     nl_zero_frozen_grads(m); /* as in nl_grad_norm */
 
     /* residual stream entering each block, and after the last one */
@@ -78,14 +85,15 @@ void nl_diag_run(nl_diag *d, nl_model *m, const int *inp, const int *tgt, int B,
         total += s;
         if (d->tensor_block[i] >= 0) d->g_block[d->tensor_block[i]] += s;
     }
-    d->g_total = sqrt(total);
+    const double us = 1.0 / d->loss_scale; /* unscaled, as the optimizer sees them */
+    d->g_total = sqrt(total) * us;
     for (int l = 0; l < L; l++) {
         const nl_block_w *g = &m->g.blocks[l];
-        d->g_block[l] = sqrt(d->g_block[l]);
-        d->g_qkv[l] = sqrt(be->sumsq(g->qkv_w, (size_t)m->Q3 * C));
-        d->g_proj[l] = sqrt(be->sumsq(g->proj_w, (size_t)C * C));
-        d->g_fc[l] = sqrt(be->sumsq(g->fc_w, (size_t)m->FW * C)); /* llama: gate and up */
-        d->g_mproj[l] = sqrt(be->sumsq(g->mproj_w, (size_t)m->F * C));
+        d->g_block[l] = sqrt(d->g_block[l]) * us;
+        d->g_qkv[l] = sqrt(be->sumsq(g->qkv_w, (size_t)m->Q3 * C)) * us;
+        d->g_proj[l] = sqrt(be->sumsq(g->proj_w, (size_t)C * C)) * us;
+        d->g_fc[l] = sqrt(be->sumsq(g->fc_w, (size_t)m->FW * C)) * us; /* llama: gate and up */
+        d->g_mproj[l] = sqrt(be->sumsq(g->mproj_w, (size_t)m->F * C)) * us;
     }
 
     /* norm sites: input, output, gain */
@@ -160,7 +168,20 @@ void nl_diag_write_json(const nl_diag *d, int step, FILE *f) {
         num(f, s->gain);
         fputc('}', f);
     }
-    fprintf(f, "], \"seconds\": %.4f}\n", d->seconds);
+    fputc(']', f);
+    if (d->dtype != NL_DTYPE_FP32) { /* per part: embedding, blocks 1..L, head */
+        fprintf(f, ", \"dtype\": \"%s\", \"loss_scale\": %.17g", nl_dtype_names[d->dtype], d->loss_scale);
+        static const char *const keys[4] = { "overflow_fwd", "overflow_bwd", "flushed_fwd", "flushed_bwd" };
+        for (int k = 0; k < 4; k++) {
+            fprintf(f, ", \"%s\": [", keys[k]);
+            for (int i = 0; i < d->L + 2; i++) {
+                const nl_lowp_counts *q = &d->lowp[2 * i + (k & 1)];
+                fprintf(f, "%s%llu", i ? ", " : "", (unsigned long long)(k < 2 ? q->overflow : q->flushed));
+            }
+            fputc(']', f);
+        }
+    }
+    fprintf(f, ", \"seconds\": %.4f}\n", d->seconds);
 }
 
 /* ---------------------------------------------------------------- spikes and divergence */

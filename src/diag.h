@@ -4,7 +4,8 @@
  * nl_diag_run does its own forward and backward: it zeroes m->grads and leaves the diagnostic batch's
  * gradient there, so call it where the next thing to touch the gradients is nl_model_zero_grad (the
  * training loop calls it at the top of a step). It overwrites the activations too. It uses no random
- * numbers, so a run's loss curve is the same with and without diagnostics. All statistics are
+ * numbers, so a run's loss curve is the same with and without diagnostics (also with --dtype: the
+ * dtype counters it reads are zeroed and refilled by its own pass). All statistics are
  * accumulated in double from the fp32 activations. */
 #ifndef NL_DIAG_H
 #define NL_DIAG_H
@@ -34,6 +35,13 @@ typedef struct nl_diag {
     float *scratch;                   /* (scratch_n) backend memory for the median */
     size_t scratch_n;
     int *tensor_block;                /* (ntensors) block index of each tensor, -1 outside blocks */
+    /* --dtype bf16|fp16: the loss scale of the pass (fp16's current one; 1 otherwise: set by the caller,
+     * gradients are reported unscaled) and what storing activations (fwd) and activation gradients
+     * (bwd) in the dtype overflowed and flushed in it, per part: 0 the embedding, 1..L the blocks, L+1
+     * the final norm, head and loss (nl_model.lowp) */
+    double loss_scale;
+    nl_dtype dtype;
+    nl_lowp_counts *lowp;             /* (2 (L+2)): [2 i] forward, [2 i + 1] backward */
 } nl_diag;
 
 void nl_diag_init(nl_diag *d, const nl_model *m);

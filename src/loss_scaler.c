@@ -35,3 +35,7 @@ int nl_loss_scaler_update(nl_loss_scaler *s, int finite) {
     }
     return 1;
 }
+
+int nl_loss_scaler_skips(const nl_loss_scaler *s, double loss, double scaled_grad_norm) {
+    return !isfinite(scaled_grad_norm) && isfinite(loss) && s->scale > s->min_scale;
+}

@@ -11,6 +11,10 @@
 
 #include <stdint.h>
 
+/* The range of the scale --dtype fp16 trains with (--loss-scale sets the start). */
+#define NL_LOSS_SCALE_MIN 1.0
+#define NL_LOSS_SCALE_MAX 4294967296.0 /* 2^32 */
+
 typedef struct nl_loss_scaler {
     double scale;            /* the current loss scale */
     double growth, backoff;  /* growth > 1, 0 < backoff < 1 */
@@ -29,5 +33,10 @@ nl_status nl_loss_scaler_init(nl_loss_scaler *s, double init, double growth, dou
  * optimizer step goes ahead (with gradients divided by the scale the backward used, read before this call),
  * 0 when it is skipped; updates the scale for the next step. */
 int nl_loss_scaler_update(nl_loss_scaler *s, int finite);
+
+/* The training loop's test (docs/numerics.md §4): 1 when this step is skipped for an overflow, i.e. the
+ * gradient norm of the scaled loss is not finite while the loss is, and the scale can still back off
+ * (above min_scale). Otherwise a non-finite loss or norm is a divergence, as without scaling. */
+int nl_loss_scaler_skips(const nl_loss_scaler *s, double loss, double scaled_grad_norm);
 
 #endif

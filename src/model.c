@@ -164,8 +164,11 @@ nl_status nl_model_init(nl_model *m, const nl_config *cfg) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     NL_TRY(nl_config_resolve(&m->cfg));
-    if (m->cfg.device == NL_DEVICE_CUDA) NL_TRY(nl_backend_cuda(&m->be));
-    else m->be = nl_backend_cpu();
+    if (m->cfg.device == NL_DEVICE_CUDA) {
+        if (m->cfg.dtype != NL_DTYPE_FP32)
+            return NL_FAIL(NL_ERR_ARG, "--device cuda runs --dtype fp32 only so far (bf16/fp16: the CPU backend's emulation)");
+        NL_TRY(nl_backend_cuda(&m->be));
+    } else m->be = nl_backend_cpu_dtype((nl_dtype)m->cfg.dtype);
     const nl_config *c = &m->cfg;
     m->hs = c->dim / c->heads;
     m->kvC = m->hs * c->kv_heads;
@@ -173,6 +176,8 @@ nl_status nl_model_init(nl_model *m, const nl_config *cfg) {
     m->F = c->ffn_dim;
     m->FW = c->arch == NL_ARCH_LLAMA ? 2 * m->F : m->F;
     m->w.blocks = nl_xcalloc((size_t)m->cfg.layers * sizeof(nl_block_w));
+    m->lowp = nl_xcalloc(2 * ((size_t)c->layers + 2) * sizeof *m->lowp);
+    m->lowp_at = m->lowp;
     m->g.blocks = nl_xcalloc((size_t)m->cfg.layers * sizeof(nl_block_w));
     build_tensors(m);
     m->params = m->be->alloc(m->nparams * sizeof(float));
@@ -204,6 +209,7 @@ void nl_model_free(nl_model *m) {
     free(m->w.blocks);
     free(m->g.blocks);
     free(m->sub);
+    free(m->lowp);
     memset(m, 0, sizeof *m);
 }
 
@@ -348,6 +354,17 @@ void nl_model_alloc_acts(nl_model *m, int B, int T) {
     if (m->rope_cos) m->be->rope_table(m->rope_cos, m->rope_sin, T, m->hs, m->cfg.rope_theta);
 }
 
+/* ---------------------------------------------------------------- activations in the dtype */
+
+/* Stores the n values of activation (or activation gradient) x in the backend's dtype, counting into
+ * the current part: rule 3 of docs/numerics.md. Nothing happens in fp32. */
+static void store(const nl_model *m, float *x, size_t n) {
+    if (m->be->dtype != NL_DTYPE_FP32) m->be->round_act(x, n, m->lowp_at);
+}
+
+/* the counter of part i (0 embedding, 1..L blocks, L+1 head), forward (bwd 0) or backward */
+static void count_at(nl_model *m, int part, int bwd) { m->lowp_at = &m->lowp[2 * part + bwd]; }
+
 /* ---------------------------------------------------------------- norms of every type */
 
 /* The gain a norm of width C applies: its parameter, or (gain offset) the parameter + its init. */
@@ -377,6 +394,7 @@ static void norm_fwd(const nl_model *m, float *out, float *s0, float *s1, const 
     case NL_CRMSNORM: m->be->crmsnorm_forward(out, s0, s1, x, w, scale, eps, N, C); break;
     default: NL_ASSERT(0);
     }
+    store(m, out, N * (size_t)C);
 }
 
 /* dx += J^T dy; parameter gradients into gp. x is the norm's input. */
@@ -394,6 +412,7 @@ static void norm_bwd(const nl_model *m, float *dx, const nl_normw *gp, const flo
     case NL_CRMSNORM: m->be->crmsnorm_backward(dx, gp->w, dy, x, w, s0, s1, scale, N, C); break;
     default: NL_ASSERT(0);
     }
+    store(m, dx, N * (size_t)C);
 }
 
 /* columns [c0, c0+C) of an (N, ld) array <-> a contiguous (N, C) array */
@@ -421,14 +440,17 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
     m->fB = B;
     m->fT = T;
 
+    count_at(m, 0, 0);
     be->encoder_forward(m->emb, m->tok_inp, m->w.wte, m->w.wpe, B, T, C);
     if (es != 1.0f) be->scale_shift(m->emb, m->emb, es, 0.0f, NC);
+    store(m, m->emb, NC);
     if (c->emb_norm) norm_fwd(m, m->embn, m->e_mean, m->e_rstd, m->emb, &m->w.embn, 1.0f, N, C);
     if (m->r) be->copy(m->r, m->sub[0].xin, NC * sizeof(float));
 
     for (int l = 0; l < c->layers; l++) {
         const float scale = (float)nl_block_in_scale(c, l + 1);
         const nl_block_w *w = &m->w.blocks[l];
+        count_at(m, l + 1, 0);
         if (l + 1 == m->skip_block) { /* layer removal (normlab analyze): the block's output is its input */
             be->copy(m->sub[2 * l + 1].xout, m->sub[2 * l].xin, NC * sizeof(float));
             continue;
@@ -439,6 +461,7 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
             if (ms & NL_SITE_IN) norm_fwd(m, A->u, A->u_mean, A->u_rstd, A->xin, &w->norm[s][0], scale, N, C);
             if (s == NL_SUB_ATTN) {
                 be->linear_forward(A->qkv_raw, A->u, w->qkv_w, w->qkv_b, N, C, m->Q3);
+                store(m, A->qkv_raw, N * (size_t)m->Q3);
                 const int nq = qkv_norm_count(ms);
                 for (int j = 0; nq && j < 3; j++) { /* q/k/v norms: qkv_raw -> qkv, group by group */
                     const int cj = qkv_cols(m, j), G = qkv_norm_width(m, ms, j);
@@ -446,40 +469,63 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
                     if (j < nq) norm_fwd(m, m->sy, A->qn_mean[j], A->qn_rstd[j], m->sx, &w->qkvn[j], 1.0f, N * cj / G, G);
                     scatter_cols(m, A->qkv, j < nq ? m->sy : m->sx, N, cj, m->Q3, qkv_col0(m, j));
                 }
-                if (m->rope_cos) /* rotary positions on q and k (columns [0, C + kvC)), v copied */
+                if (m->rope_cos) { /* rotary positions on q and k (columns [0, C + kvC)), v copied */
                     be->rope_forward(A->qkv, nq ? A->qkv : A->qkv_raw, m->rope_cos, m->rope_sin, B, T, m->Q3, C + m->kvC, m->hs);
+                    store(m, A->qkv, N * (size_t)m->Q3);
+                }
                 be->attention_forward(A->atty_raw, A->att, A->qkv, B, T, C, c->heads, c->kv_heads);
-                if (ms & NL_WIRE_HSCALE) be->headscale_forward(A->atty, A->atty_raw, w->hscale, N, C, c->heads);
+                store(m, A->atty_raw, NC);
+                if (ms & NL_WIRE_HSCALE) {
+                    be->headscale_forward(A->atty, A->atty_raw, w->hscale, N, C, c->heads);
+                    store(m, A->atty, NC);
+                }
                 be->linear_forward(A->a, A->atty, w->proj_w, w->proj_b, N, C, C);
             } else {
                 be->linear_forward(A->fch, A->u, w->fc_w, w->fc_b, N, C, m->FW);
+                store(m, A->fch, N * (size_t)m->FW);
                 if (w->up_w) be->swiglu_forward(A->fgelu, A->fch, N, m->F);
                 else be->gelu_forward(A->fgelu, A->fch, N * m->F);
+                store(m, A->fgelu, N * (size_t)m->F);
                 if (ms & NL_WIRE_FCNORM) norm_fwd(m, A->fgn, A->fn_mean, A->fn_rstd, A->fgelu, &w->fcn, 1.0f, N, m->F);
                 be->linear_forward(A->a, A->fgn, w->mproj_w, w->mproj_b, N, m->F, C);
             }
+            store(m, A->a, NC);
             if (ms & NL_SITE_OUT) norm_fwd(m, A->o, A->o_mean, A->o_rstd, A->a, &w->norm[s][1], 1.0f, N, C);
-            if (c->skip_init) be->gain_forward(A->ob, A->o, w->skip[s], NC);
+            if (c->skip_init) {
+                be->gain_forward(A->ob, A->o, w->skip[s], NC);
+                store(m, A->ob, NC);
+            }
             const float *base = (ms & NL_WIRE_RES_IN) ? A->u : A->xin;
             if (ms & NL_WIRE_LAMRES) be->chanres_forward(A->z, base, A->ob, w->lam, N, C);
             else be->residual_forward(A->z, base, A->ob, alpha, NC);
             if (ms & NL_WIRE_B2T) be->residual_forward(A->z, m->sub[2 * l].xin, A->z, 1.0f, NC);
-            if (m->r) be->residual_forward(m->r, m->r, A->ob, 1.0f, NC);
+            store(m, A->z, NC);
+            if (m->r) {
+                be->residual_forward(m->r, m->r, A->ob, 1.0f, NC);
+                store(m, m->r, NC);
+            }
             if (ms & NL_SITE_POST) norm_fwd(m, A->xout, A->p_mean, A->p_rstd, A->z, &w->norm[s][2], 1.0f, N, C);
         }
     }
     const float *xl = m->sub[2 * c->layers - 1].xout;
+    count_at(m, c->layers + 1, 0);
     if (m->r) { /* ResiDual: x_L + N_f(r) */
         norm_fwd(m, m->xf, m->f_mean, m->f_rstd, m->r, &m->w.finn, 1.0f, N, C);
         be->residual_forward(m->xf, xl, m->xf, 1.0f, NC);
+        store(m, m->xf, NC);
     } else if (c->final_norm) {
         norm_fwd(m, m->xf, m->f_mean, m->f_rstd, xl, &m->w.finn, 1.0f, N, C);
     }
 
     /* head over the real vocabulary: logits (N, V) with row stride Vp */
     be->gemm(0, 1, (int)N, c->vocab, C, 1.0f, m->xf, C, m->w.head, C, 0.0f, m->logits, c->vocab_padded);
+    store(m, m->logits, N * (size_t)c->vocab_padded);
     if (!tgt) return 0.0f;
     be->xent(m->losses, m->logits, m->tok_tgt, N, c->vocab, c->vocab_padded, dscale);
+    if (dscale != 0.0f) { /* dlogits, the input of the head's backward products */
+        count_at(m, c->layers + 1, 1);
+        store(m, m->logits, N * (size_t)c->vocab_padded);
+    }
     return (float)(be->sum(m->losses, N) / (double)N);
 }
 
@@ -492,13 +538,19 @@ static void branch_backward(nl_model *m, const nl_sub_acts *A, int s, unsigned m
     const nl_backend *be = m->be;
     if (s == NL_SUB_ATTN) {
         be->linear_backward(m->datty, g->proj_w, g->proj_b, da, A->atty, w->proj_w, N, C, C);
+        store(m, m->datty, N * (size_t)C);
         const float *dh = m->datty;
         if (ms & NL_WIRE_HSCALE) {
             be->headscale_backward(m->sx, g->hscale, m->datty, A->atty_raw, w->hscale, N, C, NH);
+            store(m, m->sx, N * (size_t)C);
             dh = m->sx;
         }
         be->attention_backward(m->dqkv, m->datt, dh, A->qkv, A->att, m->fB, m->fT, C, NH, m->cfg.kv_heads);
-        if (m->rope_cos) be->rope_backward(m->dqkv, m->rope_cos, m->rope_sin, m->fB, m->fT, m->Q3, C + m->kvC, m->hs);
+        store(m, m->dqkv, N * (size_t)m->Q3);
+        if (m->rope_cos) {
+            be->rope_backward(m->dqkv, m->rope_cos, m->rope_sin, m->fB, m->fT, m->Q3, C + m->kvC, m->hs);
+            store(m, m->dqkv, N * (size_t)m->Q3);
+        }
         for (int j = 0; j < qkv_norm_count(ms); j++) {
             const int cj = qkv_cols(m, j), G = qkv_norm_width(m, ms, j);
             gather_cols(m, m->sd, m->dqkv, N, cj, m->Q3, qkv_col0(m, j));
@@ -512,14 +564,17 @@ static void branch_backward(nl_model *m, const nl_sub_acts *A, int s, unsigned m
         const int F = m->F;
         float *dh = (ms & NL_WIRE_FCNORM) ? m->dfgn : m->dfgelu;
         be->linear_backward(dh, g->mproj_w, g->mproj_b, da, A->fgn, w->mproj_w, N, F, C);
+        store(m, dh, N * (size_t)F);
         if (ms & NL_WIRE_FCNORM) {
             be->zero(m->dfgelu, N * F * sizeof(float));
             norm_bwd(m, m->dfgelu, &g->fcn, m->dfgn, A->fgelu, &w->fcn, A->fn_mean, A->fn_rstd, 1.0f, N, F);
         }
         if (w->up_w) be->swiglu_backward(m->dfch, A->fch, m->dfgelu, N, F);
         else be->gelu_backward(m->dfch, A->fch, m->dfgelu, N * F);
+        store(m, m->dfch, N * (size_t)m->FW);
         be->linear_backward(m->du, g->fc_w, g->fc_b, m->dfch, A->u, w->fc_w, N, C, m->FW);
     }
+    store(m, m->du, N * (size_t)C);
 }
 
 void nl_model_backward(nl_model *m) {
@@ -532,7 +587,9 @@ void nl_model_backward(nl_model *m) {
 
     /* head: logits holds dL/dlogits; dxf = dlogits @ head, dhead += dlogits^T @ xf */
     float *g = m->gA, *gnext = m->gB;
+    count_at(m, c->layers + 1, 1);
     be->gemm(0, 0, (int)N, (int)C, c->vocab, 1.0f, m->logits, c->vocab_padded, m->w.head, (int)C, 0.0f, g, (int)C);
+    store(m, g, NC);
     be->gemm(1, 0, c->vocab, (int)C, (int)N, 1.0f, m->logits, c->vocab_padded, m->xf, (int)C, 1.0f, m->g.head, (int)C);
     const float *xl = m->sub[2 * c->layers - 1].xout;
     if (m->r) { /* x_L + N_f(r): g reaches x_L unchanged and r through N_f; r feeds every branch */
@@ -549,6 +606,7 @@ void nl_model_backward(nl_model *m) {
         const nl_block_w *w = &m->w.blocks[l];
         nl_block_w *gw = &m->g.blocks[l];
         int b2t = 0;
+        count_at(m, l + 1, 1);
         for (int s = NL_SUB_COUNT - 1; s >= 0; s--) {
             const unsigned ms = nl_sub_sites(c, l + 1, s);
             const nl_sub_acts *A = &m->sub[2 * l + s];
@@ -568,12 +626,14 @@ void nl_model_backward(nl_model *m) {
             if (res_in) be->zero(gnext, NC * sizeof(float));
             else if (ms & NL_WIRE_LAMRES) be->chanres_backward(gnext, gw->lam, dz, A->xin, w->lam, N, (int)C);
             else be->scale_shift(gnext, dz, alpha, 0.0f, NC);
+            store(m, gnext, NC);
             /* gradient of the branch output ob: dz, plus ResiDual's dr, through the skip gain */
             const float *dob = dz;
             if (m->r || c->skip_init) {
                 if (m->r) be->residual_forward(m->dob, m->dr, dz, 1.0f, NC);
                 else be->copy(m->dob, dz, NC * sizeof(float));
                 if (c->skip_init) be->gain_backward(m->dob, gw->skip[s], m->dob, A->o, w->skip[s], NC);
+                store(m, m->dob, NC);
                 dob = m->dob;
             }
             const float *da = dob;
@@ -583,20 +643,31 @@ void nl_model_backward(nl_model *m) {
                 da = m->da;
             }
             branch_backward(m, A, s, ms, w, gw, da, N);
-            if (res_in) be->residual_forward(m->du, dz, m->du, alpha, NC);
+            if (res_in) {
+                be->residual_forward(m->du, dz, m->du, alpha, NC);
+                store(m, m->du, NC);
+            }
             if (ms & NL_SITE_IN)
                 norm_bwd(m, gnext, &gw->norm[s][0], m->du, A->xin, &w->norm[s][0], A->u_mean, A->u_rstd, scale, N, (int)C);
             else be->residual_forward(gnext, gnext, m->du, 1.0f, NC);
             if (s == NL_SUB_ATTN && b2t) be->residual_forward(gnext, gnext, m->db2t, 1.0f, NC);
+            store(m, gnext, NC);
             float *t = g; g = gnext; gnext = t;
         }
     }
-    if (m->r) be->residual_forward(g, g, m->dr, 1.0f, NC);
+    count_at(m, 0, 1);
+    if (m->r) {
+        be->residual_forward(g, g, m->dr, 1.0f, NC);
+        store(m, g, NC);
+    }
     if (c->emb_norm) {
         be->zero(gnext, NC * sizeof(float));
         norm_bwd(m, gnext, &m->g.embn, g, m->emb, &m->w.embn, m->e_mean, m->e_rstd, 1.0f, N, (int)C);
         g = gnext;
     }
-    if (es != 1.0f) be->scale_shift(g, g, es, 0.0f, NC);
+    if (es != 1.0f) {
+        be->scale_shift(g, g, es, 0.0f, NC);
+        store(m, g, NC);
+    }
     be->encoder_backward(m->g.wte, m->g.wpe, g, m->tok_inp, m->fB, m->fT, (int)C);
 }

@@ -95,6 +95,12 @@ typedef struct nl_model {
     float *rope_cos, *rope_sin; /* llama: (T, hs/2) rotation of pair i at position t */
     int *tok_inp, *tok_tgt; /* (B*T) token ids of the last forward in backend memory (inputs for backward) */
     int fB, fT;
+    /* --dtype bf16|fp16 (docs/numerics.md §3): what storing activations in the dtype overflowed and
+     * flushed, summed over forwards and backwards until the caller zeroes them (host memory, 2 (L+2)
+     * entries): lowp[2 i] forward, lowp[2 i + 1] backward of part i = 0 the embedding, 1..L block i,
+     * L+1 the final norm, head and loss. All zero for fp32. */
+    nl_lowp_counts *lowp;
+    nl_lowp_counts *lowp_at; /* where the op running now counts (an entry of lowp) */
 } nl_model;
 
 /* Validates cfg (nl_config_check) and builds the parameter table; params are initialised from

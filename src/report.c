@@ -49,6 +49,7 @@ typedef struct rp_run {
     rp_eval evals[MAX_EVALS];
     int nevals;
     int norm, layers, dim, steps_cfg;
+    char dtype[8]; /* fp32 | bf16 | fp16 (config.txt; runs from before --dtype: fp32) */
     double lr;
     unsigned long long seed;
     double *step, *loss, *vstep, *vloss;
@@ -117,6 +118,7 @@ static nl_status read_config(rp_run *r) {
     FILE *f = fopen(path, "r");
     if (!f) return NL_FAIL(NL_ERR_IO, "cannot open '%s': %s (not a run directory?)", path, strerror(errno));
     r->norm = -1;
+    snprintf(r->dtype, sizeof r->dtype, "fp32");
     int lineno = 0;
     while (fgets(line, sizeof line, f)) {
         lineno++;
@@ -138,6 +140,7 @@ static nl_status read_config(rp_run *r) {
         else if (!strcmp(key, "steps")) r->steps_cfg = atoi(val);
         else if (!strcmp(key, "lr")) r->lr = strtod(val, NULL);
         else if (!strcmp(key, "seed")) r->seed = strtoull(val, NULL, 10);
+        else if (!strcmp(key, "dtype")) snprintf(r->dtype, sizeof r->dtype, "%.4s", val);
     }
     fclose(f);
     if (r->norm < 0 || r->layers < 1 || r->layers > MAX_LAYERS)
@@ -468,7 +471,7 @@ static double last_finite(const double *v, int n) {
 }
 
 static void runs_table(FILE *f, const report *rp) {
-    fputs("<table><tr><th>run</th><th>directory</th><th>L</th><th>d</th><th>steps</th><th>final train loss</th>"
+    fputs("<table><tr><th>run</th><th>directory</th><th>L</th><th>d</th><th>dtype</th><th>steps</th><th>final train loss</th>"
           "<th>final val loss</th><th>grad spikes</th><th>status</th><th>max |x| at end</th></tr>\n", f);
     for (int i = 0; i < rp->nruns; i++) {
         const rp_run *r = &rp->runs[i];
@@ -476,7 +479,9 @@ static void runs_table(FILE *f, const report *rp) {
         nl_html_escape(f, r->label);
         fputs("</td><td>", f);
         nl_html_escape(f, r->dir);
-        fprintf(f, "</td><td>%d</td><td>%d</td><td>%d</td><td>%.4f</td><td>%.4f</td><td>%d</td><td>", r->layers, r->dim,
+        fprintf(f, "</td><td>%d</td><td>%d</td><td>", r->layers, r->dim);
+        nl_html_escape(f, r->dtype);
+        fprintf(f, "</td><td>%d</td><td>%.4f</td><td>%.4f</td><td>%d</td><td>",
                 r->n ? (int)r->step[r->n - 1] : 0, r->n ? last_finite(r->loss, r->n) : NAN, r->nv ? r->vloss[r->nv - 1] : NAN, r->spikes);
         if (r->diverged[0]) fprintf(f, "diverged (%s) at step %d", r->diverged, r->diverged_step);
         else fputs(r->n && r->steps_cfg && (int)r->step[r->n - 1] == r->steps_cfg ? "finished" : "incomplete", f);

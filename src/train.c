@@ -7,6 +7,7 @@
 #include "config.h"
 #include "diag.h"
 #include "dp.h"
+#include "loss_scaler.h"
 #include "norm.h"
 #include "optim.h"
 #include "progress.h"
@@ -242,6 +243,8 @@ typedef struct run {
     int check_every;   /* NORMLAB_DP_CHECK: compare the ranks' parameters every N steps (0: never) */
     int kill_rank, kill_step; /* NORMLAB_FAULT kill-rank:R:K: rank R SIGKILLs itself at step K */
     int skew_rank, skew_step; /* NORMLAB_FAULT skew-rank:R:K: rank R changes a parameter after step K */
+    nl_loss_scaler ls; /* --dtype fp16: dynamic loss scaling (docs/numerics.md §4) */
+    int fp16;
 } run;
 
 static void run_free(run *r) {
@@ -280,7 +283,22 @@ static void diag_setup(run *r) {
     nl_diag_init(&r->diag, &r->m);
 }
 
+/* the scaler's state <-> the checkpoint's (fp16 only; loss_scale 0 leaves the scaler as it is) */
+static void scaler_to_info(run *r) {
+    if (!r->fp16) return;
+    r->info.loss_scale = r->ls.scale;
+    r->info.loss_scale_clean = r->ls.clean;
+    r->info.skipped_steps = (long long)r->ls.skipped;
+}
+static void scaler_from_info(run *r, const nl_ckpt_info *info) {
+    if (!r->fp16 || info->loss_scale <= 0) return;
+    r->ls.scale = info->loss_scale;
+    r->ls.clean = info->loss_scale_clean;
+    r->ls.skipped = (uint64_t)info->skipped_steps;
+}
+
 static nl_status diag_step(run *r, int step) {
+    r->diag.loss_scale = r->fp16 ? r->ls.scale : 1.0;
     nl_diag_run(&r->diag, &r->m, r->dinp, r->dtgt, r->dB, r->c->seq_len);
     nl_diag_write_json(&r->diag, step, r->metrics);
     fflush(r->metrics);
@@ -419,7 +437,8 @@ static nl_status setup(run *r) {
         NL_TRY(nl_ckpt_load_info(&r->m, r->resume, &r->info));
         nl_config keep = r->m.cfg;
         r->m.cfg = *c; /* the same model options (both from the checkpoint); the run's other options */
-        if (keep.vocab != c->vocab || keep.dim != c->dim || keep.layers != c->layers || keep.seq_len != c->seq_len)
+        if (keep.vocab != c->vocab || keep.dim != c->dim || keep.layers != c->layers || keep.seq_len != c->seq_len ||
+            keep.dtype != c->dtype)
             return NL_FAIL(NL_ERR_ARG, "--resume: the model in '%s' does not match its config", r->resume);
         if (r->info.data_tokens >= 0 && (size_t)r->info.data_tokens != r->train.n)
             return NL_FAIL(NL_ERR_ARG, "--resume: the training data '%s' now holds %zu tokens; the run was trained on %lld "
@@ -433,6 +452,11 @@ static nl_status setup(run *r) {
         if (c->init_from[0]) NL_TRY(nl_import(&r->m, c->init_from));
     }
     r->info.data_tokens = (long long)r->train.n;
+    r->fp16 = c->dtype == NL_DTYPE_FP16;
+    if (r->fp16) {
+        NL_TRY(nl_loss_scaler_init(&r->ls, c->loss_scale, 2.0, 0.5, c->loss_scale_interval, NL_LOSS_SCALE_MIN, NL_LOSS_SCALE_MAX));
+        scaler_from_info(r, &r->info); /* a resumed run continues its scale */
+    }
     nl_dp_shard(&r->dp, &r->m);
     nl_model_alloc_acts(&r->m, c->batch, c->seq_len);
     const size_t BT = (size_t)c->batch * c->seq_len;
@@ -482,6 +506,7 @@ static void prune_ckpts(const char *dir, int keep) {
 
 static nl_status save_ckpt(run *r, char *path, size_t cap) {
     nl_ckpt_path(path, cap, r->c->out, r->info.step);
+    scaler_to_info(r);
     float *mm, *vv, *own_m = r->m.m, *own_v = r->m.v;
     NL_TRY(nl_dp_full_moments(&r->dp, &r->m, &mm, &vv)); /* ZeRO-1: the shards gathered */
     nl_status st = NL_OK;
@@ -541,6 +566,7 @@ static nl_status diverged(run *r, int step, const char *what) {
     r->info.rng = ti.rng;
     r->info.rollbacks++;
     r->info.skip[r->info.nskip++] = step;
+    scaler_from_info(r, &ti);
     if (!r->lead) return NL_OK;
     fclose(r->metrics);
     r->metrics = NULL;
@@ -568,6 +594,7 @@ static nl_status train_loop(run *r) {
     const float dscale = (float)(1.0 / tok_step);
     char kv[32] = "";
     if (c->kv_heads != c->heads) snprintf(kv, sizeof kv, " KV=%d", c->kv_heads);
+    if (c->dtype != NL_DTYPE_FP32) snprintf(kv + strlen(kv), sizeof kv - strlen(kv), " %s", nl_dtype_names[c->dtype]);
     printf("normlab train: %s %s (%s), L=%d d=%d H=%d%s F=%d T=%d V=%d, %.2fM params; %zu train / %zu val tokens; run dir %s\n",
            nl_arch_names[c->arch], nl_placements[c->norm].name, nl_norm_type_names[c->norm_type], c->layers, c->dim, c->heads, kv,
            c->ffn_dim, c->seq_len, c->vocab, (double)nl_model_trainable_count(m) / 1e6, r->train.n, r->v ? r->v->n : 0, c->out);
@@ -601,6 +628,7 @@ static nl_status train_loop(run *r) {
         if (c->diag_every && step % c->diag_every == 0 && r->lead) NL_TRY(diag_step(r, step));
         if (r->kill_rank == r->dp.rank && r->kill_step == step + 1) raise(SIGKILL); /* NORMLAB_FAULT kill-rank */
         double t0 = nl_now(), loss = 0.0;
+        const double S = r->fp16 ? r->ls.scale : 1.0; /* the loss scale of this step */
         nl_model_zero_grad(m);
         /* the step's P x accum micro-batches come from one stream: rank q trains numbers q*accum ..
          * q*accum + accum-1, so P ranks see the batches of one process with P x accum */
@@ -609,7 +637,7 @@ static nl_status train_loop(run *r) {
             const int mine = j / c->accum == r->dp.rank;
             draw_batch(r, &r->info.rng, mine);
             if (!mine) continue;
-            loss += nl_model_forward(m, r->inp, r->tgt, c->batch, c->seq_len, dscale) / c->accum;
+            loss += nl_model_forward(m, r->inp, r->tgt, c->batch, c->seq_len, (float)(dscale * S)) / c->accum;
             nl_model_backward(m);
         }
         if (P > 1) { /* the gradients and the mean loss over the ranks */
@@ -622,10 +650,13 @@ static nl_status train_loop(run *r) {
             const float nan = NAN;
             m->be->from_host(m->grads + m->nparams / 2, &nan, sizeof nan);
         }
-        double gn;
-        NL_TRY(nl_dp_grad_norm(&r->dp, m, &gn));
-        const double lr = nl_lr_at(c, step);
-        const char *why = nl_diverge_push(&r->diverge, step + 1, loss, gn);
+        double gn_scaled;
+        NL_TRY(nl_dp_grad_norm(&r->dp, m, &gn_scaled));
+        const double gn = gn_scaled / S, lr = nl_lr_at(c, step);
+        /* fp16: a gradient overflowed -> skip the step and halve the scale (the same on every rank: loss
+         * and gradient norm are global) */
+        const int skipped = r->fp16 && nl_loss_scaler_skips(&r->ls, loss, gn_scaled);
+        const char *why = skipped ? NULL : nl_diverge_push(&r->diverge, step + 1, loss, gn);
         if (why && r->lead) {
             if (tty) fputc('\n', stderr);
             /* a "diverged" record (non-finite values as null: JSON has no NaN) for sweeps and reports */
@@ -645,8 +676,15 @@ static nl_status train_loop(run *r) {
             NL_TRY(diverged(r, step + 1, what));
             continue;
         }
-        const int spike = nl_spikes_push(&r->spikes, gn);
-        NL_TRY(nl_dp_adamw(&r->dp, m, lr, nl_clip_scale(gn, c->clip), step + 1));
+        int spike = 0;
+        if (skipped) {
+            nl_loss_scaler_update(&r->ls, 0);
+        } else {
+            spike = nl_spikes_push(&r->spikes, gn);
+            /* gradients unscaled inside the update; AdamW's step count leaves out skipped steps */
+            NL_TRY(nl_dp_adamw(&r->dp, m, lr, nl_clip_scale(gn, c->clip) / S, step + 1 - (int)r->ls.skipped));
+            if (r->fp16) nl_loss_scaler_update(&r->ls, 1);
+        }
         r->info.step = step + 1;
         steps_run++;
         const double dt = nl_now() - t0;
@@ -688,8 +726,10 @@ static nl_status train_loop(run *r) {
         if (did_eval) fprintf(r->metrics, ", \"val_loss\": %.6f", val);
         if (spike) fprintf(r->metrics, ", \"spike\": 1");
         if (c->spike_k > 0) fprintf(r->metrics, ", \"spikes\": %d", r->spikes.count);
-        fprintf(r->metrics, ", \"lr\": %.6g, \"grad_norm\": %.6g, \"tok_per_s\": %.1f, \"time_s\": %.3f}\n", lr, gn,
-                tok_step / dt, nl_now() - t_start);
+        fprintf(r->metrics, ", \"lr\": %.6g, \"grad_norm\": ", lr);
+        fprintf(r->metrics, isfinite(gn) ? "%.6g" : "null", gn);
+        if (r->fp16) fprintf(r->metrics, ", \"loss_scale\": %.17g%s", S, skipped ? ", \"skipped\": 1" : "");
+        fprintf(r->metrics, ", \"tok_per_s\": %.1f, \"time_s\": %.3f}\n", tok_step / dt, nl_now() - t_start);
         if (fflush(r->metrics) != 0 || ferror(r->metrics))
             return NL_FAIL(NL_ERR_IO, "writing '%s' failed: %s", r->metrics_path, strerror(errno));
         NL_TRY(nl_tb_step(&r->tb, step + 1, loss, did_eval ? val : NAN, lr, gn, tok_step / dt));

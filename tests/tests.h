@@ -20,6 +20,9 @@
     X(lowp_paths)                                                                                 \
     X(lowp_gemm)                                                                                  \
     X(loss_scaler)                                                                                \
+    X(dtype_model)                                                                                 \
+    X(dtype_train)                                                                                 \
+    X(dtype_cli)                                                                                   \
     X(placement_table)                                                                             \
     X(lr_schedule)                                                                                 \
     X(grad_accum)                                                                                  \

@@ -16,6 +16,7 @@
 #ifndef NL_LOWP_H
 #define NL_LOWP_H
 
+#include "backend.h"
 #include "normlab.h"
 
 #include <stddef.h>
@@ -26,14 +27,6 @@ uint16_t nl_fp32_to_bf16(float x);
 uint16_t nl_fp32_to_fp16(float x);
 float nl_bf16_to_fp32(uint16_t h);
 float nl_fp16_to_fp32(uint16_t h);
-
-/* What rounding to a dtype did to the values it saw; the functions below ADD to these (a diagnostics
- * counter can sum a layer's calls). overflow: finite values that became +-inf. flushed: nonzero values
- * that became +-0. NaN and inf inputs count in neither. */
-typedef struct nl_lowp_counts {
-    uint64_t overflow;
-    uint64_t flushed;
-} nl_lowp_counts;
 
 /* dst[i] = src[i] rounded to dt's representable values, as fp32 (dst may equal src: rounding in place).
  * NL_DTYPE_FP32 copies. counts may be NULL. */
@@ -52,5 +45,24 @@ void nl_lowp_unpack(float *dst, const uint16_t *src, size_t n, nl_dtype dt);
 void nl_lowp_gemm(nl_dtype dt, int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
                   const float *B, int ldb, float beta, float *C, int ldc, float *scratch,
                   nl_lowp_counts *counts);
+
+/* ---- the ops of the dtype emulation (docs/numerics.md §3), dt NL_DTYPE_BF16 or NL_DTYPE_FP16; the CPU
+ * backend's bf16 and fp16 tables (backend.c) bind dt. */
+
+/* nl_lowp_gemm with both operands rounded into scratch that the CPU backend owns (grown on demand,
+ * never shrunk; one caller thread at a time, as the model calls its backend). */
+void nl_lowp_gemm_op(nl_dtype dt, int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc);
+/* nl_linear_forward/backward (kernels.h) with rounded operands and fp32 accumulation; bias and the
+ * bias gradient in fp32. The outputs are not rounded: the caller stores them (round_act). */
+void nl_lowp_linear_forward(nl_dtype dt, float *out, const float *inp, const float *w, const float *b, size_t N,
+                            int IC, int OC);
+void nl_lowp_linear_backward(nl_dtype dt, float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                             const float *w, size_t N, int IC, int OC);
+/* nl_attention_forward/backward with P rounded to dt before P V, and dS before dq and dk. */
+void nl_lowp_attention_forward(nl_dtype dt, float *out, float *att, const float *qkv, int B, int T, int C, int NH,
+                               int KVH);
+void nl_lowp_attention_backward(nl_dtype dt, float *dqkv, float *datt, const float *dout, const float *qkv,
+                                const float *att, int B, int T, int C, int NH, int KVH);
 
 #endif

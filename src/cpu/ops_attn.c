@@ -10,11 +10,14 @@
 #include "fastmath.h"
 #include "gemm.h"
 #include "kernels.h"
+#include "lowp.h"
 
 #include <math.h>
 #include <string.h>
 
-void nl_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, int KVH) {
+/* dt (docs/numerics.md §3): fp32, or the dtype P is rounded to before P V (q, k, v arrive rounded) */
+static void attention_forward(nl_dtype dt, float *out, float *att, const float *qkv, int B, int T, int C, int NH,
+                              int KVH) {
     const int hs = C / NH, kvC = KVH * hs, ld = C + 2 * kvC, grp = NH / KVH;
     const float sc = 1.0f / sqrtf((float)hs);
     const size_t TT = (size_t)T * T;
@@ -37,6 +40,7 @@ void nl_attention_forward(float *out, float *att, const float *qkv, int B, int T
         const float inv = 1.0f / sum;
         for (int j = 0; j <= i; j++) p[j] *= inv;
         for (int j = i + 1; j < T; j++) p[j] = 0.0f;
+        if (dt != NL_DTYPE_FP32) nl_lowp_round(p, p, (size_t)i + 1, dt, NULL);
     }
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
@@ -46,8 +50,10 @@ void nl_attention_forward(float *out, float *att, const float *qkv, int B, int T
     }
 }
 
-void nl_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
-                           const float *att, int B, int T, int C, int NH, int KVH) {
+/* dt: fp32, or the dtype dS is rounded to before dq = dS k and dk = dS^T q (dout, qkv and P arrive
+ * rounded) */
+static void attention_backward(nl_dtype dt, float *dqkv, float *datt, const float *dout, const float *qkv,
+                               const float *att, int B, int T, int C, int NH, int KVH) {
     const int hs = C / NH, kvC = KVH * hs, ld = C + 2 * kvC, grp = NH / KVH;
     const float sc = 1.0f / sqrtf((float)hs);
     const size_t TT = (size_t)T * T;
@@ -71,6 +77,7 @@ void nl_attention_backward(float *dqkv, float *datt, const float *dout, const fl
         for (int j = 0; j <= i; j++) dot += p[j] * d[j];
         for (int j = 0; j <= i; j++) d[j] = sc * p[j] * (d[j] - dot);
         for (int j = i + 1; j < T; j++) d[j] = 0.0f;
+        if (dt != NL_DTYPE_FP32) nl_lowp_round(d, d, (size_t)i + 1, dt, NULL);
     }
 #pragma omp parallel for schedule(static)
     for (int bg = 0; bg < B * KVH; bg++) { /* dQ of the group's heads; dK_g */
@@ -82,6 +89,25 @@ void nl_attention_backward(float *dqkv, float *datt, const float *dout, const fl
             nl_gemm(1, 0, T, hs, T, 1.0f, datt + bh * TT, T, qkv + qo, ld, h == g * grp ? 0.0f : 1.0f, dqkv + ko, ld);
         }
     }
+}
+
+void nl_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, int KVH) {
+    attention_forward(NL_DTYPE_FP32, out, att, qkv, B, T, C, NH, KVH);
+}
+
+void nl_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att, int B,
+                           int T, int C, int NH, int KVH) {
+    attention_backward(NL_DTYPE_FP32, dqkv, datt, dout, qkv, att, B, T, C, NH, KVH);
+}
+
+void nl_lowp_attention_forward(nl_dtype dt, float *out, float *att, const float *qkv, int B, int T, int C, int NH,
+                               int KVH) {
+    attention_forward(dt, out, att, qkv, B, T, C, NH, KVH);
+}
+
+void nl_lowp_attention_backward(nl_dtype dt, float *dqkv, float *datt, const float *dout, const float *qkv,
+                                const float *att, int B, int T, int C, int NH, int KVH) {
+    attention_backward(dt, dqkv, datt, dout, qkv, att, B, T, C, NH, KVH);
 }
 
 void nl_rope_table(float *cos_t, float *sin_t, int T, int hs, double theta) {
