@@ -12,6 +12,7 @@
 #   make valgrind        a short training run under valgrind: no leaks, no invalid accesses
 #   make USE_MPI=1       the MPI build (mpicc, src/comm_mpi.c) in build/mpi; make test-mpi runs its tests
 #   make USE_CUDA=1      the CUDA build (nvcc, cuBLASLt; src/cuda/) in build/cuda: train --device cuda
+#   make test-lmeval     lm-evaluation-harness (PyPI, build/lmeval-venv) against eval-mc on a local task
 #   make test-cuda       (a GPU machine) every CUDA op and the whole model against the CPU backend
 
 CC      ?= gcc
@@ -144,6 +145,11 @@ test-cuda:
 	$(MAKE) USE_CUDA=1 all build/cuda/nl_cuda_tests
 	NORMLAB_BIN=build/cuda/normlab build/cuda/nl_cuda_tests
 
+# EleutherAI's lm-evaluation-harness against eval-mc (tests/lmeval/run.sh): installs
+# scripts/requirements-lmeval.txt into build/lmeval-venv on first use (about 100 MB of wheels)
+test-lmeval: $(BUILD)/normlab
+	NL_BIN=$(BUILD)/normlab bash tests/lmeval/run.sh
+
 $(BUILD)/nl_cuda_tests: $(BUILD)/tests/cuda/cuda_tests.o $(BUILD)/tests/check.o $(BUILD)/libnormlab.a
 	$(CC) $^ -o $@ $(LDLIBS)
 
@@ -203,5 +209,5 @@ valgrind:
 	bash scripts/valgrind.sh build/valgrind/normlab
 
 
-.PHONY: all test test-mpi test-cuda asan ubsan bench bench-allreduce bench-bpe bench-denormal install clean fuzz fuzz-lib fuzz-regress valgrind
+.PHONY: all test test-mpi test-cuda test-lmeval asan ubsan bench bench-allreduce bench-bpe bench-denormal install clean fuzz fuzz-lib fuzz-regress valgrind
 -include $(LIB_OBJ:.o=.d) $(PIC_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/tools/normlab.d $(BUILD)/tests/cuda/cuda_tests.d

@@ -252,7 +252,7 @@ static const opt opts[] = {
     { "temperature",  T_DBL,   ARG(temperature),  SA,    0, "sampling temperature (0: greedy)" },
     { "top-k",        T_INT,   ARG(top_k),        SA,    0, "sample from the k most likely tokens (0: all)" },
     { "out",          T_PATH,  ARG(out_file),     EX,    0, "output .safetensors file (--format hf: a directory)" },
-    { "format",       T_WORD,  ARG(format),       EX,    0, "safetensors (normlab's names) | hf (config.json + model.safetensors for Hugging Face transformers)" },
+    { "format",       T_WORD,  ARG(format),       EX,    0, "safetensors (normlab's names) | hf (config.json + model.safetensors for Hugging Face transformers; GPT-2 vocabulary: + its tokenizer files)" },
     { "out",          T_PATH,  ARG(out_file),     MC,    0, "also write each item's log-likelihoods to this JSONL file" },
     { "config",       T_PATH,  ARG(config),       TR,    0, "read options from a key = value file (e.g. a run's config.txt); command-line options override it" },
     { "bpe-dir",      T_PATH,  ARG(bpe_dir),      SA|PR, 0, "directory with GPT-2's encoder.json and vocab.bpe (default: the repository's data/gpt2-bpe)" },

@@ -2,6 +2,7 @@
  * serves both directions: export applies each transform, import its inverse. */
 #include "hf.h"
 
+#include "bpe.h"
 #include "common.h"
 #include "config.h"
 #include "json.h"
@@ -233,6 +234,42 @@ static nl_status write_config(const nl_model *m, hf_kind k, const char *path) {
     return nl_write_atomic_commit(path, tmp, f);
 }
 
+/* copies the file src to dst (atomically) */
+static nl_status copy_file(const char *src, const char *dst) {
+    char *buf, tmp[NL_PATH_MAX + 64];
+    size_t n;
+    FILE *f;
+    NL_TRY(nl_read_file(src, (size_t)1 << 26, &buf, &n));
+    nl_status st = nl_write_atomic_begin(dst, tmp, sizeof tmp, &f);
+    if (st == NL_OK) {
+        fwrite(buf, 1, n, f);
+        st = nl_write_atomic_commit(dst, tmp, f);
+    }
+    free(buf);
+    return st;
+}
+
+/* GPT-2's tokenizer for a GPT-2-vocabulary model, in the files transformers' GPT2Tokenizer reads:
+ * vocab.json (= encoder.json), merges.txt (= vocab.bpe), tokenizer_config.json. A byte-level model
+ * (any other vocabulary) has no Hugging Face tokenizer and gets none. */
+static nl_status write_tokenizer(const nl_model *m, const char *dir) {
+    char bpe[NL_PATH_MAX] = "", src[NL_PATH_MAX + 32], dst[NL_PATH_MAX + 32], tmp[NL_PATH_MAX + 64];
+    NL_TRY(nl_bpe_find_dir(bpe, sizeof bpe));
+    snprintf(src, sizeof src, "%s/encoder.json", bpe);
+    snprintf(dst, sizeof dst, "%s/vocab.json", dir);
+    NL_TRY(copy_file(src, dst));
+    snprintf(src, sizeof src, "%s/vocab.bpe", bpe);
+    snprintf(dst, sizeof dst, "%s/merges.txt", dir);
+    NL_TRY(copy_file(src, dst));
+    snprintf(dst, sizeof dst, "%s/tokenizer_config.json", dir);
+    FILE *f;
+    NL_TRY(nl_write_atomic_begin(dst, tmp, sizeof tmp, &f));
+    fprintf(f, "{\n  \"tokenizer_class\": \"GPT2Tokenizer\",\n  \"model_max_length\": %d,\n  \"add_prefix_space\": false,\n"
+               "  \"bos_token\": \"<|endoftext|>\",\n  \"eos_token\": \"<|endoftext|>\",\n  \"unk_token\": \"<|endoftext|>\"\n}\n",
+            m->cfg.seq_len);
+    return nl_write_atomic_commit(dst, tmp, f);
+}
+
 int nl_hf_is_dir(const char *path) {
     char p[NL_PATH_MAX + 32];
     struct stat sb;
@@ -267,6 +304,7 @@ nl_status nl_hf_export(const nl_model *m, const char *dir, const char **class_na
         snprintf(path, sizeof path, "%s/config.json", dir);
         st = write_config(m, k, path);
     }
+    if (st == NL_OK && m->cfg.vocab == 50257) st = write_tokenizer(m, dir);
     for (int i = 0; i < l.n; i++) free(bufs[i]);
     free(bufs);
     free(e);

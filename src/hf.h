@@ -16,7 +16,9 @@
 
 /* 1 if path is a directory holding config.json. */
 int nl_hf_is_dir(const char *path);
-/* Writes dir/config.json and dir/model.safetensors (F32; the directory is created); NL_ERR_ARG
+/* Writes dir/config.json and dir/model.safetensors (F32; the directory is created), and for a
+ * GPT-2-vocabulary model (50257) GPT-2's tokenizer as vocab.json, merges.txt and
+ * tokenizer_config.json (copied from the shipped data/gpt2-bpe); NL_ERR_ARG
  * naming the option when no transformers class computes m's model exactly. */
 nl_status nl_hf_export(const nl_model *m, const char *dir, const char **class_name);
 /* Sets c's model options from dir/config.json; NL_ERR_FORMAT naming the key for a config that no

@@ -10,6 +10,9 @@ inputs its first T, targets its last T (T = the model's context), at most MAX_WI
 EXPORT is the same model in normlab's own export: python/normlab_torch.py (the PyTorch twin,
 written from the equations) computes its logits in float64 on the same windows.
 
+For a GPT-2-vocabulary model the directory's tokenizer files (AutoTokenizer) must encode DATA as
+tiktoken does.
+
 Prints one JSON object: the transformers class, its mean cross-entropy in the windows
 ("loss", compared by tests/test_hf.c with `normlab eval`), the token count, and the norm-wise
 relative difference between the transformers logits and the twin's ("logit_rel_err").
@@ -32,13 +35,19 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import normlab_torch  # noqa: E402
 
 
-def windows(path, seq_len, max_windows, vocab):
+def windows(path, seq_len, max_windows, vocab, hf_dir):
     data = open(path, "rb").read()
     if vocab == 50257:
         import bpe_ref
+        from transformers import AutoTokenizer
 
         enc = bpe_ref.load(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "gpt2-bpe"))
-        data = [50256] + enc.encode_ordinary(data.decode("utf-8", errors="replace"))
+        text = data.decode("utf-8", errors="replace")
+        data = [50256] + enc.encode_ordinary(text)
+        # the export's tokenizer files (vocab.json, merges.txt): transformers encodes as tiktoken does
+        tok = AutoTokenizer.from_pretrained(hf_dir, local_files_only=True)
+        if tok.encode(text) != data[1:] or tok.eos_token_id != 50256:
+            raise SystemExit(f"hf_check.py: {type(tok).__name__} of '{hf_dir}' encodes '{path}' unlike GPT-2 (tiktoken)")
     n = (len(data) - 1) // seq_len
     if max_windows:
         n = min(n, max_windows)
@@ -56,7 +65,7 @@ def main():
     model.eval()
     twin = normlab_torch.load(export, dtype=torch.float64)
     twin.eval()
-    inp, tgt = windows(data, twin.config.seq_len, max_windows, twin.config.vocab)
+    inp, tgt = windows(data, twin.config.seq_len, max_windows, twin.config.vocab, hf_dir)
     with torch.no_grad():
         logits = model(input_ids=inp, use_cache=False).logits.double()
         want = twin(inp)

@@ -1,7 +1,8 @@
 /* test_hf.c -- `normlab export --format hf` against Hugging Face transformers itself (build/venv,
  * scripts/deps.sh; offline): for every mapped class, transformers' AutoModelForCausalLM loads the
  * directory and its logits on the windows of `normlab eval` match the PyTorch twin's and its loss
- * matches `normlab eval` (1e-4 relative, tests/hf_check.py); `train --init-from DIR` then export
+ * matches `normlab eval` (1e-4 relative, tests/hf_check.py), and a GPT-2-vocabulary export's tokenizer
+ * files encode the text as GPT-2 does; `train --init-from DIR` then export
  * gives the same bytes and the same eval, and so does --init-from of what transformers' own
  * save_pretrained writes; every unmapped model and every foreign config is refused
  * with one line naming what has no equivalent. */

@@ -248,7 +248,9 @@ static int cmd_export(nl_args *a) {
     const char *cls = NULL;
     nl_status st = load_model(a, &m);
     if (st == NL_OK) st = hf ? nl_hf_export(&m, a->out_file, &cls) : nl_export(&m, a->out_file);
-    if (st == NL_OK && hf) printf("wrote %s (config.json and model.safetensors for transformers' %s)\n", a->out_file, cls);
+    if (st == NL_OK && hf)
+        printf("wrote %s (config.json and model.safetensors for transformers' %s%s)\n", a->out_file, cls,
+               m.cfg.vocab == 50257 ? "; GPT-2's tokenizer: vocab.json, merges.txt, tokenizer_config.json" : "");
     else if (st == NL_OK) printf("wrote %s (%d tensors)\n", a->out_file, m.ntensors);
     nl_model_free(&m);
     return st == NL_OK ? 0 : fail(st);
