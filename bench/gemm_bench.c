@@ -11,7 +11,7 @@
  * usage: gemm_bench --tokens N --dim D --ffn F --arch gpt2|llama --layers L --vocab V --vocab-rows VP
  *                   [--threads T] [--detail] [--cpu-time]  */
 #include "cpu/gemm.h"
-#include "ops.h"
+#include "backend.h"
 
 #include <stdio.h>
 #include <stdlib.h>
