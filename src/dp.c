@@ -17,10 +17,10 @@ nl_status nl_dp_plan(nl_dp *d, nl_config *cfg) {
     d->size = nl_comm_size();
     d->zero = cfg->zero;
     d->bucket = BUCKET_FLOATS;
-    if (d->zero && d->size < 2)
+    if (d->zero == 1 && d->size < 2) /* other values: nl_config_resolve's error */
         return NL_FAIL(NL_ERR_ARG, "--zero 1 shards the AdamW moments across MPI ranks, but this run has one rank: launch it with "
                                    "'mpirun -np N' (N >= 2) on a 'make USE_MPI=1' build, or drop --zero");
-    if (cfg->global_batch) {
+    if (cfg->global_batch > 0) {
         const long per = (long)d->size * cfg->batch;
         if (cfg->global_batch % per)
             return NL_FAIL(NL_ERR_ARG, "--global-batch %d is not a multiple of ranks x --batch = %d x %d = %ld", cfg->global_batch,

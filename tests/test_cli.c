@@ -76,6 +76,8 @@ int test_cli_errors(void) {
         { 2, "--rope-theta 0", "train --arch llama --rope-theta 0 --data %s" },
         { 2, "head size --dim/--heads = 3 must be even", "train --arch llama --dim 12 --heads 4 --data %s" },
         { 2, "not on|off", "train --tie-head sometimes --data %s" },
+        { 2, "--zero 2: must be 0 (off) or 1", "train --zero 2 --data %s" },
+        { 2, "--global-batch -4: must be 0 (off) or positive", "train --global-batch -4 --data %s" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(a, sizeof a, cases[i].fmt, i == 12 ? small : txt);
