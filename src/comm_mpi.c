@@ -53,23 +53,19 @@ nl_status nl_comm_barrier(void) {
 /* MPI counts are int: large buffers go in chunks */
 enum { CHUNK = 1 << 30 };
 
-nl_status nl_comm_allreduce_sum(float *buf, size_t n) {
+/* in-place sum over the ranks of n elements of elem bytes (MPI type t) */
+static nl_status allreduce_sum(void *buf, size_t n, size_t elem, MPI_Datatype t) {
     for (size_t i = 0; i < n; i += CHUNK) {
         const int c = (int)(n - i < CHUNK ? n - i : CHUNK);
-        int rc = MPI_Allreduce(MPI_IN_PLACE, buf + i, c, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        int rc = MPI_Allreduce(MPI_IN_PLACE, (char *)buf + i * elem, c, t, MPI_SUM, MPI_COMM_WORLD);
         if (rc != MPI_SUCCESS) return mpi_fail(rc, "Allreduce");
     }
     return NL_OK;
 }
 
-nl_status nl_comm_allreduce_sum_f64(double *buf, size_t n) {
-    for (size_t i = 0; i < n; i += CHUNK) {
-        const int c = (int)(n - i < CHUNK ? n - i : CHUNK);
-        int rc = MPI_Allreduce(MPI_IN_PLACE, buf + i, c, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-        if (rc != MPI_SUCCESS) return mpi_fail(rc, "Allreduce");
-    }
-    return NL_OK;
-}
+nl_status nl_comm_allreduce_sum(float *buf, size_t n) { return allreduce_sum(buf, n, sizeof *buf, MPI_FLOAT); }
+
+nl_status nl_comm_allreduce_sum_f64(double *buf, size_t n) { return allreduce_sum(buf, n, sizeof *buf, MPI_DOUBLE); }
 
 void nl_comm_shard(size_t n, int rank, size_t *lo, size_t *hi) {
     const size_t q = n / (size_t)g_size, r = n % (size_t)g_size, k = (size_t)rank;
