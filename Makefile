@@ -158,6 +158,10 @@ asan:
 ubsan:
 	$(MAKE) SAN=undefined test
 
+# the papers' protocol (experiments/protocol.sh; hours of CPU, by hand, not CI): knobs by environment
+protocol: build/release/normlab
+	bash experiments/protocol.sh
+
 bench: $(BUILD)/normlab build/release/gemm_bench
 	bash bench/bench.sh
 
@@ -209,5 +213,5 @@ valgrind:
 	bash scripts/valgrind.sh build/valgrind/normlab
 
 
-.PHONY: all test test-mpi test-cuda test-lmeval asan ubsan bench bench-allreduce bench-bpe bench-denormal install clean fuzz fuzz-lib fuzz-regress valgrind
+.PHONY: all test test-mpi test-cuda test-lmeval asan ubsan protocol bench bench-allreduce bench-bpe bench-denormal install clean fuzz fuzz-lib fuzz-regress valgrind
 -include $(LIB_OBJ:.o=.d) $(PIC_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/tools/normlab.d $(BUILD)/tests/cuda/cuda_tests.d

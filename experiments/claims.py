@@ -1,66 +1,583 @@
 #!/usr/bin/env python3
-"""Per-claim numbers of a reproduction sweep (experiments/repro.sh), as docs/results.md reports them.
+"""Per-claim numbers of the protocol's sweeps (experiments/protocol.sh), as markdown tables for docs/results.md.
 
-usage: python3 experiments/claims.py SWEEP_DIR [--lr 0.002] [--seed 1337] [--analyze analyze2.json]
+usage:
+  python3 experiments/claims.py ROOT [--arch gpt2|llama] [--margin 0.05] [--lr 0.002]
+  python3 experiments/claims.py SWEEP_DIR [--lr 0.002] [--seed 1337] [--analyze analyze.json]
+  python3 experiments/claims.py --best-lrs K SWEEP_DIR    (the K best LRs, comma-separated)
+  python3 experiments/claims.py --best-runs SWEEP_DIR     (each placement's best-LR run, first seed)
 
-For each placement's run at --lr and --seed (SWEEP_DIR/<norm>_lr<lr>_s<seed>), from the diagnostics
-in metrics.jsonl (`normlab train --diag-every`) and the layer analysis (`normlab analyze --out`, file
-name --analyze inside the run directory; analyze.json is what repro.sh writes for the best LR):
-  var         Var(x_l) of the residual stream x_l, l = 2, 7 and L + 1 (x_1 is the embedding output,
-              x_{l+1} the output of block l) at step 0 and at the last diagnostic step
-  grad        per-block gradient norm of block 1 and block L, at step 0 and at the last step
-  max_abs     the largest |x| over all depths at the last step, and the largest max/median ratio
-  spikes      gradient spikes summed over all the placement's runs (every LR and seed)
-  d1_deep     mean over the last 4 blocks l of d(l, 1) (angular distance between the block's input and
-              output, at the last token)
-  skip_deep   mean over the last 4 blocks of the loss increase when the block is removed
+ROOT is experiments/protocol.sh's root: it holds sweep directories (grid-gpt2, grid-extra, prec-fp16,
+prec-bf16, depth24, abl-*, cross-gemma, time1500; with --arch llama grid-llama and the others with
+-llama appended). Every table is read from the runs themselves (each run's result.json and
+metrics.jsonl), so a sweep still running gives the tables of its finished runs; a sweep that is absent
+gives no table. Numbers are mean +- sample sd over the finished (not diverged) seeds, "(n=K)" when
+fewer than the most seeds of any cell finished, "k/n div" = k of n runs diverged. Definitions:
+  best LR        the LR with the lowest mean final val loss among LRs where every run finished and none
+                 diverged
+  first diverging LR   the lowest LR at which any seed diverged (non-finite, or the sweep's loss rule)
+  first degraded LR    the lowest LR above the best LR whose mean final val loss exceeds the best by more
+                 than --margin nats, or where no seed finished
+  claims         numbered as in docs/methods.md §6 (= ln-methods.md §7)
+A SWEEP_DIR (it holds run directories <norm>_lr<lr>_s<seed>) gives the older per-layer table of one
+sweep at --lr and --seed, with the layer analysis (--analyze file in the run directory) when present.
 Standard library only."""
 import argparse
 import glob
 import json
+import math
 import os
+import re
+import sys
+
+RUN_RE = re.compile(r"^(?P<norm>[a-z0-9]+)_lr(?P<lr>[0-9.e+-]+)_s(?P<seed>[0-9]+)$")
+FORMAT_MAX = {"fp16": 65504.0, "bf16": 3.3895313892515355e38, "fp32": 3.4028234663852886e38}
+PLACEMENT_ORDER = ["post", "pre", "peri", "mix", "lns", "outonly", "deepnorm", "gemma"]
 
 
-def records(path):
+def fail(msg):
+    print(f"claims.py: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+# ------------------------------------------------------------------ reading
+
+def read_jsonl(path):
+    """The JSON objects of a JSON Lines file; a last line cut short (a run still writing) is skipped."""
+    out = []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        lines = f.read().split("\n")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                continue
+            fail(f"{path}:{i + 1}: malformed JSON")
+    return out
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("sweep")
-    ap.add_argument("--lr", default="0.002")
-    ap.add_argument("--seed", default="1337")
-    ap.add_argument("--analyze", default="analyze.json")
-    a = ap.parse_args()
-    norms = sorted({os.path.basename(d).split("_lr")[0] for d in glob.glob(os.path.join(a.sweep, "*_lr*_s*"))})
+class Run:
+    """One finished run of a sweep: its result.json, and its metrics.jsonl read on first use."""
+
+    def __init__(self, d, res):
+        self.dir = d
+        self.norm = res["norm"]
+        self.lr = float(res["lr"])
+        self.seed = int(res["seed"])
+        self.status = res["status"]
+        self.reason = res.get("reason", "")
+        self.val = res.get("val_loss")
+        self.spikes = res.get("spikes", 0) or 0
+        self._m = None
+
+    @property
+    def ok(self):
+        return self.status == "done" and self.val is not None
+
+    @property
+    def diverged(self):
+        return self.status == "diverged"
+
+    def _load(self):
+        if self._m is not None:
+            return self._m
+        m = {"diags": [], "val": {}, "skipped": 0, "scale": None, "steps": 0}
+        p = os.path.join(self.dir, "metrics.jsonl")
+        if os.path.exists(p):
+            for r in read_jsonl(p):
+                if "diag" in r:
+                    m["diags"].append(r)
+                elif "step" in r and "diverged" not in r:
+                    m["steps"] = r["step"]
+                    if r.get("val_loss") is not None:
+                        m["val"][r["step"]] = r["val_loss"]
+                    if r.get("skipped"):
+                        m["skipped"] += 1
+                    if "loss_scale" in r:
+                        m["scale"] = r["loss_scale"]
+        self._m = m
+        return m
+
+    @property
+    def diags(self):
+        return self._load()["diags"]
+
+    @property
+    def vals(self):
+        return self._load()["val"]
+
+    @property
+    def skipped(self):
+        return self._load()["skipped"]
+
+    @property
+    def last_scale(self):
+        return self._load()["scale"]
+
+
+def num(v):
+    """a diagnostic value: null (non-finite when written) reads as +inf"""
+    return math.inf if v is None else float(v)
+
+
+def load_sweep(d):
+    """The runs of sweep directory d that have a result.json, or [] when d does not exist."""
+    runs = []
+    for rd in sorted(glob.glob(os.path.join(d, "*_lr*_s*"))):
+        if not RUN_RE.match(os.path.basename(rd)):
+            continue
+        rj = os.path.join(rd, "result.json")
+        if not os.path.exists(rj):
+            continue
+        try:
+            with open(rj) as f:
+                res = json.load(f)
+            runs.append(Run(rd, res))
+        except (json.JSONDecodeError, KeyError, ValueError, TypeError):
+            fail(f"{rj}: not a sweep result (norm, lr, seed, status)")
+    return runs
+
+
+# ------------------------------------------------------------------ statistics
+
+def mean_sd(xs):
+    xs = [x for x in xs if x is not None and math.isfinite(x)]
+    if not xs:
+        return None, None, 0
+    m = sum(xs) / len(xs)
+    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else None
+    return m, sd, len(xs)
+
+
+def fmt_ms(xs, nfull=None, digits=3, g=False):
+    m, sd, n = mean_sd(xs)
+    if m is None:
+        return "-"
+    f = (lambda v: f"{v:.3g}") if g else (lambda v: f"{v:.{digits}f}")
+    s = f(m) + (f" +- {f(sd)}" if sd is not None else "")
+    if nfull and n < nfull:
+        s += f" (n={n})"
+    return s
+
+
+def lr_s(lr):
+    return f"{lr:g}"
+
+
+def cells(runs):
+    """{(norm, lr): [runs]}"""
+    c = {}
+    for r in runs:
+        c.setdefault((r.norm, r.lr), []).append(r)
+    return c
+
+
+def norms_of(runs):
+    seen = {r.norm for r in runs}
+    return [n for n in PLACEMENT_ORDER if n in seen] + sorted(seen - set(PLACEMENT_ORDER))
+
+
+def lrs_of(runs):
+    return sorted({r.lr for r in runs})
+
+
+def max_seeds(runs):
+    c = cells(runs)
+    return max((sum(r.ok for r in rs) for rs in c.values()), default=0)
+
+
+def best_lr(runs, norm):
+    """(lr, mean) of norm's best LR: lowest mean val loss where every run finished, none diverged"""
+    best = None
+    for (n, lr), rs in cells(runs).items():
+        if n != norm or not all(r.ok for r in rs):
+            continue
+        m = mean_sd([r.val for r in rs])[0]
+        if best is None or m < best[1]:
+            best = (lr, m)
+    return best
+
+
+def first_failing(runs, norm, margin):
+    """(first LR with a diverged seed, first LR above the best degraded by > margin) or None each"""
+    c = cells(runs)
+    lrs = sorted(lr for (n, lr) in c if n == norm)
+    div = next((lr for lr in lrs if any(r.diverged for r in c[(norm, lr)])), None)
+    b = best_lr(runs, norm)
+    deg = None
+    if b:
+        for lr in lrs:
+            if lr <= b[0]:
+                continue
+            m = mean_sd([r.val for r in c[(norm, lr)] if r.ok])[0]
+            if m is None or m > b[1] + margin:
+                deg = lr
+                break
+    return div, deg
+
+
+def best_lrs(runs, k):
+    """the k LRs with the lowest mean val loss of any placement (cells all finished, none diverged)"""
+    score = {}
+    for (n, lr), rs in cells(runs).items():
+        if all(r.ok for r in rs):
+            m = mean_sd([r.val for r in rs])[0]
+            score[lr] = min(score.get(lr, math.inf), m)
+    return sorted(score, key=lambda lr: score[lr])[:k]
+
+
+def div_count(rs):
+    k = sum(r.diverged for r in rs)
+    return f"{k}/{len(rs)}"
+
+
+# ------------------------------------------------------------------ tables
+
+def table(head, rows):
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out) + "\n"
+
+
+def last_diag(r):
+    return r.diags[-1] if r.diags else None
+
+
+def grid_tables(runs, margin, title):
+    c, ns, lrs, full = cells(runs), norms_of(runs), lrs_of(runs), max_seeds(runs)
+    out = [f"## {title}\n",
+           "Final validation loss (nats/token), mean +- sd over the finished seeds; `k/n div`: k of the n "
+           "runs diverged; bold: the placement's best LR (claims 2, 7).\n"]
+    rows = []
+    for lr in lrs:
+        row = [lr_s(lr)]
+        for n in ns:
+            rs = c.get((n, lr), [])
+            if not rs:
+                row.append("")
+                continue
+            s = fmt_ms([r.val for r in rs if r.ok], full)
+            b = best_lr(runs, n)
+            if b and b[0] == lr:
+                s = f"**{s}**"
+            if any(r.diverged for r in rs):
+                s += f" ({div_count(rs)} div)"
+            row.append(s)
+        rows.append(row)
+    out.append(table(["LR"] + ns, rows))
+    out.append(f"\nFirst failing LR per placement (claim 2): the lowest LR where a seed diverged, and the lowest LR "
+               f"above the best whose mean val loss is more than {margin:g} nats above the best (or where no seed "
+               f"finished). Spikes: gradient-norm spikes summed over all the placement's runs (claim 4).\n")
+    rows = []
+    for n in ns:
+        b = best_lr(runs, n)
+        div, deg = first_failing(runs, n, margin)
+        rs_all = [r for r in runs if r.norm == n]
+        best_rs = c.get((n, b[0]), []) if b else []
+        rows.append([n, lr_s(b[0]) if b else "-", fmt_ms([r.val for r in best_rs if r.ok], full),
+                     f"{lr_s(div)} ({div_count(c[(n, div)])})" if div else "none",
+                     f"{lr_s(deg)} ({fmt_ms([r.val for r in c[(n, deg)] if r.ok], full)})" if deg else "none",
+                     f"{sum(r.diverged for r in rs_all)}/{len(rs_all)}", sum(r.spikes for r in rs_all),
+                     f"{lr_s(min(r.lr for r in rs_all))}-{lr_s(max(r.lr for r in rs_all))}"])
+    out.append(table(["placement", "best LR", "val loss at best", "first diverging LR", "first degraded LR",
+                      "diverged runs", "spikes", "LRs run"], rows))
+    return "\n".join(out)
+
+
+def depth_profile(runs, lr, title):
+    """claims 1, 3, 6, 8, 12: diagnostics vs depth at one LR (end of training; step 0 for gradients)"""
+    c, ns, full = cells(runs), norms_of(runs), max_seeds(runs)
+    rows = []
+    for n in ns:
+        rs = [r for r in c.get((n, lr), []) if r.ok and r.diags]
+        if not rs:
+            continue
+        L = len(rs[0].diags[-1]["grad_block"])
+        mid = (L + 1) // 2
+        end = [r.diags[-1] for r in rs]
+        init = [r.diags[0] for r in rs if r.diags[0]["diag"] == 0]
+        flat = [max(d["grad_block"]) / min(d["grad_block"]) for d in end if min(d["grad_block"]) > 0]
+        rows.append([n, fmt_ms([num(d["x_var"][1]) for d in end], full, g=True),
+                     fmt_ms([num(d["x_var"][mid]) for d in end], full, g=True),
+                     fmt_ms([num(d["x_var"][L]) for d in end], full, g=True),
+                     fmt_ms([max(num(v) for v in d["x_max"]) for d in end], full, g=True),
+                     fmt_ms([max(num(v) for v in d["x_max_over_median"]) for d in end], full, g=True),
+                     fmt_ms([d["grad_block"][0] for d in init], g=True) + " / " + fmt_ms([d["grad_block"][-1] for d in init], g=True),
+                     fmt_ms([d["grad_block"][0] for d in end], g=True) + " / " + fmt_ms([d["grad_block"][-1] for d in end], g=True),
+                     fmt_ms(flat, g=True)])
+    if not rows:
+        return ""
+    return (f"### {title}\n\nAt LR {lr_s(lr)}, the last diagnostic pass unless stated; x_l is the stream entering block l "
+            f"(x_(L+1) after the last block), mean +- sd over seeds. Gradient flatness: max / min over blocks of the "
+            f"per-block gradient norm at the end (1 = flat).\n\n"
+            + table(["placement", "Var x_2", f"Var x_{mid + 1}", "Var x_(L+1)", "max abs x", "max / median",
+                     "grad block 1 / L (step 0)", "grad block 1 / L (end)", "grad flatness (end)"], rows))
+
+
+def over_lr(runs, key, title, what):
+    """claim 1: a diagnostic at the end against LR, per placement (does the gap widen with LR?)"""
+    c, ns, lrs = cells(runs), norms_of(runs), lrs_of(runs)
+    rows = []
+    for lr in lrs:
+        row = [lr_s(lr)]
+        for n in ns:
+            rs = [r for r in c.get((n, lr), []) if r.ok and r.diags]
+            row.append(fmt_ms([key(r.diags[-1]) for r in rs], g=True) if rs else "")
+        rows.append(row)
+    return f"### {title}\n\n{what}\n\n" + table(["LR"] + ns, rows)
+
+
+def precision_table(prec, control, arch):
+    """claim 6: fp16/bf16 against the fp32 grid at the same LRs and seeds"""
+    rows = []
+    for dt, runs in prec:
+        c = cells(runs)
+        full = max_seeds(runs)
+        for n in norms_of(runs):
+            for lr in lrs_of(runs):
+                rs = c.get((n, lr), [])
+                if not rs:
+                    continue
+                ctl = [r for r in control if r.norm == n and r.lr == lr and r.seed in {x.seed for x in rs}]
+                xmax = [max(num(v) for d in r.diags for v in d["x_max"]) for r in rs if r.diags]
+                ovf = [sum(sum(d.get("overflow_fwd", [0])) for d in r.diags) for r in rs]
+                ovb = [sum(sum(d.get("overflow_bwd", [0])) for d in r.diags) for r in rs]
+                scales = [r.last_scale for r in rs if r.last_scale is not None]
+                rows.append([dt, n, lr_s(lr), div_count(rs), fmt_ms([r.val for r in rs if r.ok], full),
+                             (fmt_ms([r.val for r in ctl if r.ok]) + f" ({div_count(ctl)} div)") if ctl else "-",
+                             fmt_ms([r.skipped for r in rs], g=True) if dt == "fp16" else "-",
+                             f"{min(scales):g}" if scales else "-",
+                             f"{sum(ovf)} / {sum(ovb)}",
+                             f"{max(xmax):.3g} ({max(xmax) / FORMAT_MAX[dt]:.2g})" if xmax else "-"])
+    if not rows:
+        return ""
+    return ("## Precision (claim 6)\n\nEach low-precision cell against the fp32 grid (the control: same options, LR and "
+            "seeds). Skipped steps: fp16 steps whose gradients overflowed (each halves the loss scale; mean over "
+            "seeds); loss scale: the lowest final scale of the seeds; overflows: values that storing an activation "
+            "(fwd) or activation gradient (bwd) in the format turned from finite to inf, summed over the diagnostic "
+            "passes and seeds; max abs x: the largest over all passes, depths and seeds, with its ratio to the "
+            f"format's largest finite value (fp16 65504, bf16 3.39e38). Arch {arch}.\n\n"
+            + table(["dtype", "placement", "LR", "diverged", "val loss", "fp32 val loss", "skipped steps",
+                     "loss scale (end)", "overflows fwd / bwd", "max abs x (/ format max)"], rows))
+
+
+def diff_se(a, b):
+    """mean(a) - mean(b) +- the standard error of the difference"""
+    ma, sa, na = mean_sd(a)
+    mb, sb, nb = mean_sd(b)
+    if ma is None or mb is None:
+        return "-"
+    if sa is None or sb is None:
+        return f"{ma - mb:+.3f}"
+    return f"{ma - mb:+.3f} +- {math.sqrt(sa * sa / na + sb * sb / nb):.3f}"
+
+
+def depth_table(shallow, deep):
+    """claims 10, 11, 14: the 24-layer pass against the 12-layer grid at the same LRs"""
+    cs, cd = cells(shallow), cells(deep)
+    rows = []
+    for lr in lrs_of(deep):
+        for n in norms_of(deep):
+            a, b = cs.get((n, lr), []), cd.get((n, lr), [])
+            if not b:
+                continue
+            rows.append([lr_s(lr), n, fmt_ms([r.val for r in a if r.ok]) + (f" ({div_count(a)} div)" if a else ""),
+                         fmt_ms([r.val for r in b if r.ok]) + f" ({div_count(b)} div)",
+                         diff_se([r.val for r in a if r.ok], [r.val for r in cs.get(("pre", lr), []) if r.ok]) if n != "pre" else "",
+                         diff_se([r.val for r in b if r.ok], [r.val for r in cd.get(("pre", lr), []) if r.ok]) if n != "pre" else ""])
+    if not rows:
+        return ""
+    return ("## Depth (claims 10, 11, 14)\n\nFinal val loss, mean +- sd over seeds, 12 blocks (the grid) against 24 "
+            "(same width, LR, seeds and schedule); the last two columns: the placement minus Pre-LN at the same depth "
+            "and LR, +- the standard error of the difference (negative: better than Pre-LN).\n\n"
+            + table(["LR", "placement", "12 blocks", "24 blocks", "- pre (12)", "- pre (24)"], rows))
+
+
+def ablation_table(variants, grid):
+    """claim 5 and the cross-checks: each variant against the grid's placement at the same LR and seeds"""
+    rows = []
+    for label, ref_norm, runs in variants:
+        for n in norms_of(runs):
+            for lr in lrs_of(runs):
+                rs = [r for r in runs if r.norm == n and r.lr == lr]
+                ref = ref_norm or n
+                base = [r for r in grid if r.norm == ref and r.lr == lr]
+                rows.append([label if len(norms_of(runs)) == 1 else f"{label} ({n})", f"{ref} (grid)", lr_s(lr),
+                             fmt_ms([r.val for r in rs if r.ok]) + f" ({div_count(rs)} div)",
+                             (fmt_ms([r.val for r in base if r.ok]) + f" ({div_count(base)} div)") if base else "-",
+                             diff_se([r.val for r in rs if r.ok], [r.val for r in base if r.ok])])
+    if not rows:
+        return ""
+    return ("## Ablations (claim 5) and cross-checks\n\nFinal val loss, mean +- sd over seeds; the difference "
+            "(variant minus reference, +- its standard error) is positive when the variant is worse.\n\n"
+            + table(["variant", "reference", "LR", "variant val loss", "reference val loss", "difference"], rows))
+
+
+def time_tables(runs):
+    """issue 19 item 2 / claim 1 over time: val loss, max|x| and Var(x_(L+1)) trajectories"""
+    c, ns, lrs = cells(runs), norms_of(runs), lrs_of(runs)
+    steps = sorted({s for r in runs for s in r.vals})
+    dsteps = sorted({d["diag"] for r in runs for d in r.diags})
+    if not runs:
+        return ""
+    out = ["## Time (claims 1, 2 over a longer run)\n",
+           "Mean +- sd over seeds at each evaluation step (validation loss) and each diagnostic pass "
+           "(max abs x over all depths; Var of the stream after the last block). A diverged seed drops out "
+           "from its divergence on.\n"]
+    for name, pick, ss in (("validation loss", lambda r, s: r.vals.get(s), steps),
+                           ("max abs x", lambda r, s: next((max(num(v) for v in d["x_max"]) for d in r.diags if d["diag"] == s), None), dsteps),
+                           ("Var x_(L+1)", lambda r, s: next((num(d["x_var"][-1]) for d in r.diags if d["diag"] == s), None), dsteps)):
+        rows = []
+        for n in ns:
+            for lr in lrs:
+                rs = c.get((n, lr), [])
+                if rs:
+                    rows.append([n, lr_s(lr), div_count(rs)] +
+                                [fmt_ms([pick(r, s) for r in rs], digits=3, g=name != "validation loss") for s in ss])
+        out.append(f"### {name}\n\n" + table(["placement", "LR", "diverged"] + [f"step {s}" for s in ss], rows))
+    # the pre/peri gap over time (does it widen with time and LR?)
+    rows = []
+    for lr in lrs:
+        a, b = c.get(("peri", lr), []), c.get(("pre", lr), [])
+        if a and b:
+            rows.append([lr_s(lr)] + [diff_se([r.vals.get(s) for r in a], [r.vals.get(s) for r in b]) for s in steps])
+    if rows:
+        out.append("### Peri-LN minus Pre-LN validation loss (negative: Peri-LN lower)\n\n" +
+                   table(["LR"] + [f"step {s}" for s in steps], rows))
+    return "\n".join(out)
+
+
+def redundancy_table(sweeps):
+    """claims 9, 13: angular distance and removal increase of the last third of blocks (normlab analyze)"""
+    rows = []
+    for label, runs in sweeps:
+        for n in norms_of(runs):
+            b = best_lr(runs, n)
+            if not b:
+                continue
+            rs = sorted((r for r in runs if r.norm == n and r.lr == b[0]), key=lambda r: r.seed)
+            p = os.path.join(rs[0].dir, "analyze.json") if rs else ""
+            if not os.path.exists(p):
+                continue
+            with open(p) as f:
+                an = json.load(f)
+            L = an["layers"]
+            k = max(1, L // 3)
+            d1 = [row[0] for row in an["angular"][L - k:]]
+            rows.append([label, n, lr_s(b[0]), rs[0].seed, f"{L - k + 1}-{L}", f"{sum(d1) / k:.3f}",
+                         f"{sum(an['skip_delta'][L - k:]) / k:.4f}"])
+    if not rows:
+        return ""
+    return ("## Deep-block redundancy (claims 9, 13)\n\n`normlab analyze` of each placement's best-LR run (first seed): "
+            "mean over the last third of blocks of d(l, 1) (angular distance between a block's input and output) and "
+            "of the val-loss increase when the block alone is removed.\n\n"
+            + table(["sweep", "placement", "LR", "seed", "blocks", "d(l,1)", "removal delta (nats)"], rows))
+
+
+def protocol(root, arch, margin, lr):
+    sfx = "" if arch == "gpt2" else "-llama"
+    S = lambda name: load_sweep(os.path.join(root, name))  # noqa: E731
+    grid = S(f"grid-{arch}")
+    extra = S(f"grid-extra{sfx}")
+    out = [f"# Protocol claims, {arch} ({root})\n"]
+    if grid or extra:
+        L = len(last_diag(grid[0])["grad_block"]) if grid and grid[0].diags else "?"
+        out.append(grid_tables(grid + extra, margin, f"LR grid ({arch}, {L} blocks)"))
+        common = lr if any(r.lr == lr for r in grid) else (lrs_of(grid)[len(lrs_of(grid)) // 2] if grid else None)
+        if common is not None:
+            out.append(depth_profile(grid, common, "Activations and gradients vs depth (claims 1, 3, 6, 8, 12)"))
+        out.append(over_lr(grid, lambda d: max(num(v) for v in d["x_max"]), "max abs x at the end vs LR (claims 1, 6)",
+                           "Largest abs(x) over all depths at the last diagnostic pass, mean +- sd over finished seeds."))
+        out.append(over_lr(grid, lambda d: num(d["x_var"][-1]), "Var x_(L+1) at the end vs LR (claims 1, 12)",
+                           "Variance of the stream after the last block at the last diagnostic pass."))
+    prec = [(dt, S(f"prec-{dt}{sfx}")) for dt in ("fp16", "bf16")]
+    out.append(precision_table([(dt, r) for dt, r in prec if r], grid, arch))
+    deep = S(f"depth24{sfx}")
+    if deep:
+        out.append(depth_table(grid, deep))
+        dl = lr if any(r.lr == lr for r in deep) else lrs_of(deep)[-1]
+        out.append(depth_profile(deep, dl, "Activations and gradients vs depth, 24 blocks"))
+    nt = "abl-rmsnorm" if arch == "gpt2" else "abl-layernorm-llama"
+    out.append(ablation_table([("frozen output gain", "peri", S(f"abl-gain-frozen{sfx}")),
+                               ("output-only (OLMo 2)", "peri", S(f"abl-outonly{sfx}")),
+                               ("embedding norm off", "peri", S(f"abl-embnorm-off{sfx}")),
+                               ("RMSNorm" if arch == "gpt2" else "LayerNorm", None, S(nt)),
+                               ("Gemma (1+s) gains, sqrt(d) embedding", "peri", S(f"cross-gemma{sfx}"))], grid))
+    out.append(time_tables(S(f"time1500{sfx}")))
+    out.append(redundancy_table([(f"grid-{arch}", grid), (f"depth24{sfx}", deep)]))
+    text = "\n".join(x for x in out if x)
+    if len(out) == 1 or text.strip() == out[0].strip():
+        fail(f"no protocol sweeps with finished runs under {root} (see experiments/protocol.sh)")
+    print(text.rstrip() + "\n")
+
+
+# ------------------------------------------------------------------ one sweep (the older table)
+
+def one_sweep(sweep, lr, seed, analyze):
+    runs = load_sweep(sweep)
+    norms = norms_of(runs)
     if not norms:
-        raise SystemExit(f"claims.py: no runs in {a.sweep}")
+        fail(f"no finished runs in {sweep}")
     print("| placement | Var x_2/x_7/x_L+1 (step 0) | Var x_2/x_7/x_L+1 (end) | grad block 1/L (step 0) | "
           "grad block 1/L (end) | max abs x (end) | max/median | spikes (all runs) | d(l,1) last 4 | skip delta last 4 |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for n in norms:
-        run = os.path.join(a.sweep, f"{n}_lr{a.lr}_s{a.seed}")
-        m = os.path.join(run, "metrics.jsonl")
-        if not os.path.exists(m):
+        rs = [r for r in runs if r.norm == n and lr_s(r.lr) == lr_s(lr) and r.seed == seed]
+        if not rs or not rs[0].diags:
             continue
-        diags = [r for r in records(m) if "diag" in r]
-        d0, d1 = diags[0], diags[-1]
-        var = lambda d: "/".join(f"{d['x_var'][i]:.3g}" for i in (1, 6, len(d["x_var"]) - 1))  # noqa: E731
-        grad = lambda d: f"{d['grad_block'][0]:.3g}/{d['grad_block'][-1]:.3g}"  # noqa: E731
-        spikes = 0
-        for r in glob.glob(os.path.join(a.sweep, f"{n}_lr*_s*", "metrics.jsonl")):
-            last = [x for x in records(r) if "spikes" in x]
-            spikes += last[-1]["spikes"] if last else 0
-        an_path = os.path.join(run, a.analyze)
+        d0, d1 = rs[0].diags[0], rs[0].diags[-1]
+        var = lambda d: "/".join(f"{num(d['x_var'][i]):.3g}" for i in (1, 6, len(d["x_var"]) - 1))  # noqa: E731
+        grad = lambda d: f"{num(d['grad_block'][0]):.3g}/{num(d['grad_block'][-1]):.3g}"  # noqa: E731
+        spikes = sum(r.spikes for r in runs if r.norm == n)
+        an_path = os.path.join(rs[0].dir, analyze)
         d1_deep = skip_deep = "-"
         if os.path.exists(an_path):
-            an = json.load(open(an_path))
+            with open(an_path) as f:
+                an = json.load(f)
             d = [row[0] for row in an["angular"][-4:]]  # row l: d(l, 1), d(l, 2), ...
             d1_deep = f"{sum(d) / 4:.3f}"
             skip_deep = f"{sum(an['skip_delta'][-4:]) / 4:.4f}"
-        print(f"| {n} | {var(d0)} | {var(d1)} | {grad(d0)} | {grad(d1)} | {max(d1['x_max']):.3g} | "
-              f"{max(d1['x_max_over_median']):.3g} | {spikes} | {d1_deep} | {skip_deep} |")
+        print(f"| {n} | {var(d0)} | {var(d1)} | {grad(d0)} | {grad(d1)} | {max(num(v) for v in d1['x_max']):.3g} | "
+              f"{max(num(v) for v in d1['x_max_over_median']):.3g} | {spikes} | {d1_deep} | {skip_deep} |")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], usage=__doc__.split("\n\n")[1].split("\n", 1)[1])
+    ap.add_argument("path")
+    ap.add_argument("--arch", default="gpt2", choices=["gpt2", "llama"])
+    ap.add_argument("--margin", type=float, default=0.05)
+    ap.add_argument("--lr", type=float, default=0.002)
+    ap.add_argument("--seed", type=int, default=1337)
+    ap.add_argument("--analyze", default="analyze.json")
+    ap.add_argument("--best-lrs", type=int, default=0, metavar="K")
+    ap.add_argument("--best-runs", action="store_true")
+    a = ap.parse_args()
+    if not os.path.isdir(a.path):
+        fail(f"'{a.path}' is not a directory")
+    if not (a.margin >= 0):
+        fail(f"--margin {a.margin}: must be >= 0")
+    if a.best_lrs or a.best_runs:
+        runs = load_sweep(a.path)
+        if not runs:
+            fail(f"no finished runs in {a.path}")
+        if a.best_lrs:
+            lrs = best_lrs(runs, a.best_lrs)
+            if not lrs:
+                fail(f"{a.path}: no LR where every run finished")
+            print(",".join(lr_s(x) for x in lrs))
+        else:
+            for n in norms_of(runs):
+                b = best_lr(runs, n)
+                if b:
+                    print(min((r for r in runs if r.norm == n and r.lr == b[0]), key=lambda r: r.seed).dir)
+        return
+    if load_sweep(a.path):
+        one_sweep(a.path, a.lr, a.seed, a.analyze)
+    else:
+        protocol(a.path, a.arch, a.margin, a.lr)
 
 
 if __name__ == "__main__":
