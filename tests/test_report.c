@@ -134,3 +134,11 @@ int test_report_render(void) {
     fails += NL_CHECK(system(cmd) == 0, "cleanup");
     return fails;
 }
+
+/* experiments/claims.py against a synthetic protocol root whose numbers are known (tests/claims_check.py) */
+int test_claims_py(void) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s tests/claims_check.py 2>&1", nl_test_python());
+    const int rc = nl_run_cmd(cmd, out, sizeof out);
+    return NL_CHECK(rc == 0 && strstr(out, "claims_check: ok"), "claims_check.py (exit %d): %s", rc, out);
+}

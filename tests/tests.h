@@ -70,6 +70,7 @@
     X(analyze_cli)                                                                                 \
     X(json_reader)                                                                                 \
     X(report_render)                                                                               \
+    X(claims_py)                                                                                   \
     X(backend_layering)                                                                            \
     X(backend_kernels)                                                                             \
     X(backend_fp_mode)                                                                             \

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""experiments/claims.py on a synthetic protocol root whose numbers are known by construction:
+the grid's loss table (mean, sample sd, divergence counts, best LR in bold), the first failing LRs,
+--best-lrs / --best-runs, the precision table (skipped steps, loss scale, overflow counts, max |x|
+against fp16's range), the ablation difference, and one-line errors with exit status 1.
+usage: python3 tests/claims_check.py [--keep DIR]; prints "claims_check: ok" and exits 0, else 1."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CLAIMS = os.path.join(HERE, "..", "experiments", "claims.py")
+
+
+def run_dir(root, sweep, norm, lr, seed, val, status="done", spikes=0, dtype=None, skipped=0, scale=None,
+            ovf=(0, 0, 0, 0), ovb=(0, 0, 0, 0), xmax=1.0):
+    d = os.path.join(root, sweep, f"{norm}_lr{lr:g}_s{seed}")
+    os.makedirs(d)
+    res = {"norm": norm, "lr": lr, "seed": seed, "status": status, "reason": "loss" if status == "diverged" else "",
+           "step": 20, "val_loss": val if status == "done" else None, "loss": 2.0, "spikes": spikes}
+    with open(os.path.join(d, "result.json"), "w") as f:
+        json.dump(res, f)
+    with open(os.path.join(d, "metrics.jsonl"), "w") as f:
+        for step_diag in (0, 20):
+            rec = {"diag": step_diag, "loss": 3.0, "x_var": [0.1, 0.5, 2.0], "x_max": [0.5, xmax / 2, xmax],
+                   "x_max_over_median": [3, 4, 5], "grad_block": [4.0, 1.0]}
+            if dtype:
+                rec.update(dtype=dtype, overflow_fwd=list(ovf) if step_diag else [0] * 4, overflow_bwd=list(ovb) if step_diag else [0] * 4)
+            f.write(json.dumps(rec) + "\n")
+        for s in range(1, 21):
+            rec = {"step": s, "loss": 2.0, "lr": lr}
+            if scale is not None:
+                rec["loss_scale"] = scale if s == 20 else 65536
+            if s <= skipped:
+                rec["skipped"] = 1
+            if s == 20 and status == "done":
+                rec["val_loss"] = val
+            f.write(json.dumps(rec) + "\n")
+        f.write('{"step": 21, "loss"')  # a last line cut short by a run still writing: skipped
+
+
+def claims(*args):
+    p = subprocess.run([sys.executable, CLAIMS] + list(args), capture_output=True, text=True)
+    return p.returncode, p.stdout, p.stderr
+
+
+def main():
+    root = tempfile.mkdtemp(prefix="nl_claims_")
+    fails = []
+
+    def want(cond, what):
+        if not cond:
+            fails.append(what)
+
+    try:
+        g = "grid-gpt2"
+        for seed, v in ((1337, 2.0), (1338, 2.2)):
+            run_dir(root, g, "pre", 1e-3, seed, v, spikes=1)
+            run_dir(root, g, "peri", 1e-3, seed, 2.1)
+        for seed in (1337, 1338):
+            run_dir(root, g, "pre", 2e-3, seed, 1.9, spikes=1)
+            run_dir(root, g, "peri", 2e-3, seed, 2.0)
+        run_dir(root, g, "pre", 4e-3, 1337, None, status="diverged")
+        run_dir(root, g, "pre", 4e-3, 1338, 2.5, spikes=2)
+        run_dir(root, g, "peri", 4e-3, 1337, 1.8)
+        run_dir(root, g, "peri", 4e-3, 1338, 1.84)
+        for seed in (1337, 1338):  # lns: best at the lowest LR; at the next every seed diverged
+            run_dir(root, g, "lns", 1e-3, seed, 2.0)
+            run_dir(root, g, "lns", 2e-3, seed, None, status="diverged")
+        run_dir(root, "prec-fp16", "pre", 2e-3, 1337, 1.95, dtype="fp16", skipped=3, scale=8192, ovf=(0, 2, 0, 0), ovb=(1, 0, 0, 0), xmax=32752.0)
+        run_dir(root, "prec-fp16", "pre", 2e-3, 1338, 1.97, dtype="fp16", skipped=1, scale=32768, ovf=(0, 0, 1, 0))
+        run_dir(root, "abl-outonly", "outonly", 4e-3, 1337, 1.9)
+        run_dir(root, "abl-outonly", "outonly", 4e-3, 1338, 1.94)
+        rc, out, err = claims(root)
+        want(rc == 0, f"protocol tables: exit {rc}: {err}")
+        for line in ("| LR | pre | peri |",
+                     "| 0.001 | 2.100 +- 0.141 | 2.100 +- 0.000 |",
+                     "| 0.004 | 2.500 (n=1) (1/2 div) | **1.820 +- 0.028** |",
+                     "| pre | 0.002 | 1.900 +- 0.000 | 0.004 (1/2) | 0.004 (2.500 (n=1)) | 1/6 | 6 | 0.001-0.004 |",
+                     "| peri | 0.004 | 1.820 +- 0.028 | none | none | 0/6 | 0 | 0.001-0.004 |",
+                     "| 0.002 | **1.900 +- 0.000** | 2.000 +- 0.000 | - (2/2 div) |",
+                     "| lns | 0.001 | 2.000 +- 0.000 | 0.002 (2/2) | 0.002 (-) | 2/4 | 0 | 0.001-0.002 |",
+                     "| fp16 | pre | 0.002 | 0/2 | 1.960 +- 0.014 | 1.900 +- 0.000 (0/2 div) | 2 +- 1.41 | 8192 | 3 / 1 | 3.28e+04 (0.5) |",
+                     "| output-only (OLMo 2) | peri (grid) | 0.004 | 1.920 +- 0.028 (0/2 div) | 1.820 +- 0.028 (0/2 div) | +0.100 +- 0.028 |"):
+            want(line in out, f"missing line: {line}")
+        rc, out, err = claims("--margin", "0.7", root)
+        want(rc == 0 and "| pre | 0.002 | 1.900 +- 0.000 | 0.004 (1/2) | none |" in out, "--margin 0.7: 2.5 is not degraded")
+        rc, out, err = claims("--best-lrs", "2", os.path.join(root, g))
+        want(rc == 0 and out.strip() == "0.004,0.002", f"--best-lrs 2: '{out.strip()}' {err}")
+        rc, out, err = claims("--best-runs", os.path.join(root, g))
+        want(rc == 0 and out.split() == [os.path.join(root, g, "pre_lr0.002_s1337"), os.path.join(root, g, "peri_lr0.004_s1337"),
+                                 os.path.join(root, g, "lns_lr0.001_s1337")],
+             f"--best-runs: {out.split()} {err}")
+        # errors: one line, exit 1
+        rc, out, err = claims(os.path.join(root, "absent"))
+        want(rc == 1 and err.count("\n") == 1 and "is not a directory" in err, f"absent root: {rc} {err}")
+        empty = os.path.join(root, "empty")
+        os.makedirs(empty)
+        rc, out, err = claims(empty)
+        want(rc == 1 and "no protocol sweeps with finished runs" in err, f"empty root: {rc} {err}")
+        with open(os.path.join(root, g, "pre_lr0.001_s1337", "result.json"), "w") as f:
+            f.write("{\"norm\": ")
+        rc, out, err = claims(root)
+        want(rc == 1 and err.count("\n") == 1 and "pre_lr0.001_s1337/result.json: not a sweep result" in err, f"bad result.json: {rc} {err}")
+    finally:
+        if "--keep" in sys.argv:
+            print(f"claims_check: kept {root}")
+        else:
+            shutil.rmtree(root)
+    for f in fails:
+        print(f"claims_check: FAIL {f}")
+    if fails:
+        sys.exit(1)
+    print("claims_check: ok")
+
+
+if __name__ == "__main__":
+    main()
