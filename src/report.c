@@ -24,10 +24,21 @@ static const char *const palette[] = { "#d62728", "#1f77b4", "#2ca02c", "#ff7f0e
                                        "#e377c2", "#17becf", "#bcbd22", "#7f7f7f" };
 static const char *norm_color(int norm) { return norm < 0 ? "#000000" : palette[norm % (int)(sizeof palette / sizeof palette[0])]; }
 
+/* a norm site of the diagnostic record's "norms": position on the depth axis (block l's attention
+ * norms at l, its MLP norms at l + 0.5; emb_norm at 0, final_norm at L + 1) and kind */
+enum { SITE_IN, SITE_OUT, SITE_POST, SITE_END, SITE_KINDS };
+typedef struct rp_site {
+    double x, gain, out_rms;
+    int kind;
+} rp_site;
+
 typedef struct rp_diag {
     int step;
     double *x_var, *x_max, *x_ratio; /* (L+1) */
     double *grad;                    /* (L) */
+    double *ovf_fwd, *ovf_bwd;       /* (L+2) overflow counts of a bf16/fp16 pass, NULL for fp32 */
+    rp_site *sites;
+    int nsites;
 } rp_diag;
 
 typedef struct rp_analysis {
@@ -44,7 +55,7 @@ typedef struct rp_eval {
     double acc, acc_token, acc_byte;
 } rp_eval;
 
-typedef struct rp_run {
+struct rp_run {
     char dir[NL_PATH_MAX], label[160];
     rp_eval evals[MAX_EVALS];
     int nevals;
@@ -52,19 +63,23 @@ typedef struct rp_run {
     char dtype[8]; /* fp32 | bf16 | fp16 (config.txt; runs from before --dtype: fp32) */
     double lr;
     unsigned long long seed;
-    double *step, *loss, *vstep, *vloss;
-    int n, nv, cap, capv;
+    double *step, *loss, *vstep, *vloss, *gstep, *gnorm;
+    int n, nv, ng, cap, capv, capg;
+    int skipped;       /* fp16 steps skipped for an overflow (loss-scale back-offs) */
+    double scale;      /* the last step's loss scale (fp16), NaN otherwise */
     int spikes, diverged_step;
     char diverged[16];
     rp_diag *diag;
     int nd, capd;
     rp_analysis an;
     int has_an;
-} rp_run;
+};
 
+typedef struct rp_run rp_run;
 typedef struct rp_sweep {
     char dir[NL_PATH_MAX];
     nl_sweep_result *res;
+    rp_run *runs; /* runs[i]: the run of res[i] (config and metrics) */
     int n;
 } rp_sweep;
 
@@ -107,7 +122,9 @@ static void free_run(rp_run *r) {
     free(r->loss);
     free(r->vstep);
     free(r->vloss);
-    for (int i = 0; i < r->nd; i++) free(r->diag[i].x_var);
+    free(r->gstep);
+    free(r->gnorm);
+    for (int i = 0; i < r->nd; i++) free(r->diag[i].x_var), free(r->diag[i].sites);
     free(r->diag);
     free_analysis(&r->an);
 }
@@ -160,6 +177,44 @@ static nl_status get_arr(const nl_json *o, const char *key, int n, double *out, 
     return NL_OK;
 }
 
+/* where a norm site sits on the depth axis and its kind; 0 for sites off the residual path (q/k norms,
+ * NormFormer's MLP norm) */
+static int site_pos(const char *site, int L, double *x, int *kind) {
+    if (!strcmp(site, "emb_norm") || !strcmp(site, "final_norm")) {
+        *x = site[0] == 'e' ? 0.0 : L + 1.0;
+        *kind = SITE_END;
+        return 1;
+    }
+    int l, n = 0;
+    char sub[8], pos[8];
+    if (sscanf(site, "blocks.%d.%7[a-z]_norm_%7[a-z]%n", &l, sub, pos, &n) != 3 || site[n] || l < 0 || l >= L) return 0;
+    if (strcmp(sub, "attn") && strcmp(sub, "mlp")) return 0;
+    *kind = !strcmp(pos, "in") ? SITE_IN : !strcmp(pos, "out") ? SITE_OUT : !strcmp(pos, "post") ? SITE_POST : -1;
+    *x = l + 1 + (sub[0] == 'm' ? 0.5 : 0.0);
+    return *kind >= 0;
+}
+
+/* the diagnostic record's "norms" (absent in runs from before it): gain and output RMS of each site */
+static nl_status read_sites(const nl_json *o, int L, rp_diag *d, const char *where) {
+    const nl_json *a = nl_json_get(o, "norms");
+    if (!a) return NL_OK;
+    if (a->type != NL_JARR) return NL_FAIL(NL_ERR_FORMAT, "%s: \"norms\" must be an array", where);
+    d->sites = nl_xmalloc((size_t)(a->n ? a->n : 1) * sizeof *d->sites);
+    for (const nl_json *c = a->child; c; c = c->next) {
+        const char *site = nl_json_str(nl_json_get(c, "site"));
+        const nl_json *g = nl_json_get(c, "gain_mean"), *rms = nl_json_get(c, "out_rms");
+        if (c->type != NL_JOBJ || !site || !g || !rms || (g->type != NL_JNUM && g->type != NL_JNULL) ||
+            (rms->type != NL_JNUM && rms->type != NL_JNULL))
+            return NL_FAIL(NL_ERR_FORMAT, "%s: \"norms\" entries need site, gain_mean and out_rms", where);
+        rp_site *t = &d->sites[d->nsites];
+        if (!site_pos(site, L, &t->x, &t->kind)) continue;
+        t->gain = nl_json_num(g);
+        t->out_rms = nl_json_num(rms);
+        d->nsites++;
+    }
+    return NL_OK;
+}
+
 static nl_status read_record(rp_run *r, const nl_json *o, const char *where) {
     if (o->type != NL_JOBJ) return NL_FAIL(NL_ERR_FORMAT, "%s: not a JSON object", where);
     const nl_json *dg = nl_json_get(o, "diag");
@@ -176,16 +231,25 @@ static nl_status read_record(rp_run *r, const nl_json *o, const char *where) {
         }
         rp_diag *d = &r->diag[r->nd];
         d->step = (int)st;
-        d->x_var = nl_xmalloc((size_t)(4 * L + 3) * sizeof(double));
+        d->x_var = nl_xmalloc((size_t)(6 * L + 7) * sizeof(double));
         d->x_max = d->x_var + L + 1;
         d->x_ratio = d->x_max + L + 1;
         d->grad = d->x_ratio + L + 1;
+        d->sites = NULL;
+        d->nsites = 0;
+        const int lowp = nl_json_get(o, "overflow_fwd") != NULL;
+        d->ovf_fwd = lowp ? d->grad + L : NULL;
+        d->ovf_bwd = lowp ? d->ovf_fwd + L + 2 : NULL;
         nl_status s = get_arr(o, "x_var", L + 1, d->x_var, where);
         if (s == NL_OK) s = get_arr(o, "x_max", L + 1, d->x_max, where);
         if (s == NL_OK) s = get_arr(o, "x_max_over_median", L + 1, d->x_ratio, where);
         if (s == NL_OK) s = get_arr(o, "grad_block", L, d->grad, where);
+        if (s == NL_OK && lowp) s = get_arr(o, "overflow_fwd", L + 2, d->ovf_fwd, where);
+        if (s == NL_OK && lowp) s = get_arr(o, "overflow_bwd", L + 2, d->ovf_bwd, where);
+        if (s == NL_OK) s = read_sites(o, L, d, where);
         if (s != NL_OK) {
             free(d->x_var);
+            free(d->sites);
             return s;
         }
         r->nd++;
@@ -203,6 +267,11 @@ static nl_status read_record(rp_run *r, const nl_json *o, const char *where) {
     const nl_json *l = nl_json_get(o, "loss"), *v = nl_json_get(o, "val_loss"), *sp = nl_json_get(o, "spikes");
     if (!l || (l->type != NL_JNUM && l->type != NL_JNULL)) return NL_FAIL(NL_ERR_FORMAT, "%s: \"loss\" missing or not a number", where);
     push2(&r->step, &r->loss, &r->n, &r->cap, step, nl_json_num(l));
+    const nl_json *gn = nl_json_get(o, "grad_norm"), *ls = nl_json_get(o, "loss_scale");
+    if (gn && gn->type != NL_JNUM && gn->type != NL_JNULL) return NL_FAIL(NL_ERR_FORMAT, "%s: \"grad_norm\" is not a number", where);
+    if (gn) push2(&r->gstep, &r->gnorm, &r->ng, &r->capg, step, nl_json_num(gn));
+    if (nl_json_num(nl_json_get(o, "skipped")) == 1) r->skipped++;
+    if (ls && ls->type == NL_JNUM) r->scale = ls->num;
     if (v) {
         if (v->type != NL_JNUM) return NL_FAIL(NL_ERR_FORMAT, "%s: \"val_loss\" is not a number", where);
         push2(&r->vstep, &r->vloss, &r->nv, &r->capv, step, v->num);
@@ -307,10 +376,24 @@ static nl_status read_eval(rp_run *r, const nl_json *o, const char *where) {
     return NL_OK;
 }
 
+/* a run's config.txt and metrics.jsonl (a run of a sweep that has none yet: no records) */
+static nl_status load_run(rp_run *r, const char *dir) {
+    memset(r, 0, sizeof *r);
+    r->scale = NAN;
+    if (strlen(dir) >= sizeof r->dir) return NL_FAIL(NL_ERR_ARG, "'%s': path too long", dir);
+    snprintf(r->dir, sizeof r->dir, "%.*s", (int)sizeof r->dir - 1, dir);
+    nl_status st = read_config(r);
+    char mp[NL_PATH_MAX + 32];
+    snprintf(mp, sizeof mp, "%s/metrics.jsonl", r->dir);
+    if (st == NL_OK && is_file(mp)) st = read_metrics(r);
+    return st;
+}
+
 static nl_status add_run(report *rp, const char *dir, const char *note) {
     if (rp->nruns == MAX_RUNS) return NL_FAIL(NL_ERR_ARG, "more than %d runs; pass fewer directories", MAX_RUNS);
     rp_run *r = &rp->runs[rp->nruns];
     memset(r, 0, sizeof *r);
+    r->scale = NAN;
     snprintf(r->dir, sizeof r->dir, "%s", dir);
     nl_status st = read_config(r);
     if (st == NL_OK) st = read_metrics(r);
@@ -329,7 +412,8 @@ static nl_status add_run(report *rp, const char *dir, const char *note) {
         free_run(r);
         return st;
     }
-    snprintf(r->label, sizeof r->label, "%s lr %g s%llu%s", nl_placements[r->norm].name, r->lr, r->seed, note);
+    snprintf(r->label, sizeof r->label, "%s lr %g s%llu%s%s%s", nl_placements[r->norm].name, r->lr, r->seed, strcmp(r->dtype, "fp32") ? " " : "",
+             strcmp(r->dtype, "fp32") ? r->dtype : "", note);
     rp->nruns++;
     return NL_OK;
 }
@@ -360,6 +444,7 @@ static nl_status add_sweep(report *rp, const char *dir) {
     memset(s, 0, sizeof *s);
     snprintf(s->dir, sizeof s->dir, "%s", dir);
     s->res = nl_xcalloc((size_t)(nn ? nn : 1) * sizeof *s->res);
+    s->runs = nl_xcalloc((size_t)(nn ? nn : 1) * sizeof *s->runs);
     nl_status st = NL_OK;
     for (int i = 0; i < nn && st == NL_OK; i++) {
         char sub[2 * NL_PATH_MAX + 64], rj[2 * NL_PATH_MAX + 80];
@@ -367,7 +452,9 @@ static nl_status add_sweep(report *rp, const char *dir) {
         snprintf(rj, sizeof rj, "%s/result.json", sub);
         if (!is_file(rj)) continue;
         st = nl_sweep_read_result(sub, &s->res[s->n]);
+        if (st == NL_OK) st = load_run(&s->runs[s->n], sub);
         if (st == NL_OK) s->n++;
+        else free_run(&s->runs[s->n]);
     }
     /* each placement's best LR (lowest mean final val loss over finished seeds): its lowest seed's run */
     for (int i = 0; i < s->n && st == NL_OK; i++) {
@@ -399,6 +486,8 @@ static nl_status add_sweep(report *rp, const char *dir) {
     free(names);
     if (st == NL_OK && s->n == 0) st = NL_FAIL(NL_ERR_FORMAT, "'%s' holds neither config.txt nor sweep runs (*/result.json)", dir);
     if (st != NL_OK) {
+        for (int i = 0; i < s->n; i++) free_run(&s->runs[i]);
+        free(s->runs);
         free(s->res);
         return st;
     }
@@ -472,7 +561,7 @@ static double last_finite(const double *v, int n) {
 
 static void runs_table(FILE *f, const report *rp) {
     fputs("<table><tr><th>run</th><th>directory</th><th>L</th><th>d</th><th>dtype</th><th>steps</th><th>final train loss</th>"
-          "<th>final val loss</th><th>grad spikes</th><th>status</th><th>max |x| at end</th></tr>\n", f);
+          "<th>final val loss</th><th>grad spikes</th><th>status</th><th>max |x| at end</th><th>skipped steps (fp16)</th><th>loss scale</th></tr>\n", f);
     for (int i = 0; i < rp->nruns; i++) {
         const rp_run *r = &rp->runs[i];
         fprintf(f, "<tr><td style=\"color:%s\">", norm_color(r->norm));
@@ -490,7 +579,9 @@ static void runs_table(FILE *f, const report *rp) {
             mx = 0;
             for (int l = 0; l <= r->layers; l++) mx = fmax(mx, r->diag[r->nd - 1].x_max[l]);
         }
-        fprintf(f, "</td><td>%.4g</td></tr>\n", mx);
+        fprintf(f, "</td><td>%.4g</td><td>", mx);
+        if (isfinite(r->scale)) fprintf(f, "%d</td><td>%g</td></tr>\n", r->skipped, r->scale);
+        else fputs("-</td><td>-</td></tr>\n", f);
     }
     fputs("</table>\n", f);
 }
@@ -517,6 +608,13 @@ static void evals_section(FILE *f, const report *rp) {
     fputs("</table>\n", f);
 }
 
+/* 0, 1, 2 for the first, second, third... run of the same placement: solid, dashed, dotted */
+static int run_dash(const report *rp, int i) {
+    int k = 0;
+    for (int j = 0; j < i; j++) k += rp->runs[j].norm == rp->runs[i].norm;
+    return k % 3;
+}
+
 static void loss_section(FILE *f, const report *rp) {
     nl_series s[2 * MAX_RUNS];
     char lab[MAX_RUNS][400];
@@ -524,13 +622,135 @@ static void loss_section(FILE *f, const report *rp) {
     for (int i = 0; i < rp->nruns; i++) {
         const rp_run *r = &rp->runs[i];
         eq_label(lab[i], sizeof lab[i], r, "");
-        s[ns++] = (nl_series){ .label = NULL, .color = norm_color(r->norm), .x = r->step, .y = r->loss, .n = r->n, .width = 0.8 };
-        s[ns++] = (nl_series){ .label = lab[i], .color = norm_color(r->norm), .x = r->vstep, .y = r->vloss, .n = r->nv, .marker = 1, .width = 2.2 };
+        s[ns++] = (nl_series){ .label = NULL, .color = norm_color(r->norm), .x = r->step, .y = r->loss, .n = r->n, .width = 0.8, .dash = run_dash(rp, i) };
+        s[ns++] = (nl_series){ .label = lab[i], .color = norm_color(r->norm), .x = r->vstep, .y = r->vloss, .n = r->nv, .marker = 1, .width = 2.2, .dash = run_dash(rp, i) };
     }
     fig_open(f);
     nl_plot p = { .title = "Loss curves", .xlabel = "optimizer step", .ylabel = "cross-entropy (nats/token)", .w = 900, .h = 380, .ymin_force = NAN };
     nl_svg_lines(f, &p, s, ns);
-    fig_close(f, "Thin lines: training loss of each step; thick lines with dots: validation loss. One colour per placement.");
+    fig_close(f, "Thin lines: training loss of each step; thick lines with dots: validation loss. One colour per placement; "
+                 "runs of the same placement solid, dashed, dotted in turn.");
+    ns = 0;
+    for (int i = 0; i < rp->nruns; i++) {
+        const rp_run *r = &rp->runs[i];
+        if (r->ng) s[ns++] = (nl_series){ .label = lab[i], .color = norm_color(r->norm), .x = r->gstep, .y = r->gnorm, .n = r->ng, .width = 1, .dash = run_dash(rp, i) };
+    }
+    if (!ns) return;
+    fig_open(f);
+    nl_plot g = { .title = "Gradient norm vs step", .xlabel = "optimizer step", .ylabel = "||gradient||_2 before clipping", .ylog = 1, .w = 900, .h = 380,
+                  .ymin_force = NAN };
+    nl_svg_lines(f, &g, s, ns);
+    fig_close(f, "The global gradient norm of each step (metrics.jsonl grad_norm, of the unscaled gradients, before clipping); "
+                 "non-finite values are gaps.");
+}
+
+/* the norm sites' gain and output RMS against depth at the last diagnostic pass, per run */
+static void sites_section(FILE *f, const report *rp) {
+    static const char *const kind_name[SITE_KINDS] = { "IN", "OUT", "POST", "emb / final" };
+    int any = 0;
+    for (int i = 0; i < rp->nruns; i++) any |= rp->runs[i].nd > 0 && rp->runs[i].diag[rp->runs[i].nd - 1].nsites > 0;
+    if (!any) return;
+    enum { CAP = 2 * MAX_LAYERS + 4 };
+    double *xs = nl_xmalloc((size_t)SITE_KINDS * MAX_RUNS * CAP * sizeof(double)), *ys = nl_xmalloc((size_t)SITE_KINDS * MAX_RUNS * CAP * sizeof(double));
+    char (*lab)[420] = nl_xmalloc((size_t)SITE_KINDS * MAX_RUNS * sizeof *lab);
+    for (int which = 0; which < 2; which++) {
+        nl_series s[SITE_KINDS * MAX_RUNS];
+        int ns = 0;
+        for (int i = 0; i < rp->nruns; i++) {
+            const rp_run *r = &rp->runs[i];
+            if (!r->nd) continue;
+            const rp_diag *d = &r->diag[r->nd - 1];
+            for (int k = 0; k < SITE_KINDS; k++) {
+                int n = 0;
+                double *x = xs + (size_t)ns * CAP, *y = ys + (size_t)ns * CAP;
+                for (int j = 0; j < d->nsites && n < CAP; j++)
+                    if (d->sites[j].kind == k) x[n] = d->sites[j].x, y[n++] = which ? d->sites[j].out_rms : d->sites[j].gain;
+                if (!n) continue;
+                snprintf(lab[ns], sizeof lab[ns], "%s: %s norms (step %d)", r->label, kind_name[k], d->step);
+                s[ns] = (nl_series){ .label = lab[ns], .color = norm_color(r->norm), .x = x, .y = y, .n = n,
+                                     .dash = k == SITE_END ? 0 : k, .marker = k == SITE_END ? 2 : 1, .width = 1.6 };
+                ns++;
+            }
+        }
+        fig_open(f);
+        nl_plot p = { .title = which ? "Norm output RMS vs depth" : "Norm gain vs depth",
+                      .xlabel = "block l (attention norms at l, MLP norms at l + 0.5; embedding norm at 0, final norm at L + 1)",
+                      .ylabel = which ? "RMS of the norm's output" : "mean gain of the norm", .ylog = which, .w = 900, .h = 360, .ymin_force = NAN };
+        nl_svg_lines(f, &p, s, ns);
+        fig_close(f, which ? "RMS over all entries of each norm's output on the diagnostic batch at the last pass (for lns it includes the "
+                             "1/sqrt(l) scale). Solid: IN (branch input) norms, dashed: OUT (branch output), dotted: POST (after the add), "
+                             "crosses: embedding and final norms."
+                           : "Mean of each norm's gain vector at the last diagnostic pass (1 at init; gemma stores 1 + s and shows the "
+                             "applied gain). Solid: IN norms, dashed: OUT, dotted: POST, crosses: embedding and final norms.");
+    }
+    free(xs);
+    free(ys);
+    free(lab);
+}
+
+/* bars of overflow counts per part (0: embedding, 1..L: blocks, L+1: head) summed over the diagnostic
+ * passes of each group of runs: one bar series per group and direction with any overflow */
+static void overflow_chart(FILE *f, const char *title, const rp_run *const *runs, const int *group, int nruns, const char *const *glabel,
+                           const char *const *gcolor, int ngroups) {
+    int L = 0;
+    for (int i = 0; i < nruns; i++) L = runs[i]->layers > L ? runs[i]->layers : L;
+    double *part = nl_xmalloc((size_t)(L + 2) * sizeof(double)), *cnt = nl_xcalloc((size_t)ngroups * 2 * (L + 2) * sizeof(double));
+    for (int l = 0; l < L + 2; l++) part[l] = l;
+    for (int i = 0; i < nruns; i++)
+        for (int k = 0; k < runs[i]->nd; k++) {
+            const rp_diag *d = &runs[i]->diag[k];
+            if (!d->ovf_fwd) continue;
+            for (int l = 0; l < runs[i]->layers + 2; l++) {
+                const int at = l == runs[i]->layers + 1 ? L + 1 : l; /* heads of shallower runs line up */
+                cnt[(size_t)(2 * group[i]) * (L + 2) + at] += isfinite(d->ovf_fwd[l]) ? d->ovf_fwd[l] : 0;
+                cnt[(size_t)(2 * group[i] + 1) * (L + 2) + at] += isfinite(d->ovf_bwd[l]) ? d->ovf_bwd[l] : 0;
+            }
+        }
+    nl_series *s = nl_xcalloc((size_t)2 * ngroups * sizeof *s);
+    char (*lab)[320] = nl_xcalloc((size_t)2 * ngroups * sizeof *lab), (*col)[8] = nl_xcalloc((size_t)2 * ngroups * sizeof *col);
+    int ns = 0;
+    double total = 0;
+    for (int g = 0; g < 2 * ngroups; g++) {
+        double sum = 0;
+        for (int l = 0; l < L + 2; l++) sum += cnt[(size_t)g * (L + 2) + l];
+        total += sum;
+        if (sum == 0) continue;
+        snprintf(lab[ns], sizeof lab[ns], "%s: %s (%.0f)", glabel[g / 2], g % 2 ? "backward" : "forward", sum);
+        tint(gcolor[g / 2], g % 2 ? 0.5 : 0.0, col[ns]);
+        s[ns] = (nl_series){ .label = lab[ns], .color = col[ns], .x = part, .y = cnt + (size_t)g * (L + 2), .n = L + 2 };
+        ns++;
+    }
+    if (!ns) { /* an empty chart still says where overflow was looked for */
+        s[0] = (nl_series){ .label = "no overflow in any pass", .color = "#7f7f7f", .x = part, .y = cnt, .n = L + 2 };
+        ns = 1;
+    }
+    fig_open(f);
+    nl_plot p = { .title = title, .xlabel = "part: 0 embedding, 1..L blocks, L + 1 final norm and head", .ylabel = "values overflowed to inf",
+                  .w = 900, .h = 320, .ymin_force = NAN };
+    nl_svg_bars(f, &p, s, ns);
+    char cap[400];
+    snprintf(cap, sizeof cap, "Values that storing an activation (forward; full colour) or an activation gradient (backward; light) in the "
+                              "run's dtype turned from finite to inf, summed over the diagnostic passes (%.0f in all). Groups with none are left out.", total);
+    fig_close(f, cap);
+    free(part);
+    free(cnt);
+    free(s);
+    free(lab);
+    free(col);
+}
+
+static void lowp_section(FILE *f, const report *rp) {
+    const rp_run *runs[MAX_RUNS];
+    int group[MAX_RUNS], n = 0;
+    const char *labels[MAX_RUNS], *colors[MAX_RUNS];
+    for (int i = 0; i < rp->nruns; i++) {
+        int lowp = 0;
+        for (int k = 0; k < rp->runs[i].nd; k++) lowp |= rp->runs[i].diag[k].ovf_fwd != NULL;
+        if (!lowp) continue;
+        runs[n] = &rp->runs[i], group[n] = n, labels[n] = rp->runs[i].label, colors[n] = norm_color(rp->runs[i].norm);
+        n++;
+    }
+    if (n) overflow_chart(f, "Overflow counts per layer (bf16 / fp16 runs)", runs, group, n, labels, colors, n);
 }
 
 static const double *diag_field(const rp_diag *d, int which) { return which == 0 ? d->x_var : which == 1 ? d->x_max : which == 2 ? d->x_ratio : d->grad; }
@@ -606,6 +826,153 @@ static void depth_sections(FILE *f, const report *rp) {
     free(depth);
 }
 
+/* a placement's runs at one LR in a sweep's plots: placement colour, lighter for lower LRs; and dashes */
+static double lr_shade(int b, int nl) { return nl > 1 ? 0.6 * (1.0 - (double)b / (nl - 1)) : 0.0; }
+static int lr_dash(int b, int nl) { return (nl - 1 - b) % 3; }
+
+/* "Degraded": a mean final val loss more than this many nats above the placement's best (experiments/claims.py --margin) */
+static const double fail_margin = 0.05;
+
+/* Per placement: the best LR, the first LR where a seed diverged, the first LR above the best whose
+ * mean val loss is worse than the best by more than fail_margin (or where no seed finished). */
+static void failing_section(FILE *f, const int *norms, int np, const double *lrs, int nl, const double *mean, const int *ndiv,
+                            const int *nrun, const int *nfin) {
+    double *px = nl_xmalloc((size_t)(np * nl + 3 * np) * 2 * sizeof(double)), *py = px + np * nl + 3 * np;
+    double *bx = px + np * nl, *dgx = bx + np, *dvx = dgx + np, *by = py + np * nl, *dgy = by + np, *dvy = dgy + np;
+    int *best = nl_xmalloc((size_t)np * 3 * sizeof(int)), *fdeg = best + np, *fdiv = fdeg + np, npts = 0;
+    const char **names = nl_xmalloc((size_t)(np ? np : 1) * sizeof *names);
+    for (int a = 0; a < np; a++) {
+        const int *dv = ndiv + a * nl, *nr = nrun + a * nl, *nf = nfin + a * nl;
+        const double *m = mean + a * nl;
+        names[a] = nl_placements[norms[a]].name;
+        best[a] = fdeg[a] = fdiv[a] = -1;
+        for (int b = 0; b < nl; b++) {
+            if (!nr[b]) continue;
+            px[npts] = a, py[npts++] = lrs[b];
+            if (dv[b] && fdiv[a] < 0) fdiv[a] = b;
+            if (!dv[b] && nf[b] == nr[b] && (best[a] < 0 || m[b] < m[best[a]])) best[a] = b;
+        }
+        for (int b = best[a] + 1; best[a] >= 0 && b < nl && fdeg[a] < 0; b++)
+            if (nr[b] && (!nf[b] || m[b] > m[best[a]] + fail_margin)) fdeg[a] = b;
+        bx[a] = a - 0.15, by[a] = best[a] >= 0 ? lrs[best[a]] : NAN;
+        dgx[a] = a, dgy[a] = fdeg[a] >= 0 ? lrs[fdeg[a]] : NAN;
+        dvx[a] = a + 0.15, dvy[a] = fdiv[a] >= 0 ? lrs[fdiv[a]] : NAN;
+    }
+    char deg_label[96];
+    snprintf(deg_label, sizeof deg_label, "first LR degraded by > %g nats over the best", fail_margin);
+    const nl_series s[4] = {
+        { .label = "LRs run", .color = "#c7c7c7", .x = px, .y = py, .n = npts, .marker = 3 },
+        { .label = "best LR (lowest mean val loss, no seed diverged)", .color = "#2ca02c", .x = bx, .y = by, .n = np, .marker = 3 },
+        { .label = deg_label, .color = "#ff7f0e", .x = dgx, .y = dgy, .n = np, .marker = 3 },
+        { .label = "first LR where a seed diverged", .color = "#d62728", .x = dvx, .y = dvy, .n = np, .marker = 2 },
+    };
+    fig_open(f);
+    nl_plot p = { .title = "First failing LR per placement", .xlabel = "placement", .ylabel = "peak learning rate", .ylog = 1, .w = 900, .h = 340,
+                  .ymin_force = NAN, .xnames = names, .nxnames = np };
+    nl_svg_lines(f, &p, s, 4);
+    fig_close(f, "For each placement: every LR of the sweep (grey), its best LR, the first LR above the best whose mean final val loss "
+                 "is worse by more than the margin (or where no seed finished), and the lowest LR at which any seed diverged. "
+                 "A placement without an orange dot or red cross did not fail up to its highest LR.");
+    fputs("<table><tr><th>placement</th><th>best LR (mean val loss)</th><th>first degraded LR (mean val loss)</th>"
+          "<th>first diverging LR (diverged / runs)</th><th>highest LR run</th></tr>\n", f);
+    for (int a = 0; a < np; a++) {
+        fprintf(f, "<tr><td style=\"color:%s\">%s</td><td>", norm_color(norms[a]), names[a]);
+        if (best[a] >= 0) fprintf(f, "%g (%.4f)", lrs[best[a]], mean[a * nl + best[a]]);
+        else fputs("-", f);
+        fputs("</td><td>", f);
+        if (fdeg[a] >= 0 && isfinite(mean[a * nl + fdeg[a]])) fprintf(f, "%g (%.4f)", lrs[fdeg[a]], mean[a * nl + fdeg[a]]);
+        else if (fdeg[a] >= 0) fprintf(f, "%g (no seed finished)", lrs[fdeg[a]]);
+        else fputs("none", f);
+        fputs("</td><td>", f);
+        if (fdiv[a] >= 0) fprintf(f, "%g (%d / %d)", lrs[fdiv[a]], ndiv[a * nl + fdiv[a]], nrun[a * nl + fdiv[a]]);
+        else fputs("none", f);
+        double hi = NAN;
+        for (int b = 0; b < nl; b++)
+            if (nrun[a * nl + b]) hi = lrs[b];
+        fprintf(f, "</td><td>%g</td></tr>\n", hi);
+    }
+    fputs("</table>\n", f);
+    free(px);
+    free(best);
+    free(names);
+}
+
+/* One panel per placement: training loss (field 0) or gradient norm (1) against the step, one curve
+ * per LR (shade and dash), each the mean over seeds with a band from the lowest to the highest seed,
+ * after a trailing mean over a window of steps; a cross where a seed diverged. */
+static void sweep_curves(FILE *f, const rp_sweep *sw, int norm, const double *lrs, int nl, int field) {
+    int maxstep = 0;
+    for (int i = 0; i < sw->n; i++) {
+        const rp_run *r = &sw->runs[i];
+        const int n = field ? r->ng : r->n;
+        if (r->norm == norm && n) maxstep = (int)fmax(maxstep, (field ? r->gstep : r->step)[n - 1]);
+    }
+    if (maxstep < 1) return;
+    const int win = maxstep / 60 > 1 ? maxstep / 60 : 1, W = maxstep + 1;
+    double *x = nl_xmalloc((size_t)W * sizeof(double)), *tmp = nl_xmalloc((size_t)W * sizeof(double));
+    double *mean = nl_xmalloc((size_t)nl * W * 3 * sizeof(double)), *lo = mean + (size_t)nl * W, *hi = lo + (size_t)nl * W;
+    double *dx = nl_xmalloc((size_t)(sw->n + 1) * 2 * sizeof(double)), *dy = dx + sw->n + 1;
+    int *cnt = nl_xmalloc((size_t)W * sizeof(int)), nd = 0;
+    nl_series *s = nl_xcalloc((size_t)(nl + 1) * sizeof *s);
+    char (*lab)[96] = nl_xcalloc((size_t)nl * sizeof *lab), (*col)[8] = nl_xcalloc((size_t)nl * sizeof *col);
+    int ns = 0;
+    for (int t = 0; t < W; t++) x[t] = t;
+    for (int b = 0; b < nl; b++) {
+        double *m = mean + (size_t)b * W, *l = lo + (size_t)b * W, *h = hi + (size_t)b * W;
+        int seeds = 0, div = 0;
+        for (int t = 0; t < W; t++) m[t] = 0, l[t] = INFINITY, h[t] = -INFINITY, cnt[t] = 0;
+        for (int i = 0; i < sw->n; i++) {
+            const rp_run *r = &sw->runs[i];
+            if (r->norm != norm || sw->res[i].lr != lrs[b]) continue;
+            const double *st = field ? r->gstep : r->step, *v = field ? r->gnorm : r->loss;
+            const int n = field ? r->ng : r->n;
+            seeds++;
+            for (int t = 0; t < W; t++) tmp[t] = NAN;
+            double last = NAN;
+            for (int k = 0; k < n; k++) {
+                double sum = 0;
+                int c = 0;
+                for (int j = k; j >= 0 && j > k - win; j--)
+                    if (isfinite(v[j])) sum += v[j], c++;
+                const int t = (int)st[k];
+                if (t >= 0 && t < W && c && isfinite(v[k])) tmp[t] = last = sum / c;
+            }
+            for (int t = 0; t < W; t++)
+                if (isfinite(tmp[t])) m[t] += tmp[t], cnt[t]++, l[t] = fmin(l[t], tmp[t]), h[t] = fmax(h[t], tmp[t]);
+            if (!strcmp(sw->res[i].status, "diverged") && isfinite(last)) dx[nd] = r->diverged_step, dy[nd++] = last, div++;
+            else if (!strcmp(sw->res[i].status, "diverged")) div++;
+        }
+        if (!seeds) continue;
+        for (int t = 0; t < W; t++) {
+            m[t] = cnt[t] ? m[t] / cnt[t] : NAN;
+            if (!cnt[t]) l[t] = h[t] = NAN;
+        }
+        snprintf(lab[b], sizeof lab[b], "lr %g: %d seed%s%s", lrs[b], seeds, seeds == 1 ? "" : "s", div ? ", diverged:" : "");
+        if (div) snprintf(lab[b] + strlen(lab[b]), sizeof lab[b] - strlen(lab[b]), " %d", div);
+        tint(norm_color(norm), lr_shade(b, nl), col[b]);
+        s[ns++] = (nl_series){ .label = lab[b], .color = col[b], .x = x, .y = m, .lo = seeds > 1 ? l : NULL, .hi = seeds > 1 ? h : NULL, .n = W,
+                               .dash = lr_dash(b, nl), .width = 1.4 };
+    }
+    if (nd) s[ns++] = (nl_series){ .label = "a seed diverged", .color = "#000000", .x = dx, .y = dy, .n = nd, .marker = 2 };
+    char title[160], cap[400];
+    snprintf(title, sizeof title, "%s: %s by LR", nl_placements[norm].name, field ? "gradient norm" : "training loss");
+    fig_open(f);
+    nl_plot p = { .title = title, .xlabel = "optimizer step", .ylabel = field ? "||gradient||_2" : "training loss (nats/token)",
+                  .ylog = field, .w = 440, .h = 300, .ymin_force = NAN };
+    nl_svg_lines(f, &p, s, ns);
+    snprintf(cap, sizeof cap, "Mean over seeds of the %s (trailing mean over %d step%s), band: lowest to highest seed; "
+             "lighter and dashed in turn: lower LRs.", field ? "gradient norm" : "training loss", win, win == 1 ? "" : "s");
+    fig_close(f, cap);
+    free(x);
+    free(tmp);
+    free(mean);
+    free(dx);
+    free(cnt);
+    free(s);
+    free(lab);
+    free(col);
+}
+
 static void sweep_section(FILE *f, const rp_sweep *sw) {
     fputs("<h3>Sweep ", f);
     nl_html_escape(f, sw->dir);
@@ -628,7 +995,7 @@ static void sweep_section(FILE *f, const rp_sweep *sw) {
         for (int b = a + 1; b < nl; b++)
             if (lrs[b] < lrs[a]) { double t = lrs[a]; lrs[a] = lrs[b]; lrs[b] = t; }
     double *mean = nl_xmalloc((size_t)np * nl * 4 * sizeof(double)), *sd = mean + np * nl, *dx = sd + np * nl, *dy = dx + np * nl;
-    int *ndiv = nl_xcalloc((size_t)np * nl * 2 * sizeof(int)), *nrun = ndiv + np * nl;
+    int *ndiv = nl_xcalloc((size_t)np * nl * 3 * sizeof(int)), *nrun = ndiv + np * nl, *nfin = nrun + np * nl;
     double top = -INFINITY;
     for (int a = 0; a < np; a++)
         for (int b = 0; b < nl; b++) {
@@ -640,6 +1007,7 @@ static void sweep_section(FILE *f, const rp_sweep *sw) {
                 if (!strcmp(sw->res[i].status, "diverged")) ndiv[a * nl + b]++;
                 else if (!strcmp(sw->res[i].status, "done") && isfinite(sw->res[i].val_loss)) s1 += sw->res[i].val_loss, s2 += sw->res[i].val_loss * sw->res[i].val_loss, c++;
             }
+            nfin[a * nl + b] = c;
             mean[a * nl + b] = c ? s1 / c : NAN;
             sd[a * nl + b] = c > 1 ? sqrt(fmax(0.0, (s2 - c * (s1 / c) * (s1 / c)) / (c - 1))) : c ? 0.0 : NAN;
             if (c) top = fmax(top, mean[a * nl + b] + sd[a * nl + b]);
@@ -676,6 +1044,38 @@ static void sweep_section(FILE *f, const rp_sweep *sw) {
             fputs("</td></tr>\n", f);
         }
     fputs("</table>\n", f);
+    failing_section(f, norms, np, lrs, nl, mean, ndiv, nrun, nfin);
+    for (int field = 0; field < 2; field++) {
+        fputs("<div class=\"row\">\n", f);
+        for (int a = 0; a < np; a++) sweep_curves(f, sw, norms[a], lrs, nl, field);
+        fputs("</div>\n", f);
+    }
+    const rp_run **lp = nl_xmalloc((size_t)(sw->n ? sw->n : 1) * sizeof *lp);
+    int *group = nl_xmalloc((size_t)(sw->n ? sw->n : 1) * sizeof *group), nlp = 0;
+    const char **glab = nl_xmalloc((size_t)np * nl * sizeof *glab), **gcol = nl_xmalloc((size_t)np * nl * sizeof *gcol);
+    char (*gl)[64] = nl_xmalloc((size_t)np * nl * sizeof *gl), (*gc)[8] = nl_xmalloc((size_t)np * nl * sizeof *gc);
+    for (int a = 0; a < np; a++)
+        for (int b = 0; b < nl; b++) {
+            snprintf(gl[a * nl + b], sizeof gl[0], "%s lr %g", nl_placements[norms[a]].name, lrs[b]);
+            tint(norm_color(norms[a]), lr_shade(b, nl), gc[a * nl + b]);
+            glab[a * nl + b] = gl[a * nl + b], gcol[a * nl + b] = gc[a * nl + b];
+        }
+    for (int i = 0; i < sw->n; i++) {
+        int lowp = 0;
+        for (int k = 0; k < sw->runs[i].nd; k++) lowp |= sw->runs[i].diag[k].ovf_fwd != NULL;
+        if (!lowp) continue;
+        int a = 0, b = 0;
+        while (a < np && norms[a] != sw->runs[i].norm) a++;
+        while (b < nl && lrs[b] != sw->res[i].lr) b++;
+        if (a < np && b < nl) lp[nlp] = &sw->runs[i], group[nlp++] = a * nl + b;
+    }
+    if (nlp) overflow_chart(f, "Overflow counts per layer, summed over seeds (bf16 / fp16)", lp, group, nlp, glab, gcol, np * nl);
+    free(lp);
+    free(group);
+    free(glab);
+    free(gcol);
+    free(gl);
+    free(gc);
     free(mean);
     free(ndiv);
 }
@@ -728,7 +1128,7 @@ static nl_status write_report(const report *rp, const char *out, const char *tit
     fputs("</title>\n<style>\nbody{font-family:sans-serif;max-width:1000px;margin:1em auto;color:#222}\n"
           "table{border-collapse:collapse;margin:.5em 0;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}\n"
           "figure{margin:.6em 0;break-inside:avoid;page-break-inside:avoid;display:inline-block;vertical-align:top}"
-          "figcaption{font-size:11px;color:#555;max-width:880px}\n.row figure{margin-right:10px}\n"
+          "figcaption{font-size:11px;color:#555;max-width:880px}\n.row figure{margin-right:10px}.row figcaption{max-width:440px}\n"
           ".sw{display:inline-block;width:14px;height:14px}\n@media print{body{max-width:none}h2{page-break-before:auto}}\n</style></head><body>\n<h1>", f);
     nl_html_escape(f, title);
     time_t now = time(NULL);
@@ -748,6 +1148,8 @@ static nl_status write_report(const report *rp, const char *out, const char *tit
         loss_section(f, rp);
         fputs("<h2>Diagnostics vs depth</h2>\n", f);
         depth_sections(f, rp);
+        sites_section(f, rp);
+        lowp_section(f, rp);
         evals_section(f, rp);
     }
     if (rp->nsweeps) {
@@ -772,7 +1174,11 @@ nl_status nl_report(char **paths, int np, const char *out, const char *title) {
         printf("wrote %s: %d runs (%d with diagnostics), %d sweeps, %d analyses\n", out, rp->nruns, nd, rp->nsweeps, na);
     }
     for (int i = 0; i < rp->nruns; i++) free_run(&rp->runs[i]);
-    for (int i = 0; i < rp->nsweeps; i++) free(rp->sweeps[i].res);
+    for (int i = 0; i < rp->nsweeps; i++) {
+        for (int k = 0; k < rp->sweeps[i].n; k++) free_run(&rp->sweeps[i].runs[k]);
+        free(rp->sweeps[i].runs);
+        free(rp->sweeps[i].res);
+    }
     for (int i = 0; i < rp->nextra; i++) free_analysis(&rp->extra[i]);
     free(rp);
     return st;

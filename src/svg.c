@@ -73,6 +73,17 @@ static int ticks(const axis *a, double *t, int cap) {
     return n;
 }
 
+double nl_svg_title_size(const char *title, double avail) {
+    const double n = title ? (double)strlen(title) : 0.0, size = n > 0 ? avail / (0.62 * n) : 13.0;
+    return size > 13.0 ? 13.0 : size < 8.0 ? 8.0 : size;
+}
+
+static void title_text(FILE *f, const char *title, int x, int w) {
+    fprintf(f, "<text x=\"%d\" y=\"18\" font-size=\"%.1f\" font-weight=\"bold\">", x, nl_svg_title_size(title, w - x - 6));
+    nl_html_escape(f, title);
+    fputs("</text>\n", f);
+}
+
 static void frame(FILE *f, const nl_plot *p, int w, int h, const axis *ax, const axis *ay, int xticks) {
     if (xticks && p->xint) xticks = 2;
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"11\">\n", w, h, w, h);
@@ -80,9 +91,7 @@ static void frame(FILE *f, const nl_plot *p, int w, int h, const axis *ax, const
     nl_html_escape(f, p->title);
     fputs("</title>\n", f);
     fprintf(f, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"white\"/>\n", w, h);
-    fprintf(f, "<text x=\"%d\" y=\"18\" font-size=\"13\" font-weight=\"bold\">", ML);
-    nl_html_escape(f, p->title);
-    fputs("</text>\n", f);
+    title_text(f, p->title, 8, w);
     double t[64];
     int n = ticks(ay, t, 64);
     for (int i = 0; i < n; i++) {
@@ -92,7 +101,15 @@ static void frame(FILE *f, const nl_plot *p, int w, int h, const axis *ax, const
         fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>", ax->p0, ax->p1, y, y);
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", ax->p0 - 4, y + 4, b);
     }
-    if (xticks) {
+    if (xticks && p->xnames) {
+        for (int i = 0; i < p->nxnames; i++) {
+            const double x = tr(ax, i);
+            fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>", x, x, ay->p0, ay->p1);
+            fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", x, ay->p0 + 14);
+            nl_html_escape(f, p->xnames[i]);
+            fputs("</text>\n", f);
+        }
+    } else if (xticks) {
         n = ticks(ax, t, 64);
         if (xticks == 2) { /* integer ticks: drop fractional ones; when the step is below 1, use every integer */
             const int fine = n > 1 && t[1] - t[0] < 1;
@@ -133,6 +150,8 @@ static void legend(FILE *f, const nl_series *s, int ns, double x, double y) {
         if (dup) continue;
         if (s[k].marker == 2)
             fprintf(f, "<path d=\"M%.1f %.1fl8 8m0 -8l-8 8\" stroke=\"%s\" stroke-width=\"2\"/>", x + 4, yy - 8, s[k].color);
+        else if (s[k].marker == 3)
+            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>", x + 9, yy - 4, s[k].color);
         else
             fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2.5\"%s/>", x, x + 18, yy - 4,
                     yy - 4, s[k].color, s[k].dash == 1 ? " stroke-dasharray=\"5 3\"" : s[k].dash == 2 ? " stroke-dasharray=\"1.5 2.5\"" : "");
@@ -154,6 +173,21 @@ static int legend_rows(const nl_series *s, int ns) {
     return rows;
 }
 
+/* the shaded area between q->lo and q->hi, one polygon per run of usable points */
+static void band(FILE *f, const nl_series *q, const axis *ax, const axis *ay) {
+    for (int i = 0; i < q->n;) {
+        int j = i;
+        while (j < q->n && usable(q->x[j], ax->log) && usable(q->lo[j], ay->log) && usable(q->hi[j], ay->log)) j++;
+        if (j > i) {
+            fprintf(f, "<path fill=\"%s\" fill-opacity=\"0.2\" stroke=\"none\" d=\"", q->color);
+            for (int k = i; k < j; k++) fprintf(f, "%c%.1f %.1f", k == i ? 'M' : 'L', tr(ax, q->x[k]), tr(ay, q->hi[k]));
+            for (int k = j - 1; k >= i; k--) fprintf(f, "L%.1f %.1f", tr(ax, q->x[k]), tr(ay, q->lo[k]));
+            fputs("Z\"/>\n", f);
+        }
+        i = j > i ? j : i + 1;
+    }
+}
+
 void nl_svg_lines(FILE *f, const nl_plot *p, const nl_series *s, int ns) {
     const int w = p->w ? p->w : 560, rows = legend_rows(s, ns), h0 = p->h ? p->h : 340, h = h0 + rows * LEG_ROW + 6;
     axis ax = { 0, 0, p->xlog, ML, w - MR }, ay = { 0, 0, p->ylog, h0 - MB, MT };
@@ -164,12 +198,21 @@ void nl_svg_lines(FILE *f, const nl_plot *p, const nl_series *s, int ns) {
             xmn = fmin(xmn, s[k].x[i]), xmx = fmax(xmx, s[k].x[i]);
             const double e = s[k].err && isfinite(s[k].err[i]) ? s[k].err[i] : 0.0;
             ymn = fmin(ymn, s[k].y[i] - (ay.log ? 0 : e)), ymx = fmax(ymx, s[k].y[i] + e);
+            if (s[k].lo && usable(s[k].lo[i], ay.log)) ymn = fmin(ymn, s[k].lo[i]);
+            if (s[k].hi && usable(s[k].hi[i], ay.log)) ymx = fmax(ymx, s[k].hi[i]);
         }
+    if (p->xnames && p->nxnames > 0) xmn = fmin(xmn, 0.0), xmx = fmax(xmx, p->nxnames - 1.0);
     if (p->hline > 0 && usable(p->hline, ay.log)) ymn = fmin(ymn, p->hline), ymx = fmax(ymx, p->hline);
     if (isfinite(p->ymin_force) && usable(p->ymin_force, ay.log)) ymn = fmin(ymn, p->ymin_force);
     set_range(&ax, xmn, xmx, 1);
+    if (p->xnames) { /* half a category of room on each side */
+        const double pad = 0.5 - 0.04 * (ax.hi - ax.lo) / 1.08;
+        if (pad > 0) ax.lo -= pad, ax.hi += pad;
+    }
     set_range(&ay, ymn, ymx, 1);
     frame(f, p, w, h, &ax, &ay, 1);
+    for (int k = 0; k < ns; k++) /* bands first, under every line */
+        if (s[k].lo && s[k].hi) band(f, &s[k], &ax, &ay);
     if (p->hline > 0 && usable(p->hline, ay.log)) {
         const double y = tr(&ay, p->hline);
         fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"black\" stroke-dasharray=\"6 3\"/>", ax.p0, ax.p1, y, y);
@@ -180,7 +223,7 @@ void nl_svg_lines(FILE *f, const nl_plot *p, const nl_series *s, int ns) {
     for (int k = 0; k < ns; k++) {
         const nl_series *q = &s[k];
         const double sw = q->width > 0 ? q->width : 1.6;
-        if (q->marker != 2) {
+        if (q->marker < 2) {
             fprintf(f, "<path fill=\"none\" stroke=\"%s\" stroke-width=\"%.2f\"%s d=\"", q->color, sw,
                     q->dash == 1 ? " stroke-dasharray=\"5 3\"" : q->dash == 2 ? " stroke-dasharray=\"1.5 2.5\"" : "");
             int pen = 0;
@@ -194,7 +237,7 @@ void nl_svg_lines(FILE *f, const nl_plot *p, const nl_series *s, int ns) {
         for (int i = 0; i < q->n; i++) {
             if (!usable(q->x[i], ax.log) || !usable(q->y[i], ay.log)) continue;
             const double x = tr(&ax, q->x[i]), y = tr(&ay, q->y[i]);
-            if (q->marker == 1) fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>", x, y, q->color);
+            if (q->marker == 1 || q->marker == 3) fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%d\" fill=\"%s\"/>", x, y, q->marker == 3 ? 4 : 3, q->color);
             if (q->marker == 2) fprintf(f, "<path d=\"M%.1f %.1fl10 10m0 -10l-10 10\" stroke=\"%s\" stroke-width=\"2.2\"/>", x - 5, y - 5, q->color);
             if (q->err && isfinite(q->err[i]) && q->err[i] > 0) {
                 const double y0 = tr(&ay, q->y[i] + q->err[i]), e1 = q->y[i] - q->err[i];
@@ -218,6 +261,7 @@ void nl_svg_bars(FILE *f, const nl_plot *p, const nl_series *s, int ns) {
             if (isfinite(s[k].y[i])) ymn = fmin(ymn, s[k].y[i]), ymx = fmax(ymx, s[k].y[i]);
     }
     axis ax = { 0, 1, 0, ML, w - MR }, ay = { 0, 0, 0, h0 - MB, MT };
+    if (ymn == 0 && ymx == 0) ymx = 1; /* all bars zero: an axis from 0, not around it */
     set_range(&ay, ymn, ymx, 1);
     frame(f, p, w, h, &ax, &ay, 0);
     const double gw = (ax.p1 - ax.p0) / (ng ? ng : 1), bw = gw * 0.8 / (ns ? ns : 1), y0 = tr(&ay, 0.0);
@@ -251,16 +295,18 @@ static void ramp(double t, int rgb[3]) {
 
 void nl_svg_heatmap(FILE *f, const char *title, const char *rowlabel, const char *collabel, const double *v, int rows,
                     int cols, int stride, double lo, double hi, int row0, int col0) {
-    const int cell = rows > 16 || cols > 16 ? 14 : 24, w0 = ML + cols * cell + 90, w = w0 > 440 ? w0 : 440, h = MT + rows * cell + MB;
+    const int side = rows > cols ? rows : cols, c0 = side > 0 ? (300 + side - 1) / side : 24, cell = c0 > 10 ? c0 : 10;
+    const int w0 = ML + cols * cell + 90, tw = (int)(0.62 * 13 * (double)strlen(title ? title : "")) + 16;
+    const int w = w0 > tw ? w0 : tw > 640 ? 640 : tw, h = MT + rows * cell + MB, lab = cell < 16 ? 2 : 1;
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"11\">\n", w, h, w, h);
     fputs("<title>", f);
     nl_html_escape(f, title);
-    fprintf(f, "</title>\n<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n<text x=\"%d\" y=\"18\" font-size=\"13\" font-weight=\"bold\">", w, h, ML);
-    nl_html_escape(f, title);
-    fputs("</text>\n", f);
+    fprintf(f, "</title>\n<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n", w, h);
+    title_text(f, title, 8, w);
     if (!(hi > lo)) hi = lo + 1;
-    for (int r = 0; r < rows; r++) {
-        fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%d</text>", ML - 4, MT + r * cell + cell / 2 + 4, r + row0);
+    for (int r = 0; r < rows; r++) { /* below 16-px cells every second index is labelled */
+        if ((r + row0) % lab == 0)
+            fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%d</text>", ML - 4, MT + r * cell + cell / 2 + 4, r + row0);
         for (int c = 0; c < cols; c++) {
             const double x = v[(size_t)r * stride + c];
             if (!isfinite(x)) continue;
@@ -272,7 +318,8 @@ void nl_svg_heatmap(FILE *f, const char *title, const char *rowlabel, const char
         fputc('\n', f);
     }
     for (int c = 0; c < cols; c++)
-        fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%d</text>", ML + c * cell + cell / 2, MT + rows * cell + 14, c + col0);
+        if ((c + col0) % lab == 0)
+            fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%d</text>", ML + c * cell + cell / 2, MT + rows * cell + 14, c + col0);
     fprintf(f, "\n<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">", ML + cols * cell / 2, h - 8);
     nl_html_escape(f, collabel);
     fprintf(f, "</text><text transform=\"translate(14 %d) rotate(-90)\" text-anchor=\"middle\">", MT + rows * cell / 2);

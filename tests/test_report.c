@@ -64,6 +64,21 @@ static long file_size(const char *p) {
     return stat(p, &sb) == 0 ? (long)sb.st_size : -1;
 }
 
+/* the heat map's <svg> holding this title: at least 300 x 300 px, and the title's font fits its width */
+static int check_heatmap(const char *html, const char *title) {
+    char want[256];
+    snprintf(want, sizeof want, "<title>%s</title>", title);
+    const char *t = strstr(html, want), *svg = NULL;
+    for (const char *p = html; t && (p = strstr(p, "<svg")) && p < t; p++) svg = p;
+    int w = 0, h = 0;
+    double size = 0;
+    const char *txt = t ? strstr(t, "font-size=\"") : NULL;
+    if (!svg || sscanf(svg, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\"", &w, &h) != 2 || !txt ||
+        sscanf(txt, "font-size=\"%lf\"", &size) != 1)
+        return NL_CHECK(0, "heat map '%s' not found", title);
+    return NL_CHECK(w >= 300 && h >= 300 && size >= 8 && 8 + 0.62 * size * (double)strlen(title) <= w, "heat map %d x %d px, title at %.1f px", w, h, size);
+}
+
 int test_report_render(void) {
     int fails = 0;
     char dir[] = "/tmp/nl_report_XXXXXX", cmd[8192];
@@ -75,11 +90,12 @@ int test_report_render(void) {
     snprintf(cmd, sizeof cmd,
              "%s train --norm pre %s --steps 8 --diag-every 4 --data %s/t.txt --out %s/pre && "
              "%s train --norm post %s --steps 8 --diag-every 4 --data %s/t.txt --out %s/post && "
+             "%s train --norm pre %s --steps 8 --diag-every 4 --dtype fp16 --data %s/t.txt --out %s/fp16 && "
              "%s analyze --ckpt %s/pre --data %s/t.txt --max-windows 4 --threads 1 --out %s/pre/analyze.json && "
-             "%s sweep --norm pre,peri --lr 1e-3,50 --warmup 0 --diverge-window 2 %s --steps 6 --data %s/t.txt --out %s/sw 2>&1",
-             bin, tiny, dir, dir, bin, tiny, dir, dir, bin, dir, dir, dir, bin, tiny, dir, dir);
+             "%s sweep --norm pre,peri --lr 1e-3,50 --seeds 2 --warmup 0 --diverge-window 2 %s --steps 6 --data %s/t.txt --out %s/sw 2>&1",
+             bin, tiny, dir, dir, bin, tiny, dir, dir, bin, tiny, dir, dir, bin, dir, dir, dir, bin, tiny, dir, dir);
     fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 0, "inputs: %s", out);
-    snprintf(cmd, sizeof cmd, "%s report %s/pre %s/post %s/sw -o %s/r.html --title 'test report' 2>&1", bin, dir, dir, dir, dir);
+    snprintf(cmd, sizeof cmd, "%s report %s/pre %s/post %s/fp16 %s/sw -o %s/r.html --title 'test report' 2>&1", bin, dir, dir, dir, dir, dir);
     fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 0, "report: %s", out);
     char path[256], *html = NULL;
     size_t len = 0;
@@ -87,20 +103,38 @@ int test_report_render(void) {
     if (nl_read_file(path, 1 << 24, &html, &len) != NL_OK) {
         fails += NL_CHECK(0, "no report: %s", nl_last_error());
     } else {
-        /* 2 runs + 2 best-LR sweep runs: 4 variance panels; loss; 4 depth panels; LR map; 1 heat map; skip bars */
-        fails += NL_CHECK(count(html, "<svg") == 12, "%d <svg> elements, want 12", count(html, "<svg"));
+        /* 3 runs + 2 best-LR sweep runs: 5 variance panels; loss; gradient norm; 4 depth panels; norm gain and RMS;
+         * overflow bars (the fp16 run); sweep: LR map, first failing LR, loss and gradient norm of each placement;
+         * 1 heat map; skip bars */
+        fails += NL_CHECK(count(html, "<svg") == 22, "%d <svg> elements, want 22", count(html, "<svg"));
         static const char *const titles[] = { "<title>Loss curves</title>", "<title>Hidden-state variance vs depth</title>",
                                               "<title>Max |x| vs depth (massive activations, fp16 headroom)</title>",
                                               "<title>Gradient norm per block vs depth</title>",
                                               "<title>LR stability map: final validation loss vs learning rate</title>",
                                               "<title>Angular distance d(l, n): pre", "<title>Validation-loss increase when block l alone is skipped</title>",
-                                              "fp16 max 65504", "diverged" };
+                                              "fp16 max 65504", "diverged",
+                                              "<title>Gradient norm vs step</title>", "<title>Norm gain vs depth</title>",
+                                              "<title>Norm output RMS vs depth</title>", "<title>Overflow counts per layer (bf16 / fp16 runs)</title>",
+                                              "<title>First failing LR per placement</title>", "<title>pre: training loss by LR</title>",
+                                              "<title>peri: gradient norm by LR</title>",
+                                              /* legends: every LR of a placement, its seeds and divergences; the norm sites by kind */
+                                              ">lr 0.001: 2 seeds</text>", ">lr 50: 2 seeds, diverged: 2</text>", ">a seed diverged</text>",
+                                              ">peri lr 0.001 s1337 (best LR of sweep): OUT norms (step 6)</text>",
+                                              ">post lr 0.002 s1337: POST norms (step 8)</text>", ">pre lr 0.002 s1337: emb / final norms (step 8)</text>",
+                                              ">best LR (lowest mean val loss, no seed diverged)</text>", ">first LR where a seed diverged</text>",
+                                              /* the first failing LR table, the fp16 run's loss scale (no step skipped) */
+                                              ">peri</td><td>0.001 (", ")</td><td>50 (no seed finished)</td><td>50 (2 / 2)</td><td>50</td></tr>",
+                                              "pre lr 0.002 s1337 fp16</td>", "<td>0</td><td>65536</td></tr>" };
         for (size_t i = 0; i < sizeof titles / sizeof titles[0]; i++)
             fails += NL_CHECK(strstr(html, titles[i]) != NULL, "missing '%s'", titles[i]);
         fails += NL_CHECK(strstr(html, "x' = x + F(N(x))") != NULL, "legend names the Pre-LN equation");
         fails += NL_CHECK(!strstr(html, "<script") && !strstr(html, "src=") && !strstr(html, "href=") && !strstr(html, "@import"),
                           "self-contained: no scripts or external resources");
-        fails += NL_CHECK(strstr(html, ">peri</td><td>50</td><td>1</td><td>0</td><td>1</td>") != NULL, "sweep table marks lr 50 diverged");
+        fails += NL_CHECK(strstr(html, ">peri</td><td>50</td><td>2</td><td>0</td><td>2</td>") != NULL, "sweep table marks lr 50 diverged");
+        /* seeds as bands: loss and gradient norm at lr 1e-3 (2 seeds) and lr 50 (2 seeds for a few steps), 2 placements */
+        fails += NL_CHECK(count(html, "fill-opacity=\"0.2\"") == 8, "%d seed bands, want 8", count(html, "fill-opacity=\"0.2\""));
+        fails += NL_CHECK(count(html, ">peri</td><td>0.001 (") == 1 && count(html, "stroke-dasharray=\"5 3\"") > 4, "LR dashes");
+        fails += check_heatmap(html, "Angular distance d(l, n): pre lr 0.002 s1337");
         free(html);
     }
     /* headless Chromium: the page renders to a PNG far larger than a blank page of the same size */
