@@ -381,8 +381,11 @@ static const struct {
       "and prints where it went; 'normlab report' draws it (docs/methods.md section 5)." },
     { "report", NL_CMD_REPORT, cmd_report, "report PATH... -o report.html [--title TEXT]",
       "One self-contained HTML page (inline SVG, no scripts, printable) from run directories, sweep\n"
-      "directories and 'normlab analyze' JSON files: loss curves; hidden-state variance, max |x| (with\n"
-      "the fp16 limit) and gradient norm vs depth; the LR-stability map and sweep table; angular-distance\n"
+      "directories and 'normlab analyze' JSON files: loss and gradient-norm curves; hidden-state variance,\n"
+      "max |x| (with the fp16 limit) and gradient norm vs depth; the norms' gain and output RMS vs depth;\n"
+      "overflow counts per layer of bf16/fp16 runs; per sweep the LR-stability map and table, the first\n"
+      "failing LR of each placement (first diverged seed; mean val loss > 0.05 nats above its best) and\n"
+      "every run's loss and gradient norm by LR (shade and dash) with the seeds as a band; angular-distance\n"
       "heat maps and layer-skip bars. Run plots need 'normlab train --diag-every N'; a run directory's\n"
       "analyze.json ('normlab analyze --ckpt RUN') is included automatically." },
 };
