@@ -370,9 +370,10 @@ def diff_se(a, b):
     mb, sb, nb = mean_sd(b)
     if ma is None or mb is None:
         return "-"
+    d = ma - mb if abs(ma - mb) >= 5e-4 else 0.0  # no "-0.000"
     if sa is None or sb is None:
-        return f"{ma - mb:+.3f}"
-    return f"{ma - mb:+.3f} +- {math.sqrt(sa * sa / na + sb * sb / nb):.3f}"
+        return f"{d:+.3f}"
+    return f"{d:+.3f} +- {math.sqrt(sa * sa / na + sb * sb / nb):.3f}"
 
 
 def depth_table(shallow, deep):

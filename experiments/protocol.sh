@@ -68,15 +68,16 @@ c300="--layers $L --dim $DIM --steps $STEPS --warmup $WARMUP --diag-every $EVERY
 has() { case ",$PARTS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 failed=0
 # one sweep, seed-major (every cell gets its first seed before any gets its second), then the whole
-# grid once more, which skips every finished run and writes summary.csv / runs.csv for all seeds
+# grid once more, which skips every finished run and writes summary.csv / runs.csv for all seeds;
+# the sweeps' output is appended to ROOT/<sweep>.log
 sw() {
     local out=$ROOT/$1
     shift
     local s
     for ((s = 1337; s < 1337 + SEEDS; s++)); do
-        "$BIN" sweep --seeds 1 --seed "$s" --jobs "$JOBS" --out "$out" "$@" > /dev/null || true
+        "$BIN" sweep --seeds 1 --seed "$s" --jobs "$JOBS" --out "$out" "$@" >> "$out.log" 2>&1 || true
     done
-    "$BIN" sweep --seeds "$SEEDS" --seed 1337 --jobs "$JOBS" --out "$out" "$@" > "$out.log" 2>&1 ||
+    "$BIN" sweep --seeds "$SEEDS" --seed 1337 --jobs "$JOBS" --out "$out" "$@" >> "$out.log" 2>&1 ||
         { echo "protocol: $out: some runs failed (see $out.log and their train.log)" >&2; failed=1; }
     echo "protocol: $out done"
 }
