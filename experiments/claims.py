@@ -299,7 +299,8 @@ def depth_profile(runs, lr, title):
         mid = (L + 1) // 2
         end = [r.diags[-1] for r in rs]
         init = [r.diags[0] for r in rs if r.diags[0]["diag"] == 0]
-        flat = [max(d["grad_block"]) / min(d["grad_block"]) for d in end if min(d["grad_block"]) > 0]
+        gb = [[num(v) for v in d["grad_block"]] for d in end]
+        flat = [max(g) / min(g) for g in gb if min(g) > 0 and math.isfinite(max(g))]
         rows.append([n, fmt_ms([num(d["x_var"][1]) for d in end], full, g=True),
                      fmt_ms([num(d["x_var"][mid]) for d in end], full, g=True),
                      fmt_ms([num(d["x_var"][L]) for d in end], full, g=True),

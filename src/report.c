@@ -958,7 +958,7 @@ static void sweep_curves(FILE *f, const rp_sweep *sw, int norm, const double *lr
     snprintf(title, sizeof title, "%s: %s by LR", nl_placements[norm].name, field ? "gradient norm" : "training loss");
     fig_open(f);
     nl_plot p = { .title = title, .xlabel = "optimizer step", .ylabel = field ? "||gradient||_2" : "training loss (nats/token)",
-                  .ylog = field, .w = 440, .h = 300, .ymin_force = NAN };
+                  .ylog = field, .w = 440, .h = 300, .ymin_force = NAN, .xint = 1 };
     nl_svg_lines(f, &p, s, ns);
     snprintf(cap, sizeof cap, "Mean over seeds of the %s (trailing mean over %d step%s), band: lowest to highest seed; "
              "lighter and dashed in turn: lower LRs.", field ? "gradient norm" : "training loss", win, win == 1 ? "" : "s");

@@ -16,7 +16,7 @@ CLAIMS = os.path.join(HERE, "..", "experiments", "claims.py")
 
 
 def run_dir(root, sweep, norm, lr, seed, val, status="done", spikes=0, dtype=None, skipped=0, scale=None,
-            ovf=(0, 0, 0, 0), ovb=(0, 0, 0, 0), xmax=1.0):
+            ovf=(0, 0, 0, 0), ovb=(0, 0, 0, 0), xmax=1.0, gnull=False):
     d = os.path.join(root, sweep, f"{norm}_lr{lr:g}_s{seed}")
     os.makedirs(d)
     res = {"norm": norm, "lr": lr, "seed": seed, "status": status, "reason": "loss" if status == "diverged" else "",
@@ -26,7 +26,7 @@ def run_dir(root, sweep, norm, lr, seed, val, status="done", spikes=0, dtype=Non
     with open(os.path.join(d, "metrics.jsonl"), "w") as f:
         for step_diag in (0, 20):
             rec = {"diag": step_diag, "loss": 3.0, "x_var": [0.1, 0.5, 2.0], "x_max": [0.5, xmax / 2, xmax],
-                   "x_max_over_median": [3, 4, 5], "grad_block": [4.0, 1.0]}
+                   "x_max_over_median": [3, 4, 5], "grad_block": [4.0, None if gnull and step_diag else 1.0]}
             if dtype:
                 rec.update(dtype=dtype, overflow_fwd=list(ovf) if step_diag else [0] * 4, overflow_bwd=list(ovb) if step_diag else [0] * 4)
             f.write(json.dumps(rec) + "\n")
@@ -62,7 +62,7 @@ def main():
             run_dir(root, g, "peri", 1e-3, seed, 2.1)
         for seed in (1337, 1338):
             run_dir(root, g, "pre", 2e-3, seed, 1.9, spikes=1)
-            run_dir(root, g, "peri", 2e-3, seed, 2.0)
+            run_dir(root, g, "peri", 2e-3, seed, 2.0, gnull=seed == 1338)  # a non-finite gradient norm (null)
         run_dir(root, g, "pre", 4e-3, 1337, None, status="diverged")
         run_dir(root, g, "pre", 4e-3, 1338, 2.5, spikes=2)
         run_dir(root, g, "peri", 4e-3, 1337, 1.8)
@@ -83,6 +83,8 @@ def main():
                      "| peri | 0.004 | 1.820 +- 0.028 | none | none | 0/6 | 0 | 0.001-0.004 |",
                      "| 0.002 | **1.900 +- 0.000** | 2.000 +- 0.000 | - (2/2 div) |",
                      "| lns | 0.001 | 2.000 +- 0.000 | 0.002 (2/2) | 0.002 (-) | 2/4 | 0 | 0.001-0.002 |",
+                     "| pre | 0.5 +- 0 | 0.5 +- 0 | 2 +- 0 | 1 +- 0 | 5 +- 0 | 4 +- 0 / 1 +- 0 | 4 +- 0 / 1 +- 0 | 4 +- 0 |",
+                     "| peri | 0.5 +- 0 | 0.5 +- 0 | 2 +- 0 | 1 +- 0 | 5 +- 0 | 4 +- 0 / 1 +- 0 | 4 +- 0 / 1 | 4 |",
                      "| fp16 | pre | 0.002 | 0/2 | 1.960 +- 0.014 | 1.900 +- 0.000 (0/2 div) | 2 +- 1.41 | 8192 | 3 / 1 | 3.28e+04 (0.5) |",
                      "| output-only (OLMo 2) | peri (grid) | 0.004 | 1.920 +- 0.028 (0/2 div) | 1.820 +- 0.028 (0/2 div) | +0.100 +- 0.028 |"):
             want(line in out, f"missing line: {line}")
