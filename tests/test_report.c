@@ -160,6 +160,11 @@ int test_report_render(void) {
     fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 1 && strstr(out, "post/metrics.jsonl:3: malformed JSON") && count(out, "\n") == 1, "malformed: %s", out);
     snprintf(cmd, sizeof cmd, "sed -i '3s/.*/{\"diag\": 3, \"x_var\": [1, 2]}/' %s/post/metrics.jsonl && %s report %s/post -o %s/bad.html 2>&1 >/dev/null", dir, bin, dir, dir);
     fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 1 && strstr(out, "\"x_var\" must be an array of 4 numbers"), "short array: %s", out);
+    snprintf(cmd, sizeof cmd, "sed -i '3s/.*/{\"diag\": 3, \"x_var\": [1,1,1,1], \"x_max\": [1,1,1,1], \"x_max_over_median\": [1,1,1,1], "
+             "\"grad_block\": [1,1,1], \"norms\": [{\"site\": \"emb_norm\"}]}/' %s/post/metrics.jsonl && %s report %s/post -o %s/bad.html 2>&1 >/dev/null",
+             dir, bin, dir, dir);
+    fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 1 && strstr(out, "post/metrics.jsonl:3: \"norms\" entries need site, gain_mean and out_rms"),
+                      "bad norms: %s", out);
     snprintf(cmd, sizeof cmd, "%s report %s/nothing -o %s/bad.html 2>&1 >/dev/null", bin, dir, dir);
     fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 1 && strstr(out, "does not exist"), "missing: %s", out);
     snprintf(cmd, sizeof cmd, "%s report %s/pre 2>&1 >/dev/null", bin, dir);
