@@ -547,15 +547,17 @@ def one_sweep(sweep, lr, seed, analyze):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], usage=__doc__.split("\n\n")[1].split("\n", 1)[1])
-    ap.add_argument("path")
-    ap.add_argument("--arch", default="gpt2", choices=["gpt2", "llama"])
-    ap.add_argument("--margin", type=float, default=0.05)
-    ap.add_argument("--lr", type=float, default=0.002)
-    ap.add_argument("--seed", type=int, default=1337)
-    ap.add_argument("--analyze", default="analyze.json")
-    ap.add_argument("--best-lrs", type=int, default=0, metavar="K")
-    ap.add_argument("--best-runs", action="store_true")
+    head, usage, rest = __doc__.split("\n\n", 2)
+    ap = argparse.ArgumentParser(description=head + "\n\n" + rest, usage=usage.split("\n", 1)[1].strip(),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("path", help="the protocol's ROOT, or one sweep directory")
+    ap.add_argument("--arch", default="gpt2", choices=["gpt2", "llama"], help="which sweeps of ROOT (llama: grid-llama, *-llama) [gpt2]")
+    ap.add_argument("--margin", type=float, default=0.05, help="nats above the best mean val loss that count as degraded [0.05]")
+    ap.add_argument("--lr", type=float, default=0.002, help="the LR of the depth tables (ROOT) or of the per-layer table (SWEEP_DIR) [0.002]")
+    ap.add_argument("--seed", type=int, default=1337, help="the seed of the per-layer table of one sweep [1337]")
+    ap.add_argument("--analyze", default="analyze.json", help="the layer analysis file in the run directory (one sweep) [analyze.json]")
+    ap.add_argument("--best-lrs", type=int, default=0, metavar="K", help="print the sweep's K best LRs (comma-separated) and exit")
+    ap.add_argument("--best-runs", action="store_true", help="print each placement's best-LR run directory (first seed) and exit")
     a = ap.parse_args()
     if not os.path.isdir(a.path):
         fail(f"'{a.path}' is not a directory")
