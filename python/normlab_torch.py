@@ -484,7 +484,7 @@ def unit(x, dim=-1):
 
 
 def ngpt_scale(param, s_init, s_scale):
-    """nGPT's scale parameterisation (paper section 2.6): the stored
+    """nGPT's scale parameterisation (paper section 2.5): the stored
     parameter starts at s_scale and acts as param * s_init / s_scale."""
     return param * (s_init / s_scale)
 
@@ -784,7 +784,7 @@ class GPT(nn.Module):
             x = self.final_norm(x)
         head = self.tok_emb if cfg.tie_head else self.lm_head
         logits = x @ head.weight.t()
-        if cfg.norm == "ngpt":  # paper eq. 22: s_z = sz * 1 / (1/sqrt(d))
+        if cfg.norm == "ngpt":  # paper eqs. 1, 3: s_z = sz * 1 / (1/sqrt(d))
             logits = logits * ngpt_scale(self.logit_scale, 1.0,
                                          1.0 / math.sqrt(cfg.dim))
         return logits
@@ -879,7 +879,7 @@ def adamw_step(model, optimizer, lr, clip):
 
 
 def project_to_sphere(model):
-    """nGPT after every optimizer step (paper section 2.1 and the
+    """nGPT after every optimizer step (paper section 2.6 and the
     official normalize_matrices): every embedding and head row, and every
     projection matrix along the embedding dimension d: the rows of the
     d -> x matrices (qkv, fc, gate, up), the columns of the x -> d ones

@@ -83,7 +83,7 @@ static void add_scale(nl_model *m, int *cap, float **p, float **g, int n, float 
     m->tensors[m->ntensors - 1].init_const = stored;
 }
 
-/* ngpt (Loshchilov et al., arXiv:2410.01131, §2.6 and Table 1): a scale s is stored as s_scale at init and acts
+/* ngpt (Loshchilov et al., arXiv:2410.01131, §2.5; docs/methods.md §2.16): a scale s is stored as s_scale at init and acts
  * as s * s_init / s_scale, so that Adam's step on it is tempered. alpha: init --ngpt-alpha-init, scale
  * --ngpt-alpha-scale (1/sqrt(d)); s_qk and s_z: init 1, scale 1/sqrt(d); s_uv: init 1, scale 1, acting x sqrt(d). */
 static float sphere_factor_alpha(const nl_config *c) { return (float)(c->ngpt_alpha_init / c->ngpt_alpha_scale); }
@@ -94,7 +94,7 @@ static void set_unit(nl_model *m, int by_col) { m->tensors[m->ntensors - 1].unit
 static void build_tensors(nl_model *m) {
     const nl_config *c = &m->cfg;
     const int C = c->dim, L = c->layers, F = m->F, llama = c->arch == NL_ARCH_LLAMA;
-    const int sphere = nl_placements[c->norm].sphere; /* rows along d on the unit sphere (paper §2.1, eqs. 1-3) */
+    const int sphere = nl_placements[c->norm].sphere; /* rows along d on the unit sphere (paper §2.1-2.4, §2.6) */
     const float std = 0.02f, std_out = c->scaled_init ? 0.02f / sqrtf(2.0f * L) : 0.02f;
     int cap = 0;
     add_tensor(m, &cap, &m->w.wte, &m->g.wte, c->vocab_padded, C, std, 1, "tok_emb.weight");
@@ -578,7 +578,7 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
     }
 
     /* head over the real vocabulary: logits (N, V) with row stride Vp */
-    if (sphere) { /* ngpt eq. 22: s_z on the logits of unit vectors */
+    if (sphere) { /* ngpt eqs. 1, 3: s_z on the logits of unit vectors */
         be->gemm(0, 1, (int)N, c->vocab, C, 1.0f, m->xf, C, m->w.head, C, 0.0f, m->lraw, c->vocab_padded);
         store(m, m->lraw, N * (size_t)c->vocab_padded);
         be->colscale_forward(m->logits, m->lraw, m->w.sz, sf, N, c->vocab, c->vocab_padded);

@@ -65,7 +65,7 @@ void nl_chanres_backward(float *dx, float *dlam, const float *dout, const float 
 void nl_gain_forward(float *out, const float *inp, const float *g, size_t n);
 void nl_gain_backward(float *dinp, float *dg, const float *dout, const float *inp, const float *g, size_t n);
 
-/* nGPT (arXiv:2410.01131, docs/methods.md §2.14), src/cpu/ops_sphere.c.
+/* nGPT (arXiv:2410.01131, docs/methods.md §2.16), src/cpu/ops_sphere.c.
  * L2 norm over each group of G channels (G divides C): out[n,c] = f * s[c] * x[n,c] / |x[n,group]|, s (C) may
  * be NULL (1); a group of norm below 1e-12 is divided by 1e-12. rstd (N, C/G) keeps 1/|x|.
  * Backward: dinp += J^T dout; ds += f * column sums of dout * x / |x| (ds NULL when s is). */

@@ -1,4 +1,4 @@
-/* ops_sphere.c -- the kernels of nGPT (Loshchilov et al., arXiv:2410.01131; docs/methods.md §2.14):
+/* ops_sphere.c -- the kernels of nGPT (Loshchilov et al., arXiv:2410.01131; docs/methods.md §2.16):
  * L2 normalisation with per-channel scales, the eigen-learning-rate interpolation, per-column scales and
  * the projection of weight rows or columns back onto the unit sphere. Semantics in kernels.h. */
 #include "kernels.h"
