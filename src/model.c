@@ -117,7 +117,7 @@ static void build_tensors(nl_model *m) {
             if (c->skip_init) add_tensor(m, &cap, &w->skip[s], &g->skip[s], 1, 0, 0.0f, 0, "blocks.%d.%s_skip.weight", l, sub_names[s]);
             if (ms & NL_WIRE_LAMRES) add_tensor(m, &cap, &w->lam, &g->lam, C, 0, -1.0f, 0, "blocks.%d.%s_res_scale.weight", l, sub_names[s]);
             if (sphere)
-                add_scale(m, &cap, &w->alpha[s], &g->alpha[s], C, (float)c->ngpt_alpha_scale, s == 0 ? "blocks.%d.attn_alpha" : "blocks.%d.mlp_alpha", l);
+                add_scale(m, &cap, &w->eigen[s], &g->eigen[s], C, (float)c->ngpt_alpha_scale, s == 0 ? "blocks.%d.attn_alpha" : "blocks.%d.mlp_alpha", l);
         }
         const unsigned ma = nl_sub_sites(c, l + 1, NL_SUB_ATTN), mm = nl_sub_sites(c, l + 1, NL_SUB_MLP);
         add_tensor(m, &cap, &w->qkv_w, &g->qkv_w, m->Q3, C, std, 1, "blocks.%d.attn.qkv.weight", l);
@@ -556,7 +556,7 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
             }
             const float *base = (ms & NL_WIRE_RES_IN) ? A->u : A->xin;
             if (ms & NL_WIRE_LAMRES) be->chanres_forward(A->z, base, A->ob, w->lam, N, C);
-            else if (sphere) be->lerp_forward(A->z, base, A->ob, w->alpha[s], alpha_f, N, C); /* ngpt eqs. 10-11 */
+            else if (sphere) be->lerp_forward(A->z, base, A->ob, w->eigen[s], alpha_f, N, C); /* ngpt eqs. 10-11 */
             else be->residual_forward(A->z, base, A->ob, alpha, NC);
             if (ms & NL_WIRE_B2T) be->residual_forward(A->z, m->sub[2 * l].xin, A->z, 1.0f, NC);
             store(m, A->z, NC);
@@ -721,7 +721,7 @@ void nl_model_backward(nl_model *m) {
                 dob = m->dob;
             }
             if (sphere) { /* z = u + |a| (o - u): the base's share into dbase, the branch output's into dob */
-                be->lerp_backward(m->dbase, m->dob, gw->alpha[s], dz, A->u, A->ob, w->alpha[s], alpha_f, N, (int)C);
+                be->lerp_backward(m->dbase, m->dob, gw->eigen[s], dz, A->u, A->ob, w->eigen[s], alpha_f, N, (int)C);
                 store(m, m->dbase, NC);
                 store(m, m->dob, NC);
                 dob = m->dob;

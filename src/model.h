@@ -41,7 +41,7 @@ typedef struct nl_block_w {
     float *hscale;                  /* normformer: (NH) head scales */
     float *lam;                     /* normformer: (C) weight of the MLP's identity path */
     float *skip[NL_SUB_COUNT];      /* --skip-init: (1) branch gain */
-    float *alpha[NL_SUB_COUNT];     /* ngpt: (C) eigen learning rates alpha_A, alpha_M (stored; x alpha_init/scale) */
+    float *eigen[NL_SUB_COUNT];     /* ngpt: (C) eigen learning rates alpha_A, alpha_M (stored; x alpha_init/scale) */
     float *sqk;                     /* ngpt: (C) s_qk of q and k, per head channel (stored; x sqrt(C)) */
     float *suv;                     /* ngpt: (FW) s_uv on the first MLP product (stored; x sqrt(C)) */
     /* Shapes with Q3 = C + 2 kvC (q | k | v rows), F = ffn_dim; biases are NULL for llama. */

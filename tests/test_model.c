@@ -152,11 +152,11 @@ int test_placement_table(void) {
     }
     /* defaults of the end norms (docs/methods.md §2.15) */
     for (int i = 0; i < NL_NORM_COUNT; i++) {
-        nl_config d = tiny(i, NL_RMSNORM, -1);
+        nl_config d = tiny(i, nl_placements[i].sphere ? NL_L2NORM : NL_RMSNORM, -1);
         d.final_norm = -1;
         nl_config_resolve(&d);
         const int emb_on = i == NL_NORM_PERI || i == NL_NORM_SANDWICH;
-        const int fin_off = i == NL_NORM_POST || i == NL_NORM_DEEPNORM || i == NL_NORM_NONE || i == NL_NORM_B2T;
+        const int fin_off = i == NL_NORM_POST || i == NL_NORM_DEEPNORM || i == NL_NORM_NONE || i == NL_NORM_B2T || i == NL_NORM_NGPT;
         fails += NL_CHECK(d.emb_norm == emb_on, "%s emb-norm default", nl_placements[i].name);
         fails += NL_CHECK(d.final_norm == !fin_off, "%s final-norm default", nl_placements[i].name);
     }
