@@ -89,7 +89,7 @@ const nl_placement nl_placements[NL_NORM_COUNT] = {
         .final_norm = 1, .sites = sites_pre, .sub_sites = sub_normformer },
     [NL_NORM_RESIDUAL] = { .name = "residual", .eq = "x' = N(x + F(x)), r' = r + F(x); head x_L + N(r_L)", .ref = "Xie et al., arXiv:2304.14802",
         .final_norm = 1, .sites = sites_post, .dual = 1 },
-    [NL_NORM_NGPT] = { .name = "ngpt", .eq = "h' = N(N(h) + |a| (N(F(N(h))) - N(h))), unit weights", .ref = "Loshchilov et al., arXiv:2410.01131",
+    [NL_NORM_NGPT] = { .name = "ngpt", .eq = "h' = N(h_A + |a|(N(F(h_A)) - h_A)), h_A = N(h)", .ref = "Loshchilov et al., arXiv:2410.01131",
         .sites = sites_peri, .sub_sites = sub_ngpt, .norm_type = NL_L2NORM, .sphere = 1 },
 };
 // clang-format on
