@@ -43,6 +43,7 @@ typedef enum nl_norm {
     NL_NORM_HYBRIDSTAR,
     NL_NORM_NORMFORMER,
     NL_NORM_RESIDUAL,
+    NL_NORM_NGPT,
     NL_NORM_COUNT
 } nl_norm;
 
@@ -53,6 +54,7 @@ typedef enum nl_norm_type {
     NL_DYT,       /* w tanh(alpha x) + b, one scalar alpha */
     NL_SEEDNORM,  /* (tanh(beta . x) alpha + w) x / rms(x) */
     NL_CRMSNORM,  /* RMSNorm from the first d-1 coordinates of a zero-mean x (pre/lns only) */
+    NL_L2NORM,    /* x / |x|, no parameters (ngpt only) */
     NL_NORM_TYPE_COUNT
 } nl_norm_type;
 
@@ -95,14 +97,16 @@ typedef struct nl_config {
     int ffn_dim;      /* F: MLP hidden width; 0: 4d (gpt2), the multiple of 64 nearest 8d/3 (llama) */
     int tie_head;     /* -1 auto (gpt2 on, llama off), 0: separate lm_head, 1: head = token embedding */
     int kv_heads;     /* key/value heads (grouped-query attention; must divide heads); 0: heads */
+    double ngpt_alpha_init;  /* ngpt: effective initial eigen learning rates alpha_A, alpha_M */
+    double ngpt_alpha_scale; /* ngpt: their stored initial value (0: 1/sqrt(dim)) */
     /* training */
     int batch;        /* B: sequences per micro-batch */
     int accum;        /* micro-batches per optimizer step */
     int global_batch; /* sequences per optimizer step over all ranks (0: ranks x batch x accum); sets accum */
     int zero;         /* 1: ZeRO-1, AdamW moments sharded across MPI ranks (docs/cluster.md) */
     int steps;
-    double lr, min_lr_frac, weight_decay, clip;
-    int warmup;
+    double lr, min_lr_frac, weight_decay, clip; /* weight_decay < 0: the placement's default */
+    int warmup;                                 /* < 0: the placement's default */
     uint64_t seed;
     int eval_every, eval_windows, ckpt_every, log_every;
     double val_frac;

@@ -192,9 +192,9 @@ def write_safetensors(path, tensors, metadata=None):
 
 NORM_MODES = ("post", "pre", "peri", "mix", "lns", "outonly", "deepnorm",
               "sandwich", "gemma", "none", "b2t", "hybrid", "hybridstar",
-              "normformer", "residual")
+              "normformer", "residual", "ngpt")
 NORM_TYPES = ("layernorm", "rmsnorm", "scalenorm", "dyt", "seednorm",
-              "crmsnorm")
+              "crmsnorm", "l2")
 ARCHS = ("gpt2", "llama")
 
 
@@ -235,6 +235,9 @@ class Config:
     tie_head: bool = True    # the head reuses tok_emb (else lm_head)
     kv_heads: int | None = None  # key/value heads (grouped-query
                                  # attention); None -> heads
+    ngpt_alpha_init: float = 0.05   # ngpt: effective initial alpha_A/M
+    ngpt_alpha_scale: float = 0.0   # ngpt: their stored initial value
+                                    # (0 -> 1/sqrt(dim))
 
     def __post_init__(self):
         # Resolve the defaults that depend on other fields (frozen class).
@@ -242,6 +245,9 @@ class Config:
             object.__setattr__(self, "ffn_dim", 4 * self.dim)
         if self.kv_heads is None:
             object.__setattr__(self, "kv_heads", self.heads)
+        if self.ngpt_alpha_scale == 0.0:
+            object.__setattr__(self, "ngpt_alpha_scale",
+                               1.0 / math.sqrt(self.dim))
 
     @property
     def biases(self):
@@ -294,6 +300,8 @@ class Config:
                                        "on") == "on",
                 kv_heads=(int(meta["kv_heads"]) if "kv_heads" in meta
                           else None),
+                ngpt_alpha_init=float(meta.get("ngpt_alpha_init", "0.05")),
+                ngpt_alpha_scale=float(meta.get("ngpt_alpha_scale", "0")),
             )
         except (TypeError, ValueError) as e:
             raise ValueError(f"bad metadata: {e}") from None
@@ -359,6 +367,11 @@ class Config:
             w["sites"] = {"post"} if layer <= n_post else {"in"}
         elif n == "none":
             pass
+        elif n == "ngpt":
+            # h <- Norm(h_A + |alpha| (Norm(F(h_A)) - h_A)), h_A = Norm(h);
+            # GPT.forward and Block.forward_ngpt follow the paper directly.
+            w["sites"] = {"in", "out", "post"}
+            w["res_in"] = True
         elif n in ("post", "deepnorm", "residual"):
             w["sites"] = {"post"}
         elif n == "b2t":
@@ -422,6 +435,8 @@ class Norm(nn.Module):
         self.norm_type = norm_type
         self.eps = eps
         self.dim = dim
+        if norm_type == "l2":  # nGPT: x / |x|, no parameters
+            return
         n = 1 if norm_type == "scalenorm" else dim
         self.c0 = (math.sqrt(dim) if norm_type == "scalenorm" else 1.0) \
             if offset else 0.0
@@ -435,6 +450,8 @@ class Norm(nn.Module):
             self.beta = nn.Parameter(torch.zeros(dim, dtype=dtype))
 
     def forward(self, x):
+        if self.norm_type == "l2":
+            return unit(x)
         g = self.weight + self.c0
         t = self.norm_type
         bias = self.bias if hasattr(self, "bias") else 0.0
@@ -457,6 +474,19 @@ class Norm(nn.Module):
             s = torch.tanh((x * self.beta).sum(dim=-1, keepdim=True))
             return (s * self.alpha + g) * xh
         return xh * g
+
+
+def unit(x, dim=-1):
+    """x / |x| along dim (|x| clamped at 1e-12, as F.normalize): the
+    projection onto the unit sphere of nGPT (arXiv:2410.01131)."""
+    return x / torch.linalg.vector_norm(x, dim=dim,
+                                        keepdim=True).clamp_min(1e-12)
+
+
+def ngpt_scale(param, s_init, s_scale):
+    """nGPT's scale parameterisation (paper section 2.5): the stored
+    parameter starts at s_scale and acts as param * s_init / s_scale."""
+    return param * (s_init / s_scale)
 
 
 class Param(nn.Module):
@@ -503,7 +533,7 @@ class Attention(nn.Module):
         self.heads = cfg.heads
         self.kv_heads = cfg.kv_heads
         self.rope_theta = cfg.rope_theta if cfg.arch == "llama" else None
-        self.mode = wiring["qkv"]
+        self.mode = "ngpt" if cfg.norm == "ngpt" else wiring["qkv"]
         hs = dim // cfg.heads
         kvd = cfg.kv_heads * hs
         self.qkv = nn.Linear(dim, dim + 2 * kvd, bias=cfg.biases, dtype=dtype)
@@ -514,6 +544,9 @@ class Attention(nn.Module):
             widths = {"q": hs, "k": hs}
         else:
             widths = {}
+        if self.mode == "ngpt":  # s_qk per head channel, shared by q and k
+            self.sqk = nn.Parameter(torch.ones(dim, dtype=dtype))
+            self.inv_sqrt_d = 1.0 / math.sqrt(dim)
         for n, width in widths.items():
             setattr(self, f"{n}_norm", Norm(width, cfg.norm_type, cfg.eps,
                                             dtype, offset, cfg.biases))
@@ -536,11 +569,19 @@ class Attention(nn.Module):
             q, k = self.q_norm(q), self.k_norm(k)
         if self.rope_theta is not None:
             q, k = rope(q, self.rope_theta), rope(k, self.rope_theta)
+        scale = 1.0 / math.sqrt(hs)
+        if self.mode == "ngpt":
+            # paper eqs. 15-16 (after RoPE): q = s_qk Norm(q), k = s_qk
+            # Norm(k), s_qk = sqk * 1 / (1/sqrt(d)); softmax scale sqrt(hs)
+            sqk = ngpt_scale(self.sqk, 1.0, self.inv_sqrt_d)
+            sqk = sqk.view(1, self.heads, 1, hs)
+            q, k = sqk * unit(q), sqk * unit(k)
+            scale = math.sqrt(hs)
         # Query head h attends with kv head h // group.
         group = self.heads // self.kv_heads
         k = k.repeat_interleave(group, dim=1)
         v = v.repeat_interleave(group, dim=1)
-        att = q @ k.transpose(-2, -1) / math.sqrt(hs)
+        att = q @ k.transpose(-2, -1) * scale
         future = torch.ones(t, t, dtype=torch.bool, device=u.device).triu(1)
         att = torch.softmax(att.masked_fill(future, float("-inf")), dim=-1)
         y = att @ v
@@ -582,9 +623,21 @@ class MLP(nn.Module):
         if wiring["fcnorm"]:
             self.fc_norm = Norm(hidden, cfg.norm_type, cfg.eps, dtype, offset,
                                 cfg.biases)
+        if cfg.norm == "ngpt":  # s_uv over [gate | up] (llama) or fc (gpt2)
+            n = 2 * hidden if self.llama else hidden
+            self.suv = nn.Parameter(torch.ones(n, dtype=dtype))
+            self.sqrt_d = math.sqrt(dim)
 
     def forward(self, u):
-        if self.llama:
+        if hasattr(self, "suv"):
+            # paper eqs. 20-21: s_uv sqrt(d), s_uv = suv * 1 / 1
+            s = ngpt_scale(self.suv, 1.0, 1.0) * self.sqrt_d
+            if self.llama:
+                sg, su = s.chunk(2)
+                h = silu(sg * self.gate(u)) * (su * self.up(u))
+            else:
+                h = gelu_tanh(s * self.fc(u))
+        elif self.llama:
             h = silu(self.gate(u)) * self.up(u)
         else:
             h = gelu_tanh(self.fc(u))
@@ -628,6 +681,11 @@ class Block(nn.Module):
                 setattr(self, f"{sub}_skip", Param(1, dtype))
             if self.wiring[sub].get("lamres"):
                 setattr(self, f"{sub}_res_scale", Param(cfg.dim, dtype))
+            if cfg.norm == "ngpt":  # eigen learning rates alpha_A, alpha_M
+                setattr(self, f"{sub}_alpha",
+                        nn.Parameter(torch.ones(cfg.dim, dtype=dtype)))
+        self.ngpt = (cfg.ngpt_alpha_init, cfg.ngpt_alpha_scale) \
+            if cfg.norm == "ngpt" else None
 
     def forward(self, x, r=None):
         x_block = x
@@ -642,7 +700,10 @@ class Block(nn.Module):
             if self.skip_init:
                 o = getattr(self, f"{sub}_skip").weight * o
             base = u if w["res_in"] else x
-            if w.get("lamres"):
+            if self.ngpt:  # paper eqs. 10-11: h_A + |alpha| (h_B - h_A)
+                a = ngpt_scale(getattr(self, f"{sub}_alpha"), *self.ngpt)
+                z = base + torch.abs(a) * (o - base)
+            elif w.get("lamres"):
                 z = getattr(self, f"{sub}_res_scale").weight * base + o
             else:
                 z = self.alpha * base + o
@@ -692,6 +753,9 @@ class GPT(nn.Module):
         if not cfg.tie_head:
             self.lm_head = nn.Linear(cfg.dim, cfg.vocab, bias=False,
                                      dtype=dtype)
+        if cfg.norm == "ngpt":  # s_z per vocabulary entry
+            self.logit_scale = nn.Parameter(torch.ones(cfg.vocab,
+                                                       dtype=dtype))
         if cfg.out_gain_frozen:
             for name, p in self.named_parameters():
                 if name.endswith("_norm_out.weight"):
@@ -719,7 +783,11 @@ class GPT(nn.Module):
         elif cfg.final_norm:
             x = self.final_norm(x)
         head = self.tok_emb if cfg.tie_head else self.lm_head
-        return x @ head.weight.t()
+        logits = x @ head.weight.t()
+        if cfg.norm == "ngpt":  # paper eqs. 1, 3: s_z = sz * 1 / (1/sqrt(d))
+            logits = logits * ngpt_scale(self.logit_scale, 1.0,
+                                         1.0 / math.sqrt(cfg.dim))
+        return logits
 
     def loss(self, idx, targets):
         """Mean cross-entropy over all B*T' positions."""
@@ -806,3 +874,22 @@ def adamw_step(model, optimizer, lr, clip):
     for group in optimizer.param_groups:
         group["lr"] = lr
     optimizer.step()
+    if model.config.norm == "ngpt":
+        project_to_sphere(model)
+
+
+def project_to_sphere(model):
+    """nGPT after every optimizer step (paper section 2.6 and the
+    official normalize_matrices): every embedding and head row, and every
+    projection matrix along the embedding dimension d: the rows of the
+    d -> x matrices (qkv, fc, gate, up), the columns of the x -> d ones
+    (attn.proj, mlp.proj, mlp.down)."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() != 2:
+                continue
+            if name.endswith(("attn.proj.weight", "mlp.proj.weight",
+                              "mlp.down.weight")):
+                p.copy_(unit(p, dim=0))
+            else:
+                p.copy_(unit(p, dim=1))

@@ -102,6 +102,18 @@ typedef struct nl_backend {
                              int C);
     void (*gain_forward)(float *out, const float *inp, const float *g, size_t n);
     void (*gain_backward)(float *dinp, float *dg, const float *dout, const float *inp, const float *g, size_t n);
+    /* nGPT: L2 norms with per-channel scales, the alpha interpolation, column scales, and (after each optimizer
+     * step) the projection of weight rows or columns onto the unit sphere */
+    void (*l2norm_forward)(float *out, float *rstd, const float *inp, const float *s, float f, size_t N, int C, int G);
+    void (*l2norm_backward)(float *dinp, float *ds, const float *dout, const float *inp, const float *s,
+                            const float *rstd, float f, size_t N, int C, int G);
+    void (*lerp_forward)(float *out, const float *x, const float *y, const float *alpha, float f, size_t N, int C);
+    void (*lerp_backward)(float *dx, float *dy, float *dalpha, const float *dout, const float *x, const float *y,
+                          const float *alpha, float f, size_t N, int C);
+    void (*colscale_forward)(float *out, const float *inp, const float *s, float f, size_t N, int C, int ld);
+    void (*colscale_backward)(float *dinp, float *ds, const float *dout, const float *inp, const float *s, float f,
+                              size_t N, int C, int ld);
+    void (*unit_project)(float *w, size_t rows, int cols, int by_col);
     void (*linear_forward)(float *out, const float *inp, const float *w, const float *b, size_t N, int IC, int OC);
     void (*linear_backward)(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                             size_t N, int IC, int OC);

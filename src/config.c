@@ -31,14 +31,16 @@ void nl_config_defaults(nl_config *c) {
     c->ffn_dim = 0;   /* by architecture */
     c->tie_head = -1; /* by architecture */
     c->kv_heads = 0;  /* = heads */
+    c->ngpt_alpha_init = 0.05;
+    c->ngpt_alpha_scale = 0.0; /* 1/sqrt(dim) */
     c->batch = 16;
     c->accum = 1;
     c->steps = 1000;
     c->lr = 2e-3;
     c->min_lr_frac = 0.1;
-    c->weight_decay = 0.1;
+    c->weight_decay = -1.0; /* the placement's default: 0.1, or 0 for ngpt */
     c->clip = 1.0;
-    c->warmup = 100;
+    c->warmup = -1; /* the placement's default: 100, or 0 for ngpt */
     c->seed = 1337;
     c->eval_every = 100;
     c->eval_windows = 64;
@@ -101,6 +103,9 @@ nl_status nl_config_resolve(nl_config *c) {
     }
     if (c->norm_type < 0 || c->norm_type >= NL_NORM_TYPE_COUNT)
         return NL_FAIL(NL_ERR_ARG, "--norm-type: unknown norm type");
+    const int sphere = nl_placements[c->norm].sphere; /* ngpt: no weight decay, no warmup (paper §2.6) */
+    if (c->weight_decay == -1.0) c->weight_decay = sphere ? 0.0 : 0.1;
+    if (c->warmup == -1) c->warmup = sphere ? 0 : 100;
     if (c->vocab < 2 || c->vocab > 1 << 24) return NL_FAIL(NL_ERR_ARG, "--vocab %d: must be in 2..16777216", c->vocab);
     if (c->layers < 1 || c->layers > 1024) return NL_FAIL(NL_ERR_ARG, "--layers %d: must be in 1..1024", c->layers);
     if (c->dim < 1 || c->dim > 65536) return NL_FAIL(NL_ERR_ARG, "--dim %d: must be in 1..65536", c->dim);
@@ -125,9 +130,9 @@ nl_status nl_config_resolve(nl_config *c) {
     if (c->steps < 0) return NL_FAIL(NL_ERR_ARG, "--steps %d: must be >= 0", c->steps);
     if (!(c->lr >= 0 && isfinite(c->lr))) return NL_FAIL(NL_ERR_ARG, "--lr %g: must be a finite number >= 0", c->lr);
     if (!(c->min_lr_frac >= 0 && c->min_lr_frac <= 1)) return NL_FAIL(NL_ERR_ARG, "--min-lr-frac %g: must be in [0, 1]", c->min_lr_frac);
-    if (!(c->weight_decay >= 0 && isfinite(c->weight_decay))) return NL_FAIL(NL_ERR_ARG, "--weight-decay %g: must be >= 0", c->weight_decay);
+    if (!(c->weight_decay >= 0 && isfinite(c->weight_decay))) return NL_FAIL(NL_ERR_ARG, "--weight-decay %g: must be >= 0 (-1: the default)", c->weight_decay);
     if (!(c->clip >= 0 && isfinite(c->clip))) return NL_FAIL(NL_ERR_ARG, "--clip %g: must be >= 0 (0 disables)", c->clip);
-    if (c->warmup < 0) return NL_FAIL(NL_ERR_ARG, "--warmup %d: must be >= 0", c->warmup);
+    if (c->warmup < 0) return NL_FAIL(NL_ERR_ARG, "--warmup %d: must be >= 0 (-1: the default)", c->warmup);
     if (c->lr_steps < 0) return NL_FAIL(NL_ERR_ARG, "--lr-steps %d: must be >= 0 (0: --steps)", c->lr_steps);
     if (c->eval_every < 0 || c->ckpt_every < 0 || c->log_every < 1 || c->eval_windows < 1)
         return NL_FAIL(NL_ERR_ARG, "--eval-every/--ckpt-every must be >= 0, --log-every/--eval-windows >= 1");
@@ -148,6 +153,7 @@ nl_status nl_config_resolve(nl_config *c) {
     if (c->loss_scale_interval < 1) return NL_FAIL(NL_ERR_ARG, "--loss-scale-interval %d: must be >= 1", c->loss_scale_interval);
     const nl_placement *p = &nl_placements[c->norm];
     NL_TRY(nl_placement_check(c));
+    if (sphere && c->ngpt_alpha_scale == 0) c->ngpt_alpha_scale = 1.0 / sqrt((double)c->dim);
     if (c->emb_norm < 0) c->emb_norm = p->emb_norm;
     if (c->final_norm < 0) c->final_norm = p->final_norm;
     c->vocab_padded = c->vocab <= 256 ? c->vocab : (c->vocab + 63) / 64 * 64;
@@ -193,7 +199,7 @@ static const opt opts[] = {
     { "init-from",    T_PATH,  CFG(init_from),    TR,    0, "start from an exported .safetensors model, a Hugging Face directory (config.json), or an llm.c GPT-2 .bin (version 3, fp32)" },
     { "arch",         T_ARCH,  CFG(arch),         TR,    1, "gpt2 (learned positions, GELU, biases, tied head) | llama (RoPE, SwiGLU, no biases, untied head)" },
     { "norm",         T_NORM,  CFG(norm),         TR,    1, "normalization placement (see below)" },
-    { "norm-type",    T_NTYPE, CFG(norm_type),    TR,    1, "layernorm|rmsnorm|scalenorm|dyt|seednorm|crmsnorm (default: rmsnorm for gemma and --arch llama, else layernorm)" },
+    { "norm-type",    T_NTYPE, CFG(norm_type),    TR,    1, "layernorm|rmsnorm|scalenorm|dyt|seednorm|crmsnorm|l2 (default: rmsnorm for gemma and --arch llama, l2 for ngpt, else layernorm)" },
     { "eps",          T_DBL,   CFG(eps),          TR,    1, "epsilon inside every norm" },
     { "emb-norm",     T_ONOFF, CFG(emb_norm),     TR,    1, "norm on the embedding output: on|off (default: on for peri, else off)" },
     { "final-norm",   T_ONOFF, CFG(final_norm),   TR,    1, "norm before the LM head: on|off (default: off for post/deepnorm, else on)" },
@@ -209,6 +215,8 @@ static const opt opts[] = {
     { "heads",        T_INT,   CFG(heads),        TR,    1, "attention heads (must divide --dim)" },
     { "kv-heads",     T_INT,   CFG(kv_heads),     TR,    1, "key/value heads, grouped-query attention (must divide --heads; 0: --heads)" },
     { "ffn-dim",      T_INT,   CFG(ffn_dim),      TR,    1, "MLP hidden width (0: 4d for gpt2, the multiple of 64 nearest 8d/3 for llama)" },
+    { "ngpt-alpha-init",  T_DBL, CFG(ngpt_alpha_init),  TR, 1, "ngpt: initial eigen learning rates alpha_A, alpha_M (paper: 0.05)" },
+    { "ngpt-alpha-scale", T_DBL, CFG(ngpt_alpha_scale), TR, 1, "ngpt: stored initial value of the alphas, which act as stored x init/scale (0: 1/sqrt(--dim), the paper's)" },
     { "tie-head",     T_ONOFF, CFG(tie_head),     TR,    1, "LM head = token embedding: on|off (default: on for gpt2, off for llama)" },
     { "rope-theta",   T_DBL,   CFG(rope_theta),   TR,    1, "--arch llama: base of the rotary position frequencies" },
     { "seq-len",      T_INT,   CFG(seq_len),      TR,    1, "context length T" },
@@ -220,9 +228,9 @@ static const opt opts[] = {
     { "steps",        T_INT,   CFG(steps),        TR,    0, "optimizer steps" },
     { "lr",           T_DBL,   CFG(lr),           TR,    0, "peak learning rate" },
     { "min-lr-frac",  T_DBL,   CFG(min_lr_frac),  TR,    0, "cosine decay floor as a fraction of --lr" },
-    { "warmup",       T_INT,   CFG(warmup),       TR,    0, "linear warmup steps (longer than the schedule: a warning, the LR never reaches --lr)" },
+    { "warmup",       T_INT,   CFG(warmup),       TR,    0, "linear warmup steps (-1: 100, and 0 for ngpt; longer than the schedule: a warning, the LR never reaches --lr)" },
     { "lr-steps",     T_INT,   CFG(lr_steps),     TR,    0, "steps the warmup + cosine schedule spans; later steps run at the floor --min-lr-frac x --lr (0: --steps; set by --resume --steps)" },
-    { "weight-decay", T_DBL,   CFG(weight_decay), TR,    0, "AdamW decoupled weight decay on 2-D matrices" },
+    { "weight-decay", T_DBL,   CFG(weight_decay), TR,    0, "AdamW decoupled weight decay on 2-D matrices (-1: 0.1, and 0 for ngpt; a value given here applies to ngpt too)" },
     { "clip",         T_DBL,   CFG(clip),         TR,    0, "global gradient-norm clip (0: off)" },
     { "seed",         T_U64,   CFG(seed),         TR|SA, 0, "random seed (init, data order, sampling)" },
     { "eval-every",   T_INT,   CFG(eval_every),   TR,    0, "validation every N steps (0: only at the end)" },

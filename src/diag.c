@@ -106,7 +106,7 @@ void nl_diag_run(nl_diag *d, nl_model *m, const int *inp, const int *tgt, int B,
             const float *in[NL_SITE_COUNT] = { A->xin, A->a, A->z }, *out[NL_SITE_COUNT] = { A->u, A->o, A->xout };
             for (int k = 0; k < NL_SITE_COUNT; k++) {
                 const nl_normw *norm = &m->w.blocks[l].norm[s][k];
-                if (!norm->w) continue;
+                if (!(nl_sub_sites(c, l + 1, s) & (1u << k))) continue;
                 char name[64];
                 snprintf(name, sizeof name, "blocks.%d.%s_norm_%s", l, sub_names[s], nl_site_names[k]);
                 add_site(d, m, name, in[k], out[k], norm, NC);

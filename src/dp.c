@@ -69,7 +69,9 @@ nl_status nl_dp_adamw(const nl_dp *d, nl_model *m, double lr, double gscale, int
         return NL_OK;
     }
     nl_adamw_range(m, lr, gscale, t, d->lo, d->hi);
-    return nl_comm_allgather(m->params, m->nparams);
+    NL_TRY(nl_comm_allgather(m->params, m->nparams));
+    nl_model_project(m); /* ngpt: whole rows, after the gather */
+    return NL_OK;
 }
 
 nl_status nl_dp_nonfinite(const nl_dp *d, const nl_model *m, int *bad) {

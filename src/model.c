@@ -53,6 +53,7 @@ static float gain_init(int type, int C) { return type == NL_SCALENORM ? sqrtf((f
 static int add_norm(nl_model *m, int *cap, nl_normw *p, nl_normw *g, int C, const char *prefix) {
     const int type = m->cfg.norm_type, wi = m->ntensors;
     const int offset = nl_placements[m->cfg.norm].gain_offset;
+    if (type == NL_L2NORM) return -1; /* x/|x|: no parameters */
     add_tensor(m, cap, &p->w, &g->w, type == NL_SCALENORM ? 1 : C, 0, offset ? 0.0f : -1.0f, 0, "%s.weight", prefix);
     m->tensors[wi].init_const = gain_init(type, C);
     if ((type == NL_LAYERNORM || type == NL_DYT) && m->cfg.arch == NL_ARCH_GPT2) /* llama: no biases */
@@ -76,14 +77,31 @@ static int qkv_cols(const nl_model *m, int j) { return j == 0 ? m->cfg.dim : m->
 static int qkv_norm_count(unsigned ms) { return ms & NL_WIRE_QKV ? 3 : ms & NL_WIRE_QK ? 2 : 0; }
 static int qkv_norm_width(const nl_model *m, unsigned ms, int j) { return ms & NL_WIRE_QKV ? qkv_cols(m, j) : m->hs; }
 
+/* ngpt's scale vectors: stored value `stored` at init; the model multiplies by their factor (sphere_factor) */
+static void add_scale(nl_model *m, int *cap, float **p, float **g, int n, float stored, const char *fmt, int l) {
+    add_tensor(m, cap, p, g, n, 0, -1.0f, 0, fmt, l);
+    m->tensors[m->ntensors - 1].init_const = stored;
+}
+
+/* ngpt (Loshchilov et al., arXiv:2410.01131, §2.5; docs/methods.md §2.16): a scale s is stored as s_scale at init and acts
+ * as s * s_init / s_scale, so that Adam's step on it is tempered. alpha: init --ngpt-alpha-init, scale
+ * --ngpt-alpha-scale (1/sqrt(d)); s_qk and s_z: init 1, scale 1/sqrt(d); s_uv: init 1, scale 1, acting x sqrt(d). */
+static float sphere_factor_alpha(const nl_config *c) { return (float)(c->ngpt_alpha_init / c->ngpt_alpha_scale); }
+static float sphere_factor(const nl_config *c) { return sqrtf((float)c->dim); }
+
+static void set_unit(nl_model *m, int by_col) { m->tensors[m->ntensors - 1].unit = by_col ? 2 : 1; }
+
 static void build_tensors(nl_model *m) {
     const nl_config *c = &m->cfg;
     const int C = c->dim, L = c->layers, F = m->F, llama = c->arch == NL_ARCH_LLAMA;
+    const int sphere = nl_placements[c->norm].sphere; /* rows along d on the unit sphere (paper §2.1-2.4, §2.6) */
     const float std = 0.02f, std_out = c->scaled_init ? 0.02f / sqrtf(2.0f * L) : 0.02f;
     int cap = 0;
     add_tensor(m, &cap, &m->w.wte, &m->g.wte, c->vocab_padded, C, std, 1, "tok_emb.weight");
     m->tensors[m->ntensors - 1].export_rows = c->vocab;
+    if (sphere) set_unit(m, 0);
     if (!llama) add_tensor(m, &cap, &m->w.wpe, &m->g.wpe, c->seq_len, C, std, 1, "pos_emb.weight");
+    if (!llama && sphere) set_unit(m, 0);
     if (c->emb_norm) add_norm(m, &cap, &m->w.embn, &m->g.embn, C, "emb_norm");
     for (int l = 0; l < L; l++) {
         nl_block_w *w = &m->w.blocks[l], *g = &m->g.blocks[l];
@@ -94,44 +112,58 @@ static void build_tensors(nl_model *m) {
                 if (!(ms & (1u << k))) continue;
                 snprintf(pre, sizeof pre, "blocks.%d.%s_norm_%s", l, sub_names[s], nl_site_names[k]);
                 const int wi = add_norm(m, &cap, &w->norm[s][k], &g->norm[s][k], C, pre);
-                if ((1u << k) == NL_SITE_OUT && c->out_gain_frozen) m->tensors[wi].trainable = 0;
+                if ((1u << k) == NL_SITE_OUT && c->out_gain_frozen && wi >= 0) m->tensors[wi].trainable = 0;
             }
             if (c->skip_init) add_tensor(m, &cap, &w->skip[s], &g->skip[s], 1, 0, 0.0f, 0, "blocks.%d.%s_skip.weight", l, sub_names[s]);
             if (ms & NL_WIRE_LAMRES) add_tensor(m, &cap, &w->lam, &g->lam, C, 0, -1.0f, 0, "blocks.%d.%s_res_scale.weight", l, sub_names[s]);
+            if (sphere)
+                add_scale(m, &cap, &w->eigen[s], &g->eigen[s], C, (float)c->ngpt_alpha_scale, s == 0 ? "blocks.%d.attn_alpha" : "blocks.%d.mlp_alpha", l);
         }
         const unsigned ma = nl_sub_sites(c, l + 1, NL_SUB_ATTN), mm = nl_sub_sites(c, l + 1, NL_SUB_MLP);
         add_tensor(m, &cap, &w->qkv_w, &g->qkv_w, m->Q3, C, std, 1, "blocks.%d.attn.qkv.weight", l);
         m->tensors[m->ntensors - 1].beta_row0 = qkv_col0(m, 2); /* the value rows */
+        if (sphere) set_unit(m, 0);
         if (!llama) add_tensor(m, &cap, &w->qkv_b, &g->qkv_b, m->Q3, 0, 0.0f, 0, "blocks.%d.attn.qkv.bias", l);
         static const char *const qkv_names[3] = { "q", "k", "v" };
         for (int j = 0; j < qkv_norm_count(ma); j++) {
             snprintf(pre, sizeof pre, "blocks.%d.attn.%s_norm", l, qkv_names[j]);
             add_norm(m, &cap, &w->qkvn[j], &g->qkvn[j], qkv_norm_width(m, ma, j), pre);
         }
+        if (sphere) add_scale(m, &cap, &w->sqk, &g->sqk, C, 1.0f / sphere_factor(c), "blocks.%d.attn.sqk", l);
         if (ma & NL_WIRE_HSCALE) add_tensor(m, &cap, &w->hscale, &g->hscale, c->heads, 0, -1.0f, 0, "blocks.%d.attn.head_scale", l);
         add_tensor(m, &cap, &w->proj_w, &g->proj_w, C, C, std_out, 1, "blocks.%d.attn.proj.weight", l);
         m->tensors[m->ntensors - 1].beta_row0 = 0;
+        if (sphere) set_unit(m, 1); /* (d, d): each column, a vector over the output (embedding) dimension */
         if (!llama) add_tensor(m, &cap, &w->proj_b, &g->proj_b, C, 0, 0.0f, 0, "blocks.%d.attn.proj.bias", l);
         add_tensor(m, &cap, &w->fc_w, &g->fc_w, F, C, std, 1, llama ? "blocks.%d.mlp.gate.weight" : "blocks.%d.mlp.fc.weight", l);
         m->tensors[m->ntensors - 1].beta_row0 = 0;
+        if (sphere) set_unit(m, 0);
         if (llama) { /* directly after the gate: the two are one (2F, C) product */
             add_tensor(m, &cap, &w->up_w, &g->up_w, F, C, std, 1, "blocks.%d.mlp.up.weight", l);
             m->tensors[m->ntensors - 1].beta_row0 = 0;
+            if (sphere) set_unit(m, 0);
         } else {
             add_tensor(m, &cap, &w->fc_b, &g->fc_b, F, 0, 0.0f, 0, "blocks.%d.mlp.fc.bias", l);
         }
+        if (sphere) add_scale(m, &cap, &w->suv, &g->suv, m->FW, 1.0f, "blocks.%d.mlp.suv", l);
         if (mm & NL_WIRE_FCNORM) {
             snprintf(pre, sizeof pre, "blocks.%d.mlp.fc_norm", l);
             add_norm(m, &cap, &w->fcn, &g->fcn, F, pre);
         }
         add_tensor(m, &cap, &w->mproj_w, &g->mproj_w, C, F, std_out, 1, llama ? "blocks.%d.mlp.down.weight" : "blocks.%d.mlp.proj.weight", l);
         m->tensors[m->ntensors - 1].beta_row0 = 0;
+        if (sphere) set_unit(m, 1); /* (d, F): each column along d */
         if (!llama) add_tensor(m, &cap, &w->mproj_b, &g->mproj_b, C, 0, 0.0f, 0, "blocks.%d.mlp.proj.bias", l);
     }
     if (c->final_norm) add_norm(m, &cap, &m->w.finn, &m->g.finn, C, "final_norm");
     if (!c->tie_head) {
         add_tensor(m, &cap, &m->w.head, &m->g.head, c->vocab_padded, C, std, 1, "lm_head.weight");
         m->tensors[m->ntensors - 1].export_rows = c->vocab;
+        if (sphere) set_unit(m, 0);
+    }
+    if (sphere) {
+        add_tensor(m, &cap, &m->w.sz, &m->g.sz, c->vocab, 0, -1.0f, 0, "logit_scale");
+        m->tensors[m->ntensors - 1].init_const = 1.0f / sphere_factor(c);
     }
 }
 
@@ -192,7 +224,15 @@ nl_status nl_model_init(nl_model *m, const nl_config *cfg) {
     for (int l = 0; l < c->layers; l++)
         NL_ASSERT(!m->w.blocks[l].up_w || m->w.blocks[l].up_w == m->w.blocks[l].fc_w + (size_t)m->F * c->dim);
     init_params(m);
+    nl_model_project(m); /* ngpt: the initial rows on the unit sphere too */
     return NL_OK;
+}
+
+void nl_model_project(nl_model *m) {
+    for (int i = 0; i < m->ntensors; i++) {
+        const nl_tensor *t = &m->tensors[i];
+        if (t->unit) m->be->unit_project(m->params + t->offset, (size_t)t->export_rows, t->cols, t->unit == 2);
+    }
 }
 
 void nl_model_free(nl_model *m) {
@@ -243,7 +283,7 @@ static size_t plan_acts(nl_model *m, float *base, int B, int T) {
     const nl_config *c = &m->cfg;
     const size_t N = (size_t)B * T, C = (size_t)c->dim, NC = N * C, ATT = (size_t)B * c->heads * T * T;
     const size_t NQ = N * (size_t)m->Q3, NF = N * (size_t)m->F;
-    const int rope = c->arch == NL_ARCH_LLAMA;
+    const int rope = c->arch == NL_ARCH_LLAMA, sphere = nl_placements[c->norm].sphere;
     size_t off = 0;
     m->emb = take(base, &off, NC);
     float *x = m->emb;
@@ -278,7 +318,8 @@ static size_t plan_acts(nl_model *m, float *base, int B, int T) {
                 A->atty_raw = A->atty = take(base, &off, NC);
                 if (ms & NL_WIRE_HSCALE) A->atty = take(base, &off, NC);
             } else {
-                A->fch = take(base, &off, N * (size_t)m->FW);
+                A->fcr = A->fch = take(base, &off, N * (size_t)m->FW);
+                if (sphere) A->fch = take(base, &off, N * (size_t)m->FW);
                 A->fgelu = A->fgn = take(base, &off, NF);
                 if (ms & NL_WIRE_FCNORM) {
                     A->fgn = take(base, &off, NF);
@@ -311,6 +352,8 @@ static size_t plan_acts(nl_model *m, float *base, int B, int T) {
         m->f_rstd = take(base, &off, N);
     }
     m->logits = take(base, &off, N * (size_t)c->vocab_padded);
+    m->lraw = sphere ? take(base, &off, N * (size_t)c->vocab_padded) : NULL;
+    m->dbase = sphere ? take(base, &off, NC) : NULL;
     m->losses = take(base, &off, N);
     m->gA = take(base, &off, NC);
     m->gB = take(base, &off, NC);
@@ -378,6 +421,7 @@ static const float *eff_gain(const nl_model *m, const nl_normw *p, int C) {
 double nl_norm_gain_mean(const nl_model *m, const nl_normw *p) {
     const int type = m->cfg.norm_type, C = m->cfg.dim, n = type == NL_SCALENORM ? 1 : C;
     const double g0 = nl_placements[m->cfg.norm].gain_offset ? gain_init(type, C) : 0.0;
+    if (!p->w) return 1.0; /* x/|x| (ngpt): no gain */
     return m->be->sum(p->w, (size_t)n) / n + g0;
 }
 
@@ -392,6 +436,7 @@ static void norm_fwd(const nl_model *m, float *out, float *s0, float *s1, const 
     case NL_DYT: m->be->dyt_forward(out, x, w, p->b, p->alpha, scale, N, C); break;
     case NL_SEEDNORM: m->be->seednorm_forward(out, s0, s1, x, w, p->alpha, p->beta, scale, eps, N, C); break;
     case NL_CRMSNORM: m->be->crmsnorm_forward(out, s0, s1, x, w, scale, eps, N, C); break;
+    case NL_L2NORM: m->be->l2norm_forward(out, s1, x, NULL, scale, N, C, C); break;
     default: NL_ASSERT(0);
     }
     store(m, out, N * (size_t)C);
@@ -410,6 +455,7 @@ static void norm_bwd(const nl_model *m, float *dx, const nl_normw *gp, const flo
         m->be->seednorm_backward(dx, gp->w, gp->alpha, gp->beta, dy, x, w, p->alpha, p->beta, s0, s1, scale, N, C);
         break;
     case NL_CRMSNORM: m->be->crmsnorm_backward(dx, gp->w, dy, x, w, s0, s1, scale, N, C); break;
+    case NL_L2NORM: m->be->l2norm_backward(dx, NULL, dy, x, NULL, s1, scale, N, C, C); break;
     default: NL_ASSERT(0);
     }
     store(m, dx, N * (size_t)C);
@@ -433,6 +479,8 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
     /* the plan was made for (m->B, m->T); smaller calls reuse its buffers (only attention's
      * per-head layout depends on T, and it is indexed with the T passed here) */
     const float alpha = (float)nl_res_alpha(c), es = (float)nl_emb_scale(c);
+    const int sphere = nl_placements[c->norm].sphere;
+    const float sf = sphere_factor(c), alpha_f = sphere ? sphere_factor_alpha(c) : 0.0f; /* ngpt's scale factors */
     const nl_backend *be = m->be;
     be->enter();
     be->from_host(m->tok_inp, inp, N * sizeof(int));
@@ -463,13 +511,20 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
                 be->linear_forward(A->qkv_raw, A->u, w->qkv_w, w->qkv_b, N, C, m->Q3);
                 store(m, A->qkv_raw, N * (size_t)m->Q3);
                 const int nq = qkv_norm_count(ms);
+                if (m->rope_cos && sphere) { /* ngpt rotates before its q/k norms (s_qk is per channel) */
+                    be->rope_forward(A->qkv_raw, A->qkv_raw, m->rope_cos, m->rope_sin, B, T, m->Q3, C + m->kvC, m->hs);
+                    store(m, A->qkv_raw, N * (size_t)m->Q3);
+                }
                 for (int j = 0; nq && j < 3; j++) { /* q/k/v norms: qkv_raw -> qkv, group by group */
                     const int cj = qkv_cols(m, j), G = qkv_norm_width(m, ms, j);
                     gather_cols(m, m->sx, A->qkv_raw, N, cj, m->Q3, qkv_col0(m, j));
-                    if (j < nq) norm_fwd(m, m->sy, A->qn_mean[j], A->qn_rstd[j], m->sx, &w->qkvn[j], 1.0f, N * cj / G, G);
+                    if (j < nq && sphere) { /* ngpt eqs. 15-16: s_qk Norm(q), s_qk Norm(k); x hs for the sqrt(hs) scale */
+                        be->l2norm_forward(m->sy, A->qn_rstd[j], m->sx, w->sqk, j == 0 ? sf * (float)m->hs : sf, N, cj, G);
+                        store(m, m->sy, N * (size_t)cj);
+                    } else if (j < nq) norm_fwd(m, m->sy, A->qn_mean[j], A->qn_rstd[j], m->sx, &w->qkvn[j], 1.0f, N * cj / G, G);
                     scatter_cols(m, A->qkv, j < nq ? m->sy : m->sx, N, cj, m->Q3, qkv_col0(m, j));
                 }
-                if (m->rope_cos) { /* rotary positions on q and k (columns [0, C + kvC)), v copied */
+                if (m->rope_cos && !sphere) { /* rotary positions on q and k (columns [0, C + kvC)), v copied */
                     be->rope_forward(A->qkv, nq ? A->qkv : A->qkv_raw, m->rope_cos, m->rope_sin, B, T, m->Q3, C + m->kvC, m->hs);
                     store(m, A->qkv, N * (size_t)m->Q3);
                 }
@@ -481,8 +536,12 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
                 }
                 be->linear_forward(A->a, A->atty, w->proj_w, w->proj_b, N, C, C);
             } else {
-                be->linear_forward(A->fch, A->u, w->fc_w, w->fc_b, N, C, m->FW);
-                store(m, A->fch, N * (size_t)m->FW);
+                be->linear_forward(A->fcr, A->u, w->fc_w, w->fc_b, N, C, m->FW);
+                store(m, A->fcr, N * (size_t)m->FW);
+                if (sphere) { /* ngpt eqs. 20-21: s_uv sqrt(d) on the products that enter the activation */
+                    be->colscale_forward(A->fch, A->fcr, w->suv, sf, N, m->FW, m->FW);
+                    store(m, A->fch, N * (size_t)m->FW);
+                }
                 if (w->up_w) be->swiglu_forward(A->fgelu, A->fch, N, m->F);
                 else be->gelu_forward(A->fgelu, A->fch, N * m->F);
                 store(m, A->fgelu, N * (size_t)m->F);
@@ -497,6 +556,7 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
             }
             const float *base = (ms & NL_WIRE_RES_IN) ? A->u : A->xin;
             if (ms & NL_WIRE_LAMRES) be->chanres_forward(A->z, base, A->ob, w->lam, N, C);
+            else if (sphere) be->lerp_forward(A->z, base, A->ob, w->eigen[s], alpha_f, N, C); /* ngpt eqs. 10-11 */
             else be->residual_forward(A->z, base, A->ob, alpha, NC);
             if (ms & NL_WIRE_B2T) be->residual_forward(A->z, m->sub[2 * l].xin, A->z, 1.0f, NC);
             store(m, A->z, NC);
@@ -518,7 +578,13 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
     }
 
     /* head over the real vocabulary: logits (N, V) with row stride Vp */
-    be->gemm(0, 1, (int)N, c->vocab, C, 1.0f, m->xf, C, m->w.head, C, 0.0f, m->logits, c->vocab_padded);
+    if (sphere) { /* ngpt eqs. 1, 3: s_z on the logits of unit vectors */
+        be->gemm(0, 1, (int)N, c->vocab, C, 1.0f, m->xf, C, m->w.head, C, 0.0f, m->lraw, c->vocab_padded);
+        store(m, m->lraw, N * (size_t)c->vocab_padded);
+        be->colscale_forward(m->logits, m->lraw, m->w.sz, sf, N, c->vocab, c->vocab_padded);
+    } else {
+        be->gemm(0, 1, (int)N, c->vocab, C, 1.0f, m->xf, C, m->w.head, C, 0.0f, m->logits, c->vocab_padded);
+    }
     store(m, m->logits, N * (size_t)c->vocab_padded);
     if (!tgt) return 0.0f;
     be->xent(m->losses, m->logits, m->tok_tgt, N, c->vocab, c->vocab_padded, dscale);
@@ -534,7 +600,8 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
 /* da = dL/d(branch output a) -> m->du = dL/du, parameter gradients of the branch. */
 static void branch_backward(nl_model *m, const nl_sub_acts *A, int s, unsigned ms, const nl_block_w *w,
                             nl_block_w *g, const float *da, size_t N) {
-    const int C = m->cfg.dim, NH = m->cfg.heads;
+    const int C = m->cfg.dim, NH = m->cfg.heads, sphere = nl_placements[m->cfg.norm].sphere;
+    const float sf = sphere_factor(&m->cfg);
     const nl_backend *be = m->be;
     if (s == NL_SUB_ATTN) {
         be->linear_backward(m->datty, g->proj_w, g->proj_b, da, A->atty, w->proj_w, N, C, C);
@@ -547,7 +614,7 @@ static void branch_backward(nl_model *m, const nl_sub_acts *A, int s, unsigned m
         }
         be->attention_backward(m->dqkv, m->datt, dh, A->qkv, A->att, m->fB, m->fT, C, NH, m->cfg.kv_heads);
         store(m, m->dqkv, N * (size_t)m->Q3);
-        if (m->rope_cos) {
+        if (m->rope_cos && !sphere) {
             be->rope_backward(m->dqkv, m->rope_cos, m->rope_sin, m->fB, m->fT, m->Q3, C + m->kvC, m->hs);
             store(m, m->dqkv, N * (size_t)m->Q3);
         }
@@ -556,8 +623,15 @@ static void branch_backward(nl_model *m, const nl_sub_acts *A, int s, unsigned m
             gather_cols(m, m->sd, m->dqkv, N, cj, m->Q3, qkv_col0(m, j));
             gather_cols(m, m->sx, A->qkv_raw, N, cj, m->Q3, qkv_col0(m, j));
             be->zero(m->sy, N * cj * sizeof(float));
-            norm_bwd(m, m->sy, &g->qkvn[j], m->sd, m->sx, &w->qkvn[j], A->qn_mean[j], A->qn_rstd[j], 1.0f, N * cj / G, G);
+            if (sphere) {
+                be->l2norm_backward(m->sy, g->sqk, m->sd, m->sx, w->sqk, A->qn_rstd[j], j == 0 ? sf * (float)m->hs : sf, N, cj, G);
+                store(m, m->sy, N * (size_t)cj);
+            } else norm_bwd(m, m->sy, &g->qkvn[j], m->sd, m->sx, &w->qkvn[j], A->qn_mean[j], A->qn_rstd[j], 1.0f, N * cj / G, G);
             scatter_cols(m, m->dqkv, m->sy, N, cj, m->Q3, qkv_col0(m, j));
+        }
+        if (m->rope_cos && sphere) { /* ngpt: the rotation came before the q/k norms */
+            be->rope_backward(m->dqkv, m->rope_cos, m->rope_sin, m->fB, m->fT, m->Q3, C + m->kvC, m->hs);
+            store(m, m->dqkv, N * (size_t)m->Q3);
         }
         be->linear_backward(m->du, g->qkv_w, g->qkv_b, m->dqkv, A->u, w->qkv_w, N, C, m->Q3);
     } else {
@@ -572,6 +646,10 @@ static void branch_backward(nl_model *m, const nl_sub_acts *A, int s, unsigned m
         if (w->up_w) be->swiglu_backward(m->dfch, A->fch, m->dfgelu, N, F);
         else be->gelu_backward(m->dfch, A->fch, m->dfgelu, N * F);
         store(m, m->dfch, N * (size_t)m->FW);
+        if (sphere) {
+            be->colscale_backward(m->dfch, g->suv, m->dfch, A->fcr, w->suv, sf, N, m->FW, m->FW);
+            store(m, m->dfch, N * (size_t)m->FW);
+        }
         be->linear_backward(m->du, g->fc_w, g->fc_b, m->dfch, A->u, w->fc_w, N, C, m->FW);
     }
     store(m, m->du, N * (size_t)C);
@@ -587,7 +665,13 @@ void nl_model_backward(nl_model *m) {
 
     /* head: logits holds dL/dlogits; dxf = dlogits @ head, dhead += dlogits^T @ xf */
     float *g = m->gA, *gnext = m->gB;
+    const int sphere = nl_placements[c->norm].sphere;
+    const float alpha_f = sphere ? sphere_factor_alpha(c) : 0.0f;
     count_at(m, c->layers + 1, 1);
+    if (sphere) { /* s_z: dlogits -> d(raw logits) in place, ds_z */
+        be->colscale_backward(m->logits, m->g.sz, m->logits, m->lraw, m->w.sz, sphere_factor(c), N, c->vocab, c->vocab_padded);
+        store(m, m->logits, N * (size_t)c->vocab_padded);
+    }
     be->gemm(0, 0, (int)N, (int)C, c->vocab, 1.0f, m->logits, c->vocab_padded, m->w.head, (int)C, 0.0f, g, (int)C);
     store(m, g, NC);
     be->gemm(1, 0, c->vocab, (int)C, (int)N, 1.0f, m->logits, c->vocab_padded, m->xf, (int)C, 1.0f, m->g.head, (int)C);
@@ -636,6 +720,12 @@ void nl_model_backward(nl_model *m) {
                 store(m, m->dob, NC);
                 dob = m->dob;
             }
+            if (sphere) { /* z = u + |a| (o - u): the base's share into dbase, the branch output's into dob */
+                be->lerp_backward(m->dbase, m->dob, gw->eigen[s], dz, A->u, A->ob, w->eigen[s], alpha_f, N, (int)C);
+                store(m, m->dbase, NC);
+                store(m, m->dob, NC);
+                dob = m->dob;
+            }
             const float *da = dob;
             if (ms & NL_SITE_OUT) {
                 be->zero(m->da, NC * sizeof(float));
@@ -644,7 +734,7 @@ void nl_model_backward(nl_model *m) {
             }
             branch_backward(m, A, s, ms, w, gw, da, N);
             if (res_in) {
-                be->residual_forward(m->du, dz, m->du, alpha, NC);
+                be->residual_forward(m->du, sphere ? m->dbase : dz, m->du, sphere ? 1.0f : alpha, NC);
                 store(m, m->du, NC);
             }
             if (ms & NL_SITE_IN)

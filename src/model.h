@@ -23,6 +23,8 @@ typedef struct nl_tensor {
     float init_std;       /* > 0: N(0, std); 0: zeros; < 0: the constant init_const */
     float init_const;
     int beta_row0;        /* rows >= beta_row0 get the placement's init factor; -1: none */
+    int unit;             /* ngpt: after every optimizer step each row (1) or column (2) is put back on the unit
+                             sphere (nl_model_project); 0: none */
     float **slot_p, **slot_g; /* where nl_model wires this tensor's param and grad pointers */
 } nl_tensor;
 
@@ -39,6 +41,9 @@ typedef struct nl_block_w {
     float *hscale;                  /* normformer: (NH) head scales */
     float *lam;                     /* normformer: (C) weight of the MLP's identity path */
     float *skip[NL_SUB_COUNT];      /* --skip-init: (1) branch gain */
+    float *eigen[NL_SUB_COUNT];     /* ngpt: (C) eigen learning rates alpha_A, alpha_M (stored; x alpha_init/scale) */
+    float *sqk;                     /* ngpt: (C) s_qk of q and k, per head channel (stored; x sqrt(C)) */
+    float *suv;                     /* ngpt: (FW) s_uv on the first MLP product (stored; x sqrt(C)) */
     /* Shapes with Q3 = C + 2 kvC (q | k | v rows), F = ffn_dim; biases are NULL for llama. */
     float *qkv_w, *qkv_b;     /* (Q3, C), (Q3) */
     float *proj_w, *proj_b;   /* (C, C), (C) */
@@ -53,6 +58,7 @@ typedef struct nl_weights {
     float *head;             /* (Vp, C): wte when the head is tied, else lm_head */
     nl_normw embn;           /* embedding norm (w == NULL: absent) */
     nl_normw finn;           /* final norm */
+    float *sz;               /* ngpt: (V) s_z on the logits (stored; x sqrt(C)) */
     nl_block_w *blocks;      /* (L) */
 } nl_weights;
 
@@ -66,6 +72,7 @@ typedef struct nl_sub_acts {
     float *att, *atty_raw, *atty;     /* (B,NH,T,T), (N,C) heads, after the head scales */
     float *fch, *fgelu, *fgn, *fn_mean, *fn_rstd; /* MLP: (N,F) [llama (N,2F): gate | up], activation
                                                      (N,F), after FCNORM (N,F), its statistics */
+    float *fcr;                       /* ngpt: the first product before s_uv (else = fch) */
     float *a;                         /* branch output (N,C) */
     float *o, *o_mean, *o_rstd;       /* OUT norm */
     float *ob;                        /* after the --skip-init gain */
@@ -93,6 +100,7 @@ typedef struct nl_model {
     int skip_block;    /* 1-based block that nl_model_forward skips (x_{l+1} = x_l), 0: none; forward only */
     float *dob, *dr, *db2t, *sx, *sy, *sd, *dfgn, *geff; /* more scratch (q/k/v gathers, gains) */
     float *rope_cos, *rope_sin; /* llama: (T, hs/2) rotation of pair i at position t */
+    float *lraw, *dbase; /* ngpt: logits before s_z (N, Vp); gradient of the interpolation's base (N, C) */
     int *tok_inp, *tok_tgt; /* (B*T) token ids of the last forward in backend memory (inputs for backward) */
     int fB, fT;
     /* --dtype bf16|fp16 (docs/numerics.md §3): what storing activations in the dtype overflowed and
@@ -121,5 +129,8 @@ size_t nl_model_trainable_count(const nl_model *m);
 /* Mean of the gain a width-C norm applies (its scalar for ScaleNorm; 1 + s for gain offsets). */
 double nl_norm_gain_mean(const nl_model *m, const nl_normw *p);
 const nl_tensor *nl_model_find(const nl_model *m, const char *name);
+/* ngpt: puts the rows or columns of every tensor with `unit` set back on the unit sphere (after init and after
+ * every optimizer step); a no-op for the other placements. */
+void nl_model_project(nl_model *m);
 
 #endif

@@ -50,6 +50,13 @@ static unsigned sub_normformer(const nl_config *c, int l, int s) {
     return NL_SITE_IN | NL_WIRE_FCNORM | (c->scale_resids ? NL_WIRE_LAMRES : 0u);
 }
 
+/* nGPT (Loshchilov et al., arXiv:2410.01131, eqs. 10-11): h <- Norm(h_A + |alpha| (Norm(F(h_A)) - h_A)) with
+ * h_A = Norm(h): all three sites (L2 norms), the identity path from the normalised input, q/k norms per head. */
+static unsigned sub_ngpt(const nl_config *c, int l, int s) {
+    (void)c, (void)l;
+    return NL_SITE_IN | NL_SITE_OUT | NL_SITE_POST | NL_WIRE_RES_IN | (s == 0 ? NL_WIRE_QK : 0u);
+}
+
 // clang-format off
 const nl_placement nl_placements[NL_NORM_COUNT] = {
     [NL_NORM_POST] = { .name = "post", .eq = "x' = N(x + F(x))", .ref = "Vaswani et al. 2017",
@@ -82,13 +89,15 @@ const nl_placement nl_placements[NL_NORM_COUNT] = {
         .final_norm = 1, .sites = sites_pre, .sub_sites = sub_normformer },
     [NL_NORM_RESIDUAL] = { .name = "residual", .eq = "x' = N(x + F(x)), r' = r + F(x); head x_L + N(r_L)", .ref = "Xie et al., arXiv:2304.14802",
         .final_norm = 1, .sites = sites_post, .dual = 1 },
+    [NL_NORM_NGPT] = { .name = "ngpt", .eq = "h' = N(h_A + |a|(N(F(h_A)) - h_A)), h_A = N(h)", .ref = "Loshchilov et al., arXiv:2410.01131",
+        .sites = sites_peri, .sub_sites = sub_ngpt, .norm_type = NL_L2NORM, .sphere = 1 },
 };
 // clang-format on
 _Static_assert(sizeof nl_placements / sizeof nl_placements[0] == NL_NORM_COUNT,
                "add a row to nl_placements for every nl_norm value");
 
 const char *const nl_norm_type_names[NL_NORM_TYPE_COUNT] = { "layernorm", "rmsnorm", "scalenorm", "dyt",
-                                                             "seednorm", "crmsnorm" };
+                                                             "seednorm", "crmsnorm", "l2" };
 const char *const nl_norm_type_eqs[NL_NORM_TYPE_COUNT] = {
     "w (x - mean) / sqrt(var + eps) + b                     Ba et al. 2016",
     "w x / sqrt(mean(x^2) + eps)                            Zhang & Sennrich 2019",
@@ -96,6 +105,7 @@ const char *const nl_norm_type_eqs[NL_NORM_TYPE_COUNT] = {
     "w tanh(a x) + b, one scalar a = --dyt-alpha            Zhu et al., arXiv:2503.10622",
     "(tanh(beta.x) alpha + w) x / sqrt(mean(x^2) + eps)     Cai et al., arXiv:2510.22777",
     "w x / sqrt((sum_{i<d} x_i^2 + (sum_{i<d} x_i)^2)/d + eps), pre/lns  Jiang et al., arXiv:2305.14858",
+    "x / |x|, no parameters and no eps, ngpt only (its default)  Loshchilov et al., arXiv:2410.01131",
 };
 _Static_assert(sizeof nl_norm_type_eqs / sizeof nl_norm_type_eqs[0] == NL_NORM_TYPE_COUNT, "one equation per norm type");
 const char *const nl_site_names[NL_SITE_COUNT] = { "in", "out", "post" };
@@ -116,12 +126,34 @@ double nl_emb_scale(const nl_config *c) {
     return p->emb_scale ? p->emb_scale(c) : 1.0;
 }
 
+/* What nGPT fixes (a one-line error for each switch that would contradict it). */
+static nl_status sphere_check(const nl_config *c) {
+    const int sphere = nl_placements[c->norm].sphere;
+    if ((c->norm_type == NL_L2NORM) != sphere)
+        return sphere ? NL_FAIL(NL_ERR_ARG, "--norm-type %s: ngpt normalises with x/|x| only (--norm-type l2, its default)",
+                                nl_norm_type_names[c->norm_type])
+                      : NL_FAIL(NL_ERR_ARG, "--norm-type l2: only with --norm ngpt");
+    if (!sphere) return NL_OK;
+    const char *bad = c->emb_norm == 1 ? "--emb-norm on" : c->final_norm == 1 ? "--final-norm on" : c->qk_norm ? "--qk-norm"
+                      : c->skip_init ? "--skip-init" : c->scaled_init ? "--scaled-init" : c->out_gain_frozen ? "--out-gain frozen" : NULL;
+    if (bad) return NL_FAIL(NL_ERR_ARG, "%s: ngpt has no norm gains and no final norm (every vector and weight row is on the unit sphere)", bad);
+    if (c->kv_heads != c->heads)
+        return NL_FAIL(NL_ERR_ARG, "--kv-heads %d: ngpt shares s_qk between q and k (paper eq. 15-16), so it needs --kv-heads = --heads %d",
+                       c->kv_heads, c->heads);
+    if (!(c->ngpt_alpha_init > 0 && c->ngpt_alpha_init <= 1))
+        return NL_FAIL(NL_ERR_ARG, "--ngpt-alpha-init %g: must be in (0, 1]", c->ngpt_alpha_init);
+    if (!(c->ngpt_alpha_scale >= 0 && c->ngpt_alpha_scale <= 1))
+        return NL_FAIL(NL_ERR_ARG, "--ngpt-alpha-scale %g: must be in [0, 1] (0: 1/sqrt(--dim))", c->ngpt_alpha_scale);
+    return NL_OK;
+}
+
 nl_status nl_placement_check(const nl_config *c) {
     if (c->norm_type == NL_DYT && !(c->dyt_alpha > 0 && c->dyt_alpha < 1e3))
         return NL_FAIL(NL_ERR_ARG, "--dyt-alpha %g: must be in (0, 1000)", c->dyt_alpha);
     if (c->norm_type == NL_CRMSNORM && c->norm != NL_NORM_PRE && c->norm != NL_NORM_LNS)
         return NL_FAIL(NL_ERR_ARG, "--norm-type crmsnorm: only with --norm pre or lns (its equivalence with "
                                    "LayerNorm needs every norm to read the zero-mean residual stream)");
+    NL_TRY(sphere_check(c));
     if (c->scale_resids && c->norm != NL_NORM_NORMFORMER)
         return NL_FAIL(NL_ERR_ARG, "--scale-resids: only for --norm normformer");
     if (c->qk_norm && (c->norm == NL_NORM_HYBRID || c->norm == NL_NORM_HYBRIDSTAR))

@@ -46,6 +46,11 @@ typedef struct nl_placement {
     int norm_type;                                 /* default --norm-type */
     unsigned gain_offset : 1; /* every gain is stored as its offset from the initial value (Gemma's 1+s) */
     unsigned dual : 1;        /* ResiDual: a second, unnormalised stream r; head input x_L + N_f(r) */
+    /* nGPT (docs/methods.md §2.16): every norm is x/|x| (NL_L2NORM); the residual add is the interpolation
+     * u + |alpha| (o - u) with per-channel eigen learning rates; q and k are s_qk Norm(.) per head after RoPE
+     * with softmax scale sqrt(head size); s_uv on the MLP input products, s_z on the logits; the matrices
+     * are renormalised after every optimizer step; no weight decay and no warmup by default. */
+    unsigned sphere : 1;
 } nl_placement;
 
 extern const nl_placement nl_placements[NL_NORM_COUNT];

@@ -29,7 +29,10 @@ double nl_clip_scale(double norm, double clip) {
     return s < 1.0 ? s : 1.0;
 }
 
-void nl_adamw_step(nl_model *m, double lr, double gscale, int t) { nl_adamw_range(m, lr, gscale, t, 0, m->nparams); }
+void nl_adamw_step(nl_model *m, double lr, double gscale, int t) {
+    nl_adamw_range(m, lr, gscale, t, 0, m->nparams);
+    nl_model_project(m); /* ngpt: back onto the unit sphere (a no-op for the other placements) */
+}
 
 void nl_adamw_range(nl_model *m, double lr, double gscale, int t, size_t lo, size_t hi) {
     nl_adamw_hp hp = { .lr = (float)lr, .beta1 = (float)NL_ADAM_BETA1, .beta2 = (float)NL_ADAM_BETA2,

@@ -17,9 +17,10 @@ void nl_zero_frozen_grads(nl_model *m);
  * of frozen tensors first. */
 double nl_grad_norm(nl_model *m);
 /* One AdamW update of every trainable tensor with gradients multiplied by gscale (clipping);
- * t is the 1-based step count for bias correction. Weight decay only on tensors with decay set. */
+ * t is the 1-based step count for bias correction. Weight decay only on tensors with decay set.
+ * Then ngpt's projection of the weights onto the unit sphere (nl_model_project). */
 void nl_adamw_step(nl_model *m, double lr, double gscale, int t);
-/* The same update of the parameters [lo, hi) only, whose moments are m->m[0 .. hi-lo) and
+/* The same update of the parameters [lo, hi) only (no projection: rows span shards), whose moments are m->m[0 .. hi-lo) and
  * m->v[0 .. hi-lo) (a ZeRO-1 shard; nl_adamw_step is the range [0, nparams)). */
 void nl_adamw_range(nl_model *m, double lr, double gscale, int t, size_t lo, size_t hi);
 /* The factor clip / (norm + 1e-6) when it is below 1 and clip > 0, else 1 (as torch's clip_grad_norm_). */

@@ -11,6 +11,9 @@ Usage:
         grad.<param> [...]  gradient of every trainable parameter
         losses [K+1]        loss after k AdamW steps on the same batch,
                             step k using lr = lrs[k] (losses[0] == loss)
+        step.<param> [...]  the change of every trainable parameter over
+                            the K steps (ngpt: with the projection onto
+                            the unit sphere after each step)
         f32dev.grad.<param> [1], f32dev.losses [1]
                             the case's conditioning: the relative (2-norm)
                             error of the same computation in float32
@@ -111,6 +114,7 @@ def run_grad_case(case_dir):
         # (for k < K) one update with lr = lrs[k].  The reported gradients
         # are those of step 0, i.e. at the given weights.
         losses = []
+        start = {n: p.detach().double().numpy().copy() for n, p in named}
         for k in range(len(lrs) + 1):
             opt.zero_grad(set_to_none=True)
             loss = model.loss(idx, targets)
@@ -121,6 +125,8 @@ def run_grad_case(case_dir):
                          for n, p in named}
             if k < len(lrs):
                 nt.adamw_step(model, opt, float(lrs[k]), hp["clip"])
+        for n, p in named:
+            grads[f"step.{n}"] = p.detach().double().numpy() - start[n]
         return model, np.array(losses), grads
 
     def rel(a, b):
@@ -139,7 +145,7 @@ def run_grad_case(case_dir):
     cfg = model.config
     return (f"{case_dir}: norm={cfg.norm} type={cfg.norm_type} "
             f"loss={losses[0]:.10g} steps={len(lrs)} "
-            f"final={losses[-1]:.10g} grads={len(grads)}")
+            f"final={losses[-1]:.10g} grads={len(grads) // 2}")
 
 
 def cmd_grad(args):

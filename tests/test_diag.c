@@ -138,7 +138,7 @@ int test_diag_model(void) {
         int want_sites = (m.cfg.emb_norm ? 1 : 0) + (m.cfg.final_norm && !m.r ? 1 : 0);
         for (int l = 0; l < c.layers; l++)
             for (int s = 0; s < NL_SUB_COUNT; s++)
-                for (int k = 0; k < 3; k++) want_sites += m.w.blocks[l].norm[s][k].w != NULL;
+                for (int k = 0; k < 3; k++) want_sites += (nl_sub_sites(&m.cfg, l + 1, s) >> k) & 1u;
         fails += NL_CHECK(d.nsites == want_sites, "%s: %d norm sites, want %d", nl_placements[norm].name, d.nsites, want_sites);
         nl_diag_free(&d);
         nl_model_free(&m);

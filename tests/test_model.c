@@ -152,11 +152,11 @@ int test_placement_table(void) {
     }
     /* defaults of the end norms (docs/methods.md §2.15) */
     for (int i = 0; i < NL_NORM_COUNT; i++) {
-        nl_config d = tiny(i, NL_RMSNORM, -1);
+        nl_config d = tiny(i, nl_placements[i].sphere ? NL_L2NORM : NL_RMSNORM, -1);
         d.final_norm = -1;
         nl_config_resolve(&d);
         const int emb_on = i == NL_NORM_PERI || i == NL_NORM_SANDWICH;
-        const int fin_off = i == NL_NORM_POST || i == NL_NORM_DEEPNORM || i == NL_NORM_NONE || i == NL_NORM_B2T;
+        const int fin_off = i == NL_NORM_POST || i == NL_NORM_DEEPNORM || i == NL_NORM_NONE || i == NL_NORM_B2T || i == NL_NORM_NGPT;
         fails += NL_CHECK(d.emb_norm == emb_on, "%s emb-norm default", nl_placements[i].name);
         fails += NL_CHECK(d.final_norm == !fin_off, "%s final-norm default", nl_placements[i].name);
     }
@@ -441,7 +441,8 @@ static int compare_case(const twin_case *tc, const int *inp, const int *tgt, int
     for (int i = 0; i < ref.nt; i++) nref += !strncmp(ref.t[i].name, "grad.", 5);
     fails += NL_CHECK(nref == ngrad, "twin has %d gradients, model %d trainable tensors", nref, ngrad);
     /* KSTEPS AdamW steps on the same batch: losses[k] after k updates */
-    float losses[KSTEPS + 1];
+    float losses[KSTEPS + 1], *p0 = nl_xmalloc(m.nparams * sizeof(float));
+    memcpy(p0, m.params, m.nparams * sizeof(float));
     losses[0] = loss;
     for (int k = 0; k < KSTEPS; k++) {
         if (k) losses[k] = step_loss(&m, inp, tgt);
@@ -453,6 +454,26 @@ static int compare_case(const twin_case *tc, const int *inp, const int *tgt, int
     nl_to_double((const float *)rls->data, want, KSTEPS + 1);
     fails += twin_check(&ref, "losses", losses, want, KSTEPS + 1, widened);
     fails += NL_CHECK(losses[KSTEPS] < losses[0], "training lowers the loss (%g -> %g)", losses[0], losses[KSTEPS]);
+    /* ngpt: the parameters themselves after the KSTEPS updates, each followed by the projection onto the unit
+     * sphere: the change of every tensor against the twin's */
+    for (int i = 0; nl_placements[tc->c.norm].sphere && i < m.ntensors; i++) {
+        const nl_tensor *t = &m.tensors[i];
+        snprintf(label, sizeof label, "step.%s", t->name);
+        const nl_st_tensor *d = nl_st_find(&ref, label);
+        const size_t n = (size_t)t->export_rows * (t->cols ? (size_t)t->cols : 1);
+        if (!d || d->nbytes != n * sizeof(float)) {
+            fails += NL_CHECK(0, "%s missing or of the wrong size in the twin", label);
+            continue;
+        }
+        float *got = nl_xmalloc(n * sizeof(float));
+        double *wd = nl_xmalloc(n * sizeof(double));
+        for (size_t j = 0; j < n; j++) got[j] = m.params[t->offset + j] - p0[t->offset + j];
+        nl_to_double((const float *)d->data, wd, n);
+        fails += twin_check(&ref, label, got, wd, n, widened);
+        free(got);
+        free(wd);
+    }
+    free(p0);
     nl_model_free(&m);
     nl_st_free(&ref);
     return fails;

@@ -16,6 +16,7 @@
     X(ops_xent)                                                                                    \
     X(ops_residual)                                                                                \
     X(ops_fastmath)                                                                                \
+    X(ops_sphere)                                                                                  \
     X(lowp_convert)                                                                               \
     X(lowp_paths)                                                                                 \
     X(lowp_gemm)                                                                                  \
@@ -33,6 +34,7 @@
     X(torch_twin)                                                                                  \
     X(crms_equivalence)                                                                            \
     X(cli_errors)                                                                                  \
+    X(ngpt_cli)                                                                                    \
     X(cli_info)                                                                                    \
     X(cli_end_to_end)                                                                              \
     X(cli_llama)                                                                                   \

@@ -134,6 +134,13 @@ LOWP_OPS(fp16, NL_DTYPE_FP16)
     .chanres_backward = nl_chanres_backward, \
     .gain_forward = nl_gain_forward, \
     .gain_backward = nl_gain_backward, \
+    .l2norm_forward = nl_l2norm_forward, \
+    .l2norm_backward = nl_l2norm_backward, \
+    .lerp_forward = nl_lerp_forward, \
+    .lerp_backward = nl_lerp_backward, \
+    .colscale_forward = nl_colscale_forward, \
+    .colscale_backward = nl_colscale_backward, \
+    .unit_project = nl_unit_project, \
     .rope_table = nl_rope_table, \
     .rope_forward = nl_rope_forward, \
     .rope_backward = nl_rope_backward, \

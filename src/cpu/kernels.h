@@ -65,6 +65,27 @@ void nl_chanres_backward(float *dx, float *dlam, const float *dout, const float 
 void nl_gain_forward(float *out, const float *inp, const float *g, size_t n);
 void nl_gain_backward(float *dinp, float *dg, const float *dout, const float *inp, const float *g, size_t n);
 
+/* nGPT (arXiv:2410.01131, docs/methods.md §2.16), src/cpu/ops_sphere.c.
+ * L2 norm over each group of G channels (G divides C): out[n,c] = f * s[c] * x[n,c] / |x[n,group]|, s (C) may
+ * be NULL (1); a group of norm below 1e-12 is divided by 1e-12. rstd (N, C/G) keeps 1/|x|.
+ * Backward: dinp += J^T dout; ds += f * column sums of dout * x / |x| (ds NULL when s is). */
+void nl_l2norm_forward(float *out, float *rstd, const float *inp, const float *s, float f, size_t N, int C, int G);
+void nl_l2norm_backward(float *dinp, float *ds, const float *dout, const float *inp, const float *s, const float *rstd,
+                        float f, size_t N, int C, int G);
+/* Eigen-learning-rate step: out = x + a (y - x), a[c] = |f alpha[c]| (N, C). Backward: dx = (1 - a) dout,
+ * dy = a dout (both overwritten, neither may alias dout); dalpha += f sign(f alpha) column sums of dout (y - x). */
+void nl_lerp_forward(float *out, const float *x, const float *y, const float *alpha, float f, size_t N, int C);
+void nl_lerp_backward(float *dx, float *dy, float *dalpha, const float *dout, const float *x, const float *y,
+                      const float *alpha, float f, size_t N, int C);
+/* Column scale of the first C columns of rows of stride ld: out = f s[c] inp (may alias inp).
+ * Backward: ds += f column sums of dout * inp; dinp = f s dout (may alias dout). */
+void nl_colscale_forward(float *out, const float *inp, const float *s, float f, size_t N, int C, int ld);
+void nl_colscale_backward(float *dinp, float *ds, const float *dout, const float *inp, const float *s, float f, size_t N,
+                          int C, int ld);
+/* Scales each row (by_col 0) or each column (by_col 1) of w (rows x cols) to unit L2 norm (sums in double);
+ * an all-zero row or column stays zero. */
+void nl_unit_project(float *w, size_t rows, int cols, int by_col);
+
 /* out (N,OC) = inp (N,IC) @ w^T (w is (OC,IC), PyTorch Linear layout) + b (b may be NULL). */
 void nl_linear_forward(float *out, const float *inp, const float *w, const float *b, size_t N, int IC,
                        int OC);

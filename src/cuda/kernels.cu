@@ -721,3 +721,128 @@ extern "C" size_t nl_cu_first_nonfinite(const float *x, size_t n) {
     if (e != cudaSuccess) nl_cu_fail("first_nonfinite: cudaMemcpy", cudaGetErrorString(e));
     return (size_t)h;
 }
+
+/* ---------------------------------------------------------------- nGPT (src/cpu/ops_sphere.c) */
+
+#define L2_TINY 1e-12f
+
+/* rows of G channels: row r is group r % ng of token r / ng; s index (r % ng) * G + i */
+__global__ void l2norm_fwd_k(float *out, float *rstd, const float *inp, const float *s, float f, size_t R, int G, int ng) {
+    for (size_t r = blockIdx.x; r < R; r += gridDim.x) {
+        const float *x = inp + r * G;
+        float ss = 0.0f;
+        for (int i = threadIdx.x; i < G; i += blockDim.x) ss += x[i] * x[i];
+        const float k = 1.0f / fmaxf(sqrtf(block_sum<float>(ss)), L2_TINY);
+        const int s0 = (int)(r % ng) * G;
+        for (int i = threadIdx.x; i < G; i += blockDim.x) out[r * G + i] = f * (s ? s[s0 + i] : 1.0f) * x[i] * k;
+        if (threadIdx.x == 0) rstd[r] = k;
+    }
+}
+__global__ void l2norm_bwd_k(float *dinp, const float *dout, const float *inp, const float *s, const float *rstd, float f,
+                             size_t R, int G, int ng) {
+    for (size_t r = blockIdx.x; r < R; r += gridDim.x) {
+        const float *x = inp + r * G, *d = dout + r * G;
+        const float k = rstd[r];
+        const int s0 = (int)(r % ng) * G;
+        float dot = 0.0f;
+        for (int i = threadIdx.x; i < G; i += blockDim.x) dot += f * (s ? s[s0 + i] : 1.0f) * d[i] * x[i] * k;
+        dot = block_sum<float>(dot);
+        if (k >= 1.0f / L2_TINY) dot = 0.0f;
+        for (int i = threadIdx.x; i < G; i += blockDim.x) dinp[r * G + i] += k * (f * (s ? s[s0 + i] : 1.0f) * d[i] - x[i] * k * dot);
+    }
+}
+struct L2Ds { /* f dout x / |x| */
+    const float *d, *x, *rstd;
+    float f;
+    int C, G;
+    __device__ float operator()(size_t n, int c) const { return f * d[n * C + c] * x[n * C + c] * rstd[(n * C + c) / G]; }
+};
+extern "C" void nl_cu_l2norm_forward(float *out, float *rstd, const float *inp, const float *s, float f, size_t N, int C, int G) {
+    const size_t R = N * (size_t)(C / G);
+    l2norm_fwd_k<<<row_grid(R), nl_cu_row_threads(G)>>>(out, rstd, inp, s, f, R, G, C / G);
+    LAUNCHED();
+}
+extern "C" void nl_cu_l2norm_backward(float *dinp, float *ds, const float *dout, const float *inp, const float *s,
+                                      const float *rstd, float f, size_t N, int C, int G) {
+    const size_t R = N * (size_t)(C / G);
+    if (ds) colsum_of(ds, N, C, L2Ds{ dout, inp, rstd, f, C, G }, 1);
+    l2norm_bwd_k<<<row_grid(R), nl_cu_row_threads(G)>>>(dinp, dout, inp, s, rstd, f, R, G, C / G);
+    LAUNCHED();
+}
+
+__device__ float absf_scaled(float f, float a) { return fabsf(f * a); }
+__global__ void lerp_fwd_k(float *out, const float *x, const float *y, const float *alpha, float f, size_t n, int C) {
+    GRID_STRIDE(i, n) out[i] = x[i] + absf_scaled(f, alpha[i % C]) * (y[i] - x[i]);
+}
+__global__ void lerp_bwd_k(float *dx, float *dy, const float *dout, const float *alpha, float f, size_t n, int C) {
+    GRID_STRIDE(i, n) {
+        const float a = absf_scaled(f, alpha[i % C]), g = dout[i];
+        dx[i] = (1.0f - a) * g;
+        dy[i] = a * g;
+    }
+}
+struct LerpDa { /* f sign(f alpha) dout (y - x) */
+    const float *d, *x, *y, *alpha;
+    float f;
+    int C;
+    __device__ float operator()(size_t n, int c) const {
+        const float fa = f * alpha[c], sg = (float)((fa > 0.0f) - (fa < 0.0f));
+        return f * sg * d[n * C + c] * (y[n * C + c] - x[n * C + c]);
+    }
+};
+extern "C" void nl_cu_lerp_forward(float *out, const float *x, const float *y, const float *alpha, float f, size_t N, int C) {
+    lerp_fwd_k<<<nl_cu_blocks(N * C), NL_CU_THREADS>>>(out, x, y, alpha, f, N * (size_t)C, C);
+    LAUNCHED();
+}
+extern "C" void nl_cu_lerp_backward(float *dx, float *dy, float *dalpha, const float *dout, const float *x, const float *y,
+                                    const float *alpha, float f, size_t N, int C) {
+    colsum_of(dalpha, N, C, LerpDa{ dout, x, y, alpha, f, C }, 1);
+    lerp_bwd_k<<<nl_cu_blocks(N * C), NL_CU_THREADS>>>(dx, dy, dout, alpha, f, N * (size_t)C, C);
+    LAUNCHED();
+}
+
+__global__ void colscale_k(float *out, const float *inp, const float *s, float f, size_t n, int C, int ld) {
+    GRID_STRIDE(i, n) {
+        const size_t r = i / C, c = i % C;
+        out[r * ld + c] = f * s[c] * inp[r * ld + c];
+    }
+}
+struct ScaledProdLd {
+    const float *a, *b;
+    float f;
+    int ld;
+    __device__ float operator()(size_t n, int c) const { return f * a[n * ld + c] * b[n * ld + c]; }
+};
+extern "C" void nl_cu_colscale_forward(float *out, const float *inp, const float *s, float f, size_t N, int C, int ld) {
+    colscale_k<<<nl_cu_blocks(N * C), NL_CU_THREADS>>>(out, inp, s, f, N * (size_t)C, C, ld);
+    LAUNCHED();
+}
+extern "C" void nl_cu_colscale_backward(float *dinp, float *ds, const float *dout, const float *inp, const float *s, float f,
+                                        size_t N, int C, int ld) {
+    colsum_of(ds, N, C, ScaledProdLd{ dout, inp, f, ld }, 1); /* before dinp, which may alias dout */
+    colscale_k<<<nl_cu_blocks(N * C), NL_CU_THREADS>>>(dinp, dout, s, f, N * (size_t)C, C, ld);
+    LAUNCHED();
+}
+
+__global__ void unit_rows_k(float *w, size_t rows, int cols) {
+    for (size_t r = blockIdx.x; r < rows; r += gridDim.x) {
+        double ss = 0.0;
+        for (int i = threadIdx.x; i < cols; i += blockDim.x) ss += (double)w[r * cols + i] * w[r * cols + i];
+        ss = block_sum<double>(ss);
+        if (ss > 0)
+            for (int i = threadIdx.x; i < cols; i += blockDim.x) w[r * cols + i] = (float)(w[r * cols + i] / sqrt(ss));
+    }
+}
+__global__ void unit_cols_k(float *w, size_t rows, int cols) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) return;
+    double ss = 0.0;
+    for (size_t r = 0; r < rows; r++) ss += (double)w[r * cols + c] * w[r * cols + c];
+    if (ss > 0)
+        for (size_t r = 0; r < rows; r++) w[r * cols + c] = (float)(w[r * cols + c] / sqrt(ss));
+}
+extern "C" void nl_cu_unit_project(float *w, size_t rows, int cols, int by_col) {
+    if (by_col) unit_cols_k<<<(cols + NL_CU_THREADS - 1) / NL_CU_THREADS, NL_CU_THREADS>>>(w, rows, cols);
+    else unit_rows_k<<<row_grid(rows), nl_cu_row_threads(cols)>>>(w, rows, cols);
+    LAUNCHED();
+}

@@ -48,6 +48,17 @@ void nl_cu_chanres_backward(float *dx, float *dlam, const float *dout, const flo
                             int C);
 void nl_cu_gain_forward(float *out, const float *inp, const float *g, size_t n);
 void nl_cu_gain_backward(float *dinp, float *dg, const float *dout, const float *inp, const float *g, size_t n);
+/* nGPT: the ops of src/cpu/ops_sphere.c (semantics in src/cpu/kernels.h) */
+void nl_cu_l2norm_forward(float *out, float *rstd, const float *inp, const float *s, float f, size_t N, int C, int G);
+void nl_cu_l2norm_backward(float *dinp, float *ds, const float *dout, const float *inp, const float *s, const float *rstd,
+                           float f, size_t N, int C, int G);
+void nl_cu_lerp_forward(float *out, const float *x, const float *y, const float *alpha, float f, size_t N, int C);
+void nl_cu_lerp_backward(float *dx, float *dy, float *dalpha, const float *dout, const float *x, const float *y,
+                         const float *alpha, float f, size_t N, int C);
+void nl_cu_colscale_forward(float *out, const float *inp, const float *s, float f, size_t N, int C, int ld);
+void nl_cu_colscale_backward(float *dinp, float *ds, const float *dout, const float *inp, const float *s, float f, size_t N,
+                             int C, int ld);
+void nl_cu_unit_project(float *w, size_t rows, int cols, int by_col);
 void nl_cu_bias_add(float *out, const float *b, size_t N, int OC);
 void nl_cu_colsum(float *out, const float *x, size_t N, int cols, int ld);
 /* attention's row steps over rows of T (row r is query position r % T): the causal softmax in place,

@@ -169,6 +169,37 @@ static int ops_scales(void) {
     return f;
 }
 
+/* nGPT's ops (src/cpu/ops_sphere.c) */
+static int ops_sphere(void) {
+    int f = 0;
+    const size_t N = 37;
+    const int C = 64, G = 16, LD = 70;
+    arr x = mk(N * C, 1.0, 0.0f), y = mk(N * C, 1.0, 0.0f), sc = mk(C, 0.5, 1.0f), rstd = zeros(N * C / G), out = zeros(N * C),
+        dout = mk(N * C, 1.0, 0.0f), dinp = mk(N * C, 1.0, 0.0f), dy = zeros(N * C), ds = mk(C, 1.0, 0.0f),
+        xl = mk(N * LD, 1.0, 0.0f), dl = mk(N * LD, 1.0, 0.0f), ol = zeros(N * LD), w = mk(65 * (size_t)C, 0.3, 0.0f);
+    BOTH(be->l2norm_forward(P(out), P(rstd), P(x), P(sc), 2.5f, N, C, G));
+    f += cmp("l2norm", "out", &out, RTOL) + cmp("l2norm", "rstd", &rstd, RTOL);
+    BOTH(be->l2norm_backward(P(dinp), P(ds), P(dout), P(x), P(sc), P(rstd), 2.5f, N, C, G)); /* dinp accumulates */
+    f += cmp("l2norm", "dinp", &dinp, RTOL) + cmp("l2norm", "ds", &ds, RTOL);
+    BOTH(be->l2norm_forward(P(out), P(rstd), P(x), NULL, 1.0f, N, C, C));
+    f += cmp("l2norm (no scales)", "out", &out, RTOL);
+    BOTH(be->lerp_forward(P(out), P(x), P(y), P(sc), -0.3f, N, C));
+    f += cmp("lerp", "out", &out, RTOL);
+    BOTH(be->lerp_backward(P(dinp), P(dy), P(ds), P(dout), P(x), P(y), P(sc), -0.3f, N, C));
+    f += cmp("lerp", "dx", &dinp, RTOL) + cmp("lerp", "dy", &dy, RTOL) + cmp("lerp", "dalpha", &ds, RTOL);
+    BOTH(be->colscale_forward(P(ol), P(xl), P(sc), 1.7f, N, C, LD));
+    f += cmp("colscale", "out", &ol, RTOL);
+    BOTH(be->colscale_backward(P(dl), P(ds), P(dl), P(xl), P(sc), 1.7f, N, C, LD)); /* in place */
+    f += cmp("colscale", "dinp (in place, stride)", &dl, RTOL) + cmp("colscale", "ds", &ds, RTOL);
+    BOTH(be->unit_project(P(w), 65, C, 0));
+    f += cmp("unit_project", "rows", &w, RTOL);
+    BOTH(be->unit_project(P(w), 65, C, 1));
+    f += cmp("unit_project", "columns", &w, RTOL);
+    arr *all[] = { &x, &y, &sc, &rstd, &out, &dout, &dinp, &dy, &ds, &xl, &dl, &ol, &w };
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) drop(all[i]);
+    return f;
+}
+
 static int ops_linear(void) {
     int f = 0;
     const size_t N = 37;
@@ -469,6 +500,7 @@ int main(void) {
     } while (0)
     SECTION("ops_norms", ops_norms());
     SECTION("ops_scales", ops_scales());
+    SECTION("ops_sphere", ops_sphere());
     SECTION("ops_linear", ops_linear());
     SECTION("ops_attention", ops_attention());
     SECTION("ops_misc", ops_misc());
@@ -478,7 +510,7 @@ int main(void) {
     int nc = 0;
     for (int p = 0; p < NL_NORM_COUNT; p++) cases[nc++] = (model_case){ nl_placements[p].name, p, -1, NL_ARCH_GPT2, 0, 0, 0 };
     for (int t = 0; t < NL_NORM_TYPE_COUNT; t++)
-        if (t != NL_LAYERNORM) cases[nc++] = (model_case){ nl_norm_type_names[t], NL_NORM_PERI, t, NL_ARCH_GPT2, 0, 0, 0 };
+        if (t != NL_LAYERNORM && t != NL_L2NORM) cases[nc++] = (model_case){ nl_norm_type_names[t], NL_NORM_PERI, t, NL_ARCH_GPT2, 0, 0, 0 };
     cases[nc++] = (model_case){ "llama pre gqa qk-norm", NL_NORM_PRE, -1, NL_ARCH_LLAMA, 2, 1, 0 };
     cases[nc++] = (model_case){ "pre skip-init", NL_NORM_PRE, -1, NL_ARCH_GPT2, 0, 0, 1 };
     int inp[2 * 16], tgt[2 * 16];
