@@ -87,6 +87,7 @@
     X(tensorboard)                                                                                 \
     X(presets)                                                                                     \
     X(cuda_host)                                                                                   \
+    X(images)                                                                                      \
     X(cuda_cli)
 
 #define X(name) int test_##name(void);
