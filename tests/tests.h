@@ -88,6 +88,10 @@
     X(presets)                                                                                     \
     X(cuda_host)                                                                                   \
     X(images)                                                                                      \
+    X(ops_dit)                                                                                     \
+    X(dit_patches)                                                                                 \
+    X(dit_twin)                                                                                    \
+    X(dit_train)                                                                                   \
     X(cuda_cli)
 
 #define X(name) int test_##name(void);
