@@ -65,6 +65,11 @@ void nl_args_defaults(nl_args *a) {
     a->tokens = 200;
     a->top_k = 40;
     a->temperature = 0.8;
+    snprintf(a->grid, sizeof a->grid, "8x8");
+    snprintf(a->sampler, sizeof a->sampler, "heun");
+    a->ode_steps = 32;
+    a->class_id = -1;
+    a->cfg_scale = 2.0;
     a->max_windows = 0;
     a->stride = 0;
     snprintf(a->metric, sizeof a->metric, "loss");
@@ -282,6 +287,12 @@ static const opt opts[] = {
     { "tokens",       T_INT,   ARG(tokens),       SA,    0, "tokens to generate" },
     { "temperature",  T_DBL,   ARG(temperature),  SA,    0, "sampling temperature (0: greedy)" },
     { "top-k",        T_INT,   ARG(top_k),        SA,    0, "sample from the k most likely tokens (0: all)" },
+    { "grid",         T_WORD,  ARG(grid),         SA,    0, "--arch dit: ROWSxCOLS images in the PNG grid" },
+    { "out",          T_PATH,  ARG(out_file),     SA,    0, "--arch dit: the PNG file of the grid (required)" },
+    { "sampler",      T_WORD,  ARG(sampler),      SA,    0, "--arch dit: euler | heun (2 model evaluations a step): the ODE from noise (t = 1) to image (t = 0)" },
+    { "steps",        T_INT,   ARG(ode_steps),    SA,    0, "--arch dit: ODE steps on a uniform grid of t" },
+    { "class",        T_INT,   ARG(class_id),     SA,    0, "--arch dit: the class of every image (-1: row r shows class r mod classes; classes: the null class, unconditional)" },
+    { "cfg",          T_DBL,   ARG(cfg_scale),    SA,    0, "--arch dit: classifier-free guidance scale w, v = v(null) + w (v(class) - v(null)); 1: no guidance" },
     { "out",          T_PATH,  ARG(out_file),     EX,    0, "output .safetensors file (--format hf: a directory)" },
     { "format",       T_WORD,  ARG(format),       EX,    0, "safetensors (normlab's names) | hf (config.json + model.safetensors for Hugging Face transformers; GPT-2 vocabulary: + its tokenizer files)" },
     { "out",          T_PATH,  ARG(out_file),     MC,    0, "also write each item's log-likelihoods to this JSONL file" },

@@ -43,6 +43,10 @@ typedef struct nl_args {
         char out[NL_PATH_MAX], launcher[16], partition[NL_PATH_MAX], time[NL_PATH_MAX];
         int seeds, jobs, cpus_per_task, run_index;
     } sweep;
+    /* sample, --arch dit: the grid (RxC), euler | heun, ODE steps, class (-1: by row), guidance scale */
+    char grid[16], sampler[16];
+    int ode_steps, class_id;
+    double cfg_scale;
     unsigned char given[128]; /* given[i]: option i of the table was on the command line */
 } nl_args;
 

@@ -38,6 +38,18 @@ void nl_dit_fm_batch(const nl_config *c, const nl_images *im, nl_rng *rng, const
  * with t and noise from a generator seeded with `seed` (the same numbers at every call). */
 double nl_dit_eval(nl_model *m, const nl_images *im, int n, uint64_t seed);
 
+/* ---- sampling (src/dit_sample.c, docs/dit.md §3) */
+/* v = dx/dt at time t of the n numbers x */
+typedef void (*nl_velocity_fn)(void *ctx, const float *x, float t, float *v, size_t n);
+/* Integrates dx/dt = f from t = 1 to t = 0 in `steps` uniform steps, in place: Euler (heun 0) or Heun's
+ * trapezoid (2 evaluations a step). scratch: 3n floats. */
+void nl_ode_integrate(float *x, size_t n, int steps, int heun, nl_velocity_fn f, void *ctx, float *scratch);
+/* n images (n, h, w, ch) into img, image i of class labels[i] (classes: the null class), from noise drawn
+ * from seed, with guidance scale w (1: none; unconditional models ignore it). */
+void nl_dit_sample(nl_model *m, int n, const int *labels, double w, int steps, int heun, uint64_t seed, float *img);
+/* rows x cols images (h, w, ch, values in [-1, 1]) as one PNG, 1-pixel black gaps */
+nl_status nl_dit_grid_png(const char *path, const float *img, int rows, int cols, int h, int w, int ch);
+
 /* Image (h, w, ch) <-> its T = (h/p)(w/p) patches (T, p*p*ch): token i*(w/p)+j is the patch at row i, column
  * j; inside it, element (py*p + px)*ch + c is pixel (i*p + py, j*p + px) channel c. */
 void nl_dit_patchify(const nl_config *c, const float *img, float *patches);

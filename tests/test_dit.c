@@ -417,6 +417,24 @@ int test_dit_train(void) {
     f += NL_CHECK(rc == 0, "resume: %s", cli_out);
     const int nb = curve_of((snprintf(p, sizeof p, "%s/b", dir), p), b, sizeof b);
     f += NL_CHECK(na == nb && !strcmp(a, b), "resumed curve differs:\n%s\n%s", a, b);
+    /* a 2x3 grid of samples from the run: a PNG of 2 x 8 + 1 rows, 3 x 8 + 2 columns, gray */
+    snprintf(p, sizeof p, "%s/grid.png", dir);
+    rc = run("%s sample --ckpt %s/a --grid 2x3 --steps 3 --sampler euler --out %s 2>&1", nl_test_bin(), dir, p);
+    uint8_t *px = NULL;
+    int gh = 0, gw = 0, gc = 0;
+    f += NL_CHECK(rc == 0 && nl_png_read(p, &px, &gh, &gw, &gc) == NL_OK && gh == 17 && gw == 26 && gc == 1,
+                  "sample grid (rc %d) %dx%dx%d: %s", rc, gw, gh, gc, cli_out);
+    int gap = 0; /* row 8 and columns 8 and 17 are the gaps */
+    for (int i = 0; px && i < 26; i++) gap += px[8 * 26 + i];
+    for (int i = 0; px && i < 17; i++) gap += px[i * 26 + 8] + px[i * 26 + 17];
+    f += NL_CHECK(px && gap == 0, "black gaps between the images");
+    free(px);
+    rc = run("%s sample --ckpt %s/a --grid 2by3 --out %s 2>&1", nl_test_bin(), dir, p);
+    f += NL_CHECK(rc == 2 && strstr(cli_out, "--grid '2by3'"), "bad grid (rc %d): %s", rc, cli_out);
+    rc = run("%s sample --ckpt %s/a --sampler rk4 --out %s 2>&1", nl_test_bin(), dir, p);
+    f += NL_CHECK(rc == 2 && strstr(cli_out, "--sampler 'rk4'"), "bad sampler (rc %d): %s", rc, cli_out);
+    rc = run("%s sample --ckpt %s/a 2>&1", nl_test_bin(), dir);
+    f += NL_CHECK(rc == 2 && strstr(cli_out, "--out FILE.png is required"), "no --out (rc %d): %s", rc, cli_out);
     /* bad input: one line, exit 2 for usage, 1 for data that cannot be read */
     rc = run("%s train " DTINY " --steps 1 --out %s/c 2>&1", nl_test_bin(), dir);
     f += NL_CHECK(rc == 2 && strstr(cli_out, "--data fashion-mnist or --data DIR"), "no --data (rc %d): %s", rc, cli_out);
@@ -433,5 +451,32 @@ int test_dit_train(void) {
     }
     snprintf(p, sizeof p, "rm -rf %s", dir);
     if (system(p) != 0) printf("    could not remove %s\n", dir);
+    return f;
+}
+
+/* ---------------------------------------------------------------- the ODE samplers' order */
+
+/* dx/dt = x: from t = 1 to 0, x(0) = x(1) / e */
+static void linear_field(void *ctx, const float *x, float t, float *v, size_t n) {
+    (void)ctx, (void)t;
+    for (size_t i = 0; i < n; i++) v[i] = x[i];
+}
+
+int test_dit_sampler(void) {
+    int f = 0;
+    double err[2][3];
+    for (int heun = 0; heun < 2; heun++)
+        for (int k = 0; k < 3; k++) {
+            float x[2] = { 1.0f, -2.0f }, scr[6];
+            nl_ode_integrate(x, 2, 8 << k, heun, linear_field, NULL, scr);
+            err[heun][k] = fabs(x[0] - exp(-1.0)) + fabs(x[1] + 2.0 * exp(-1.0));
+        }
+    for (int k = 0; k < 2; k++) {
+        const double re = err[0][k] / err[0][k + 1], rh = err[1][k] / err[1][k + 1];
+        printf("  steps %d -> %d: Euler error %.3g -> %.3g (x%.2f), Heun %.3g -> %.3g (x%.2f)\n", 8 << k, 16 << k, err[0][k],
+               err[0][k + 1], re, err[1][k], err[1][k + 1], rh);
+        f += NL_CHECK(re > 1.8 && re < 2.2, "Euler is first order: ratio %.3f", re);
+        f += NL_CHECK(rh > 3.6 && rh < 4.4, "Heun is second order: ratio %.3f", rh);
+    }
     return f;
 }

@@ -92,6 +92,7 @@
     X(dit_patches)                                                                                 \
     X(dit_twin)                                                                                    \
     X(dit_train)                                                                                   \
+    X(dit_sampler)                                                                                 \
     X(cuda_cli)
 
 #define X(name) int test_##name(void);

@@ -8,6 +8,7 @@
 #include "ckpt.h"
 #include "comm.h"
 #include "config.h"
+#include "dit.h"
 #include "evaldata.h"
 #include "evalmc.h"
 #include "hf.h"
@@ -25,6 +26,7 @@
 #include <omp.h>
 #endif
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -224,13 +226,42 @@ static nl_status sample_bpe(nl_args *a, nl_model *m) {
     return st;
 }
 
+/* --arch dit: a ROWSxCOLS grid of generated images as one PNG (docs/dit.md §3) */
+static nl_status sample_dit(const nl_args *a, nl_model *m) {
+    const nl_config *c = &m->cfg;
+    int rows, cols;
+    char extra;
+    if (sscanf(a->grid, "%dx%d%c", &rows, &cols, &extra) != 2 || rows < 1 || cols < 1 || rows * cols > 4096)
+        return NL_FAIL(NL_ERR_ARG, "--grid '%s': must be ROWSxCOLS, e.g. 8x8 (at most 4096 images)", a->grid);
+    if (!a->out_file[0]) return NL_FAIL(NL_ERR_ARG, "--out FILE.png is required to sample an --arch dit model");
+    if (strcmp(a->sampler, "euler") && strcmp(a->sampler, "heun")) return NL_FAIL(NL_ERR_ARG, "--sampler '%s': euler | heun", a->sampler);
+    if (a->ode_steps < 1 || a->ode_steps > 10000) return NL_FAIL(NL_ERR_ARG, "--steps %d: must be in 1..10000", a->ode_steps);
+    if (a->class_id < -1 || a->class_id > c->classes)
+        return NL_FAIL(NL_ERR_ARG, "--class %d: must be -1 (by row), a class 0..%d or %d (the null class)", a->class_id, c->classes - 1, c->classes);
+    if (!(a->cfg_scale >= 0 && a->cfg_scale < 1e3)) return NL_FAIL(NL_ERR_ARG, "--cfg %g: must be in [0, 1000)", a->cfg_scale);
+    const int n = rows * cols;
+    int *y = malloc((size_t)n * sizeof *y);
+    float *img = malloc((size_t)n * c->img_h * c->img_w * c->img_ch * sizeof *img);
+    if (!y || !img) return free(y), free(img), NL_FAIL(NL_ERR_IO, "out of memory for %d images", n);
+    for (int i = 0; i < n; i++) y[i] = a->class_id >= 0 ? a->class_id : c->classes ? i / cols % c->classes : 0;
+    nl_dit_sample(m, n, y, a->cfg_scale, a->ode_steps, !strcmp(a->sampler, "heun"), a->cfg.seed, img);
+    nl_status st = nl_dit_grid_png(a->out_file, img, rows, cols, c->img_h, c->img_w, c->img_ch);
+    if (st == NL_OK)
+        printf("wrote %s: %dx%d grid of %dx%d images, %s, %d steps, cfg %g, %s\n", a->out_file, rows, cols, c->img_w, c->img_h,
+               a->sampler, a->ode_steps, c->classes ? a->cfg_scale : 1.0, a->class_id >= 0 ? "one class" : "class r mod classes in row r");
+    free(y);
+    free(img);
+    return st;
+}
+
 static int cmd_sample(nl_args *a) {
     nl_model m;
     if (a->tokens < 0) return nl_set_error("--tokens %d: must be >= 0", a->tokens), fail(NL_ERR_ARG);
     if (a->top_k < 0) return nl_set_error("--top-k %d: must be >= 0", a->top_k), fail(NL_ERR_ARG);
     if (a->temperature < 0) return nl_set_error("--temperature %g: must be >= 0", a->temperature), fail(NL_ERR_ARG);
     nl_status st = load_model(a, &m);
-    if (st == NL_OK && m.cfg.vocab > 256) st = sample_bpe(a, &m);
+    if (st == NL_OK && m.cfg.arch == NL_ARCH_DIT) st = sample_dit(a, &m);
+    else if (st == NL_OK && m.cfg.vocab > 256) st = sample_bpe(a, &m);
     else if (st == NL_OK) {
         fputs(a->prompt, stdout);
         st = nl_sample(&m, a->prompt, a->tokens, a->temperature, a->top_k, a->cfg.seed, stdout);
@@ -362,7 +393,9 @@ static const struct {
       "\"acc_norm_token\", \"acc_norm_byte\"} and, when C is a run directory, appends it to C/evals.jsonl." },
     { "sample", NL_CMD_SAMPLE, cmd_sample, "sample --ckpt C [--prompt TEXT] [options]",
       "Continue a prompt: byte-level models (vocabulary 256) by bytes, GPT-2-vocabulary models (50257)\n"
-      "through the GPT-2 tokenizer (prompt encoded, tokens decoded; an empty prompt starts at <|endoftext|>)." },
+      "through the GPT-2 tokenizer (prompt encoded, tokens decoded; an empty prompt starts at <|endoftext|>).\n"
+      "An --arch dit model: a ROWSxCOLS grid of generated images as a PNG (--grid, --out, --sampler, --steps,\n"
+      "--class, --cfg; docs/dit.md)." },
     { "export", NL_CMD_EXPORT, cmd_export, "export --ckpt C --out model.safetensors | --format hf --out DIR",
       "Write the parameters as standard safetensors (F32, PyTorch Linear layout) with the config\n"
       "in __metadata__, or (--format hf) a directory that Hugging Face transformers loads with\n"
