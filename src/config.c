@@ -70,6 +70,8 @@ void nl_args_defaults(nl_args *a) {
     a->ode_steps = 32;
     a->class_id = -1;
     a->cfg_scale = 2.0;
+    a->clf_steps = 2000;
+    a->samples = 1000;
     a->max_windows = 0;
     a->stride = 0;
     snprintf(a->metric, sizeof a->metric, "loss");
@@ -206,7 +208,7 @@ typedef struct opt {
 #define CFG(f) offsetof(nl_args, cfg.f)
 #define ARG(f) offsetof(nl_args, f)
 enum { TR = NL_CMD_TRAIN, EV = NL_CMD_EVAL, SA = NL_CMD_SAMPLE, EX = NL_CMD_EXPORT, MC = NL_CMD_EVALMC, PR = NL_CMD_PREPARE, SW = NL_CMD_SWEEP,
-       AN = NL_CMD_ANALYZE, RP = NL_CMD_REPORT };
+       AN = NL_CMD_ANALYZE, RP = NL_CMD_REPORT, CL = NL_CMD_CLF, FI = NL_CMD_FID };
 
 // clang-format off
 static const opt opts[] = {
@@ -260,12 +262,12 @@ static const opt opts[] = {
     { "lr-steps",     T_INT,   CFG(lr_steps),     TR,    0, "steps the warmup + cosine schedule spans; later steps run at the floor --min-lr-frac x --lr (0: --steps; set by --resume --steps)" },
     { "weight-decay", T_DBL,   CFG(weight_decay), TR,    0, "AdamW decoupled weight decay on 2-D matrices" },
     { "clip",         T_DBL,   CFG(clip),         TR,    0, "global gradient-norm clip (0: off)" },
-    { "seed",         T_U64,   CFG(seed),         TR|SA, 0, "random seed (init, data order, sampling)" },
+    { "seed",         T_U64,   CFG(seed),         TR|SA|CL|FI, 0, "random seed (init, data order, sampling)" },
     { "eval-every",   T_INT,   CFG(eval_every),   TR,    0, "validation every N steps (0: only at the end)" },
     { "eval-windows", T_INT,   CFG(eval_windows), TR,    0, "validation windows of seq-len tokens" },
     { "ckpt-every",   T_INT,   CFG(ckpt_every),   TR,    0, "checkpoint every N steps (0: only at the end)" },
     { "log-every",    T_INT,   CFG(log_every),    TR,    0, "progress line every N steps when not on a terminal" },
-    { "threads",      T_INT,   CFG(threads),      TR|EV|SA|EX|MC|AN, 0, "threads for OpenMP and BLAS (0: all cores)" },
+    { "threads",      T_INT,   CFG(threads),      TR|EV|SA|EX|MC|AN|CL|FI, 0, "threads for OpenMP and BLAS (0: all cores)" },
     { "device",       T_DEVICE, CFG(device),      TR,    0, "cpu | cuda: where the model computes (cuda: a build with make USE_CUDA=1 and a GPU)" },
     { "diag-every",   T_INT,   CFG(diag_every),   TR,    0, "per-layer diagnostics on a fixed validation batch every N steps, at step 0 and at the end (0: off)" },
     { "spike-k",      T_DBL,   CFG(spike_k),      TR,    0, "count a gradient spike when the grad norm exceeds k x its running median (0: off)" },
@@ -278,7 +280,7 @@ static const opt opts[] = {
     { "dtype",        T_DTYPE, CFG(dtype),        TR,    0, "fp32 | bf16 | fp16: number format of activations and matmul inputs, emulated exactly (fp32 master weights and AdamW state; docs/numerics.md)" },
     { "loss-scale",   T_DBL,   CFG(loss_scale),   TR,    0, "--dtype fp16: initial dynamic loss scale, a power of two in [1, 2^32] (halved on a gradient overflow, which skips the step)" },
     { "loss-scale-interval", T_INT, CFG(loss_scale_interval), TR, 0, "--dtype fp16: double the loss scale after N steps in a row without overflow" },
-    { "ckpt",         T_PATH,  ARG(ckpt),         EV|SA|EX|MC|AN, 0, "checkpoint file, or a run directory (its latest checkpoint)" },
+    { "ckpt",         T_PATH,  ARG(ckpt),         EV|SA|EX|MC|AN|FI, 0, "checkpoint file, or a run directory (its latest checkpoint)" },
     { "max-windows",  T_INT,   ARG(max_windows),  EV,    0, "evaluate at most K windows (0: all)" },
     { "metric",       T_WORD,  ARG(metric),       EV,    0, "headline metric: loss | ppl | bpb (bits per byte)" },
     { "stride",       T_INT,   ARG(stride),       EV,    0, "sliding windows start every S tokens (0: seq-len, no overlap)" },
@@ -289,10 +291,16 @@ static const opt opts[] = {
     { "top-k",        T_INT,   ARG(top_k),        SA,    0, "sample from the k most likely tokens (0: all)" },
     { "grid",         T_WORD,  ARG(grid),         SA,    0, "--arch dit: ROWSxCOLS images in the PNG grid" },
     { "out",          T_PATH,  ARG(out_file),     SA,    0, "--arch dit: the PNG file of the grid (required)" },
-    { "sampler",      T_WORD,  ARG(sampler),      SA,    0, "--arch dit: euler | heun (2 model evaluations a step): the ODE from noise (t = 1) to image (t = 0)" },
-    { "steps",        T_INT,   ARG(ode_steps),    SA,    0, "--arch dit: ODE steps on a uniform grid of t" },
+    { "sampler",      T_WORD,  ARG(sampler),      SA|FI, 0, "--arch dit: euler | heun (2 model evaluations a step): the ODE from noise (t = 1) to image (t = 0)" },
+    { "steps",        T_INT,   ARG(ode_steps),    SA|FI, 0, "--arch dit: ODE steps on a uniform grid of t" },
     { "class",        T_INT,   ARG(class_id),     SA,    0, "--arch dit: the class of every image (-1: row r shows class r mod classes; classes: the null class, unconditional)" },
-    { "cfg",          T_DBL,   ARG(cfg_scale),    SA,    0, "--arch dit: classifier-free guidance scale w, v = v(null) + w (v(class) - v(null)); 1: no guidance" },
+    { "cfg",          T_DBL,   ARG(cfg_scale),    SA|FI, 0, "--arch dit: classifier-free guidance scale w, v = v(null) + w (v(class) - v(null)); 1: no guidance" },
+    { "data",         T_PATH,  CFG(data),         CL,    0, "labelled images: fashion-mnist (or fashion-mnist:DIR)" },
+    { "out",          T_PATH,  ARG(out_file),     CL,    0, "the classifier's .safetensors file" },
+    { "steps",        T_INT,   ARG(clf_steps),    CL,    0, "training steps (batches of 128)" },
+    { "data",         T_PATH,  CFG(data),         FI,    0, "held-out images (default: the run's --data: Fashion-MNIST's test split, a folder's last --val-frac)" },
+    { "classifier",   T_PATH,  ARG(classifier),   FI,    0, "the feature classifier (normlab classifier --out)" },
+    { "samples",      T_INT,   ARG(samples),      FI,    0, "images generated, and held-out images compared" },
     { "out",          T_PATH,  ARG(out_file),     EX,    0, "output .safetensors file (--format hf: a directory)" },
     { "format",       T_WORD,  ARG(format),       EX,    0, "safetensors (normlab's names) | hf (config.json + model.safetensors for Hugging Face transformers; GPT-2 vocabulary: + its tokenizer files)" },
     { "out",          T_PATH,  ARG(out_file),     MC,    0, "also write each item's log-likelihoods to this JSONL file" },

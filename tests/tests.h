@@ -93,6 +93,7 @@
     X(dit_twin)                                                                                    \
     X(dit_train)                                                                                   \
     X(dit_sampler)                                                                                 \
+    X(fid)                                                                                         \
     X(cuda_cli)
 
 #define X(name) int test_##name(void);
