@@ -384,7 +384,7 @@ static nl_status lock_dir(run *r) {
 /* a run's own files: config.txt, metrics.jsonl, evals.jsonl (eval-mc), analyze.json (analyze),
  * ckpt-*.safetensors, and the <name>.tmp.<pid> files a killed writer leaves of them */
 static int is_run_file(const char *name) {
-    static const char *const fixed[] = { "config.txt", "metrics.jsonl", "evals.jsonl", "analyze.json" };
+    static const char *const fixed[] = { "config.txt", "metrics.jsonl", "evals.jsonl", "analyze.json", "samples.png" };
     const char *tmp = strstr(name, ".tmp.");
     const size_t n = tmp ? (size_t)(tmp - name) : strlen(name);
     for (int i = 0; i < 4; i++)
@@ -850,6 +850,18 @@ static nl_status train_loop(run *r) {
     }
     if (c->steps == 0) NL_TRY(save_ckpt(r, ckpt, sizeof ckpt));
     if (c->diag_every && r->lead) NL_TRY(diag_step(r, c->steps));
+    if (r->dit && r->lead && c->steps > 0) { /* RUN/samples.png: 4 x 8 samples, row r of class r (Heun, 16 steps, cfg 2) */
+        enum { ROWS = 4, COLS = 8 };
+        int y[ROWS * COLS];
+        for (int i = 0; i < ROWS * COLS; i++) y[i] = c->classes ? i / COLS % c->classes : 0;
+        float *img = nl_xmalloc((size_t)ROWS * COLS * c->img_h * c->img_w * c->img_ch * sizeof(float));
+        char path[NL_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/samples.png", c->out);
+        nl_dit_sample(m, ROWS * COLS, y, 2.0, 16, 1, c->seed, img);
+        nl_status st = nl_dit_grid_png(path, img, ROWS, COLS, c->img_h, c->img_w, c->img_ch);
+        free(img);
+        NL_TRY(st);
+    }
     if (r->v || (r->dit && r->ival.n)) printf("done: %d steps in %.1fs, val loss %.4f, checkpoint %s\n", c->steps, nl_now() - t_start, val, ckpt);
     else printf("done: %d steps in %.1fs (no validation data), checkpoint %s\n", c->steps, nl_now() - t_start, ckpt);
     return NL_OK;

@@ -417,6 +417,22 @@ int test_dit_train(void) {
     f += NL_CHECK(rc == 0, "resume: %s", cli_out);
     const int nb = curve_of((snprintf(p, sizeof p, "%s/b", dir), p), b, sizeof b);
     f += NL_CHECK(na == nb && !strcmp(a, b), "resumed curve differs:\n%s\n%s", a, b);
+    /* the run wrote samples.png (4 x 8 images of 8 x 8, 1-pixel gaps); the report embeds it (base64 as Python writes it) */
+    snprintf(p, sizeof p, "%s/a/samples.png", dir);
+    uint8_t *sp = NULL;
+    int sh = 0, sw = 0, sc = 0;
+    f += NL_CHECK(nl_png_read(p, &sp, &sh, &sw, &sc) == NL_OK && sh == 35 && sw == 71 && sc == 1, "samples.png %dx%dx%d: %s", sw, sh, sc, nl_last_error());
+    free(sp);
+    rc = run("%s report %s/a -o %s/r.html 2>&1", nl_test_bin(), dir, dir);
+    f += NL_CHECK(rc == 0, "report: %s", cli_out);
+    static char b64[8192], html[1 << 18];
+    rc = nl_run_fmt(b64, sizeof b64, "%s -c 'import base64,sys; sys.stdout.write(base64.b64encode(open(\"%s\",\"rb\").read()).decode())'", nl_test_python(), p);
+    snprintf(p, sizeof p, "%s/r.html", dir);
+    FILE *h = fopen(p, "r");
+    const size_t hn = h ? fread(html, 1, sizeof html - 1, h) : 0;
+    if (h) fclose(h);
+    html[hn] = 0;
+    f += NL_CHECK(rc == 0 && strlen(b64) > 100 && strstr(html, "<h2>Samples</h2>") && strstr(html, b64), "report embeds samples.png (%zu bytes of html)", hn);
     /* a 2x3 grid of samples from the run: a PNG of 2 x 8 + 1 rows, 3 x 8 + 2 columns, gray */
     snprintf(p, sizeof p, "%s/grid.png", dir);
     rc = run("%s sample --ckpt %s/a --grid 2x3 --steps 3 --sampler euler --out %s 2>&1", nl_test_bin(), dir, p);
