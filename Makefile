@@ -53,7 +53,7 @@ CFLAGS  = -std=c11 -O2 -g $(ARCH) -fno-math-errno -fopenmp -D_POSIX_C_SOURCE=200
 # their calls and our parallel loops then share one thread pool (OpenBLAS's pthread build's threads
 # would spin against OpenMP's on every switch between a GEMM and an elementwise op).
 BLAS_DIR ?= /usr/lib/$(shell gcc -print-multiarch)/openblas-openmp
-LDLIBS  = -fopenmp -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -ldnnl -lm
+LDLIBS  = -fopenmp -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -ldnnl -lpng -lz -lm
 CFLAGS += $(XCFLAGS)
 ifeq ($(WERROR),1)
   CFLAGS += -Werror

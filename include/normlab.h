@@ -58,7 +58,9 @@ typedef enum nl_norm_type {
     NL_NORM_TYPE_COUNT
 } nl_norm_type;
 
-typedef enum nl_arch { NL_ARCH_GPT2, NL_ARCH_LLAMA, NL_ARCH_COUNT } nl_arch;
+typedef enum nl_arch { NL_ARCH_GPT2, NL_ARCH_LLAMA, NL_ARCH_DIT, NL_ARCH_COUNT } nl_arch;
+/* --arch dit: how training draws the flow-matching time t (docs/dit.md §2) */
+typedef enum nl_tsamp { NL_TSAMP_LOGIT_NORMAL, NL_TSAMP_UNIFORM, NL_TSAMP_COUNT } nl_tsamp;
 
 /* Where the numbers live and the ops run (--device): the CPU backend, or CUDA (make USE_CUDA=1). */
 typedef enum nl_device { NL_DEVICE_CPU, NL_DEVICE_CUDA, NL_DEVICE_COUNT } nl_device;
@@ -99,6 +101,11 @@ typedef struct nl_config {
     int kv_heads;     /* key/value heads (grouped-query attention; must divide heads); 0: heads */
     double ngpt_alpha_init;  /* ngpt: effective initial eigen learning rates alpha_A, alpha_M */
     double ngpt_alpha_scale; /* ngpt: their stored initial value (0: 1/sqrt(dim)) */
+    /* --arch dit (docs/dit.md): images of img_h x img_w x img_ch cut into p x p patches (seq_len tokens),
+     * classes labels (0: unconditional) and a null class: vocab = classes + 1 rows of the label table */
+    int patch, img_h, img_w, img_ch, classes;
+    double cfg_drop;  /* classifier-free dropout: P(label -> null class) in training */
+    int time_sampling;/* nl_tsamp */
     /* training */
     int batch;        /* B: sequences per micro-batch */
     int accum;        /* micro-batches per optimizer step */

@@ -5,7 +5,7 @@
 #   be passed as arguments (CI adds clang, libomp-dev, valgrind, chromium).
 # - PyPI packages for the tests (scripts/requirements.txt) into the virtual environment build/venv.
 set -euo pipefail
-pkgs=(build-essential libdnnl-dev libopenblas-dev libopenblas-openmp-dev python3-torch python3-numpy python3-venv pkg-config "$@")
+pkgs=(build-essential libdnnl-dev libopenblas-dev libopenblas-openmp-dev python3-torch python3-numpy python3-venv pkg-config zlib1g-dev libpng-dev dataset-fashion-mnist "$@")
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

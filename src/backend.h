@@ -120,6 +120,16 @@ typedef struct nl_backend {
     void (*attention_forward)(float *out, float *att, const float *qkv, int B, int T, int C, int NH, int KVH);
     void (*attention_backward)(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att, int B,
                                int T, int C, int NH, int KVH);
+    /* --arch dit: bidirectional attention (fp32), adaLN modulation and gates, SiLU */
+    void (*attention_bidir_forward)(float *out, float *att, const float *qkv, int B, int T, int C, int NH, int KVH);
+    void (*attention_bidir_backward)(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att,
+                                     int B, int T, int C, int NH, int KVH);
+    void (*ada_forward)(float *out, const float *x, const float *s, const float *h, int ld, float k, int B, int T,
+                        int C);
+    void (*ada_backward)(float *dx, float *ds, float *dh, const float *dout, const float *x, const float *s, int ld,
+                         float k, int B, int T, int C);
+    void (*silu_forward)(float *out, const float *inp, size_t n);
+    void (*silu_backward)(float *dinp, const float *inp, const float *dout, size_t n);
     void (*rope_table)(float *cos_t, float *sin_t, int T, int hs, double theta);
     void (*rope_forward)(float *out, const float *inp, const float *cos_t, const float *sin_t, int B, int T, int ld,
                          int nrot, int hs);

@@ -33,6 +33,8 @@ void nl_config_defaults(nl_config *c) {
     c->kv_heads = 0;  /* = heads */
     c->ngpt_alpha_init = 0.05;
     c->ngpt_alpha_scale = 0.0; /* 1/sqrt(dim) */
+    c->patch = 2;
+    c->cfg_drop = 0.1;
     c->batch = 16;
     c->accum = 1;
     c->steps = 1000;
@@ -65,6 +67,13 @@ void nl_args_defaults(nl_args *a) {
     a->tokens = 200;
     a->top_k = 40;
     a->temperature = 0.8;
+    snprintf(a->grid, sizeof a->grid, "8x8");
+    snprintf(a->sampler, sizeof a->sampler, "heun");
+    a->ode_steps = 32;
+    a->class_id = -1;
+    a->cfg_scale = 2.0;
+    a->clf_steps = 2000;
+    a->samples = 1000;
     a->max_windows = 0;
     a->stride = 0;
     snprintf(a->metric, sizeof a->metric, "loss");
@@ -82,16 +91,39 @@ void nl_args_defaults(nl_args *a) {
     a->sweep.run_index = -1;
 }
 
-const char *const nl_arch_names[NL_ARCH_COUNT] = { "gpt2", "llama" };
+const char *const nl_arch_names[NL_ARCH_COUNT] = { "gpt2", "llama", "dit" };
+static const char *const tsamp_names[NL_TSAMP_COUNT] = { "logit-normal", "uniform" };
 const char *const nl_dtype_names[NL_DTYPE_COUNT] = { "fp32", "bf16", "fp16" };
 static const char *const device_names[NL_DEVICE_COUNT] = { "cpu", "cuda" };
 
 /* The MLP width of --ffn-dim 0: 4d for gpt2; for llama the multiple of 64 nearest 8d/3 (ties up, at
  * least 64), LLaMA's 2/3 * 4d rounded as its reference code does. */
 static int default_ffn_dim(const nl_config *c) {
-    if (c->arch != NL_ARCH_LLAMA) return 4 * c->dim;
+    if (c->arch == NL_ARCH_GPT2) return 4 * c->dim;
     const long r = (8L * c->dim + 96) / 192; /* round(8d / (3*64)) with ties up */
     return (int)(r < 1 ? 64 : 64 * r);
+}
+
+/* --arch dit (docs/dit.md): the image shape comes from the data; tokens are its patches, the label table
+ * has a row per class and one for the null class */
+static nl_status dit_resolve(nl_config *c) {
+    if (c->img_h < 1 || c->img_w < 1 || c->img_ch < 1 || c->img_h > 4096 || c->img_w > 4096 || c->img_ch > 4)
+        return NL_FAIL(NL_ERR_ARG, "--arch dit: image %dx%d with %d channels; the shape comes from --data (fashion-mnist or a PNG folder)",
+                       c->img_w, c->img_h, c->img_ch);
+    if (c->patch < 1 || c->img_h % c->patch || c->img_w % c->patch)
+        return NL_FAIL(NL_ERR_ARG, "--patch %d: must divide the image height %d and width %d", c->patch, c->img_h, c->img_w);
+    if (c->classes < 0 || c->classes > 1 << 20) return NL_FAIL(NL_ERR_ARG, "--classes %d: must be in 0..1048576", c->classes);
+    if (!(c->cfg_drop >= 0 && c->cfg_drop <= 1)) return NL_FAIL(NL_ERR_ARG, "--cfg-drop %g: must be in [0, 1]", c->cfg_drop);
+    if (c->time_sampling < 0 || c->time_sampling >= NL_TSAMP_COUNT) return NL_FAIL(NL_ERR_ARG, "--time-sampling: unknown");
+    if (c->dtype != NL_DTYPE_FP32) return NL_FAIL(NL_ERR_ARG, "--arch dit runs --dtype fp32 only so far");
+    if (nl_placements[c->norm].sphere)
+        return NL_FAIL(NL_ERR_ARG, "--arch dit: --norm ngpt is for language models (no unit-sphere form of adaLN and the velocity head)");
+    if (c->heads < 1 || c->dim % c->heads || (c->dim / c->heads) % 4)
+        return NL_FAIL(NL_ERR_ARG, "--arch dit: the head size --dim/--heads must be a multiple of 4 (2-D rotary pairs)");
+    c->seq_len = (c->img_h / c->patch) * (c->img_w / c->patch);
+    c->vocab = c->classes + 1;
+    c->tie_head = 0;
+    return NL_OK;
 }
 
 nl_status nl_config_resolve(nl_config *c) {
@@ -99,14 +131,15 @@ nl_status nl_config_resolve(nl_config *c) {
     if (c->arch < 0 || c->arch >= NL_ARCH_COUNT) return NL_FAIL(NL_ERR_ARG, "--arch: unknown architecture");
     if (c->norm_type < 0) {
         c->norm_type = nl_placements[c->norm].norm_type;
-        if (c->arch == NL_ARCH_LLAMA && c->norm_type == NL_LAYERNORM) c->norm_type = NL_RMSNORM;
+        if (c->arch != NL_ARCH_GPT2 && c->norm_type == NL_LAYERNORM) c->norm_type = NL_RMSNORM;
     }
+    if (c->arch == NL_ARCH_DIT) NL_TRY(dit_resolve(c));
     if (c->norm_type < 0 || c->norm_type >= NL_NORM_TYPE_COUNT)
         return NL_FAIL(NL_ERR_ARG, "--norm-type: unknown norm type");
     const int sphere = nl_placements[c->norm].sphere; /* ngpt: no weight decay, no warmup (paper §2.6) */
     if (c->weight_decay == -1.0) c->weight_decay = sphere ? 0.0 : 0.1;
     if (c->warmup == -1) c->warmup = sphere ? 0 : 100;
-    if (c->vocab < 2 || c->vocab > 1 << 24) return NL_FAIL(NL_ERR_ARG, "--vocab %d: must be in 2..16777216", c->vocab);
+    if (c->vocab < (c->arch == NL_ARCH_DIT ? 1 : 2) || c->vocab > 1 << 24) return NL_FAIL(NL_ERR_ARG, "--vocab %d: must be in 2..16777216", c->vocab);
     if (c->layers < 1 || c->layers > 1024) return NL_FAIL(NL_ERR_ARG, "--layers %d: must be in 1..1024", c->layers);
     if (c->dim < 1 || c->dim > 65536) return NL_FAIL(NL_ERR_ARG, "--dim %d: must be in 1..65536", c->dim);
     if (c->heads < 1) return NL_FAIL(NL_ERR_ARG, "--heads %d: must be positive", c->heads);
@@ -163,13 +196,13 @@ nl_status nl_config_resolve(nl_config *c) {
 double nl_config_matrix_params(const nl_config *c) {
     const double C = c->dim, kvC = C / c->heads * c->kv_heads, F = c->ffn_dim;
     const double emb = (double)c->vocab_padded * C * (c->tie_head ? 1 : 2) + (c->arch == NL_ARCH_GPT2 ? (double)c->seq_len * C : 0.0);
-    return emb + c->layers * (C * (C + 2.0 * kvC) + C * C + (c->arch == NL_ARCH_LLAMA ? 3.0 : 2.0) * C * F);
+    return emb + c->layers * (C * (C + 2.0 * kvC) + C * C + (c->arch != NL_ARCH_GPT2 ? 3.0 : 2.0) * C * F);
 }
 
 /* ---------------------------------------------------------------- option table */
 
 /* T_LIST: values appended, '\n'-separated; T_ARGS: the same for the command's arguments that are not options */
-typedef enum opt_type { T_INT, T_U64, T_DBL, T_PATH, T_TEXT, T_WORD, T_NORM, T_NTYPE, T_ARCH, T_ONOFF, T_GAIN, T_FLAG, T_LIST, T_ONNAN, T_DEVICE, T_ARGS, T_DTYPE } opt_type;
+typedef enum opt_type { T_INT, T_U64, T_DBL, T_PATH, T_TEXT, T_WORD, T_NORM, T_NTYPE, T_ARCH, T_ONOFF, T_GAIN, T_FLAG, T_LIST, T_ONNAN, T_DEVICE, T_ARGS, T_DTYPE, T_TSAMP } opt_type;
 
 typedef struct opt {
     const char *name; /* CLI spelling; config keys use '_' for '-' */
@@ -183,7 +216,7 @@ typedef struct opt {
 #define CFG(f) offsetof(nl_args, cfg.f)
 #define ARG(f) offsetof(nl_args, f)
 enum { TR = NL_CMD_TRAIN, EV = NL_CMD_EVAL, SA = NL_CMD_SAMPLE, EX = NL_CMD_EXPORT, MC = NL_CMD_EVALMC, PR = NL_CMD_PREPARE, SW = NL_CMD_SWEEP,
-       AN = NL_CMD_ANALYZE, RP = NL_CMD_REPORT };
+       AN = NL_CMD_ANALYZE, RP = NL_CMD_REPORT, CL = NL_CMD_CLF, FI = NL_CMD_FID };
 
 // clang-format off
 static const opt opts[] = {
@@ -197,7 +230,7 @@ static const opt opts[] = {
     { "out",          T_PATH,  CFG(out),          TR,    0, "run directory (default runs/<norm>-<date>)" },
     { "tensorboard",  T_PATH,  CFG(tensorboard),  TR,    0, "directory for the TensorBoard event files (default: the run directory)" },
     { "init-from",    T_PATH,  CFG(init_from),    TR,    0, "start from an exported .safetensors model, a Hugging Face directory (config.json), or an llm.c GPT-2 .bin (version 3, fp32)" },
-    { "arch",         T_ARCH,  CFG(arch),         TR,    1, "gpt2 (learned positions, GELU, biases, tied head) | llama (RoPE, SwiGLU, no biases, untied head)" },
+    { "arch",         T_ARCH,  CFG(arch),         TR,    1, "gpt2 (learned positions, GELU, biases, tied head) | llama (RoPE, SwiGLU, no biases, untied head) | dit (Next-DiT on images: --data fashion-mnist or a PNG folder; docs/dit.md)" },
     { "norm",         T_NORM,  CFG(norm),         TR,    1, "normalization placement (see below)" },
     { "norm-type",    T_NTYPE, CFG(norm_type),    TR,    1, "layernorm|rmsnorm|scalenorm|dyt|seednorm|crmsnorm|l2 (default: rmsnorm for gemma and --arch llama, l2 for ngpt, else layernorm)" },
     { "eps",          T_DBL,   CFG(eps),          TR,    1, "epsilon inside every norm" },
@@ -220,6 +253,13 @@ static const opt opts[] = {
     { "tie-head",     T_ONOFF, CFG(tie_head),     TR,    1, "LM head = token embedding: on|off (default: on for gpt2, off for llama)" },
     { "rope-theta",   T_DBL,   CFG(rope_theta),   TR,    1, "--arch llama: base of the rotary position frequencies" },
     { "seq-len",      T_INT,   CFG(seq_len),      TR,    1, "context length T" },
+    { "patch",        T_INT,   CFG(patch),        TR,    1, "--arch dit: patch side p (must divide the image height and width)" },
+    { "img-h",        T_INT,   CFG(img_h),        TR,    1, "--arch dit: image height (from the data)" },
+    { "img-w",        T_INT,   CFG(img_w),        TR,    1, "--arch dit: image width (from the data)" },
+    { "img-ch",       T_INT,   CFG(img_ch),       TR,    1, "--arch dit: image channels (from the data)" },
+    { "classes",      T_INT,   CFG(classes),      TR,    1, "--arch dit: class labels (from the data; 0: unconditional)" },
+    { "cfg-drop",     T_DBL,   CFG(cfg_drop),     TR,    0, "--arch dit: probability that a training label is replaced by the null class (classifier-free guidance)" },
+    { "time-sampling", T_TSAMP, CFG(time_sampling), TR,  0, "--arch dit: logit-normal (SD3, t = sigmoid(n), n ~ N(0,1)) | uniform: the flow-matching time t of a training example" },
     { "vocab",        T_INT,   CFG(vocab),        TR,    1, "vocabulary size (0: 256 for text, 50257 for shards)" },
     { "batch",        T_INT,   CFG(batch),        TR,    0, "sequences per micro-batch" },
     { "accum",        T_INT,   CFG(accum),        TR,    0, "micro-batches per optimizer step (gradient accumulation)" },
@@ -232,12 +272,12 @@ static const opt opts[] = {
     { "lr-steps",     T_INT,   CFG(lr_steps),     TR,    0, "steps the warmup + cosine schedule spans; later steps run at the floor --min-lr-frac x --lr (0: --steps; set by --resume --steps)" },
     { "weight-decay", T_DBL,   CFG(weight_decay), TR,    0, "AdamW decoupled weight decay on 2-D matrices (-1: 0.1, and 0 for ngpt; a value given here applies to ngpt too)" },
     { "clip",         T_DBL,   CFG(clip),         TR,    0, "global gradient-norm clip (0: off)" },
-    { "seed",         T_U64,   CFG(seed),         TR|SA, 0, "random seed (init, data order, sampling)" },
+    { "seed",         T_U64,   CFG(seed),         TR|SA|CL|FI, 0, "random seed (init, data order, sampling)" },
     { "eval-every",   T_INT,   CFG(eval_every),   TR,    0, "validation every N steps (0: only at the end)" },
     { "eval-windows", T_INT,   CFG(eval_windows), TR,    0, "validation windows of seq-len tokens" },
     { "ckpt-every",   T_INT,   CFG(ckpt_every),   TR,    0, "checkpoint every N steps (0: only at the end)" },
     { "log-every",    T_INT,   CFG(log_every),    TR,    0, "progress line every N steps when not on a terminal" },
-    { "threads",      T_INT,   CFG(threads),      TR|EV|SA|EX|MC|AN, 0, "threads for OpenMP and BLAS (0: all cores)" },
+    { "threads",      T_INT,   CFG(threads),      TR|EV|SA|EX|MC|AN|CL|FI, 0, "threads for OpenMP and BLAS (0: all cores)" },
     { "device",       T_DEVICE, CFG(device),      TR,    0, "cpu | cuda: where the model computes (cuda: a build with make USE_CUDA=1 and a GPU)" },
     { "diag-every",   T_INT,   CFG(diag_every),   TR,    0, "per-layer diagnostics on a fixed validation batch every N steps, at step 0 and at the end (0: off)" },
     { "spike-k",      T_DBL,   CFG(spike_k),      TR,    0, "count a gradient spike when the grad norm exceeds k x its running median (0: off)" },
@@ -250,7 +290,7 @@ static const opt opts[] = {
     { "dtype",        T_DTYPE, CFG(dtype),        TR,    0, "fp32 | bf16 | fp16: number format of activations and matmul inputs, emulated exactly (fp32 master weights and AdamW state; docs/numerics.md)" },
     { "loss-scale",   T_DBL,   CFG(loss_scale),   TR,    0, "--dtype fp16: initial dynamic loss scale, a power of two in [1, 2^32] (halved on a gradient overflow, which skips the step)" },
     { "loss-scale-interval", T_INT, CFG(loss_scale_interval), TR, 0, "--dtype fp16: double the loss scale after N steps in a row without overflow" },
-    { "ckpt",         T_PATH,  ARG(ckpt),         EV|SA|EX|MC|AN, 0, "checkpoint file, or a run directory (its latest checkpoint)" },
+    { "ckpt",         T_PATH,  ARG(ckpt),         EV|SA|EX|MC|AN|FI, 0, "checkpoint file, or a run directory (its latest checkpoint)" },
     { "max-windows",  T_INT,   ARG(max_windows),  EV,    0, "evaluate at most K windows (0: all)" },
     { "metric",       T_WORD,  ARG(metric),       EV,    0, "headline metric: loss | ppl | bpb (bits per byte)" },
     { "stride",       T_INT,   ARG(stride),       EV,    0, "sliding windows start every S tokens (0: seq-len, no overlap)" },
@@ -259,6 +299,18 @@ static const opt opts[] = {
     { "tokens",       T_INT,   ARG(tokens),       SA,    0, "tokens to generate" },
     { "temperature",  T_DBL,   ARG(temperature),  SA,    0, "sampling temperature (0: greedy)" },
     { "top-k",        T_INT,   ARG(top_k),        SA,    0, "sample from the k most likely tokens (0: all)" },
+    { "grid",         T_WORD,  ARG(grid),         SA,    0, "--arch dit: ROWSxCOLS images in the PNG grid" },
+    { "out",          T_PATH,  ARG(out_file),     SA,    0, "--arch dit: the PNG file of the grid (required)" },
+    { "sampler",      T_WORD,  ARG(sampler),      SA|FI, 0, "--arch dit: euler | heun (2 model evaluations a step): the ODE from noise (t = 1) to image (t = 0)" },
+    { "steps",        T_INT,   ARG(ode_steps),    SA|FI, 0, "--arch dit: ODE steps on a uniform grid of t" },
+    { "class",        T_INT,   ARG(class_id),     SA,    0, "--arch dit: the class of every image (-1: row r shows class r mod classes; classes: the null class, unconditional)" },
+    { "cfg",          T_DBL,   ARG(cfg_scale),    SA|FI, 0, "--arch dit: classifier-free guidance scale w, v = v(null) + w (v(class) - v(null)); 1: no guidance" },
+    { "data",         T_PATH,  CFG(data),         CL,    0, "labelled images: fashion-mnist (or fashion-mnist:DIR)" },
+    { "out",          T_PATH,  ARG(out_file),     CL,    0, "the classifier's .safetensors file" },
+    { "steps",        T_INT,   ARG(clf_steps),    CL,    0, "training steps (batches of 128)" },
+    { "data",         T_PATH,  CFG(data),         FI,    0, "held-out images (default: the run's --data: Fashion-MNIST's test split, a folder's last --val-frac)" },
+    { "classifier",   T_PATH,  ARG(classifier),   FI,    0, "the feature classifier (normlab classifier --out)" },
+    { "samples",      T_INT,   ARG(samples),      FI,    0, "images generated, and held-out images compared" },
     { "out",          T_PATH,  ARG(out_file),     EX,    0, "output .safetensors file (--format hf: a directory)" },
     { "format",       T_WORD,  ARG(format),       EX,    0, "safetensors (normlab's names) | hf (config.json + model.safetensors for Hugging Face transformers; GPT-2 vocabulary: + its tokenizer files)" },
     { "out",          T_PATH,  ARG(out_file),     MC,    0, "also write each item's log-likelihoods to this JSONL file" },
@@ -374,7 +426,7 @@ static nl_status set_value(nl_args *a, const opt *o, const char *v) {
         int x = -1;
         for (int i = 0; i < NL_ARCH_COUNT; i++)
             if (!strcmp(v, nl_arch_names[i])) x = i;
-        if (x < 0) return NL_FAIL(NL_ERR_ARG, "--arch: unknown architecture '%s' (gpt2|llama)", v);
+        if (x < 0) return NL_FAIL(NL_ERR_ARG, "--arch: unknown architecture '%s' (gpt2|llama|dit)", v);
         *(int *)p = x;
         break;
     }
@@ -403,6 +455,14 @@ static nl_status set_value(nl_args *a, const opt *o, const char *v) {
         for (int i = 0; i < NL_DTYPE_COUNT; i++)
             if (!strcmp(v, nl_dtype_names[i])) x = i;
         if (x < 0) return NL_FAIL(NL_ERR_ARG, "--dtype: '%s' is not fp32|bf16|fp16", v);
+        *(int *)p = x;
+        break;
+    }
+    case T_TSAMP: {
+        int x = -1;
+        for (int i = 0; i < NL_TSAMP_COUNT; i++)
+            if (!strcmp(v, tsamp_names[i])) x = i;
+        if (x < 0) return NL_FAIL(NL_ERR_ARG, "--time-sampling: '%s' is not logit-normal|uniform", v);
         *(int *)p = x;
         break;
     }
@@ -501,6 +561,7 @@ static void format_value(const nl_args *a, const opt *o, char *buf, size_t n) {
     case T_GAIN: snprintf(buf, n, "%s", *(const int *)p ? "frozen" : "learn"); break;
     case T_ONNAN: snprintf(buf, n, "%s", *(const int *)p == NL_ON_NAN_ROLLBACK ? "rollback" : "stop"); break;
     case T_DTYPE: snprintf(buf, n, "%s", nl_dtype_names[*(const int *)p]); break;
+    case T_TSAMP: snprintf(buf, n, "%s", tsamp_names[*(const int *)p]); break;
     }
 }
 

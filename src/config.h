@@ -9,7 +9,7 @@
 
 /* Commands an option belongs to (bit mask). */
 enum { NL_CMD_TRAIN = 1, NL_CMD_EVAL = 2, NL_CMD_SAMPLE = 4, NL_CMD_EXPORT = 8, NL_CMD_EVALMC = 16, NL_CMD_PREPARE = 32, NL_CMD_SWEEP = 64,
-       NL_CMD_ANALYZE = 128, NL_CMD_REPORT = 256 };
+       NL_CMD_ANALYZE = 128, NL_CMD_REPORT = 256, NL_CMD_CLF = 512, NL_CMD_FID = 1024 };
 
 /* Everything the CLI can set: the run config plus the options of eval/sample/export. */
 typedef struct nl_args {
@@ -43,6 +43,13 @@ typedef struct nl_args {
         char out[NL_PATH_MAX], launcher[16], partition[NL_PATH_MAX], time[NL_PATH_MAX];
         int seeds, jobs, cpus_per_task, run_index;
     } sweep;
+    /* sample, --arch dit: the grid (RxC), euler | heun, ODE steps, class (-1: by row), guidance scale */
+    char grid[16], sampler[16];
+    int ode_steps, class_id;
+    double cfg_scale;
+    /* classifier --steps; fid --classifier, --samples */
+    int clf_steps, samples;
+    char classifier[NL_PATH_MAX];
     unsigned char given[128]; /* given[i]: option i of the table was on the command line */
 } nl_args;
 

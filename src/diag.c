@@ -2,6 +2,7 @@
 #include "diag.h"
 
 #include "common.h"
+#include "dit.h"
 #include "norm.h"
 #include "optim.h"
 
@@ -54,7 +55,27 @@ static void add_site(nl_diag *d, const nl_model *m, const char *name, const floa
     s->gain = nl_norm_gain_mean(m, norm);
 }
 
+static void collect(nl_diag *d, nl_model *m, int B, int T, double t0);
+
 void nl_diag_run(nl_diag *d, nl_model *m, const int *inp, const int *tgt, int B, int T) {
+    const double t0 = nl_now();
+    nl_model_zero_grad(m);
+    memset(m->lowp, 0, 2 * ((size_t)m->cfg.layers + 2) * sizeof *m->lowp);
+    d->loss = nl_model_forward(m, inp, tgt, B, T, (float)(d->loss_scale / ((double)B * T)));
+    nl_model_backward(m);
+    collect(d, m, B, T, t0);
+}
+
+void nl_diag_run_dit(nl_diag *d, nl_model *m, const float *xt, const float *t, const int *y, const float *v, int B) {
+    const double t0 = nl_now();
+    nl_model_zero_grad(m);
+    d->loss = nl_dit_forward(m, xt, t, y, v, B, (float)d->loss_scale); /* gradient of the mean loss */
+    nl_model_backward(m);
+    collect(d, m, B, m->cfg.seq_len, t0);
+}
+
+/* every statistic of the pass that just ran (forward + backward of B x T) */
+static void collect(nl_diag *d, nl_model *m, int B, int T, double t0) {
     const nl_config *c = &m->cfg;
     const int L = c->layers, C = c->dim;
     const size_t N = (size_t)B * T, NC = N * (size_t)C;
@@ -64,12 +85,7 @@ void nl_diag_run(nl_diag *d, nl_model *m, const int *inp, const int *tgt, int B,
         d->scratch = be->alloc(NC * sizeof(float));
         d->scratch_n = NC;
     }
-    const double t0 = nl_now();
     const size_t nparts = 2 * ((size_t)L + 2);
-    nl_model_zero_grad(m);
-    memset(m->lowp, 0, nparts * sizeof *m->lowp);
-    d->loss = nl_model_forward(m, inp, tgt, B, T, (float)(d->loss_scale / (double)N));
-    nl_model_backward(m);
     memcpy(d->lowp, m->lowp, nparts * sizeof *d->lowp);
     nl_zero_frozen_grads(m); /* as in nl_grad_norm */
 

@@ -49,6 +49,8 @@ void nl_diag_free(nl_diag *d);
 /* Forward + backward (mean loss) of inp/tgt (B,T) and every statistic above. The model's activations
  * must be allocated for B x T. */
 void nl_diag_run(nl_diag *d, nl_model *m, const int *inp, const int *tgt, int B, int T);
+/* The same for --arch dit on a fixed flow-matching batch (nl_dit_forward's inputs). */
+void nl_diag_run_dit(nl_diag *d, nl_model *m, const float *xt, const float *t, const int *y, const float *v, int B);
 /* One JSON object on one line (docs/file-formats.md, "diag" records); non-finite numbers as null. */
 void nl_diag_write_json(const nl_diag *d, int step, FILE *f);
 

@@ -5,6 +5,7 @@
 
 #include "common.h"
 #include "config.h"
+#include "dit.h"
 #include "norm.h"
 
 #include <math.h>
@@ -93,11 +94,11 @@ static void set_unit(nl_model *m, int by_col) { m->tensors[m->ntensors - 1].unit
 
 static void build_tensors(nl_model *m) {
     const nl_config *c = &m->cfg;
-    const int C = c->dim, L = c->layers, F = m->F, llama = c->arch == NL_ARCH_LLAMA;
+    const int C = c->dim, L = c->layers, F = m->F, llama = c->arch != NL_ARCH_GPT2, dit = m->dit;
     const int sphere = nl_placements[c->norm].sphere; /* rows along d on the unit sphere (paper §2.1-2.4, §2.6) */
     const float std = 0.02f, std_out = c->scaled_init ? 0.02f / sqrtf(2.0f * L) : 0.02f;
     int cap = 0;
-    add_tensor(m, &cap, &m->w.wte, &m->g.wte, c->vocab_padded, C, std, 1, "tok_emb.weight");
+    add_tensor(m, &cap, &m->w.wte, &m->g.wte, c->vocab_padded, C, std, 1, dit ? "label_emb.weight" : "tok_emb.weight");
     m->tensors[m->ntensors - 1].export_rows = c->vocab;
     if (sphere) set_unit(m, 0);
     if (!llama) add_tensor(m, &cap, &m->w.wpe, &m->g.wpe, c->seq_len, C, std, 1, "pos_emb.weight");
@@ -154,9 +155,25 @@ static void build_tensors(nl_model *m) {
         m->tensors[m->ntensors - 1].beta_row0 = 0;
         if (sphere) set_unit(m, 1); /* (d, F): each column along d */
         if (!llama) add_tensor(m, &cap, &w->mproj_b, &g->mproj_b, C, 0, 0.0f, 0, "blocks.%d.mlp.proj.bias", l);
+        if (dit) { /* adaLN-Zero: zero init, every block starts as the identity */
+            add_tensor(m, &cap, &w->ada_w, &g->ada_w, 6 * C, C, 0.0f, 1, "blocks.%d.adaln.weight", l);
+            add_tensor(m, &cap, &w->ada_b, &g->ada_b, 6 * C, 0, 0.0f, 0, "blocks.%d.adaln.bias", l);
+        }
     }
     if (c->final_norm) add_norm(m, &cap, &m->w.finn, &m->g.finn, C, "final_norm");
-    if (!c->tie_head) {
+    if (dit) {
+        nl_dit_w *w = &m->w.dit, *g = &m->g.dit;
+        add_tensor(m, &cap, &w->pe_w, &g->pe_w, C, m->P, std, 1, "patch_emb.weight");
+        add_tensor(m, &cap, &w->pe_b, &g->pe_b, C, 0, 0.0f, 0, "patch_emb.bias");
+        add_tensor(m, &cap, &w->t1_w, &g->t1_w, C, NL_DIT_TFREQ, std, 1, "t_emb.fc1.weight");
+        add_tensor(m, &cap, &w->t1_b, &g->t1_b, C, 0, 0.0f, 0, "t_emb.fc1.bias");
+        add_tensor(m, &cap, &w->t2_w, &g->t2_w, C, C, std, 1, "t_emb.fc2.weight");
+        add_tensor(m, &cap, &w->t2_b, &g->t2_b, C, 0, 0.0f, 0, "t_emb.fc2.bias");
+        add_tensor(m, &cap, &w->fa_w, &g->fa_w, 2 * C, C, 0.0f, 1, "final.adaln.weight");
+        add_tensor(m, &cap, &w->fa_b, &g->fa_b, 2 * C, 0, 0.0f, 0, "final.adaln.bias");
+        add_tensor(m, &cap, &w->fl_w, &g->fl_w, m->P, C, 0.0f, 1, "final.linear.weight");
+        add_tensor(m, &cap, &w->fl_b, &g->fl_b, m->P, 0, 0.0f, 0, "final.linear.bias");
+    } else if (!c->tie_head) {
         add_tensor(m, &cap, &m->w.head, &m->g.head, c->vocab_padded, C, std, 1, "lm_head.weight");
         m->tensors[m->ntensors - 1].export_rows = c->vocab;
         if (sphere) set_unit(m, 0);
@@ -199,6 +216,8 @@ nl_status nl_model_init(nl_model *m, const nl_config *cfg) {
     if (m->cfg.device == NL_DEVICE_CUDA) {
         if (m->cfg.dtype != NL_DTYPE_FP32)
             return NL_FAIL(NL_ERR_ARG, "--device cuda runs --dtype fp32 only so far (bf16/fp16: the CPU backend's emulation)");
+        if (m->cfg.arch == NL_ARCH_DIT)
+            return NL_FAIL(NL_ERR_ARG, "--device cuda: --arch dit has no CUDA kernels yet (bidirectional attention, adaLN); use the CPU");
         NL_TRY(nl_backend_cuda(&m->be));
     } else m->be = nl_backend_cpu_dtype((nl_dtype)m->cfg.dtype);
     const nl_config *c = &m->cfg;
@@ -206,7 +225,9 @@ nl_status nl_model_init(nl_model *m, const nl_config *cfg) {
     m->kvC = m->hs * c->kv_heads;
     m->Q3 = c->dim + 2 * m->kvC;
     m->F = c->ffn_dim;
-    m->FW = c->arch == NL_ARCH_LLAMA ? 2 * m->F : m->F;
+    m->FW = c->arch != NL_ARCH_GPT2 ? 2 * m->F : m->F;
+    m->dit = c->arch == NL_ARCH_DIT;
+    m->P = m->dit ? c->patch * c->patch * c->img_ch : 0;
     m->w.blocks = nl_xcalloc((size_t)m->cfg.layers * sizeof(nl_block_w));
     m->lowp = nl_xcalloc(2 * ((size_t)c->layers + 2) * sizeof *m->lowp);
     m->lowp_at = m->lowp;
@@ -220,7 +241,7 @@ nl_status nl_model_init(nl_model *m, const nl_config *cfg) {
         *m->tensors[i].slot_p = m->params + m->tensors[i].offset;
         *m->tensors[i].slot_g = m->grads + m->tensors[i].offset;
     }
-    if (c->tie_head) m->w.head = m->w.wte, m->g.head = m->g.wte;
+    if (c->tie_head && !m->dit) m->w.head = m->w.wte, m->g.head = m->g.wte;
     for (int l = 0; l < c->layers; l++)
         NL_ASSERT(!m->w.blocks[l].up_w || m->w.blocks[l].up_w == m->w.blocks[l].fc_w + (size_t)m->F * c->dim);
     init_params(m);
@@ -283,7 +304,7 @@ static size_t plan_acts(nl_model *m, float *base, int B, int T) {
     const nl_config *c = &m->cfg;
     const size_t N = (size_t)B * T, C = (size_t)c->dim, NC = N * C, ATT = (size_t)B * c->heads * T * T;
     const size_t NQ = N * (size_t)m->Q3, NF = N * (size_t)m->F;
-    const int rope = c->arch == NL_ARCH_LLAMA, sphere = nl_placements[c->norm].sphere;
+    const int rope = c->arch != NL_ARCH_GPT2, sphere = nl_placements[c->norm].sphere;
     size_t off = 0;
     m->emb = take(base, &off, NC);
     float *x = m->emb;
@@ -305,6 +326,7 @@ static size_t plan_acts(nl_model *m, float *base, int B, int T) {
                 A->u_mean = take(base, &off, N);
                 A->u_rstd = take(base, &off, N);
             }
+            A->um = m->dit ? take(base, &off, NC) : A->u;
             if (s == NL_SUB_ATTN) {
                 A->qkv_raw = A->qkv = take(base, &off, NQ);
                 const int nq = qkv_norm_count(ms);
@@ -335,6 +357,7 @@ static size_t plan_acts(nl_model *m, float *base, int B, int T) {
             }
             A->ob = A->o;
             if (c->skip_init) A->ob = take(base, &off, NC);
+            A->og = m->dit ? take(base, &off, NC) : A->ob;
             A->z = A->xout = take(base, &off, NC);
             if (ms & NL_SITE_POST) {
                 A->xout = take(base, &off, NC);
@@ -378,6 +401,23 @@ static size_t plan_acts(nl_model *m, float *base, int B, int T) {
         m->rope_cos = take(base, &off, (size_t)T * m->hs / 2);
         m->rope_sin = take(base, &off, (size_t)T * m->hs / 2);
     }
+    if (m->dit) {
+        const size_t BC = (size_t)B * C, P = (size_t)m->P, NM = (size_t)c->layers * B * 6 * C + 2 * BC;
+        const size_t BTF = (size_t)B * NL_DIT_TFREQ, NP = N * P;
+        m->dit_x = take(base, &off, NP);
+        m->dit_v = take(base, &off, NP);
+        m->dit_tf = take(base, &off, BTF);
+        m->dit_h1 = take(base, &off, BC);
+        m->dit_s1 = take(base, &off, BC);
+        m->dit_cv = take(base, &off, BC);
+        m->dit_sc = take(base, &off, BC);
+        m->dit_mod = take(base, &off, NM);
+        m->dit_dmod = take(base, &off, NM);
+        m->dit_fm = take(base, &off, NC);
+        m->dit_out = take(base, &off, NP);
+        m->dit_dsc = take(base, &off, BC);
+        m->dit_db = take(base, &off, NP > BTF + BC ? NP : BTF + BC);
+    }
     return off;
 }
 
@@ -394,7 +434,8 @@ void nl_model_alloc_acts(nl_model *m, int B, int T) {
     m->tok_tgt = m->tok_inp + (size_t)B * T;
     m->B = B;
     m->T = T;
-    if (m->rope_cos) m->be->rope_table(m->rope_cos, m->rope_sin, T, m->hs, m->cfg.rope_theta);
+    if (m->dit) nl_dit_rope_table(m);
+    else if (m->rope_cos) m->be->rope_table(m->rope_cos, m->rope_sin, T, m->hs, m->cfg.rope_theta);
 }
 
 /* ---------------------------------------------------------------- activations in the dtype */
@@ -483,13 +524,14 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
     const float sf = sphere_factor(c), alpha_f = sphere ? sphere_factor_alpha(c) : 0.0f; /* ngpt's scale factors */
     const nl_backend *be = m->be;
     be->enter();
-    be->from_host(m->tok_inp, inp, N * sizeof(int));
+    if (inp) be->from_host(m->tok_inp, inp, N * sizeof(int)); /* dit: nl_dit_forward staged its inputs */
     if (tgt) be->from_host(m->tok_tgt, tgt, N * sizeof(int));
     m->fB = B;
     m->fT = T;
 
     count_at(m, 0, 0);
-    be->encoder_forward(m->emb, m->tok_inp, m->w.wte, m->w.wpe, B, T, C);
+    if (m->dit) nl_dit_embed_forward(m, B); /* patches -> emb; conditioning and every adaLN output */
+    else be->encoder_forward(m->emb, m->tok_inp, m->w.wte, m->w.wpe, B, T, C);
     if (es != 1.0f) be->scale_shift(m->emb, m->emb, es, 0.0f, NC);
     store(m, m->emb, NC);
     if (c->emb_norm) norm_fwd(m, m->embn, m->e_mean, m->e_rstd, m->emb, &m->w.embn, 1.0f, N, C);
@@ -507,8 +549,10 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
             const unsigned ms = nl_sub_sites(c, l + 1, s);
             nl_sub_acts *A = &m->sub[2 * l + s];
             if (ms & NL_SITE_IN) norm_fwd(m, A->u, A->u_mean, A->u_rstd, A->xin, &w->norm[s][0], scale, N, C);
+            const float *mod = m->dit ? nl_dit_mod(m, l, B) + 3 * s * C : NULL; /* shift | scale | gate */
+            if (mod) be->ada_forward(A->um, A->u, mod + C, mod, 6 * C, 1.0f, B, T, C); /* u (1 + scale) + shift */
             if (s == NL_SUB_ATTN) {
-                be->linear_forward(A->qkv_raw, A->u, w->qkv_w, w->qkv_b, N, C, m->Q3);
+                be->linear_forward(A->qkv_raw, A->um, w->qkv_w, w->qkv_b, N, C, m->Q3);
                 store(m, A->qkv_raw, N * (size_t)m->Q3);
                 const int nq = qkv_norm_count(ms);
                 if (m->rope_cos && sphere) { /* ngpt rotates before its q/k norms (s_qk is per channel) */
@@ -528,7 +572,8 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
                     be->rope_forward(A->qkv, nq ? A->qkv : A->qkv_raw, m->rope_cos, m->rope_sin, B, T, m->Q3, C + m->kvC, m->hs);
                     store(m, A->qkv, N * (size_t)m->Q3);
                 }
-                be->attention_forward(A->atty_raw, A->att, A->qkv, B, T, C, c->heads, c->kv_heads);
+                if (m->dit) be->attention_bidir_forward(A->atty_raw, A->att, A->qkv, B, T, C, c->heads, c->kv_heads);
+                else be->attention_forward(A->atty_raw, A->att, A->qkv, B, T, C, c->heads, c->kv_heads);
                 store(m, A->atty_raw, NC);
                 if (ms & NL_WIRE_HSCALE) {
                     be->headscale_forward(A->atty, A->atty_raw, w->hscale, N, C, c->heads);
@@ -536,7 +581,7 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
                 }
                 be->linear_forward(A->a, A->atty, w->proj_w, w->proj_b, N, C, C);
             } else {
-                be->linear_forward(A->fcr, A->u, w->fc_w, w->fc_b, N, C, m->FW);
+                be->linear_forward(A->fcr, A->um, w->fc_w, w->fc_b, N, C, m->FW);
                 store(m, A->fcr, N * (size_t)m->FW);
                 if (sphere) { /* ngpt eqs. 20-21: s_uv sqrt(d) on the products that enter the activation */
                     be->colscale_forward(A->fch, A->fcr, w->suv, sf, N, m->FW, m->FW);
@@ -554,14 +599,15 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
                 be->gain_forward(A->ob, A->o, w->skip[s], NC);
                 store(m, A->ob, NC);
             }
+            if (mod) be->ada_forward(A->og, A->ob, mod + 2 * C, NULL, 6 * C, 0.0f, B, T, C); /* gate * ob */
             const float *base = (ms & NL_WIRE_RES_IN) ? A->u : A->xin;
-            if (ms & NL_WIRE_LAMRES) be->chanres_forward(A->z, base, A->ob, w->lam, N, C);
-            else if (sphere) be->lerp_forward(A->z, base, A->ob, w->eigen[s], alpha_f, N, C); /* ngpt eqs. 10-11 */
-            else be->residual_forward(A->z, base, A->ob, alpha, NC);
+            if (ms & NL_WIRE_LAMRES) be->chanres_forward(A->z, base, A->og, w->lam, N, C);
+            else if (sphere) be->lerp_forward(A->z, base, A->og, w->eigen[s], alpha_f, N, C); /* ngpt eqs. 10-11 */
+            else be->residual_forward(A->z, base, A->og, alpha, NC);
             if (ms & NL_WIRE_B2T) be->residual_forward(A->z, m->sub[2 * l].xin, A->z, 1.0f, NC);
             store(m, A->z, NC);
             if (m->r) {
-                be->residual_forward(m->r, m->r, A->ob, 1.0f, NC);
+                be->residual_forward(m->r, m->r, A->og, 1.0f, NC);
                 store(m, m->r, NC);
             }
             if (ms & NL_SITE_POST) norm_fwd(m, A->xout, A->p_mean, A->p_rstd, A->z, &w->norm[s][2], 1.0f, N, C);
@@ -577,6 +623,7 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
         norm_fwd(m, m->xf, m->f_mean, m->f_rstd, xl, &m->w.finn, 1.0f, N, C);
     }
 
+    if (m->dit) return nl_dit_head_forward(m, B, dscale); /* final adaLN, linear, flow-matching loss */
     /* head over the real vocabulary: logits (N, V) with row stride Vp */
     if (sphere) { /* ngpt eqs. 1, 3: s_z on the logits of unit vectors */
         be->gemm(0, 1, (int)N, c->vocab, C, 1.0f, m->xf, C, m->w.head, C, 0.0f, m->lraw, c->vocab_padded);
@@ -612,7 +659,8 @@ static void branch_backward(nl_model *m, const nl_sub_acts *A, int s, unsigned m
             store(m, m->sx, N * (size_t)C);
             dh = m->sx;
         }
-        be->attention_backward(m->dqkv, m->datt, dh, A->qkv, A->att, m->fB, m->fT, C, NH, m->cfg.kv_heads);
+        if (m->dit) be->attention_bidir_backward(m->dqkv, m->datt, dh, A->qkv, A->att, m->fB, m->fT, C, NH, m->cfg.kv_heads);
+        else be->attention_backward(m->dqkv, m->datt, dh, A->qkv, A->att, m->fB, m->fT, C, NH, m->cfg.kv_heads);
         store(m, m->dqkv, N * (size_t)m->Q3);
         if (m->rope_cos && !sphere) {
             be->rope_backward(m->dqkv, m->rope_cos, m->rope_sin, m->fB, m->fT, m->Q3, C + m->kvC, m->hs);
@@ -633,7 +681,7 @@ static void branch_backward(nl_model *m, const nl_sub_acts *A, int s, unsigned m
             be->rope_backward(m->dqkv, m->rope_cos, m->rope_sin, m->fB, m->fT, m->Q3, C + m->kvC, m->hs);
             store(m, m->dqkv, N * (size_t)m->Q3);
         }
-        be->linear_backward(m->du, g->qkv_w, g->qkv_b, m->dqkv, A->u, w->qkv_w, N, C, m->Q3);
+        be->linear_backward(m->du, g->qkv_w, g->qkv_b, m->dqkv, A->um, w->qkv_w, N, C, m->Q3);
     } else {
         const int F = m->F;
         float *dh = (ms & NL_WIRE_FCNORM) ? m->dfgn : m->dfgelu;
@@ -650,7 +698,7 @@ static void branch_backward(nl_model *m, const nl_sub_acts *A, int s, unsigned m
             be->colscale_backward(m->dfch, g->suv, m->dfch, A->fcr, w->suv, sf, N, m->FW, m->FW);
             store(m, m->dfch, N * (size_t)m->FW);
         }
-        be->linear_backward(m->du, g->fc_w, g->fc_b, m->dfch, A->u, w->fc_w, N, C, m->FW);
+        be->linear_backward(m->du, g->fc_w, g->fc_b, m->dfch, A->um, w->fc_w, N, C, m->FW);
     }
     store(m, m->du, N * (size_t)C);
 }
@@ -668,13 +716,16 @@ void nl_model_backward(nl_model *m) {
     const int sphere = nl_placements[c->norm].sphere;
     const float alpha_f = sphere ? sphere_factor_alpha(c) : 0.0f;
     count_at(m, c->layers + 1, 1);
-    if (sphere) { /* s_z: dlogits -> d(raw logits) in place, ds_z */
-        be->colscale_backward(m->logits, m->g.sz, m->logits, m->lraw, m->w.sz, sphere_factor(c), N, c->vocab, c->vocab_padded);
-        store(m, m->logits, N * (size_t)c->vocab_padded);
+    if (m->dit) nl_dit_head_backward(m, g); /* dit: the final layer's backward gives dL/dxf */
+    else {
+        if (sphere) { /* s_z: dlogits -> d(raw logits) in place, ds_z */
+            be->colscale_backward(m->logits, m->g.sz, m->logits, m->lraw, m->w.sz, sphere_factor(c), N, c->vocab, c->vocab_padded);
+            store(m, m->logits, N * (size_t)c->vocab_padded);
+        }
+        be->gemm(0, 0, (int)N, (int)C, c->vocab, 1.0f, m->logits, c->vocab_padded, m->w.head, (int)C, 0.0f, g, (int)C);
+        store(m, g, NC);
+        be->gemm(1, 0, c->vocab, (int)C, (int)N, 1.0f, m->logits, c->vocab_padded, m->xf, (int)C, 1.0f, m->g.head, (int)C);
     }
-    be->gemm(0, 0, (int)N, (int)C, c->vocab, 1.0f, m->logits, c->vocab_padded, m->w.head, (int)C, 0.0f, g, (int)C);
-    store(m, g, NC);
-    be->gemm(1, 0, c->vocab, (int)C, (int)N, 1.0f, m->logits, c->vocab_padded, m->xf, (int)C, 1.0f, m->g.head, (int)C);
     const float *xl = m->sub[2 * c->layers - 1].xout;
     if (m->r) { /* x_L + N_f(r): g reaches x_L unchanged and r through N_f; r feeds every branch */
         be->zero(m->dr, NC * sizeof(float));
@@ -713,9 +764,12 @@ void nl_model_backward(nl_model *m) {
             store(m, gnext, NC);
             /* gradient of the branch output ob: dz, plus ResiDual's dr, through the skip gain */
             const float *dob = dz;
-            if (m->r || c->skip_init) {
+            const float *mod = m->dit ? nl_dit_mod(m, l, m->fB) + 3 * s * C : NULL;
+            float *dmod = m->dit ? m->dit_dmod + (mod - m->dit_mod) : NULL;
+            if (m->r || c->skip_init || mod) {
                 if (m->r) be->residual_forward(m->dob, m->dr, dz, 1.0f, NC);
                 else be->copy(m->dob, dz, NC * sizeof(float));
+                if (mod) be->ada_backward(m->dob, dmod + 2 * C, NULL, m->dob, A->ob, mod + 2 * C, 6 * (int)C, 0.0f, m->fB, m->fT, (int)C);
                 if (c->skip_init) be->gain_backward(m->dob, gw->skip[s], m->dob, A->o, w->skip[s], NC);
                 store(m, m->dob, NC);
                 dob = m->dob;
@@ -733,6 +787,8 @@ void nl_model_backward(nl_model *m) {
                 da = m->da;
             }
             branch_backward(m, A, s, ms, w, gw, da, N);
+            if (mod) /* du was d/d(um): through the modulation to u */
+                be->ada_backward(m->du, dmod + C, dmod, m->du, A->u, mod + C, 6 * (int)C, 1.0f, m->fB, m->fT, (int)C);
             if (res_in) {
                 be->residual_forward(m->du, sphere ? m->dbase : dz, m->du, sphere ? 1.0f : alpha, NC);
                 store(m, m->du, NC);
@@ -759,5 +815,6 @@ void nl_model_backward(nl_model *m) {
         be->scale_shift(g, g, es, 0.0f, NC);
         store(m, g, NC);
     }
-    be->encoder_backward(m->g.wte, m->g.wpe, g, m->tok_inp, m->fB, m->fT, (int)C);
+    if (m->dit) nl_dit_embed_backward(m, g); /* patch embedding, every adaLN, the conditioning */
+    else be->encoder_backward(m->g.wte, m->g.wpe, g, m->tok_inp, m->fB, m->fT, (int)C);
 }

@@ -50,7 +50,17 @@ typedef struct nl_block_w {
     float *fc_w, *fc_b;       /* gpt2: (F, C), (F); llama: the gate (F, C), directly followed by ... */
     float *up_w;              /* ... llama's up projection (F, C): fc_w is one (2F, C) matrix */
     float *mproj_w, *mproj_b; /* (C, F), (C): gpt2 mlp.proj, llama mlp.down */
+    float *ada_w, *ada_b;     /* dit: adaLN (6C, C), (6C): shift | scale | gate of attn, then of mlp */
 } nl_block_w;
+
+/* --arch dit's own tensors (docs/dit.md §2); P = patch^2 x channels, TF = NL_DIT_TFREQ */
+typedef struct nl_dit_w {
+    float *pe_w, *pe_b; /* patch embedding (C, P), (C) */
+    float *t1_w, *t1_b; /* time MLP: (C, TF), (C) */
+    float *t2_w, *t2_b; /* (C, C), (C) */
+    float *fa_w, *fa_b; /* final adaLN (2C, C), (2C): shift | scale */
+    float *fl_w, *fl_b; /* final linear (P, C), (P) */
+} nl_dit_w;
 
 typedef struct nl_weights {
     float *wte;              /* (Vp, C) */
@@ -60,6 +70,7 @@ typedef struct nl_weights {
     nl_normw finn;           /* final norm */
     float *sz;               /* ngpt: (V) s_z on the logits (stored; x sqrt(C)) */
     nl_block_w *blocks;      /* (L) */
+    nl_dit_w dit;            /* --arch dit; wte is then the label table (classes + 1 rows, the last the null class) */
 } nl_weights;
 
 /* Activations of one sublayer; pointers of absent steps alias their input (u = xin, qkv = qkv_raw,
@@ -78,6 +89,8 @@ typedef struct nl_sub_acts {
     float *ob;                        /* after the --skip-init gain */
     float *z;                         /* alpha * xin + ob (+ the block input for B2T) */
     float *xout, *p_mean, *p_rstd;    /* POST norm */
+    float *um;                        /* dit: the branch input after adaLN modulation (= u otherwise) */
+    float *og;                        /* dit: the branch output after the adaLN gate (= ob otherwise) */
 } nl_sub_acts;
 
 typedef struct nl_model {
@@ -109,6 +122,16 @@ typedef struct nl_model {
      * L+1 the final norm, head and loss. All zero for fp32. */
     nl_lowp_counts *lowp;
     nl_lowp_counts *lowp_at; /* where the op running now counts (an entry of lowp) */
+    /* --arch dit (src/dit.c): B x T patch rows of width P, per-sample conditioning of width C */
+    int dit, P;
+    float *dit_x, *dit_v;      /* (N, P): noisy patches x_t (input), target velocity, then d loss / d output */
+    float *dit_tf;             /* (B, TF) sinusoidal features of t */
+    float *dit_h1, *dit_s1;    /* (B, C) time MLP hidden, its SiLU */
+    float *dit_cv, *dit_sc;    /* (B, C) conditioning c = time + label embedding, SiLU(c) */
+    float *dit_mod, *dit_dmod; /* (L x B x 6C + B x 2C) adaLN outputs of the blocks and the final layer; grads */
+    float *dit_fm, *dit_out;   /* (N, C) final modulated stream, (N, P) predicted velocity */
+    float *dit_dsc, *dit_db;   /* (B, C) d SiLU(c); (max(N P, B TF + B C)) backward scratch */
+    int dit_has_tgt;           /* the staged batch has a target (the forward computes the loss) */
 } nl_model;
 
 /* Validates cfg (nl_config_check) and builds the parameter table; params are initialised from

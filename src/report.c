@@ -73,6 +73,7 @@ struct rp_run {
     int nd, capd;
     rp_analysis an;
     int has_an;
+    int has_samples; /* --arch dit: RUN/samples.png, written at the end of training */
 };
 
 typedef struct rp_run rp_run;
@@ -412,6 +413,9 @@ static nl_status add_run(report *rp, const char *dir, const char *note) {
         free_run(r);
         return st;
     }
+    char sp[NL_PATH_MAX + 32];
+    snprintf(sp, sizeof sp, "%s/samples.png", dir);
+    r->has_samples = is_file(sp);
     snprintf(r->label, sizeof r->label, "%s lr %g s%llu%s%s%s", nl_placements[r->norm].name, r->lr, r->seed, strcmp(r->dtype, "fp32") ? " " : "",
              strcmp(r->dtype, "fp32") ? r->dtype : "", note);
     rp->nruns++;
@@ -1119,6 +1123,38 @@ static void analysis_section(FILE *f, const report *rp) {
     free(blocks);
 }
 
+/* --arch dit runs: each run's samples.png, inline (base64), beside its label */
+static nl_status samples_section(FILE *f, const report *rp) {
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    int any = 0;
+    for (int i = 0; i < rp->nruns; i++) any |= rp->runs[i].has_samples;
+    if (!any) return NL_OK;
+    fputs("<h2>Samples</h2>\n<p>Images generated at the end of each --arch dit run (samples.png: Heun, 16 steps, guidance 2; row r "
+          "shows class r).</p>\n<div class=\"row\">\n", f);
+    for (int i = 0; i < rp->nruns; i++) {
+        const rp_run *r = &rp->runs[i];
+        if (!r->has_samples) continue;
+        char p[NL_PATH_MAX + 32];
+        snprintf(p, sizeof p, "%s/samples.png", r->dir);
+        FILE *in = fopen(p, "rb");
+        if (!in) return NL_FAIL(NL_ERR_IO, "cannot read '%s'", p);
+        fig_open(f);
+        fputs("<img alt=\"samples\" style=\"image-rendering:pixelated;width:320px\" src=\"data:image/png;base64,", f);
+        unsigned char b[3];
+        size_t n;
+        while ((n = fread(b, 1, 3, in)) > 0) {
+            const unsigned v = (unsigned)b[0] << 16 | (n > 1 ? (unsigned)b[1] << 8 : 0) | (n > 2 ? b[2] : 0);
+            fputc(b64[v >> 18 & 63], f), fputc(b64[v >> 12 & 63], f);
+            fputc(n > 1 ? b64[v >> 6 & 63] : '=', f), fputc(n > 2 ? b64[v & 63] : '=', f);
+        }
+        fclose(in);
+        fputs("\">\n", f);
+        fig_close(f, r->label);
+    }
+    fputs("</div>\n", f);
+    return NL_OK;
+}
+
 static nl_status write_report(const report *rp, const char *out, const char *title, int argc, char **argv) {
     char tmp[NL_PATH_MAX + 64];
     FILE *f;
@@ -1150,6 +1186,12 @@ static nl_status write_report(const report *rp, const char *out, const char *tit
         depth_sections(f, rp);
         sites_section(f, rp);
         lowp_section(f, rp);
+        nl_status st = samples_section(f, rp);
+        if (st != NL_OK) {
+            fclose(f);
+            remove(tmp);
+            return st;
+        }
         evals_section(f, rp);
     }
     if (rp->nsweeps) {

@@ -6,6 +6,7 @@
 #include "common.h"
 #include "config.h"
 #include "diag.h"
+#include "dit.h"
 #include "dp.h"
 #include "loss_scaler.h"
 #include "norm.h"
@@ -42,7 +43,7 @@ nl_status nl_check_memory(const nl_config *c, int B, int T, int training) {
      * activations: the per-block buffers of widths C, qkv and the MLP, the (B, H, T, T) attention maps,
      * the logits; the config is resolved */
     const double C = c->dim, L = c->layers, N = (double)B * T, Vp = c->vocab_padded, F = c->ffn_dim;
-    const double QKV = C + 2.0 * C / c->heads * c->kv_heads, FW = c->arch == NL_ARCH_LLAMA ? 3.0 * F : 2.0 * F;
+    const double QKV = C + 2.0 * C / c->heads * c->kv_heads, FW = c->arch != NL_ARCH_GPT2 ? 3.0 * F : 2.0 * F;
     const double params = nl_config_matrix_params(c) + L * (16.0 * C + 2.0 * F) + 4.0 * C;
     const double acts = N * (8.0 * C + L * (32.0 * C + 3.0 * QKV + 2.0 * FW)) + 2.0 * L * B * (double)c->heads * T * T * 2.0 + 2.0 * N * Vp;
     const double need = 4.0 * (params * (training ? 4.0 : 1.0) + acts);
@@ -245,6 +246,11 @@ typedef struct run {
     int skew_rank, skew_step; /* NORMLAB_FAULT skew-rank:R:K: rank R changes a parameter after step K */
     nl_loss_scaler ls; /* --dtype fp16: dynamic loss scaling (docs/numerics.md §4) */
     int fp16;
+    /* --arch dit: images instead of token streams; a flow-matching batch (x_t, v, t, y) and the diagnostic one */
+    int dit;
+    nl_images itrain, ival;
+    float *xt, *vv, *tt, *dxt, *dvv, *dtt;
+    int *yy, *dyy;
 } run;
 
 static void run_free(run *r) {
@@ -263,12 +269,37 @@ static void run_free(run *r) {
     free(r->dtgt);
     nl_diverge_free(&r->diverge);
     nl_tb_close(&r->tb);
+    nl_images_free(&r->itrain);
+    nl_images_free(&r->ival);
+    free(r->xt), free(r->vv), free(r->tt), free(r->yy);
+    free(r->dxt), free(r->dvv), free(r->dtt), free(r->dyy);
 }
+
+/* the seed of the held-out flow-matching batches (the same noise and t at every evaluation, for every run of a
+ * data set: placements compare on the same numbers) */
+#define DIT_EVAL_SEED 0x5EEDF10Bull
 
 /* The diagnostic batch: the first B consecutive windows of the validation stream (of the training
  * stream when there is none), fixed for the whole run. */
 static void diag_setup(run *r) {
     const nl_config *c = r->c;
+    if (r->dit) { /* the first B held-out images (training images without a held-out set), fixed t and noise */
+        const nl_images *im = r->ival.n ? &r->ival : &r->itrain;
+        const size_t TP = (size_t)c->seq_len * r->m.P;
+        r->dB = im->n < c->batch ? im->n : c->batch;
+        r->dxt = nl_xmalloc((size_t)r->dB * TP * sizeof(float));
+        r->dvv = nl_xmalloc((size_t)r->dB * TP * sizeof(float));
+        r->dtt = nl_xmalloc((size_t)r->dB * sizeof(float));
+        r->dyy = nl_xmalloc((size_t)r->dB * sizeof(int));
+        int *idx = nl_xmalloc((size_t)r->dB * sizeof(int));
+        for (int b = 0; b < r->dB; b++) idx[b] = b;
+        nl_rng rng;
+        nl_rng_seed(&rng, DIT_EVAL_SEED);
+        nl_dit_fm_batch(c, im, &rng, idx, r->dB, 0.0, r->dxt, r->dvv, r->dtt, r->dyy);
+        free(idx);
+        nl_diag_init(&r->diag, &r->m);
+        return;
+    }
     const nl_tokens *t = r->v ? r->v : &r->train;
     const int T = c->seq_len;
     size_t W = (t->n - 1) / (size_t)T;
@@ -299,7 +330,8 @@ static void scaler_from_info(run *r, const nl_ckpt_info *info) {
 
 static nl_status diag_step(run *r, int step) {
     r->diag.loss_scale = r->fp16 ? r->ls.scale : 1.0;
-    nl_diag_run(&r->diag, &r->m, r->dinp, r->dtgt, r->dB, r->c->seq_len);
+    if (r->dit) nl_diag_run_dit(&r->diag, &r->m, r->dxt, r->dtt, r->dyy, r->dvv, r->dB);
+    else nl_diag_run(&r->diag, &r->m, r->dinp, r->dtgt, r->dB, r->c->seq_len);
     nl_diag_write_json(&r->diag, step, r->metrics);
     fflush(r->metrics);
     return nl_tb_diag(&r->tb, &r->diag, step);
@@ -352,7 +384,7 @@ static nl_status lock_dir(run *r) {
 /* a run's own files: config.txt, metrics.jsonl, evals.jsonl (eval-mc), analyze.json (analyze),
  * ckpt-*.safetensors, and the <name>.tmp.<pid> files a killed writer leaves of them */
 static int is_run_file(const char *name) {
-    static const char *const fixed[] = { "config.txt", "metrics.jsonl", "evals.jsonl", "analyze.json" };
+    static const char *const fixed[] = { "config.txt", "metrics.jsonl", "evals.jsonl", "analyze.json", "samples.png" };
     const char *tmp = strstr(name, ".tmp.");
     const size_t n = tmp ? (size_t)(tmp - name) : strlen(name);
     for (int i = 0; i < 4; i++)
@@ -399,11 +431,9 @@ static void remove_stale_tmp(const char *dir) {
     closedir(d);
 }
 
-static nl_status setup(run *r) {
+/* the language models: token streams, training and held-out */
+static nl_status setup_tokens(run *r) {
     nl_config *c = r->c;
-    NL_TRY(parse_faults(r));
-    NL_TRY(nl_dp_plan(&r->dp, c));
-    r->lead = r->dp.rank == 0;
     NL_TRY(nl_find_data(c->data, sizeof c->data));
     NL_TRY(nl_tokens_open(&r->all, c->data));
     if (c->val_data[0]) NL_TRY(nl_tokens_open(&r->valfile, c->val_data));
@@ -428,6 +458,42 @@ static nl_status setup(run *r) {
         return NL_FAIL(NL_ERR_ARG, "--seq-len %d is longer than the training data (%zu tokens)", c->seq_len, r->train.n);
     if (r->v && r->v->n < (size_t)c->seq_len + 1)
         return NL_FAIL(NL_ERR_ARG, "the validation data has %zu tokens, fewer than --seq-len + 1 (raise --val-frac or lower --seq-len)", r->v->n);
+    return NL_OK;
+}
+
+/* --arch dit: the training images and the held-out ones (--val-data; Fashion-MNIST's test split; else the last
+ * --val-frac of the folder); the image shape and classes go into the config */
+static nl_status setup_images(run *r) {
+    nl_config *c = r->c;
+    if (!c->data[0]) return NL_FAIL(NL_ERR_ARG, "--arch dit: give --data fashion-mnist or --data DIR (a folder of same-size PNG images)");
+    if (c->init_from[0]) return NL_FAIL(NL_ERR_ARG, "--init-from: not for --arch dit yet");
+    NL_TRY(nl_images_open(&r->itrain, c->data, 0));
+    if (c->val_data[0]) NL_TRY(nl_images_open(&r->ival, c->val_data, 1));
+    else if (nl_images_is_fmnist(c->data)) NL_TRY(nl_images_open(&r->ival, c->data, 1));
+    else nl_images_split(&r->itrain, (int)lround(c->val_frac * r->itrain.n), &r->ival);
+    const nl_images *a = &r->itrain, *v = &r->ival;
+    if (a->n < 1) return NL_FAIL(NL_ERR_ARG, "--data '%s': no training images left after holding out --val-frac %g", c->data, c->val_frac);
+    if (v->n && (v->h != a->h || v->w != a->w || v->ch != a->ch || v->nclass != a->nclass))
+        return NL_FAIL(NL_ERR_ARG, "--val-data '%s': images of %dx%dx%d (%d classes), the training images are %dx%dx%d (%d classes)",
+                       c->val_data, v->w, v->h, v->ch, v->nclass, a->w, a->h, a->ch, a->nclass);
+    if (r->resume && (c->img_h != a->h || c->img_w != a->w || c->img_ch != a->ch || c->classes != a->nclass))
+        return NL_FAIL(NL_ERR_ARG, "--resume: the run was trained on %dx%dx%d images with %d classes; '%s' holds %dx%dx%d with %d",
+                       c->img_w, c->img_h, c->img_ch, c->classes, c->data, a->w, a->h, a->ch, a->nclass);
+    c->img_h = a->h, c->img_w = a->w, c->img_ch = a->ch, c->classes = a->nclass;
+    NL_TRY(nl_config_resolve(c));
+    r->train.n = (size_t)a->n; /* counts images: the resume check and the start line */
+    r->v = NULL;
+    return NL_OK;
+}
+
+static nl_status setup(run *r) {
+    nl_config *c = r->c;
+    NL_TRY(parse_faults(r));
+    NL_TRY(nl_dp_plan(&r->dp, c));
+    r->lead = r->dp.rank == 0;
+    r->dit = c->arch == NL_ARCH_DIT;
+    if (r->dit) NL_TRY(setup_images(r));
+    else NL_TRY(setup_tokens(r));
     NL_TRY(nl_check_memory(c, c->batch, c->seq_len, 1));
     memset(&r->info, 0, sizeof r->info);
     r->saved_step = -1;
@@ -463,6 +529,13 @@ static nl_status setup(run *r) {
     r->buf = nl_xmalloc((BT + (size_t)c->batch) * sizeof(int));
     r->inp = nl_xmalloc(BT * sizeof(int));
     r->tgt = nl_xmalloc(BT * sizeof(int));
+    if (r->dit) {
+        const size_t n = BT * (size_t)r->m.P;
+        r->xt = nl_xmalloc(n * sizeof(float));
+        r->vv = nl_xmalloc(n * sizeof(float));
+        r->tt = nl_xmalloc((size_t)c->batch * sizeof(float));
+        r->yy = nl_xmalloc((size_t)c->batch * sizeof(int));
+    }
     if (!r->lead) return NL_OK; /* the run directory is rank 0's */
     NL_TRY(nl_mkdir_p(c->out));
     NL_TRY(lock_dir(r));
@@ -482,6 +555,10 @@ static nl_status setup(run *r) {
  * micro-batch is another rank's) */
 static void draw_batch(run *r, nl_rng *rng, int keep) {
     const int B = r->c->batch, T = r->c->seq_len;
+    if (r->dit) { /* B random training images, t, labels (dropped with --cfg-drop) and noise: the same draws either way */
+        nl_dit_fm_batch(r->c, &r->itrain, rng, NULL, B, r->c->cfg_drop, r->xt, r->vv, r->tt, r->yy);
+        return;
+    }
     for (int b = 0; b < B; b++) {
         size_t pos = (size_t)nl_rng_below(rng, r->train.n - (size_t)T);
         if (!keep) continue;
@@ -595,9 +672,15 @@ static nl_status train_loop(run *r) {
     char kv[32] = "";
     if (c->kv_heads != c->heads) snprintf(kv, sizeof kv, " KV=%d", c->kv_heads);
     if (c->dtype != NL_DTYPE_FP32) snprintf(kv + strlen(kv), sizeof kv - strlen(kv), " %s", nl_dtype_names[c->dtype]);
-    printf("normlab train: %s %s (%s), L=%d d=%d H=%d%s F=%d T=%d V=%d, %.2fM params; %zu train / %zu val tokens; run dir %s\n",
-           nl_arch_names[c->arch], nl_placements[c->norm].name, nl_norm_type_names[c->norm_type], c->layers, c->dim, c->heads, kv,
-           c->ffn_dim, c->seq_len, c->vocab, (double)nl_model_trainable_count(m) / 1e6, r->train.n, r->v ? r->v->n : 0, c->out);
+    if (r->dit)
+        printf("normlab train: dit %s (%s), L=%d d=%d H=%d%s F=%d, %dx%dx%d images in %d patches of %dx%d, %d classes, %.2fM params; "
+               "%d train / %d val images; run dir %s\n", nl_placements[c->norm].name, nl_norm_type_names[c->norm_type], c->layers, c->dim,
+               c->heads, kv, c->ffn_dim, c->img_w, c->img_h, c->img_ch, c->seq_len, c->patch, c->patch, c->classes,
+               (double)nl_model_trainable_count(m) / 1e6, r->itrain.n, r->ival.n, c->out);
+    else
+        printf("normlab train: %s %s (%s), L=%d d=%d H=%d%s F=%d T=%d V=%d, %.2fM params; %zu train / %zu val tokens; run dir %s\n",
+               nl_arch_names[c->arch], nl_placements[c->norm].name, nl_norm_type_names[c->norm_type], c->layers, c->dim, c->heads, kv,
+               c->ffn_dim, c->seq_len, c->vocab, (double)nl_model_trainable_count(m) / 1e6, r->train.n, r->v ? r->v->n : 0, c->out);
     if (P > 1) {
         printf("data parallel: %d ranks x batch %d x accum %d = %d sequences per step", P, c->batch, c->accum, P * c->batch * c->accum);
         if (r->dp.zero) /* rank 0's shard is the largest (sizes differ by at most one element) */
@@ -637,7 +720,9 @@ static nl_status train_loop(run *r) {
             const int mine = j / c->accum == r->dp.rank;
             draw_batch(r, &r->info.rng, mine);
             if (!mine) continue;
-            loss += nl_model_forward(m, r->inp, r->tgt, c->batch, c->seq_len, (float)(dscale * S)) / c->accum;
+            if (r->dit) /* its loss is a mean already: the gradient of the mean over the step's micro-batches */
+                loss += nl_dit_forward(m, r->xt, r->tt, r->yy, r->vv, c->batch, (float)(S / (c->accum * P))) / c->accum;
+            else loss += nl_model_forward(m, r->inp, r->tgt, c->batch, c->seq_len, (float)(dscale * S)) / c->accum;
             nl_model_backward(m);
         }
         if (P > 1) { /* the gradients and the mean loss over the ranks */
@@ -717,9 +802,13 @@ static nl_status train_loop(run *r) {
             }
             continue;
         }
-        if (r->v && ((c->eval_every && (step + 1) % c->eval_every == 0) || last)) {
+        const int eval_now = (c->eval_every && (step + 1) % c->eval_every == 0) || last;
+        if (r->v && eval_now) {
             size_t nt;
             NL_TRY(nl_eval_windows(m, r->v, c->eval_windows, c->batch, &val, &nt));
+            did_eval = 1;
+        } else if (r->dit && r->ival.n && eval_now) { /* held-out flow-matching loss on eval-windows x batch images */
+            val = nl_dit_eval(m, &r->ival, c->eval_windows * c->batch, DIT_EVAL_SEED);
             did_eval = 1;
         }
         fprintf(r->metrics, "{\"step\": %d, \"loss\": %.6f", step + 1, loss);
@@ -761,7 +850,19 @@ static nl_status train_loop(run *r) {
     }
     if (c->steps == 0) NL_TRY(save_ckpt(r, ckpt, sizeof ckpt));
     if (c->diag_every && r->lead) NL_TRY(diag_step(r, c->steps));
-    if (r->v) printf("done: %d steps in %.1fs, val loss %.4f, checkpoint %s\n", c->steps, nl_now() - t_start, val, ckpt);
+    if (r->dit && r->lead && c->steps > 0) { /* RUN/samples.png: 4 x 8 samples, row r of class r (Heun, 16 steps, cfg 2) */
+        enum { ROWS = 4, COLS = 8 };
+        int y[ROWS * COLS];
+        for (int i = 0; i < ROWS * COLS; i++) y[i] = c->classes ? i / COLS % c->classes : 0;
+        float *img = nl_xmalloc((size_t)ROWS * COLS * c->img_h * c->img_w * c->img_ch * sizeof(float));
+        char path[NL_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/samples.png", c->out);
+        nl_dit_sample(m, ROWS * COLS, y, 2.0, 16, 1, c->seed, img);
+        nl_status st = nl_dit_grid_png(path, img, ROWS, COLS, c->img_h, c->img_w, c->img_ch);
+        free(img);
+        NL_TRY(st);
+    }
+    if (r->v || (r->dit && r->ival.n)) printf("done: %d steps in %.1fs, val loss %.4f, checkpoint %s\n", c->steps, nl_now() - t_start, val, ckpt);
     else printf("done: %d steps in %.1fs (no validation data), checkpoint %s\n", c->steps, nl_now() - t_start, ckpt);
     return NL_OK;
 }

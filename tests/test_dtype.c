@@ -100,7 +100,7 @@ int test_dtype_model(void) {
     const size_t N = (size_t)DB * DT;
     int inp[DB * DT], tgt[DB * DT];
     batch(inp, tgt, 3);
-    for (int arch = 0; arch < NL_ARCH_COUNT; arch++) {
+    for (int arch = 0; arch <= NL_ARCH_LLAMA; arch++) { /* the language models: --arch dit is fp32 only */
         nl_model ref;
         nl_config c = small(arch, NL_DTYPE_FP32, 11);
         fails += NL_CHECK(nl_model_init(&ref, &c) == NL_OK, "init: %s", nl_last_error());

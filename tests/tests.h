@@ -90,6 +90,13 @@
     X(tensorboard)                                                                                 \
     X(presets)                                                                                     \
     X(cuda_host)                                                                                   \
+    X(images)                                                                                      \
+    X(ops_dit)                                                                                     \
+    X(dit_patches)                                                                                 \
+    X(dit_twin)                                                                                    \
+    X(dit_train)                                                                                   \
+    X(dit_sampler)                                                                                 \
+    X(fid)                                                                                         \
     X(cuda_cli)
 
 #define X(name) int test_##name(void);

@@ -8,6 +8,8 @@
 #include "ckpt.h"
 #include "comm.h"
 #include "config.h"
+#include "dit.h"
+#include "fid.h"
 #include "evaldata.h"
 #include "evalmc.h"
 #include "hf.h"
@@ -25,6 +27,7 @@
 #include <omp.h>
 #endif
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -53,6 +56,15 @@ static nl_status load_model(const nl_args *a, nl_model *m) {
     nl_rng rng;
     NL_TRY(nl_ckpt_find(a->ckpt, ckpt_path, sizeof ckpt_path));
     return nl_ckpt_load(m, ckpt_path, &ckpt_step, &rng);
+}
+
+/* load_model for the commands of the language models: an --arch dit checkpoint is refused in one line */
+static nl_status load_lm(const nl_args *a, nl_model *m, const char *cmd) {
+    NL_TRY(load_model(a, m));
+    if (m->cfg.arch != NL_ARCH_DIT) return NL_OK;
+    nl_model_free(m);
+    return NL_FAIL(NL_ERR_ARG, "normlab %s: '%s' is an --arch dit model (images); its held-out loss is train's val_loss, its "
+                               "samples come from 'normlab sample', its quality from 'normlab fid'", cmd, ckpt_path);
 }
 
 static int g_argc;
@@ -129,7 +141,7 @@ static int cmd_eval(nl_args *a) {
         return nl_set_error("--metric: '%s' is not loss|ppl|bpb", a->metric), fail(NL_ERR_ARG);
     const int split = parse_split(a, a->cfg.data[0] ? NL_SPLIT_ALL : NL_SPLIT_VAL);
     if (split < 0) return fail(NL_ERR_ARG);
-    nl_status st = load_model(a, &m);
+    nl_status st = load_lm(a, &m, "eval");
     if (st != NL_OK) return fail(st);
     if (!strcmp(a->metric, "bpb")) st = nl_tokenizer_check(&m.cfg); /* bytes per token: bytes or GPT-2 */
     if (st == NL_OK) st = nl_eval_data_open(&d, ckpt_path, &m.cfg, a->cfg.data, split);
@@ -177,7 +189,7 @@ static int cmd_evalmc(nl_args *a) {
     if (task < 0) return nl_set_error("--task: '%s' is not hellaswag|arc|piqa|siqa|winogrande|generic", a->task), fail(NL_ERR_ARG);
     if (!a->cfg.data[0]) return nl_set_error("--data is required"), fail(NL_ERR_ARG);
     nl_model m;
-    nl_status st = load_model(a, &m);
+    nl_status st = load_lm(a, &m, "eval-mc");
     if (st != NL_OK) return fail(st);
     FILE *per = NULL;
     if (a->out_file[0] && !(per = fopen(a->out_file, "w"))) st = NL_FAIL(NL_ERR_IO, "cannot write '%s'", a->out_file);
@@ -224,18 +236,122 @@ static nl_status sample_bpe(nl_args *a, nl_model *m) {
     return st;
 }
 
+/* --arch dit: a ROWSxCOLS grid of generated images as one PNG (docs/dit.md §3) */
+static nl_status sample_dit(const nl_args *a, nl_model *m) {
+    const nl_config *c = &m->cfg;
+    int rows, cols;
+    char extra;
+    if (sscanf(a->grid, "%dx%d%c", &rows, &cols, &extra) != 2 || rows < 1 || cols < 1 || rows * cols > 4096)
+        return NL_FAIL(NL_ERR_ARG, "--grid '%s': must be ROWSxCOLS, e.g. 8x8 (at most 4096 images)", a->grid);
+    if (!a->out_file[0]) return NL_FAIL(NL_ERR_ARG, "--out FILE.png is required to sample an --arch dit model");
+    if (strcmp(a->sampler, "euler") && strcmp(a->sampler, "heun")) return NL_FAIL(NL_ERR_ARG, "--sampler '%s': euler | heun", a->sampler);
+    if (a->ode_steps < 1 || a->ode_steps > 10000) return NL_FAIL(NL_ERR_ARG, "--steps %d: must be in 1..10000", a->ode_steps);
+    if (a->class_id < -1 || a->class_id > c->classes)
+        return NL_FAIL(NL_ERR_ARG, "--class %d: must be -1 (by row), a class 0..%d or %d (the null class)", a->class_id, c->classes - 1, c->classes);
+    if (!(a->cfg_scale >= 0 && a->cfg_scale < 1e3)) return NL_FAIL(NL_ERR_ARG, "--cfg %g: must be in [0, 1000)", a->cfg_scale);
+    const int n = rows * cols;
+    int *y = malloc((size_t)n * sizeof *y);
+    float *img = malloc((size_t)n * c->img_h * c->img_w * c->img_ch * sizeof *img);
+    if (!y || !img) return free(y), free(img), NL_FAIL(NL_ERR_IO, "out of memory for %d images", n);
+    for (int i = 0; i < n; i++) y[i] = a->class_id >= 0 ? a->class_id : c->classes ? i / cols % c->classes : 0;
+    nl_dit_sample(m, n, y, a->cfg_scale, a->ode_steps, !strcmp(a->sampler, "heun"), a->cfg.seed, img);
+    nl_status st = nl_dit_grid_png(a->out_file, img, rows, cols, c->img_h, c->img_w, c->img_ch);
+    if (st == NL_OK)
+        printf("wrote %s: %dx%d grid of %dx%d images, %s, %d steps, cfg %g, %s\n", a->out_file, rows, cols, c->img_w, c->img_h,
+               a->sampler, a->ode_steps, c->classes ? a->cfg_scale : 1.0, a->class_id >= 0 ? "one class" : "class r mod classes in row r");
+    free(y);
+    free(img);
+    return st;
+}
+
 static int cmd_sample(nl_args *a) {
     nl_model m;
     if (a->tokens < 0) return nl_set_error("--tokens %d: must be >= 0", a->tokens), fail(NL_ERR_ARG);
     if (a->top_k < 0) return nl_set_error("--top-k %d: must be >= 0", a->top_k), fail(NL_ERR_ARG);
     if (a->temperature < 0) return nl_set_error("--temperature %g: must be >= 0", a->temperature), fail(NL_ERR_ARG);
     nl_status st = load_model(a, &m);
-    if (st == NL_OK && m.cfg.vocab > 256) st = sample_bpe(a, &m);
+    if (st == NL_OK && m.cfg.arch == NL_ARCH_DIT) st = sample_dit(a, &m);
+    else if (st == NL_OK && m.cfg.vocab > 256) st = sample_bpe(a, &m);
     else if (st == NL_OK) {
         fputs(a->prompt, stdout);
         st = nl_sample(&m, a->prompt, a->tokens, a->temperature, a->top_k, a->cfg.seed, stdout);
         putchar('\n');
     }
+    nl_model_free(&m);
+    return st == NL_OK ? 0 : fail(st);
+}
+
+/* normlab classifier: the feature classifier of 'normlab fid', trained on labelled images */
+static int cmd_classifier(nl_args *a) {
+    if (!a->cfg.data[0]) return nl_set_error("--data is required (fashion-mnist)"), fail(NL_ERR_ARG);
+    if (!a->out_file[0]) return nl_set_error("--out is required (the classifier's .safetensors file)"), fail(NL_ERR_ARG);
+    if (a->clf_steps < 1) return nl_set_error("--steps %d: must be >= 1", a->clf_steps), fail(NL_ERR_ARG);
+    if (!nl_images_is_fmnist(a->cfg.data))
+        return nl_set_error("--data '%s': the classifier needs labelled images with a test split (fashion-mnist)", a->cfg.data), fail(NL_ERR_ARG);
+    nl_images tr, te = { 0 };
+    nl_status st = nl_images_open(&tr, a->cfg.data, 0);
+    if (st != NL_OK) return fail(st);
+    st = nl_images_open(&te, a->cfg.data, 1);
+    nl_clf c = { 0 };
+    const double t0 = nl_now();
+    if (st == NL_OK) st = nl_clf_train(&c, &tr, &te, a->clf_steps, a->cfg.seed);
+    if (st == NL_OK) st = nl_clf_save(&c, a->out_file);
+    if (st == NL_OK)
+        printf("{\"classifier\": \"%s\", \"data\": \"%s\", \"steps\": %d, \"test_images\": %d, \"test_accuracy\": %.4f, \"seconds\": %.1f}\n",
+               a->out_file, a->cfg.data, a->clf_steps, te.n, c.acc, nl_now() - t0);
+    nl_clf_free(&c);
+    nl_images_free(&tr);
+    nl_images_free(&te);
+    return st == NL_OK ? 0 : fail(st);
+}
+
+/* normlab fid: the Fréchet distance between generated and held-out images in the classifier's features */
+static int cmd_fid(nl_args *a) {
+    if (!a->classifier[0]) return nl_set_error("--classifier is required (a file from 'normlab classifier')"), fail(NL_ERR_ARG);
+    if (a->samples < 2 || a->samples > 100000) return nl_set_error("--samples %d: must be in 2..100000", a->samples), fail(NL_ERR_ARG);
+    if (strcmp(a->sampler, "euler") && strcmp(a->sampler, "heun")) return nl_set_error("--sampler '%s': euler | heun", a->sampler), fail(NL_ERR_ARG);
+    if (a->ode_steps < 1 || a->ode_steps > 10000) return nl_set_error("--steps %d: must be in 1..10000", a->ode_steps), fail(NL_ERR_ARG);
+    if (!(a->cfg_scale >= 0 && a->cfg_scale < 1e3)) return nl_set_error("--cfg %g: must be in [0, 1000)", a->cfg_scale), fail(NL_ERR_ARG);
+    nl_model m;
+    nl_status st = load_model(a, &m);
+    if (st != NL_OK) return fail(st);
+    const nl_config *c = &m.cfg;
+    nl_clf clf = { 0 };
+    nl_images ho = { 0 };
+    if (c->arch != NL_ARCH_DIT) st = NL_FAIL(NL_ERR_ARG, "normlab fid: '%s' is not an --arch dit model", ckpt_path);
+    if (st == NL_OK) st = nl_clf_load(&clf, a->classifier);
+    if (st == NL_OK && (clf.h != c->img_h || clf.w != c->img_w || clf.ch != c->img_ch || clf.classes != c->classes))
+        st = NL_FAIL(NL_ERR_ARG, "--classifier '%s' was trained on %dx%dx%d images with %d classes; the model makes %dx%dx%d with %d",
+                     a->classifier, clf.w, clf.h, clf.ch, clf.classes, c->img_w, c->img_h, c->img_ch, c->classes);
+    const char *data = a->cfg.data[0] ? a->cfg.data : c->data; /* default: the run's own data, its held-out images */
+    if (st == NL_OK && nl_images_is_fmnist(data)) st = nl_images_open(&ho, data, 1); /* the test split */
+    else if (st == NL_OK) { /* a folder: its last --val-frac, as train held it out */
+        nl_images all;
+        st = nl_images_open(&all, data, 0);
+        if (st == NL_OK) nl_images_split(&all, (int)lround(c->val_frac * all.n), &ho);
+        nl_images_free(&all);
+    }
+    if (st == NL_OK && ho.n < a->samples)
+        st = NL_FAIL(NL_ERR_ARG, "--samples %d: '%s' holds only %d held-out images", a->samples, data, ho.n);
+    if (st == NL_OK) {
+        const int n = a->samples;
+        const size_t per = (size_t)c->img_h * c->img_w * c->img_ch;
+        int *y = nl_xmalloc((size_t)n * sizeof *y);
+        float *img = nl_xmalloc((size_t)n * per * sizeof *img);
+        double *fg = nl_xmalloc((size_t)n * NL_CLF_FEAT * sizeof *fg), *fh = nl_xmalloc((size_t)n * NL_CLF_FEAT * sizeof *fh);
+        for (int i = 0; i < n; i++) y[i] = c->classes ? i % c->classes : 0; /* balanced classes, as the test split */
+        const double t0 = nl_now();
+        nl_dit_sample(&m, n, y, a->cfg_scale, a->ode_steps, !strcmp(a->sampler, "heun"), a->cfg.seed, img);
+        nl_clf_features(&clf, img, n, fg);
+        nl_clf_features(&clf, ho.pix, n, fh);
+        const double fd = nl_frechet(fg, n, fh, n, NL_CLF_FEAT);
+        printf("{\"fid\": %.4f, \"samples\": %d, \"sampler\": \"%s\", \"steps\": %d, \"cfg\": %g, \"classifier_accuracy\": %.4f, "
+               "\"ckpt\": \"%s\", \"step\": %d, \"data\": \"%s\", \"seconds\": %.1f}\n", fd, n, a->sampler, a->ode_steps,
+               c->classes ? a->cfg_scale : 1.0, clf.acc, ckpt_path, ckpt_step, data, nl_now() - t0);
+        free(y), free(img), free(fg), free(fh);
+    }
+    nl_images_free(&ho);
+    nl_clf_free(&clf);
     nl_model_free(&m);
     return st == NL_OK ? 0 : fail(st);
 }
@@ -246,7 +362,7 @@ static int cmd_export(nl_args *a) {
     const int hf = !strcmp(a->format, "hf");
     if (!hf && strcmp(a->format, "safetensors")) return nl_set_error("--format: '%s' is not safetensors|hf", a->format), fail(NL_ERR_ARG);
     const char *cls = NULL;
-    nl_status st = load_model(a, &m);
+    nl_status st = hf ? load_lm(a, &m, "export --format hf") : load_model(a, &m);
     if (st == NL_OK) st = hf ? nl_hf_export(&m, a->out_file, &cls) : nl_export(&m, a->out_file);
     if (st == NL_OK && hf)
         printf("wrote %s (config.json and model.safetensors for transformers' %s%s)\n", a->out_file, cls,
@@ -280,7 +396,7 @@ static int cmd_analyze(nl_args *a) {
     const int split = parse_split(a, NL_SPLIT_VAL);
     if (split < 0) return fail(NL_ERR_ARG);
     nl_model m;
-    nl_status st = load_model(a, &m);
+    nl_status st = load_lm(a, &m, "analyze");
     if (st != NL_OK) return fail(st);
     nl_eval_data d;
     st = nl_eval_data_open(&d, ckpt_path, &m.cfg, a->cfg.data, split);
@@ -362,7 +478,18 @@ static const struct {
       "\"acc_norm_token\", \"acc_norm_byte\"} and, when C is a run directory, appends it to C/evals.jsonl." },
     { "sample", NL_CMD_SAMPLE, cmd_sample, "sample --ckpt C [--prompt TEXT] [options]",
       "Continue a prompt: byte-level models (vocabulary 256) by bytes, GPT-2-vocabulary models (50257)\n"
-      "through the GPT-2 tokenizer (prompt encoded, tokens decoded; an empty prompt starts at <|endoftext|>)." },
+      "through the GPT-2 tokenizer (prompt encoded, tokens decoded; an empty prompt starts at <|endoftext|>).\n"
+      "An --arch dit model: a ROWSxCOLS grid of generated images as a PNG (--grid, --out, --sampler, --steps,\n"
+      "--class, --cfg; docs/dit.md)." },
+    { "classifier", NL_CMD_CLF, cmd_classifier, "classifier --data fashion-mnist --out clf.safetensors [--steps N]",
+      "Train the feature classifier of 'normlab fid' on labelled images (an MLP, pixels -> 256 -> 64 ->\n"
+      "classes, SiLU; AdamW lr 1e-3, batches of 128) and write it with its accuracy on the test split.\n"
+      "Prints one JSON object {\"classifier\", \"data\", \"steps\", \"test_images\", \"test_accuracy\", \"seconds\"}." },
+    { "fid", NL_CMD_FID, cmd_fid, "fid --ckpt C --classifier clf.safetensors [--samples N] [options]",
+      "Frechet distance between N images an --arch dit model generates (classes balanced, --sampler,\n"
+      "--steps, --cfg) and the first N held-out images of its data (Fashion-MNIST's test split; a folder's\n"
+      "last --val-frac), in the 64 features of the classifier (docs/dit.md section 4). Prints one JSON\n"
+      "object {\"fid\", \"samples\", ..., \"classifier_accuracy\"}." },
     { "export", NL_CMD_EXPORT, cmd_export, "export --ckpt C --out model.safetensors | --format hf --out DIR",
       "Write the parameters as standard safetensors (F32, PyTorch Linear layout) with the config\n"
       "in __metadata__, or (--format hf) a directory that Hugging Face transformers loads with\n"

@@ -141,6 +141,12 @@ LOWP_OPS(fp16, NL_DTYPE_FP16)
     .colscale_forward = nl_colscale_forward, \
     .colscale_backward = nl_colscale_backward, \
     .unit_project = nl_unit_project, \
+    .attention_bidir_forward = nl_attention_bidir_forward, \
+    .attention_bidir_backward = nl_attention_bidir_backward, \
+    .ada_forward = nl_ada_forward, \
+    .ada_backward = nl_ada_backward, \
+    .silu_forward = nl_silu_forward, \
+    .silu_backward = nl_silu_backward, \
     .rope_table = nl_rope_table, \
     .rope_forward = nl_rope_forward, \
     .rope_backward = nl_rope_backward, \

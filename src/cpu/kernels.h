@@ -101,6 +101,10 @@ void nl_attention_forward(float *out, float *att, const float *qkv, int B, int T
 /* dqkv overwritten; datt is scratch of att's size. */
 void nl_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
                            const float *att, int B, int T, int C, int NH, int KVH);
+/* The same without the causal mask (--arch dit): every query attends to all T keys. fp32. */
+void nl_attention_bidir_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, int KVH);
+void nl_attention_bidir_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
+                                 const float *att, int B, int T, int C, int NH, int KVH);
 
 /* Rotary position embedding (Su et al., arXiv:2104.09864), LLaMA's interleaved pairs: in each head of hs
  * channels, pair (2i, 2i+1) is the complex number x_2i + j x_2i+1, multiplied by e^(j t theta^(-2i/hs))
@@ -165,5 +169,16 @@ void nl_stream_stats(const float *x, size_t N, int C, float *scratch, nl_stream_
  * 1 on other architectures, where it is a no-op). */
 void nl_fp_mode_set_all(void);
 int nl_fp_mode_ok(void);
+
+/* --arch dit (src/cpu/ops_dit.c, docs/dit.md §2). Per-sample modulation of (B, T, C) rows by (B, C) vectors
+ * read with row stride ld (columns of the adaLN output): out[b,t,c] = x[b,t,c] (k + s[b ld + c]) + h[b ld + c]
+ * (h may be NULL: no shift). k = 1 is adaLN's scale (1 + scale), k = 0 a gate. Backward: dx = dout (k + s)
+ * (overwritten; dx may be dout); ds[b ld + c] += sum_t dout x; dh[b ld + c] += sum_t dout (dh may be NULL). */
+void nl_ada_forward(float *out, const float *x, const float *s, const float *h, int ld, float k, int B, int T, int C);
+void nl_ada_backward(float *dx, float *ds, float *dh, const float *dout, const float *x, const float *s, int ld,
+                     float k, int B, int T, int C);
+/* SiLU: out = x sigmoid(x); backward overwrites dinp (may be dout). */
+void nl_silu_forward(float *out, const float *inp, size_t n);
+void nl_silu_backward(float *dinp, const float *inp, const float *dout, size_t n);
 
 #endif

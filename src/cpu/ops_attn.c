@@ -15,9 +15,10 @@
 #include <math.h>
 #include <string.h>
 
-/* dt (docs/numerics.md §3): fp32, or the dtype P is rounded to before P V (q, k, v arrive rounded) */
-static void attention_forward(nl_dtype dt, float *out, float *att, const float *qkv, int B, int T, int C, int NH,
-                              int KVH) {
+/* dt (docs/numerics.md §3): fp32, or the dtype P is rounded to before P V (q, k, v arrive rounded);
+ * causal 0: every position attends to all T (--arch dit), the rows of P are full */
+static void attention_forward(nl_dtype dt, int causal, float *out, float *att, const float *qkv, int B, int T, int C,
+                              int NH, int KVH) {
     const int hs = C / NH, kvC = KVH * hs, ld = C + 2 * kvC, grp = NH / KVH;
     const float sc = 1.0f / sqrtf((float)hs);
     const size_t TT = (size_t)T * T;
@@ -29,7 +30,7 @@ static void attention_forward(nl_dtype dt, float *out, float *att, const float *
     }
 #pragma omp parallel for schedule(static)
     for (size_t r = 0; r < (size_t)B * NH * T; r++) {
-        const int i = (int)(r % T);
+        const int i = causal ? (int)(r % T) : T - 1; /* the last key a query sees */
         float *p = att + r * T;
         float mx = -INFINITY, sum = 0.0f;
         for (int j = 0; j <= i; j++) mx = p[j] > mx ? p[j] : mx;
@@ -52,7 +53,7 @@ static void attention_forward(nl_dtype dt, float *out, float *att, const float *
 
 /* dt: fp32, or the dtype dS is rounded to before dq = dS k and dk = dS^T q (dout, qkv and P arrive
  * rounded) */
-static void attention_backward(nl_dtype dt, float *dqkv, float *datt, const float *dout, const float *qkv,
+static void attention_backward(nl_dtype dt, int causal, float *dqkv, float *datt, const float *dout, const float *qkv,
                                const float *att, int B, int T, int C, int NH, int KVH) {
     const int hs = C / NH, kvC = KVH * hs, ld = C + 2 * kvC, grp = NH / KVH;
     const float sc = 1.0f / sqrtf((float)hs);
@@ -70,7 +71,7 @@ static void attention_backward(nl_dtype dt, float *dqkv, float *datt, const floa
     }
 #pragma omp parallel for schedule(static)
     for (size_t r = 0; r < (size_t)B * NH * T; r++) {
-        const int i = (int)(r % T);
+        const int i = causal ? (int)(r % T) : T - 1;
         const float *p = att + r * T;
         float *d = datt + r * T;
         float dot = 0.0f;
@@ -92,22 +93,31 @@ static void attention_backward(nl_dtype dt, float *dqkv, float *datt, const floa
 }
 
 void nl_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, int KVH) {
-    attention_forward(NL_DTYPE_FP32, out, att, qkv, B, T, C, NH, KVH);
+    attention_forward(NL_DTYPE_FP32, 1, out, att, qkv, B, T, C, NH, KVH);
 }
 
 void nl_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att, int B,
                            int T, int C, int NH, int KVH) {
-    attention_backward(NL_DTYPE_FP32, dqkv, datt, dout, qkv, att, B, T, C, NH, KVH);
+    attention_backward(NL_DTYPE_FP32, 1, dqkv, datt, dout, qkv, att, B, T, C, NH, KVH);
+}
+
+void nl_attention_bidir_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, int KVH) {
+    attention_forward(NL_DTYPE_FP32, 0, out, att, qkv, B, T, C, NH, KVH);
+}
+
+void nl_attention_bidir_backward(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att,
+                                 int B, int T, int C, int NH, int KVH) {
+    attention_backward(NL_DTYPE_FP32, 0, dqkv, datt, dout, qkv, att, B, T, C, NH, KVH);
 }
 
 void nl_lowp_attention_forward(nl_dtype dt, float *out, float *att, const float *qkv, int B, int T, int C, int NH,
                                int KVH) {
-    attention_forward(dt, out, att, qkv, B, T, C, NH, KVH);
+    attention_forward(dt, 1, out, att, qkv, B, T, C, NH, KVH);
 }
 
 void nl_lowp_attention_backward(nl_dtype dt, float *dqkv, float *datt, const float *dout, const float *qkv,
                                 const float *att, int B, int T, int C, int NH, int KVH) {
-    attention_backward(dt, dqkv, datt, dout, qkv, att, B, T, C, NH, KVH);
+    attention_backward(dt, 1, dqkv, datt, dout, qkv, att, B, T, C, NH, KVH);
 }
 
 void nl_rope_table(float *cos_t, float *sin_t, int T, int hs, double theta) {
