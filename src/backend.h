@@ -102,6 +102,8 @@ typedef struct nl_backend {
                              int C);
     void (*gain_forward)(float *out, const float *inp, const float *g, size_t n);
     void (*gain_backward)(float *dinp, float *dg, const float *dout, const float *inp, const float *g, size_t n);
+    void (*gpas_forward)(float *out, const float *inp, const float *g, size_t n);
+    void (*gpas_backward)(float *dg, const float *dout, const float *inp, const float *g, size_t n);
     void (*linear_forward)(float *out, const float *inp, const float *w, const float *b, size_t N, int IC, int OC);
     void (*linear_backward)(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                             size_t N, int IC, int OC);

@@ -6,6 +6,7 @@
     X(ops_norm)                                                                                    \
     X(ops_norm_types)                                                                              \
     X(ops_scales)                                                                                  \
+    X(ops_gpas)                                                                                    \
     X(ops_linear)                                                                                  \
     X(gemm)                                                                                        \
     X(ops_attention)                                                                               \

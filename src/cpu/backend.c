@@ -134,6 +134,8 @@ LOWP_OPS(fp16, NL_DTYPE_FP16)
     .chanres_backward = nl_chanres_backward, \
     .gain_forward = nl_gain_forward, \
     .gain_backward = nl_gain_backward, \
+    .gpas_forward = nl_gpas_forward, \
+    .gpas_backward = nl_gpas_backward, \
     .rope_table = nl_rope_table, \
     .rope_forward = nl_rope_forward, \
     .rope_backward = nl_rope_backward, \

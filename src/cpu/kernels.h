@@ -65,6 +65,13 @@ void nl_chanres_backward(float *dx, float *dlam, const float *dout, const float 
 void nl_gain_forward(float *out, const float *inp, const float *g, size_t n);
 void nl_gain_backward(float *dinp, float *dg, const float *dout, const float *inp, const float *g, size_t n);
 
+/* GPAS (Chen et al., arXiv:2506.22049): out = inp - SiLU(g) sg(inp), g one scalar gate, so the forward
+ * is (1 - SiLU(g)) inp (out may alias inp). The backward is that of the stop-gradient form: the gradient
+ * of inp is dout unchanged (nothing to compute), and dg += -SiLU'(g) sum(dout * inp) with
+ * SiLU'(g) = sig(g) (1 + g (1 - sig(g))). */
+void nl_gpas_forward(float *out, const float *inp, const float *g, size_t n);
+void nl_gpas_backward(float *dg, const float *dout, const float *inp, const float *g, size_t n);
+
 /* out (N,OC) = inp (N,IC) @ w^T (w is (OC,IC), PyTorch Linear layout) + b (b may be NULL). */
 void nl_linear_forward(float *out, const float *inp, const float *w, const float *b, size_t N, int IC,
                        int OC);

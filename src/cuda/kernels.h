@@ -48,6 +48,8 @@ void nl_cu_chanres_backward(float *dx, float *dlam, const float *dout, const flo
                             int C);
 void nl_cu_gain_forward(float *out, const float *inp, const float *g, size_t n);
 void nl_cu_gain_backward(float *dinp, float *dg, const float *dout, const float *inp, const float *g, size_t n);
+void nl_cu_gpas_forward(float *out, const float *inp, const float *g, size_t n);
+void nl_cu_gpas_backward(float *dg, const float *dout, const float *inp, const float *g, size_t n);
 void nl_cu_bias_add(float *out, const float *b, size_t N, int OC);
 void nl_cu_colsum(float *out, const float *x, size_t N, int cols, int ld);
 /* attention's row steps over rows of T (row r is query position r % T): the causal softmax in place,

@@ -158,6 +158,10 @@ static int ops_scales(void) {
     f += cmp("gain", "out", &out, RTOL);
     BOTH(be->gain_backward(P(dout), P(ds), P(dout), P(x), P(s), N * C)); /* dinp aliasing dout */
     f += cmp("gain", "dinp (in place)", &dout, RTOL) + cmp("gain", "dg", &ds, RTOL);
+    BOTH(be->gpas_forward(P(out), P(x), P(s), N * C));
+    f += cmp("gpas", "out", &out, RTOL);
+    BOTH(be->gpas_backward(P(ds), P(dout), P(x), P(s), N * C));
+    f += cmp("gpas", "dgate", &ds, RTOL);
     BOTH(be->residual_forward(P(out), P(x), P(y), 0.37f, N * C));
     f += cmp("residual", "out", &out, RTOL);
     BOTH(be->scale_shift(P(out), P(out), 1.7f, -0.2f, N * C));
