@@ -48,6 +48,7 @@
     X(hf)                                                                                          \
     X(metrics_keep)                                                                                \
     X(resume)                                                                                      \
+    X(resume_gpas_sdd)                                                                             \
     X(crash_kill)                                                                                  \
     X(signals)                                                                                     \
     X(disk_full)                                                                                   \
