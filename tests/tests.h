@@ -57,6 +57,7 @@
     X(diag_stats)                                                                                  \
     X(diag_trackers)                                                                               \
     X(diag_model)                                                                                  \
+    X(diag_gpas_sdd)                                                                               \
     X(diag_cli)                                                                                    \
     X(sweep_resume)                                                                                \
     X(sweep_summary)                                                                               \
