@@ -73,6 +73,7 @@
     X(analyze_cli)                                                                                 \
     X(json_reader)                                                                                 \
     X(report_render)                                                                               \
+    X(report_label)                                                                                \
     X(backend_layering)                                                                            \
     X(backend_kernels)                                                                             \
     X(backend_fp_mode)                                                                             \
