@@ -482,11 +482,11 @@ int main(void) {
     /* every placement with its own defaults, then the other norm types and wirings */
     model_case cases[NL_NORM_COUNT + 10];
     int nc = 0;
-    for (int p = 0; p < NL_NORM_COUNT; p++) cases[nc++] = (model_case){ nl_placements[p].name, p, -1, NL_ARCH_GPT2, 0, 0, 0 };
+    for (int p = 0; p < NL_NORM_COUNT; p++) cases[nc++] = (model_case){ nl_placements[p].name, p, -1, NL_ARCH_GPT2, 0, 0, 0, 0, 0 };
     for (int t = 0; t < NL_NORM_TYPE_COUNT; t++)
-        if (t != NL_LAYERNORM) cases[nc++] = (model_case){ nl_norm_type_names[t], NL_NORM_PERI, t, NL_ARCH_GPT2, 0, 0, 0 };
-    cases[nc++] = (model_case){ "llama pre gqa qk-norm", NL_NORM_PRE, -1, NL_ARCH_LLAMA, 2, 1, 0 };
-    cases[nc++] = (model_case){ "pre skip-init", NL_NORM_PRE, -1, NL_ARCH_GPT2, 0, 0, 1 };
+        if (t != NL_LAYERNORM) cases[nc++] = (model_case){ nl_norm_type_names[t], NL_NORM_PERI, t, NL_ARCH_GPT2, 0, 0, 0, 0, 0 };
+    cases[nc++] = (model_case){ "llama pre gqa qk-norm", NL_NORM_PRE, -1, NL_ARCH_LLAMA, 2, 1, 0, 0, 0 };
+    cases[nc++] = (model_case){ "pre skip-init", NL_NORM_PRE, -1, NL_ARCH_GPT2, 0, 0, 1, 0, 0 };
     cases[nc++] = (model_case){ "peri gpas sdd", NL_NORM_PERI, -1, NL_ARCH_GPT2, 0, 0, 0, 1, 1 };
     cases[nc++] = (model_case){ "llama pre gqa gpas sdd", NL_NORM_PRE, -1, NL_ARCH_LLAMA, 2, 0, 0, 1, 1 };
     int inp[2 * 16], tgt[2 * 16];
