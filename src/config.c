@@ -203,7 +203,7 @@ static const opt opts[] = {
     { "skip-init",    T_FLAG,  CFG(skip_init),    TR,    1, "scale each residual branch by a learnable scalar initialised to 0" },
     { "qk-norm",      T_FLAG,  CFG(qk_norm),      TR,    1, "normalise q and k per head (gain of head size, shared by the heads)" },
     { "scale-resids", T_FLAG,  CFG(scale_resids), TR,    1, "normformer: learnable per-channel weight (init 1) on the MLP residual" },
-    { "gpas",         T_FLAG,  CFG(gpas),         TR,    1, "GPAS: scale each sublayer's output stream by 1 - SiLU(a) in the forward, gradient unchanged (one gate a per block, init 0; no post-add norms)" },
+    { "gpas",         T_FLAG,  CFG(gpas),         TR,    1, "GPAS: after each residual add x' = z - SiLU(a) sg(z): the stream scaled by 1 - SiLU(a), its gradient unchanged (one gate a per block, init 0; placements without a post-add norm)" },
     { "sdd",          T_FLAG,  CFG(sdd),          TR,    1, "SDD: each block linear layer outputs alpha * RMSNorm(W x + b), alpha learnable per channel (init 1; output projections 1/sqrt(2L))" },
     { "scaled-init",  T_FLAG,  CFG(scaled_init),  TR,    1, "init residual output projections with 0.02/sqrt(2L)" },
     { "layers",       T_INT,   CFG(layers),       TR,    1, "number of blocks L" },
