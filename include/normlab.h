@@ -94,6 +94,8 @@ typedef struct nl_config {
     int skip_init;    /* a learnable scalar (init 0) on every residual branch */
     int qk_norm;      /* per-head norm of q and k */
     int scale_resids; /* normformer: a learnable per-channel weight (init 1) on the MLP's identity path */
+    int gpas;         /* GPAS: x' = z - SiLU(a_l) sg(z) after every residual add, one gate a_l per block */
+    int sdd;          /* SDD: every block linear layer's output is alpha * RMSNorm(W x) */
     int arch;         /* nl_arch */
     double rope_theta;/* llama: base of the rotary frequencies */
     int ffn_dim;      /* F: MLP hidden width; 0: 4d (gpt2), the multiple of 64 nearest 8d/3 (llama) */

@@ -229,6 +229,8 @@ class Config:
     qk_norm: bool = False    # per-head norms of q and k
     scale_resids: bool = False  # normformer: per-channel weight on the MLP
                                 # identity path
+    gpas: bool = False       # GPAS gate after every residual add
+    sdd: bool = False        # SDD: alpha * RMSNorm on every block linear
     arch: str = "gpt2"       # one of ARCHS
     rope_theta: float = 10000.0  # llama: RoPE base
     ffn_dim: int | None = None   # F, the MLP hidden width; None -> 4 * dim
@@ -292,6 +294,9 @@ class Config:
                                       "off") == "on",
                 scale_resids=_parse_choice(meta, "scale_resids",
                                            ("on", "off"), "off") == "on",
+                gpas=_parse_choice(meta, "gpas", ("on", "off"),
+                                   "off") == "on",
+                sdd=_parse_choice(meta, "sdd", ("on", "off"), "off") == "on",
                 arch=_parse_choice(meta, "arch", ARCHS, "gpt2"),
                 rope_theta=float(meta.get("rope_theta", "10000")),
                 ffn_dim=(int(meta["ffn_dim"]) if "ffn_dim" in meta
@@ -489,6 +494,13 @@ def ngpt_scale(param, s_init, s_scale):
     return param * (s_init / s_scale)
 
 
+def sdd(x, alpha, eps):
+    """Scale-Distribution Decoupling of a linear output x (Wang et al.,
+    arXiv:2502.15499, Eq. 1: y = alpha * norm(V x)): RMSNorm over the last
+    dimension, without a bias, times the learnable vector alpha."""
+    return x / torch.sqrt((x * x).mean(dim=-1, keepdim=True) + eps) * alpha
+
+
 class Param(nn.Module):
     """A bare parameter exported as <name>.weight."""
 
@@ -538,6 +550,11 @@ class Attention(nn.Module):
         kvd = cfg.kv_heads * hs
         self.qkv = nn.Linear(dim, dim + 2 * kvd, bias=cfg.biases, dtype=dtype)
         self.proj = nn.Linear(dim, dim, bias=cfg.biases, dtype=dtype)
+        self.eps = cfg.eps
+        if cfg.sdd:  # q, k and v are separate layers in the paper: one
+            # RMSNorm each, their scale vectors concatenated
+            self.qkv_sdd = Param(dim + 2 * kvd, dtype)
+            self.proj_sdd = Param(dim, dtype)
         if self.mode == "full":
             widths = {"q": dim, "k": kvd, "v": kvd}
         elif self.mode == "head":
@@ -558,6 +575,10 @@ class Attention(nn.Module):
         # q, k, v = rows [0, d), [d, d+kvd), [d+kvd, d+2kvd) of the qkv
         # weight.
         q, k, v = self.qkv(u).split([d, kvd, kvd], dim=-1)
+        if hasattr(self, "qkv_sdd"):
+            a_q, a_k, a_v = self.qkv_sdd.weight.split([d, kvd, kvd])
+            q, k, v = (sdd(q, a_q, self.eps), sdd(k, a_k, self.eps),
+                       sdd(v, a_v, self.eps))
         if self.mode == "full":
             q, k, v = self.q_norm(q), self.k_norm(k), self.v_norm(v)
         # Head h uses channels [h*hs, (h+1)*hs): [B, T, d] -> [B, H, T, hs]
@@ -587,7 +608,10 @@ class Attention(nn.Module):
         y = att @ v
         if hasattr(self, "head_scale"):
             y = y * self.head_scale.view(1, self.heads, 1, 1)
-        return self.proj(y.transpose(1, 2).reshape(b, t, d))
+        out = self.proj(y.transpose(1, 2).reshape(b, t, d))
+        if hasattr(self, "proj_sdd"):
+            out = sdd(out, self.proj_sdd.weight, self.eps)
+        return out
 
 
 def gelu_tanh(x):
@@ -620,6 +644,10 @@ class MLP(nn.Module):
         else:
             self.fc = nn.Linear(dim, hidden, dtype=dtype)
             self.proj = nn.Linear(hidden, dim, dtype=dtype)
+        self.eps = cfg.eps
+        if cfg.sdd:  # llama: gate's scales, then up's
+            self.fc_sdd = Param(hidden * (2 if self.llama else 1), dtype)
+            self.proj_sdd = Param(dim, dtype)
         if wiring["fcnorm"]:
             self.fc_norm = Norm(hidden, cfg.norm_type, cfg.eps, dtype, offset,
                                 cfg.biases)
@@ -629,6 +657,7 @@ class MLP(nn.Module):
             self.sqrt_d = math.sqrt(dim)
 
     def forward(self, u):
+        a = getattr(self, "fc_sdd", None)
         if hasattr(self, "suv"):
             # paper eqs. 20-21: s_uv sqrt(d), s_uv = suv * 1 / 1
             s = ngpt_scale(self.suv, 1.0, 1.0) * self.sqrt_d
@@ -638,12 +667,22 @@ class MLP(nn.Module):
             else:
                 h = gelu_tanh(s * self.fc(u))
         elif self.llama:
-            h = silu(self.gate(u)) * self.up(u)
+            g, up = self.gate(u), self.up(u)
+            if a is not None:
+                a_g, a_u = a.weight.split(g.shape[-1])
+                g, up = sdd(g, a_g, self.eps), sdd(up, a_u, self.eps)
+            h = silu(g) * up
         else:
-            h = gelu_tanh(self.fc(u))
+            h = self.fc(u)
+            if a is not None:
+                h = sdd(h, a.weight, self.eps)
+            h = gelu_tanh(h)
         if hasattr(self, "fc_norm"):
             h = self.fc_norm(h)
-        return self.down(h) if self.llama else self.proj(h)
+        out = self.down(h) if self.llama else self.proj(h)
+        if a is not None:
+            out = sdd(out, self.proj_sdd.weight, self.eps)
+        return out
 
 
 class Block(nn.Module):
@@ -658,6 +697,9 @@ class Block(nn.Module):
       z = z + x_block                    (b2t: the block input)
       r = r + o                          (ResiDual's second stream)
       x = N_post(z) if "post" else z
+      x = z - silu(a) * z.detach()       (--gpas, no post norm: GPAS,
+                                          arXiv:2506.22049; one gate a
+                                          per block for both sublayers)
     """
 
     def __init__(self, cfg, layer, dtype):
@@ -666,6 +708,8 @@ class Block(nn.Module):
         self.wiring = {sub: cfg.sub_wiring(layer, sub)
                        for sub in ("attn", "mlp")}
         self.skip_init = cfg.skip_init
+        if cfg.gpas:
+            self.gpas = Param(1, dtype)
         offset = cfg.norm == "gemma"
         self.attn = Attention(cfg, self.wiring["attn"], dtype, offset)
         if self.wiring["attn"]["hscale"]:
@@ -713,6 +757,10 @@ class Block(nn.Module):
                 r = r + o
             x = getattr(self, f"{sub}_norm_post")(z) \
                 if "post" in w["sites"] else z
+            if hasattr(self, "gpas"):
+                if "post" in w["sites"]:
+                    raise ValueError("gpas: no post norm allowed")
+                x = z - silu(self.gpas.weight) * z.detach()
         return x, r
 
 

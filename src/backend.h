@@ -114,6 +114,8 @@ typedef struct nl_backend {
     void (*colscale_backward)(float *dinp, float *ds, const float *dout, const float *inp, const float *s, float f,
                               size_t N, int C, int ld);
     void (*unit_project)(float *w, size_t rows, int cols, int by_col);
+    void (*gpas_forward)(float *out, const float *inp, const float *g, size_t n);
+    void (*gpas_backward)(float *dg, const float *dout, const float *inp, const float *g, size_t n);
     void (*linear_forward)(float *out, const float *inp, const float *w, const float *b, size_t N, int IC, int OC);
     void (*linear_backward)(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                             size_t N, int IC, int OC);

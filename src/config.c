@@ -116,6 +116,7 @@ static nl_status dit_resolve(nl_config *c) {
     if (!(c->cfg_drop >= 0 && c->cfg_drop <= 1)) return NL_FAIL(NL_ERR_ARG, "--cfg-drop %g: must be in [0, 1]", c->cfg_drop);
     if (c->time_sampling < 0 || c->time_sampling >= NL_TSAMP_COUNT) return NL_FAIL(NL_ERR_ARG, "--time-sampling: unknown");
     if (c->dtype != NL_DTYPE_FP32) return NL_FAIL(NL_ERR_ARG, "--arch dit runs --dtype fp32 only so far");
+    if (c->gpas || c->sdd) return NL_FAIL(NL_ERR_ARG, "--arch dit: --gpas and --sdd are for language models so far");
     if (nl_placements[c->norm].sphere)
         return NL_FAIL(NL_ERR_ARG, "--arch dit: --norm ngpt is for language models (no unit-sphere form of adaLN and the velocity head)");
     if (c->heads < 1 || c->dim % c->heads || (c->dim / c->heads) % 4)
@@ -242,6 +243,8 @@ static const opt opts[] = {
     { "skip-init",    T_FLAG,  CFG(skip_init),    TR,    1, "scale each residual branch by a learnable scalar initialised to 0" },
     { "qk-norm",      T_FLAG,  CFG(qk_norm),      TR,    1, "normalise q and k per head (gain of head size, shared by the heads)" },
     { "scale-resids", T_FLAG,  CFG(scale_resids), TR,    1, "normformer: learnable per-channel weight (init 1) on the MLP residual" },
+    { "gpas",         T_FLAG,  CFG(gpas),         TR,    1, "GPAS: after each residual add x' = z - SiLU(a) sg(z): the stream scaled by 1 - SiLU(a), its gradient unchanged (one gate a per block, init 0; placements without a post-add norm)" },
+    { "sdd",          T_FLAG,  CFG(sdd),          TR,    1, "SDD: each block linear layer outputs alpha * RMSNorm(W x + b), alpha learnable per channel (init 1; output projections 1/sqrt(2L))" },
     { "scaled-init",  T_FLAG,  CFG(scaled_init),  TR,    1, "init residual output projections with 0.02/sqrt(2L)" },
     { "layers",       T_INT,   CFG(layers),       TR,    1, "number of blocks L" },
     { "dim",          T_INT,   CFG(dim),          TR,    1, "model width d" },

@@ -25,7 +25,8 @@ void nl_diag_init(nl_diag *d, const nl_model *m) {
     d->g_proj = d->g_qkv + L;
     d->g_fc = d->g_proj + L;
     d->g_mproj = d->g_fc + L;
-    d->sites = nl_xcalloc((size_t)(6 * L + 2) * sizeof *d->sites);
+    d->sites = nl_xcalloc((size_t)(10 * L + 2) * sizeof *d->sites); /* 6 norms and 4 SDD layers per block */
+    if (m->cfg.gpas) d->gate_silu = nl_xcalloc((size_t)L * sizeof(double));
     d->loss_scale = 1.0;
     d->dtype = (nl_dtype)m->cfg.dtype;
     d->lowp = nl_xcalloc(2 * ((size_t)L + 2) * sizeof *d->lowp);
@@ -40,6 +41,7 @@ void nl_diag_free(nl_diag *d) {
     free(d->x);
     free(d->g_block);
     free(d->sites);
+    free(d->gate_silu);
     free(d->tensor_block);
     free(d->lowp);
     if (d->be) d->be->free(d->scratch);
@@ -56,6 +58,17 @@ static void add_site(nl_diag *d, const nl_model *m, const char *name, const floa
 }
 
 static void collect(nl_diag *d, nl_model *m, int B, int T, double t0);
+/* an SDD layer of block l: the linear output (N, n) in, alpha * RMSNorm of it out, the mean of alpha */
+static void add_sdd_site(nl_diag *d, const nl_model *m, int l, const char *layer, const float *in, const float *out,
+                         const float *alpha, size_t N, int n) {
+    char name[64];
+    snprintf(name, sizeof name, "blocks.%d.%s_sdd", l, layer);
+    nl_diag_site *s = &d->sites[d->nsites++];
+    snprintf(s->name, sizeof s->name, "%s", name);
+    s->in_rms = rms_of(m->be, in, N * (size_t)n);
+    s->out_rms = rms_of(m->be, out, N * (size_t)n);
+    s->gain = m->be->sum(alpha, (size_t)n) / n;
+}
 
 void nl_diag_run(nl_diag *d, nl_model *m, const int *inp, const int *tgt, int B, int T) {
     const double t0 = nl_now();
@@ -129,6 +142,19 @@ static void collect(nl_diag *d, nl_model *m, int B, int T, double t0) {
             }
         }
     if (c->final_norm && !m->r) add_site(d, m, "final_norm", m->sub[2 * L - 1].xout, m->xf, &m->w.finn, NC);
+    for (int l = 0; c->sdd && l < L; l++) {
+        const nl_sub_acts *A = &m->sub[2 * l], *M = A + 1;
+        const nl_block_w *w = &m->w.blocks[l];
+        add_sdd_site(d, m, l, "attn.qkv", A->qkv_lin, A->qkv_raw, w->qkv_sdd, N, m->Q3);
+        add_sdd_site(d, m, l, "attn.proj", A->a_lin, A->a, w->proj_sdd, N, C);
+        add_sdd_site(d, m, l, "mlp.fc", M->fch_lin, M->fch, w->fc_sdd, N, m->FW);
+        add_sdd_site(d, m, l, "mlp.proj", M->a_lin, M->a, w->mproj_sdd, N, C);
+    }
+    for (int l = 0; d->gate_silu && l < L; l++) {
+        float a;
+        be->to_host(&a, m->w.blocks[l].gpas, sizeof a);
+        d->gate_silu[l] = a / (1.0 + exp(-(double)a));
+    }
     d->seconds = nl_now() - t0;
 }
 
@@ -185,6 +211,7 @@ void nl_diag_write_json(const nl_diag *d, int step, FILE *f) {
         fputc('}', f);
     }
     fputc(']', f);
+    if (d->gate_silu) arr(f, "gpas_silu", d->gate_silu, d->L, sizeof(double));
     if (d->dtype != NL_DTYPE_FP32) { /* per part: embedding, blocks 1..L, head */
         fprintf(f, ", \"dtype\": \"%s\", \"loss_scale\": %.17g", nl_dtype_names[d->dtype], d->loss_scale);
         static const char *const keys[4] = { "overflow_fwd", "overflow_bwd", "flushed_fwd", "flushed_bwd" };

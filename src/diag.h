@@ -17,7 +17,7 @@
 #define NL_FP16_MAX 65504.0
 
 typedef struct nl_diag_site {
-    char name[64];                  /* export name of the norm, e.g. blocks.3.mlp_norm_in */
+    char name[64];                  /* export name of the norm, e.g. blocks.3.mlp_norm_in (--sdd: blocks.3.attn.qkv_sdd) */
     double in_rms, out_rms, gain;   /* RMS of its input and output over all entries, mean of its gain */
 } nl_diag_site;
 
@@ -31,6 +31,7 @@ typedef struct nl_diag {
     double seconds;                   /* wall time of the last nl_diag_run (the pass's own cost) */
     nl_diag_site *sites;
     int nsites;
+    double *gate_silu;                /* (L) --gpas: SiLU(a_l), the fraction block l's gate takes off the stream; else NULL */
     const nl_backend *be;             /* the model's, which holds scratch */
     float *scratch;                   /* (scratch_n) backend memory for the median */
     size_t scratch_n;

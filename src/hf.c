@@ -26,6 +26,8 @@ static const char *const model_types[HF_KIND_COUNT] = { "gpt2", "llama", "gemma2
 static nl_status classify(const nl_config *c, hf_kind *k) {
     const char *norm = nl_placements[c->norm].name, *nt = nl_norm_type_names[c->norm_type];
     if (c->skip_init) return NL_FAIL(NL_ERR_ARG, "--skip-init: no Hugging Face class has a learnable gain on each residual branch");
+    if (c->gpas) return NL_FAIL(NL_ERR_ARG, "--gpas: no Hugging Face class scales the residual stream by a learnable gate");
+    if (c->sdd) return NL_FAIL(NL_ERR_ARG, "--sdd: no Hugging Face class normalises the output of every linear layer");
     if (c->arch == NL_ARCH_GPT2) {
         if (c->norm != NL_NORM_PRE)
             return NL_FAIL(NL_ERR_ARG, "--norm %s on gpt2 blocks: GPT2LMHeadModel is Pre-LN and no other Hugging Face class has gpt2 "
@@ -449,6 +451,7 @@ nl_status nl_hf_read_config(const char *dir, nl_config *c) {
     /* the model options of h into c; c's training options are kept */
     c->arch = h.arch, c->norm = h.norm, c->norm_type = h.norm_type, c->eps = h.eps, c->emb_norm = h.emb_norm;
     c->final_norm = h.final_norm, c->out_gain_frozen = 0, c->skip_init = 0, c->qk_norm = h.qk_norm, c->scale_resids = 0;
+    c->gpas = 0, c->sdd = 0;
     c->layers = h.layers, c->dim = h.dim, c->heads = h.heads, c->kv_heads = h.kv_heads, c->ffn_dim = h.ffn_dim;
     c->tie_head = h.tie_head, c->rope_theta = h.rope_theta, c->seq_len = h.seq_len, c->vocab = h.vocab;
     return NL_OK;

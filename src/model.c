@@ -92,11 +92,21 @@ static float sphere_factor(const nl_config *c) { return sqrtf((float)c->dim); }
 
 static void set_unit(nl_model *m, int by_col) { m->tensors[m->ntensors - 1].unit = by_col ? 2 : 1; }
 
+/* SDD's scale vector alpha of a linear layer with n outputs, y = alpha * RMSNorm(W x + b) (Wang et al.,
+ * arXiv:2502.15499 Eq. 1), initialised to the constant a0: 1, and 1/sqrt(2L) on the two output
+ * projections as the authors' code does (kaihemo/SDD, dense/olmo/model.py: attention_out_norm and
+ * fc2_norm weights divided by sqrt(2 n_layers)). No weight decay, like every gain. */
+static void add_sdd(nl_model *m, int *cap, float **p, float **g, int n, float a0, int l, const char *layer) {
+    add_tensor(m, cap, p, g, n, 0, -1.0f, 0, "blocks.%d.%s_sdd.weight", l, layer);
+    m->tensors[m->ntensors - 1].init_const = a0;
+}
+
 static void build_tensors(nl_model *m) {
     const nl_config *c = &m->cfg;
     const int C = c->dim, L = c->layers, F = m->F, llama = c->arch != NL_ARCH_GPT2, dit = m->dit;
     const int sphere = nl_placements[c->norm].sphere; /* rows along d on the unit sphere (paper §2.1-2.4, §2.6) */
     const float std = 0.02f, std_out = c->scaled_init ? 0.02f / sqrtf(2.0f * L) : 0.02f;
+    const float sdd_out = 1.0f / sqrtf(2.0f * L); /* SDD's output-projection scales (see add_sdd) */
     int cap = 0;
     add_tensor(m, &cap, &m->w.wte, &m->g.wte, c->vocab_padded, C, std, 1, dit ? "label_emb.weight" : "tok_emb.weight");
     m->tensors[m->ntensors - 1].export_rows = c->vocab;
@@ -120,6 +130,7 @@ static void build_tensors(nl_model *m) {
             if (sphere)
                 add_scale(m, &cap, &w->eigen[s], &g->eigen[s], C, (float)c->ngpt_alpha_scale, s == 0 ? "blocks.%d.attn_alpha" : "blocks.%d.mlp_alpha", l);
         }
+        if (c->gpas) add_tensor(m, &cap, &w->gpas, &g->gpas, 1, 0, 0.0f, 0, "blocks.%d.gpas.weight", l); /* a_l = 0 */
         const unsigned ma = nl_sub_sites(c, l + 1, NL_SUB_ATTN), mm = nl_sub_sites(c, l + 1, NL_SUB_MLP);
         add_tensor(m, &cap, &w->qkv_w, &g->qkv_w, m->Q3, C, std, 1, "blocks.%d.attn.qkv.weight", l);
         m->tensors[m->ntensors - 1].beta_row0 = qkv_col0(m, 2); /* the value rows */
@@ -131,11 +142,13 @@ static void build_tensors(nl_model *m) {
             add_norm(m, &cap, &w->qkvn[j], &g->qkvn[j], qkv_norm_width(m, ma, j), pre);
         }
         if (sphere) add_scale(m, &cap, &w->sqk, &g->sqk, C, 1.0f / sphere_factor(c), "blocks.%d.attn.sqk", l);
+        if (ma & NL_WIRE_SDD) add_sdd(m, &cap, &w->qkv_sdd, &g->qkv_sdd, m->Q3, 1.0f, l, "attn.qkv");
         if (ma & NL_WIRE_HSCALE) add_tensor(m, &cap, &w->hscale, &g->hscale, c->heads, 0, -1.0f, 0, "blocks.%d.attn.head_scale", l);
         add_tensor(m, &cap, &w->proj_w, &g->proj_w, C, C, std_out, 1, "blocks.%d.attn.proj.weight", l);
         m->tensors[m->ntensors - 1].beta_row0 = 0;
         if (sphere) set_unit(m, 1); /* (d, d): each column, a vector over the output (embedding) dimension */
         if (!llama) add_tensor(m, &cap, &w->proj_b, &g->proj_b, C, 0, 0.0f, 0, "blocks.%d.attn.proj.bias", l);
+        if (ma & NL_WIRE_SDD) add_sdd(m, &cap, &w->proj_sdd, &g->proj_sdd, C, sdd_out, l, "attn.proj");
         add_tensor(m, &cap, &w->fc_w, &g->fc_w, F, C, std, 1, llama ? "blocks.%d.mlp.gate.weight" : "blocks.%d.mlp.fc.weight", l);
         m->tensors[m->ntensors - 1].beta_row0 = 0;
         if (sphere) set_unit(m, 0);
@@ -147,6 +160,7 @@ static void build_tensors(nl_model *m) {
             add_tensor(m, &cap, &w->fc_b, &g->fc_b, F, 0, 0.0f, 0, "blocks.%d.mlp.fc.bias", l);
         }
         if (sphere) add_scale(m, &cap, &w->suv, &g->suv, m->FW, 1.0f, "blocks.%d.mlp.suv", l);
+        if (mm & NL_WIRE_SDD) add_sdd(m, &cap, &w->fc_sdd, &g->fc_sdd, m->FW, 1.0f, l, "mlp.fc");
         if (mm & NL_WIRE_FCNORM) {
             snprintf(pre, sizeof pre, "blocks.%d.mlp.fc_norm", l);
             add_norm(m, &cap, &w->fcn, &g->fcn, F, pre);
@@ -159,6 +173,7 @@ static void build_tensors(nl_model *m) {
             add_tensor(m, &cap, &w->ada_w, &g->ada_w, 6 * C, C, 0.0f, 1, "blocks.%d.adaln.weight", l);
             add_tensor(m, &cap, &w->ada_b, &g->ada_b, 6 * C, 0, 0.0f, 0, "blocks.%d.adaln.bias", l);
         }
+        if (mm & NL_WIRE_SDD) add_sdd(m, &cap, &w->mproj_sdd, &g->mproj_sdd, C, sdd_out, l, "mlp.proj");
     }
     if (c->final_norm) add_norm(m, &cap, &m->w.finn, &m->g.finn, C, "final_norm");
     if (dit) {
@@ -327,8 +342,14 @@ static size_t plan_acts(nl_model *m, float *base, int B, int T) {
                 A->u_rstd = take(base, &off, N);
             }
             A->um = m->dit ? take(base, &off, NC) : A->u;
+            const int sdd = (ms & NL_WIRE_SDD) != 0;
+            if (sdd) {
+                A->sdd_mean = take(base, &off, 4 * N);
+                A->sdd_rstd = take(base, &off, 4 * N);
+            }
             if (s == NL_SUB_ATTN) {
-                A->qkv_raw = A->qkv = take(base, &off, NQ);
+                A->qkv_lin = A->qkv_raw = A->qkv = take(base, &off, NQ);
+                if (sdd) A->qkv_raw = A->qkv = take(base, &off, NQ);
                 const int nq = qkv_norm_count(ms);
                 if (nq || rope) A->qkv = take(base, &off, NQ);
                 for (int j = 0; j < nq; j++) {
@@ -340,8 +361,8 @@ static size_t plan_acts(nl_model *m, float *base, int B, int T) {
                 A->atty_raw = A->atty = take(base, &off, NC);
                 if (ms & NL_WIRE_HSCALE) A->atty = take(base, &off, NC);
             } else {
-                A->fcr = A->fch = take(base, &off, N * (size_t)m->FW);
-                if (sphere) A->fch = take(base, &off, N * (size_t)m->FW);
+                A->fch_lin = A->fch = take(base, &off, N * (size_t)m->FW);
+                if (sdd || sphere) A->fch = take(base, &off, N * (size_t)m->FW);
                 A->fgelu = A->fgn = take(base, &off, NF);
                 if (ms & NL_WIRE_FCNORM) {
                     A->fgn = take(base, &off, NF);
@@ -349,7 +370,8 @@ static size_t plan_acts(nl_model *m, float *base, int B, int T) {
                     A->fn_rstd = take(base, &off, N);
                 }
             }
-            A->a = A->o = take(base, &off, NC);
+            A->a_lin = A->a = A->o = take(base, &off, NC);
+            if (sdd) A->a = A->o = take(base, &off, NC);
             if (ms & NL_SITE_OUT) {
                 A->o = take(base, &off, NC);
                 A->o_mean = take(base, &off, N);
@@ -363,6 +385,8 @@ static size_t plan_acts(nl_model *m, float *base, int B, int T) {
                 A->xout = take(base, &off, NC);
                 A->p_mean = take(base, &off, N);
                 A->p_rstd = take(base, &off, N);
+            } else if (ms & NL_WIRE_GPAS) { /* z is kept: the gate's gradient reads it */
+                A->xout = take(base, &off, NC);
             }
             x = A->xout;
         }
@@ -396,6 +420,14 @@ static size_t plan_acts(nl_model *m, float *base, int B, int T) {
     m->sd = take(base, &off, NC);
     m->dfgn = take(base, &off, NF);
     m->geff = take(base, &off, C > (size_t)m->F ? C : (size_t)m->F);
+    m->dsdd = m->gx = m->gy = m->gd = NULL;
+    if (c->sdd) {
+        const size_t NFW = N * (size_t)m->FW, NG = N * (C > (size_t)m->F ? C : (size_t)m->F);
+        m->dsdd = take(base, &off, NQ > NFW ? (NQ > NC ? NQ : NC) : (NFW > NC ? NFW : NC));
+        m->gx = take(base, &off, NG);
+        m->gy = take(base, &off, NG);
+        m->gd = take(base, &off, NG);
+    }
     m->rope_cos = m->rope_sin = NULL;
     if (rope) {
         m->rope_cos = take(base, &off, (size_t)T * m->hs / 2);
@@ -510,6 +542,48 @@ static void scatter_cols(const nl_model *m, float *dst, const float *src, size_t
     m->be->copy_cols(dst + c0, ld, src, C, N, C);
 }
 
+/* ---------------------------------------------------------------- SDD: alpha * RMSNorm of a linear output */
+
+/* The ng column groups of an (N, ld) linear output that SDD normalises separately (as separate layers in
+ * the paper: q, k, v of the fused projection; llama's gate and up), their widths into wd. */
+static int sdd_groups(const nl_model *m, int s, int input_layer, int wd[3]) {
+    if (!input_layer) return wd[0] = m->cfg.dim, 1;
+    if (s == NL_SUB_ATTN) return wd[0] = m->cfg.dim, wd[1] = wd[2] = m->kvC, 3;
+    wd[0] = wd[1] = m->F;
+    return m->FW / m->F;
+}
+
+/* y = alpha * RMSNorm(x) per row of each group (eps --eps, no bias); statistics of group j at j N. */
+static void sdd_fwd(const nl_model *m, float *y, float *mean, float *rstd, const float *x, const float *alpha,
+                    size_t N, int ld, const int *wd, int ng) {
+    const float eps = (float)m->cfg.eps;
+    if (ng == 1) m->be->norm_forward(y, mean, rstd, x, alpha, NULL, 1.0f, NL_RMSNORM, eps, N, ld);
+    for (int j = 0, c0 = 0; ng > 1 && j < ng; c0 += wd[j++]) {
+        gather_cols(m, m->gx, x, N, wd[j], ld, c0);
+        m->be->norm_forward(m->gy, mean + j * N, rstd + j * N, m->gx, alpha + c0, NULL, 1.0f, NL_RMSNORM, eps, N, wd[j]);
+        scatter_cols(m, y, m->gy, N, wd[j], ld, c0);
+    }
+    store(m, y, N * (size_t)ld);
+}
+
+/* dx = J^T dy (overwritten), dalpha accumulated; x is the linear output sdd_fwd normalised. */
+static void sdd_bwd(const nl_model *m, float *dx, float *dalpha, const float *dy, const float *x, const float *alpha,
+                    const float *mean, const float *rstd, size_t N, int ld, const int *wd, int ng) {
+    if (ng == 1) {
+        m->be->zero(dx, N * (size_t)ld * sizeof(float));
+        m->be->norm_backward(dx, dalpha, NULL, dy, x, alpha, mean, rstd, 1.0f, NL_RMSNORM, N, ld);
+    }
+    for (int j = 0, c0 = 0; ng > 1 && j < ng; c0 += wd[j++]) {
+        gather_cols(m, m->gd, dy, N, wd[j], ld, c0);
+        gather_cols(m, m->gx, x, N, wd[j], ld, c0);
+        m->be->zero(m->gy, N * (size_t)wd[j] * sizeof(float));
+        m->be->norm_backward(m->gy, dalpha + c0, NULL, m->gd, m->gx, alpha + c0, mean + j * N, rstd + j * N, 1.0f,
+                             NL_RMSNORM, N, wd[j]);
+        scatter_cols(m, dx, m->gy, N, wd[j], ld, c0);
+    }
+    store(m, dx, N * (size_t)ld);
+}
+
 /* ---------------------------------------------------------------- forward */
 
 float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T, float dscale) {
@@ -551,9 +625,14 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
             if (ms & NL_SITE_IN) norm_fwd(m, A->u, A->u_mean, A->u_rstd, A->xin, &w->norm[s][0], scale, N, C);
             const float *mod = m->dit ? nl_dit_mod(m, l, B) + 3 * s * C : NULL; /* shift | scale | gate */
             if (mod) be->ada_forward(A->um, A->u, mod + C, mod, 6 * C, 1.0f, B, T, C); /* u (1 + scale) + shift */
+            int wd[3], ng;
             if (s == NL_SUB_ATTN) {
-                be->linear_forward(A->qkv_raw, A->um, w->qkv_w, w->qkv_b, N, C, m->Q3);
-                store(m, A->qkv_raw, N * (size_t)m->Q3);
+                be->linear_forward(A->qkv_lin, A->um, w->qkv_w, w->qkv_b, N, C, m->Q3);
+                store(m, A->qkv_lin, N * (size_t)m->Q3);
+                if (ms & NL_WIRE_SDD) {
+                    ng = sdd_groups(m, s, 1, wd);
+                    sdd_fwd(m, A->qkv_raw, A->sdd_mean, A->sdd_rstd, A->qkv_lin, w->qkv_sdd, N, m->Q3, wd, ng);
+                }
                 const int nq = qkv_norm_count(ms);
                 if (m->rope_cos && sphere) { /* ngpt rotates before its q/k norms (s_qk is per channel) */
                     be->rope_forward(A->qkv_raw, A->qkv_raw, m->rope_cos, m->rope_sin, B, T, m->Q3, C + m->kvC, m->hs);
@@ -579,21 +658,30 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
                     be->headscale_forward(A->atty, A->atty_raw, w->hscale, N, C, c->heads);
                     store(m, A->atty, NC);
                 }
-                be->linear_forward(A->a, A->atty, w->proj_w, w->proj_b, N, C, C);
+                be->linear_forward(A->a_lin, A->atty, w->proj_w, w->proj_b, N, C, C);
             } else {
-                be->linear_forward(A->fcr, A->um, w->fc_w, w->fc_b, N, C, m->FW);
-                store(m, A->fcr, N * (size_t)m->FW);
+                be->linear_forward(A->fch_lin, A->um, w->fc_w, w->fc_b, N, C, m->FW);
+                store(m, A->fch_lin, N * (size_t)m->FW);
                 if (sphere) { /* ngpt eqs. 20-21: s_uv sqrt(d) on the products that enter the activation */
-                    be->colscale_forward(A->fch, A->fcr, w->suv, sf, N, m->FW, m->FW);
+                    be->colscale_forward(A->fch, A->fch_lin, w->suv, sf, N, m->FW, m->FW);
                     store(m, A->fch, N * (size_t)m->FW);
+                }
+                if (ms & NL_WIRE_SDD) {
+                    ng = sdd_groups(m, s, 1, wd);
+                    sdd_fwd(m, A->fch, A->sdd_mean, A->sdd_rstd, A->fch_lin, w->fc_sdd, N, m->FW, wd, ng);
                 }
                 if (w->up_w) be->swiglu_forward(A->fgelu, A->fch, N, m->F);
                 else be->gelu_forward(A->fgelu, A->fch, N * m->F);
                 store(m, A->fgelu, N * (size_t)m->F);
                 if (ms & NL_WIRE_FCNORM) norm_fwd(m, A->fgn, A->fn_mean, A->fn_rstd, A->fgelu, &w->fcn, 1.0f, N, m->F);
-                be->linear_forward(A->a, A->fgn, w->mproj_w, w->mproj_b, N, m->F, C);
+                be->linear_forward(A->a_lin, A->fgn, w->mproj_w, w->mproj_b, N, m->F, C);
             }
-            store(m, A->a, NC);
+            store(m, A->a_lin, NC);
+            if (ms & NL_WIRE_SDD) {
+                ng = sdd_groups(m, s, 0, wd);
+                sdd_fwd(m, A->a, A->sdd_mean + 3 * N, A->sdd_rstd + 3 * N, A->a_lin, s == NL_SUB_ATTN ? w->proj_sdd : w->mproj_sdd,
+                        N, C, wd, ng);
+            }
             if (ms & NL_SITE_OUT) norm_fwd(m, A->o, A->o_mean, A->o_rstd, A->a, &w->norm[s][1], 1.0f, N, C);
             if (c->skip_init) {
                 be->gain_forward(A->ob, A->o, w->skip[s], NC);
@@ -611,6 +699,10 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
                 store(m, m->r, NC);
             }
             if (ms & NL_SITE_POST) norm_fwd(m, A->xout, A->p_mean, A->p_rstd, A->z, &w->norm[s][2], 1.0f, N, C);
+            if (ms & NL_WIRE_GPAS) { /* x' = z - SiLU(a_l) sg(z) (GPAS, arXiv:2506.22049; no POST site here) */
+                be->gpas_forward(A->xout, A->z, w->gpas, NC);
+                store(m, A->xout, NC);
+            }
         }
     }
     const float *xl = m->sub[2 * c->layers - 1].xout;
@@ -650,6 +742,13 @@ static void branch_backward(nl_model *m, const nl_sub_acts *A, int s, unsigned m
     const int C = m->cfg.dim, NH = m->cfg.heads, sphere = nl_placements[m->cfg.norm].sphere;
     const float sf = sphere_factor(&m->cfg);
     const nl_backend *be = m->be;
+    int wd[3], ng;
+    if (ms & NL_WIRE_SDD) { /* da -> gradient of the output projection's linear output */
+        ng = sdd_groups(m, s, 0, wd);
+        sdd_bwd(m, m->dsdd, s == NL_SUB_ATTN ? g->proj_sdd : g->mproj_sdd, da, A->a_lin, s == NL_SUB_ATTN ? w->proj_sdd : w->mproj_sdd,
+                A->sdd_mean + 3 * N, A->sdd_rstd + 3 * N, N, C, wd, ng);
+        da = m->dsdd;
+    }
     if (s == NL_SUB_ATTN) {
         be->linear_backward(m->datty, g->proj_w, g->proj_b, da, A->atty, w->proj_w, N, C, C);
         store(m, m->datty, N * (size_t)C);
@@ -681,7 +780,13 @@ static void branch_backward(nl_model *m, const nl_sub_acts *A, int s, unsigned m
             be->rope_backward(m->dqkv, m->rope_cos, m->rope_sin, m->fB, m->fT, m->Q3, C + m->kvC, m->hs);
             store(m, m->dqkv, N * (size_t)m->Q3);
         }
-        be->linear_backward(m->du, g->qkv_w, g->qkv_b, m->dqkv, A->um, w->qkv_w, N, C, m->Q3);
+        const float *dlin = m->dqkv;
+        if (ms & NL_WIRE_SDD) {
+            ng = sdd_groups(m, s, 1, wd);
+            sdd_bwd(m, m->dsdd, g->qkv_sdd, m->dqkv, A->qkv_lin, w->qkv_sdd, A->sdd_mean, A->sdd_rstd, N, m->Q3, wd, ng);
+            dlin = m->dsdd;
+        }
+        be->linear_backward(m->du, g->qkv_w, g->qkv_b, dlin, A->um, w->qkv_w, N, C, m->Q3);
     } else {
         const int F = m->F;
         float *dh = (ms & NL_WIRE_FCNORM) ? m->dfgn : m->dfgelu;
@@ -695,10 +800,16 @@ static void branch_backward(nl_model *m, const nl_sub_acts *A, int s, unsigned m
         else be->gelu_backward(m->dfch, A->fch, m->dfgelu, N * F);
         store(m, m->dfch, N * (size_t)m->FW);
         if (sphere) {
-            be->colscale_backward(m->dfch, g->suv, m->dfch, A->fcr, w->suv, sf, N, m->FW, m->FW);
+            be->colscale_backward(m->dfch, g->suv, m->dfch, A->fch_lin, w->suv, sf, N, m->FW, m->FW);
             store(m, m->dfch, N * (size_t)m->FW);
         }
-        be->linear_backward(m->du, g->fc_w, g->fc_b, m->dfch, A->um, w->fc_w, N, C, m->FW);
+        const float *dlin = m->dfch;
+        if (ms & NL_WIRE_SDD) {
+            ng = sdd_groups(m, s, 1, wd);
+            sdd_bwd(m, m->dsdd, g->fc_sdd, m->dfch, A->fch_lin, w->fc_sdd, A->sdd_mean, A->sdd_rstd, N, m->FW, wd, ng);
+            dlin = m->dsdd;
+        }
+        be->linear_backward(m->du, g->fc_w, g->fc_b, dlin, A->um, w->fc_w, N, C, m->FW);
     }
     store(m, m->du, N * (size_t)C);
 }
@@ -747,6 +858,8 @@ void nl_model_backward(nl_model *m) {
             const nl_sub_acts *A = &m->sub[2 * l + s];
             /* g = dL/dxout */
             const float *dz = g;
+            /* GPAS: dL/dz = g unchanged (the stop-gradient), the gate collects -SiLU'(a) sum(g z) */
+            if (ms & NL_WIRE_GPAS) be->gpas_backward(gw->gpas, g, A->z, w->gpas, NC);
             if (ms & NL_SITE_POST) {
                 be->zero(m->dz, NC * sizeof(float));
                 norm_bwd(m, m->dz, &gw->norm[s][2], g, A->z, &w->norm[s][2], A->p_mean, A->p_rstd, 1.0f, N, (int)C);

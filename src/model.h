@@ -44,6 +44,9 @@ typedef struct nl_block_w {
     float *eigen[NL_SUB_COUNT];     /* ngpt: (C) eigen learning rates alpha_A, alpha_M (stored; x alpha_init/scale) */
     float *sqk;                     /* ngpt: (C) s_qk of q and k, per head channel (stored; x sqrt(C)) */
     float *suv;                     /* ngpt: (FW) s_uv on the first MLP product (stored; x sqrt(C)) */
+    float *gpas;                    /* --gpas: (1) the block's gate a_l, shared by both sublayers */
+    float *qkv_sdd, *proj_sdd;      /* --sdd: (Q3), (C) scale vectors of the attention's linear layers */
+    float *fc_sdd, *mproj_sdd;      /* --sdd: (FW), (C) of the MLP's (llama: gate | up, down) */
     /* Shapes with Q3 = C + 2 kvC (q | k | v rows), F = ffn_dim; biases are NULL for llama. */
     float *qkv_w, *qkv_b;     /* (Q3, C), (Q3) */
     float *proj_w, *proj_b;   /* (C, C), (C) */
@@ -78,17 +81,20 @@ typedef struct nl_weights {
  * rstd (RMSNorm, ScaleNorm), tanh(beta.x)/rstd (SeeDNorm), none (DyT). */
 typedef struct nl_sub_acts {
     float *xin, *u, *u_mean, *u_rstd; /* stream in; IN norm */
+    /* --sdd: outputs of the branch's linear layers before their RMSNorm (aliases of qkv_raw, fch, a
+     * without SDD; ngpt: fch_lin is the first MLP product before s_uv), and the statistics: [0, 3N) of
+     * the input layer's groups, [3N, 4N) the output's */
+    float *qkv_lin, *fch_lin, *a_lin, *sdd_mean, *sdd_rstd;
     float *qkv_raw, *qkv;             /* attention: projections (N,Q3); after the q/k/v norms and RoPE */
     float *qn_mean[3], *qn_rstd[3];   /* statistics of the q, k, v norms */
     float *att, *atty_raw, *atty;     /* (B,NH,T,T), (N,C) heads, after the head scales */
     float *fch, *fgelu, *fgn, *fn_mean, *fn_rstd; /* MLP: (N,F) [llama (N,2F): gate | up], activation
                                                      (N,F), after FCNORM (N,F), its statistics */
-    float *fcr;                       /* ngpt: the first product before s_uv (else = fch) */
     float *a;                         /* branch output (N,C) */
     float *o, *o_mean, *o_rstd;       /* OUT norm */
     float *ob;                        /* after the --skip-init gain */
     float *z;                         /* alpha * xin + ob (+ the block input for B2T) */
-    float *xout, *p_mean, *p_rstd;    /* POST norm */
+    float *xout, *p_mean, *p_rstd;    /* POST norm (or, with --gpas, the scaled z) */
     float *um;                        /* dit: the branch input after adaLN modulation (= u otherwise) */
     float *og;                        /* dit: the branch output after the adaLN gate (= ob otherwise) */
 } nl_sub_acts;
@@ -112,6 +118,7 @@ typedef struct nl_model {
     float *gA, *gB, *dz, *da, *du, *dqkv, *datt, *datty, *dfch, *dfgelu; /* backward scratch */
     int skip_block;    /* 1-based block that nl_model_forward skips (x_{l+1} = x_l), 0: none; forward only */
     float *dob, *dr, *db2t, *sx, *sy, *sd, *dfgn, *geff; /* more scratch (q/k/v gathers, gains) */
+    float *dsdd, *gx, *gy, *gd; /* --sdd: gradient before the RMSNorm; column-group gathers (N max(C, F)) */
     float *rope_cos, *rope_sin; /* llama: (T, hs/2) rotation of pair i at position t */
     float *lraw, *dbase; /* ngpt: logits before s_z (N, Vp); gradient of the interpolation's base (N, C) */
     int *tok_inp, *tok_tgt; /* (B*T) token ids of the last forward in backend memory (inputs for backward) */

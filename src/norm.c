@@ -114,6 +114,8 @@ unsigned nl_sub_sites(const nl_config *c, int l, int s) {
     const nl_placement *p = &nl_placements[c->norm];
     unsigned m = p->sub_sites ? p->sub_sites(c, l, s) : p->sites(c, l);
     if (c->qk_norm && s == 0) m |= NL_WIRE_QK;
+    if (c->gpas) m |= NL_WIRE_GPAS;
+    if (c->sdd) m |= NL_WIRE_SDD;
     return m;
 }
 
@@ -158,6 +160,16 @@ nl_status nl_placement_check(const nl_config *c) {
         return NL_FAIL(NL_ERR_ARG, "--scale-resids: only for --norm normformer");
     if (c->qk_norm && (c->norm == NL_NORM_HYBRID || c->norm == NL_NORM_HYBRIDSTAR))
         return NL_FAIL(NL_ERR_ARG, "--qk-norm: %s already normalises q, k and v", nl_placements[c->norm].name);
+    /* GPAS scales the stream after the residual add; with a norm there (post, deepnorm, mix's first
+     * blocks, b2t, residual) the paper's code moves the gate onto the identity path instead, which this
+     * template does not have: refused rather than approximated (docs/placements.md, GPAS). */
+    for (int l = 1; c->gpas && l <= c->layers; l++)
+        if (nl_block_sites(c, l) & NL_SITE_POST)
+            return NL_FAIL(NL_ERR_ARG, "--gpas: only for placements without a norm after the residual add (pre, peri, lns, "
+                                       "outonly, ...); %s normalises after the add in block %d", nl_placements[c->norm].name, l);
+    if ((c->gpas || c->sdd) && nl_placements[c->norm].sphere)
+        return NL_FAIL(NL_ERR_ARG, "--%s: not with --norm ngpt (its unit-sphere states and s_qk, s_uv scales take that part)",
+                       c->gpas ? "gpas" : "sdd");
     if (nl_placements[c->norm].dual && c->final_norm == 0)
         return NL_FAIL(NL_ERR_ARG, "--final-norm off: %s needs the final norm (it normalises the second stream)",
                        nl_placements[c->norm].name);

@@ -19,7 +19,11 @@ enum { NL_SITE_COUNT = 3 };
  *   B2T     the block input is added to the MLP's residual sum (b2t)
  *   HSCALE  per-head scalars on the attention heads before the output projection (normformer)
  *   FCNORM  a norm over the 4d hidden units after the activation (normformer)
- *   LAMRES  a per-channel weight on the identity path, init 1 (normformer's residual scaling) */
+ *   LAMRES  a per-channel weight on the identity path, init 1 (normformer's residual scaling)
+ *   GPAS    after the residual add: x' = z - SiLU(a_l) sg(z), the gradient passes unchanged (--gpas;
+ *           Chen et al., arXiv:2506.22049; one gate a_l per block, shared by its two sublayers)
+ *   SDD     every linear layer of the branch outputs alpha * RMSNorm(W u + b) (--sdd; Wang et al.,
+ *           arXiv:2502.15499 Eq. 1: y = alpha (.) norm(V x)) */
 enum {
     NL_WIRE_QK = 1u << 3,
     NL_WIRE_QKV = 1u << 4,
@@ -28,6 +32,8 @@ enum {
     NL_WIRE_HSCALE = 1u << 7,
     NL_WIRE_FCNORM = 1u << 8,
     NL_WIRE_LAMRES = 1u << 9,
+    NL_WIRE_GPAS = 1u << 10,
+    NL_WIRE_SDD = 1u << 11,
 };
 
 typedef struct nl_placement {

@@ -61,6 +61,7 @@ struct rp_run {
     int nevals;
     int norm, layers, dim, steps_cfg;
     char dtype[8]; /* fp32 | bf16 | fp16 (config.txt; runs from before --dtype: fp32) */
+    char extras[16]; /* " +gpas", " +sdd": options on top of the placement, for the label */
     double lr;
     unsigned long long seed;
     double *step, *loss, *vstep, *vloss, *gstep, *gnorm;
@@ -159,6 +160,8 @@ static nl_status read_config(rp_run *r) {
         else if (!strcmp(key, "lr")) r->lr = strtod(val, NULL);
         else if (!strcmp(key, "seed")) r->seed = strtoull(val, NULL, 10);
         else if (!strcmp(key, "dtype")) snprintf(r->dtype, sizeof r->dtype, "%.4s", val);
+        else if ((!strcmp(key, "gpas") || !strcmp(key, "sdd")) && !strcmp(val, "on"))
+            snprintf(r->extras + strlen(r->extras), sizeof r->extras - strlen(r->extras), " +%s", key);
     }
     fclose(f);
     if (r->norm < 0 || r->layers < 1 || r->layers > MAX_LAYERS)
@@ -416,8 +419,10 @@ static nl_status add_run(report *rp, const char *dir, const char *note) {
     char sp[NL_PATH_MAX + 32];
     snprintf(sp, sizeof sp, "%s/samples.png", dir);
     r->has_samples = is_file(sp);
-    snprintf(r->label, sizeof r->label, "%s lr %g s%llu%s%s%s", nl_placements[r->norm].name, r->lr, r->seed, strcmp(r->dtype, "fp32") ? " " : "",
-             strcmp(r->dtype, "fp32") ? r->dtype : "", note);
+    char extras[sizeof r->extras]; /* a copy: gcc's -Wrestrict sees r->label and r->extras in one object */
+    memcpy(extras, r->extras, sizeof extras);
+    snprintf(r->label, sizeof r->label, "%s%s lr %g s%llu%s%s%s", nl_placements[r->norm].name, extras, r->lr, r->seed,
+             strcmp(r->dtype, "fp32") ? " " : "", strcmp(r->dtype, "fp32") ? r->dtype : "", note);
     rp->nruns++;
     return NL_OK;
 }

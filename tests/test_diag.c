@@ -146,6 +146,50 @@ int test_diag_model(void) {
     return fails;
 }
 
+/* --gpas: gpas_silu[l] = SiLU(a_l) of each block's gate; --sdd: one site per SDD layer (4 per block) with
+ * the RMS of the linear output and of alpha * RMSNorm of it, and the mean of alpha */
+int test_diag_gpas_sdd(void) {
+    int fails = 0;
+    enum { B = 2, T = 8, L = 3 };
+    nl_config c;
+    nl_config_defaults(&c);
+    c.vocab = 40, c.layers = L, c.dim = 16, c.heads = 2, c.seq_len = T, c.norm = NL_NORM_PRE, c.seed = 7;
+    c.gpas = 1, c.sdd = 1;
+    nl_model m;
+    NL_ASSERT(nl_model_init(&m, &c) == NL_OK);
+    nl_model_alloc_acts(&m, B, T);
+    for (int l = 0; l < L; l++) m.w.blocks[l].gpas[0] = 0.5f * (float)l - 0.4f;
+    int inp[B * T], tgt[B * T];
+    for (int i = 0; i < B * T; i++) inp[i] = (7 * i) % 40, tgt[i] = (11 * i + 3) % 40;
+    nl_diag d;
+    nl_diag_init(&d, &m);
+    nl_diag_run(&d, &m, inp, tgt, B, T);
+    for (int l = 0; l < L; l++) {
+        const double a = 0.5 * l - 0.4;
+        fails += nl_check_scalar("gpas_silu", d.gate_silu[l], a / (1.0 + exp(-a)), 1e-6);
+    }
+    int nsdd = 0;
+    for (int i = 0; i < d.nsites; i++) {
+        if (!strstr(d.sites[i].name, "_sdd")) continue;
+        nsdd++;
+        const int out_proj = strstr(d.sites[i].name, "proj_sdd") != NULL;
+        fails += nl_check_scalar(d.sites[i].name, d.sites[i].gain, out_proj ? 1.0 / sqrt(2.0 * L) : 1.0, 1e-6);
+        /* RMSNorm of a row: RMS 1 times alpha, up to eps (the small init linear outputs: ~0.2%) */
+        fails += nl_check_scalar(d.sites[i].name, d.sites[i].out_rms, out_proj ? 1.0 / sqrt(2.0 * L) : 1.0, 1e-2);
+    }
+    fails += NL_CHECK(nsdd == 4 * L, "%d SDD sites, want %d", nsdd, 4 * L);
+    /* the input RMS of block 0's qkv SDD layer, by hand from the kept linear output */
+    const nl_sub_acts *A = &m.sub[0];
+    double ss = 0.0;
+    const size_t nq = (size_t)B * T * m.Q3;
+    for (size_t j = 0; j < nq; j++) ss += (double)A->qkv_lin[j] * A->qkv_lin[j];
+    for (int i = 0; i < d.nsites; i++)
+        if (!strcmp(d.sites[i].name, "blocks.0.attn.qkv_sdd")) fails += nl_check_scalar("qkv_sdd in_rms", d.sites[i].in_rms, sqrt(ss / nq), 1e-9);
+    nl_diag_free(&d);
+    nl_model_free(&m);
+    return fails;
+}
+
 static char out[1 << 16];
 
 /* --diag-every writes L+1 stream entries per record, at step 0, every N and at the end, and does not

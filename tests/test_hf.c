@@ -139,6 +139,8 @@ int test_hf(void) {
         { "--arch llama --norm outonly", "always normalises q and k" },
         { "--arch llama --norm outonly --qk-norm", "the two agree only with --heads 1" },
         { "--arch llama --norm pre --skip-init", "--skip-init" },
+        { "--arch llama --norm pre --gpas", "--gpas: no Hugging Face class" },
+        { "--norm pre --sdd", "--sdd: no Hugging Face class" },
         { "--arch llama --norm lns", "--norm lns on llama blocks" },
     };
     for (int i = 0; i < (int)(sizeof refused / sizeof refused[0]); i++) fails += refused_case(dir, txt, i, refused[i].opts, refused[i].want);

@@ -482,7 +482,7 @@ static int compare_case(const twin_case *tc, const int *inp, const int *tgt, int
 int test_torch_twin(void) {
     /* every placement x norm type (LayerNorm and RMSNorm with emb-norm off and on, the other types with
      * the placement's default), every placement as llama, plus the other switches once each */
-    enum { NBASE = NL_NORM_COUNT * (NL_NORM_TYPE_COUNT + 3), NEXTRA = 32, NCASE = NBASE + NEXTRA };
+    enum { NBASE = NL_NORM_COUNT * (NL_NORM_TYPE_COUNT + 3), NEXTRA = 42, NCASE = NBASE + NEXTRA };
     twin_case *tc = nl_xcalloc(NCASE * sizeof *tc);
     char root[] = "/tmp/nl_twin_XXXXXX";
     NL_ASSERT(mkdtemp(root));
@@ -534,6 +534,18 @@ int test_torch_twin(void) {
     tc[n].c = tiny(NL_NORM_PERI, NL_LAYERNORM, 1), tc[n++].c.ffn_dim = 40;
     tc[n].c = tiny(NL_NORM_HYBRID, NL_LAYERNORM, 0), tc[n++].c.kv_heads = 2;
     tc[n].c = tiny(NL_NORM_PRE, NL_RMSNORM, 0), tc[n].c.qk_norm = 1, tc[n++].c.arch = NL_ARCH_LLAMA;
+    /* GPAS (pre, peri, lns, outonly, hybrid) and SDD (every placement kind; llama's gate | up and
+     * grouped q/k/v groups), alone and together */
+    tc[n].c = tiny(NL_NORM_PRE, NL_LAYERNORM, 0), tc[n++].c.gpas = 1;
+    tc[n].c = tiny(NL_NORM_PERI, NL_RMSNORM, 1), tc[n++].c.gpas = 1;
+    tc[n].c = tiny(NL_NORM_LNS, NL_LAYERNORM, 0), tc[n].c.gpas = 1, tc[n++].c.arch = NL_ARCH_LLAMA;
+    tc[n].c = tiny(NL_NORM_OUTONLY, NL_RMSNORM, 0), tc[n].c.gpas = 1, tc[n++].c.skip_init = 1;
+    tc[n].c = tiny(NL_NORM_HYBRID, NL_RMSNORM, 0), tc[n++].c.gpas = 1;
+    tc[n].c = tiny(NL_NORM_PRE, NL_LAYERNORM, 0), tc[n++].c.sdd = 1;
+    tc[n].c = tiny(NL_NORM_POST, NL_LAYERNORM, 0), tc[n++].c.sdd = 1;
+    tc[n].c = tiny(NL_NORM_PERI, NL_RMSNORM, 0), tc[n].c.sdd = 1, tc[n].c.kv_heads = 2, tc[n++].c.arch = NL_ARCH_LLAMA;
+    tc[n].c = tiny(NL_NORM_NORMFORMER, NL_LAYERNORM, 0), tc[n].c.sdd = 1, tc[n++].c.qk_norm = 1;
+    tc[n].c = tiny(NL_NORM_PRE, NL_RMSNORM, 0), tc[n].c.sdd = 1, tc[n].c.gpas = 1, tc[n++].c.arch = NL_ARCH_LLAMA;
     NL_ASSERT(n <= NCASE);
     const int ncase = n;
     int inp[TB * TT], tgt[TB * TT], fails = 0;
@@ -564,6 +576,8 @@ int test_torch_twin(void) {
             if (cc->rope_theta != 10000.0) snprintf(more + strlen(more), sizeof more - strlen(more), " rope-theta %g", cc->rope_theta);
             char note[96] = "";
             if (widened) snprintf(note, sizeof note, " (fp32-sensitive: %d within 10x the twin's own float32 error)", widened);
+            if (cc->gpas) snprintf(more + strlen(more), sizeof more - strlen(more), " gpas");
+            if (cc->sdd) snprintf(more + strlen(more), sizeof more - strlen(more), " sdd");
             printf("  twin %-5s %-10s %-9s emb-norm %s%s%s%s%s%s%s%s%s%s: %s%s\n", nl_arch_names[cc->arch], nl_placements[cc->norm].name,
                    cc->norm_type < 0 ? "default" : nl_norm_type_names[cc->norm_type], cc->emb_norm < 0 ? "dflt" : cc->emb_norm ? "on  " : "off ", more,
                    cc->out_gain_frozen ? " out-gain frozen" : "", cc->scaled_init ? " scaled-init" : "",

@@ -242,6 +242,63 @@ int test_ops_scales(void) {
     return fails;
 }
 
+/* ---------------------------------------------------------------- GPAS */
+
+/* GPAS's stop-gradient form out = x - SiLU(g) sg(x) (arXiv:2506.22049): its backward is the gradient of
+ * the surrogate x - SiLU(g) c with c a constant equal to x, so the finite differences are taken of that
+ * surrogate (c held fixed while x moves): d/dx = 1 (the stream's gradient passes unchanged) and
+ * d/dg = -SiLU'(g) c. The forward itself, (1 - SiLU(g)) x, has d/dx = 1 - SiLU(g): deliberately not
+ * what the backward passes on, which the test checks too. */
+typedef struct {
+    int n, frozen; /* frozen: sg(x) held at c */
+    double *x, *c, *g, *wout;
+} gpas_ctx;
+
+static double silu_d(double g) { return g / (1.0 + exp(-g)); }
+
+static double gpas_loss(void *p) {
+    gpas_ctx *k = p;
+    double s = 0;
+    for (int i = 0; i < k->n; i++) s += k->wout[i] * (k->x[i] - silu_d(k->g[0]) * (k->frozen ? k->c[i] : k->x[i]));
+    return s;
+}
+
+int test_ops_gpas(void) {
+    enum { N = 7, C = 12, NC = N * C };
+    nl_rng r;
+    nl_rng_seed(&r, 21);
+    int fails = 0;
+    for (int t = 0; t < 3; t++) {
+        const float gates[3] = { 0.0f, 0.7f, -1.3f }; /* the init, and a gate on each side of 0 */
+        float x[NC], wout[NC], out[NC], g[1] = { gates[t] }, dg[1] = { 0.25f };
+        double X[NC], Cc[NC], G[1] = { gates[t] }, WO[NC], O[NC], gr[NC], gg[1];
+        nl_fill(&r, x, NC, 1), nl_fill(&r, wout, NC, 1);
+        nl_to_double(x, X, NC), nl_to_double(x, Cc, NC), nl_to_double(wout, WO, NC);
+        for (int i = 0; i < NC; i++) O[i] = (1.0 - silu_d(G[0])) * X[i];
+        nl_gpas_forward(out, x, g, NC);
+        char label[64];
+        snprintf(label, sizeof label, "gpas forward (g %g)", gates[t]);
+        fails += nl_check_rel(label, out, O, NC, FWD_TOL);
+        nl_gpas_backward(dg, wout, x, g, NC); /* accumulates onto 0.25 */
+        gpas_ctx k = { NC, 1, X, Cc, G, WO };
+        nl_fd_grad(gpas_loss, &k, G, 1, gg);
+        gg[0] += 0.25;
+        snprintf(label, sizeof label, "gpas dgate (g %g)", gates[t]);
+        fails += nl_check_rel(label, dg, gg, 1, BWD_TOL);
+        /* the stream: the surrogate's gradient is wout itself, the forward's is (1 - SiLU(g)) wout */
+        nl_fd_grad(gpas_loss, &k, X, NC, gr);
+        snprintf(label, sizeof label, "gpas d stream = dout (g %g)", gates[t]);
+        fails += nl_check_rel(label, wout, gr, NC, BWD_TOL);
+        k.frozen = 0;
+        nl_fd_grad(gpas_loss, &k, X, NC, gr);
+        float grf[NC];
+        for (int i = 0; i < NC; i++) O[i] = (1.0 - silu_d(G[0])) * WO[i], grf[i] = (float)gr[i];
+        snprintf(label, sizeof label, "gpas d forward = (1-SiLU(g)) dout (g %g)", gates[t]);
+        fails += nl_check_rel(label, grf, O, NC, BWD_TOL);
+    }
+    return fails;
+}
+
 /* ---------------------------------------------------------------- linear */
 
 typedef struct {

@@ -181,3 +181,22 @@ int test_claims_py(void) {
     const int rc = nl_run_cmd(cmd, out, sizeof out);
     return NL_CHECK(rc == 0 && strstr(out, "claims_check: ok"), "claims_check.py (exit %d): %s", rc, out);
 }
+
+/* a run's label names the options on top of its placement (--gpas, --sdd): pre and pre +gpas stay apart */
+int test_report_label(void) {
+    int fails = 0;
+    char dir[] = "/tmp/nl_replabel_XXXXXX", cmd[2048];
+    NL_ASSERT(mkdtemp(dir));
+    for (int k = 0; k < 2; k++) {
+        snprintf(cmd, sizeof cmd, "mkdir -p %s/r%d && printf 'norm = pre\\nlayers = 2\\ndim = 16\\nlr = 0.002\\nseed = 1\\nsteps = 2\\n%s' > %s/r%d/config.txt && "
+                 "printf '{\"step\": 1, \"loss\": 3.0}\\n{\"step\": 2, \"loss\": 2.5, \"val_loss\": 2.6}\\n' > %s/r%d/metrics.jsonl",
+                 dir, k, k ? "gpas = on\\nsdd = on\\n" : "", dir, k, dir, k);
+        fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 0, "make run %d: %s", k, out);
+    }
+    snprintf(cmd, sizeof cmd, "%s report %s/r0 %s/r1 -o %s/r.html 2>&1 && grep -c 'pre +gpas +sdd lr 0.002 s1' %s/r.html && grep -c 'pre lr 0.002 s1' %s/r.html",
+             nl_test_bin(), dir, dir, dir, dir, dir);
+    fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 0, "labels: %s", out);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    fails += NL_CHECK(system(cmd) == 0, "cleanup");
+    return fails;
+}

@@ -6,6 +6,7 @@
     X(ops_norm)                                                                                    \
     X(ops_norm_types)                                                                              \
     X(ops_scales)                                                                                  \
+    X(ops_gpas)                                                                                    \
     X(ops_linear)                                                                                  \
     X(gemm)                                                                                        \
     X(ops_attention)                                                                               \
@@ -49,6 +50,7 @@
     X(hf)                                                                                          \
     X(metrics_keep)                                                                                \
     X(resume)                                                                                      \
+    X(resume_gpas_sdd)                                                                             \
     X(crash_kill)                                                                                  \
     X(signals)                                                                                     \
     X(disk_full)                                                                                   \
@@ -57,6 +59,7 @@
     X(diag_stats)                                                                                  \
     X(diag_trackers)                                                                               \
     X(diag_model)                                                                                  \
+    X(diag_gpas_sdd)                                                                               \
     X(diag_cli)                                                                                    \
     X(sweep_resume)                                                                                \
     X(sweep_summary)                                                                               \
@@ -73,6 +76,7 @@
     X(json_reader)                                                                                 \
     X(report_render)                                                                               \
     X(claims_py)                                                                                   \
+    X(report_label)                                                                                \
     X(backend_layering)                                                                            \
     X(backend_kernels)                                                                             \
     X(backend_fp_mode)                                                                             \

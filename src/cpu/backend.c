@@ -147,6 +147,8 @@ LOWP_OPS(fp16, NL_DTYPE_FP16)
     .ada_backward = nl_ada_backward, \
     .silu_forward = nl_silu_forward, \
     .silu_backward = nl_silu_backward, \
+    .gpas_forward = nl_gpas_forward, \
+    .gpas_backward = nl_gpas_backward, \
     .rope_table = nl_rope_table, \
     .rope_forward = nl_rope_forward, \
     .rope_backward = nl_rope_backward, \

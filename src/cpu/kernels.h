@@ -85,6 +85,12 @@ void nl_colscale_backward(float *dinp, float *ds, const float *dout, const float
 /* Scales each row (by_col 0) or each column (by_col 1) of w (rows x cols) to unit L2 norm (sums in double);
  * an all-zero row or column stays zero. */
 void nl_unit_project(float *w, size_t rows, int cols, int by_col);
+/* GPAS (Chen et al., arXiv:2506.22049): out = inp - SiLU(g) sg(inp), g one scalar gate, so the forward
+ * is (1 - SiLU(g)) inp (out may alias inp). The backward is that of the stop-gradient form: the gradient
+ * of inp is dout unchanged (nothing to compute), and dg += -SiLU'(g) sum(dout * inp) with
+ * SiLU'(g) = sig(g) (1 + g (1 - sig(g))). */
+void nl_gpas_forward(float *out, const float *inp, const float *g, size_t n);
+void nl_gpas_backward(float *dg, const float *dout, const float *inp, const float *g, size_t n);
 
 /* out (N,OC) = inp (N,IC) @ w^T (w is (OC,IC), PyTorch Linear layout) + b (b may be NULL). */
 void nl_linear_forward(float *out, const float *inp, const float *w, const float *b, size_t N, int IC,

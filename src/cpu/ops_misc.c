@@ -176,6 +176,25 @@ void nl_gain_backward(float *dinp, float *dg, const float *dout, const float *in
     for (size_t i = 0; i < n; i++) dinp[i] = k * dout[i];
 }
 
+static float silu_of(float g) { return g / (1.0f + expf(-g)); }
+
+void nl_gpas_forward(float *out, const float *inp, const float *g, size_t n) {
+    const float k = 1.0f - silu_of(g[0]);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = k * inp[i];
+}
+
+void nl_gpas_backward(float *dg, const float *dout, const float *inp, const float *g, size_t n) {
+    const float sig = 1.0f / (1.0f + expf(-g[0])), dsilu = sig * (1.0f + g[0] * (1.0f - sig));
+    double acc = 0.0; /* fixed chunks in order: deterministic */
+    for (size_t c0 = 0; c0 < n; c0 += 4096) {
+        float s = 0.0f;
+        for (size_t i = c0; i < n && i < c0 + 4096; i++) s += dout[i] * inp[i];
+        acc += s;
+    }
+    dg[0] -= dsilu * (float)acc;
+}
+
 void nl_scale_shift(float *out, const float *x, float a, float b, size_t n) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) out[i] = a * x[i] + b;

@@ -431,6 +431,25 @@ __global__ void gain_k(float *out, const float *inp, const float *g, size_t n) {
     const float k = g[0];
     GRID_STRIDE(i, n) out[i] = k * inp[i];
 }
+/* GPAS: out = (1 - SiLU(g)) inp; the gate's gradient terms -SiLU'(g) dout inp (the input's gradient is dout) */
+__device__ float silu_d(float g, float *deriv) {
+    const float sig = 1.0f / (1.0f + expf(-g));
+    *deriv = sig * (1.0f + g * (1.0f - sig));
+    return g * sig;
+}
+__global__ void gpas_k(float *out, const float *inp, const float *g, size_t n) {
+    float d;
+    const float k = 1.0f - silu_d(g[0], &d);
+    GRID_STRIDE(i, n) out[i] = k * inp[i];
+}
+struct GpasGate {
+    const float *dout, *inp, *g;
+    __device__ float operator()(size_t i) const {
+        float d;
+        silu_d(g[0], &d);
+        return -d * dout[i] * inp[i];
+    }
+};
 __global__ void bias_k(float *out, const float *b, size_t n, int OC) {
     GRID_STRIDE(i, n) out[i] += b[i % OC];
 }
@@ -507,6 +526,13 @@ extern "C" void nl_cu_gain_backward(float *dinp, float *dg, const float *dout, c
     scalar_sum_of(dg, n, Prod{ dout, inp, 0 }, 1.0f);
     gain_k<<<nl_cu_blocks(n), NL_CU_THREADS>>>(dinp, dout, g, n);
     LAUNCHED();
+}
+extern "C" void nl_cu_gpas_forward(float *out, const float *inp, const float *g, size_t n) {
+    gpas_k<<<nl_cu_blocks(n), NL_CU_THREADS>>>(out, inp, g, n);
+    LAUNCHED();
+}
+extern "C" void nl_cu_gpas_backward(float *dg, const float *dout, const float *inp, const float *g, size_t n) {
+    scalar_sum_of(dg, n, GpasGate{ dout, inp, g }, 1.0f);
 }
 extern "C" void nl_cu_bias_add(float *out, const float *b, size_t N, int OC) {
     bias_k<<<nl_cu_blocks(N * OC), NL_CU_THREADS>>>(out, b, N * (size_t)OC, OC);

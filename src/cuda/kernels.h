@@ -59,6 +59,8 @@ void nl_cu_colscale_forward(float *out, const float *inp, const float *s, float 
 void nl_cu_colscale_backward(float *dinp, float *ds, const float *dout, const float *inp, const float *s, float f, size_t N,
                              int C, int ld);
 void nl_cu_unit_project(float *w, size_t rows, int cols, int by_col);
+void nl_cu_gpas_forward(float *out, const float *inp, const float *g, size_t n);
+void nl_cu_gpas_backward(float *dg, const float *dout, const float *inp, const float *g, size_t n);
 void nl_cu_bias_add(float *out, const float *b, size_t N, int OC);
 void nl_cu_colsum(float *out, const float *x, size_t N, int cols, int ld);
 /* attention's row steps over rows of T (row r is query position r % T): the causal softmax in place,

@@ -158,6 +158,10 @@ static int ops_scales(void) {
     f += cmp("gain", "out", &out, RTOL);
     BOTH(be->gain_backward(P(dout), P(ds), P(dout), P(x), P(s), N * C)); /* dinp aliasing dout */
     f += cmp("gain", "dinp (in place)", &dout, RTOL) + cmp("gain", "dg", &ds, RTOL);
+    BOTH(be->gpas_forward(P(out), P(x), P(s), N * C));
+    f += cmp("gpas", "out", &out, RTOL);
+    BOTH(be->gpas_backward(P(ds), P(dout), P(x), P(s), N * C));
+    f += cmp("gpas", "dgate", &ds, RTOL);
     BOTH(be->residual_forward(P(out), P(x), P(y), 0.37f, N * C));
     f += cmp("residual", "out", &out, RTOL);
     BOTH(be->scale_shift(P(out), P(out), 1.7f, -0.2f, N * C));
@@ -348,7 +352,7 @@ static int ops_misc(void) {
 
 /* ---------------------------------------------------------------- the whole model */
 
-typedef struct { const char *name; int norm, norm_type, arch, kv_heads, qk_norm, skip_init; } model_case;
+typedef struct { const char *name; int norm, norm_type, arch, kv_heads, qk_norm, skip_init, gpas, sdd; } model_case;
 
 static void small_config(nl_config *c, const model_case *k, int device) {
     nl_config_defaults(c);
@@ -364,6 +368,8 @@ static void small_config(nl_config *c, const model_case *k, int device) {
     c->kv_heads = k->kv_heads;
     c->qk_norm = k->qk_norm;
     c->skip_init = k->skip_init;
+    c->gpas = k->gpas;
+    c->sdd = k->sdd;
     c->seed = 7;
     c->device = device;
 }
@@ -506,13 +512,15 @@ int main(void) {
     SECTION("ops_misc", ops_misc());
 
     /* every placement with its own defaults, then the other norm types and wirings */
-    model_case cases[NL_NORM_COUNT + 8];
+    model_case cases[NL_NORM_COUNT + 10];
     int nc = 0;
-    for (int p = 0; p < NL_NORM_COUNT; p++) cases[nc++] = (model_case){ nl_placements[p].name, p, -1, NL_ARCH_GPT2, 0, 0, 0 };
+    for (int p = 0; p < NL_NORM_COUNT; p++) cases[nc++] = (model_case){ nl_placements[p].name, p, -1, NL_ARCH_GPT2, 0, 0, 0, 0, 0 };
     for (int t = 0; t < NL_NORM_TYPE_COUNT; t++)
-        if (t != NL_LAYERNORM && t != NL_L2NORM) cases[nc++] = (model_case){ nl_norm_type_names[t], NL_NORM_PERI, t, NL_ARCH_GPT2, 0, 0, 0 };
-    cases[nc++] = (model_case){ "llama pre gqa qk-norm", NL_NORM_PRE, -1, NL_ARCH_LLAMA, 2, 1, 0 };
-    cases[nc++] = (model_case){ "pre skip-init", NL_NORM_PRE, -1, NL_ARCH_GPT2, 0, 0, 1 };
+        if (t != NL_LAYERNORM && t != NL_L2NORM) cases[nc++] = (model_case){ nl_norm_type_names[t], NL_NORM_PERI, t, NL_ARCH_GPT2, 0, 0, 0, 0, 0 };
+    cases[nc++] = (model_case){ "llama pre gqa qk-norm", NL_NORM_PRE, -1, NL_ARCH_LLAMA, 2, 1, 0, 0, 0 };
+    cases[nc++] = (model_case){ "pre skip-init", NL_NORM_PRE, -1, NL_ARCH_GPT2, 0, 0, 1, 0, 0 };
+    cases[nc++] = (model_case){ "peri gpas sdd", NL_NORM_PERI, -1, NL_ARCH_GPT2, 0, 0, 0, 1, 1 };
+    cases[nc++] = (model_case){ "llama pre gqa gpas sdd", NL_NORM_PRE, -1, NL_ARCH_LLAMA, 2, 0, 0, 1, 1 };
     int inp[2 * 16], tgt[2 * 16];
     for (int i = 0; i < 32; i++) inp[i] = (int)nl_rng_below(&rng, 256), tgt[i] = (int)nl_rng_below(&rng, 256);
     int fm = 0;
