@@ -12,6 +12,7 @@
 #   make valgrind        a short training run under valgrind: no leaks, no invalid accesses
 #   make USE_MPI=1       the MPI build (mpicc, src/comm_mpi.c) in build/mpi; make test-mpi runs its tests
 #   make USE_CUDA=1      the CUDA build (nvcc, cuBLASLt; src/cuda/) in build/cuda: train --device cuda
+#   make USE_CUDA=1 USE_MPI=1   both, in build/cuda-mpi: --device cuda under mpirun, gradients through NCCL
 #   make test-lmeval     lm-evaluation-harness (PyPI, build/lmeval-venv) against eval-mc on a local task
 #   make test-cuda       (a GPU machine) every CUDA op and the whole model against the CPU backend
 
@@ -25,6 +26,10 @@ USE_CUDA ?= 0
 CUDA    ?= /usr/local/cuda
 NVCC    ?= $(CUDA)/bin/nvcc
 CUDA_ARCH ?= 90
+ifeq ($(USE_CUDA)$(USE_MPI),11)
+  # both: --device cuda under mpirun, the float collectives through NCCL (src/comm_nccl.c)
+  BUILD ?= build/cuda-mpi$(if $(SAN),-$(SAN),)
+endif
 ifeq ($(USE_CUDA),1)
   BUILD ?= build/cuda$(if $(SAN),-$(SAN),)
   CUDA_SKIP = src/cuda/none.c
@@ -39,10 +44,10 @@ ifeq ($(USE_MPI),1)
     CC = mpicc
   endif
   BUILD ?= build/mpi$(if $(SAN),-$(SAN),)
-  COMM_SKIP = src/comm_single.c
+  COMM_SKIP = src/comm_single.c $(if $(filter 1,$(USE_CUDA)),,src/comm_nccl.c)
 else
   BUILD ?= build/$(if $(SAN),$(SAN),release)
-  COMM_SKIP = src/comm_mpi.c
+  COMM_SKIP = src/comm_mpi.c src/comm_nccl.c
 endif
 
 WARN    = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith
@@ -67,6 +72,10 @@ NVCCFLAGS = -O2 -std=c++17 -gencode arch=compute_$(CUDA_ARCH),code=[sm_$(CUDA_AR
 ifeq ($(USE_CUDA),1)
   CFLAGS += -isystem $(CUDA)/include
   LDLIBS += -L$(CUDA)/lib64 -Wl,-rpath,$(CUDA)/lib64 -lcublasLt -lcudart -lstdc++
+endif
+ifeq ($(USE_CUDA)$(USE_MPI),11)
+  CFLAGS += -DNL_NCCL
+  LDLIBS += -lnccl
 endif
 
 LIB_SRC  = $(filter-out $(COMM_SKIP) $(CUDA_SKIP),$(wildcard src/*.c src/cpu/*.c src/cuda/*.c))

@@ -88,6 +88,7 @@ static void build_tensors(nl_model *m) {
     for (int l = 0; l < L; l++) {
         nl_block_w *w = &m->w.blocks[l], *g = &m->g.blocks[l];
         char pre[64];
+        m->block_at[l] = m->nparams;
         for (int s = 0; s < NL_SUB_COUNT; s++) {
             const unsigned ms = nl_sub_sites(c, l + 1, s);
             for (int k = 0; k < NL_SITE_COUNT; k++) {
@@ -128,6 +129,7 @@ static void build_tensors(nl_model *m) {
         m->tensors[m->ntensors - 1].beta_row0 = 0;
         if (!llama) add_tensor(m, &cap, &w->mproj_b, &g->mproj_b, C, 0, 0.0f, 0, "blocks.%d.mlp.proj.bias", l);
     }
+    m->block_at[L] = m->nparams;
     if (c->final_norm) add_norm(m, &cap, &m->w.finn, &m->g.finn, C, "final_norm");
     if (!c->tie_head) {
         add_tensor(m, &cap, &m->w.head, &m->g.head, c->vocab_padded, C, std, 1, "lm_head.weight");
@@ -179,6 +181,7 @@ nl_status nl_model_init(nl_model *m, const nl_config *cfg) {
     m->lowp = nl_xcalloc(2 * ((size_t)c->layers + 2) * sizeof *m->lowp);
     m->lowp_at = m->lowp;
     m->g.blocks = nl_xcalloc((size_t)m->cfg.layers * sizeof(nl_block_w));
+    m->block_at = nl_xcalloc(((size_t)c->layers + 1) * sizeof *m->block_at);
     build_tensors(m);
     m->params = m->be->alloc(m->nparams * sizeof(float));
     m->grads = m->be->alloc(m->nparams * sizeof(float));
@@ -210,6 +213,7 @@ void nl_model_free(nl_model *m) {
     free(m->g.blocks);
     free(m->sub);
     free(m->lowp);
+    free(m->block_at);
     memset(m, 0, sizeof *m);
 }
 
@@ -531,6 +535,11 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
 
 /* ---------------------------------------------------------------- backward */
 
+/* the gradients of [lo, hi) are final: tell the caller (model.h, grad_ready) */
+static void grads_ready(const nl_model *m, size_t lo, size_t hi) {
+    if (m->grad_ready && lo < hi) m->grad_ready(m->grad_ready_arg, lo, hi);
+}
+
 /* da = dL/d(branch output a) -> m->du = dL/du, parameter gradients of the branch. */
 static void branch_backward(nl_model *m, const nl_sub_acts *A, int s, unsigned ms, const nl_block_w *w,
                             nl_block_w *g, const float *da, size_t N) {
@@ -600,6 +609,7 @@ void nl_model_backward(nl_model *m) {
         norm_bwd(m, gnext, &m->g.finn, g, xl, &m->w.finn, m->f_mean, m->f_rstd, 1.0f, N, (int)C);
         float *t = g; g = gnext; gnext = t;
     }
+    grads_ready(m, m->block_at[c->layers], m->nparams);
 
     for (int l = c->layers - 1; l >= 0; l--) {
         const float scale = (float)nl_block_in_scale(c, l + 1);
@@ -654,6 +664,7 @@ void nl_model_backward(nl_model *m) {
             store(m, gnext, NC);
             float *t = g; g = gnext; gnext = t;
         }
+        grads_ready(m, m->block_at[l], m->block_at[l + 1]);
     }
     count_at(m, 0, 1);
     if (m->r) {
@@ -670,4 +681,5 @@ void nl_model_backward(nl_model *m) {
         store(m, g, NC);
     }
     be->encoder_backward(m->g.wte, m->g.wpe, g, m->tok_inp, m->fB, m->fT, (int)C);
+    grads_ready(m, 0, m->block_at[0]);
 }

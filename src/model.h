@@ -101,6 +101,14 @@ typedef struct nl_model {
      * L+1 the final norm, head and loss. All zero for fp32. */
     nl_lowp_counts *lowp;
     nl_lowp_counts *lowp_at; /* where the op running now counts (an entry of lowp) */
+    size_t *block_at;  /* (L + 1): block l's parameters are [block_at[l], block_at[l + 1]) */
+    /* Not NULL: nl_model_backward calls grad_ready(grad_ready_arg, lo, hi) as soon as the gradients of
+     * parameters [lo, hi) are final for this backward (enqueued on the backend): the final norm's and
+     * untied head's, then each block's from the last to the first, then the embeddings' (and a tied
+     * head's). The ranges come in descending order and tile [0, nparams); empty ones are left out.
+     * Data-parallel training reduces them while the backward goes on (dp.h). */
+    void (*grad_ready)(void *arg, size_t lo, size_t hi);
+    void *grad_ready_arg;
 } nl_model;
 
 /* Validates cfg (nl_config_check) and builds the parameter table; params are initialised from

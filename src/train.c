@@ -242,12 +242,14 @@ typedef struct run {
     int lead;          /* rank 0: writes the run directory, metrics and logs */
     int check_every;   /* NORMLAB_DP_CHECK: compare the ranks' parameters every N steps (0: never) */
     int kill_rank, kill_step; /* NORMLAB_FAULT kill-rank:R:K: rank R SIGKILLs itself at step K */
+    int stop_rank, stop_step; /* NORMLAB_FAULT stop-rank:R:K: rank R SIGSTOPs itself at step K (hangs) */
     int skew_rank, skew_step; /* NORMLAB_FAULT skew-rank:R:K: rank R changes a parameter after step K */
     nl_loss_scaler ls; /* --dtype fp16: dynamic loss scaling (docs/numerics.md §4) */
     int fp16;
 } run;
 
 static void run_free(run *r) {
+    nl_dp_free(&r->dp);
     nl_model_free(&r->m);
     if (r->metrics) fclose(r->metrics);
     if (r->lock_fd > 0) close(r->lock_fd);
@@ -312,19 +314,20 @@ static nl_status open_tb(run *r, int step) {
     return nl_tb_open(&r->tb, r->c->tensorboard[0] ? r->c->tensorboard : r->c->out, step);
 }
 
-/* NORMLAB_FAULT=nan-at:K,kill-in-ckpt:K,kill-rank:R:K,skew-rank:R:K (fault injection for tests and drills);
+/* NORMLAB_FAULT=nan-at:K,kill-in-ckpt:K,kill-rank:R:K,stop-rank:R:K,skew-rank:R:K (fault injection for tests and drills);
  * NORMLAB_DP_CHECK=N: the ranks compare their parameters every N steps */
 static nl_status parse_faults(run *r) {
     const char *e = getenv("NORMLAB_FAULT");
-    r->kill_rank = r->skew_rank = -1;
+    r->kill_rank = r->stop_rank = r->skew_rank = -1;
     for (const char *p = e; p && *p;) {
         size_t n = strcspn(p, ",");
         int k = 0, q = 0, used = 0;
         if (sscanf(p, "nan-at:%d%n", &k, &used) == 1 && (size_t)used == n && k > 0) r->fault_nan = k;
         else if (sscanf(p, "kill-in-ckpt:%d%n", &k, &used) == 1 && (size_t)used == n && k >= 0) r->fault_kill_ckpt = k;
         else if (sscanf(p, "kill-rank:%d:%d%n", &q, &k, &used) == 2 && (size_t)used == n && q >= 0 && k > 0) r->kill_rank = q, r->kill_step = k;
+        else if (sscanf(p, "stop-rank:%d:%d%n", &q, &k, &used) == 2 && (size_t)used == n && q >= 0 && k > 0) r->stop_rank = q, r->stop_step = k;
         else if (sscanf(p, "skew-rank:%d:%d%n", &q, &k, &used) == 2 && (size_t)used == n && q >= 0 && k > 0) r->skew_rank = q, r->skew_step = k;
-        else return NL_FAIL(NL_ERR_ARG, "NORMLAB_FAULT '%s': expected nan-at:STEP, kill-in-ckpt:STEP, kill-rank:RANK:STEP or skew-rank:RANK:STEP, "
+        else return NL_FAIL(NL_ERR_ARG, "NORMLAB_FAULT '%s': expected nan-at:STEP, kill-in-ckpt:STEP, kill-rank:RANK:STEP, stop-rank:RANK:STEP or skew-rank:RANK:STEP, "
                                         "comma-separated", e);
         p += n + (p[n] == ',');
     }
@@ -457,6 +460,7 @@ static nl_status setup(run *r) {
         NL_TRY(nl_loss_scaler_init(&r->ls, c->loss_scale, 2.0, 0.5, c->loss_scale_interval, NL_LOSS_SCALE_MIN, NL_LOSS_SCALE_MAX));
         scaler_from_info(r, &r->info); /* a resumed run continues its scale */
     }
+    if (c->device == NL_DEVICE_CUDA) NL_TRY(nl_comm_use_device(1)); /* several ranks: NCCL */
     nl_dp_shard(&r->dp, &r->m);
     nl_model_alloc_acts(&r->m, c->batch, c->seq_len);
     const size_t BT = (size_t)c->batch * c->seq_len;
@@ -627,6 +631,7 @@ static nl_status train_loop(run *r) {
     for (int step = r->info.step; step < c->steps; step = r->info.step) {
         if (c->diag_every && step % c->diag_every == 0 && r->lead) NL_TRY(diag_step(r, step));
         if (r->kill_rank == r->dp.rank && r->kill_step == step + 1) raise(SIGKILL); /* NORMLAB_FAULT kill-rank */
+        if (r->stop_rank == r->dp.rank && r->stop_step == step + 1) raise(SIGSTOP); /* NORMLAB_FAULT stop-rank */
         double t0 = nl_now(), loss = 0.0;
         const double S = r->fp16 ? r->ls.scale : 1.0; /* the loss scale of this step */
         nl_model_zero_grad(m);
@@ -638,6 +643,7 @@ static nl_status train_loop(run *r) {
             draw_batch(r, &r->info.rng, mine);
             if (!mine) continue;
             loss += nl_model_forward(m, r->inp, r->tgt, c->batch, c->seq_len, (float)(dscale * S)) / c->accum;
+            if (j % c->accum == c->accum - 1) nl_dp_overlap(&r->dp); /* the last micro-step: reduce during its backward */
             nl_model_backward(m);
         }
         if (P > 1) { /* the gradients and the mean loss over the ranks */

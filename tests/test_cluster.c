@@ -84,6 +84,17 @@ static int comm_checks(void) {
         for (size_t i = a; i < b; i++) bad += x[i] != (float)(1000 * q + (int)i);
     }
     fails += NL_CHECK(bad == 0, "rank %d: all-gather wrong in %d of %d elements", r, bad, N);
+    /* posted (the communication thread): [100, 700) summed, [700, N) summed into each shard's owner;
+     * [0, 100) untouched */
+    for (int i = 0; i < N; i++) x[i] = (float)(r + 1) + 0.25f * (float)i;
+    fails += NL_CHECK(nl_comm_post(NL_COMM_SUM, x, N, 100, 700) == NL_OK && nl_comm_post(NL_COMM_SUM_SHARD, x, N, 700, N) == NL_OK &&
+                          nl_comm_wait() == NL_OK, "posted collectives: %s", nl_last_error());
+    for (int i = 0; i < N; i++) {
+        const int summed = (i >= 100 && i < 700) || (i >= 700 && (size_t)i >= lo && (size_t)i < hi);
+        if (i < 100 || summed) bad += x[i] != (summed ? (float)(p * (p + 1) / 2) + 0.25f * (float)(p * i) : (float)(r + 1) + 0.25f * (float)i);
+    }
+    fails += NL_CHECK(bad == 0, "rank %d: posted all-reduce / reduce-scatter wrong in %d elements", r, bad);
+    fails += NL_CHECK(nl_comm_post(NL_COMM_SUM, x, N, 700, 100) == NL_ERR_ARG, "a post of a bad range is refused");
     double d[2] = { 0.1 * (r + 1), 1e-17 };
     fails += NL_CHECK(nl_comm_allreduce_sum_f64(d, 2) == NL_OK, "double all-reduce: %s", nl_last_error());
     fails += NL_CHECK(fabs(d[0] - 0.05 * p * (p + 1)) < 1e-15 && fabs(d[1] - p * 1e-17) < 1e-30, "rank %d: double all-reduce %.17g %.3g", r, d[0], d[1]);

@@ -64,6 +64,10 @@
     X(dp_equiv)                                                                                    \
     X(dp_resume)                                                                                   \
     X(dp_faults)                                                                                   \
+    X(dp_hook)                                                                                     \
+    X(dp_chunks)                                                                                   \
+    X(dp_overlap)                                                                                  \
+    X(dp_watchdog)                                                                                 \
     X(sweep_slurm)                                                                                 \
     X(analyze_skip)                                                                                \
     X(analyze_numbers)                                                                             \
