@@ -147,7 +147,7 @@ test: $(BUILD)/normlab $(BUILD)/nl_tests $(BUILD)/examples/train_api
 # mpirun (MPI singleton); NORMLAB_REQUIRE_CLUSTER=1: a test that cannot run fails
 test-mpi:
 	$(MAKE) USE_MPI=1 all build/mpi/nl_tests
-	NORMLAB_BIN=build/mpi/normlab NORMLAB_REQUIRE_CLUSTER=1 build/mpi/nl_tests comm sweep_mpi sweep_resume dp_equiv dp_resume dp_faults
+	NORMLAB_BIN=build/mpi/normlab NORMLAB_REQUIRE_CLUSTER=1 build/mpi/nl_tests comm sweep_mpi sweep_resume dp_equiv dp_resume dp_faults dp_overlap dp_watchdog
 
 # the CUDA build's device tests (tests/cuda/cuda_tests.c): needs a GPU; exits non-zero without one
 test-cuda:
@@ -177,6 +177,14 @@ bench-allreduce:
 
 build/mpi/allreduce_bench: bench/allreduce_bench.c build/mpi/libnormlab.a
 	$(CC) $(CFLAGS) $< -o $@ build/mpi/libnormlab.a $(LDLIBS)
+
+# does a nonblocking all-reduce progress during computation? (docs/scaling.md)
+bench-mpi-progress:
+	$(MAKE) USE_MPI=1 build/mpi/mpi_progress
+	mpirun --allow-run-as-root --oversubscribe -np 2 build/mpi/mpi_progress
+
+build/mpi/mpi_progress: bench/mpi_progress.c
+	$(CC) $(CFLAGS) $< -o $@ -pthread
 
 bench-bpe:
 	bash bench/bpe_bench.sh
@@ -218,5 +226,5 @@ valgrind:
 	bash scripts/valgrind.sh build/valgrind/normlab
 
 
-.PHONY: all test test-mpi test-cuda test-lmeval asan ubsan bench bench-allreduce bench-bpe bench-denormal install clean fuzz fuzz-lib fuzz-regress valgrind
+.PHONY: all test test-mpi test-cuda test-lmeval asan ubsan bench bench-allreduce bench-mpi-progress bench-bpe bench-denormal install clean fuzz fuzz-lib fuzz-regress valgrind
 -include $(LIB_OBJ:.o=.d) $(PIC_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/tools/normlab.d $(BUILD)/tests/cuda/cuda_tests.d

@@ -165,8 +165,9 @@ void nl_comm_set_timeout(double seconds) { g_timeout = seconds > 0 ? seconds : 0
 long long nl_comm_enter(void) { return ++g_seq; }
 
 nl_status nl_comm_use_device(int on) {
-    if (on && g_size > 1) NL_TRY(nl_nccl_init(g_rank, g_size));
-    g_device = on && g_size > 1;
+    const int nccl = on && (g_size > 1 || NL_HAVE_NCCL); /* with NCCL also one rank: the path of many */
+    if (nccl) NL_TRY(nl_nccl_init(g_rank, g_size));
+    g_device = nccl;
     return NL_OK;
 }
 

@@ -19,6 +19,7 @@ nl_status nl_comm_await(int (*done)(void *arg, nl_status *st), void *arg, const 
 enum { NL_NCCL_GATHER = NL_COMM_SUM_SHARD + 1 }; /* every rank's [lo, hi) ∩ shard q := rank q's */
 
 #ifdef NL_NCCL
+enum { NL_HAVE_NCCL = 1 };
 /* One NCCL communicator over the MPI ranks (its id broadcast from rank 0), a stream of its own. */
 nl_status nl_nccl_init(int rank, int size);
 void nl_nccl_finalize(void);
@@ -28,6 +29,7 @@ nl_status nl_nccl_post(int op, float *buf, size_t n, size_t lo, size_t hi);
 /* Waits (with the watchdog) until every started op is done. */
 nl_status nl_nccl_wait(void);
 #else
+enum { NL_HAVE_NCCL = 0 };
 static inline nl_status nl_nccl_init(int rank, int size) {
     (void)rank;
     return NL_FAIL(NL_ERR_ARG, "device memory on %d MPI ranks needs NCCL: build with make USE_CUDA=1 USE_MPI=1", size);

@@ -60,6 +60,7 @@
     X(sweep_summary)                                                                               \
     X(sweep_slurm_args)                                                                            \
     X(comm)                                                                                        \
+    X(comm_device)                                                                                 \
     X(sweep_mpi)                                                                                   \
     X(dp_equiv)                                                                                    \
     X(dp_resume)                                                                                   \
