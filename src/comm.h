@@ -22,8 +22,9 @@ const char *nl_comm_backend(void); /* "single" or "mpi" */
 int nl_comm_rank(void);            /* 0 .. size-1 */
 int nl_comm_size(void);
 int nl_comm_local_size(void);      /* ranks on this machine (to share its cores) */
-/* The watchdog: seconds a rank waits in one collective before it ends the job (0: forever; default
- * 300). */
+/* The watchdog: seconds a rank waits in one collective before it ends the job (0, the default:
+ * forever; training sets --dp-timeout, sweeps leave it off since their ranks' shares take different
+ * times). */
 void nl_comm_set_timeout(double seconds);
 /* on != 0: the float buffers of the collectives below are device memory of the CUDA backend (NCCL);
  * NL_ERR_ARG in a build that cannot do that with more than one rank. */

@@ -31,7 +31,7 @@
 
 static int g_rank, g_size = 1, g_local = 1, g_inited, g_device;
 static MPI_Comm g_wd = MPI_COMM_NULL; /* the watchdog's questions and answers */
-static double g_timeout = 300.0;
+static double g_timeout;              /* 0: no watchdog (train sets --dp-timeout) */
 static long long g_seq;              /* collectives this rank has entered */
 enum { TAG_ASK = 1, TAG_ANSWER = 2 };
 enum { POLL_NS = 50000 };            /* the communication thread's sleep between polls while the caller computes */

@@ -11,23 +11,20 @@
 
 enum { BUCKET_FLOATS = 4 << 20 }; /* 16 MiB per bucket (NORMLAB_DP_BUCKET: another size, in floats) */
 
-static size_t g_bucket = BUCKET_FLOATS;
-
 nl_status nl_dp_plan(nl_dp *d, nl_config *cfg) {
     memset(d, 0, sizeof *d);
     d->rank = nl_comm_rank();
     d->size = nl_comm_size();
     d->zero = cfg->zero;
     d->overlap = cfg->overlap;
-    nl_comm_set_timeout(cfg->dp_timeout);
     const char *b = getenv("NORMLAB_DP_BUCKET");
-    g_bucket = BUCKET_FLOATS;
+    d->bucket = BUCKET_FLOATS;
     if (b && *b) {
         char *end;
         const long long v = strtoll(b, &end, 10);
         if (*end || v < 1 || v > NL_COMM_CHUNK)
             return NL_FAIL(NL_ERR_ARG, "NORMLAB_DP_BUCKET '%s': expected floats per gradient bucket, 1..%d", b, NL_COMM_CHUNK);
-        g_bucket = (size_t)v;
+        d->bucket = (size_t)v;
     }
     if (d->zero == 1 && d->size < 2) /* other values: nl_config_resolve's error */
         return NL_FAIL(NL_ERR_ARG, "--zero 1 shards the AdamW moments across MPI ranks, but this run has one rank: launch it with "
@@ -62,7 +59,7 @@ static void plan_buckets(nl_dp *d, const nl_model *m) {
         if (m->block_at[l] < at[n - 1]) at[n++] = m->block_at[l];
     if (at[n - 1] > 0) at[n++] = 0;
     d->cut = nl_xmalloc(((size_t)n + m->nparams / NL_COMM_CHUNK + 1) * sizeof *d->cut);
-    d->nb = nl_dp_buckets(at, n, g_bucket, NL_COMM_CHUNK, d->cut);
+    d->nb = nl_dp_buckets(at, n, d->bucket, NL_COMM_CHUNK, d->cut);
     free(at);
 }
 

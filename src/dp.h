@@ -13,6 +13,7 @@ typedef struct nl_dp {
     int rank, size, zero;
     int overlap;   /* reduce each bucket as soon as the backward has finished it (--overlap) */
     size_t lo, hi; /* this rank's shard of the parameters (ZeRO-1), else [0, nparams) */
+    size_t bucket; /* floats per gradient bucket, at least (a bucket ends where a block's gradients do) */
     /* the gradient buckets, reduced from the last to the first: bucket k is [cut[k + 1], cut[k]),
      * cut[0] = nparams > cut[1] > ... > cut[nb] = 0 */
     size_t *cut;

@@ -646,8 +646,11 @@ static nl_status train_loop(run *r) {
             if (j % c->accum == c->accum - 1) nl_dp_overlap(&r->dp); /* the last micro-step: reduce during its backward */
             nl_model_backward(m);
         }
+        double dp_wait = 0.0; /* seconds the gradient reduction kept this rank waiting after the backward */
         if (P > 1) { /* the gradients and the mean loss over the ranks */
+            const double tw = nl_now();
             NL_TRY(nl_dp_reduce_grads(&r->dp, m));
+            dp_wait = nl_now() - tw;
             NL_TRY(nl_comm_allreduce_sum_f64(&loss, 1));
             loss /= P;
         }
@@ -735,6 +738,7 @@ static nl_status train_loop(run *r) {
         fprintf(r->metrics, ", \"lr\": %.6g, \"grad_norm\": ", lr);
         fprintf(r->metrics, isfinite(gn) ? "%.6g" : "null", gn);
         if (r->fp16) fprintf(r->metrics, ", \"loss_scale\": %.17g%s", S, skipped ? ", \"skipped\": 1" : "");
+        if (P > 1) fprintf(r->metrics, ", \"dp_wait_ms\": %.2f", 1e3 * dp_wait);
         fprintf(r->metrics, ", \"tok_per_s\": %.1f, \"time_s\": %.3f}\n", tok_step / dt, nl_now() - t_start);
         if (fflush(r->metrics) != 0 || ferror(r->metrics))
             return NL_FAIL(NL_ERR_IO, "writing '%s' failed: %s", r->metrics_path, strerror(errno));
@@ -780,6 +784,7 @@ static nl_status train(nl_config *cfg, const char *resume, int overwrite) {
     r.overwrite = overwrite;
     r.lock_fd = -1;
     NL_TRY(nl_comm_init(NULL, NULL)); /* under mpirun: this process is one rank of the job */
+    nl_comm_set_timeout(cfg->dp_timeout);
     const int P = nl_comm_size(), rank = nl_comm_rank();
     if (cfg->threads > 0) nl_set_threads(cfg->threads);
     else if (nl_comm_local_size() > 1) { /* the ranks on this machine share its cores */
