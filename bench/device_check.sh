@@ -39,7 +39,7 @@ t0=$(date +%s)
 # the CPU backend (the tests' reference) needs OpenBLAS and oneDNN; a GPU image may lack them: then the
 # packages carried in build/device-debs are unpacked under build/device-debs/root (not into /)
 MK=()
-if ! printf '#include <cblas.h>\n#include <oneapi/dnnl/dnnl.h>\n' | "${CC:-cc}" -E -x c - >/dev/null 2>&1; then
+if ! printf '#include <%s>\n' cblas.h oneapi/dnnl/dnnl.h | "${CC:-cc}" -E -x c - >/dev/null 2>&1; then
     if ls build/device-debs/*.deb >/dev/null 2>&1; then
         root=$PWD/build/device-debs/root
         ma=$(gcc -print-multiarch)
