@@ -12,6 +12,7 @@
 #   make valgrind        a short training run under valgrind: no leaks, no invalid accesses
 #   make USE_MPI=1       the MPI build (mpicc, src/comm_mpi.c) in build/mpi; make test-mpi runs its tests
 #   make USE_CUDA=1      the CUDA build (nvcc, cuBLASLt; src/cuda/) in build/cuda: train --device cuda
+#   make USE_CUDA=1 USE_MPI=1   both, in build/cuda-mpi: --device cuda under mpirun, gradients through NCCL
 #   make test-lmeval     lm-evaluation-harness (PyPI, build/lmeval-venv) against eval-mc on a local task
 #   make test-cuda       (a GPU machine) every CUDA op and the whole model against the CPU backend
 
@@ -25,6 +26,10 @@ USE_CUDA ?= 0
 CUDA    ?= /usr/local/cuda
 NVCC    ?= $(CUDA)/bin/nvcc
 CUDA_ARCH ?= 90
+ifeq ($(USE_CUDA)$(USE_MPI),11)
+  # both: --device cuda under mpirun, the float collectives through NCCL (src/comm_nccl.c)
+  BUILD ?= build/cuda-mpi$(if $(SAN),-$(SAN),)
+endif
 ifeq ($(USE_CUDA),1)
   BUILD ?= build/cuda$(if $(SAN),-$(SAN),)
   CUDA_SKIP = src/cuda/none.c
@@ -39,10 +44,10 @@ ifeq ($(USE_MPI),1)
     CC = mpicc
   endif
   BUILD ?= build/mpi$(if $(SAN),-$(SAN),)
-  COMM_SKIP = src/comm_single.c
+  COMM_SKIP = src/comm_single.c $(if $(filter 1,$(USE_CUDA)),,src/comm_nccl.c)
 else
   BUILD ?= build/$(if $(SAN),$(SAN),release)
-  COMM_SKIP = src/comm_mpi.c
+  COMM_SKIP = src/comm_mpi.c src/comm_nccl.c
 endif
 
 WARN    = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith
@@ -67,6 +72,10 @@ NVCCFLAGS = -O2 -std=c++17 -gencode arch=compute_$(CUDA_ARCH),code=[sm_$(CUDA_AR
 ifeq ($(USE_CUDA),1)
   CFLAGS += -isystem $(CUDA)/include
   LDLIBS += -L$(CUDA)/lib64 -Wl,-rpath,$(CUDA)/lib64 -lcublasLt -lcudart -lstdc++
+endif
+ifeq ($(USE_CUDA)$(USE_MPI),11)
+  CFLAGS += -DNL_NCCL
+  LDLIBS += -lnccl
 endif
 
 LIB_SRC  = $(filter-out $(COMM_SKIP) $(CUDA_SKIP),$(wildcard src/*.c src/cpu/*.c src/cuda/*.c))
@@ -138,7 +147,7 @@ test: $(BUILD)/normlab $(BUILD)/nl_tests $(BUILD)/examples/train_api
 # mpirun (MPI singleton); NORMLAB_REQUIRE_CLUSTER=1: a test that cannot run fails
 test-mpi:
 	$(MAKE) USE_MPI=1 all build/mpi/nl_tests
-	NORMLAB_BIN=build/mpi/normlab NORMLAB_REQUIRE_CLUSTER=1 build/mpi/nl_tests comm sweep_mpi sweep_resume dp_equiv dp_resume dp_faults
+	NORMLAB_BIN=build/mpi/normlab NORMLAB_REQUIRE_CLUSTER=1 build/mpi/nl_tests comm sweep_mpi sweep_resume dp_equiv dp_resume dp_faults dp_overlap dp_watchdog
 
 # the CUDA build's device tests (tests/cuda/cuda_tests.c): needs a GPU; exits non-zero without one
 test-cuda:
@@ -172,6 +181,14 @@ bench-allreduce:
 
 build/mpi/allreduce_bench: bench/allreduce_bench.c build/mpi/libnormlab.a
 	$(CC) $(CFLAGS) $< -o $@ build/mpi/libnormlab.a $(LDLIBS)
+
+# does a nonblocking all-reduce progress during computation? (docs/scaling.md)
+bench-mpi-progress:
+	$(MAKE) USE_MPI=1 build/mpi/mpi_progress
+	mpirun --allow-run-as-root --oversubscribe -np 2 build/mpi/mpi_progress
+
+build/mpi/mpi_progress: bench/mpi_progress.c
+	$(CC) $(CFLAGS) $< -o $@ -pthread
 
 bench-bpe:
 	bash bench/bpe_bench.sh
@@ -213,5 +230,5 @@ valgrind:
 	bash scripts/valgrind.sh build/valgrind/normlab
 
 
-.PHONY: all test test-mpi test-cuda test-lmeval asan ubsan protocol bench bench-allreduce bench-bpe bench-denormal install clean fuzz fuzz-lib fuzz-regress valgrind
+.PHONY: all test test-mpi test-cuda test-lmeval asan ubsan protocol bench bench-allreduce bench-mpi-progress bench-bpe bench-denormal install clean fuzz fuzz-lib fuzz-regress valgrind
 -include $(LIB_OBJ:.o=.d) $(PIC_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/tools/normlab.d $(BUILD)/tests/cuda/cuda_tests.d

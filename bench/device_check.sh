@@ -7,19 +7,21 @@
 # on the same shape if torch with CUDA is installed, else a note that it was skipped.
 #
 #   bash bench/device_check.sh [RESULTS_DIR]      (default: $OUT, else build/device_check)
-#   bash bench/device_check.sh --fetch-debs       (here, before: OpenBLAS's Debian packages into
-#                                                  build/device-debs, for a GPU image without OpenBLAS;
-#                                                  carry build/device-debs along, ~13 MB)
+#   bash bench/device_check.sh --fetch-debs       (here, before: OpenBLAS and oneDNN Debian packages into
+#                                                  build/device-debs, for a GPU image without them;
+#                                                  carry build/device-debs along, ~20 MB)
 #
-# Results: summary.md (the table), build.log, test-cuda.log, bench-normlab.log, bench-torch.log,
+# Results: summary.md (the table), build.log, test-cuda.log, nccl.log, bench-normlab.log, bench-torch.log,
 # nvidia-smi.txt. Without a GPU it stops after the build and host tests, saying "no GPU", exit 3.
+# Where mpirun is installed, after make test-cuda: the NCCL build (make USE_CUDA=1 USE_MPI=1), its
+# device collectives under mpirun -np 1 (test comm_device) and a 5-step mpirun -np 1 train --device cuda.
 # Exit status: 0 all passed; 1 build or host tests failed; 2 make test-cuda failed; 3 no GPU;
-# 4 a benchmark run failed.
+# 4 a benchmark run failed; 5 the NCCL step failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--fetch-debs" ]; then
     mkdir -p build/device-debs && cd build/device-debs &&
-        apt-get download libopenblas0-openmp libopenblas-openmp-dev libgfortran5 && ls -l && exit 0
+        apt-get download libopenblas0-openmp libopenblas-openmp-dev libgfortran5 libdnnl2 libdnnl-dev && ls -l && exit 0
     exit 1
 fi
 RES=${1:-${OUT:-build/device_check}}
@@ -34,20 +36,21 @@ say "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/de
 
 # ---- 1. build and the host-side tests of the CUDA build (no GPU needed)
 t0=$(date +%s)
-# the CPU backend (the tests' reference) needs OpenBLAS; a GPU image may lack it: then the packages
-# carried in build/device-debs are unpacked under build/device-debs/root (not into /)
+# the CPU backend (the tests' reference) needs OpenBLAS and oneDNN; a GPU image may lack them: then the
+# packages carried in build/device-debs are unpacked under build/device-debs/root (not into /)
 MK=()
-if ! printf '#include <%s.h>\n' cblas | "${CC:-cc}" -E -x c - >/dev/null 2>&1; then
+if ! printf '#include <%s>\n' cblas.h oneapi/dnnl/dnnl.h | "${CC:-cc}" -E -x c - >/dev/null 2>&1; then
     if ls build/device-debs/*.deb >/dev/null 2>&1; then
         root=$PWD/build/device-debs/root
         ma=$(gcc -print-multiarch)
         mkdir -p "$root"
         for d in build/device-debs/*.deb; do dpkg-deb -x "$d" "$root"; done
-        MK=(BLAS_DIR="$root/usr/lib/$ma/openblas-openmp" XCFLAGS="-I$root/usr/include/$ma/openblas-openmp")
+        MK=(BLAS_DIR="$root/usr/lib/$ma/openblas-openmp" XCFLAGS="-I$root/usr/include/$ma/openblas-openmp -I$root/usr/include")
         export LD_LIBRARY_PATH="$root/usr/lib/$ma${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-        say "OpenBLAS from the carried packages in build/device-debs"
+        export LIBRARY_PATH="$root/usr/lib/$ma${LIBRARY_PATH:+:$LIBRARY_PATH}" # -ldnnl
+        say "OpenBLAS and oneDNN from the carried packages in build/device-debs"
     else
-        say "FAILED: no OpenBLAS here (its C header); on a machine with apt run bash bench/device_check.sh --fetch-debs and carry build/device-debs"
+        say "FAILED: no OpenBLAS or oneDNN here (their C headers); on a machine with apt run bash bench/device_check.sh --fetch-debs and carry build/device-debs"
         exit 1
     fi
 fi
@@ -77,11 +80,30 @@ fi
 say "make test-cuda passed in $(( $(date +%s) - t0 )) s: $(tail -1 "$RES/test-cuda.log")"
 grep -E "final loss" "$RES/test-cuda.log" | sed 's/^ */    /' >>"$RES/summary.md"
 
-# ---- 4. benchmark: normlab, GPT-2-small shape, pre and peri
-SHAPE="--layers 12 --dim 768 --heads 12 --seq-len 1024 --batch 16 --vocab 50257"
 RUNS=$(mktemp -d)
 trap 'rm -rf "$RUNS"' EXIT
 status=0
+
+# ---- 3b. NCCL: --device cuda under mpirun (docs/cluster.md); only where mpirun is installed
+: >"$RES/nccl.log"
+if command -v mpirun >/dev/null 2>&1 && command -v mpicc >/dev/null 2>&1; then
+    t0=$(date +%s)
+    if ! make -j"$JOBS" USE_CUDA=1 USE_MPI=1 "${MK[@]}" all build/cuda-mpi/nl_tests >>"$RES/nccl.log" 2>&1; then
+        say "FAILED: make USE_CUDA=1 USE_MPI=1 (see nccl.log)"; status=5
+    elif ! NORMLAB_BIN=build/cuda-mpi/normlab timeout 120 build/cuda-mpi/nl_tests comm_device >>"$RES/nccl.log" 2>&1; then
+        say "FAILED: the NCCL collectives, mpirun -np 1 (test comm_device, see nccl.log)"; status=5
+    elif ! timeout 120 mpirun --allow-run-as-root -np 1 build/cuda-mpi/normlab train --device cuda --data data/tinyshakespeare.txt \
+            --layers 2 --dim 64 --heads 2 --seq-len 64 --batch 4 --steps 5 --eval-every 0 --eval-windows 1 --out "$RUNS/nccl" >>"$RES/nccl.log" 2>&1; then
+        say "FAILED: mpirun -np 1 normlab train --device cuda (see nccl.log)"; status=5
+    else
+        say "NCCL: comm_device and mpirun -np 1 train --device cuda passed in $(( $(date +%s) - t0 )) s"
+    fi
+else
+    say "NCCL step skipped: no mpirun/mpicc here"
+fi
+
+# ---- 4. benchmark: normlab, GPT-2-small shape, pre and peri
+SHAPE="--layers 12 --dim 768 --heads 12 --seq-len 1024 --batch 16 --vocab 50257"
 {
     echo
     echo "| trainer | placement | tok/s (median of steps 3..$STEPS) | loss at the last step |"

@@ -113,6 +113,8 @@ typedef struct nl_config {
     int accum;        /* micro-batches per optimizer step */
     int global_batch; /* sequences per optimizer step over all ranks (0: ranks x batch x accum); sets accum */
     int zero;         /* 1: ZeRO-1, AdamW moments sharded across MPI ranks (docs/cluster.md) */
+    int overlap;      /* MPI ranks: reduce gradient buckets during the backward (1) or after it (0) */
+    double dp_timeout;/* MPI ranks: seconds a collective waits before the job ends naming the missing ranks (0: forever) */
     int steps;
     double lr, min_lr_frac, weight_decay, clip; /* weight_decay < 0: the placement's default */
     int warmup;                                 /* < 0: the placement's default */

@@ -59,6 +59,8 @@ void nl_config_defaults(nl_config *c) {
     c->dtype = NL_DTYPE_FP32;
     c->loss_scale = 65536.0;
     c->loss_scale_interval = 2000;
+    c->overlap = 1;
+    c->dp_timeout = 300.0;
 }
 
 void nl_args_defaults(nl_args *a) {
@@ -161,6 +163,7 @@ nl_status nl_config_resolve(nl_config *c) {
     if (c->accum < 1) return NL_FAIL(NL_ERR_ARG, "--accum %d: must be positive", c->accum);
     if (c->global_batch < 0) return NL_FAIL(NL_ERR_ARG, "--global-batch %d: must be 0 (off) or positive", c->global_batch);
     if (c->zero != 0 && c->zero != 1) return NL_FAIL(NL_ERR_ARG, "--zero %d: must be 0 (off) or 1 (sharded AdamW moments)", c->zero);
+    if (!(c->dp_timeout >= 0 && c->dp_timeout <= 1e6)) return NL_FAIL(NL_ERR_ARG, "--dp-timeout %g: must be in 0..1e6 seconds (0: off)", c->dp_timeout);
     if (c->steps < 0) return NL_FAIL(NL_ERR_ARG, "--steps %d: must be >= 0", c->steps);
     if (!(c->lr >= 0 && isfinite(c->lr))) return NL_FAIL(NL_ERR_ARG, "--lr %g: must be a finite number >= 0", c->lr);
     if (!(c->min_lr_frac >= 0 && c->min_lr_frac <= 1)) return NL_FAIL(NL_ERR_ARG, "--min-lr-frac %g: must be in [0, 1]", c->min_lr_frac);
@@ -268,6 +271,8 @@ static const opt opts[] = {
     { "accum",        T_INT,   CFG(accum),        TR,    0, "micro-batches per optimizer step (gradient accumulation)" },
     { "global-batch", T_INT,   CFG(global_batch), TR,    0, "sequences per optimizer step over all MPI ranks; replaces --accum by it / (ranks x batch), which must divide (0: ranks x batch x accum)" },
     { "zero",         T_INT,   CFG(zero),         TR,    0, "1: ZeRO-1 under mpirun, AdamW moments sharded across the ranks (not kept by --resume: give it again)" },
+    { "overlap",      T_ONOFF, CFG(overlap),      TR,    0, "under mpirun: reduce each gradient bucket as soon as the backward has finished it (on) or after the backward (off); the same sums" },
+    { "dp-timeout",   T_DBL,   CFG(dp_timeout),   TR,    0, "under mpirun: seconds a rank waits in one collective before the job ends naming the ranks that did not arrive (0: forever)" },
     { "steps",        T_INT,   CFG(steps),        TR,    0, "optimizer steps" },
     { "lr",           T_DBL,   CFG(lr),           TR,    0, "peak learning rate" },
     { "min-lr-frac",  T_DBL,   CFG(min_lr_frac),  TR,    0, "cosine decay floor as a fraction of --lr" },

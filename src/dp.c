@@ -9,14 +9,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { BUCKET_FLOATS = 4 << 20 }; /* 16 MiB per all-reduce call */
+enum { BUCKET_FLOATS = 4 << 20 }; /* 16 MiB per bucket (NORMLAB_DP_BUCKET: another size, in floats) */
 
 nl_status nl_dp_plan(nl_dp *d, nl_config *cfg) {
     memset(d, 0, sizeof *d);
     d->rank = nl_comm_rank();
     d->size = nl_comm_size();
     d->zero = cfg->zero;
+    d->overlap = cfg->overlap;
+    const char *b = getenv("NORMLAB_DP_BUCKET");
     d->bucket = BUCKET_FLOATS;
+    if (b && *b) {
+        char *end;
+        const long long v = strtoll(b, &end, 10);
+        if (*end || v < 1 || v > NL_COMM_CHUNK)
+            return NL_FAIL(NL_ERR_ARG, "NORMLAB_DP_BUCKET '%s': expected floats per gradient bucket, 1..%d", b, NL_COMM_CHUNK);
+        d->bucket = (size_t)v;
+    }
     if (d->zero == 1 && d->size < 2) /* other values: nl_config_resolve's error */
         return NL_FAIL(NL_ERR_ARG, "--zero 1 shards the AdamW moments across MPI ranks, but this run has one rank: launch it with "
                                    "'mpirun -np N' (N >= 2) on a 'make USE_MPI=1' build, or drop --zero");
@@ -30,7 +39,40 @@ nl_status nl_dp_plan(nl_dp *d, nl_config *cfg) {
     return NL_OK;
 }
 
+int nl_dp_buckets(const size_t *at, int n, size_t target, size_t max, size_t *cut) {
+    int nb = 0;
+    cut[0] = at[0];
+    for (int i = 1; i < n; i++) {
+        while (cut[nb] - at[i] > max) cut[nb + 1] = cut[nb] - max, nb++; /* a long range: pieces of max */
+        if (cut[nb] - at[i] >= target || (i == n - 1 && at[i] < cut[nb])) cut[++nb] = at[i];
+    }
+    return nb;
+}
+
+/* the finish points of m's backward (model.h, grad_ready) -> d's buckets */
+static void plan_buckets(nl_dp *d, const nl_model *m) {
+    const int L = m->cfg.layers;
+    size_t *at = nl_xmalloc(((size_t)L + 3) * sizeof *at);
+    int n = 0;
+    at[n++] = m->nparams;
+    for (int l = L; l >= 0; l--)
+        if (m->block_at[l] < at[n - 1]) at[n++] = m->block_at[l];
+    if (at[n - 1] > 0) at[n++] = 0;
+    d->cut = nl_xmalloc(((size_t)n + m->nparams / NL_COMM_CHUNK + 1) * sizeof *d->cut);
+    d->nb = nl_dp_buckets(at, n, d->bucket, NL_COMM_CHUNK, d->cut);
+    free(at);
+}
+
+void nl_dp_free(nl_dp *d) {
+    free(d->cut);
+    d->cut = NULL;
+    d->nb = 0;
+}
+
 void nl_dp_shard(nl_dp *d, nl_model *m) {
+    d->m = m;
+    nl_dp_free(d);
+    plan_buckets(d, m);
     d->lo = 0, d->hi = m->nparams;
     if (!d->zero) return;
     nl_comm_shard(m->nparams, d->rank, &d->lo, &d->hi);
@@ -43,13 +85,49 @@ void nl_dp_shard(nl_dp *d, nl_model *m) {
     m->m = mm, m->v = vv;
 }
 
-nl_status nl_dp_reduce_grads(const nl_dp *d, nl_model *m) {
-    nl_zero_frozen_grads(m);
-    if (d->size == 1) return NL_OK;
-    if (d->zero) return nl_comm_reduce_scatter_sum(m->grads, m->nparams);
-    for (size_t i = 0; i < m->nparams; i += d->bucket)
-        NL_TRY(nl_comm_allreduce_sum(m->grads + i, m->nparams - i < d->bucket ? m->nparams - i : d->bucket));
-    return NL_OK;
+/* zeroes the gradients of frozen tensors in [lo, hi) */
+static void zero_frozen(nl_model *m, size_t lo, size_t hi) {
+    for (int i = 0; i < m->ntensors; i++) {
+        const nl_tensor *t = &m->tensors[i];
+        const size_t a = t->offset > lo ? t->offset : lo, b = t->offset + t->numel < hi ? t->offset + t->numel : hi;
+        if (!t->trainable && a < b) m->be->zero(m->grads + a, (b - a) * sizeof(float));
+    }
+}
+
+/* starts the reduction of the buckets that lie in [from, nparams) and are not started yet */
+static void post_from(nl_dp *d, size_t from) {
+    nl_model *m = d->m;
+    for (; d->posted < d->nb && d->cut[d->posted + 1] >= from; d->posted++) {
+        const size_t lo = d->cut[d->posted + 1], hi = d->cut[d->posted];
+        zero_frozen(m, lo, hi);
+        nl_status st = nl_comm_post(d->zero ? NL_COMM_SUM_SHARD : NL_COMM_SUM, m->grads, m->nparams, lo, hi);
+        if (st != NL_OK && d->st == NL_OK) d->st = st;
+    }
+}
+
+static void on_grads_ready(void *arg, size_t lo, size_t hi) {
+    (void)hi; /* the ranges come in descending order: everything from lo up is final */
+    post_from(arg, lo);
+}
+
+void nl_dp_overlap(nl_dp *d) {
+    if (d->size == 1 || !d->overlap) return;
+    d->m->grad_ready = on_grads_ready;
+    d->m->grad_ready_arg = d;
+}
+
+nl_status nl_dp_reduce_grads(nl_dp *d, nl_model *m) {
+    m->grad_ready = NULL;
+    if (d->size == 1) {
+        nl_zero_frozen_grads(m);
+        return NL_OK;
+    }
+    post_from(d, 0);
+    nl_status st = nl_comm_wait();
+    if (d->st != NL_OK) st = d->st;
+    d->posted = 0;
+    d->st = NL_OK;
+    return st;
 }
 
 nl_status nl_dp_grad_norm(const nl_dp *d, nl_model *m, double *norm) {

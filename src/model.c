@@ -117,6 +117,7 @@ static void build_tensors(nl_model *m) {
     for (int l = 0; l < L; l++) {
         nl_block_w *w = &m->w.blocks[l], *g = &m->g.blocks[l];
         char pre[64];
+        m->block_at[l] = m->nparams;
         for (int s = 0; s < NL_SUB_COUNT; s++) {
             const unsigned ms = nl_sub_sites(c, l + 1, s);
             for (int k = 0; k < NL_SITE_COUNT; k++) {
@@ -175,6 +176,7 @@ static void build_tensors(nl_model *m) {
         }
         if (mm & NL_WIRE_SDD) add_sdd(m, &cap, &w->mproj_sdd, &g->mproj_sdd, C, sdd_out, l, "mlp.proj");
     }
+    m->block_at[L] = m->nparams;
     if (c->final_norm) add_norm(m, &cap, &m->w.finn, &m->g.finn, C, "final_norm");
     if (dit) {
         nl_dit_w *w = &m->w.dit, *g = &m->g.dit;
@@ -247,6 +249,7 @@ nl_status nl_model_init(nl_model *m, const nl_config *cfg) {
     m->lowp = nl_xcalloc(2 * ((size_t)c->layers + 2) * sizeof *m->lowp);
     m->lowp_at = m->lowp;
     m->g.blocks = nl_xcalloc((size_t)m->cfg.layers * sizeof(nl_block_w));
+    m->block_at = nl_xcalloc(((size_t)c->layers + 1) * sizeof *m->block_at);
     build_tensors(m);
     m->params = m->be->alloc(m->nparams * sizeof(float));
     m->grads = m->be->alloc(m->nparams * sizeof(float));
@@ -286,6 +289,7 @@ void nl_model_free(nl_model *m) {
     free(m->g.blocks);
     free(m->sub);
     free(m->lowp);
+    free(m->block_at);
     memset(m, 0, sizeof *m);
 }
 
@@ -736,6 +740,13 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
 
 /* ---------------------------------------------------------------- backward */
 
+/* the gradients of [lo, hi) are final: tell the caller (model.h, grad_ready) */
+/* dit: the adaLN gradients of every block are only final after nl_dit_embed_backward, so its
+ * backward reports one range, [0, nparams), at the end */
+static void grads_ready(const nl_model *m, size_t lo, size_t hi) {
+    if (m->grad_ready && !m->dit && lo < hi) m->grad_ready(m->grad_ready_arg, lo, hi);
+}
+
 /* da = dL/d(branch output a) -> m->du = dL/du, parameter gradients of the branch. */
 static void branch_backward(nl_model *m, const nl_sub_acts *A, int s, unsigned ms, const nl_block_w *w,
                             nl_block_w *g, const float *da, size_t N) {
@@ -846,6 +857,7 @@ void nl_model_backward(nl_model *m) {
         norm_bwd(m, gnext, &m->g.finn, g, xl, &m->w.finn, m->f_mean, m->f_rstd, 1.0f, N, (int)C);
         float *t = g; g = gnext; gnext = t;
     }
+    grads_ready(m, m->block_at[c->layers], m->nparams);
 
     for (int l = c->layers - 1; l >= 0; l--) {
         const float scale = (float)nl_block_in_scale(c, l + 1);
@@ -913,6 +925,7 @@ void nl_model_backward(nl_model *m) {
             store(m, gnext, NC);
             float *t = g; g = gnext; gnext = t;
         }
+        grads_ready(m, m->block_at[l], m->block_at[l + 1]);
     }
     count_at(m, 0, 1);
     if (m->r) {
@@ -930,4 +943,6 @@ void nl_model_backward(nl_model *m) {
     }
     if (m->dit) nl_dit_embed_backward(m, g); /* patch embedding, every adaLN, the conditioning */
     else be->encoder_backward(m->g.wte, m->g.wpe, g, m->tok_inp, m->fB, m->fT, (int)C);
+    if (m->dit && m->grad_ready) m->grad_ready(m->grad_ready_arg, 0, m->nparams); /* adaLN grads come last */
+    else grads_ready(m, 0, m->block_at[0]);
 }

@@ -139,6 +139,15 @@ typedef struct nl_model {
     float *dit_fm, *dit_out;   /* (N, C) final modulated stream, (N, P) predicted velocity */
     float *dit_dsc, *dit_db;   /* (B, C) d SiLU(c); (max(N P, B TF + B C)) backward scratch */
     int dit_has_tgt;           /* the staged batch has a target (the forward computes the loss) */
+    size_t *block_at;  /* (L + 1): block l's parameters are [block_at[l], block_at[l + 1]) */
+    /* Not NULL: nl_model_backward calls grad_ready(grad_ready_arg, lo, hi) as soon as the gradients of
+     * parameters [lo, hi) are final for this backward (enqueued on the backend): the final norm's and
+     * untied head's, then each block's from the last to the first, then the embeddings' (and a tied
+     * head's). The ranges come in descending order and tile [0, nparams); empty ones are left out
+     * (--arch dit: one range, at the end).
+     * Data-parallel training reduces them while the backward goes on (dp.h). */
+    void (*grad_ready)(void *arg, size_t lo, size_t hi);
+    void *grad_ready_arg;
 } nl_model;
 
 /* Validates cfg (nl_config_check) and builds the parameter table; params are initialised from

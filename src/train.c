@@ -243,6 +243,7 @@ typedef struct run {
     int lead;          /* rank 0: writes the run directory, metrics and logs */
     int check_every;   /* NORMLAB_DP_CHECK: compare the ranks' parameters every N steps (0: never) */
     int kill_rank, kill_step; /* NORMLAB_FAULT kill-rank:R:K: rank R SIGKILLs itself at step K */
+    int stop_rank, stop_step; /* NORMLAB_FAULT stop-rank:R:K: rank R SIGSTOPs itself at step K (hangs) */
     int skew_rank, skew_step; /* NORMLAB_FAULT skew-rank:R:K: rank R changes a parameter after step K */
     nl_loss_scaler ls; /* --dtype fp16: dynamic loss scaling (docs/numerics.md §4) */
     int fp16;
@@ -254,6 +255,7 @@ typedef struct run {
 } run;
 
 static void run_free(run *r) {
+    nl_dp_free(&r->dp);
     nl_model_free(&r->m);
     if (r->metrics) fclose(r->metrics);
     if (r->lock_fd > 0) close(r->lock_fd);
@@ -344,19 +346,20 @@ static nl_status open_tb(run *r, int step) {
     return nl_tb_open(&r->tb, r->c->tensorboard[0] ? r->c->tensorboard : r->c->out, step);
 }
 
-/* NORMLAB_FAULT=nan-at:K,kill-in-ckpt:K,kill-rank:R:K,skew-rank:R:K (fault injection for tests and drills);
+/* NORMLAB_FAULT=nan-at:K,kill-in-ckpt:K,kill-rank:R:K,stop-rank:R:K,skew-rank:R:K (fault injection for tests and drills);
  * NORMLAB_DP_CHECK=N: the ranks compare their parameters every N steps */
 static nl_status parse_faults(run *r) {
     const char *e = getenv("NORMLAB_FAULT");
-    r->kill_rank = r->skew_rank = -1;
+    r->kill_rank = r->stop_rank = r->skew_rank = -1;
     for (const char *p = e; p && *p;) {
         size_t n = strcspn(p, ",");
         int k = 0, q = 0, used = 0;
         if (sscanf(p, "nan-at:%d%n", &k, &used) == 1 && (size_t)used == n && k > 0) r->fault_nan = k;
         else if (sscanf(p, "kill-in-ckpt:%d%n", &k, &used) == 1 && (size_t)used == n && k >= 0) r->fault_kill_ckpt = k;
         else if (sscanf(p, "kill-rank:%d:%d%n", &q, &k, &used) == 2 && (size_t)used == n && q >= 0 && k > 0) r->kill_rank = q, r->kill_step = k;
+        else if (sscanf(p, "stop-rank:%d:%d%n", &q, &k, &used) == 2 && (size_t)used == n && q >= 0 && k > 0) r->stop_rank = q, r->stop_step = k;
         else if (sscanf(p, "skew-rank:%d:%d%n", &q, &k, &used) == 2 && (size_t)used == n && q >= 0 && k > 0) r->skew_rank = q, r->skew_step = k;
-        else return NL_FAIL(NL_ERR_ARG, "NORMLAB_FAULT '%s': expected nan-at:STEP, kill-in-ckpt:STEP, kill-rank:RANK:STEP or skew-rank:RANK:STEP, "
+        else return NL_FAIL(NL_ERR_ARG, "NORMLAB_FAULT '%s': expected nan-at:STEP, kill-in-ckpt:STEP, kill-rank:RANK:STEP, stop-rank:RANK:STEP or skew-rank:RANK:STEP, "
                                         "comma-separated", e);
         p += n + (p[n] == ',');
     }
@@ -523,6 +526,7 @@ static nl_status setup(run *r) {
         NL_TRY(nl_loss_scaler_init(&r->ls, c->loss_scale, 2.0, 0.5, c->loss_scale_interval, NL_LOSS_SCALE_MIN, NL_LOSS_SCALE_MAX));
         scaler_from_info(r, &r->info); /* a resumed run continues its scale */
     }
+    if (c->device == NL_DEVICE_CUDA) NL_TRY(nl_comm_use_device(1)); /* several ranks: NCCL */
     nl_dp_shard(&r->dp, &r->m);
     nl_model_alloc_acts(&r->m, c->batch, c->seq_len);
     const size_t BT = (size_t)c->batch * c->seq_len;
@@ -710,6 +714,7 @@ static nl_status train_loop(run *r) {
     for (int step = r->info.step; step < c->steps; step = r->info.step) {
         if (c->diag_every && step % c->diag_every == 0 && r->lead) NL_TRY(diag_step(r, step));
         if (r->kill_rank == r->dp.rank && r->kill_step == step + 1) raise(SIGKILL); /* NORMLAB_FAULT kill-rank */
+        if (r->stop_rank == r->dp.rank && r->stop_step == step + 1) raise(SIGSTOP); /* NORMLAB_FAULT stop-rank */
         double t0 = nl_now(), loss = 0.0;
         const double S = r->fp16 ? r->ls.scale : 1.0; /* the loss scale of this step */
         nl_model_zero_grad(m);
@@ -723,10 +728,14 @@ static nl_status train_loop(run *r) {
             if (r->dit) /* its loss is a mean already: the gradient of the mean over the step's micro-batches */
                 loss += nl_dit_forward(m, r->xt, r->tt, r->yy, r->vv, c->batch, (float)(S / (c->accum * P))) / c->accum;
             else loss += nl_model_forward(m, r->inp, r->tgt, c->batch, c->seq_len, (float)(dscale * S)) / c->accum;
+            if (j % c->accum == c->accum - 1) nl_dp_overlap(&r->dp); /* the last micro-step: reduce during its backward */
             nl_model_backward(m);
         }
+        double dp_wait = 0.0; /* seconds the gradient reduction kept this rank waiting after the backward */
         if (P > 1) { /* the gradients and the mean loss over the ranks */
+            const double tw = nl_now();
             NL_TRY(nl_dp_reduce_grads(&r->dp, m));
+            dp_wait = nl_now() - tw;
             NL_TRY(nl_comm_allreduce_sum_f64(&loss, 1));
             loss /= P;
         }
@@ -818,6 +827,7 @@ static nl_status train_loop(run *r) {
         fprintf(r->metrics, ", \"lr\": %.6g, \"grad_norm\": ", lr);
         fprintf(r->metrics, isfinite(gn) ? "%.6g" : "null", gn);
         if (r->fp16) fprintf(r->metrics, ", \"loss_scale\": %.17g%s", S, skipped ? ", \"skipped\": 1" : "");
+        if (P > 1) fprintf(r->metrics, ", \"dp_wait_ms\": %.2f", 1e3 * dp_wait);
         fprintf(r->metrics, ", \"tok_per_s\": %.1f, \"time_s\": %.3f}\n", tok_step / dt, nl_now() - t_start);
         if (fflush(r->metrics) != 0 || ferror(r->metrics))
             return NL_FAIL(NL_ERR_IO, "writing '%s' failed: %s", r->metrics_path, strerror(errno));
@@ -875,6 +885,7 @@ static nl_status train(nl_config *cfg, const char *resume, int overwrite) {
     r.overwrite = overwrite;
     r.lock_fd = -1;
     NL_TRY(nl_comm_init(NULL, NULL)); /* under mpirun: this process is one rank of the job */
+    nl_comm_set_timeout(cfg->dp_timeout);
     const int P = nl_comm_size(), rank = nl_comm_rank();
     if (cfg->threads > 0) nl_set_threads(cfg->threads);
     else if (nl_comm_local_size() > 1) { /* the ranks on this machine share its cores */

@@ -81,6 +81,8 @@ int test_cli_errors(void) {
         { 2, "not on|off", "train --tie-head sometimes --data %s" },
         { 2, "--zero 2: must be 0 (off) or 1", "train --zero 2 --data %s" },
         { 2, "--global-batch -4: must be 0 (off) or positive", "train --global-batch -4 --data %s" },
+        { 2, "--overlap: 'sometimes' is not on|off", "train --overlap sometimes --data %s" },
+        { 2, "--dp-timeout -5: must be in 0..1e6 seconds (0: off)", "train --dp-timeout -5 --data %s" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(a, sizeof a, cases[i].fmt, i == 12 ? small : txt);

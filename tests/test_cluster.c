@@ -3,6 +3,7 @@
  * scripts/slurm_local.sh (needs root, slurm-wlm and munge). A test for the other build (MPI) says so
  * and passes; one that the machine cannot run (no root, no Slurm) is skipped with a line saying why,
  * unless NORMLAB_REQUIRE_CLUSTER=1 (CI), which makes that a failure. */
+#include "backend.h"
 #include "check.h"
 #include "comm.h"
 #include "sweep.h"
@@ -84,6 +85,17 @@ static int comm_checks(void) {
         for (size_t i = a; i < b; i++) bad += x[i] != (float)(1000 * q + (int)i);
     }
     fails += NL_CHECK(bad == 0, "rank %d: all-gather wrong in %d of %d elements", r, bad, N);
+    /* posted (the communication thread): [100, 700) summed, [700, N) summed into each shard's owner;
+     * [0, 100) untouched */
+    for (int i = 0; i < N; i++) x[i] = (float)(r + 1) + 0.25f * (float)i;
+    fails += NL_CHECK(nl_comm_post(NL_COMM_SUM, x, N, 100, 700) == NL_OK && nl_comm_post(NL_COMM_SUM_SHARD, x, N, 700, N) == NL_OK &&
+                          nl_comm_wait() == NL_OK, "posted collectives: %s", nl_last_error());
+    for (int i = 0; i < N; i++) {
+        const int summed = (i >= 100 && i < 700) || (i >= 700 && (size_t)i >= lo && (size_t)i < hi);
+        if (i < 100 || summed) bad += x[i] != (summed ? (float)(p * (p + 1) / 2) + 0.25f * (float)(p * i) : (float)(r + 1) + 0.25f * (float)i);
+    }
+    fails += NL_CHECK(bad == 0, "rank %d: posted all-reduce / reduce-scatter wrong in %d elements", r, bad);
+    fails += NL_CHECK(nl_comm_post(NL_COMM_SUM, x, N, 700, 100) == NL_ERR_ARG, "a post of a bad range is refused");
     double d[2] = { 0.1 * (r + 1), 1e-17 };
     fails += NL_CHECK(nl_comm_allreduce_sum_f64(d, 2) == NL_OK, "double all-reduce: %s", nl_last_error());
     fails += NL_CHECK(fabs(d[0] - 0.05 * p * (p + 1)) < 1e-15 && fabs(d[1] - p * 1e-17) < 1e-30, "rank %d: double all-reduce %.17g %.3g", r, d[0], d[1]);
@@ -124,6 +136,76 @@ int test_comm(void) {
         fails += NL_CHECK(rc == 0 && ok == np, "mpirun -np %d: exit %d, %d ranks ok: %s", np, rc, ok, out);
     }
     return fails;
+}
+
+/* The float collectives on the CUDA backend's memory (NCCL, make USE_CUDA=1 USE_MPI=1), on every rank
+ * under mpirun (NL_COMM_CHILD=1): the same sums as comm_checks, read back to the host. */
+static int comm_device_checks(void) {
+    int fails = 0;
+    const nl_backend *be;
+    NL_ASSERT(nl_comm_init(NULL, NULL) == NL_OK);
+    if (nl_backend_cuda(&be) != NL_OK) return printf("    %s\n", nl_last_error()), 1;
+    fails += NL_CHECK(nl_comm_use_device(1) == NL_OK, "NCCL: %s", nl_last_error());
+    const int r = nl_comm_rank(), p = nl_comm_size();
+    enum { N = 100003 };
+    static float h[N];
+    float *x = be->alloc(N * sizeof(float));
+    size_t lo, hi;
+    nl_comm_shard(N, r, &lo, &hi);
+    for (int i = 0; i < N; i++) h[i] = (float)(r + 1) + 0.25f * (float)(i % 1000);
+    be->from_host(x, h, sizeof h);
+    fails += NL_CHECK(nl_comm_allreduce_sum(x, N) == NL_OK, "all-reduce: %s", nl_last_error());
+    be->to_host(h, x, sizeof h);
+    int bad = 0;
+    for (int i = 0; i < N; i++) bad += h[i] != (float)(p * (p + 1) / 2) + 0.25f * (float)(p * (i % 1000));
+    fails += NL_CHECK(bad == 0, "rank %d: device all-reduce wrong in %d of %d elements", r, bad, N);
+    /* posted: [100, 70000) summed, [70000, N) into the shards' owners, while a kernel-free wait */
+    for (int i = 0; i < N; i++) h[i] = (float)(r + 1) + 0.25f * (float)(i % 1000);
+    be->from_host(x, h, sizeof h);
+    fails += NL_CHECK(nl_comm_post(NL_COMM_SUM, x, N, 100, 70000) == NL_OK && nl_comm_post(NL_COMM_SUM_SHARD, x, N, 70000, N) == NL_OK &&
+                          nl_comm_wait() == NL_OK, "posted: %s", nl_last_error());
+    be->to_host(h, x, sizeof h);
+    for (int i = 0; i < N; i++) {
+        const int summed = (i >= 100 && i < 70000) || (i >= 70000 && (size_t)i >= lo && (size_t)i < hi);
+        if (i < 100 || summed) bad += h[i] != (summed ? (float)(p * (p + 1) / 2) + 0.25f * (float)(p * (i % 1000)) : (float)(r + 1) + 0.25f * (float)(i % 1000));
+    }
+    fails += NL_CHECK(bad == 0, "rank %d: device posted all-reduce / reduce-scatter wrong in %d elements", r, bad);
+    /* all-gather: every element its owner's value */
+    for (int i = 0; i < N; i++) h[i] = (size_t)i >= lo && (size_t)i < hi ? (float)(1000 * r + i % 1000) : -1.0f;
+    be->from_host(x, h, sizeof h);
+    fails += NL_CHECK(nl_comm_reduce_scatter_sum(x, N) == NL_OK && nl_comm_allgather(x, N) == NL_OK, "reduce-scatter, all-gather: %s", nl_last_error());
+    be->to_host(h, x, sizeof h);
+    for (int q = 0; q < p; q++) {
+        size_t a, b;
+        nl_comm_shard(N, q, &a, &b);
+        /* the owner's shard after a reduce-scatter holds the sum: its own value plus -1 from each other rank */
+        for (size_t i = a; i < b; i++) bad += h[i] != (float)(1000 * q + (int)(i % 1000)) - (float)(p - 1);
+    }
+    fails += NL_CHECK(bad == 0, "rank %d: device reduce-scatter + all-gather wrong in %d of %d elements", r, bad, N);
+    be->free(x);
+    nl_comm_finalize();
+    if (!fails) printf("comm_device rank %d of %d ok (NCCL)\n", r, p);
+    return fails;
+}
+
+/* the device collectives under mpirun -np NL_COMM_DEVICE_RANKS (default 1: one GPU) where there is a
+ * GPU and a make USE_CUDA=1 USE_MPI=1 build; bench/device_check.sh runs it */
+int test_comm_device(void) {
+    if (getenv("NL_COMM_CHILD")) return comm_device_checks();
+    if (strcmp(nl_comm_backend(), "mpi")) return other_build("NCCL needs the build make USE_CUDA=1 USE_MPI=1");
+    const nl_backend *be;
+    if (nl_backend_cuda(&be) != NL_OK) {
+        printf("    skipped: no GPU here (%s)\n", nl_last_error());
+        return 0;
+    }
+    char self[1024];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    NL_ASSERT(n > 0);
+    self[n] = 0;
+    const char *np = getenv("NL_COMM_DEVICE_RANKS");
+    const int rc = nl_run_fmt(out, sizeof out, "NL_COMM_CHILD=1 mpirun --allow-run-as-root --oversubscribe -np %s %s comm_device 2>&1", np ? np : "1", self);
+    printf("%s", out);
+    return NL_CHECK(rc == 0 && strstr(out, "comm_device rank 0 of"), "mpirun -np %s comm_device: exit %d", np ? np : "1", rc);
 }
 
 /* ------------------------------------------------------------- mpirun sweep */

@@ -6,6 +6,9 @@
 #include "check.h"
 #include "ckpt.h"
 #include "comm.h"
+#include "config.h"
+#include "dp.h"
+#include "norm.h"
 #include "tests.h"
 
 #include <math.h>
@@ -18,7 +21,9 @@
 
 static char out[1 << 16];
 
-#define MPIRUN "NORMLAB_DP_CHECK=1 mpirun --allow-run-as-root --oversubscribe"
+/* buckets of 5000 floats: the test models' gradients reduce in 3 (the last block and the head, the first
+ * block, the embeddings), overlapped with the backward */
+#define MPIRUN "NORMLAB_DP_CHECK=1 NORMLAB_DP_BUCKET=5000 mpirun --allow-run-as-root --oversubscribe"
 
 static const char *model = "--layers 2 --dim 32 --heads 2 --seq-len 32 --warmup 2 --eval-every 0 --eval-windows 4 --threads 1 --seed 7";
 
@@ -252,6 +257,177 @@ int test_dp_faults(void) {
         snprintf(a, sizeof a, "%s/t/%.25s", dir, ck);
         fails += NL_CHECK(ckpt_diff(a, a, &same) == 0, "%s loads", a);
     }
+    nl_run_fmt(out, sizeof out, "rm -rf %s", dir);
+    return fails;
+}
+
+/* ------------------------------------------------------------- overlap, chunks, watchdog */
+
+/* what the backward reported: each range, and its gradients at the moment of the report */
+typedef struct seen {
+    const nl_model *m;
+    int n, bad_order;
+    size_t next_hi; /* the next range must end here */
+    size_t lo[64], hi[64];
+    float *snap;    /* nparams: the gradients of each range when reported */
+} seen;
+
+static void record(void *arg, size_t lo, size_t hi) {
+    seen *s = arg;
+    s->bad_order += hi != s->next_hi || lo >= hi || s->n == 64;
+    if (s->n < 64) s->lo[s->n] = lo, s->hi[s->n++] = hi;
+    s->next_hi = lo;
+    s->m->be->to_host(s->snap + lo, s->m->grads + lo, (hi - lo) * sizeof(float));
+}
+
+/* model.h's grad_ready: the ranges tile the parameters from the last to the first, each reported once
+ * its gradients are final (they do not change after the report, and they are not all zero), for
+ * placements whose backward differs (post norms, ResiDual's second stream, B2T, normformer), a tied
+ * and an untied head */
+int test_dp_hook(void) {
+    int fails = 0;
+    static const char *const norms[] = { "pre", "post", "peri", "residual", "b2t", "normformer" };
+    for (size_t k = 0; k < sizeof norms / sizeof norms[0] * 2; k++) {
+        nl_config c;
+        nl_config_defaults(&c);
+        c.vocab = 61, c.layers = 3, c.dim = 16, c.heads = 2, c.seq_len = 8, c.seed = 3 + k;
+        c.norm = nl_norm_from_name(norms[k / 2]);
+        if (k % 2) c.arch = NL_ARCH_LLAMA; /* untied head, no biases */
+        nl_model m;
+        NL_ASSERT(nl_model_init(&m, &c) == NL_OK);
+        nl_model_alloc_acts(&m, 2, 8);
+        int inp[16], tgt[16];
+        for (int i = 0; i < 16; i++) inp[i] = (7 * i + (int)k) % 61, tgt[i] = (5 * i + 3) % 61;
+        seen s = { .m = &m, .next_hi = m.nparams, .snap = nl_xcalloc(m.nparams * sizeof(float)) };
+        nl_model_zero_grad(&m);
+        nl_model_forward(&m, inp, tgt, 2, 8, 1.0f);
+        m.grad_ready = record, m.grad_ready_arg = &s;
+        nl_model_backward(&m);
+        m.grad_ready = NULL;
+        int changed = 0, zero_ranges = 0;
+        for (int i = 0; i < s.n; i++) {
+            double a = 0;
+            for (size_t j = s.lo[i]; j < s.hi[i]; j++) {
+                changed += memcmp(&s.snap[j], &m.grads[j], sizeof(float)) != 0;
+                a += fabs(m.grads[j]);
+            }
+            zero_ranges += a == 0;
+        }
+        fails += NL_CHECK(s.bad_order == 0 && s.next_hi == 0 && s.n >= c.layers + 1 && s.n <= c.layers + 2,
+                          "%s %s: %d ranges, descending and tiling [0, %zu): %d out of order, the last ends at %zu", norms[k / 2],
+                          nl_arch_names[c.arch], s.n, m.nparams, s.bad_order, s.next_hi);
+        fails += NL_CHECK(changed == 0 && zero_ranges == 0, "%s %s: %d gradients changed after their range was reported, %d ranges all zero",
+                          norms[k / 2], nl_arch_names[c.arch], changed, zero_ranges);
+        free(s.snap);
+        nl_model_free(&m);
+    }
+    return fails;
+}
+
+/* the shard and bucket arithmetic far beyond 2^31 elements (nothing allocated): every piece an MPI call
+ * gets is at most NL_COMM_CHUNK < INT_MAX, the pieces tile the range */
+int test_dp_chunks(void) {
+    int fails = 0;
+    const size_t n = 5000000011ull; /* 5e9: > 2^32 */
+    for (int P = 1; P <= 7; P += 3) {
+        size_t next = 0, lo, hi, smin = n, smax = 0;
+        for (int q = 0; q < P; q++) {
+            nl_shard_of(n, P, q, &lo, &hi);
+            fails += NL_CHECK(lo == next, "P %d: shard %d starts at %zu, not %zu", P, q, lo, next);
+            next = hi;
+            smin = hi - lo < smin ? hi - lo : smin, smax = hi - lo > smax ? hi - lo : smax;
+        }
+        fails += NL_CHECK(next == n && smax - smin <= 1, "P %d: shards of %zu tile it, sizes %zu..%zu", P, n, smin, smax);
+        /* a bucket across shard boundaries: its pieces in rank order tile it */
+        size_t counts[7], a = n / 3 - 12345, b = a + 2 * (n / P) + 99, sum = 0;
+        if (b > n) b = n;
+        const int first = nl_shard_span(n, P, a, b, counts);
+        nl_shard_of(n, P, first, &lo, &hi);
+        for (int q = 0; q < P; q++) sum += counts[q];
+        fails += NL_CHECK(sum == b - a && lo <= a && a < hi, "P %d: the pieces of [%zu, %zu) sum to %zu, the first in rank %d's shard", P, a, b, sum, first);
+    }
+    /* buckets of a 6.4e9-parameter backward: a head of 10, two blocks of 3e9 (longer than one MPI call: 2
+     * pieces of 2^30 and the rest each), one block of 10, the embeddings of 4e8 */
+    const size_t at[] = { 6400000020ull, 6400000010ull, 3400000010ull, 400000010ull, 400000000ull, 0 };
+    size_t cut[6 + 6400000020ull / NL_COMM_CHUNK + 1];
+    const int nb = nl_dp_buckets(at, 6, 4u << 20, NL_COMM_CHUNK, cut);
+    int ok = cut[0] == at[0] && cut[nb] == 0, big = 0;
+    for (int k = 0; k < nb; k++) {
+        ok &= cut[k + 1] < cut[k] && cut[k] - cut[k + 1] <= NL_COMM_CHUNK;
+        big += cut[k] - cut[k + 1] == NL_COMM_CHUNK;
+    }
+    /* every finish point ends a bucket but the ends of the 10-element ranges (they join the next range) */
+    int ends = 0;
+    for (int i = 0; i < 6; i++)
+        for (int k = 0; k <= nb; k++) ends += cut[k] == at[i];
+    fails += NL_CHECK(ok && ends == 4 && big == 4 && nb == 7, "buckets of 6.4e9 floats: %d, each at most 2^30 (%d of 2^30), %d cut at finish points", nb, big, ends);
+    /* small: one bucket per finish point once the target is reached */
+    const size_t sm[] = { 100, 90, 50, 45, 0 };
+    const int ns = nl_dp_buckets(sm, 5, 40, 1000, cut);
+    fails += NL_CHECK(ns == 2 && cut[1] == 50 && cut[2] == 0, "buckets of 40 over finish points 100 90 50 45 0: %d (cuts %zu %zu)", ns, cut[1], cut[2]);
+    return fails;
+}
+
+/* --overlap on equals --overlap off bit for bit (the same buckets and calls, only earlier), with and
+ * without ZeRO-1 and with --accum 2, on 2 and 3 ranks */
+int test_dp_overlap(void) {
+    if (!mpi_build()) return 0;
+    int fails = 0, same;
+    char dir[] = "/tmp/nl_dp_overlap_XXXXXX", data[600], a[700], b[700], launch[128];
+    NL_ASSERT(mkdtemp(dir));
+    snprintf(data, sizeof data, "%s/t.txt", dir);
+    nl_make_text(data, 6000);
+    static const char *const extra[] = { "", "--zero 1", "--accum 2" };
+    for (int np = 2; np <= 3; np++)
+        for (int e = 0; e < 3; e++) {
+            if (np == 2 && e == 2) continue;
+            snprintf(launch, sizeof launch, MPIRUN " -np %d", np);
+            for (int on = 0; on < 2; on++) {
+                char run[700], o[128];
+                snprintf(run, sizeof run, "%s/r%d%d%d", dir, np, e, on);
+                snprintf(o, sizeof o, "--batch 2 --steps 4 --overlap %s %s", on ? "on" : "off", extra[e]);
+                fails += NL_CHECK(train(launch, run, o, data) == 0, "-np %d %s", np, o);
+            }
+            snprintf(a, sizeof a, "%s/r%d%d0/ckpt-00000004.safetensors", dir, np, e);
+            snprintf(b, sizeof b, "%s/r%d%d1/ckpt-00000004.safetensors", dir, np, e);
+            const double d = ckpt_diff(a, b, &same);
+            printf("    -np %d %s: --overlap on vs off: max |diff| %.3g (%s)\n", np, extra[e], d, same ? "bit-identical" : "not bit-identical");
+            fails += NL_CHECK(d == 0 && same, "-np %d %s: --overlap on is bit-identical to off", np, extra[e]);
+        }
+    nl_run_fmt(out, sizeof out, "rm -rf %s", dir);
+    return fails;
+}
+
+/* a rank that stops (SIGSTOP) without dying: the others give up after --dp-timeout, naming it, the
+ * job exits non-zero, the last checkpoint loads and resumes */
+int test_dp_watchdog(void) {
+    int fails = 0, same;
+    char dir[] = "/tmp/nl_dp_watchdog_XXXXXX", data[600], cmd[2048], log[700], a[700];
+    NL_ASSERT(mkdtemp(dir));
+    snprintf(data, sizeof data, "%s/t.txt", dir);
+    nl_make_text(data, 6000);
+    int rc = train("", dir, "--steps 1 --dp-timeout -1", data);
+    fails += NL_CHECK(rc == 2 && strstr(out, "--dp-timeout -1: must be in 0..1e6 seconds") && count(out, "\n") == 1, "--dp-timeout -1: exit 2, one line: %s", out);
+    if (!mpi_build()) return fails;
+    snprintf(log, sizeof log, "%s/stop.log", dir);
+    const double timeout = 4;
+    snprintf(cmd, sizeof cmd, "NORMLAB_FAULT=stop-rank:1:11 " MPIRUN " -np 3 %s train --data %s %s --out %s/s --batch 2 --steps 40 --ckpt-every 4 "
+             "--zero 1 --dp-timeout %g > %s 2>&1", nl_test_bin(), data, model, dir, timeout, log);
+    double took;
+    rc = run_signal(cmd, log, "", 0, 90, &took);
+    nl_run_fmt(out, sizeof out, "cat %s", log);
+    /* the steps before the stop take a few seconds: the whole job ends within the timeout after them */
+    fails += NL_CHECK(rc > 0 && took < 20 && strstr(out, "for rank(s) 1, which did not arrive") && strstr(out, "(--dp-timeout 4)") &&
+                          !strstr(out, "for rank(s) 0") && !strstr(out, "for rank(s) 2"),
+                      "a stopped rank ends the job within the timeout, naming it (and only it): exit %d after %.1fs: %s", rc, took, out);
+    nl_run_fmt(out, sizeof out, "pgrep -f -- '[-]-out %s/s' | wc -l", dir);
+    fails += NL_CHECK(atoi(out) == 0, "no rank is left behind (stopped or running): %s", out);
+    snprintf(a, sizeof a, "%s/s/ckpt-00000008.safetensors", dir);
+    fails += NL_CHECK(ckpt_diff(a, a, &same) == 0, "the last checkpoint before the stop loads");
+    nl_run_fmt(out, sizeof out, "ls %s/s", dir);
+    fails += NL_CHECK(!strstr(out, "ckpt-00000012") && !strstr(out, ".tmp."), "no later or partial checkpoint: %s", out);
+    rc = nl_run_fmt(out, sizeof out, MPIRUN " -np 2 %s train --resume %s/s --steps 12 2>&1", nl_test_bin(), dir);
+    fails += NL_CHECK(rc == 0 && strstr(out, "resuming from step 8 of 12") && strstr(out, "done: 12 steps"), "resumed after the stop: %s", out);
     nl_run_fmt(out, sizeof out, "rm -rf %s", dir);
     return fails;
 }

@@ -65,10 +65,15 @@
     X(sweep_summary)                                                                               \
     X(sweep_slurm_args)                                                                            \
     X(comm)                                                                                        \
+    X(comm_device)                                                                                 \
     X(sweep_mpi)                                                                                   \
     X(dp_equiv)                                                                                    \
     X(dp_resume)                                                                                   \
     X(dp_faults)                                                                                   \
+    X(dp_hook)                                                                                     \
+    X(dp_chunks)                                                                                   \
+    X(dp_overlap)                                                                                  \
+    X(dp_watchdog)                                                                                 \
     X(sweep_slurm)                                                                                 \
     X(analyze_skip)                                                                                \
     X(analyze_numbers)                                                                             \

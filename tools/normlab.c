@@ -72,13 +72,13 @@ static char **g_argv;
 
 /* options that leave the loss curve unchanged may be given with --resume; the rest come from the
  * checkpoint */
-static const char *const resume_ok[] = { "resume", "threads", "log-every", "ckpt-every", "keep-ckpts", "on-nan", "max-rollbacks", "steps", "zero", NULL };
+static const char *const resume_ok[] = { "resume", "threads", "log-every", "ckpt-every", "keep-ckpts", "on-nan", "max-rollbacks", "steps", "zero", "overlap", "dp-timeout", NULL };
 
 static int cmd_resume(nl_args *a) {
     const char *bad = nl_args_given_except(a, NL_CMD_TRAIN, resume_ok);
     if (bad) {
         nl_set_error("--%s cannot be combined with --resume: a resumed run continues with the config saved in its checkpoint "
-                     "(allowed: --steps --threads --log-every --ckpt-every --keep-ckpts --on-nan --max-rollbacks --zero)", bad);
+                     "(allowed: --steps --threads --log-every --ckpt-every --keep-ckpts --on-nan --max-rollbacks --zero --overlap --dp-timeout)", bad);
         return fail(NL_ERR_ARG);
     }
     static nl_args r;
