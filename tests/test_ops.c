@@ -50,36 +50,46 @@ static double norm_loss(void *p) {
     return dot(c->out, c->wout, (size_t)c->N * c->C);
 }
 
+/* two shapes: one row block of the lane reductions plus a tail; and more rows than one row chunk of the
+ * parameter-gradient reduction (ops_norm.c), several lane blocks and a tail */
 int test_ops_norm(void) {
     int fails = 0;
     nl_rng r;
     nl_rng_seed(&r, 1);
-    for (int type = 0; type < NL_NORM_TYPE_COUNT; type++) {
-        for (int sc = 0; sc < 2; sc++) {
-            enum { N = 5, C = 24 };
-            float x[N * C], w[C], b[C], wout[N * C], out[N * C], mean[N], rstd[N];
-            float dx[N * C] = { 0 }, dw[C] = { 0 }, db[C] = { 0 };
-            double X[N * C], W[C], Bb[C], WO[N * C], O[N * C], g[N * C];
-            nl_fill(&r, x, N * C, 2.0);
-            for (int i = 0; i < C; i++) x[i] += 3.0f; /* a row with a large mean */
-            nl_fill(&r, w, C, 1.0);
-            nl_fill(&r, b, C, 1.0);
-            nl_fill(&r, wout, N * C, 1.0);
-            nl_to_double(x, X, N * C), nl_to_double(w, W, C), nl_to_double(b, Bb, C), nl_to_double(wout, WO, N * C);
-            norm_ctx c = { N, C, type, sc ? 0.5 : 1.0, 1e-5, X, W, Bb, WO, O };
-            norm_ref(&c);
-            nl_norm_forward(out, mean, rstd, x, w, b, (float)c.scale, type, 1e-5f, N, C);
-            fails += nl_check_rel(type ? "rmsnorm forward" : "layernorm forward", out, O, N * C, FWD_TOL);
-            nl_norm_backward(dx, dw, db, wout, x, w, mean, rstd, (float)c.scale, type, N, C);
-            nl_fd_grad(norm_loss, &c, X, N * C, g);
-            fails += nl_check_rel("norm dx", dx, g, N * C, BWD_TOL);
-            nl_fd_grad(norm_loss, &c, W, C, g);
-            fails += nl_check_rel("norm dw", dw, g, C, BWD_TOL);
-            if (type == NL_LAYERNORM) {
-                nl_fd_grad(norm_loss, &c, Bb, C, g);
-                fails += nl_check_rel("norm db", db, g, C, BWD_TOL);
+    const int shapes[2][2] = { { 5, 24 }, { 70, 40 } };
+    for (int sh = 0; sh < 2; sh++) {
+        const int N = shapes[sh][0], C = shapes[sh][1], NC = N * C;
+        float *fb = calloc((size_t)7 * NC + 3 * C + 2 * N, sizeof(float));
+        double *db_ = calloc((size_t)4 * NC + 2 * C, sizeof(double));
+        float *x = fb, *wout = x + NC, *out = wout + NC, *dx = out + NC, *w = dx + NC, *b = w + C, *dw = b + C,
+              *mean = dw + C, *rstd = mean + N, *db = rstd + N;
+        double *X = db_, *WO = X + NC, *O = WO + NC, *g = O + NC, *W = g + NC, *Bb = W + C;
+        for (int type = 0; type < NL_NORM_TYPE_COUNT; type++) {
+            for (int sc = 0; sc < 2; sc++) {
+                memset(dx, 0, (size_t)NC * sizeof *dx), memset(dw, 0, (size_t)C * sizeof *dw), memset(db, 0, (size_t)C * sizeof *db);
+                nl_fill(&r, x, NC, 2.0);
+                for (int i = 0; i < C; i++) x[i] += 3.0f; /* a row with a large mean */
+                nl_fill(&r, w, C, 1.0);
+                nl_fill(&r, b, C, 1.0);
+                nl_fill(&r, wout, NC, 1.0);
+                nl_to_double(x, X, NC), nl_to_double(w, W, C), nl_to_double(b, Bb, C), nl_to_double(wout, WO, NC);
+                norm_ctx c = { N, C, type, sc ? 0.5 : 1.0, 1e-5, X, W, Bb, WO, O };
+                norm_ref(&c);
+                nl_norm_forward(out, mean, rstd, x, w, b, (float)c.scale, type, 1e-5f, (size_t)N, C);
+                fails += nl_check_rel(type ? "rmsnorm forward" : "layernorm forward", out, O, NC, FWD_TOL);
+                nl_norm_backward(dx, dw, db, wout, x, w, mean, rstd, (float)c.scale, type, (size_t)N, C);
+                nl_fd_grad(norm_loss, &c, X, NC, g);
+                fails += nl_check_rel("norm dx", dx, g, NC, BWD_TOL);
+                nl_fd_grad(norm_loss, &c, W, C, g);
+                fails += nl_check_rel("norm dw", dw, g, C, BWD_TOL);
+                if (type == NL_LAYERNORM) {
+                    nl_fd_grad(norm_loss, &c, Bb, C, g);
+                    fails += nl_check_rel("norm db", db, g, C, BWD_TOL);
+                }
             }
         }
+        free(fb);
+        free(db_);
     }
     return fails;
 }
@@ -261,11 +271,11 @@ static double lin_loss(void *p) {
 }
 
 int test_ops_linear(void) {
-    enum { N = 6, IC = 16, OC = 12 };
+    enum { N = 70, IC = 16, OC = 12 }; /* N: more rows than one row chunk of the bias gradient (nl_colsum) */
     nl_rng r;
     nl_rng_seed(&r, 2);
     float x[N * IC], w[OC * IC], b[OC], wout[N * OC], out[N * OC], dx[N * IC], dw[OC * IC] = { 0 }, db[OC] = { 0 };
-    double X[N * IC], W[OC * IC], Bb[OC], WO[N * OC], O[N * OC], g[OC * IC];
+    double X[N * IC], W[OC * IC], Bb[OC], WO[N * OC], O[N * OC], g[N * IC > OC * IC ? N * IC : OC * IC];
     nl_fill(&r, x, N * IC, 1), nl_fill(&r, w, OC * IC, 1), nl_fill(&r, b, OC, 1), nl_fill(&r, wout, N * OC, 1);
     nl_to_double(x, X, N * IC), nl_to_double(w, W, OC * IC), nl_to_double(b, Bb, OC), nl_to_double(wout, WO, N * OC);
     lin_ctx c = { N, IC, OC, X, W, Bb, WO, O };
