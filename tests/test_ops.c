@@ -332,30 +332,33 @@ static double att_loss(void *p) {
     return dot(c->out, c->wout, (size_t)c->B * c->T * c->C);
 }
 
+/* T 7: rows shorter than one lane block of the softmax reductions; T 37: several blocks and a tail */
 int test_ops_attention(void) {
-    enum { B = 2, T = 7, C = 12, NH = 3, N = B * T };
+    enum { B = 2, TMAX = 37, C = 12, NH = 3, NMAX = B * TMAX };
     int fails = 0;
-    for (int KVH = NH; KVH >= 1; KVH -= 2) { /* multi-head, then grouped-query with one kv head */
-        const int ld = C + 2 * KVH * (C / NH);
-        nl_rng r;
-        nl_rng_seed(&r, 3);
-        float qkv[N * 3 * C], wout[N * C], out[N * C], att[B * NH * T * T], datt[B * NH * T * T], dqkv[N * 3 * C];
-        double Q[N * 3 * C], WO[N * C], O[N * C], g[N * 3 * C];
-        nl_fill(&r, qkv, N * ld, 1), nl_fill(&r, wout, N * C, 1);
-        nl_to_double(qkv, Q, N * ld), nl_to_double(wout, WO, N * C);
-        att_ctx c = { B, T, C, NH, KVH, Q, WO, O };
-        att_loss(&c);
-        char label[64];
-        nl_attention_forward(out, att, qkv, B, T, C, NH, KVH);
-        snprintf(label, sizeof label, "attention forward (kv heads %d)", KVH);
-        fails += nl_check_rel(label, out, O, N * C, FWD_TOL);
-        nl_attention_backward(dqkv, datt, wout, qkv, att, B, T, C, NH, KVH);
-        nl_fd_grad(att_loss, &c, Q, N * ld, g);
-        snprintf(label, sizeof label, "attention dqkv (kv heads %d)", KVH);
-        fails += nl_check_rel(label, dqkv, g, N * ld, BWD_TOL);
-        /* causality: the first token's output is its own value vector */
-        fails += NL_CHECK(fabsf(out[0] - qkv[C + KVH * (C / NH)]) < 1e-6f, "token 0 attends only to itself");
-    }
+    static float qkv[NMAX * 3 * C], wout[NMAX * C], out[NMAX * C], att[B * NH * TMAX * TMAX], datt[B * NH * TMAX * TMAX],
+        dqkv[NMAX * 3 * C];
+    static double Q[NMAX * 3 * C], WO[NMAX * C], O[NMAX * C], g[NMAX * 3 * C];
+    for (int T = 7; T <= TMAX; T += TMAX - 7)
+        for (int KVH = NH; KVH >= 1; KVH -= 2) { /* multi-head, then grouped-query with one kv head */
+            const int ld = C + 2 * KVH * (C / NH), N = B * T;
+            nl_rng r;
+            nl_rng_seed(&r, 3);
+            nl_fill(&r, qkv, N * ld, 1), nl_fill(&r, wout, N * C, 1);
+            nl_to_double(qkv, Q, N * ld), nl_to_double(wout, WO, N * C);
+            att_ctx c = { B, T, C, NH, KVH, Q, WO, O };
+            att_loss(&c);
+            char label[64];
+            nl_attention_forward(out, att, qkv, B, T, C, NH, KVH);
+            snprintf(label, sizeof label, "attention forward (T %d, kv heads %d)", T, KVH);
+            fails += nl_check_rel(label, out, O, N * C, FWD_TOL);
+            nl_attention_backward(dqkv, datt, wout, qkv, att, B, T, C, NH, KVH);
+            nl_fd_grad(att_loss, &c, Q, N * ld, g);
+            snprintf(label, sizeof label, "attention dqkv (T %d, kv heads %d)", T, KVH);
+            fails += nl_check_rel(label, dqkv, g, N * ld, BWD_TOL);
+            /* causality: the first token's output is its own value vector */
+            fails += NL_CHECK(fabsf(out[0] - qkv[C + KVH * (C / NH)]) < 1e-6f, "token 0 attends only to itself");
+        }
     return fails;
 }
 
@@ -561,26 +564,30 @@ static double xent_loss(void *p) {
     return s / c->N;
 }
 
+/* V 10: a row shorter than one lane block; V 70: several blocks and a tail */
 int test_ops_xent(void) {
-    enum { N = 4, V = 10, LD = 12 };
+    enum { N = 4, VMAX = 70, LD = VMAX + 2 };
     const int tgt[N] = { 3, 0, 9, 3 };
-    nl_rng r;
-    nl_rng_seed(&r, 7);
-    float z[N * LD], losses[N], grad[N * V];
-    double Z[N * V], g[N * V], want[N];
-    nl_fill(&r, z, N * LD, 3);
-    for (int n = 0; n < N; n++)
-        for (int i = 0; i < V; i++) Z[n * V + i] = z[n * LD + i];
-    xent_ctx c = { N, V, tgt, Z };
-    for (int n = 0; n < N; n++) {
-        xent_ctx one = { 1, V, tgt + n, Z + n * V };
-        want[n] = xent_loss(&one);
+    int fails = 0;
+    for (int V = 10; V <= VMAX; V += VMAX - 10) {
+        nl_rng r;
+        nl_rng_seed(&r, 7);
+        float z[N * LD], losses[N], grad[N * VMAX];
+        double Z[N * VMAX], g[N * VMAX], want[N];
+        nl_fill(&r, z, N * LD, 3);
+        for (int n = 0; n < N; n++)
+            for (int i = 0; i < V; i++) Z[n * V + i] = z[n * LD + i];
+        xent_ctx c = { N, V, tgt, Z };
+        for (int n = 0; n < N; n++) {
+            xent_ctx one = { 1, V, tgt + n, Z + n * V };
+            want[n] = xent_loss(&one);
+        }
+        nl_xent(losses, z, tgt, N, V, LD, 1.0f / N);
+        fails += nl_check_rel("cross-entropy per-row loss", losses, want, N, FWD_TOL);
+        for (int n = 0; n < N; n++) memcpy(grad + n * V, z + n * LD, (size_t)V * sizeof(float));
+        nl_fd_grad(xent_loss, &c, Z, N * V, g);
+        fails += nl_check_rel("cross-entropy dlogits", grad, g, N * V, BWD_TOL);
     }
-    nl_xent(losses, z, tgt, N, V, LD, 1.0f / N);
-    int fails = nl_check_rel("cross-entropy per-row loss", losses, want, N, FWD_TOL);
-    for (int n = 0; n < N; n++) memcpy(grad + n * V, z + n * LD, V * sizeof(float));
-    nl_fd_grad(xent_loss, &c, Z, N * V, g);
-    fails += nl_check_rel("cross-entropy dlogits", grad, g, N * V, BWD_TOL);
     return fails;
 }
 
