@@ -206,11 +206,15 @@ void nl_lowp_round(float *dst, const float *src, size_t n, nl_dtype dt, nl_lowp_
         return;
     }
     uint64_t ov = 0, fl = 0;
-    const long nb = (long)((n + BLOCK - 1) / BLOCK);
-#pragma omp parallel for schedule(static) reduction(+ : ov, fl) if (n >= PAR_MIN)
-    for (long b = 0; b < nb; b++) {
-        const size_t i = (size_t)b * BLOCK;
-        round_serial(dst + i, src + i, n - i < BLOCK ? n - i : BLOCK, dt, &ov, &fl);
+    if (n < PAR_MIN) { /* no parallel region at all: attention rounds each row of P and dS from inside one */
+        for (size_t i = 0; i < n; i += BLOCK) round_serial(dst + i, src + i, n - i < BLOCK ? n - i : BLOCK, dt, &ov, &fl);
+    } else {
+        const long nb = (long)((n + BLOCK - 1) / BLOCK);
+#pragma omp parallel for schedule(static) reduction(+ : ov, fl)
+        for (long b = 0; b < nb; b++) {
+            const size_t i = (size_t)b * BLOCK;
+            round_serial(dst + i, src + i, n - i < BLOCK ? n - i : BLOCK, dt, &ov, &fl);
+        }
     }
     if (counts) counts->overflow += ov, counts->flushed += fl;
 }
