@@ -35,7 +35,7 @@ static float *partials(size_t nchunk, int cols) {
 
 /* out[i] += sum over chunks of part[ch * cols + i], chunks in order */
 static void add_partials(float *out, const float *part, size_t nchunk, int cols) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for schedule(static)
     for (int i = 0; i < cols; i++) {
         float s = 0.0f;
         for (size_t ch = 0; ch < nchunk; ch++) s += part[ch * (size_t)cols + (size_t)i];
