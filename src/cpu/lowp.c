@@ -162,8 +162,8 @@ static void unpack_block(float *dst, const uint16_t *src, size_t n, nl_dtype dt)
  * count, then pack to 16 bits and unpack. Both give the bits of the scalar conversions. */
 static void round_serial(float *dst, const float *src, size_t n, nl_dtype dt, uint64_t *ov, uint64_t *fl) {
     const uint32_t ovf = dt == NL_DTYPE_BF16 ? BF16_OVF : FP16_OVF, flush = dt == NL_DTYPE_BF16 ? BF16_FLUSH : FP16_FLUSH;
-    size_t i = 0;
 #ifdef __AVX512F__
+    size_t i = 0;
     const __m512i absm = _mm512_set1_epi32((int)ABS_MASK), inf = _mm512_set1_epi32((int)INF_BITS);
     const __m512i vo = _mm512_set1_epi32((int)ovf), vf = _mm512_set1_epi32((int)flush);
     const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7FFF), quiet = _mm512_set1_epi32(0x400000);
