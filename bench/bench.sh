@@ -7,10 +7,12 @@
 #     so the peer runs with its best kernels;
 #  3. full training steps (forward, backward, clip, AdamW) of normlab and of an idiomatic PyTorch GPT
 #     (bench/torch_bench.py) on the same shapes and thread count, with normlab's model-FLOP rate as a
-#     percentage of the best matmul rate of step 1 for that shape.
+#     percentage of the best f32 matmul rate of step 1 for that shape; for each dtype of normlab
+#     (--dtype fp32, bf16, fp16: how much slower than fp32) and the peer's fp32 and bf16 autocast.
 # Prints markdown tables for docs/benchmarks.md.
 # usage: bash bench/bench.sh [steps]      (run from the repository root after `make bench` builds
-#        build/release/gemm_bench; SHAPES="byte llama" picks shapes, GEMM_ROUNDS=N the passes of step 1)
+#        build/release/gemm_bench; SHAPES="byte llama" picks shapes, DTYPES="fp32 bf16" the dtypes,
+#        GEMM_ROUNDS=N the passes of step 1, THREADS=N the thread count of every run, default 2)
 # Model FLOPs per token (training) = 3 * (2*L*(4*d^2 + M*d*F) + 2*d*V + 4*L*T*d), M = 2 (gpt2: fc, proj)
 # or 3 (llama: gate, up, down): every matmul counted once, attention over the full T x T (what both
 # implementations compute). Shapes: byte (gpt2 blocks, byte vocabulary), gpt2 (GPT-2 vocabulary),
@@ -18,11 +20,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${1:-10}
-THREADS=2
+THREADS=${THREADS:-2}
 BIN=build/release/normlab
 GB=build/release/gemm_bench
 PY=/usr/bin/python3
 SHAPES=${SHAPES:-byte gpt2 llama}
+DTYPES=${DTYPES:-fp32 bf16 fp16}
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
@@ -119,19 +122,32 @@ r = [json.loads(l)['tok_per_s'] for l in open('$TMP/run/metrics.jsonl')][2:]
 print(round(statistics.median(r), 1))"
 }
 
-echo "| shape | norm | normlab tok/s | PyTorch tok/s | ratio | normlab GFLOP/s | % of best matmul |"
-echo "|---|---|---|---|---|---|---|"
+# one row per shape, placement and dtype; the PyTorch peer runs fp32 next to normlab fp32 and bf16
+# autocast (fp32 master weights, bf16 matmuls: the numerics of normlab's --dtype bf16) next to normlab
+# bf16; torch 1.13's CPU autocast has no fp16. "slower than fp32": normlab's time per token against its fp32 row.
+echo "| shape | norm | dtype | normlab tok/s | PyTorch tok/s | ratio | normlab GFLOP/s | % of best f32 matmul | slower than fp32 |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for shape in $SHAPES; do
     shape_vars $shape
     flops=$($PY -c "print(3 * (2*$L*(4*$D**2 + $M*$D*$F) + 2*$D*$FV + 4*$L*$T*$D))")
     for norm in pre peri; do
-        nl=$(normlab_tps "$DATA" --arch $ARCH --ffn-dim $F --layers $L --dim $D --heads $H --seq-len $T --batch $B --norm $norm $VOPT)
-        pt=$(OPENBLAS_CORETYPE=$pt_core $PY bench/torch_bench.py --arch $ARCH --ffn-dim $F --layers $L --dim $D --heads $H --seq-len $T \
-             --batch $B --vocab $V --norm $norm --steps $STEPS --threads $THREADS | $PY -c "import json,sys; print(round(json.load(sys.stdin)['tok_per_s'], 1))")
-        $PY -c "
-nl, pt, fl, peak = $nl, $pt, $flops, ${best[$shape]}
+        nl32=""
+        for dtype in $DTYPES; do
+            nl=$(normlab_tps "$DATA" --arch $ARCH --ffn-dim $F --layers $L --dim $D --heads $H --seq-len $T --batch $B --norm $norm --dtype $dtype $VOPT)
+            [ $dtype = fp32 ] && nl32=$nl
+            pt=None
+            if [ $dtype != fp16 ]; then
+                pt=$(OPENBLAS_CORETYPE=$pt_core $PY bench/torch_bench.py --arch $ARCH --ffn-dim $F --layers $L --dim $D --heads $H --seq-len $T \
+                     --batch $B --vocab $V --norm $norm --steps $STEPS --threads $THREADS $([ $dtype = bf16 ] && echo --bf16) \
+                     | $PY -c "import json,sys; print(round(json.load(sys.stdin)['tok_per_s'], 1))")
+            fi
+            $PY -c "
+nl, pt, fl, peak, nl32 = $nl, $pt, $flops, ${best[$shape]}, ${nl32:-None}
 g = nl * fl / 1e9
-print(f'| $ARCH L$L d$D H$H T$T B$B V$V | $norm | {nl:.0f} | {pt:.0f} | {nl/pt:.2f}x | {g:.1f} | {100*g/peak:.0f}% |')"
+ptc, ratio = ('{:.0f}'.format(pt), '{:.2f}x'.format(nl / pt)) if pt else ('-', '-')
+vs = '{:+.1f}%'.format(100 * (nl32 / nl - 1)) if nl32 and '$dtype' != 'fp32' else '-'
+print(f'| $ARCH L$L d$D H$H T$T B$B V$V | $norm | $dtype | {nl:.0f} | {ptc} | {ratio} | {g:.1f} | {100*g/peak:.0f}% | {vs} |')"
+        done
     done
 done
 echo

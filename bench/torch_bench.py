@@ -9,8 +9,9 @@ bench/bench.sh runs it under each OPENBLAS_CORETYPE to give the peer its fastest
 --arch llama: RMSNorm, RoPE (Meta's interleaved channel pairs, precomputed cos/sin), fused QKV,
 SwiGLU MLP (gate and up fused into one matmul), no biases, no position embedding, untied head.
 Both use torch.optim.AdamW (weight decay on 2-D tensors) and global-norm clipping.
-On a GPU (--device cuda, bench/device_check.sh): --bf16 autocasts to bfloat16, --compile runs
-torch.compile, and AdamW is the fused CUDA implementation."""
+--bf16 autocasts to bfloat16 (fp32 master weights), on the CPU (bench/bench.sh's bf16 peer) or a GPU.
+On a GPU (--device cuda, bench/device_check.sh): --compile runs torch.compile, and AdamW is the fused
+CUDA implementation."""
 import argparse
 import ctypes
 import json

@@ -50,36 +50,46 @@ static double norm_loss(void *p) {
     return dot(c->out, c->wout, (size_t)c->N * c->C);
 }
 
+/* two shapes: one row block of the lane reductions plus a tail; and more rows than one row chunk of the
+ * parameter-gradient reduction (ops_norm.c), several lane blocks and a tail */
 int test_ops_norm(void) {
     int fails = 0;
     nl_rng r;
     nl_rng_seed(&r, 1);
-    for (int type = 0; type < NL_NORM_TYPE_COUNT; type++) {
-        for (int sc = 0; sc < 2; sc++) {
-            enum { N = 5, C = 24 };
-            float x[N * C], w[C], b[C], wout[N * C], out[N * C], mean[N], rstd[N];
-            float dx[N * C] = { 0 }, dw[C] = { 0 }, db[C] = { 0 };
-            double X[N * C], W[C], Bb[C], WO[N * C], O[N * C], g[N * C];
-            nl_fill(&r, x, N * C, 2.0);
-            for (int i = 0; i < C; i++) x[i] += 3.0f; /* a row with a large mean */
-            nl_fill(&r, w, C, 1.0);
-            nl_fill(&r, b, C, 1.0);
-            nl_fill(&r, wout, N * C, 1.0);
-            nl_to_double(x, X, N * C), nl_to_double(w, W, C), nl_to_double(b, Bb, C), nl_to_double(wout, WO, N * C);
-            norm_ctx c = { N, C, type, sc ? 0.5 : 1.0, 1e-5, X, W, Bb, WO, O };
-            norm_ref(&c);
-            nl_norm_forward(out, mean, rstd, x, w, b, (float)c.scale, type, 1e-5f, N, C);
-            fails += nl_check_rel(type ? "rmsnorm forward" : "layernorm forward", out, O, N * C, FWD_TOL);
-            nl_norm_backward(dx, dw, db, wout, x, w, mean, rstd, (float)c.scale, type, N, C);
-            nl_fd_grad(norm_loss, &c, X, N * C, g);
-            fails += nl_check_rel("norm dx", dx, g, N * C, BWD_TOL);
-            nl_fd_grad(norm_loss, &c, W, C, g);
-            fails += nl_check_rel("norm dw", dw, g, C, BWD_TOL);
-            if (type == NL_LAYERNORM) {
-                nl_fd_grad(norm_loss, &c, Bb, C, g);
-                fails += nl_check_rel("norm db", db, g, C, BWD_TOL);
+    const int shapes[2][2] = { { 5, 24 }, { 70, 40 } };
+    for (int sh = 0; sh < 2; sh++) {
+        const int N = shapes[sh][0], C = shapes[sh][1], NC = N * C;
+        float *fb = calloc((size_t)7 * NC + 3 * C + 2 * N, sizeof(float));
+        double *db_ = calloc((size_t)4 * NC + 2 * C, sizeof(double));
+        float *x = fb, *wout = x + NC, *out = wout + NC, *dx = out + NC, *w = dx + NC, *b = w + C, *dw = b + C,
+              *mean = dw + C, *rstd = mean + N, *db = rstd + N;
+        double *X = db_, *WO = X + NC, *O = WO + NC, *g = O + NC, *W = g + NC, *Bb = W + C;
+        for (int type = 0; type < NL_NORM_TYPE_COUNT; type++) {
+            for (int sc = 0; sc < 2; sc++) {
+                memset(dx, 0, (size_t)NC * sizeof *dx), memset(dw, 0, (size_t)C * sizeof *dw), memset(db, 0, (size_t)C * sizeof *db);
+                nl_fill(&r, x, NC, 2.0);
+                for (int i = 0; i < C; i++) x[i] += 3.0f; /* a row with a large mean */
+                nl_fill(&r, w, C, 1.0);
+                nl_fill(&r, b, C, 1.0);
+                nl_fill(&r, wout, NC, 1.0);
+                nl_to_double(x, X, NC), nl_to_double(w, W, C), nl_to_double(b, Bb, C), nl_to_double(wout, WO, NC);
+                norm_ctx c = { N, C, type, sc ? 0.5 : 1.0, 1e-5, X, W, Bb, WO, O };
+                norm_ref(&c);
+                nl_norm_forward(out, mean, rstd, x, w, b, (float)c.scale, type, 1e-5f, (size_t)N, C);
+                fails += nl_check_rel(type ? "rmsnorm forward" : "layernorm forward", out, O, NC, FWD_TOL);
+                nl_norm_backward(dx, dw, db, wout, x, w, mean, rstd, (float)c.scale, type, (size_t)N, C);
+                nl_fd_grad(norm_loss, &c, X, NC, g);
+                fails += nl_check_rel("norm dx", dx, g, NC, BWD_TOL);
+                nl_fd_grad(norm_loss, &c, W, C, g);
+                fails += nl_check_rel("norm dw", dw, g, C, BWD_TOL);
+                if (type == NL_LAYERNORM) {
+                    nl_fd_grad(norm_loss, &c, Bb, C, g);
+                    fails += nl_check_rel("norm db", db, g, C, BWD_TOL);
+                }
             }
         }
+        free(fb);
+        free(db_);
     }
     return fails;
 }
@@ -318,11 +328,11 @@ static double lin_loss(void *p) {
 }
 
 int test_ops_linear(void) {
-    enum { N = 6, IC = 16, OC = 12 };
+    enum { N = 70, IC = 16, OC = 12 }; /* N: more rows than one row chunk of the bias gradient (nl_colsum) */
     nl_rng r;
     nl_rng_seed(&r, 2);
     float x[N * IC], w[OC * IC], b[OC], wout[N * OC], out[N * OC], dx[N * IC], dw[OC * IC] = { 0 }, db[OC] = { 0 };
-    double X[N * IC], W[OC * IC], Bb[OC], WO[N * OC], O[N * OC], g[OC * IC];
+    double X[N * IC], W[OC * IC], Bb[OC], WO[N * OC], O[N * OC], g[N * IC > OC * IC ? N * IC : OC * IC];
     nl_fill(&r, x, N * IC, 1), nl_fill(&r, w, OC * IC, 1), nl_fill(&r, b, OC, 1), nl_fill(&r, wout, N * OC, 1);
     nl_to_double(x, X, N * IC), nl_to_double(w, W, OC * IC), nl_to_double(b, Bb, OC), nl_to_double(wout, WO, N * OC);
     lin_ctx c = { N, IC, OC, X, W, Bb, WO, O };
@@ -379,30 +389,33 @@ static double att_loss(void *p) {
     return dot(c->out, c->wout, (size_t)c->B * c->T * c->C);
 }
 
+/* T 7: rows shorter than one lane block of the softmax reductions; T 37: several blocks and a tail */
 int test_ops_attention(void) {
-    enum { B = 2, T = 7, C = 12, NH = 3, N = B * T };
+    enum { B = 2, TMAX = 37, C = 12, NH = 3, NMAX = B * TMAX };
     int fails = 0;
-    for (int KVH = NH; KVH >= 1; KVH -= 2) { /* multi-head, then grouped-query with one kv head */
-        const int ld = C + 2 * KVH * (C / NH);
-        nl_rng r;
-        nl_rng_seed(&r, 3);
-        float qkv[N * 3 * C], wout[N * C], out[N * C], att[B * NH * T * T], datt[B * NH * T * T], dqkv[N * 3 * C];
-        double Q[N * 3 * C], WO[N * C], O[N * C], g[N * 3 * C];
-        nl_fill(&r, qkv, N * ld, 1), nl_fill(&r, wout, N * C, 1);
-        nl_to_double(qkv, Q, N * ld), nl_to_double(wout, WO, N * C);
-        att_ctx c = { B, T, C, NH, KVH, Q, WO, O };
-        att_loss(&c);
-        char label[64];
-        nl_attention_forward(out, att, qkv, B, T, C, NH, KVH);
-        snprintf(label, sizeof label, "attention forward (kv heads %d)", KVH);
-        fails += nl_check_rel(label, out, O, N * C, FWD_TOL);
-        nl_attention_backward(dqkv, datt, wout, qkv, att, B, T, C, NH, KVH);
-        nl_fd_grad(att_loss, &c, Q, N * ld, g);
-        snprintf(label, sizeof label, "attention dqkv (kv heads %d)", KVH);
-        fails += nl_check_rel(label, dqkv, g, N * ld, BWD_TOL);
-        /* causality: the first token's output is its own value vector */
-        fails += NL_CHECK(fabsf(out[0] - qkv[C + KVH * (C / NH)]) < 1e-6f, "token 0 attends only to itself");
-    }
+    static float qkv[NMAX * 3 * C], wout[NMAX * C], out[NMAX * C], att[B * NH * TMAX * TMAX], datt[B * NH * TMAX * TMAX],
+        dqkv[NMAX * 3 * C];
+    static double Q[NMAX * 3 * C], WO[NMAX * C], O[NMAX * C], g[NMAX * 3 * C];
+    for (int T = 7; T <= TMAX; T += TMAX - 7)
+        for (int KVH = NH; KVH >= 1; KVH -= 2) { /* multi-head, then grouped-query with one kv head */
+            const int ld = C + 2 * KVH * (C / NH), N = B * T;
+            nl_rng r;
+            nl_rng_seed(&r, 3);
+            nl_fill(&r, qkv, N * ld, 1), nl_fill(&r, wout, N * C, 1);
+            nl_to_double(qkv, Q, N * ld), nl_to_double(wout, WO, N * C);
+            att_ctx c = { B, T, C, NH, KVH, Q, WO, O };
+            att_loss(&c);
+            char label[64];
+            nl_attention_forward(out, att, qkv, B, T, C, NH, KVH);
+            snprintf(label, sizeof label, "attention forward (T %d, kv heads %d)", T, KVH);
+            fails += nl_check_rel(label, out, O, N * C, FWD_TOL);
+            nl_attention_backward(dqkv, datt, wout, qkv, att, B, T, C, NH, KVH);
+            nl_fd_grad(att_loss, &c, Q, N * ld, g);
+            snprintf(label, sizeof label, "attention dqkv (T %d, kv heads %d)", T, KVH);
+            fails += nl_check_rel(label, dqkv, g, N * ld, BWD_TOL);
+            /* causality: the first token's output is its own value vector */
+            fails += NL_CHECK(fabsf(out[0] - qkv[C + KVH * (C / NH)]) < 1e-6f, "token 0 attends only to itself");
+        }
     return fails;
 }
 
@@ -608,26 +621,30 @@ static double xent_loss(void *p) {
     return s / c->N;
 }
 
+/* V 10: a row shorter than one lane block; V 70: several blocks and a tail */
 int test_ops_xent(void) {
-    enum { N = 4, V = 10, LD = 12 };
+    enum { N = 4, VMAX = 70, LD = VMAX + 2 };
     const int tgt[N] = { 3, 0, 9, 3 };
-    nl_rng r;
-    nl_rng_seed(&r, 7);
-    float z[N * LD], losses[N], grad[N * V];
-    double Z[N * V], g[N * V], want[N];
-    nl_fill(&r, z, N * LD, 3);
-    for (int n = 0; n < N; n++)
-        for (int i = 0; i < V; i++) Z[n * V + i] = z[n * LD + i];
-    xent_ctx c = { N, V, tgt, Z };
-    for (int n = 0; n < N; n++) {
-        xent_ctx one = { 1, V, tgt + n, Z + n * V };
-        want[n] = xent_loss(&one);
+    int fails = 0;
+    for (int V = 10; V <= VMAX; V += VMAX - 10) {
+        nl_rng r;
+        nl_rng_seed(&r, 7);
+        float z[N * LD], losses[N], grad[N * VMAX];
+        double Z[N * VMAX], g[N * VMAX], want[N];
+        nl_fill(&r, z, N * LD, 3);
+        for (int n = 0; n < N; n++)
+            for (int i = 0; i < V; i++) Z[n * V + i] = z[n * LD + i];
+        xent_ctx c = { N, V, tgt, Z };
+        for (int n = 0; n < N; n++) {
+            xent_ctx one = { 1, V, tgt + n, Z + n * V };
+            want[n] = xent_loss(&one);
+        }
+        nl_xent(losses, z, tgt, N, V, LD, 1.0f / N);
+        fails += nl_check_rel("cross-entropy per-row loss", losses, want, N, FWD_TOL);
+        for (int n = 0; n < N; n++) memcpy(grad + n * V, z + n * LD, (size_t)V * sizeof(float));
+        nl_fd_grad(xent_loss, &c, Z, N * V, g);
+        fails += nl_check_rel("cross-entropy dlogits", grad, g, N * V, BWD_TOL);
     }
-    nl_xent(losses, z, tgt, N, V, LD, 1.0f / N);
-    int fails = nl_check_rel("cross-entropy per-row loss", losses, want, N, FWD_TOL);
-    for (int n = 0; n < N; n++) memcpy(grad + n * V, z + n * LD, V * sizeof(float));
-    nl_fd_grad(xent_loss, &c, Z, N * V, g);
-    fails += nl_check_rel("cross-entropy dlogits", grad, g, N * V, BWD_TOL);
     return fails;
 }
 

@@ -161,7 +161,8 @@ void nl_copy_cols(float *dst, int ldd, const float *src, int lds, size_t rows, i
 void nl_adamw(float *p, float *m, float *v, const float *g, size_t n, const nl_adamw_hp *hp);
 
 /* Reductions in double. nl_sum adds in index order; nl_sumsq adds fixed chunks of NL_SUMSQ_CHUNK
- * elements (in parallel), then the chunk sums in order: neither depends on the thread count. */
+ * elements (in parallel; within a chunk in NL_LANES lanes, lanes.h), then the chunk sums in order: neither
+ * depends on the thread count. */
 enum { NL_SUMSQ_CHUNK = 1 << 14 };
 double nl_sum(const float *x, size_t n);
 double nl_sumsq(const float *x, size_t n);

@@ -157,14 +157,43 @@ static void unpack_block(float *dst, const uint16_t *src, size_t n, nl_dtype dt)
 /* Below this many elements the loops stay on one thread. */
 #define PAR_MIN (1 << 16)
 
+/* One pass with AVX-512: count, round in the register (bf16: the rounding of pack_block with the low 16
+ * bits cleared; fp16: VCVTPS2PH then VCVTPH2PS), store. The rest (and every element without AVX-512):
+ * count, then pack to 16 bits and unpack. Both give the bits of the scalar conversions. */
 static void round_serial(float *dst, const float *src, size_t n, nl_dtype dt, uint64_t *ov, uint64_t *fl) {
+    const uint32_t ovf = dt == NL_DTYPE_BF16 ? BF16_OVF : FP16_OVF, flush = dt == NL_DTYPE_BF16 ? BF16_FLUSH : FP16_FLUSH;
+#ifdef __AVX512F__
+    size_t i = 0;
+    const __m512i absm = _mm512_set1_epi32((int)ABS_MASK), inf = _mm512_set1_epi32((int)INF_BITS);
+    const __m512i vo = _mm512_set1_epi32((int)ovf), vf = _mm512_set1_epi32((int)flush);
+    const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7FFF), quiet = _mm512_set1_epi32(0x400000);
+    const __m512i hi = _mm512_set1_epi32((int)0xFFFF0000u);
+    uint64_t o = 0, f = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512i u = _mm512_loadu_si512(src + i), a = _mm512_and_si512(u, absm);
+        o += (uint64_t)__builtin_popcount(_mm512_cmpge_epu32_mask(a, vo) & _mm512_cmplt_epu32_mask(a, inf));
+        f += (uint64_t)__builtin_popcount(_mm512_test_epi32_mask(a, a) & _mm512_cmple_epu32_mask(a, vf));
+        if (dt == NL_DTYPE_BF16) {
+            const __mmask16 nan = _mm512_cmpgt_epu32_mask(a, inf);
+            const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
+            __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(lsb, bias));
+            r = _mm512_mask_or_epi32(r, nan, u, quiet);
+            _mm512_storeu_si512(dst + i, _mm512_and_si512(r, hi));
+        } else {
+            const __m256i h = _mm512_cvtps_ph(_mm512_castsi512_ps(u), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(h));
+        }
+    }
+    *ov += o;
+    *fl += f;
+    dst += i, src += i, n -= i;
+#endif
     uint16_t tmp[BLOCK];
-    if (dt == NL_DTYPE_BF16) count_block(src, n, BF16_OVF, BF16_FLUSH, ov, fl);
-    else count_block(src, n, FP16_OVF, FP16_FLUSH, ov, fl);
-    for (size_t i = 0; i < n; i += BLOCK) {
-        const size_t m = n - i < BLOCK ? n - i : BLOCK;
-        pack_block(tmp, src + i, m, dt);
-        unpack_block(dst + i, tmp, m, dt);
+    count_block(src, n, ovf, flush, ov, fl);
+    for (size_t j = 0; j < n; j += BLOCK) {
+        const size_t m = n - j < BLOCK ? n - j : BLOCK;
+        pack_block(tmp, src + j, m, dt);
+        unpack_block(dst + j, tmp, m, dt);
     }
 }
 
@@ -177,11 +206,15 @@ void nl_lowp_round(float *dst, const float *src, size_t n, nl_dtype dt, nl_lowp_
         return;
     }
     uint64_t ov = 0, fl = 0;
-    const long nb = (long)((n + BLOCK - 1) / BLOCK);
-#pragma omp parallel for schedule(static) reduction(+ : ov, fl) if (n >= PAR_MIN)
-    for (long b = 0; b < nb; b++) {
-        const size_t i = (size_t)b * BLOCK;
-        round_serial(dst + i, src + i, n - i < BLOCK ? n - i : BLOCK, dt, &ov, &fl);
+    if (n < PAR_MIN) { /* no parallel region at all: attention rounds each row of P and dS from inside one */
+        for (size_t i = 0; i < n; i += BLOCK) round_serial(dst + i, src + i, n - i < BLOCK ? n - i : BLOCK, dt, &ov, &fl);
+    } else {
+        const long nb = (long)((n + BLOCK - 1) / BLOCK);
+#pragma omp parallel for schedule(static) reduction(+ : ov, fl)
+        for (long b = 0; b < nb; b++) {
+            const size_t i = (size_t)b * BLOCK;
+            round_serial(dst + i, src + i, n - i < BLOCK ? n - i : BLOCK, dt, &ov, &fl);
+        }
     }
     if (counts) counts->overflow += ov, counts->flushed += fl;
 }

@@ -10,6 +10,7 @@
 #include "fastmath.h"
 #include "gemm.h"
 #include "kernels.h"
+#include "lanes.h"
 #include "lowp.h"
 
 #include <math.h>
@@ -32,13 +33,18 @@ static void attention_forward(nl_dtype dt, int causal, float *out, float *att, c
     for (size_t r = 0; r < (size_t)B * NH * T; r++) {
         const int i = causal ? (int)(r % T) : T - 1; /* the last key a query sees */
         float *p = att + r * T;
-        float mx = -INFINITY, sum = 0.0f;
-        for (int j = 0; j <= i; j++) mx = p[j] > mx ? p[j] : mx;
-        for (int j = 0; j <= i; j++) {
-            p[j] = nl_expf(p[j] - mx);
-            sum += p[j];
+        const float mx = nl_lanes_max(p, i + 1);
+        float acc[NL_LANES] = { 0 };
+        for (int j0 = 0; j0 <= i; j0 += NL_LANES) {
+            const int k1 = i + 1 - j0 < NL_LANES ? i + 1 - j0 : NL_LANES;
+#pragma omp simd
+            for (int k = 0; k < k1; k++) {
+                p[j0 + k] = nl_expf(p[j0 + k] - mx);
+                acc[k] += p[j0 + k];
+            }
         }
-        const float inv = 1.0f / sum;
+        const float inv = 1.0f / nl_lanes_fold(acc);
+#pragma omp simd
         for (int j = 0; j <= i; j++) p[j] *= inv;
         for (int j = i + 1; j < T; j++) p[j] = 0.0f;
         if (dt != NL_DTYPE_FP32) nl_lowp_round(p, p, (size_t)i + 1, dt, NULL);
@@ -74,8 +80,8 @@ static void attention_backward(nl_dtype dt, int causal, float *dqkv, float *datt
         const int i = causal ? (int)(r % T) : T - 1;
         const float *p = att + r * T;
         float *d = datt + r * T;
-        float dot = 0.0f;
-        for (int j = 0; j <= i; j++) dot += p[j] * d[j];
+        const float dot = nl_lanes_dot(p, d, i + 1);
+#pragma omp simd
         for (int j = 0; j <= i; j++) d[j] = sc * p[j] * (d[j] - dot);
         for (int j = i + 1; j < T; j++) d[j] = 0.0f;
         if (dt != NL_DTYPE_FP32) nl_lowp_round(d, d, (size_t)i + 1, dt, NULL);

@@ -8,6 +8,7 @@ void nl_linear_forward(float *out, const float *inp, const float *w, const float
     if (!b) return;
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < N; n++)
+#pragma omp simd
         for (int o = 0; o < OC; o++) out[n * OC + o] += b[o];
 }
 

@@ -32,6 +32,7 @@ void nl_lowp_linear_forward(nl_dtype dt, float *out, const float *inp, const flo
     if (!b) return;
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < N; n++)
+#pragma omp simd
         for (int o = 0; o < OC; o++) out[n * OC + o] += b[o];
 }
 

@@ -2,6 +2,7 @@
  * scale/shift and column-block copies. */
 #include "fastmath.h"
 #include "kernels.h"
+#include "lanes.h"
 
 #include <math.h>
 #include <string.h>
@@ -19,6 +20,7 @@ void nl_encoder_forward(float *out, const int *tokens, const float *wte, const f
             continue;
         }
         const float *p = wpe + (n % T) * C;
+#pragma omp simd
         for (int i = 0; i < C; i++) o[i] = e[i] + p[i];
     }
 }
@@ -86,25 +88,33 @@ void nl_swiglu_backward(float *dinp, const float *inp, const float *dout, size_t
 }
 
 void nl_residual_forward(float *out, const float *x, const float *y, float alpha, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) out[i] = alpha * x[i] + y[i];
 }
 
+/* Per row: the max (lanes), then exp(z - max) with its sum in NL_LANES double lanes (a 50257-wide row
+ * keeps the loss's precision), then the gradient scaling: three vectorised passes over the row. */
 void nl_xent(float *losses, float *logits, const int *targets, size_t N, int V, int ld, float dscale) {
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < N; n++) {
         float *z = logits + n * (size_t)ld;
-        const float zt = z[targets[n]];
-        float mx = -INFINITY;
-        for (int i = 0; i < V; i++) mx = z[i] > mx ? z[i] : mx;
-        double sum = 0.0;
-        for (int i = 0; i < V; i++) {
-            z[i] = nl_expf(z[i] - mx); /* the logits row is scratch from here on */
-            sum += z[i];
+        const float zt = z[targets[n]], mx = nl_lanes_max(z, V);
+        double acc[NL_LANES] = { 0 };
+        for (int i0 = 0; i0 < V; i0 += NL_LANES) {
+            const int k1 = V - i0 < NL_LANES ? V - i0 : NL_LANES;
+#pragma omp simd
+            for (int k = 0; k < k1; k++) {
+                z[i0 + k] = nl_expf(z[i0 + k] - mx); /* the logits row is scratch from here on */
+                acc[k] += z[i0 + k];
+            }
         }
+        for (int w = NL_LANES / 2; w > 0; w /= 2)
+            for (int k = 0; k < w; k++) acc[k] += acc[k + w];
+        const double sum = acc[0];
         losses[n] = (float)((double)mx + log(sum) - (double)zt);
         if (dscale == 0.0f) continue;
         const float k = dscale / (float)sum;
+#pragma omp simd
         for (int i = 0; i < V; i++) z[i] *= k;
         z[targets[n]] -= dscale;
     }
@@ -196,7 +206,7 @@ void nl_gpas_backward(float *dg, const float *dout, const float *inp, const floa
 }
 
 void nl_scale_shift(float *out, const float *x, float a, float b, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) out[i] = a * x[i] + b;
 }
 

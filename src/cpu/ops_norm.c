@@ -4,11 +4,44 @@
  * Backward with gh = w * dL/dy (times the output scale):
  *   dx = rstd * (gh - mean(gh) - xh * mean(gh*xh))   (LayerNorm; RMSNorm drops the mean(gh) term). */
 #include "normlab.h"
+#include "common.h"
 #include "kernels.h"
+#include "lanes.h"
 
 #include <math.h>
+#include <stdlib.h>
 
-enum { COL_BLOCK = 64 }; /* columns per task in column reductions */
+enum { COL_BLOCK = 64 }; /* columns per task in the column reductions of the other norm types */
+
+/* Row chunks: the parameter gradients of nl_norm_backward and the column sums of nl_colsum add each
+ * chunk of ROW_CHUNK rows into its own partial row (rows in order), then the partials in chunk order.
+ * The chunking is fixed, so the result does not depend on the thread count; each row is read once, in
+ * memory order (a column-block walk strides a row's width per row: a new page every row or two). */
+enum { ROW_CHUNK = 32 };
+
+/* nchunk * cols floats of partial rows, grown on demand and kept for the process (one caller thread
+ * at a time, as the model calls its backend) */
+static float *partials(size_t nchunk, int cols) {
+    static float *buf;
+    static size_t cap;
+    const size_t n = nchunk * (size_t)cols;
+    if (n > cap) {
+        free(buf);
+        buf = nl_xmalloc(n * sizeof *buf);
+        cap = n;
+    }
+    return buf;
+}
+
+/* out[i] += sum over chunks of part[ch * cols + i], chunks in order */
+static void add_partials(float *out, const float *part, size_t nchunk, int cols) {
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < cols; i++) {
+        float s = 0.0f;
+        for (size_t ch = 0; ch < nchunk; ch++) s += part[ch * (size_t)cols + (size_t)i];
+        out[i] += s;
+    }
+}
 
 void nl_norm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
                      const float *b, float scale, int type, float eps, size_t N, int C) {
@@ -16,21 +49,15 @@ void nl_norm_forward(float *out, float *mean, float *rstd, const float *inp, con
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < N; n++) {
         const float *x = inp + n * C;
-        float m = 0.0f;
-        if (ln) {
-            for (int i = 0; i < C; i++) m += x[i];
-            m /= (float)C;
-        }
-        float v = 0.0f;
-        for (int i = 0; i < C; i++) v += (x[i] - m) * (x[i] - m);
-        float s = 1.0f / sqrtf(v / (float)C + eps);
+        const float m = ln ? nl_lanes_sum(x, C) / (float)C : 0.0f;
+        const float s = 1.0f / sqrtf(nl_lanes_sqdev(x, m, C) / (float)C + eps);
         float *y = out + n * C;
         if (ln && b)
+#pragma omp simd
             for (int i = 0; i < C; i++) y[i] = scale * ((x[i] - m) * s * w[i] + b[i]);
-        else if (ln)
-            for (int i = 0; i < C; i++) y[i] = scale * ((x[i] - m) * s * w[i]);
         else
-            for (int i = 0; i < C; i++) y[i] = scale * (x[i] * s * w[i]);
+#pragma omp simd
+            for (int i = 0; i < C; i++) y[i] = scale * ((x[i] - m) * s * w[i]);
         mean[n] = m;
         rstd[n] = s;
     }
@@ -40,56 +67,57 @@ void nl_norm_backward(float *dinp, float *dw, float *db, const float *dout, cons
                       const float *w, const float *mean, const float *rstd, float scale, int type,
                       size_t N, int C) {
     const int ln = type == NL_LAYERNORM;
+    const size_t nchunk = (N + ROW_CHUNK - 1) / ROW_CHUNK;
+    float *pw = partials(2 * nchunk, C), *pb = pw + nchunk * (size_t)C;
 #pragma omp parallel for schedule(static)
-    for (size_t n = 0; n < N; n++) {
-        const float *x = inp + n * C, *g = dout + n * C;
-        const float m = mean[n], s = rstd[n];
-        float sum_gh = 0.0f, sum_ghxh = 0.0f;
-        for (int i = 0; i < C; i++) {
-            float gh = scale * g[i] * w[i];
-            sum_gh += gh;
-            sum_ghxh += gh * (x[i] - m) * s;
-        }
-        const float mgh = ln ? sum_gh / (float)C : 0.0f, mghxh = sum_ghxh / (float)C;
-        float *dx = dinp + n * C;
-        for (int i = 0; i < C; i++) {
-            float xh = (x[i] - m) * s;
-            dx[i] += s * (scale * g[i] * w[i] - mgh - xh * mghxh);
-        }
-    }
-    /* parameter gradients: reduce over rows, one column block per task, rows in order */
-    const int nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
-#pragma omp parallel for schedule(static)
-    for (int blk = 0; blk < nblk; blk++) {
-        const int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
-        float accw[COL_BLOCK] = { 0 }, accb[COL_BLOCK] = { 0 };
-        for (size_t n = 0; n < N; n++) {
+    for (size_t ch = 0; ch < nchunk; ch++) {
+        float *aw = pw + ch * (size_t)C, *ab = pb + ch * (size_t)C;
+        for (int i = 0; i < C; i++) aw[i] = ab[i] = 0.0f;
+        const size_t n1 = (ch + 1) * ROW_CHUNK < N ? (ch + 1) * ROW_CHUNK : N;
+        for (size_t n = ch * ROW_CHUNK; n < n1; n++) {
             const float *x = inp + n * C, *g = dout + n * C;
             const float m = mean[n], s = rstd[n];
-            for (int i = c0; i < c1; i++) {
-                accw[i - c0] += scale * g[i] * (x[i] - m) * s;
-                accb[i - c0] += scale * g[i];
+            float acc_gh[NL_LANES] = { 0 }, acc_ghxh[NL_LANES] = { 0 };
+            for (int i0 = 0; i0 < C; i0 += NL_LANES) {
+                const int k1 = C - i0 < NL_LANES ? C - i0 : NL_LANES;
+#pragma omp simd
+                for (int k = 0; k < k1; k++) {
+                    const int i = i0 + k;
+                    const float gh = scale * g[i] * w[i];
+                    acc_gh[k] += gh;
+                    acc_ghxh[k] += gh * ((x[i] - m) * s);
+                }
+            }
+            const float mgh = ln ? nl_lanes_fold(acc_gh) / (float)C : 0.0f, mghxh = nl_lanes_fold(acc_ghxh) / (float)C;
+            float *dx = dinp + n * C;
+#pragma omp simd
+            for (int i = 0; i < C; i++) {
+                const float xh = (x[i] - m) * s, gs = scale * g[i];
+                dx[i] += s * (gs * w[i] - mgh - xh * mghxh);
+                aw[i] += gs * xh;
+                ab[i] += gs;
             }
         }
-        for (int i = c0; i < c1; i++) {
-            dw[i] += accw[i - c0];
-            if (db) db[i] += accb[i - c0];
-        }
     }
+    add_partials(dw, pw, nchunk, C);
+    if (db) add_partials(db, pb, nchunk, C);
 }
 
 void nl_colsum(float *out, const float *x, size_t N, int cols, int ld) {
-    const int nblk = (cols + COL_BLOCK - 1) / COL_BLOCK;
+    const size_t nchunk = (N + ROW_CHUNK - 1) / ROW_CHUNK;
+    float *part = partials(nchunk, cols);
 #pragma omp parallel for schedule(static)
-    for (int blk = 0; blk < nblk; blk++) {
-        const int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < cols ? c0 + COL_BLOCK : cols;
-        float acc[COL_BLOCK] = { 0 };
-        for (size_t n = 0; n < N; n++) {
+    for (size_t ch = 0; ch < nchunk; ch++) {
+        float *acc = part + ch * (size_t)cols;
+        for (int i = 0; i < cols; i++) acc[i] = 0.0f;
+        const size_t n1 = (ch + 1) * ROW_CHUNK < N ? (ch + 1) * ROW_CHUNK : N;
+        for (size_t n = ch * ROW_CHUNK; n < n1; n++) {
             const float *r = x + n * (size_t)ld;
-            for (int i = c0; i < c1; i++) acc[i - c0] += r[i];
+#pragma omp simd
+            for (int i = 0; i < cols; i++) acc[i] += r[i];
         }
-        for (int i = c0; i < c1; i++) out[i] += acc[i - c0];
     }
+    add_partials(out, part, nchunk, cols);
 }
 
 /* ---------------------------------------------------------------- ScaleNorm, DyT, SeeDNorm */

@@ -3,6 +3,7 @@
  * in an order that does not depend on the thread count. */
 #include "common.h"
 #include "kernels.h"
+#include "lanes.h"
 
 #include <math.h>
 
@@ -23,9 +24,15 @@ double nl_sumsq(const float *x, size_t n) {
 #pragma omp parallel for schedule(static)
         for (size_t k = k0; k < k1; k++) {
             const size_t a = k * NL_SUMSQ_CHUNK, b = a + NL_SUMSQ_CHUNK < n ? a + NL_SUMSQ_CHUNK : n;
-            double s = 0.0;
-            for (size_t j = a; j < b; j++) s += (double)x[j] * x[j];
-            part[k - k0] = s;
+            double acc[NL_LANES] = { 0 }; /* element j in lane (j - a) % NL_LANES, lanes added pairwise */
+            for (size_t j0 = a; j0 < b; j0 += NL_LANES) {
+                const int nl = b - j0 < NL_LANES ? (int)(b - j0) : NL_LANES;
+#pragma omp simd
+                for (int l = 0; l < nl; l++) acc[l] += (double)x[j0 + l] * x[j0 + l];
+            }
+            for (int w = NL_LANES / 2; w > 0; w /= 2)
+                for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+            part[k - k0] = acc[0];
         }
         for (size_t k = k0; k < k1; k++) total += part[k - k0];
     }
