@@ -15,6 +15,8 @@
 #   make USE_CUDA=1 USE_MPI=1   both, in build/cuda-mpi: --device cuda under mpirun, gradients through NCCL
 #   make test-lmeval     lm-evaluation-harness (PyPI, build/lmeval-venv) against eval-mc on a local task
 #   make test-cuda       (a GPU machine) every CUDA op and the whole model against the CPU backend
+#   make format          clang-format -i over the C/CUDA sources (.clang-format; clang-format 14)
+#   make format-check    exits non-zero if any source differs from what clang-format would write
 
 CC      ?= gcc
 SAN     ?=
@@ -229,6 +231,22 @@ valgrind:
 	$(MAKE) BUILD=build/valgrind ARCH= build/valgrind/normlab
 	bash scripts/valgrind.sh build/valgrind/normlab
 
+# ---- formatting (.clang-format): Debian 12's clang-format 14 (scripts/deps.sh); other versions format
+# some constructs differently, so both targets refuse them. src/unicode_classes.c is generated.
+CLANG_FORMAT ?= clang-format
+FORMAT_SRC = $(filter-out src/unicode_classes.c,$(sort $(wildcard src/*.[ch] src/cpu/*.[ch] src/cuda/*.[ch] \
+  src/cuda/*.cu src/cuda/*.cuh include/*.h tests/*.[ch] tests/cuda/*.[ch] fuzz/*.[ch] bench/*.[ch] tools/*.[ch] \
+  examples/*.[ch])))
+FORMAT_VERSION_OK = $(CLANG_FORMAT) --version 2>/dev/null | grep -q 'version 14\.' || \
+  { echo "make $@: needs clang-format 14 (Debian 12's clang-format package, scripts/deps.sh); found: $$($(CLANG_FORMAT) --version 2>&1 | head -1)" >&2; exit 2; }
 
-.PHONY: all test test-mpi test-cuda test-lmeval asan ubsan protocol bench bench-allreduce bench-mpi-progress bench-bpe bench-denormal install clean fuzz fuzz-lib fuzz-regress valgrind
+format:
+	@$(FORMAT_VERSION_OK)
+	$(CLANG_FORMAT) --style=file -i $(FORMAT_SRC)
+format-check:
+	@$(FORMAT_VERSION_OK)
+	@$(CLANG_FORMAT) --style=file --dry-run -Werror $(FORMAT_SRC) && echo "format-check: $(words $(FORMAT_SRC)) files as clang-format writes them"
+
+
+.PHONY: all test test-mpi test-cuda test-lmeval asan ubsan protocol bench bench-allreduce bench-mpi-progress bench-bpe bench-denormal install clean fuzz fuzz-lib fuzz-regress valgrind format format-check
 -include $(LIB_OBJ:.o=.d) $(PIC_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/tools/normlab.d $(BUILD)/tests/cuda/cuda_tests.d

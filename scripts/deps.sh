@@ -2,10 +2,11 @@
 # Installs what normlab needs on Debian 12 / Ubuntu, skipping what is already present:
 # - Debian packages: a C toolchain, oneDNN and OpenBLAS (its OpenMP build; normlab links both), Debian's PyTorch
 #   (the independent reference the twin tests compare against) and python3-venv; extra package names may
-#   be passed as arguments (CI adds clang, libomp-dev, valgrind, chromium).
+#   be passed as arguments (CI adds clang, libomp-dev, valgrind, chromium). clang-format (14 on Debian 12) is
+#   for make format / make format-check.
 # - PyPI packages for the tests (scripts/requirements.txt) into the virtual environment build/venv.
 set -euo pipefail
-pkgs=(build-essential libdnnl-dev libopenblas-dev libopenblas-openmp-dev python3-torch python3-numpy python3-venv pkg-config zlib1g-dev libpng-dev dataset-fashion-mnist "$@")
+pkgs=(build-essential libdnnl-dev libopenblas-dev libopenblas-openmp-dev python3-torch python3-numpy python3-venv pkg-config zlib1g-dev libpng-dev dataset-fashion-mnist clang-format "$@")
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
