@@ -14,7 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-enum { MAX_KV = 80 };
+enum { MAX_KV = NL_CONFIG_MAX_KV };
 
 /* metadata = extra pairs + the resolved config */
 static nl_status write_file(const nl_model *m, const char *path, const nl_st_entry *e, int n,

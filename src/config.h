@@ -84,6 +84,7 @@ void nl_args_help(FILE *f, int cmd);
 /* Iterates the model and training options of a resolved config as (key, value) strings, in table
  * order; keys use underscores. Returns the number of entries; fills at most n of them. */
 typedef struct nl_kv { char key[32]; char val[NL_PATH_MAX]; } nl_kv;
+enum { NL_CONFIG_MAX_KV = 128 }; /* room for every training option (callers assert the count fits) */
 int nl_config_to_kv(const nl_config *c, nl_kv *kv, int n);
 /* 2: key is a model option (fixed by a checkpoint), 1: another training option, 0: neither. */
 int nl_config_key_kind(const char *key);

@@ -125,13 +125,18 @@ static void fmt_time(char *b, size_t n, double s) {
 static nl_status write_config(const nl_config *c, const char *dir) {
     char path[NL_PATH_MAX + 16], tmp[NL_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/config.txt", dir);
-    nl_kv kv[64];
-    int n = nl_config_to_kv(c, kv, 64);
+    nl_kv *kv = nl_xmalloc(NL_CONFIG_MAX_KV * sizeof *kv);
+    const int n = nl_config_to_kv(c, kv, NL_CONFIG_MAX_KV);
+    NL_ASSERT(n <= NL_CONFIG_MAX_KV);
     FILE *f;
-    NL_TRY(nl_write_atomic_begin(path, tmp, sizeof tmp, &f));
-    fprintf(f, "# normlab train config (key = value); the resolved options of this run\n");
-    for (int i = 0; i < n; i++) fprintf(f, "%s = %s\n", kv[i].key, kv[i].val);
-    return nl_write_atomic_commit(path, tmp, f);
+    nl_status st = nl_write_atomic_begin(path, tmp, sizeof tmp, &f);
+    if (st == NL_OK) {
+        fprintf(f, "# normlab train config (key = value); the resolved options of this run\n");
+        for (int i = 0; i < n; i++) fprintf(f, "%s = %s\n", kv[i].key, kv[i].val);
+        st = nl_write_atomic_commit(path, tmp, f);
+    }
+    free(kv);
+    return st;
 }
 
 /* ---------------------------------------------------------------- metrics.jsonl */
