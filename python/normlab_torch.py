@@ -922,7 +922,8 @@ def adamw_step(model, optimizer, lr, clip):
     for group in optimizer.param_groups:
         group["lr"] = lr
     optimizer.step()
-    if model.config.norm == "ngpt":
+    config = getattr(model, "config", None)  # the DiT twin (dit_torch.py) has none: never ngpt
+    if config is not None and config.norm == "ngpt":
         project_to_sphere(model)
 
 

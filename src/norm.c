@@ -167,9 +167,8 @@ nl_status nl_placement_check(const nl_config *c) {
         if (nl_block_sites(c, l) & NL_SITE_POST)
             return NL_FAIL(NL_ERR_ARG, "--gpas: only for placements without a norm after the residual add (pre, peri, lns, "
                                        "outonly, ...); %s normalises after the add in block %d", nl_placements[c->norm].name, l);
-    if ((c->gpas || c->sdd) && nl_placements[c->norm].sphere)
-        return NL_FAIL(NL_ERR_ARG, "--%s: not with --norm ngpt (its unit-sphere states and s_qk, s_uv scales take that part)",
-                       c->gpas ? "gpas" : "sdd");
+    if (c->sdd && nl_placements[c->norm].sphere) /* (--gpas is refused above: ngpt normalises after the add) */
+        return NL_FAIL(NL_ERR_ARG, "--sdd: not with --norm ngpt (its unit-sphere states and s_qk, s_uv scales take that part)");
     if (nl_placements[c->norm].dual && c->final_norm == 0)
         return NL_FAIL(NL_ERR_ARG, "--final-norm off: %s needs the final norm (it normalises the second stream)",
                        nl_placements[c->norm].name);

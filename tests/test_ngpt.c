@@ -165,6 +165,8 @@ int test_ngpt_cli(void) {
         { "--ngpt-alpha-scale 2", "--ngpt-alpha-scale 2: must be in [0, 1]" },
         { "--weight-decay -2", "--weight-decay -2: must be >= 0 (-1: the default)" },
         { "--warmup -3", "--warmup -3: must be >= 0 (-1: the default)" },
+        { "--gpas", "--gpas: only for placements without a norm after the residual add" },
+        { "--sdd", "--sdd: not with --norm ngpt" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const int rc = nl_run_fmt(out, sizeof out, "%s train " TINY " %s --steps 1 --data %s --out %s/bad 2>&1", nl_test_bin(), bad[i].opt, txt, dir);
