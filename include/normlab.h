@@ -1,7 +1,7 @@
 /* normlab.h -- the one public header of normlab: configuration, status codes and the model API.
  *
- * A model is a decoder-only transformer whose normalization placement is chosen by nl_config.norm from
- * the table in src/norm.c, in one of two architectures (nl_config.arch):
+ * A model is a decoder-only transformer whose normalization placement is chosen by nl_config.placement from
+ * the table in src/placement.c, in one of two architectures (nl_config.arch):
  *   gpt2   token + learned position embedding; causal attention and a GELU MLP with biases; head tied
  *          to the token embedding
  *   llama  token embedding only, rotary positions on q and k, a SwiGLU MLP, no biases anywhere, an
@@ -26,26 +26,26 @@ typedef enum nl_status {
 /* The last error message set by a failing call (thread-local). */
 const char *nl_last_error(void);
 
-/* Placements; the table in src/norm.c gives each its name, equation and sites. */
-typedef enum nl_norm {
-    NL_NORM_POST,
-    NL_NORM_PRE,
-    NL_NORM_PERI,
-    NL_NORM_MIX,
-    NL_NORM_LNS,
-    NL_NORM_OUTONLY,
-    NL_NORM_DEEPNORM,
-    NL_NORM_SANDWICH,
-    NL_NORM_GEMMA,
-    NL_NORM_NONE,
-    NL_NORM_B2T,
-    NL_NORM_HYBRID,
-    NL_NORM_HYBRIDSTAR,
-    NL_NORM_NORMFORMER,
-    NL_NORM_RESIDUAL,
-    NL_NORM_NGPT,
-    NL_NORM_COUNT
-} nl_norm;
+/* Placements; the table in src/placement.c gives each its name, equation and sites. */
+typedef enum nl_placement_id {
+    NL_PLACE_POST,
+    NL_PLACE_PRE,
+    NL_PLACE_PERI,
+    NL_PLACE_MIX,
+    NL_PLACE_LNS,
+    NL_PLACE_OUTONLY,
+    NL_PLACE_DEEPNORM,
+    NL_PLACE_SANDWICH,
+    NL_PLACE_GEMMA,
+    NL_PLACE_NONE,
+    NL_PLACE_B2T,
+    NL_PLACE_HYBRID,
+    NL_PLACE_HYBRIDSTAR,
+    NL_PLACE_NORMFORMER,
+    NL_PLACE_RESIDUAL,
+    NL_PLACE_NGPT,
+    NL_PLACE_COUNT
+} nl_placement_id;
 
 typedef enum nl_norm_type {
     NL_LAYERNORM,
@@ -82,7 +82,7 @@ typedef struct nl_config {
     int dim;          /* C (d) */
     int heads;        /* NH; head size C/NH */
     int seq_len;      /* T: context length = rows of the position table */
-    int norm;         /* nl_norm */
+    int placement;    /* nl_placement_id */
     int norm_type;    /* nl_norm_type; -1: the placement's default */
     double eps;
     int emb_norm;     /* -1 auto, 0 off, 1 on */

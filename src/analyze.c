@@ -4,7 +4,7 @@
 #include "ckpt.h"
 #include "common.h"
 #include "json.h"
-#include "norm.h"
+#include "placement.h"
 #include "safetensors.h"
 
 #include <errno.h>
@@ -98,7 +98,7 @@ void nl_analysis_write_json(const nl_analysis *a, const nl_model *m, const char 
     const int L = a->L;
     fprintf(f, "{\"analyze\": 1, \"ckpt\": ");
     nl_json_write_str(f, ckpt);
-    fprintf(f, ", \"norm\": \"%s\", \"layers\": %d, \"windows\": %zu, \"loss\": ", nl_placements[m->cfg.norm].name, L, a->windows);
+    fprintf(f, ", \"norm\": \"%s\", \"layers\": %d, \"windows\": %zu, \"loss\": ", nl_placements[m->cfg.placement].name, L, a->windows);
     num(f, a->loss);
     fputs(", \"skip_loss\": [", f);
     for (int l = 0; l < L; l++) fputs(l ? ", " : "", f), num(f, a->skip_loss[l]);

@@ -3,7 +3,7 @@
 
 #include "common.h"
 #include "loss_scaler.h"
-#include "norm.h"
+#include "placement.h"
 
 #include <errno.h>
 #include <math.h>
@@ -19,7 +19,7 @@ void nl_config_defaults(nl_config *c) {
     c->dim = 192;
     c->heads = 6;
     c->seq_len = 128;
-    c->norm = NL_NORM_PERI;
+    c->placement = NL_PLACE_PERI;
     c->norm_type = -1; /* the placement's default */
     c->eps = 1e-5;
     c->emb_norm = -1;
@@ -119,7 +119,7 @@ static nl_status dit_resolve(nl_config *c) {
     if (c->time_sampling < 0 || c->time_sampling >= NL_TSAMP_COUNT) return NL_FAIL(NL_ERR_ARG, "--time-sampling: unknown");
     if (c->dtype != NL_DTYPE_FP32) return NL_FAIL(NL_ERR_ARG, "--arch dit runs --dtype fp32 only so far");
     if (c->gpas || c->sdd) return NL_FAIL(NL_ERR_ARG, "--arch dit: --gpas and --sdd are for language models so far");
-    if (nl_placements[c->norm].sphere)
+    if (nl_placements[c->placement].sphere)
         return NL_FAIL(NL_ERR_ARG, "--arch dit: --norm ngpt is for language models (no unit-sphere form of adaLN and the velocity head)");
     if (c->heads < 1 || c->dim % c->heads || (c->dim / c->heads) % 4)
         return NL_FAIL(NL_ERR_ARG, "--arch dit: the head size --dim/--heads must be a multiple of 4 (2-D rotary pairs)");
@@ -130,16 +130,16 @@ static nl_status dit_resolve(nl_config *c) {
 }
 
 nl_status nl_config_resolve(nl_config *c) {
-    if (c->norm < 0 || c->norm >= NL_NORM_COUNT) return NL_FAIL(NL_ERR_ARG, "--norm: unknown placement");
+    if (c->placement < 0 || c->placement >= NL_PLACE_COUNT) return NL_FAIL(NL_ERR_ARG, "--norm: unknown placement");
     if (c->arch < 0 || c->arch >= NL_ARCH_COUNT) return NL_FAIL(NL_ERR_ARG, "--arch: unknown architecture");
     if (c->norm_type < 0) {
-        c->norm_type = nl_placements[c->norm].norm_type;
+        c->norm_type = nl_placements[c->placement].norm_type;
         if (c->arch != NL_ARCH_GPT2 && c->norm_type == NL_LAYERNORM) c->norm_type = NL_RMSNORM;
     }
     if (c->arch == NL_ARCH_DIT) NL_TRY(dit_resolve(c));
     if (c->norm_type < 0 || c->norm_type >= NL_NORM_TYPE_COUNT)
         return NL_FAIL(NL_ERR_ARG, "--norm-type: unknown norm type");
-    const int sphere = nl_placements[c->norm].sphere; /* ngpt: no weight decay, no warmup (paper §2.6) */
+    const int sphere = nl_placements[c->placement].sphere; /* ngpt: no weight decay, no warmup (paper §2.6) */
     if (c->weight_decay == -1.0) c->weight_decay = sphere ? 0.0 : 0.1;
     if (c->warmup == -1) c->warmup = sphere ? 0 : 100;
     if (c->vocab < (c->arch == NL_ARCH_DIT ? 1 : 2) || c->vocab > 1 << 24) return NL_FAIL(NL_ERR_ARG, "--vocab %d: must be in 2..16777216", c->vocab);
@@ -188,7 +188,7 @@ nl_status nl_config_resolve(nl_config *c) {
     if (!(c->loss_scale >= 1 && c->loss_scale <= NL_LOSS_SCALE_MAX && frexp(c->loss_scale, &e2) == 0.5))
         return NL_FAIL(NL_ERR_ARG, "--loss-scale %g: must be a power of two in [1, 2^32]", c->loss_scale);
     if (c->loss_scale_interval < 1) return NL_FAIL(NL_ERR_ARG, "--loss-scale-interval %d: must be >= 1", c->loss_scale_interval);
-    const nl_placement *p = &nl_placements[c->norm];
+    const nl_placement *p = &nl_placements[c->placement];
     NL_TRY(nl_placement_check(c));
     if (sphere && c->ngpt_alpha_scale == 0) c->ngpt_alpha_scale = 1.0 / sqrt((double)c->dim);
     if (c->emb_norm < 0) c->emb_norm = p->emb_norm;
@@ -206,7 +206,7 @@ double nl_config_matrix_params(const nl_config *c) {
 /* ---------------------------------------------------------------- option table */
 
 /* T_LIST: values appended, '\n'-separated; T_ARGS: the same for the command's arguments that are not options */
-typedef enum opt_type { T_INT, T_U64, T_DBL, T_PATH, T_TEXT, T_WORD, T_NORM, T_NTYPE, T_ARCH, T_ONOFF, T_GAIN, T_FLAG, T_LIST, T_ONNAN, T_DEVICE, T_ARGS, T_DTYPE, T_TSAMP } opt_type;
+typedef enum opt_type { T_INT, T_U64, T_DBL, T_PATH, T_TEXT, T_WORD, T_PLACE, T_NTYPE, T_ARCH, T_ONOFF, T_GAIN, T_FLAG, T_LIST, T_ONNAN, T_DEVICE, T_ARGS, T_DTYPE, T_TSAMP } opt_type;
 
 typedef struct opt {
     const char *name; /* CLI spelling; config keys use '_' for '-' */
@@ -235,7 +235,7 @@ static const opt opts[] = {
     { "tensorboard",  T_PATH,  CFG(tensorboard),  TR,    0, "directory for the TensorBoard event files (default: the run directory)" },
     { "init-from",    T_PATH,  CFG(init_from),    TR,    0, "start from an exported .safetensors model, a Hugging Face directory (config.json), or an llm.c GPT-2 .bin (version 3, fp32)" },
     { "arch",         T_ARCH,  CFG(arch),         TR,    1, "gpt2 (learned positions, GELU, biases, tied head) | llama (RoPE, SwiGLU, no biases, untied head) | dit (Next-DiT on images: --data fashion-mnist or a PNG folder; docs/dit.md)" },
-    { "norm",         T_NORM,  CFG(norm),         TR,    1, "normalization placement (see below)" },
+    { "norm",         T_PLACE, CFG(placement),    TR,    1, "normalization placement (see below)" },
     { "norm-type",    T_NTYPE, CFG(norm_type),    TR,    1, "layernorm|rmsnorm|scalenorm|dyt|seednorm|crmsnorm|l2 (default: rmsnorm for gemma and --arch llama, l2 for ngpt, else layernorm)" },
     { "eps",          T_DBL,   CFG(eps),          TR,    1, "epsilon inside every norm" },
     { "emb-norm",     T_ONOFF, CFG(emb_norm),     TR,    1, "norm on the embedding output: on|off (default: on for peri, else off)" },
@@ -336,7 +336,7 @@ static const opt opts[] = {
     { "out",          T_PATH,  ARG(out_file),     RP,    0, "HTML file to write (-o is the same)" },
     { "title",        T_TEXT,  ARG(title),        RP,    0, "page title" },
     /* sweep: partition and time are free text for sbatch (T_PATH: the longest buffer type) */
-    { "norm",         T_TEXT,  ARG(sweep.norms),  SW,    0, "placements to train, comma-separated (required)" },
+    { "norm",         T_TEXT,  ARG(sweep.placements), SW,    0, "placements to train, comma-separated (required)" },
     { "lr",           T_TEXT,  ARG(sweep.lrs),    SW,    0, "peak learning rates, comma-separated (required)" },
     { "seeds",        T_INT,   ARG(sweep.seeds),  SW,    0, "seeds per placement x LR: --seed, --seed+1, ..." },
     { "seed",         T_U64,   CFG(seed),         SW,    0, "the first seed" },
@@ -418,8 +418,8 @@ static nl_status set_value(nl_args *a, const opt *o, const char *v) {
         memcpy(p, v, strlen(v) + 1);
         break;
     }
-    case T_NORM: {
-        int x = nl_norm_from_name(v);
+    case T_PLACE: {
+        int x = nl_placement_from_name(v);
         if (x < 0) return NL_FAIL(NL_ERR_ARG, "--norm: unknown placement '%s' (see 'normlab train --help')", v);
         *(int *)p = x;
         break;
@@ -560,7 +560,7 @@ static void format_value(const nl_args *a, const opt *o, char *buf, size_t n) {
     case T_WORD: snprintf(buf, n, "%s", p); break;
     case T_LIST:
     case T_ARGS: snprintf(buf, n, "%s", p); break;
-    case T_NORM: snprintf(buf, n, "%s", nl_placements[*(const int *)p].name); break;
+    case T_PLACE: snprintf(buf, n, "%s", nl_placements[*(const int *)p].name); break;
     case T_NTYPE: snprintf(buf, n, "%s", *(const int *)p < 0 ? "auto" : nl_norm_type_names[*(const int *)p]); break;
     case T_ARCH: snprintf(buf, n, "%s", nl_arch_names[*(const int *)p]); break;
     case T_DEVICE: snprintf(buf, n, "%s", device_names[*(const int *)p]); break;
@@ -588,7 +588,7 @@ void nl_args_help(FILE *f, int cmd) {
     }
     if (cmd & NL_CMD_TRAIN) {
         fprintf(f, "\nplacements (--norm):\n");
-        for (int i = 0; i < NL_NORM_COUNT; i++)
+        for (int i = 0; i < NL_PLACE_COUNT; i++)
             fprintf(f, "  %-10s %-44s %s\n", nl_placements[i].name, nl_placements[i].eq, nl_placements[i].ref);
         fprintf(f, "\nnorm types (--norm-type):\n");
         for (int i = 0; i < NL_NORM_TYPE_COUNT; i++) fprintf(f, "  %-10s %s\n", nl_norm_type_names[i], nl_norm_type_eqs[i]);

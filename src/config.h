@@ -39,7 +39,7 @@ typedef struct nl_args {
     char paths[1 << 16];      /* report: its PATH arguments, '\n'-separated (a list: the size of prep_in) */
     /* sweep's own options (src/sweep.c); the train options it passes on are parsed as train's */
     struct {
-        char norms[4096], lrs[4096]; /* comma-separated lists, checked by sweep.c */
+        char placements[4096], lrs[4096]; /* comma-separated lists, checked by sweep.c */
         char out[NL_PATH_MAX], launcher[16], partition[NL_PATH_MAX], time[NL_PATH_MAX];
         int seeds, jobs, cpus_per_task, run_index;
     } sweep;

@@ -3,8 +3,8 @@
 
 #include "common.h"
 #include "dit.h"
-#include "norm.h"
 #include "optim.h"
+#include "placement.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -130,14 +130,14 @@ nl_status nl_dp_reduce_grads(nl_dp *d, nl_model *m) {
     return st;
 }
 
-nl_status nl_dp_grad_norm(const nl_dp *d, nl_model *m, double *norm) {
+nl_status nl_dp_grad_norm(const nl_dp *d, nl_model *m, double *grad_norm) {
     if (!d->zero) {
-        *norm = nl_grad_norm(m);
+        *grad_norm = nl_grad_norm(m);
         return NL_OK;
     }
     double ss = m->be->sumsq(m->grads + d->lo, d->hi - d->lo);
     NL_TRY(nl_comm_allreduce_sum_f64(&ss, 1));
-    *norm = sqrt(ss);
+    *grad_norm = sqrt(ss);
     return NL_OK;
 }
 

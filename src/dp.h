@@ -46,7 +46,7 @@ void nl_dp_overlap(nl_dp *d);
  * calls are the same with or without overlap: the sums are bit-identical. */
 nl_status nl_dp_reduce_grads(nl_dp *d, nl_model *m);
 /* The global gradient norm after nl_dp_reduce_grads (the same value on every rank). */
-nl_status nl_dp_grad_norm(const nl_dp *d, nl_model *m, double *norm);
+nl_status nl_dp_grad_norm(const nl_dp *d, nl_model *m, double *grad_norm);
 /* The AdamW step (optim.h); with ZeRO-1 on this rank's shard, then the parameters all-gathered. */
 nl_status nl_dp_adamw(const nl_dp *d, nl_model *m, double lr, double gscale, int t);
 /* 1 when a parameter or a moment (of any rank) is NaN or Inf, the same answer on every rank. */

@@ -6,7 +6,7 @@
 #include "common.h"
 #include "config.h"
 #include "json.h"
-#include "norm.h"
+#include "placement.h"
 #include "safetensors.h"
 
 #include <math.h>
@@ -24,14 +24,14 @@ static const char *const model_types[HF_KIND_COUNT] = { "gpt2", "llama", "gemma2
 
 /* The transformers class that computes c's model exactly, or NL_ERR_ARG naming what has none. */
 static nl_status classify(const nl_config *c, hf_kind *k) {
-    const char *norm = nl_placements[c->norm].name, *nt = nl_norm_type_names[c->norm_type];
+    const char *placement = nl_placements[c->placement].name, *nt = nl_norm_type_names[c->norm_type];
     if (c->skip_init) return NL_FAIL(NL_ERR_ARG, "--skip-init: no Hugging Face class has a learnable gain on each residual branch");
     if (c->gpas) return NL_FAIL(NL_ERR_ARG, "--gpas: no Hugging Face class scales the residual stream by a learnable gate");
     if (c->sdd) return NL_FAIL(NL_ERR_ARG, "--sdd: no Hugging Face class normalises the output of every linear layer");
     if (c->arch == NL_ARCH_GPT2) {
-        if (c->norm != NL_NORM_PRE)
+        if (c->placement != NL_PLACE_PRE)
             return NL_FAIL(NL_ERR_ARG, "--norm %s on gpt2 blocks: GPT2LMHeadModel is Pre-LN and no other Hugging Face class has gpt2 "
-                                       "blocks (%s)", norm, EXPORTABLE);
+                                       "blocks (%s)", placement, EXPORTABLE);
         if (c->norm_type != NL_LAYERNORM) return NL_FAIL(NL_ERR_ARG, "--norm-type %s: GPT2LMHeadModel uses LayerNorm", nt);
         if (c->emb_norm) return NL_FAIL(NL_ERR_ARG, "--emb-norm on: GPT2LMHeadModel has no embedding norm");
         if (!c->final_norm) return NL_FAIL(NL_ERR_ARG, "--final-norm off: GPT2LMHeadModel always applies its final norm ln_f");
@@ -40,18 +40,18 @@ static nl_status classify(const nl_config *c, hf_kind *k) {
         *k = HF_GPT2;
         return NL_OK;
     }
-    switch (c->norm) {
-    case NL_NORM_PRE:
+    switch (c->placement) {
+    case NL_PLACE_PRE:
         if (c->qk_norm) return NL_FAIL(NL_ERR_ARG, "--qk-norm with --norm pre: LlamaForCausalLM has no q/k norms");
         *k = HF_LLAMA;
         break;
-    case NL_NORM_GEMMA:
+    case NL_PLACE_GEMMA:
         if (c->qk_norm)
             return NL_FAIL(NL_ERR_ARG, "--qk-norm with --norm gemma: Gemma2ForCausalLM has no q/k norms (Gemma 3's class, which has "
                                        "them, is newer than the pinned transformers)");
         *k = HF_GEMMA2;
         break;
-    case NL_NORM_OUTONLY:
+    case NL_PLACE_OUTONLY:
         if (!c->qk_norm) return NL_FAIL(NL_ERR_ARG, "--norm outonly without --qk-norm: OLMo 2 (Olmo2ForCausalLM) always normalises q and k");
         if (c->heads != 1)
             return NL_FAIL(NL_ERR_ARG, "--norm outonly --qk-norm with %d heads: OLMo 2 normalises q and k over the whole projection width "
@@ -59,13 +59,13 @@ static nl_status classify(const nl_config *c, hf_kind *k) {
                                        "the two agree only with --heads 1", c->heads);
         *k = HF_OLMO2;
         break;
-    case NL_NORM_PERI:
-    case NL_NORM_SANDWICH:
+    case NL_PLACE_PERI:
+    case NL_PLACE_SANDWICH:
         return NL_FAIL(NL_ERR_ARG, "--norm %s: no Hugging Face class matches it exactly: Gemma 2 has the same norm sites but multiplies "
                                    "the embedding by sqrt(d) and applies its gains as 1+w (normlab's --norm gemma, which exports as "
-                                   "Gemma2ForCausalLM), OLMo 2 has only the output norms, and neither normalises the embedding", norm);
+                                   "Gemma2ForCausalLM), OLMo 2 has only the output norms, and neither normalises the embedding", placement);
     default:
-        return NL_FAIL(NL_ERR_ARG, "--norm %s on llama blocks: no Hugging Face class has this placement (%s)", norm, EXPORTABLE);
+        return NL_FAIL(NL_ERR_ARG, "--norm %s on llama blocks: no Hugging Face class has this placement (%s)", placement, EXPORTABLE);
     }
     if (c->norm_type != NL_RMSNORM)
         return NL_FAIL(NL_ERR_ARG, "--norm-type %s on llama blocks: %s uses RMSNorm", nt, class_names[*k]);
@@ -383,7 +383,7 @@ static nl_status read_config(const cfg_reader *r, nl_config *c) {
     NL_TRY(get_int(r, "vocab_size", REQ, 2, BIG, &c->vocab));
     if (k == HF_GPT2) {
         c->arch = NL_ARCH_GPT2;
-        c->norm = NL_NORM_PRE;
+        c->placement = NL_PLACE_PRE;
         NL_TRY(get_int(r, "n_embd", REQ, 1, 65536, &c->dim));
         NL_TRY(get_int(r, "n_layer", REQ, 1, 1024, &c->layers));
         NL_TRY(get_int(r, "n_head", REQ, 1, 65536, &c->heads));
@@ -400,7 +400,7 @@ static nl_status read_config(const cfg_reader *r, nl_config *c) {
         c->kv_heads = c->heads;
     } else {
         c->arch = NL_ARCH_LLAMA;
-        c->norm = k == HF_LLAMA ? NL_NORM_PRE : k == HF_GEMMA2 ? NL_NORM_GEMMA : NL_NORM_OUTONLY;
+        c->placement = k == HF_LLAMA ? NL_PLACE_PRE : k == HF_GEMMA2 ? NL_PLACE_GEMMA : NL_PLACE_OUTONLY;
         c->qk_norm = k == HF_OLMO2;
         NL_TRY(get_int(r, "hidden_size", REQ, 1, 65536, &c->dim));
         NL_TRY(get_int(r, "num_hidden_layers", REQ, 1, 1024, &c->layers));
@@ -449,7 +449,7 @@ nl_status nl_hf_read_config(const char *dir, nl_config *c) {
     nl_json_free(&doc);
     NL_TRY(st);
     /* the model options of h into c; c's training options are kept */
-    c->arch = h.arch, c->norm = h.norm, c->norm_type = h.norm_type, c->eps = h.eps, c->emb_norm = h.emb_norm;
+    c->arch = h.arch, c->placement = h.placement, c->norm_type = h.norm_type, c->eps = h.eps, c->emb_norm = h.emb_norm;
     c->final_norm = h.final_norm, c->out_gain_frozen = 0, c->skip_init = 0, c->qk_norm = h.qk_norm, c->scale_resids = 0;
     c->gpas = 0, c->sdd = 0;
     c->layers = h.layers, c->dim = h.dim, c->heads = h.heads, c->kv_heads = h.kv_heads, c->ffn_dim = h.ffn_dim;

@@ -75,7 +75,7 @@ nl_status nl_llmc_read_config(const char *path, nl_config *c) {
     nl_status st = read_header(f, path, &h);
     fclose(f);
     NL_TRY(st);
-    c->norm = NL_NORM_PRE;
+    c->placement = NL_PLACE_PRE;
     c->norm_type = NL_LAYERNORM;
     c->eps = 1e-5;
     c->emb_norm = 0;
@@ -99,7 +99,7 @@ nl_status nl_llmc_import(nl_model *m, const char *path) {
     hdr h;
     nl_status st = read_header(f, path, &h);
     const nl_config *c = &m->cfg;
-    if (st == NL_OK && (c->norm != NL_NORM_PRE || c->norm_type != NL_LAYERNORM || c->emb_norm || !c->final_norm || c->layers != h.L ||
+    if (st == NL_OK && (c->placement != NL_PLACE_PRE || c->norm_type != NL_LAYERNORM || c->emb_norm || !c->final_norm || c->layers != h.L ||
                         c->dim != h.C || c->heads != h.NH || c->seq_len != h.maxT || c->vocab != h.V || c->arch != NL_ARCH_GPT2 ||
                         c->ffn_dim != 4 * h.C || !c->tie_head || c->kv_heads != h.NH))
         st = NL_FAIL(NL_ERR_ARG, "'%s': the model is not the file's (gpt2, Pre-LN layernorm, L %d, C %d, NH %d, T %d, V %d)", path, h.L, h.C,

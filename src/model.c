@@ -1,12 +1,12 @@
 /* model.c -- parameter table, buffers, initialisation, and the forward/backward template.
  * Read the two template functions (nl_model_forward, nl_model_backward) as the story of the model:
- * every placement runs them; the sites each block uses come from norm.c. */
+ * every placement runs them; the sites each block uses come from placement.c. */
 #include "model.h"
 
 #include "common.h"
 #include "config.h"
 #include "dit.h"
-#include "norm.h"
+#include "placement.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -53,7 +53,7 @@ static float gain_init(int type, int C) { return type == NL_SCALENORM ? sqrtf((f
  * stored gain is the offset from gain_init and starts at 0. Returns the index of the gain tensor. */
 static int add_norm(nl_model *m, int *cap, nl_normw *p, nl_normw *g, int C, const char *prefix) {
     const int type = m->cfg.norm_type, wi = m->ntensors;
-    const int offset = nl_placements[m->cfg.norm].gain_offset;
+    const int offset = nl_placements[m->cfg.placement].gain_offset;
     if (type == NL_L2NORM) return -1; /* x/|x|: no parameters */
     add_tensor(m, cap, &p->w, &g->w, type == NL_SCALENORM ? 1 : C, 0, offset ? 0.0f : -1.0f, 0, "%s.weight", prefix);
     m->tensors[wi].init_const = gain_init(type, C);
@@ -104,7 +104,7 @@ static void add_sdd(nl_model *m, int *cap, float **p, float **g, int n, float a0
 static void build_tensors(nl_model *m) {
     const nl_config *c = &m->cfg;
     const int C = c->dim, L = c->layers, F = m->F, llama = c->arch != NL_ARCH_GPT2, dit = m->dit;
-    const int sphere = nl_placements[c->norm].sphere; /* rows along d on the unit sphere (paper §2.1-2.4, §2.6) */
+    const int sphere = nl_placements[c->placement].sphere; /* rows along d on the unit sphere (paper §2.1-2.4, §2.6) */
     const float std = 0.02f, std_out = c->scaled_init ? 0.02f / sqrtf(2.0f * L) : 0.02f;
     const float sdd_out = 1.0f / sqrtf(2.0f * L); /* SDD's output-projection scales (see add_sdd) */
     int cap = 0;
@@ -323,7 +323,7 @@ static size_t plan_acts(nl_model *m, float *base, int B, int T) {
     const nl_config *c = &m->cfg;
     const size_t N = (size_t)B * T, C = (size_t)c->dim, NC = N * C, ATT = (size_t)B * c->heads * T * T;
     const size_t NQ = N * (size_t)m->Q3, NF = N * (size_t)m->F;
-    const int rope = c->arch != NL_ARCH_GPT2, sphere = nl_placements[c->norm].sphere;
+    const int rope = c->arch != NL_ARCH_GPT2, sphere = nl_placements[c->placement].sphere;
     size_t off = 0;
     m->emb = take(base, &off, NC);
     float *x = m->emb;
@@ -396,7 +396,7 @@ static size_t plan_acts(nl_model *m, float *base, int B, int T) {
         }
     }
     m->xf = x;
-    m->r = nl_placements[c->norm].dual ? take(base, &off, NC) : NULL;
+    m->r = nl_placements[c->placement].dual ? take(base, &off, NC) : NULL;
     if (c->final_norm) {
         m->xf = take(base, &off, NC);
         m->f_mean = take(base, &off, N);
@@ -489,7 +489,7 @@ static void count_at(nl_model *m, int part, int bwd) { m->lowp_at = &m->lowp[2 *
 
 /* The gain a norm of width C applies: its parameter, or (gain offset) the parameter + its init. */
 static const float *eff_gain(const nl_model *m, const nl_normw *p, int C) {
-    if (!nl_placements[m->cfg.norm].gain_offset) return p->w;
+    if (!nl_placements[m->cfg.placement].gain_offset) return p->w;
     const int type = m->cfg.norm_type, n = type == NL_SCALENORM ? 1 : C;
     m->be->scale_shift(m->geff, p->w, 1.0f, gain_init(type, C), (size_t)n);
     return m->geff;
@@ -497,7 +497,7 @@ static const float *eff_gain(const nl_model *m, const nl_normw *p, int C) {
 
 double nl_norm_gain_mean(const nl_model *m, const nl_normw *p) {
     const int type = m->cfg.norm_type, C = m->cfg.dim, n = type == NL_SCALENORM ? 1 : C;
-    const double g0 = nl_placements[m->cfg.norm].gain_offset ? gain_init(type, C) : 0.0;
+    const double g0 = nl_placements[m->cfg.placement].gain_offset ? gain_init(type, C) : 0.0;
     if (!p->w) return 1.0; /* x/|x| (ngpt): no gain */
     return m->be->sum(p->w, (size_t)n) / n + g0;
 }
@@ -598,7 +598,7 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
     /* the plan was made for (m->B, m->T); smaller calls reuse its buffers (only attention's
      * per-head layout depends on T, and it is indexed with the T passed here) */
     const float alpha = (float)nl_res_alpha(c), es = (float)nl_emb_scale(c);
-    const int sphere = nl_placements[c->norm].sphere;
+    const int sphere = nl_placements[c->placement].sphere;
     const float sf = sphere_factor(c), alpha_f = sphere ? sphere_factor_alpha(c) : 0.0f; /* ngpt's scale factors */
     const nl_backend *be = m->be;
     be->enter();
@@ -750,7 +750,7 @@ static void grads_ready(const nl_model *m, size_t lo, size_t hi) {
 /* da = dL/d(branch output a) -> m->du = dL/du, parameter gradients of the branch. */
 static void branch_backward(nl_model *m, const nl_sub_acts *A, int s, unsigned ms, const nl_block_w *w,
                             nl_block_w *g, const float *da, size_t N) {
-    const int C = m->cfg.dim, NH = m->cfg.heads, sphere = nl_placements[m->cfg.norm].sphere;
+    const int C = m->cfg.dim, NH = m->cfg.heads, sphere = nl_placements[m->cfg.placement].sphere;
     const float sf = sphere_factor(&m->cfg);
     const nl_backend *be = m->be;
     int wd[3], ng;
@@ -835,7 +835,7 @@ void nl_model_backward(nl_model *m) {
 
     /* head: logits holds dL/dlogits; dxf = dlogits @ head, dhead += dlogits^T @ xf */
     float *g = m->gA, *gnext = m->gB;
-    const int sphere = nl_placements[c->norm].sphere;
+    const int sphere = nl_placements[c->placement].sphere;
     const float alpha_f = sphere ? sphere_factor_alpha(c) : 0.0f;
     count_at(m, c->layers + 1, 1);
     if (m->dit) nl_dit_head_backward(m, g); /* dit: the final layer's backward gives dL/dxf */

@@ -1,5 +1,5 @@
 /* model.h -- nl_model: the parameter table, the buffers, and the one forward/backward template that
- * every placement runs (the placement only switches sites on and off, see norm.h).
+ * every placement runs (the placement only switches sites on and off, see placement.h).
  *
  * Ownership: nl_model owns six allocations of its backend's memory (params, grads, AdamW m and v,
  * activations + scratch, token ids); every named float pointer below points into them and is never

@@ -23,9 +23,9 @@ double nl_grad_norm(nl_model *m) {
     return sqrt(m->be->sumsq(m->grads, m->nparams));
 }
 
-double nl_clip_scale(double norm, double clip) {
+double nl_clip_scale(double grad_norm, double clip) {
     if (clip <= 0) return 1.0;
-    double s = clip / (norm + 1e-6);
+    double s = clip / (grad_norm + 1e-6);
     return s < 1.0 ? s : 1.0;
 }
 

@@ -24,6 +24,6 @@ void nl_adamw_step(nl_model *m, double lr, double gscale, int t);
  * m->v[0 .. hi-lo) (a ZeRO-1 shard; nl_adamw_step is the range [0, nparams)). */
 void nl_adamw_range(nl_model *m, double lr, double gscale, int t, size_t lo, size_t hi);
 /* The factor clip / (norm + 1e-6) when it is below 1 and clip > 0, else 1 (as torch's clip_grad_norm_). */
-double nl_clip_scale(double norm, double clip);
+double nl_clip_scale(double grad_norm, double clip);
 
 #endif

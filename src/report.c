@@ -4,7 +4,7 @@
 
 #include "common.h"
 #include "json.h"
-#include "norm.h"
+#include "placement.h"
 #include "safetensors.h"
 #include "svg.h"
 #include "sweep.h"
@@ -19,10 +19,10 @@
 
 enum { MAX_RUNS = 48, MAX_SWEEPS = 8, MAX_LAYERS = 1024, MAX_DIAG_SHOWN = 5 };
 
-/* one colour per placement, in nl_norm order; placements beyond the list reuse it */
+/* one colour per placement, in nl_placement_id order; placements beyond the list reuse it */
 static const char *const palette[] = { "#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
                                        "#e377c2", "#17becf", "#bcbd22", "#7f7f7f" };
-static const char *norm_color(int norm) { return norm < 0 ? "#000000" : palette[norm % (int)(sizeof palette / sizeof palette[0])]; }
+static const char *placement_color(int placement) { return placement < 0 ? "#000000" : palette[placement % (int)(sizeof palette / sizeof palette[0])]; }
 
 /* a norm site of the diagnostic record's "norms": position on the depth axis (block l's attention
  * norms at l, its MLP norms at l + 0.5; emb_norm at 0, final_norm at L + 1) and kind */
@@ -59,7 +59,7 @@ struct rp_run {
     char dir[NL_PATH_MAX], label[160];
     rp_eval evals[MAX_EVALS];
     int nevals;
-    int norm, layers, dim, steps_cfg;
+    int placement, layers, dim, steps_cfg;
     char dtype[8]; /* fp32 | bf16 | fp16 (config.txt; runs from before --dtype: fp32) */
     char extras[16]; /* " +gpas", " +sdd": options on top of the placement, for the label */
     double lr;
@@ -91,7 +91,7 @@ typedef struct report {
     rp_sweep sweeps[MAX_SWEEPS];
     int nsweeps;
     rp_analysis extra[MAX_RUNS]; /* analyses given as files */
-    int extra_norm[MAX_RUNS];
+    int extra_placement[MAX_RUNS];
     char extra_label[MAX_RUNS][160];
     int nextra;
 } report;
@@ -136,7 +136,7 @@ static nl_status read_config(rp_run *r) {
     snprintf(path, sizeof path, "%s/config.txt", r->dir);
     FILE *f = fopen(path, "r");
     if (!f) return NL_FAIL(NL_ERR_IO, "cannot open '%s': %s (not a run directory?)", path, strerror(errno));
-    r->norm = -1;
+    r->placement = -1;
     snprintf(r->dtype, sizeof r->dtype, "fp32");
     int lineno = 0;
     while (fgets(line, sizeof line, f)) {
@@ -149,8 +149,8 @@ static nl_status read_config(rp_run *r) {
             return NL_FAIL(NL_ERR_FORMAT, "%s:%d: expected 'key = value'", path, lineno);
         }
         if (!strcmp(key, "norm")) {
-            r->norm = nl_norm_from_name(val);
-            if (r->norm < 0) {
+            r->placement = nl_placement_from_name(val);
+            if (r->placement < 0) {
                 fclose(f);
                 return NL_FAIL(NL_ERR_FORMAT, "%s:%d: unknown placement '%s'", path, lineno, val);
             }
@@ -164,7 +164,7 @@ static nl_status read_config(rp_run *r) {
             snprintf(r->extras + strlen(r->extras), sizeof r->extras - strlen(r->extras), " +%s", key);
     }
     fclose(f);
-    if (r->norm < 0 || r->layers < 1 || r->layers > MAX_LAYERS)
+    if (r->placement < 0 || r->layers < 1 || r->layers > MAX_LAYERS)
         return NL_FAIL(NL_ERR_FORMAT, "%s: missing or invalid 'norm' or 'layers'", path);
     return NL_OK;
 }
@@ -323,7 +323,7 @@ static nl_status read_metrics(rp_run *r) {
     return read_jsonl(path, (size_t)1 << 30, read_record, r);
 }
 
-static nl_status read_analysis(const char *path, rp_analysis *a, int *norm) {
+static nl_status read_analysis(const char *path, rp_analysis *a, int *placement) {
     nl_json_doc d;
     NL_TRY(nl_json_load(&d, path, (size_t)1 << 26));
     const nl_json *o = d.root;
@@ -331,13 +331,13 @@ static nl_status read_analysis(const char *path, rp_analysis *a, int *norm) {
     const char *nm = nl_json_str(nl_json_get(o, "norm"));
     const nl_json *ang = nl_json_get(o, "angular");
     memset(a, 0, sizeof *a);
-    if (nl_json_num(nl_json_get(o, "analyze")) != 1 || !(L >= 1 && L <= MAX_LAYERS) || !nm || nl_norm_from_name(nm) < 0 || !ang ||
+    if (nl_json_num(nl_json_get(o, "analyze")) != 1 || !(L >= 1 && L <= MAX_LAYERS) || !nm || nl_placement_from_name(nm) < 0 || !ang ||
         ang->type != NL_JARR || ang->n != (int)L) {
         nl_json_free(&d);
         return NL_FAIL(NL_ERR_FORMAT, "%s: not a 'normlab analyze' output (needs analyze, norm, layers, angular)", path);
     }
     a->L = (int)L;
-    *norm = nl_norm_from_name(nm);
+    *placement = nl_placement_from_name(nm);
     a->loss = nl_json_num(nl_json_get(o, "loss"));
     a->skip_delta = nl_xmalloc((size_t)a->L * sizeof(double));
     a->angular = nl_xmalloc((size_t)a->L * a->L * sizeof(double));
@@ -421,7 +421,7 @@ static nl_status add_run(report *rp, const char *dir, const char *note) {
     r->has_samples = is_file(sp);
     char extras[sizeof r->extras]; /* a copy: gcc's -Wrestrict sees r->label and r->extras in one object */
     memcpy(extras, r->extras, sizeof extras);
-    snprintf(r->label, sizeof r->label, "%s%s lr %g s%llu%s%s%s", nl_placements[r->norm].name, extras, r->lr, r->seed,
+    snprintf(r->label, sizeof r->label, "%s%s lr %g s%llu%s%s%s", nl_placements[r->placement].name, extras, r->lr, r->seed,
              strcmp(r->dtype, "fp32") ? " " : "", strcmp(r->dtype, "fp32") ? r->dtype : "", note);
     rp->nruns++;
     return NL_OK;
@@ -468,15 +468,15 @@ static nl_status add_sweep(report *rp, const char *dir) {
     /* each placement's best LR (lowest mean final val loss over finished seeds): its lowest seed's run */
     for (int i = 0; i < s->n && st == NL_OK; i++) {
         int first = 1;
-        for (int k = 0; k < i; k++) first &= strcmp(s->res[k].norm, s->res[i].norm) != 0;
+        for (int k = 0; k < i; k++) first &= strcmp(s->res[k].placement, s->res[i].placement) != 0;
         if (!first) continue;
         double best = INFINITY, best_lr = NAN;
         for (int k = 0; k < s->n; k++) {
-            if (strcmp(s->res[k].norm, s->res[i].norm)) continue;
+            if (strcmp(s->res[k].placement, s->res[i].placement)) continue;
             double sum = 0;
             int cnt = 0, div = 0;
             for (int j = 0; j < s->n; j++)
-                if (!strcmp(s->res[j].norm, s->res[i].norm) && s->res[j].lr == s->res[k].lr) {
+                if (!strcmp(s->res[j].placement, s->res[i].placement) && s->res[j].lr == s->res[k].lr) {
                     if (!strcmp(s->res[j].status, "done") && isfinite(s->res[j].val_loss)) sum += s->res[j].val_loss, cnt++;
                     else div++;
                 }
@@ -486,9 +486,9 @@ static nl_status add_sweep(report *rp, const char *dir) {
         unsigned long long seed = ~0ull;
         int pick = -1;
         for (int k = 0; k < s->n; k++)
-            if (!strcmp(s->res[k].norm, s->res[i].norm) && s->res[k].lr == best_lr && s->res[k].seed < seed) seed = s->res[k].seed, pick = k;
+            if (!strcmp(s->res[k].placement, s->res[i].placement) && s->res[k].lr == best_lr && s->res[k].seed < seed) seed = s->res[k].seed, pick = k;
         char sub[NL_PATH_MAX + 160];
-        snprintf(sub, sizeof sub, "%s/%s_lr%g_s%llu", dir, s->res[pick].norm, best_lr, seed);
+        snprintf(sub, sizeof sub, "%s/%s_lr%g_s%llu", dir, s->res[pick].placement, best_lr, seed);
         if (is_dir(sub)) st = add_run(rp, sub, " (best LR of sweep)");
     }
     for (int i = 0; i < nn; i++) free(names[i]);
@@ -512,8 +512,8 @@ static nl_status add_path(report *rp, const char *p) {
     if (is_file(p)) {
         if (rp->nextra == MAX_RUNS) return NL_FAIL(NL_ERR_ARG, "too many analyze files");
         int k = rp->nextra;
-        NL_TRY(read_analysis(p, &rp->extra[k], &rp->extra_norm[k]));
-        snprintf(rp->extra_label[k], sizeof rp->extra_label[k], "%s (%s)", nl_placements[rp->extra_norm[k]].name, p);
+        NL_TRY(read_analysis(p, &rp->extra[k], &rp->extra_placement[k]));
+        snprintf(rp->extra_label[k], sizeof rp->extra_label[k], "%s (%s)", nl_placements[rp->extra_placement[k]].name, p);
         rp->nextra++;
         return NL_OK;
     }
@@ -538,22 +538,22 @@ static void fig_close(FILE *f, const char *caption) {
 }
 
 static void eq_label(char *b, size_t n, const rp_run *r, const char *extra) {
-    snprintf(b, n, "%s%s: %s", r->label, extra, nl_placements[r->norm].eq);
+    snprintf(b, n, "%s%s: %s", r->label, extra, nl_placements[r->placement].eq);
 }
 
 static void legend_table(FILE *f, const report *rp) {
     int used[64] = { 0 };
-    for (int i = 0; i < rp->nruns; i++) used[rp->runs[i].norm % 64] = 1;
-    for (int i = 0; i < rp->nextra; i++) used[rp->extra_norm[i] % 64] = 1;
+    for (int i = 0; i < rp->nruns; i++) used[rp->runs[i].placement % 64] = 1;
+    for (int i = 0; i < rp->nextra; i++) used[rp->extra_placement[i] % 64] = 1;
     for (int s = 0; s < rp->nsweeps; s++)
         for (int i = 0; i < rp->sweeps[s].n; i++) {
-            int k = nl_norm_from_name(rp->sweeps[s].res[i].norm);
+            int k = nl_placement_from_name(rp->sweeps[s].res[i].placement);
             if (k >= 0) used[k % 64] = 1;
         }
     fputs("<table><tr><th></th><th>placement</th><th>block equation</th><th>source</th></tr>\n", f);
-    for (int k = 0; k < NL_NORM_COUNT && k < 64; k++) {
+    for (int k = 0; k < NL_PLACE_COUNT && k < 64; k++) {
         if (!used[k]) continue;
-        fprintf(f, "<tr><td><span class=\"sw\" style=\"background:%s\"></span></td><td>%s</td><td>", norm_color(k), nl_placements[k].name);
+        fprintf(f, "<tr><td><span class=\"sw\" style=\"background:%s\"></span></td><td>%s</td><td>", placement_color(k), nl_placements[k].name);
         nl_html_escape(f, nl_placements[k].eq);
         fputs("</td><td>", f);
         nl_html_escape(f, nl_placements[k].ref);
@@ -573,7 +573,7 @@ static void runs_table(FILE *f, const report *rp) {
           "<th>final val loss</th><th>grad spikes</th><th>status</th><th>max |x| at end</th><th>skipped steps (fp16)</th><th>loss scale</th></tr>\n", f);
     for (int i = 0; i < rp->nruns; i++) {
         const rp_run *r = &rp->runs[i];
-        fprintf(f, "<tr><td style=\"color:%s\">", norm_color(r->norm));
+        fprintf(f, "<tr><td style=\"color:%s\">", placement_color(r->placement));
         nl_html_escape(f, r->label);
         fputs("</td><td>", f);
         nl_html_escape(f, r->dir);
@@ -608,7 +608,7 @@ static void evals_section(FILE *f, const report *rp) {
         for (int k = 0; k < rp->runs[i].nevals; k++) {
             const rp_run *r = &rp->runs[i];
             const rp_eval *e = &r->evals[k];
-            fprintf(f, "<tr><td style=\"color:%s\">", norm_color(r->norm));
+            fprintf(f, "<tr><td style=\"color:%s\">", placement_color(r->placement));
             nl_html_escape(f, r->label);
             fputs("</td><td>", f);
             nl_html_escape(f, e->task);
@@ -620,7 +620,7 @@ static void evals_section(FILE *f, const report *rp) {
 /* 0, 1, 2 for the first, second, third... run of the same placement: solid, dashed, dotted */
 static int run_dash(const report *rp, int i) {
     int k = 0;
-    for (int j = 0; j < i; j++) k += rp->runs[j].norm == rp->runs[i].norm;
+    for (int j = 0; j < i; j++) k += rp->runs[j].placement == rp->runs[i].placement;
     return k % 3;
 }
 
@@ -631,8 +631,8 @@ static void loss_section(FILE *f, const report *rp) {
     for (int i = 0; i < rp->nruns; i++) {
         const rp_run *r = &rp->runs[i];
         eq_label(lab[i], sizeof lab[i], r, "");
-        s[ns++] = (nl_series){ .label = NULL, .color = norm_color(r->norm), .x = r->step, .y = r->loss, .n = r->n, .width = 0.8, .dash = run_dash(rp, i) };
-        s[ns++] = (nl_series){ .label = lab[i], .color = norm_color(r->norm), .x = r->vstep, .y = r->vloss, .n = r->nv, .marker = 1, .width = 2.2, .dash = run_dash(rp, i) };
+        s[ns++] = (nl_series){ .label = NULL, .color = placement_color(r->placement), .x = r->step, .y = r->loss, .n = r->n, .width = 0.8, .dash = run_dash(rp, i) };
+        s[ns++] = (nl_series){ .label = lab[i], .color = placement_color(r->placement), .x = r->vstep, .y = r->vloss, .n = r->nv, .marker = 1, .width = 2.2, .dash = run_dash(rp, i) };
     }
     fig_open(f);
     nl_plot p = { .title = "Loss curves", .xlabel = "optimizer step", .ylabel = "cross-entropy (nats/token)", .w = 900, .h = 380, .ymin_force = NAN };
@@ -642,7 +642,7 @@ static void loss_section(FILE *f, const report *rp) {
     ns = 0;
     for (int i = 0; i < rp->nruns; i++) {
         const rp_run *r = &rp->runs[i];
-        if (r->ng) s[ns++] = (nl_series){ .label = lab[i], .color = norm_color(r->norm), .x = r->gstep, .y = r->gnorm, .n = r->ng, .width = 1, .dash = run_dash(rp, i) };
+        if (r->ng) s[ns++] = (nl_series){ .label = lab[i], .color = placement_color(r->placement), .x = r->gstep, .y = r->gnorm, .n = r->ng, .width = 1, .dash = run_dash(rp, i) };
     }
     if (!ns) return;
     fig_open(f);
@@ -676,7 +676,7 @@ static void sites_section(FILE *f, const report *rp) {
                     if (d->sites[j].kind == k) x[n] = d->sites[j].x, y[n++] = which ? d->sites[j].out_rms : d->sites[j].gain;
                 if (!n) continue;
                 snprintf(lab[ns], sizeof lab[ns], "%s: %s norms (step %d)", r->label, kind_name[k], d->step);
-                s[ns] = (nl_series){ .label = lab[ns], .color = norm_color(r->norm), .x = x, .y = y, .n = n,
+                s[ns] = (nl_series){ .label = lab[ns], .color = placement_color(r->placement), .x = x, .y = y, .n = n,
                                      .dash = k == SITE_END ? 0 : k, .marker = k == SITE_END ? 2 : 1, .width = 1.6 };
                 ns++;
             }
@@ -756,7 +756,7 @@ static void lowp_section(FILE *f, const report *rp) {
         int lowp = 0;
         for (int k = 0; k < rp->runs[i].nd; k++) lowp |= rp->runs[i].diag[k].ovf_fwd != NULL;
         if (!lowp) continue;
-        runs[n] = &rp->runs[i], group[n] = n, labels[n] = rp->runs[i].label, colors[n] = norm_color(rp->runs[i].norm);
+        runs[n] = &rp->runs[i], group[n] = n, labels[n] = rp->runs[i].label, colors[n] = placement_color(rp->runs[i].placement);
         n++;
     }
     if (n) overflow_chart(f, "Overflow counts per layer (bf16 / fp16 runs)", runs, group, n, labels, colors, n);
@@ -785,7 +785,7 @@ static void depth_sections(FILE *f, const report *rp) {
             const int di = r->nd <= MAX_DIAG_SHOWN ? k : (int)lround((double)k * (r->nd - 1) / (MAX_DIAG_SHOWN - 1));
             const int shown = r->nd < MAX_DIAG_SHOWN ? r->nd : MAX_DIAG_SHOWN;
             snprintf(lab[ns], sizeof lab[ns], "step %d", r->diag[di].step);
-            tint(norm_color(r->norm), shown > 1 ? 0.75 * (1.0 - (double)k / (shown - 1)) : 0.0, col[ns]);
+            tint(placement_color(r->placement), shown > 1 ? 0.75 * (1.0 - (double)k / (shown - 1)) : 0.0, col[ns]);
             s[ns] = (nl_series){ .label = lab[ns], .color = col[ns], .x = depth, .y = r->diag[di].x_var, .n = r->layers + 1, .marker = 1 };
             ns++;
         }
@@ -795,7 +795,7 @@ static void depth_sections(FILE *f, const report *rp) {
                       .ylabel = "Var(x_l), mean per-token variance", .ylog = 1, .w = 440, .h = 300, .ymin_force = NAN, .xint = 1 };
         nl_svg_lines(f, &p, s, ns);
         char cap[400];
-        snprintf(cap, sizeof cap, "%s: %s. Lighter: earlier steps; darkest: the last diagnostic step.", nl_placements[r->norm].name, nl_placements[r->norm].eq);
+        snprintf(cap, sizeof cap, "%s: %s. Lighter: earlier steps; darkest: the last diagnostic step.", nl_placements[r->placement].name, nl_placements[r->placement].eq);
         fig_close(f, cap);
     }
     fputs("</div>\n", f);
@@ -821,9 +821,9 @@ static void depth_sections(FILE *f, const report *rp) {
             char st[32];
             snprintf(st, sizeof st, " (step %d)", r->diag[r->nd - 1].step);
             eq_label(lab[i], sizeof lab[i], r, st);
-            s[ns++] = (nl_series){ .label = lab[i], .color = norm_color(r->norm), .x = depth, .y = diag_field(&r->diag[r->nd - 1], panels[pi].which), .n = n, .marker = 1, .width = 2 };
+            s[ns++] = (nl_series){ .label = lab[i], .color = placement_color(r->placement), .x = depth, .y = diag_field(&r->diag[r->nd - 1], panels[pi].which), .n = n, .marker = 1, .width = 2 };
             if (r->nd > 1 && r->diag[0].step == 0)
-                s[ns++] = (nl_series){ .label = NULL, .color = norm_color(r->norm), .x = depth, .y = diag_field(&r->diag[0], panels[pi].which), .n = n, .dash = 1 };
+                s[ns++] = (nl_series){ .label = NULL, .color = placement_color(r->placement), .x = depth, .y = diag_field(&r->diag[0], panels[pi].which), .n = n, .dash = 1 };
         }
         fig_open(f);
         nl_plot p = { .title = panels[pi].title, .xlabel = panels[pi].which == 3 ? "block l" : "stream index l (L+1: after the last block, before the final norm)",
@@ -844,7 +844,7 @@ static const double fail_margin = 0.05;
 
 /* Per placement: the best LR, the first LR where a seed diverged, the first LR above the best whose
  * mean val loss is worse than the best by more than fail_margin (or where no seed finished). */
-static void failing_section(FILE *f, const int *norms, int np, const double *lrs, int nl, const double *mean, const int *ndiv,
+static void failing_section(FILE *f, const int *placements, int np, const double *lrs, int nl, const double *mean, const int *ndiv,
                             const int *nrun, const int *nfin) {
     double *px = nl_xmalloc((size_t)(np * nl + 3 * np) * 2 * sizeof(double)), *py = px + np * nl + 3 * np;
     double *bx = px + np * nl, *dgx = bx + np, *dvx = dgx + np, *by = py + np * nl, *dgy = by + np, *dvy = dgy + np;
@@ -853,7 +853,7 @@ static void failing_section(FILE *f, const int *norms, int np, const double *lrs
     for (int a = 0; a < np; a++) {
         const int *dv = ndiv + a * nl, *nr = nrun + a * nl, *nf = nfin + a * nl;
         const double *m = mean + a * nl;
-        names[a] = nl_placements[norms[a]].name;
+        names[a] = nl_placements[placements[a]].name;
         best[a] = fdeg[a] = fdiv[a] = -1;
         for (int b = 0; b < nl; b++) {
             if (!nr[b]) continue;
@@ -885,7 +885,7 @@ static void failing_section(FILE *f, const int *norms, int np, const double *lrs
     fputs("<table><tr><th>placement</th><th>best LR (mean val loss)</th><th>first degraded LR (mean val loss)</th>"
           "<th>first diverging LR (diverged / runs)</th><th>highest LR run</th></tr>\n", f);
     for (int a = 0; a < np; a++) {
-        fprintf(f, "<tr><td style=\"color:%s\">%s</td><td>", norm_color(norms[a]), names[a]);
+        fprintf(f, "<tr><td style=\"color:%s\">%s</td><td>", placement_color(placements[a]), names[a]);
         if (best[a] >= 0) fprintf(f, "%g (%.4f)", lrs[best[a]], mean[a * nl + best[a]]);
         else fputs("-", f);
         fputs("</td><td>", f);
@@ -909,12 +909,12 @@ static void failing_section(FILE *f, const int *norms, int np, const double *lrs
 /* One panel per placement: training loss (field 0) or gradient norm (1) against the step, one curve
  * per LR (shade and dash), each the mean over seeds with a band from the lowest to the highest seed,
  * after a trailing mean over a window of steps; a cross where a seed diverged. */
-static void sweep_curves(FILE *f, const rp_sweep *sw, int norm, const double *lrs, int nl, int field) {
+static void sweep_curves(FILE *f, const rp_sweep *sw, int placement, const double *lrs, int nl, int field) {
     int maxstep = 0;
     for (int i = 0; i < sw->n; i++) {
         const rp_run *r = &sw->runs[i];
         const int n = field ? r->ng : r->n;
-        if (r->norm == norm && n) maxstep = (int)fmax(maxstep, (field ? r->gstep : r->step)[n - 1]);
+        if (r->placement == placement && n) maxstep = (int)fmax(maxstep, (field ? r->gstep : r->step)[n - 1]);
     }
     if (maxstep < 1) return;
     const int win = maxstep / 60 > 1 ? maxstep / 60 : 1, W = maxstep + 1;
@@ -932,7 +932,7 @@ static void sweep_curves(FILE *f, const rp_sweep *sw, int norm, const double *lr
         for (int t = 0; t < W; t++) m[t] = 0, l[t] = INFINITY, h[t] = -INFINITY, cnt[t] = 0;
         for (int i = 0; i < sw->n; i++) {
             const rp_run *r = &sw->runs[i];
-            if (r->norm != norm || sw->res[i].lr != lrs[b]) continue;
+            if (r->placement != placement || sw->res[i].lr != lrs[b]) continue;
             const double *st = field ? r->gstep : r->step, *v = field ? r->gnorm : r->loss;
             const int n = field ? r->ng : r->n;
             seeds++;
@@ -958,13 +958,13 @@ static void sweep_curves(FILE *f, const rp_sweep *sw, int norm, const double *lr
         }
         snprintf(lab[b], sizeof lab[b], "lr %g: %d seed%s%s", lrs[b], seeds, seeds == 1 ? "" : "s", div ? ", diverged:" : "");
         if (div) snprintf(lab[b] + strlen(lab[b]), sizeof lab[b] - strlen(lab[b]), " %d", div);
-        tint(norm_color(norm), lr_shade(b, nl), col[b]);
+        tint(placement_color(placement), lr_shade(b, nl), col[b]);
         s[ns++] = (nl_series){ .label = lab[b], .color = col[b], .x = x, .y = m, .lo = seeds > 1 ? l : NULL, .hi = seeds > 1 ? h : NULL, .n = W,
                                .dash = lr_dash(b, nl), .width = 1.4 };
     }
     if (nd) s[ns++] = (nl_series){ .label = "a seed diverged", .color = "#000000", .x = dx, .y = dy, .n = nd, .marker = 2 };
     char title[160], cap[400];
-    snprintf(title, sizeof title, "%s: %s by LR", nl_placements[norm].name, field ? "gradient norm" : "training loss");
+    snprintf(title, sizeof title, "%s: %s by LR", nl_placements[placement].name, field ? "gradient norm" : "training loss");
     fig_open(f);
     nl_plot p = { .title = title, .xlabel = "optimizer step", .ylabel = field ? "||gradient||_2" : "training loss (nats/token)",
                   .ylog = field, .w = 440, .h = 300, .ymin_force = NAN, .xint = 1 };
@@ -988,14 +988,14 @@ static void sweep_section(FILE *f, const rp_sweep *sw) {
     fputs("</h3>\n", f);
     /* per placement: mean +- sd of the final val loss over finished seeds at each LR; crosses: LRs with diverged runs */
     enum { MAXP = 32, MAXL = 64 };
-    int norms[MAXP], np = 0;
+    int placements[MAXP], np = 0;
     double lrs[MAXL];
     int nl = 0;
     for (int i = 0; i < sw->n; i++) {
-        const int k = nl_norm_from_name(sw->res[i].norm);
+        const int k = nl_placement_from_name(sw->res[i].placement);
         int seen = 0;
-        for (int j = 0; j < np; j++) seen |= norms[j] == k;
-        if (!seen && np < MAXP) norms[np++] = k;
+        for (int j = 0; j < np; j++) seen |= placements[j] == k;
+        if (!seen && np < MAXP) placements[np++] = k;
         seen = 0;
         for (int j = 0; j < nl; j++) seen |= lrs[j] == sw->res[i].lr;
         if (!seen && nl < MAXL) lrs[nl++] = sw->res[i].lr;
@@ -1011,7 +1011,7 @@ static void sweep_section(FILE *f, const rp_sweep *sw) {
             double s1 = 0, s2 = 0;
             int c = 0;
             for (int i = 0; i < sw->n; i++) {
-                if (nl_norm_from_name(sw->res[i].norm) != norms[a] || sw->res[i].lr != lrs[b]) continue;
+                if (nl_placement_from_name(sw->res[i].placement) != placements[a] || sw->res[i].lr != lrs[b]) continue;
                 nrun[a * nl + b]++;
                 if (!strcmp(sw->res[i].status, "diverged")) ndiv[a * nl + b]++;
                 else if (!strcmp(sw->res[i].status, "done") && isfinite(sw->res[i].val_loss)) s1 += sw->res[i].val_loss, s2 += sw->res[i].val_loss * sw->res[i].val_loss, c++;
@@ -1026,16 +1026,16 @@ static void sweep_section(FILE *f, const rp_sweep *sw) {
     char lab[MAXP][300], labd[MAXP][300];
     int ns = 0;
     for (int a = 0; a < np; a++) {
-        snprintf(lab[a], sizeof lab[a], "%s: %s", nl_placements[norms[a]].name, nl_placements[norms[a]].eq);
-        s[ns++] = (nl_series){ .label = lab[a], .color = norm_color(norms[a]), .x = lrs, .y = mean + a * nl, .err = sd + a * nl, .n = nl, .marker = 1, .width = 2 };
+        snprintf(lab[a], sizeof lab[a], "%s: %s", nl_placements[placements[a]].name, nl_placements[placements[a]].eq);
+        s[ns++] = (nl_series){ .label = lab[a], .color = placement_color(placements[a]), .x = lrs, .y = mean + a * nl, .err = sd + a * nl, .n = nl, .marker = 1, .width = 2 };
         int any = 0;
         for (int b = 0; b < nl; b++) {
             dx[a * nl + b] = lrs[b];
             dy[a * nl + b] = ndiv[a * nl + b] ? top * (1.02 + 0.015 * a) : NAN;
             any |= ndiv[a * nl + b] > 0;
         }
-        snprintf(labd[a], sizeof labd[a], "%s: LR with diverged runs", nl_placements[norms[a]].name);
-        if (any) s[ns++] = (nl_series){ .label = labd[a], .color = norm_color(norms[a]), .x = dx + a * nl, .y = dy + a * nl, .n = nl, .marker = 2 };
+        snprintf(labd[a], sizeof labd[a], "%s: LR with diverged runs", nl_placements[placements[a]].name);
+        if (any) s[ns++] = (nl_series){ .label = labd[a], .color = placement_color(placements[a]), .x = dx + a * nl, .y = dy + a * nl, .n = nl, .marker = 2 };
     }
     fig_open(f);
     nl_plot p = { .title = "LR stability map: final validation loss vs learning rate", .xlabel = "peak learning rate", .ylabel = "final val loss (nats/token), mean +- sd over seeds",
@@ -1046,17 +1046,17 @@ static void sweep_section(FILE *f, const rp_sweep *sw) {
     for (int a = 0; a < np; a++)
         for (int b = 0; b < nl; b++) {
             if (!nrun[a * nl + b]) continue;
-            fprintf(f, "<tr><td style=\"color:%s\">%s</td><td>%g</td><td>%d</td><td>%d</td><td>%d</td><td>", norm_color(norms[a]),
-                    nl_placements[norms[a]].name, lrs[b], nrun[a * nl + b], nrun[a * nl + b] - ndiv[a * nl + b], ndiv[a * nl + b]);
+            fprintf(f, "<tr><td style=\"color:%s\">%s</td><td>%g</td><td>%d</td><td>%d</td><td>%d</td><td>", placement_color(placements[a]),
+                    nl_placements[placements[a]].name, lrs[b], nrun[a * nl + b], nrun[a * nl + b] - ndiv[a * nl + b], ndiv[a * nl + b]);
             if (isfinite(mean[a * nl + b])) fprintf(f, "%.4f +- %.4f", mean[a * nl + b], sd[a * nl + b]);
             else fputs("-", f);
             fputs("</td></tr>\n", f);
         }
     fputs("</table>\n", f);
-    failing_section(f, norms, np, lrs, nl, mean, ndiv, nrun, nfin);
+    failing_section(f, placements, np, lrs, nl, mean, ndiv, nrun, nfin);
     for (int field = 0; field < 2; field++) {
         fputs("<div class=\"row\">\n", f);
-        for (int a = 0; a < np; a++) sweep_curves(f, sw, norms[a], lrs, nl, field);
+        for (int a = 0; a < np; a++) sweep_curves(f, sw, placements[a], lrs, nl, field);
         fputs("</div>\n", f);
     }
     const rp_run **lp = nl_xmalloc((size_t)(sw->n ? sw->n : 1) * sizeof *lp);
@@ -1065,8 +1065,8 @@ static void sweep_section(FILE *f, const rp_sweep *sw) {
     char (*gl)[64] = nl_xmalloc((size_t)np * nl * sizeof *gl), (*gc)[8] = nl_xmalloc((size_t)np * nl * sizeof *gc);
     for (int a = 0; a < np; a++)
         for (int b = 0; b < nl; b++) {
-            snprintf(gl[a * nl + b], sizeof gl[0], "%s lr %g", nl_placements[norms[a]].name, lrs[b]);
-            tint(norm_color(norms[a]), lr_shade(b, nl), gc[a * nl + b]);
+            snprintf(gl[a * nl + b], sizeof gl[0], "%s lr %g", nl_placements[placements[a]].name, lrs[b]);
+            tint(placement_color(placements[a]), lr_shade(b, nl), gc[a * nl + b]);
             glab[a * nl + b] = gl[a * nl + b], gcol[a * nl + b] = gc[a * nl + b];
         }
     for (int i = 0; i < sw->n; i++) {
@@ -1074,7 +1074,7 @@ static void sweep_section(FILE *f, const rp_sweep *sw) {
         for (int k = 0; k < sw->runs[i].nd; k++) lowp |= sw->runs[i].diag[k].ovf_fwd != NULL;
         if (!lowp) continue;
         int a = 0, b = 0;
-        while (a < np && norms[a] != sw->runs[i].norm) a++;
+        while (a < np && placements[a] != sw->runs[i].placement) a++;
         while (b < nl && lrs[b] != sw->res[i].lr) b++;
         if (a < np && b < nl) lp[nlp] = &sw->runs[i], group[nlp++] = a * nl + b;
     }
@@ -1092,10 +1092,10 @@ static void sweep_section(FILE *f, const rp_sweep *sw) {
 static void analysis_section(FILE *f, const report *rp) {
     const rp_analysis *as[2 * MAX_RUNS];
     const char *labels[2 * MAX_RUNS];
-    int norms[2 * MAX_RUNS], na = 0, maxL = 0;
+    int placements[2 * MAX_RUNS], na = 0, maxL = 0;
     for (int i = 0; i < rp->nruns; i++)
-        if (rp->runs[i].has_an) as[na] = &rp->runs[i].an, labels[na] = rp->runs[i].label, norms[na++] = rp->runs[i].norm;
-    for (int i = 0; i < rp->nextra; i++) as[na] = &rp->extra[i], labels[na] = rp->extra_label[i], norms[na++] = rp->extra_norm[i];
+        if (rp->runs[i].has_an) as[na] = &rp->runs[i].an, labels[na] = rp->runs[i].label, placements[na++] = rp->runs[i].placement;
+    for (int i = 0; i < rp->nextra; i++) as[na] = &rp->extra[i], labels[na] = rp->extra_label[i], placements[na++] = rp->extra_placement[i];
     if (!na) return;
     fputs("<h2>Layer redundancy (normlab analyze)</h2>\n<div class=\"row\">\n", f);
     double lo = 0.0, hi = -INFINITY; /* one colour scale for all models, from 0 */
@@ -1117,8 +1117,8 @@ static void analysis_section(FILE *f, const report *rp) {
     nl_series s[2 * MAX_RUNS];
     char lab[2 * MAX_RUNS][400];
     for (int k = 0; k < na; k++) {
-        snprintf(lab[k], sizeof lab[k], "%s: %s", labels[k], nl_placements[norms[k]].eq);
-        s[k] = (nl_series){ .label = lab[k], .color = norm_color(norms[k]), .x = blocks, .y = as[k]->skip_delta, .n = as[k]->L };
+        snprintf(lab[k], sizeof lab[k], "%s: %s", labels[k], nl_placements[placements[k]].eq);
+        s[k] = (nl_series){ .label = lab[k], .color = placement_color(placements[k]), .x = blocks, .y = as[k]->skip_delta, .n = as[k]->L };
     }
     fig_open(f);
     nl_plot p = { .title = "Validation-loss increase when block l alone is skipped", .xlabel = "skipped block l",

@@ -5,7 +5,7 @@
 #include "common.h"
 #include "config.h"
 #include "json.h"
-#include "norm.h"
+#include "placement.h"
 #include "safetensors.h"
 #include "sweep_slurm.h"
 
@@ -20,7 +20,7 @@
 enum { MAX_LIST = 64, MAX_PASS = 256 };
 
 typedef struct job {
-    int norm;
+    int placement;
     double lr;
     uint64_t seed;
     char dir[NL_PATH_MAX + 128];
@@ -61,7 +61,7 @@ static nl_status write_result(const job *j, const nl_sweep_result *r) {
     FILE *f;
     NL_TRY(nl_write_atomic_begin(path, tmp, sizeof tmp, &f));
     fprintf(f, "{\"norm\": \"%s\", \"lr\": %.9g, \"seed\": %llu, \"status\": \"%s\", \"reason\": \"%s\", \"step\": %d",
-            r->norm, r->lr, (unsigned long long)r->seed, r->status, r->reason, r->step);
+            r->placement, r->lr, (unsigned long long)r->seed, r->status, r->reason, r->step);
     put_num(f, "val_loss", r->val_loss);
     put_num(f, "loss", r->loss);
     fprintf(f, ", \"spikes\": %d}\n", r->spikes);
@@ -74,17 +74,17 @@ nl_status nl_sweep_read_result(const char *rundir, nl_sweep_result *r) {
     nl_json_doc d;
     NL_TRY(nl_json_load(&d, path, 1 << 16));
     const nl_json *o = d.root;
-    const char *norm = nl_json_str(nl_json_get(o, "norm")), *status = nl_json_str(nl_json_get(o, "status")),
+    const char *placement = nl_json_str(nl_json_get(o, "norm")), *status = nl_json_str(nl_json_get(o, "status")),
                *reason = nl_json_str(nl_json_get(o, "reason"));
     const double lr = nl_json_num(nl_json_get(o, "lr")), seed = nl_json_num(nl_json_get(o, "seed")),
                  step = nl_json_num(nl_json_get(o, "step"));
-    if (!norm || !status || !reason || !isfinite(lr) || !(seed >= 0) || !(step >= 0) || strlen(norm) >= sizeof r->norm ||
+    if (!placement || !status || !reason || !isfinite(lr) || !(seed >= 0) || !(step >= 0) || strlen(placement) >= sizeof r->placement ||
         strlen(status) >= sizeof r->status || strlen(reason) >= sizeof r->reason) {
         nl_json_free(&d);
         return NL_FAIL(NL_ERR_FORMAT, "%s: missing or invalid norm/lr/seed/status/step", path);
     }
     memset(r, 0, sizeof *r);
-    snprintf(r->norm, sizeof r->norm, "%s", norm);
+    snprintf(r->placement, sizeof r->placement, "%s", placement);
     snprintf(r->status, sizeof r->status, "%s", status);
     snprintf(r->reason, sizeof r->reason, "%s", reason);
     r->lr = lr;
@@ -104,7 +104,7 @@ static int finished(const nl_sweep_result *r) { return !strcmp(r->status, "done"
  * "diverged" record if any. */
 static void collect(const job *j, int exit_ok, nl_sweep_result *r) {
     memset(r, 0, sizeof *r);
-    snprintf(r->norm, sizeof r->norm, "%s", nl_placements[j->norm].name);
+    snprintf(r->placement, sizeof r->placement, "%s", nl_placements[j->placement].name);
     r->lr = j->lr;
     r->seed = j->seed;
     r->val_loss = r->loss = NAN;
@@ -148,7 +148,7 @@ void nl_sweep_summary(const nl_sweep_result *res, int n, int csv, FILE *f) {
         int runs = 0, done = 0, div = 0, failed = 0;
         double s1 = 0.0, s2 = 0.0;
         for (int k = i; k < n; k++) {
-            if (seen[k] || strcmp(res[k].norm, res[i].norm) || res[k].lr != res[i].lr) continue;
+            if (seen[k] || strcmp(res[k].placement, res[i].placement) || res[k].lr != res[i].lr) continue;
             seen[k] = 1;
             runs++;
             if (!strcmp(res[k].status, "diverged")) div++;
@@ -162,7 +162,7 @@ void nl_sweep_summary(const nl_sweep_result *res, int n, int csv, FILE *f) {
         const double mean = done ? s1 / done : NAN;
         const double sd = done > 1 ? sqrt(fmax(0.0, (s2 - done * mean * mean) / (done - 1))) : NAN;
         if (csv) {
-            fprintf(f, "%s,%g,%d,%d,%d,%d,", res[i].norm, res[i].lr, runs, done, div, failed);
+            fprintf(f, "%s,%g,%d,%d,%d,%d,", res[i].placement, res[i].lr, runs, done, div, failed);
             if (done) fprintf(f, "%.6f,", mean);
             else fprintf(f, ",");
             if (done > 1) fprintf(f, "%.6f\n", sd);
@@ -171,7 +171,7 @@ void nl_sweep_summary(const nl_sweep_result *res, int n, int csv, FILE *f) {
             char v[64] = "-";
             if (done > 1) snprintf(v, sizeof v, "%.4f +- %.4f (n=%d)", mean, sd, done);
             else if (done) snprintf(v, sizeof v, "%.4f (n=1)", mean);
-            fprintf(f, "%-9s %-9g %4d %4d %8d  %s%s\n", res[i].norm, res[i].lr, runs, done, div, v,
+            fprintf(f, "%-9s %-9g %4d %4d %8d  %s%s\n", res[i].placement, res[i].lr, runs, done, div, v,
                     failed ? "  (failed runs: see train.log)" : "");
         }
     }
@@ -209,7 +209,7 @@ static nl_status start(job *j, const char *exe, char **pass, int npass, int thre
     int k = 0;
     argv[k++] = (char *)exe;
     argv[k++] = "train";
-    argv[k++] = "--norm", argv[k++] = (char *)nl_placements[j->norm].name;
+    argv[k++] = "--norm", argv[k++] = (char *)nl_placements[j->placement].name;
     argv[k++] = "--lr", argv[k++] = lr;
     argv[k++] = "--seed", argv[k++] = seed;
     argv[k++] = "--out", argv[k++] = j->dir, argv[k++] = "--overwrite"; /* an unfinished run starts afresh */
@@ -248,7 +248,7 @@ static nl_status parse_list(const char *opt, const char *v, int isnorm, double *
     for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         if (*n == MAX_LIST) return NL_FAIL(NL_ERR_ARG, "--%s: more than %d values", opt, MAX_LIST);
         if (isnorm) {
-            int x = nl_norm_from_name(t);
+            int x = nl_placement_from_name(t);
             if (x < 0) return NL_FAIL(NL_ERR_ARG, "--norm: unknown placement '%s' (see 'normlab train --help')", t);
             out[(*n)++] = x;
         } else {
@@ -267,8 +267,8 @@ static nl_status parse_list(const char *opt, const char *v, int isnorm, double *
  * passed to every run (checked here once as train's). */
 typedef struct sweep_cli {
     nl_args a;                      /* sweep's options; a.cfg.seed is the first seed */
-    double norms[MAX_LIST], lrs[MAX_LIST];
-    int nnorm, nlr, npass, has_threads;
+    double placements[MAX_LIST], lrs[MAX_LIST];
+    int nplacement, nlr, npass, has_threads;
     char *pass[MAX_PASS];
 } sweep_cli;
 
@@ -305,9 +305,9 @@ static nl_status parse_cli(sweep_cli *c, int argc, char **argv) {
     int help;
     NL_TRY(nl_args_parse(&c->a, NL_CMD_SWEEP, nown, own, &help));
     const nl_args *a = &c->a;
-    if (!a->sweep.norms[0]) return NL_FAIL(NL_ERR_ARG, "--norm is required (a comma-separated list of placements)");
+    if (!a->sweep.placements[0]) return NL_FAIL(NL_ERR_ARG, "--norm is required (a comma-separated list of placements)");
     if (!a->sweep.lrs[0]) return NL_FAIL(NL_ERR_ARG, "--lr is required (a comma-separated list of learning rates)");
-    NL_TRY(parse_list("norm", a->sweep.norms, 1, c->norms, &c->nnorm));
+    NL_TRY(parse_list("norm", a->sweep.placements, 1, c->placements, &c->nplacement));
     NL_TRY(parse_list("lr", a->sweep.lrs, 0, c->lrs, &c->nlr));
     if (a->sweep.seeds < 1 || a->sweep.seeds > 100000) return NL_FAIL(NL_ERR_ARG, "--seeds %d: must be in 1..100000", a->sweep.seeds);
     if (a->sweep.jobs < 1 || a->sweep.jobs > 100000) return NL_FAIL(NL_ERR_ARG, "--jobs %d: must be in 1..100000", a->sweep.jobs);
@@ -337,17 +337,17 @@ static nl_status parse_cli(sweep_cli *c, int argc, char **argv) {
 /* the grid, placement-major, then LR, then seed: run k's index is the same in every process */
 static job *make_grid(const sweep_cli *c, int *n) {
     const int seeds = c->a.sweep.seeds;
-    *n = c->nnorm * c->nlr * seeds;
+    *n = c->nplacement * c->nlr * seeds;
     job *js = nl_xcalloc((size_t)*n * sizeof *js);
     int k = 0;
-    for (int a = 0; a < c->nnorm; a++)
+    for (int a = 0; a < c->nplacement; a++)
         for (int b = 0; b < c->nlr; b++)
             for (int s = 0; s < seeds; s++, k++) {
                 job *j = &js[k];
-                j->norm = (int)c->norms[a];
+                j->placement = (int)c->placements[a];
                 j->lr = c->lrs[b];
                 j->seed = c->a.cfg.seed + (uint64_t)s;
-                snprintf(j->dir, sizeof j->dir, "%s/%s_lr%g_s%llu", c->a.sweep.out, nl_placements[j->norm].name, j->lr, (unsigned long long)j->seed);
+                snprintf(j->dir, sizeof j->dir, "%s/%s_lr%g_s%llu", c->a.sweep.out, nl_placements[j->placement].name, j->lr, (unsigned long long)j->seed);
             }
     return js;
 }
@@ -382,7 +382,7 @@ static nl_status run_local(job *js, nl_sweep_result *res, const char *todo, int 
             collect(&js[i], WIFEXITED(wst) && WEXITSTATUS(wst) == 0, &res[i]);
             nl_status ws = write_result(&js[i], &res[i]);
             if (ws != NL_OK && st == NL_OK) st = ws;
-            printf("%s[%d/%d] %s lr %g seed %llu: %s", tag, done, total, res[i].norm, res[i].lr, (unsigned long long)res[i].seed, res[i].status);
+            printf("%s[%d/%d] %s lr %g seed %llu: %s", tag, done, total, res[i].placement, res[i].lr, (unsigned long long)res[i].seed, res[i].status);
             if (!strcmp(res[i].status, "diverged")) printf(" (%s) at step %d", res[i].reason, res[i].step);
             else if (!strcmp(res[i].status, "done")) printf(", val loss %.4f", res[i].val_loss);
             else printf(" (exit %d; see %s/train.log)", WIFEXITED(wst) ? WEXITSTATUS(wst) : -1, js[i].dir);
@@ -407,7 +407,7 @@ static nl_status write_summary(const char *out, const job *js, const nl_sweep_re
     NL_TRY(nl_write_atomic_begin(path, tmp, sizeof tmp, &f));
     fprintf(f, "norm,lr,seed,status,reason,step,val_loss,loss,spikes,dir\n");
     for (int i = 0; i < n; i++) {
-        fprintf(f, "%s,%g,%llu,%s,%s,%d,", res[i].norm, res[i].lr, (unsigned long long)res[i].seed, res[i].status, res[i].reason,
+        fprintf(f, "%s,%g,%llu,%s,%s,%d,", res[i].placement, res[i].lr, (unsigned long long)res[i].seed, res[i].status, res[i].reason,
                 res[i].step);
         fprintf(f, isfinite(res[i].val_loss) ? "%.6f," : ",", res[i].val_loss);
         fprintf(f, isfinite(res[i].loss) ? "%.6f," : ",", res[i].loss);
@@ -422,7 +422,7 @@ static nl_status write_summary(const char *out, const job *js, const nl_sweep_re
 static int read_or_failed(const job *j, nl_sweep_result *r) {
     if (nl_sweep_read_result(j->dir, r) == NL_OK) return finished(r);
     memset(r, 0, sizeof *r);
-    snprintf(r->norm, sizeof r->norm, "%s", nl_placements[j->norm].name);
+    snprintf(r->placement, sizeof r->placement, "%s", nl_placements[j->placement].name);
     snprintf(r->status, sizeof r->status, "failed");
     r->lr = j->lr;
     r->seed = j->seed;
@@ -465,7 +465,7 @@ static nl_status run_slurm(sweep_cli *c, job *js, nl_sweep_result *res, int n, c
     free(fin);
     NL_TRY(st);
     printf("normlab sweep: %d run%s (%d placement%s x %d LR%s x %d seed%s) in %s: %d finished, %d queued or running",
-           n, plural(n), c->nnorm, plural(c->nnorm), c->nlr, plural(c->nlr), a->sweep.seeds, plural(a->sweep.seeds), a->sweep.out, nfin, active);
+           n, plural(n), c->nplacement, plural(c->nplacement), c->nlr, plural(c->nlr), a->sweep.seeds, plural(a->sweep.seeds), a->sweep.out, nfin, active);
     if (submitted) printf(", %d submitted as Slurm job array %s", submitted, jobid);
     printf("\n");
     if (active || submitted) {
@@ -502,7 +502,7 @@ static nl_status run_ranks(sweep_cli *c, job *js, nl_sweep_result *res, int n, c
     }
     if (rank == 0) {
         printf("normlab sweep: %d run%s (%d placement%s x %d LR%s x %d seed%s) in %s; %d finished earlier, skipped; %d job%s at once",
-               n, plural(n), c->nnorm, plural(c->nnorm), c->nlr, plural(c->nlr), a->sweep.seeds, plural(a->sweep.seeds), a->sweep.out, skipped, jobs, plural(jobs));
+               n, plural(n), c->nplacement, plural(c->nplacement), c->nlr, plural(c->nlr), a->sweep.seeds, plural(a->sweep.seeds), a->sweep.out, skipped, jobs, plural(jobs));
         if (size > 1) printf(" on each of %d ranks", size);
         printf("\n");
         fflush(stdout);

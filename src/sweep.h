@@ -21,7 +21,7 @@ void nl_sweep_usage(void);
 
 /* One finished run, as read back from its result.json. */
 typedef struct nl_sweep_result {
-    char norm[32], status[16], reason[16];
+    char placement[32], status[16], reason[16];
     double lr, val_loss, loss;
     uint64_t seed;
     int step, spikes;

@@ -9,8 +9,8 @@
 #include "dit.h"
 #include "dp.h"
 #include "loss_scaler.h"
-#include "norm.h"
 #include "optim.h"
+#include "placement.h"
 #include "progress.h"
 #include "sample.h"
 #include "tboard.h"
@@ -683,12 +683,12 @@ static nl_status train_loop(run *r) {
     if (c->dtype != NL_DTYPE_FP32) snprintf(kv + strlen(kv), sizeof kv - strlen(kv), " %s", nl_dtype_names[c->dtype]);
     if (r->dit)
         printf("normlab train: dit %s (%s), L=%d d=%d H=%d%s F=%d, %dx%dx%d images in %d patches of %dx%d, %d classes, %.2fM params; "
-               "%d train / %d val images; run dir %s\n", nl_placements[c->norm].name, nl_norm_type_names[c->norm_type], c->layers, c->dim,
+               "%d train / %d val images; run dir %s\n", nl_placements[c->placement].name, nl_norm_type_names[c->norm_type], c->layers, c->dim,
                c->heads, kv, c->ffn_dim, c->img_w, c->img_h, c->img_ch, c->seq_len, c->patch, c->patch, c->classes,
                (double)nl_model_trainable_count(m) / 1e6, r->itrain.n, r->ival.n, c->out);
     else
         printf("normlab train: %s %s (%s), L=%d d=%d H=%d%s F=%d T=%d V=%d, %.2fM params; %zu train / %zu val tokens; run dir %s\n",
-               nl_arch_names[c->arch], nl_placements[c->norm].name, nl_norm_type_names[c->norm_type], c->layers, c->dim, c->heads, kv,
+               nl_arch_names[c->arch], nl_placements[c->placement].name, nl_norm_type_names[c->norm_type], c->layers, c->dim, c->heads, kv,
                c->ffn_dim, c->seq_len, c->vocab, (double)nl_model_trainable_count(m) / 1e6, r->train.n, r->v ? r->v->n : 0, c->out);
     if (P > 1) {
         printf("data parallel: %d ranks x batch %d x accum %d = %d sequences per step", P, c->batch, c->accum, P * c->batch * c->accum);
@@ -902,7 +902,7 @@ static nl_status train(nl_config *cfg, const char *resume, int overwrite) {
         char stamp[32];
         time_t now = time(NULL);
         strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime(&now));
-        snprintf(cfg->out, sizeof cfg->out, "runs/%s-%s", nl_placements[cfg->norm].name, stamp);
+        snprintf(cfg->out, sizeof cfg->out, "runs/%s-%s", nl_placements[cfg->placement].name, stamp);
         if (P > 1) NL_TRY(nl_comm_broadcast(cfg->out, sizeof cfg->out, 0));
     }
     /* SIGINT/SIGTERM: finish the step, checkpoint, exit; a second signal acts at once (SA_RESETHAND) */

@@ -5,7 +5,7 @@
 #include "check.h"
 #include "config.h"
 #include "json.h"
-#include "norm.h"
+#include "placement.h"
 #include "train.h"
 #include "tests.h"
 
@@ -15,19 +15,19 @@
 
 enum { B = 2, T = 8, V = 40 };
 
-static nl_config cfg(int norm, int layers) {
+static nl_config cfg(int placement, int layers) {
     nl_config c;
     nl_config_defaults(&c);
-    c.vocab = V, c.layers = layers, c.dim = 16, c.heads = 2, c.seq_len = T, c.norm = norm, c.seed = 11;
+    c.vocab = V, c.layers = layers, c.dim = 16, c.heads = 2, c.seq_len = T, c.placement = placement, c.seed = 11;
     return c;
 }
 
 /* Skipping block 2 of 3 gives the logits of the 2-block model holding blocks 1 and 3. */
 int test_analyze_skip(void) {
     int fails = 0;
-    const int norms[] = { NL_NORM_PRE, NL_NORM_POST, NL_NORM_PERI };
+    const int placements[] = { NL_PLACE_PRE, NL_PLACE_POST, NL_PLACE_PERI };
     for (int k = 0; k < 3; k++) {
-        nl_config c3 = cfg(norms[k], 3), c2 = cfg(norms[k], 2);
+        nl_config c3 = cfg(placements[k], 3), c2 = cfg(placements[k], 2);
         nl_model m3, m2;
         NL_ASSERT(nl_model_init(&m3, &c3) == NL_OK && nl_model_init(&m2, &c2) == NL_OK);
         nl_rng r;
@@ -51,8 +51,8 @@ int test_analyze_skip(void) {
         m3.skip_block = 2;
         const float skipped = nl_model_forward(&m3, inp, tgt, B, T, 0.0f);
         const float manual = nl_model_forward(&m2, inp, tgt, B, T, 0.0f);
-        fails += NL_CHECK(skipped == manual, "%s: skip block 2 loss %.9g, 2-block model %.9g", nl_placements[norms[k]].name, skipped, manual);
-        fails += NL_CHECK(skipped != full, "%s: skipping changes the loss", nl_placements[norms[k]].name);
+        fails += NL_CHECK(skipped == manual, "%s: skip block 2 loss %.9g, 2-block model %.9g", nl_placements[placements[k]].name, skipped, manual);
+        fails += NL_CHECK(skipped != full, "%s: skipping changes the loss", nl_placements[placements[k]].name);
         m3.skip_block = 0;
         fails += NL_CHECK(nl_model_forward(&m3, inp, tgt, B, T, 0.0f) == full, "skip_block 0 restores the model");
         nl_model_free(&m3);
@@ -64,7 +64,7 @@ int test_analyze_skip(void) {
 /* nl_analyze against nl_eval_windows with skip_block set, and d(1, n) of a single window by hand. */
 int test_analyze_numbers(void) {
     int fails = 0;
-    nl_config c = cfg(NL_NORM_PRE, 3);
+    nl_config c = cfg(NL_PLACE_PRE, 3);
     nl_model m;
     const char *text = "to be or not to be, that is the question: whether tis nobler in the mind to suffer";
     char path[] = "/tmp/nl_analyze_XXXXXX";

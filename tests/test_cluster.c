@@ -220,12 +220,12 @@ int test_sweep_mpi(void) {
     snprintf(path, sizeof path, "%s/t.txt", dir);
     nl_make_text(path, 4000);
     /* 2 ranks on 3 runs, 3 ranks on 4 runs: uneven shares both ways */
-    static const char *const norms[2] = { "pre,post,peri", "pre,post" }, *const lrs[2] = { "1e-3", "1e-3,2e-3" };
+    static const char *const placements[2] = { "pre,post,peri", "pre,post" }, *const lrs[2] = { "1e-3", "1e-3,2e-3" };
     for (int np = 2; np <= 3; np++) {
         const int n = np == 2 ? 3 : 4;
         char sweep[2048];
         snprintf(sweep, sizeof sweep, "mpirun --allow-run-as-root --oversubscribe -np %d %s sweep --norm %s --lr %s --out %s/np%d --data %s %s 2>&1",
-                 np, nl_test_bin(), norms[np - 2], lrs[np - 2], dir, np, path, tiny);
+                 np, nl_test_bin(), placements[np - 2], lrs[np - 2], dir, np, path, tiny);
         int rc = nl_run_cmd(sweep, out, sizeof out);
         char want[64];
         snprintf(want, sizeof want, "on each of %d ranks", np);

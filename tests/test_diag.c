@@ -5,8 +5,8 @@
 #include "config.h"
 #include "cpu/kernels.h"
 #include "diag.h"
-#include "norm.h"
 #include "optim.h"
+#include "placement.h"
 #include "tests.h"
 
 #include <math.h>
@@ -94,10 +94,10 @@ int test_diag_trackers(void) {
 int test_diag_model(void) {
     int fails = 0;
     enum { B = 2, T = 8 };
-    for (int norm = 0; norm < NL_NORM_COUNT; norm++) {
+    for (int placement = 0; placement < NL_PLACE_COUNT; placement++) {
         nl_config c;
         nl_config_defaults(&c);
-        c.vocab = 40, c.layers = 3, c.dim = 16, c.heads = 2, c.seq_len = T, c.norm = norm, c.seed = 7;
+        c.vocab = 40, c.layers = 3, c.dim = 16, c.heads = 2, c.seq_len = T, c.placement = placement, c.seed = 7;
         nl_model m;
         NL_ASSERT(nl_model_init(&m, &c) == NL_OK);
         nl_model_alloc_acts(&m, B, T);
@@ -139,7 +139,7 @@ int test_diag_model(void) {
         for (int l = 0; l < c.layers; l++)
             for (int s = 0; s < NL_SUB_COUNT; s++)
                 for (int k = 0; k < 3; k++) want_sites += (nl_sub_sites(&m.cfg, l + 1, s) >> k) & 1u;
-        fails += NL_CHECK(d.nsites == want_sites, "%s: %d norm sites, want %d", nl_placements[norm].name, d.nsites, want_sites);
+        fails += NL_CHECK(d.nsites == want_sites, "%s: %d norm sites, want %d", nl_placements[placement].name, d.nsites, want_sites);
         nl_diag_free(&d);
         nl_model_free(&m);
     }
@@ -153,7 +153,7 @@ int test_diag_gpas_sdd(void) {
     enum { B = 2, T = 8, L = 3 };
     nl_config c;
     nl_config_defaults(&c);
-    c.vocab = 40, c.layers = L, c.dim = 16, c.heads = 2, c.seq_len = T, c.norm = NL_NORM_PRE, c.seed = 7;
+    c.vocab = 40, c.layers = L, c.dim = 16, c.heads = 2, c.seq_len = T, c.placement = NL_PLACE_PRE, c.seed = 7;
     c.gpas = 1, c.sdd = 1;
     nl_model m;
     NL_ASSERT(nl_model_init(&m, &c) == NL_OK);

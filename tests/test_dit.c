@@ -8,8 +8,8 @@
 #include "cpu/kernels.h"
 #include "dit.h"
 #include "model.h"
-#include "norm.h"
 #include "optim.h"
+#include "placement.h"
 #include "safetensors.h"
 #include "tests.h"
 
@@ -167,11 +167,11 @@ int test_ops_dit(void) {
 
 /* ---------------------------------------------------------------- patches */
 
-static nl_config tiny(int norm, int h, int w, int ch) {
+static nl_config tiny(int placement, int h, int w, int ch) {
     nl_config c;
     nl_config_defaults(&c);
     c.arch = NL_ARCH_DIT;
-    c.norm = norm;
+    c.placement = placement;
     c.layers = 2;
     c.dim = 16;
     c.heads = 2;
@@ -184,7 +184,7 @@ static nl_config tiny(int norm, int h, int w, int ch) {
 }
 
 int test_dit_patches(void) {
-    nl_config c = tiny(NL_NORM_PERI, 4, 6, 3);
+    nl_config c = tiny(NL_PLACE_PERI, 4, 6, 3);
     int f = NL_CHECK(nl_config_resolve(&c) == NL_OK && c.seq_len == 6 && c.vocab == 4, "resolve: %s", nl_last_error());
     float img[4 * 6 * 3], p[6 * 12], back[4 * 6 * 3];
     for (int i = 0; i < 72; i++) img[i] = (float)i;
@@ -195,15 +195,15 @@ int test_dit_patches(void) {
     nl_dit_unpatchify(&c, p, back);
     f += NL_CHECK(!memcmp(img, back, sizeof img), "unpatchify inverts patchify");
     /* bad shapes: one line each */
-    nl_config b = tiny(NL_NORM_PERI, 5, 6, 1);
+    nl_config b = tiny(NL_PLACE_PERI, 5, 6, 1);
     f += NL_CHECK(nl_config_resolve(&b) == NL_ERR_ARG && strstr(nl_last_error(), "--patch 2"), "%s", nl_last_error());
-    b = tiny(NL_NORM_PERI, 0, 0, 0);
+    b = tiny(NL_PLACE_PERI, 0, 0, 0);
     f += NL_CHECK(nl_config_resolve(&b) == NL_ERR_ARG && strstr(nl_last_error(), "from --data"), "%s", nl_last_error());
-    b = tiny(NL_NORM_PERI, 4, 4, 1), b.heads = 4; /* head size 4 ok */
+    b = tiny(NL_PLACE_PERI, 4, 4, 1), b.heads = 4; /* head size 4 ok */
     f += NL_CHECK(nl_config_resolve(&b) == NL_OK, "%s", nl_last_error());
-    b = tiny(NL_NORM_PERI, 4, 4, 1), b.dim = 12, b.heads = 2; /* head size 6 */
+    b = tiny(NL_PLACE_PERI, 4, 4, 1), b.dim = 12, b.heads = 2; /* head size 6 */
     f += NL_CHECK(nl_config_resolve(&b) == NL_ERR_ARG && strstr(nl_last_error(), "multiple of 4"), "%s", nl_last_error());
-    b = tiny(NL_NORM_PERI, 4, 4, 1), b.dtype = NL_DTYPE_BF16;
+    b = tiny(NL_PLACE_PERI, 4, 4, 1), b.dtype = NL_DTYPE_BF16;
     f += NL_CHECK(nl_config_resolve(&b) == NL_ERR_ARG && strstr(nl_last_error(), "fp32"), "%s", nl_last_error());
     return f;
 }
@@ -327,17 +327,17 @@ static int compare_dit_case(dit_case *d) {
 }
 
 int test_dit_twin(void) {
-    enum { NCASE = NL_NORM_COUNT + 4 };
+    enum { NCASE = NL_PLACE_COUNT + 4 };
     dit_case *dc = nl_xcalloc(NCASE * sizeof *dc);
     char root[] = "/tmp/nl_dit_twin_XXXXXX";
     NL_ASSERT(mkdtemp(root));
     int n = 0, fails = 0;
-    for (int p = 0; p < NL_NORM_COUNT; p++) /* every placement (but ngpt: refused for dit), its default norm type */
+    for (int p = 0; p < NL_PLACE_COUNT; p++) /* every placement (but ngpt: refused for dit), its default norm type */
         if (!nl_placements[p].sphere) dc[n++].c = tiny(p, 4, 4, 1);
-    dc[n].c = tiny(NL_NORM_PERI, 4, 6, 3), dc[n++].c.norm_type = NL_LAYERNORM; /* RGB, rows != columns */
-    dc[n].c = tiny(NL_NORM_PRE, 4, 4, 1), dc[n].c.qk_norm = 1, dc[n++].c.kv_heads = 1;
-    dc[n].c = tiny(NL_NORM_POST, 6, 4, 1), dc[n++].c.classes = 0; /* unconditional: the null class only */
-    dc[n].c = tiny(NL_NORM_PERI, 4, 4, 1), dc[n++].c.skip_init = 1;
+    dc[n].c = tiny(NL_PLACE_PERI, 4, 6, 3), dc[n++].c.norm_type = NL_LAYERNORM; /* RGB, rows != columns */
+    dc[n].c = tiny(NL_PLACE_PRE, 4, 4, 1), dc[n].c.qk_norm = 1, dc[n++].c.kv_heads = 1;
+    dc[n].c = tiny(NL_PLACE_POST, 6, 4, 1), dc[n++].c.classes = 0; /* unconditional: the null class only */
+    dc[n].c = tiny(NL_PLACE_PERI, 4, 4, 1), dc[n++].c.skip_init = 1;
     NL_ASSERT(n <= NCASE);
     size_t cap = 256 + NCASE * 100;
     char *cmd = nl_xmalloc(cap);
@@ -358,7 +358,7 @@ int test_dit_twin(void) {
         for (int i = 0; i < n; i++) {
             const int f = compare_dit_case(&dc[i]);
             const nl_config *c = &dc[i].c;
-            printf("  dit twin %-10s %-9s %dx%dx%d classes %d%s%s: %s\n", nl_placements[c->norm].name, nl_norm_type_names[c->norm_type],
+            printf("  dit twin %-10s %-9s %dx%dx%d classes %d%s%s: %s\n", nl_placements[c->placement].name, nl_norm_type_names[c->norm_type],
                    c->img_h, c->img_w, c->img_ch, c->classes, c->qk_norm ? " qk-norm kv-heads 1" : "", c->skip_init ? " skip-init" : "",
                    f ? "FAIL" : "ok");
             fails += f;

@@ -8,7 +8,7 @@
 #include "comm.h"
 #include "config.h"
 #include "dp.h"
-#include "norm.h"
+#include "placement.h"
 #include "tests.h"
 
 #include <math.h>
@@ -286,12 +286,12 @@ static void record(void *arg, size_t lo, size_t hi) {
  * and an untied head */
 int test_dp_hook(void) {
     int fails = 0;
-    static const char *const norms[] = { "pre", "post", "peri", "residual", "b2t", "normformer" };
-    for (size_t k = 0; k < sizeof norms / sizeof norms[0] * 2; k++) {
+    static const char *const placements[] = { "pre", "post", "peri", "residual", "b2t", "normformer" };
+    for (size_t k = 0; k < sizeof placements / sizeof placements[0] * 2; k++) {
         nl_config c;
         nl_config_defaults(&c);
         c.vocab = 61, c.layers = 3, c.dim = 16, c.heads = 2, c.seq_len = 8, c.seed = 3 + k;
-        c.norm = nl_norm_from_name(norms[k / 2]);
+        c.placement = nl_placement_from_name(placements[k / 2]);
         if (k % 2) c.arch = NL_ARCH_LLAMA; /* untied head, no biases */
         nl_model m;
         NL_ASSERT(nl_model_init(&m, &c) == NL_OK);
@@ -314,10 +314,10 @@ int test_dp_hook(void) {
             zero_ranges += a == 0;
         }
         fails += NL_CHECK(s.bad_order == 0 && s.next_hi == 0 && s.n >= c.layers + 1 && s.n <= c.layers + 2,
-                          "%s %s: %d ranges, descending and tiling [0, %zu): %d out of order, the last ends at %zu", norms[k / 2],
+                          "%s %s: %d ranges, descending and tiling [0, %zu): %d out of order, the last ends at %zu", placements[k / 2],
                           nl_arch_names[c.arch], s.n, m.nparams, s.bad_order, s.next_hi);
         fails += NL_CHECK(changed == 0 && zero_ranges == 0, "%s %s: %d gradients changed after their range was reported, %d ranges all zero",
-                          norms[k / 2], nl_arch_names[c.arch], changed, zero_ranges);
+                          placements[k / 2], nl_arch_names[c.arch], changed, zero_ranges);
         free(s.snap);
         nl_model_free(&m);
     }

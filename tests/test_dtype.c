@@ -34,7 +34,7 @@ static nl_config small(int arch, int dtype, uint64_t seed) {
     c.dim = 32;
     c.heads = 4;
     c.seq_len = DT;
-    c.norm = NL_NORM_PRE;
+    c.placement = NL_PLACE_PRE;
     c.arch = arch;
     c.dtype = dtype;
     c.seed = seed;

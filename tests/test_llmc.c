@@ -69,7 +69,7 @@ int test_llmc_init(void) {
     nl_config c;
     nl_config_defaults(&c);
     fails += NL_CHECK(nl_llmc_is_model(bin) && nl_llmc_read_config(bin, &c) == NL_OK, "read config: %s", nl_last_error());
-    fails += NL_CHECK(c.norm == NL_NORM_PRE && c.norm_type == NL_LAYERNORM && c.layers == L && c.dim == C && c.heads == NH &&
+    fails += NL_CHECK(c.placement == NL_PLACE_PRE && c.norm_type == NL_LAYERNORM && c.layers == L && c.dim == C && c.heads == NH &&
                       c.seq_len == MT && c.vocab == V && c.final_norm == 1 && c.emb_norm == 0 && c.eps == 1e-5, "config from the header");
     nl_model m;
     if (fails || nl_model_init(&m, &c) != NL_OK) return fails + 1;

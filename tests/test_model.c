@@ -5,8 +5,8 @@
 #include "ckpt.h"
 #include "config.h"
 #include "model.h"
-#include "norm.h"
 #include "optim.h"
+#include "placement.h"
 #include "safetensors.h"
 #include "tests.h"
 
@@ -18,7 +18,7 @@
 
 enum { TB = 2, TT = 12, TV = 61 }; /* batch, seq len, vocab of the tiny test models */
 
-static nl_config tiny(int norm, int type, int emb) {
+static nl_config tiny(int placement, int type, int emb) {
     nl_config c;
     nl_config_defaults(&c);
     c.vocab = TV;
@@ -26,12 +26,12 @@ static nl_config tiny(int norm, int type, int emb) {
     c.dim = 32;
     c.heads = 4;
     c.seq_len = TT;
-    c.norm = norm;
+    c.placement = placement;
     c.norm_type = type;
     c.emb_norm = emb;
     c.weight_decay = 0.1;
     c.clip = 1.0;
-    c.seed = 42 + (uint64_t)norm;
+    c.seed = 42 + (uint64_t)placement;
     return c;
 }
 
@@ -75,75 +75,75 @@ static float step_loss(nl_model *m, const int *inp, const int *tgt) {
 
 int test_placement_table(void) {
     int fails = 0;
-    for (int i = 0; i < NL_NORM_COUNT; i++) {
+    for (int i = 0; i < NL_PLACE_COUNT; i++) {
         const nl_placement *p = &nl_placements[i];
         fails += NL_CHECK(p->name && p->eq && p->ref && p->sites, "row %d complete", i);
-        fails += NL_CHECK(nl_norm_from_name(p->name) == i, "name '%s' unique and found", p->name);
+        fails += NL_CHECK(nl_placement_from_name(p->name) == i, "name '%s' unique and found", p->name);
     }
-    fails += NL_CHECK(nl_norm_from_name("bogus") < 0, "unknown name rejected");
+    fails += NL_CHECK(nl_placement_from_name("bogus") < 0, "unknown name rejected");
     /* the sites of the seven placements, block by block (L = 8; mix alpha 0.25 -> blocks 1..2 post) */
-    nl_config c = tiny(NL_NORM_MIX, NL_LAYERNORM, 0);
+    nl_config c = tiny(NL_PLACE_MIX, NL_LAYERNORM, 0);
     c.layers = 8;
     const unsigned want_mix[8] = { NL_SITE_POST, NL_SITE_POST, NL_SITE_IN, NL_SITE_IN, NL_SITE_IN, NL_SITE_IN, NL_SITE_IN, NL_SITE_IN };
     for (int l = 1; l <= 8; l++) fails += NL_CHECK(nl_block_sites(&c, l) == want_mix[l - 1], "mix block %d", l);
     c.mix_alpha = 0.5;
     fails += NL_CHECK(nl_block_sites(&c, 4) == NL_SITE_POST && nl_block_sites(&c, 5) == NL_SITE_IN, "mix alpha 0.5");
-    c.norm = NL_NORM_PERI;
+    c.placement = NL_PLACE_PERI;
     fails += NL_CHECK(nl_block_sites(&c, 3) == (NL_SITE_IN | NL_SITE_OUT), "peri = in + out");
-    c.norm = NL_NORM_OUTONLY;
+    c.placement = NL_PLACE_OUTONLY;
     fails += NL_CHECK(nl_block_sites(&c, 3) == NL_SITE_OUT, "outonly = out");
-    c.norm = NL_NORM_LNS;
+    c.placement = NL_PLACE_LNS;
     fails += NL_CHECK(fabs(nl_block_in_scale(&c, 1) - 1.0) < 1e-12 && fabs(nl_block_in_scale(&c, 4) - 0.5) < 1e-12, "lns 1/sqrt(l), l from 1");
-    c.norm = NL_NORM_DEEPNORM;
+    c.placement = NL_PLACE_DEEPNORM;
     fails += NL_CHECK(fabs(nl_res_alpha(&c) - pow(16.0, 0.25)) < 1e-12 && fabs(nl_init_beta(&c) - pow(64.0, -0.25)) < 1e-12, "deepnorm constants");
     /* the restructuring placements: per-sublayer wiring */
-    c.norm = NL_NORM_HYBRIDSTAR;
+    c.placement = NL_PLACE_HYBRIDSTAR;
     fails += NL_CHECK(nl_sub_sites(&c, 1, 0) == (NL_SITE_IN | NL_WIRE_QKV) && nl_sub_sites(&c, 1, 1) == NL_SITE_IN, "hybridstar block 1 is pre-LN with QKV norms");
     fails += NL_CHECK(nl_sub_sites(&c, 2, 0) == NL_WIRE_QKV && nl_sub_sites(&c, 2, 1) == (NL_SITE_IN | NL_WIRE_RES_IN), "hybridstar block 2 is hybrid");
-    c.norm = NL_NORM_HYBRID;
+    c.placement = NL_PLACE_HYBRID;
     fails += NL_CHECK(nl_sub_sites(&c, 1, 0) == NL_WIRE_QKV, "hybrid block 1 has no input norm");
-    c.norm = NL_NORM_B2T;
+    c.placement = NL_PLACE_B2T;
     fails += NL_CHECK(nl_sub_sites(&c, 3, 0) == NL_SITE_POST && nl_sub_sites(&c, 3, 1) == (NL_SITE_POST | NL_WIRE_B2T), "b2t");
-    c.norm = NL_NORM_NORMFORMER;
+    c.placement = NL_PLACE_NORMFORMER;
     fails += NL_CHECK(nl_sub_sites(&c, 3, 0) == (NL_SITE_IN | NL_SITE_OUT | NL_WIRE_HSCALE) && nl_sub_sites(&c, 3, 1) == (NL_SITE_IN | NL_WIRE_FCNORM), "normformer");
     c.scale_resids = 1;
     fails += NL_CHECK(nl_sub_sites(&c, 3, 1) & NL_WIRE_LAMRES, "normformer --scale-resids");
     c.scale_resids = 0;
     c.qk_norm = 1;
-    c.norm = NL_NORM_PRE;
+    c.placement = NL_PLACE_PRE;
     fails += NL_CHECK(nl_sub_sites(&c, 2, 0) == (NL_SITE_IN | NL_WIRE_QK) && nl_sub_sites(&c, 2, 1) == NL_SITE_IN, "--qk-norm on attention only");
-    c.norm = NL_NORM_HYBRID;
+    c.placement = NL_PLACE_HYBRID;
     fails += NL_CHECK(nl_config_resolve(&c) == NL_ERR_ARG, "hybrid rejects --qk-norm");
     c.qk_norm = 0;
-    c.norm = NL_NORM_RESIDUAL;
+    c.placement = NL_PLACE_RESIDUAL;
     c.final_norm = 0;
-    fails += NL_CHECK(nl_placements[NL_NORM_RESIDUAL].dual && nl_config_resolve(&c) == NL_ERR_ARG, "residual needs its final norm");
+    fails += NL_CHECK(nl_placements[NL_PLACE_RESIDUAL].dual && nl_config_resolve(&c) == NL_ERR_ARG, "residual needs its final norm");
     c.final_norm = -1;
-    c.norm = NL_NORM_GEMMA;
+    c.placement = NL_PLACE_GEMMA;
     c.norm_type = -1;
     fails += NL_CHECK(nl_config_resolve(&c) == NL_OK && c.norm_type == NL_RMSNORM && fabs(nl_emb_scale(&c) - sqrt(32.0)) < 1e-12, "gemma: rmsnorm, emb * sqrt(d)");
     /* initial values of the new parameters */
     {
         nl_model im;
-        nl_config ic = tiny(NL_NORM_PRE, NL_DYT, 0);
+        nl_config ic = tiny(NL_PLACE_PRE, NL_DYT, 0);
         ic.dyt_alpha = 0.8;
         ic.skip_init = 1;
         nl_model_init(&im, &ic);
         fails += NL_CHECK(im.w.blocks[1].norm[0][0].alpha[0] == 0.8f && im.w.blocks[1].norm[0][0].w[3] == 1.0f && im.w.blocks[1].skip[1][0] == 0.0f,
                           "dyt alpha = --dyt-alpha, gain 1, skip gain 0");
         nl_model_free(&im);
-        ic = tiny(NL_NORM_PRE, NL_SCALENORM, 0);
+        ic = tiny(NL_PLACE_PRE, NL_SCALENORM, 0);
         ic.qk_norm = 1;
         nl_model_init(&im, &ic);
         fails += NL_CHECK(fabsf(im.w.blocks[0].norm[1][0].w[0] - sqrtf(32.0f)) < 1e-6f && fabsf(im.w.blocks[0].qkvn[1].w[0] - sqrtf(8.0f)) < 1e-6f,
                           "scalenorm g = sqrt(width): d for the stream, d/H for q/k");
         nl_model_free(&im);
-        ic = tiny(NL_NORM_GEMMA, NL_SEEDNORM, -1);
+        ic = tiny(NL_PLACE_GEMMA, NL_SEEDNORM, -1);
         nl_model_init(&im, &ic);
         fails += NL_CHECK(im.w.blocks[2].norm[1][1].w[5] == 0.0f && im.w.blocks[2].norm[1][1].alpha[5] == 1.0f && im.w.blocks[2].norm[1][1].beta[5] == 0.0f,
                           "gemma stores gain offsets (0); seednorm alpha 1, beta 0");
         nl_model_free(&im);
-        ic = tiny(NL_NORM_NORMFORMER, NL_LAYERNORM, 0);
+        ic = tiny(NL_PLACE_NORMFORMER, NL_LAYERNORM, 0);
         ic.scale_resids = 1;
         nl_model_init(&im, &ic);
         fails += NL_CHECK(im.w.blocks[0].hscale[3] == 1.0f && im.w.blocks[0].lam[7] == 1.0f && nl_model_find(&im, "blocks.0.mlp.fc_norm.weight")->rows == 128,
@@ -151,18 +151,18 @@ int test_placement_table(void) {
         nl_model_free(&im);
     }
     /* defaults of the end norms (docs/methods.md §2.15) */
-    for (int i = 0; i < NL_NORM_COUNT; i++) {
+    for (int i = 0; i < NL_PLACE_COUNT; i++) {
         nl_config d = tiny(i, nl_placements[i].sphere ? NL_L2NORM : NL_RMSNORM, -1);
         d.final_norm = -1;
         nl_config_resolve(&d);
-        const int emb_on = i == NL_NORM_PERI || i == NL_NORM_SANDWICH;
-        const int fin_off = i == NL_NORM_POST || i == NL_NORM_DEEPNORM || i == NL_NORM_NONE || i == NL_NORM_B2T || i == NL_NORM_NGPT;
+        const int emb_on = i == NL_PLACE_PERI || i == NL_PLACE_SANDWICH;
+        const int fin_off = i == NL_PLACE_POST || i == NL_PLACE_DEEPNORM || i == NL_PLACE_NONE || i == NL_PLACE_B2T || i == NL_PLACE_NGPT;
         fails += NL_CHECK(d.emb_norm == emb_on, "%s emb-norm default", nl_placements[i].name);
         fails += NL_CHECK(d.final_norm == !fin_off, "%s final-norm default", nl_placements[i].name);
     }
     /* rmsnorm has no biases; frozen out-gains are not trainable */
     nl_model m;
-    nl_config p = tiny(NL_NORM_PERI, NL_RMSNORM, 1);
+    nl_config p = tiny(NL_PLACE_PERI, NL_RMSNORM, 1);
     p.out_gain_frozen = 1;
     nl_model_init(&m, &p);
     fails += NL_CHECK(!nl_model_find(&m, "blocks.0.attn_norm_in.bias") && nl_model_find(&m, "blocks.0.attn_norm_in.weight"), "rmsnorm has no bias");
@@ -170,7 +170,7 @@ int test_placement_table(void) {
     fails += NL_CHECK(!nl_model_find(&m, "blocks.1.mlp_norm_post.weight"), "peri has no post norm");
     nl_model_free(&m);
     /* deepnorm init: value rows scaled by beta, query rows not */
-    nl_config dn = tiny(NL_NORM_DEEPNORM, NL_LAYERNORM, 0);
+    nl_config dn = tiny(NL_PLACE_DEEPNORM, NL_LAYERNORM, 0);
     dn.layers = 32;
     dn.dim = 64;
     nl_model_init(&m, &dn);
@@ -207,7 +207,7 @@ int test_lr_schedule(void) {
 
 /* Two accumulated micro-batches of B equal one batch of 2B. */
 int test_grad_accum(void) {
-    nl_config c = tiny(NL_NORM_PERI, NL_LAYERNORM, 1);
+    nl_config c = tiny(NL_PLACE_PERI, NL_LAYERNORM, 1);
     nl_model a, b;
     nl_model_init(&a, &c);
     nl_model_init(&b, &c);
@@ -240,7 +240,7 @@ int test_determinism(void) {
     float loss[3];
     float *p0 = NULL;
     for (int k = 0; k < 3; k++) {
-        nl_config c = tiny(NL_NORM_PRE, NL_LAYERNORM, 0);
+        nl_config c = tiny(NL_PLACE_PRE, NL_LAYERNORM, 0);
         c.seed = k == 2 ? 7 : 42;
         nl_model m;
         nl_model_init(&m, &c);
@@ -270,7 +270,7 @@ int test_ckpt_roundtrip(void) {
     char dir[] = "/tmp/nl_ckpt_XXXXXX", path[64];
     NL_ASSERT(mkdtemp(dir));
     snprintf(path, sizeof path, "%s/c.safetensors", dir);
-    nl_config c = tiny(NL_NORM_MIX, NL_RMSNORM, 1);
+    nl_config c = tiny(NL_PLACE_MIX, NL_RMSNORM, 1);
     nl_model a, b;
     nl_model_init(&a, &c);
     perturb(&a, 3);
@@ -283,7 +283,7 @@ int test_ckpt_roundtrip(void) {
     fails += NL_CHECK(step == 17 && !memcmp(&r, &r2, sizeof r), "step and rng restored");
     fails += NL_CHECK(b.nparams == a.nparams && !memcmp(a.params, b.params, a.nparams * 4) && !memcmp(a.m, b.m, a.nparams * 4) &&
                           !memcmp(a.v, b.v, a.nparams * 4), "params and moments restored");
-    fails += NL_CHECK(b.cfg.norm == NL_NORM_MIX && b.cfg.norm_type == NL_RMSNORM && b.cfg.emb_norm == 1 && b.cfg.vocab == TV, "config restored");
+    fails += NL_CHECK(b.cfg.placement == NL_PLACE_MIX && b.cfg.norm_type == NL_RMSNORM && b.cfg.emb_norm == 1 && b.cfg.vocab == TV, "config restored");
     nl_model_free(&b);
     /* flip one data byte: the checksum catches it */
     FILE *f = fopen(path, "r+b");
@@ -301,7 +301,7 @@ int test_ckpt_roundtrip(void) {
     fails += NL_CHECK(nl_import(&b, path) == NL_OK && !memcmp(a.params, b.params, a.nparams * 4), "import restores params: %s", nl_last_error());
     nl_model_free(&b);
     nl_config o = c;
-    o.norm = NL_NORM_PERI;
+    o.placement = NL_PLACE_PERI;
     nl_model_init(&b, &o);
     fails += NL_CHECK(nl_import(&b, path) == NL_ERR_FORMAT, "import into another placement fails");
     nl_model_free(&b);
@@ -456,7 +456,7 @@ static int compare_case(const twin_case *tc, const int *inp, const int *tgt, int
     fails += NL_CHECK(losses[KSTEPS] < losses[0], "training lowers the loss (%g -> %g)", losses[0], losses[KSTEPS]);
     /* ngpt: the parameters themselves after the KSTEPS updates, each followed by the projection onto the unit
      * sphere: the change of every tensor against the twin's */
-    for (int i = 0; nl_placements[tc->c.norm].sphere && i < m.ntensors; i++) {
+    for (int i = 0; nl_placements[tc->c.placement].sphere && i < m.ntensors; i++) {
         const nl_tensor *t = &m.tensors[i];
         snprintf(label, sizeof label, "step.%s", t->name);
         const nl_st_tensor *d = nl_st_find(&ref, label);
@@ -482,70 +482,70 @@ static int compare_case(const twin_case *tc, const int *inp, const int *tgt, int
 int test_torch_twin(void) {
     /* every placement x norm type (LayerNorm and RMSNorm with emb-norm off and on, the other types with
      * the placement's default), every placement as llama, plus the other switches once each */
-    enum { NBASE = NL_NORM_COUNT * (NL_NORM_TYPE_COUNT + 3), NEXTRA = 42, NCASE = NBASE + NEXTRA };
+    enum { NBASE = NL_PLACE_COUNT * (NL_NORM_TYPE_COUNT + 3), NEXTRA = 42, NCASE = NBASE + NEXTRA };
     twin_case *tc = nl_xcalloc(NCASE * sizeof *tc);
     char root[] = "/tmp/nl_twin_XXXXXX";
     NL_ASSERT(mkdtemp(root));
     int n = 0;
-    for (int p = 0; p < NL_NORM_COUNT; p++)
+    for (int p = 0; p < NL_PLACE_COUNT; p++)
         for (int t = 0; t < NL_NORM_TYPE_COUNT; t++)
             for (int e = 0; e < (t <= NL_RMSNORM ? 2 : 1); e++) {
                 nl_config probe = tiny(p, t, t <= NL_RMSNORM ? e : -1);
                 if (nl_config_resolve(&probe) != NL_OK) continue; /* crmsnorm outside pre/lns */
                 tc[n++].c = tiny(p, t, t <= NL_RMSNORM ? e : -1);
             }
-    for (int p = 0; p < NL_NORM_COUNT; p++) tc[n].c = tiny(p, -1, -1), tc[n++].c.arch = NL_ARCH_LLAMA;
+    for (int p = 0; p < NL_PLACE_COUNT; p++) tc[n].c = tiny(p, -1, -1), tc[n++].c.arch = NL_ARCH_LLAMA;
     const int nbase = n;
-    tc[n].c = tiny(NL_NORM_PERI, NL_LAYERNORM, 1), tc[n++].c.out_gain_frozen = 1;
-    tc[n].c = tiny(NL_NORM_OUTONLY, NL_RMSNORM, 0), tc[n++].c.out_gain_frozen = 1;
-    tc[n].c = tiny(NL_NORM_PRE, NL_LAYERNORM, 0), tc[n++].c.scaled_init = 1;
-    tc[n].c = tiny(NL_NORM_POST, NL_LAYERNORM, 0), tc[n++].c.final_norm = 1;
-    tc[n].c = tiny(NL_NORM_MIX, NL_RMSNORM, 0), tc[n++].c.mix_alpha = 0.5;
-    tc[n].c = tiny(NL_NORM_NONE, NL_LAYERNORM, 0), tc[n++].c.skip_init = 1;
-    tc[n].c = tiny(NL_NORM_PRE, NL_RMSNORM, 0), tc[n++].c.skip_init = 1;
-    tc[n].c = tiny(NL_NORM_PRE, NL_LAYERNORM, 0), tc[n++].c.qk_norm = 1;
-    tc[n].c = tiny(NL_NORM_GEMMA, NL_RMSNORM, -1), tc[n++].c.qk_norm = 1;
-    tc[n].c = tiny(NL_NORM_PRE, NL_SEEDNORM, 0), tc[n++].c.qk_norm = 1;
-    tc[n].c = tiny(NL_NORM_POST, NL_DYT, 0), tc[n++].c.qk_norm = 1;
-    tc[n].c = tiny(NL_NORM_PRE, NL_DYT, 0), tc[n++].c.dyt_alpha = 1.5;
-    tc[n].c = tiny(NL_NORM_NONE, NL_SCALENORM, 0), tc[n++].c.qk_norm = 1;
-    tc[n].c = tiny(NL_NORM_GEMMA, NL_SCALENORM, 1), tc[n++].c.skip_init = 1;
-    tc[n].c = tiny(NL_NORM_NORMFORMER, NL_LAYERNORM, 0), tc[n++].c.scale_resids = 1;
-    tc[n].c = tiny(NL_NORM_NORMFORMER, NL_RMSNORM, 0), tc[n].c.scale_resids = 1, tc[n++].c.qk_norm = 1;
-    tc[n].c = tiny(NL_NORM_RESIDUAL, NL_LAYERNORM, 0), tc[n++].c.skip_init = 1;
-    tc[n].c = tiny(NL_NORM_B2T, NL_RMSNORM, 0), tc[n++].c.final_norm = 1;
-    tc[n].c = tiny(NL_NORM_LNS, NL_CRMSNORM, 1), tc[n++].c.qk_norm = 1;
+    tc[n].c = tiny(NL_PLACE_PERI, NL_LAYERNORM, 1), tc[n++].c.out_gain_frozen = 1;
+    tc[n].c = tiny(NL_PLACE_OUTONLY, NL_RMSNORM, 0), tc[n++].c.out_gain_frozen = 1;
+    tc[n].c = tiny(NL_PLACE_PRE, NL_LAYERNORM, 0), tc[n++].c.scaled_init = 1;
+    tc[n].c = tiny(NL_PLACE_POST, NL_LAYERNORM, 0), tc[n++].c.final_norm = 1;
+    tc[n].c = tiny(NL_PLACE_MIX, NL_RMSNORM, 0), tc[n++].c.mix_alpha = 0.5;
+    tc[n].c = tiny(NL_PLACE_NONE, NL_LAYERNORM, 0), tc[n++].c.skip_init = 1;
+    tc[n].c = tiny(NL_PLACE_PRE, NL_RMSNORM, 0), tc[n++].c.skip_init = 1;
+    tc[n].c = tiny(NL_PLACE_PRE, NL_LAYERNORM, 0), tc[n++].c.qk_norm = 1;
+    tc[n].c = tiny(NL_PLACE_GEMMA, NL_RMSNORM, -1), tc[n++].c.qk_norm = 1;
+    tc[n].c = tiny(NL_PLACE_PRE, NL_SEEDNORM, 0), tc[n++].c.qk_norm = 1;
+    tc[n].c = tiny(NL_PLACE_POST, NL_DYT, 0), tc[n++].c.qk_norm = 1;
+    tc[n].c = tiny(NL_PLACE_PRE, NL_DYT, 0), tc[n++].c.dyt_alpha = 1.5;
+    tc[n].c = tiny(NL_PLACE_NONE, NL_SCALENORM, 0), tc[n++].c.qk_norm = 1;
+    tc[n].c = tiny(NL_PLACE_GEMMA, NL_SCALENORM, 1), tc[n++].c.skip_init = 1;
+    tc[n].c = tiny(NL_PLACE_NORMFORMER, NL_LAYERNORM, 0), tc[n++].c.scale_resids = 1;
+    tc[n].c = tiny(NL_PLACE_NORMFORMER, NL_RMSNORM, 0), tc[n].c.scale_resids = 1, tc[n++].c.qk_norm = 1;
+    tc[n].c = tiny(NL_PLACE_RESIDUAL, NL_LAYERNORM, 0), tc[n++].c.skip_init = 1;
+    tc[n].c = tiny(NL_PLACE_B2T, NL_RMSNORM, 0), tc[n++].c.final_norm = 1;
+    tc[n].c = tiny(NL_PLACE_LNS, NL_CRMSNORM, 1), tc[n++].c.qk_norm = 1;
     /* llama with other norm types (no biases), grouped-query attention, head tying, widths, theta */
     const int l0 = n;
-    tc[n++].c = tiny(NL_NORM_PRE, NL_LAYERNORM, 1);
-    tc[n++].c = tiny(NL_NORM_PERI, NL_DYT, 0);
-    tc[n++].c = tiny(NL_NORM_PRE, NL_SEEDNORM, 0);
-    tc[n++].c = tiny(NL_NORM_LNS, NL_CRMSNORM, 0);
-    tc[n].c = tiny(NL_NORM_PRE, NL_RMSNORM, 0), tc[n++].c.kv_heads = 2;
-    tc[n].c = tiny(NL_NORM_PERI, NL_RMSNORM, 1), tc[n++].c.kv_heads = 1;
-    tc[n].c = tiny(NL_NORM_HYBRID, NL_RMSNORM, 0), tc[n++].c.kv_heads = 2;
-    tc[n].c = tiny(NL_NORM_PRE, NL_RMSNORM, 0), tc[n].c.qk_norm = 1, tc[n++].c.kv_heads = 2;
-    tc[n].c = tiny(NL_NORM_GEMMA, NL_RMSNORM, 0), tc[n++].c.tie_head = 1;
-    tc[n].c = tiny(NL_NORM_NORMFORMER, NL_RMSNORM, 0), tc[n++].c.scale_resids = 1;
-    tc[n].c = tiny(NL_NORM_PRE, NL_RMSNORM, 0), tc[n].c.ffn_dim = 48, tc[n++].c.rope_theta = 100.0;
+    tc[n++].c = tiny(NL_PLACE_PRE, NL_LAYERNORM, 1);
+    tc[n++].c = tiny(NL_PLACE_PERI, NL_DYT, 0);
+    tc[n++].c = tiny(NL_PLACE_PRE, NL_SEEDNORM, 0);
+    tc[n++].c = tiny(NL_PLACE_LNS, NL_CRMSNORM, 0);
+    tc[n].c = tiny(NL_PLACE_PRE, NL_RMSNORM, 0), tc[n++].c.kv_heads = 2;
+    tc[n].c = tiny(NL_PLACE_PERI, NL_RMSNORM, 1), tc[n++].c.kv_heads = 1;
+    tc[n].c = tiny(NL_PLACE_HYBRID, NL_RMSNORM, 0), tc[n++].c.kv_heads = 2;
+    tc[n].c = tiny(NL_PLACE_PRE, NL_RMSNORM, 0), tc[n].c.qk_norm = 1, tc[n++].c.kv_heads = 2;
+    tc[n].c = tiny(NL_PLACE_GEMMA, NL_RMSNORM, 0), tc[n++].c.tie_head = 1;
+    tc[n].c = tiny(NL_PLACE_NORMFORMER, NL_RMSNORM, 0), tc[n++].c.scale_resids = 1;
+    tc[n].c = tiny(NL_PLACE_PRE, NL_RMSNORM, 0), tc[n].c.ffn_dim = 48, tc[n++].c.rope_theta = 100.0;
     for (int i = l0; i < n; i++) tc[i].c.arch = NL_ARCH_LLAMA;
     /* gpt2 with an untied head and grouped-query attention */
-    tc[n].c = tiny(NL_NORM_PRE, NL_LAYERNORM, 0), tc[n].c.tie_head = 0, tc[n++].c.kv_heads = 2;
-    tc[n].c = tiny(NL_NORM_PERI, NL_LAYERNORM, 1), tc[n++].c.ffn_dim = 40;
-    tc[n].c = tiny(NL_NORM_HYBRID, NL_LAYERNORM, 0), tc[n++].c.kv_heads = 2;
-    tc[n].c = tiny(NL_NORM_PRE, NL_RMSNORM, 0), tc[n].c.qk_norm = 1, tc[n++].c.arch = NL_ARCH_LLAMA;
+    tc[n].c = tiny(NL_PLACE_PRE, NL_LAYERNORM, 0), tc[n].c.tie_head = 0, tc[n++].c.kv_heads = 2;
+    tc[n].c = tiny(NL_PLACE_PERI, NL_LAYERNORM, 1), tc[n++].c.ffn_dim = 40;
+    tc[n].c = tiny(NL_PLACE_HYBRID, NL_LAYERNORM, 0), tc[n++].c.kv_heads = 2;
+    tc[n].c = tiny(NL_PLACE_PRE, NL_RMSNORM, 0), tc[n].c.qk_norm = 1, tc[n++].c.arch = NL_ARCH_LLAMA;
     /* GPAS (pre, peri, lns, outonly, hybrid) and SDD (every placement kind; llama's gate | up and
      * grouped q/k/v groups), alone and together */
-    tc[n].c = tiny(NL_NORM_PRE, NL_LAYERNORM, 0), tc[n++].c.gpas = 1;
-    tc[n].c = tiny(NL_NORM_PERI, NL_RMSNORM, 1), tc[n++].c.gpas = 1;
-    tc[n].c = tiny(NL_NORM_LNS, NL_LAYERNORM, 0), tc[n].c.gpas = 1, tc[n++].c.arch = NL_ARCH_LLAMA;
-    tc[n].c = tiny(NL_NORM_OUTONLY, NL_RMSNORM, 0), tc[n].c.gpas = 1, tc[n++].c.skip_init = 1;
-    tc[n].c = tiny(NL_NORM_HYBRID, NL_RMSNORM, 0), tc[n++].c.gpas = 1;
-    tc[n].c = tiny(NL_NORM_PRE, NL_LAYERNORM, 0), tc[n++].c.sdd = 1;
-    tc[n].c = tiny(NL_NORM_POST, NL_LAYERNORM, 0), tc[n++].c.sdd = 1;
-    tc[n].c = tiny(NL_NORM_PERI, NL_RMSNORM, 0), tc[n].c.sdd = 1, tc[n].c.kv_heads = 2, tc[n++].c.arch = NL_ARCH_LLAMA;
-    tc[n].c = tiny(NL_NORM_NORMFORMER, NL_LAYERNORM, 0), tc[n].c.sdd = 1, tc[n++].c.qk_norm = 1;
-    tc[n].c = tiny(NL_NORM_PRE, NL_RMSNORM, 0), tc[n].c.sdd = 1, tc[n].c.gpas = 1, tc[n++].c.arch = NL_ARCH_LLAMA;
+    tc[n].c = tiny(NL_PLACE_PRE, NL_LAYERNORM, 0), tc[n++].c.gpas = 1;
+    tc[n].c = tiny(NL_PLACE_PERI, NL_RMSNORM, 1), tc[n++].c.gpas = 1;
+    tc[n].c = tiny(NL_PLACE_LNS, NL_LAYERNORM, 0), tc[n].c.gpas = 1, tc[n++].c.arch = NL_ARCH_LLAMA;
+    tc[n].c = tiny(NL_PLACE_OUTONLY, NL_RMSNORM, 0), tc[n].c.gpas = 1, tc[n++].c.skip_init = 1;
+    tc[n].c = tiny(NL_PLACE_HYBRID, NL_RMSNORM, 0), tc[n++].c.gpas = 1;
+    tc[n].c = tiny(NL_PLACE_PRE, NL_LAYERNORM, 0), tc[n++].c.sdd = 1;
+    tc[n].c = tiny(NL_PLACE_POST, NL_LAYERNORM, 0), tc[n++].c.sdd = 1;
+    tc[n].c = tiny(NL_PLACE_PERI, NL_RMSNORM, 0), tc[n].c.sdd = 1, tc[n].c.kv_heads = 2, tc[n++].c.arch = NL_ARCH_LLAMA;
+    tc[n].c = tiny(NL_PLACE_NORMFORMER, NL_LAYERNORM, 0), tc[n].c.sdd = 1, tc[n++].c.qk_norm = 1;
+    tc[n].c = tiny(NL_PLACE_PRE, NL_RMSNORM, 0), tc[n].c.sdd = 1, tc[n].c.gpas = 1, tc[n++].c.arch = NL_ARCH_LLAMA;
     NL_ASSERT(n <= NCASE);
     const int ncase = n;
     int inp[TB * TT], tgt[TB * TT], fails = 0;
@@ -578,7 +578,7 @@ int test_torch_twin(void) {
             if (widened) snprintf(note, sizeof note, " (fp32-sensitive: %d within 10x the twin's own float32 error)", widened);
             if (cc->gpas) snprintf(more + strlen(more), sizeof more - strlen(more), " gpas");
             if (cc->sdd) snprintf(more + strlen(more), sizeof more - strlen(more), " sdd");
-            printf("  twin %-5s %-10s %-9s emb-norm %s%s%s%s%s%s%s%s%s%s: %s%s\n", nl_arch_names[cc->arch], nl_placements[cc->norm].name,
+            printf("  twin %-5s %-10s %-9s emb-norm %s%s%s%s%s%s%s%s%s%s: %s%s\n", nl_arch_names[cc->arch], nl_placements[cc->placement].name,
                    cc->norm_type < 0 ? "default" : nl_norm_type_names[cc->norm_type], cc->emb_norm < 0 ? "dflt" : cc->emb_norm ? "on  " : "off ", more,
                    cc->out_gain_frozen ? " out-gain frozen" : "", cc->scaled_init ? " scaled-init" : "",
                    cc->final_norm == 1 && i >= nbase ? " final-norm on" : "", cc->mix_alpha != 0.25 ? " mix-alpha 0.5" : "",
@@ -620,7 +620,7 @@ int test_crms_equivalence(void) {
     make_batch(inp, tgt, 5);
     for (int centred = 1; centred >= 0; centred--) {
         nl_model ln, rms, crms;
-        nl_config c = tiny(NL_NORM_PRE, NL_LAYERNORM, 0);
+        nl_config c = tiny(NL_PLACE_PRE, NL_LAYERNORM, 0);
         nl_model_init(&ln, &c);
         perturb(&ln, 99);
         const int C = c.dim;

@@ -74,9 +74,9 @@ int test_sweep_resume(void) {
 /* The summary of one seed has its mean and n=1, no sd (a sample sd needs two); two seeds have both. */
 int test_sweep_summary(void) {
     int fails = 0;
-    nl_sweep_result r[3] = { { .norm = "pre", .status = "done", .lr = 1e-3, .val_loss = 2.5 },
-                             { .norm = "post", .status = "done", .lr = 1e-3, .val_loss = 3.0 },
-                             { .norm = "post", .status = "done", .lr = 1e-3, .val_loss = 4.0 } };
+    nl_sweep_result r[3] = { { .placement = "pre", .status = "done", .lr = 1e-3, .val_loss = 2.5 },
+                             { .placement = "post", .status = "done", .lr = 1e-3, .val_loss = 3.0 },
+                             { .placement = "post", .status = "done", .lr = 1e-3, .val_loss = 4.0 } };
     char buf[2048];
     FILE *f = fmemopen(buf, sizeof buf, "w");
     NL_ASSERT(f);

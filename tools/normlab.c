@@ -14,7 +14,7 @@
 #include "evalmc.h"
 #include "hf.h"
 #include "json.h"
-#include "norm.h"
+#include "placement.h"
 #include "prepare.h"
 #include "report.h"
 #include "sample.h"
@@ -164,7 +164,7 @@ static int cmd_eval(nl_args *a) {
 
 /* one eval-mc result line: what was scored (task, data file, checkpoint and its step) and the accuracies */
 static void mc_json(FILE *f, const nl_args *a, int task, const nl_model *m, const nl_mc_result *r) {
-    fprintf(f, "{\"task\": \"%s\", \"norm\": \"%s\", \"data\": ", nl_mc_task_names[task], nl_placements[m->cfg.norm].name);
+    fprintf(f, "{\"task\": \"%s\", \"norm\": \"%s\", \"data\": ", nl_mc_task_names[task], nl_placements[m->cfg.placement].name);
     nl_json_write_str(f, a->cfg.data);
     fputs(", \"ckpt\": ", f);
     nl_json_write_str(f, ckpt_path);

@@ -13,7 +13,7 @@
 #include "config.h"
 #include "cpu/kernels.h"
 #include "model.h"
-#include "norm.h"
+#include "placement.h"
 #include "optim.h"
 
 #include <math.h>
@@ -352,7 +352,7 @@ static int ops_misc(void) {
 
 /* ---------------------------------------------------------------- the whole model */
 
-typedef struct { const char *name; int norm, norm_type, arch, kv_heads, qk_norm, skip_init, gpas, sdd; } model_case;
+typedef struct { const char *name; int placement, norm_type, arch, kv_heads, qk_norm, skip_init, gpas, sdd; } model_case;
 
 static void small_config(nl_config *c, const model_case *k, int device) {
     nl_config_defaults(c);
@@ -362,7 +362,7 @@ static void small_config(nl_config *c, const model_case *k, int device) {
     c->heads = 4;
     c->seq_len = 16;
     c->batch = 2;
-    c->norm = k->norm;
+    c->placement = k->placement;
     c->norm_type = k->norm_type;
     c->arch = k->arch;
     c->kv_heads = k->kv_heads;
@@ -512,15 +512,15 @@ int main(void) {
     SECTION("ops_misc", ops_misc());
 
     /* every placement with its own defaults, then the other norm types and wirings */
-    model_case cases[NL_NORM_COUNT + 10];
+    model_case cases[NL_PLACE_COUNT + 10];
     int nc = 0;
-    for (int p = 0; p < NL_NORM_COUNT; p++) cases[nc++] = (model_case){ nl_placements[p].name, p, -1, NL_ARCH_GPT2, 0, 0, 0, 0, 0 };
+    for (int p = 0; p < NL_PLACE_COUNT; p++) cases[nc++] = (model_case){ nl_placements[p].name, p, -1, NL_ARCH_GPT2, 0, 0, 0, 0, 0 };
     for (int t = 0; t < NL_NORM_TYPE_COUNT; t++)
-        if (t != NL_LAYERNORM && t != NL_L2NORM) cases[nc++] = (model_case){ nl_norm_type_names[t], NL_NORM_PERI, t, NL_ARCH_GPT2, 0, 0, 0, 0, 0 };
-    cases[nc++] = (model_case){ "llama pre gqa qk-norm", NL_NORM_PRE, -1, NL_ARCH_LLAMA, 2, 1, 0, 0, 0 };
-    cases[nc++] = (model_case){ "pre skip-init", NL_NORM_PRE, -1, NL_ARCH_GPT2, 0, 0, 1, 0, 0 };
-    cases[nc++] = (model_case){ "peri gpas sdd", NL_NORM_PERI, -1, NL_ARCH_GPT2, 0, 0, 0, 1, 1 };
-    cases[nc++] = (model_case){ "llama pre gqa gpas sdd", NL_NORM_PRE, -1, NL_ARCH_LLAMA, 2, 0, 0, 1, 1 };
+        if (t != NL_LAYERNORM && t != NL_L2NORM) cases[nc++] = (model_case){ nl_norm_type_names[t], NL_PLACE_PERI, t, NL_ARCH_GPT2, 0, 0, 0, 0, 0 };
+    cases[nc++] = (model_case){ "llama pre gqa qk-norm", NL_PLACE_PRE, -1, NL_ARCH_LLAMA, 2, 1, 0, 0, 0 };
+    cases[nc++] = (model_case){ "pre skip-init", NL_PLACE_PRE, -1, NL_ARCH_GPT2, 0, 0, 1, 0, 0 };
+    cases[nc++] = (model_case){ "peri gpas sdd", NL_PLACE_PERI, -1, NL_ARCH_GPT2, 0, 0, 0, 1, 1 };
+    cases[nc++] = (model_case){ "llama pre gqa gpas sdd", NL_PLACE_PRE, -1, NL_ARCH_LLAMA, 2, 0, 0, 1, 1 };
     int inp[2 * 16], tgt[2 * 16];
     for (int i = 0; i < 32; i++) inp[i] = (int)nl_rng_below(&rng, 256), tgt[i] = (int)nl_rng_below(&rng, 256);
     int fm = 0;
@@ -534,7 +534,7 @@ int main(void) {
     unsigned char *text = slurp("data/tinyshakespeare.txt", &ntext);
     int ft = NL_CHECK(text && ntext > 1000, "data/tinyshakespeare.txt not found (run from the repository root)");
     printf("train_50 ...\n");
-    for (int p = 0; text && p < NL_NORM_COUNT; p++) ft += train_curve(&cases[p], text, ntext);
+    for (int p = 0; text && p < NL_PLACE_COUNT; p++) ft += train_curve(&cases[p], text, ntext);
     printf("train_50 %s\n", ft ? "FAIL" : "ok");
     failed += ft != 0;
     total++;

@@ -1,12 +1,12 @@
-/* norm.h -- THE placement table: the only place that knows what "pre", "post", "peri", ... mean.
+/* placement.h -- THE placement table: the only place that knows what "pre", "post", "peri", ... mean.
  *
  * Each sublayer (attention, MLP) of block l has three sites where a norm can sit (docs/methods.md §2.1):
  *   IN   on the branch input          u = s_l * N_in(x)
  *   OUT  on the branch output         o = N_out(F(u))
  *   POST after the residual add       x' = N_post(alpha_l * x + o)
  * A placement is a per-block site mask plus a few scalars. model.c runs one template for all of them. */
-#ifndef NL_NORM_H
-#define NL_NORM_H
+#ifndef NL_PLACEMENT_H
+#define NL_PLACEMENT_H
 
 #include "normlab.h"
 
@@ -59,7 +59,7 @@ typedef struct nl_placement {
     unsigned sphere : 1;
 } nl_placement;
 
-extern const nl_placement nl_placements[NL_NORM_COUNT];
+extern const nl_placement nl_placements[NL_PLACE_COUNT];
 extern const char *const nl_norm_type_names[NL_NORM_TYPE_COUNT];
 extern const char *const nl_norm_type_eqs[NL_NORM_TYPE_COUNT]; /* equation and source, for --help */
 extern const char *const nl_site_names[NL_SITE_COUNT]; /* "in", "out", "post" */
@@ -73,7 +73,7 @@ double nl_block_in_scale(const nl_config *c, int l);
 double nl_res_alpha(const nl_config *c);
 double nl_init_beta(const nl_config *c);
 
-int nl_norm_from_name(const char *s);      /* -1 if unknown */
+int nl_placement_from_name(const char *s); /* -1 if unknown */
 int nl_norm_type_from_name(const char *s); /* -1 if unknown */
 
 #endif
