@@ -35,8 +35,8 @@ int main(int argc, char **argv) {
         nl_bpe_encode(b, text, n, &ids);
         t = nl_now() - t;
         c = cpu_now() - c;
-        printf("%-36s %6.2f MB %8zu tokens  wall %6.3f s %6.1f MB/s  cpu %6.3f s %6.1f MB/s\n", argv[a], n / 1e6, ids.n, t,
-               n / 1e6 / t, c, n / 1e6 / c);
+        printf("%-36s %6.2f MB %8zu tokens  wall %6.3f s %6.1f MB/s  cpu %6.3f s %6.1f MB/s\n", argv[a], n / 1e6, ids.n,
+               t, n / 1e6 / t, c, n / 1e6 / c);
         nl_ids_free(&ids);
         free(text);
     }

@@ -51,7 +51,8 @@ static double time_gemm(int tA, int tB, int M, int N, int K, int lda, int ldb, i
 static int arg_int(const char *name, const char *v) {
     char *end;
     long x = strtol(v ? v : "", &end, 10);
-    if (!v || *end || x <= 0 || x > 1 << 30) fprintf(stderr, "gemm_bench: %s needs a positive integer\n", name), exit(2);
+    if (!v || *end || x <= 0 || x > 1 << 30)
+        fprintf(stderr, "gemm_bench: %s needs a positive integer\n", name), exit(2);
     return (int)x;
 }
 
@@ -67,8 +68,14 @@ int main(int argc, char **argv) {
                  "times by the process's CPU time (with --threads 1: one core's rate on a loaded machine).");
             return 0;
         }
-        if (!strcmp(o, "--detail")) { detail = 1; continue; }
-        if (!strcmp(o, "--cpu-time")) { g_clock = CLOCK_PROCESS_CPUTIME_ID; continue; }
+        if (!strcmp(o, "--detail")) {
+            detail = 1;
+            continue;
+        }
+        if (!strcmp(o, "--cpu-time")) {
+            g_clock = CLOCK_PROCESS_CPUTIME_ID;
+            continue;
+        }
         if (!strcmp(o, "--arch")) {
             llama = v && !strcmp(v, "llama") ? 1 : v && !strcmp(v, "gpt2") ? 0 : -2;
             if (llama < 0) fprintf(stderr, "gemm_bench: --arch needs gpt2 or llama\n"), exit(2);
@@ -82,7 +89,9 @@ int main(int argc, char **argv) {
         else fprintf(stderr, "gemm_bench: unknown option '%s' (see --help)\n", o), exit(2);
         i++;
     }
-    if (!N || !D || !F || !L || !V || !VP || llama < 0) fprintf(stderr, "gemm_bench: all of --tokens --dim --ffn --arch --layers --vocab --vocab-rows are needed\n"), exit(2);
+    if (!N || !D || !F || !L || !V || !VP || llama < 0)
+        fprintf(stderr, "gemm_bench: all of --tokens --dim --ffn --arch --layers --vocab --vocab-rows are needed\n"),
+                exit(2);
     if (VP < V) fprintf(stderr, "gemm_bench: --vocab-rows %d is less than --vocab %d\n", VP, V), exit(2);
     nl_set_threads(threads);
     /* (OC, IC, count) of each linear layer; llama's gate and up projections are one product of width 2F */
@@ -92,7 +101,9 @@ int main(int argc, char **argv) {
     for (size_t l = 0; l < sizeof lin / sizeof lin[0]; l++) {
         const int OC = lin[l][0], IC = lin[l][1], head = l == 4, ld = head ? VP : OC;
         /* forward, input gradient, weight gradient */
-        const int p[3][9] = { { 0, 1, N, OC, IC, IC, IC, ld, 0 }, { 0, 0, N, IC, OC, ld, IC, IC, 0 }, { 1, 0, OC, IC, N, ld, IC, IC, 1 } };
+        const int p[3][9] = { { 0, 1, N, OC, IC, IC, IC, ld, 0 },
+                              { 0, 0, N, IC, OC, ld, IC, IC, 0 },
+                              { 1, 0, OC, IC, N, ld, IC, IC, 1 } };
         for (int k = 0; k < 3; k++) {
             const int *q = p[k];
             const double s = time_gemm(q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7], (float)q[8]);

@@ -45,7 +45,9 @@ int main(int argc, char **argv) {
     MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &have);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     buf = calloc(N, sizeof(float));
-    if (rank == 0) printf("16 MiB all-reduce; waits after 3x its time of computation (seconds)\n%10s %10s %10s %10s\n", "blocking", "no calls", "polled", "thread");
+    if (rank == 0)
+        printf("16 MiB all-reduce; waits after 3x its time of computation (seconds)\n%10s %10s %10s %10s\n", "blocking",
+               "no calls", "polled", "thread");
     for (int rep = 0; rep < 3; rep++) {
         MPI_Request rq;
         MPI_Barrier(MPI_COMM_WORLD);

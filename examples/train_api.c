@@ -17,8 +17,9 @@ static int check(nl_status st) {
 
 int main(int argc, char **argv) {
     static const char *const opts[][2] = {
-        { "norm", "pre" }, { "layers", "2" }, { "dim", "32" }, { "heads", "2" }, { "seq_len", "16" },
-        { "batch", "4" }, { "lr", "3e-3" }, { "warmup", "2" }, { "steps", "20" }, { "vocab", "256" }, { "threads", "1" },
+        { "norm", "pre" },   { "layers", "2" },  { "dim", "32" },    { "heads", "2" },
+        { "seq_len", "16" }, { "batch", "4" },   { "lr", "3e-3" },   { "warmup", "2" },
+        { "steps", "20" },   { "vocab", "256" }, { "threads", "1" },
     };
     nl_config c;
     nl_config_defaults(&c);
@@ -33,7 +34,8 @@ int main(int argc, char **argv) {
     double first = 0.0, loss = 0.0;
     for (int step = 0; step < r->steps; step++) {
         for (int b = 0; b < r->batch; b++) /* window b of this step starts at a shifting offset */
-            for (size_t k = 0; k < W; k++) windows[b * W + k] = (unsigned char)text[(k + (size_t)(step * 7 + b * 3)) % len];
+            for (size_t k = 0; k < W; k++)
+                windows[b * W + k] = (unsigned char)text[(k + (size_t)(step * 7 + b * 3)) % len];
         if (check(nl_trainer_step(t, windows, &loss))) return 1;
         if (step == 0) first = loss;
         printf("step %2d loss %.4f\n", step + 1, loss);

@@ -8,7 +8,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 4) return 0;
-    const long long step = (long long)((uint32_t)data[0] | (uint32_t)data[1] << 8 | (uint32_t)data[2] << 16 | (uint32_t)(data[3] & 0x7f) << 24);
+    const long long step = (long long)((uint32_t)data[0] | (uint32_t)data[1] << 8 | (uint32_t)data[2] << 16 |
+                                       (uint32_t)(data[3] & 0x7f) << 24);
     unsigned char *b = malloc(size - 4 + 1);
     if (!b) return 0;
     memcpy(b, data + 4, size - 4);

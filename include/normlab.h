@@ -85,36 +85,36 @@ typedef struct nl_config {
     int placement;    /* nl_placement_id */
     int norm_type;    /* nl_norm_type; -1: the placement's default */
     double eps;
-    int emb_norm;     /* -1 auto, 0 off, 1 on */
-    int final_norm;   /* -1 auto, 0 off, 1 on */
+    int emb_norm;   /* -1 auto, 0 off, 1 on */
+    int final_norm; /* -1 auto, 0 off, 1 on */
     int out_gain_frozen;
     int scaled_init;
     double mix_alpha;
-    double dyt_alpha; /* initial alpha of every DyT norm */
-    int skip_init;    /* a learnable scalar (init 0) on every residual branch */
-    int qk_norm;      /* per-head norm of q and k */
-    int scale_resids; /* normformer: a learnable per-channel weight (init 1) on the MLP's identity path */
-    int gpas;         /* GPAS: x' = z - SiLU(a_l) sg(z) after every residual add, one gate a_l per block */
-    int sdd;          /* SDD: every block linear layer's output is alpha * RMSNorm(W x) */
-    int arch;         /* nl_arch */
-    double rope_theta;/* llama: base of the rotary frequencies */
-    int ffn_dim;      /* F: MLP hidden width; 0: 4d (gpt2), the multiple of 64 nearest 8d/3 (llama) */
-    int tie_head;     /* -1 auto (gpt2 on, llama off), 0: separate lm_head, 1: head = token embedding */
-    int kv_heads;     /* key/value heads (grouped-query attention; must divide heads); 0: heads */
+    double dyt_alpha;        /* initial alpha of every DyT norm */
+    int skip_init;           /* a learnable scalar (init 0) on every residual branch */
+    int qk_norm;             /* per-head norm of q and k */
+    int scale_resids;        /* normformer: a learnable per-channel weight (init 1) on the MLP's identity path */
+    int gpas;                /* GPAS: x' = z - SiLU(a_l) sg(z) after every residual add, one gate a_l per block */
+    int sdd;                 /* SDD: every block linear layer's output is alpha * RMSNorm(W x) */
+    int arch;                /* nl_arch */
+    double rope_theta;       /* llama: base of the rotary frequencies */
+    int ffn_dim;             /* F: MLP hidden width; 0: 4d (gpt2), the multiple of 64 nearest 8d/3 (llama) */
+    int tie_head;            /* -1 auto (gpt2 on, llama off), 0: separate lm_head, 1: head = token embedding */
+    int kv_heads;            /* key/value heads (grouped-query attention; must divide heads); 0: heads */
     double ngpt_alpha_init;  /* ngpt: effective initial eigen learning rates alpha_A, alpha_M */
     double ngpt_alpha_scale; /* ngpt: their stored initial value (0: 1/sqrt(dim)) */
     /* --arch dit (docs/dit.md): images of img_h x img_w x img_ch cut into p x p patches (seq_len tokens),
      * classes labels (0: unconditional) and a null class: vocab = classes + 1 rows of the label table */
     int patch, img_h, img_w, img_ch, classes;
-    double cfg_drop;  /* classifier-free dropout: P(label -> null class) in training */
-    int time_sampling;/* nl_tsamp */
+    double cfg_drop;   /* classifier-free dropout: P(label -> null class) in training */
+    int time_sampling; /* nl_tsamp */
     /* training */
     int batch;        /* B: sequences per micro-batch */
     int accum;        /* micro-batches per optimizer step */
     int global_batch; /* sequences per optimizer step over all ranks (0: ranks x batch x accum); sets accum */
     int zero;         /* 1: ZeRO-1, AdamW moments sharded across MPI ranks (docs/cluster.md) */
     int overlap;      /* MPI ranks: reduce gradient buckets during the backward (1) or after it (0) */
-    double dp_timeout;/* MPI ranks: seconds a collective waits before the job ends naming the missing ranks (0: forever) */
+    double dp_timeout; /* MPI ranks: seconds a collective waits before the job ends naming the missing ranks (0: forever) */
     int steps;
     double lr, min_lr_frac, weight_decay, clip; /* weight_decay < 0: the placement's default */
     int warmup;                                 /* < 0: the placement's default */
@@ -122,10 +122,10 @@ typedef struct nl_config {
     int eval_every, eval_windows, ckpt_every, log_every;
     double val_frac;
     int threads;
-    int device;          /* nl_device: cpu (default) or cuda */
-    int diag_every;      /* per-layer diagnostics every N steps (0: off), src/diag.h */
-    double spike_k;      /* gradient spike: grad norm > spike_k x running median (0: off) */
-    int diverge_window;  /* stop when the mean loss of the last N steps exceeds the first (0: off) */
+    int device;         /* nl_device: cpu (default) or cuda */
+    int diag_every;     /* per-layer diagnostics every N steps (0: off), src/diag.h */
+    double spike_k;     /* gradient spike: grad norm > spike_k x running median (0: off) */
+    int diverge_window; /* stop when the mean loss of the last N steps exceeds the first (0: off) */
     char data[NL_PATH_MAX];
     char val_data[NL_PATH_MAX];
     char out[NL_PATH_MAX];

@@ -37,7 +37,9 @@ nl_status nl_analyze(nl_model *m, const nl_tokens *t, int max_windows, int B, nl
     size_t W = t->n > 0 ? (t->n - 1) / (size_t)T : 0;
     if (max_windows > 0 && (size_t)max_windows < W) W = (size_t)max_windows;
     if (W == 0) return NL_FAIL(NL_ERR_ARG, "the data holds %zu tokens, fewer than seq-len + 1 = %d", t->n, T + 1);
-    if (t->max_token >= c->vocab) return NL_FAIL(NL_ERR_ARG, "the data holds token id %d, outside the model's vocabulary of %d", t->max_token, c->vocab);
+    if (t->max_token >= c->vocab)
+        return NL_FAIL(NL_ERR_ARG, "the data holds token id %d, outside the model's vocabulary of %d", t->max_token,
+                       c->vocab);
     if ((size_t)B > W) B = (int)W;
     if (m->B < B || m->T < T) nl_model_alloc_acts(m, B, T);
     a->L = L;
@@ -65,7 +67,8 @@ nl_status nl_analyze(nl_model *m, const nl_tokens *t, int max_windows, int B, nl
             for (int l = 0; l <= L; l++) m->be->to_host(last + (size_t)l * C, xs[l] + row, (size_t)C * sizeof(float));
             for (int l = 0; l < L; l++)
                 for (int n = 1; l + n <= L; n++)
-                    a->angular[(size_t)l * L + (size_t)(n - 1)] += angle(last + (size_t)l * C, last + (size_t)(l + n) * C, C);
+                    a->angular[(size_t)l * L + (size_t)(n - 1)] += angle(last + (size_t)l * C,
+                                                                         last + (size_t)(l + n) * C, C);
         }
         for (int l = 0; l < L; l++) {
             m->skip_block = l + 1;
@@ -98,7 +101,8 @@ void nl_analysis_write_json(const nl_analysis *a, const nl_model *m, const char 
     const int L = a->L;
     fprintf(f, "{\"analyze\": 1, \"ckpt\": ");
     nl_json_write_str(f, ckpt);
-    fprintf(f, ", \"norm\": \"%s\", \"layers\": %d, \"windows\": %zu, \"loss\": ", nl_placements[m->cfg.placement].name, L, a->windows);
+    fprintf(f, ", \"norm\": \"%s\", \"layers\": %d, \"windows\": %zu, \"loss\": ", nl_placements[m->cfg.placement].name,
+            L, a->windows);
     num(f, a->loss);
     fputs(", \"skip_loss\": [", f);
     for (int l = 0; l < L; l++) fputs(l ? ", " : "", f), num(f, a->skip_loss[l]);
@@ -107,7 +111,8 @@ void nl_analysis_write_json(const nl_analysis *a, const nl_model *m, const char 
     fputs("], \"angular\": [", f);
     for (int l = 0; l < L; l++) {
         fputs(l ? ", [" : "[", f);
-        for (int n = 1; l + n <= L; n++) fputs(n > 1 ? ", " : "", f), num(f, a->angular[(size_t)l * L + (size_t)(n - 1)]);
+        for (int n = 1; l + n <= L; n++)
+            fputs(n > 1 ? ", " : "", f), num(f, a->angular[(size_t)l * L + (size_t)(n - 1)]);
         fputc(']', f);
     }
     fputs("]}\n", f);

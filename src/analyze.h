@@ -16,9 +16,9 @@
 typedef struct nl_analysis {
     int L;
     size_t windows;
-    double loss;        /* full model */
-    double *skip_loss;  /* (L) */
-    double *angular;    /* (L x L): angular[(l-1)*L + (n-1)] = d(l, n); NaN where l + n > L + 1 */
+    double loss;       /* full model */
+    double *skip_loss; /* (L) */
+    double *angular;   /* (L x L): angular[(l-1)*L + (n-1)] = d(l, n); NaN where l + n > L + 1 */
 } nl_analysis;
 
 nl_status nl_analyze(nl_model *m, const nl_tokens *t, int max_windows, int B, nl_analysis *a);

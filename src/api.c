@@ -39,7 +39,8 @@ nl_status nl_trainer_create(nl_trainer **out, const nl_config *c) {
     }
     const nl_config *r = &t->m.cfg;
     if (r->dtype == NL_DTYPE_FP16)
-        st = nl_loss_scaler_init(&t->ls, r->loss_scale, 2.0, 0.5, r->loss_scale_interval, NL_LOSS_SCALE_MIN, NL_LOSS_SCALE_MAX);
+        st = nl_loss_scaler_init(&t->ls, r->loss_scale, 2.0, 0.5, r->loss_scale_interval, NL_LOSS_SCALE_MIN,
+                                 NL_LOSS_SCALE_MAX);
     if (st != NL_OK) {
         nl_trainer_free(t);
         return st;
@@ -68,7 +69,9 @@ static nl_status split(nl_trainer *t, const int *w, int n) {
     for (int b = 0; b < n; b++)
         for (int k = 0; k <= T; k++) {
             const int id = w[(size_t)b * (T + 1) + k];
-            if (id < 0 || id >= V) return NL_FAIL(NL_ERR_ARG, "token id %d (window %d, position %d) is outside the vocabulary of %d", id, b, k, V);
+            if (id < 0 || id >= V)
+                return NL_FAIL(NL_ERR_ARG, "token id %d (window %d, position %d) is outside the vocabulary of %d", id,
+                               b, k, V);
             if (k < T) t->inp[(size_t)b * T + k] = id;
             if (k > 0) t->tgt[(size_t)b * T + k - 1] = id;
         }
@@ -92,7 +95,8 @@ nl_status nl_trainer_step(nl_trainer *t, const int *windows, double *loss) {
         t->step++;
         return NL_OK;
     }
-    if (!isfinite(l) || !isfinite(gn)) return NL_FAIL(NL_ERR_FORMAT, "training diverged at step %d (loss %g, grad norm %g)", t->step + 1, l, gn);
+    if (!isfinite(l) || !isfinite(gn))
+        return NL_FAIL(NL_ERR_FORMAT, "training diverged at step %d (loss %g, grad norm %g)", t->step + 1, l, gn);
     nl_adamw_step(m, nl_lr_at(c, t->step), nl_clip_scale(gn, c->clip) / S, t->step + 1 - (int)t->ls.skipped);
     if (fp16) nl_loss_scaler_update(&t->ls, 1);
     t->step++;

@@ -57,9 +57,9 @@ typedef struct nl_backend {
     void *(*alloc)(size_t bytes); /* zeroed; never NULL (aborts naming the size) */
     void (*free)(void *p);        /* NULL is fine */
     void (*zero)(void *p, size_t bytes);
-    void (*copy)(void *dst, const void *src, size_t bytes);            /* backend -> backend */
-    void (*to_host)(void *host, const void *src, size_t bytes);        /* backend -> host */
-    void (*from_host)(void *dst, const void *host, size_t bytes);      /* host -> backend */
+    void (*copy)(void *dst, const void *src, size_t bytes);       /* backend -> backend */
+    void (*to_host)(void *host, const void *src, size_t bytes);   /* backend -> host */
+    void (*from_host)(void *dst, const void *host, size_t bytes); /* host -> backend */
     /* dst[r*ldd + c] = src[r*lds + c] for r < rows, c < cols (column blocks of a wider array) */
     void (*copy_cols)(float *dst, int ldd, const float *src, int lds, size_t rows, int cols);
 
@@ -88,8 +88,8 @@ typedef struct nl_backend {
     void (*seednorm_forward)(float *out, float *bx, float *rstd, const float *inp, const float *w, const float *alpha,
                              const float *beta, float scale, float eps, size_t N, int C);
     void (*seednorm_backward)(float *dinp, float *dw, float *dalpha, float *dbeta, const float *dout, const float *inp,
-                              const float *w, const float *alpha, const float *beta, const float *bx,
-                              const float *rstd, float scale, size_t N, int C);
+                              const float *w, const float *alpha, const float *beta, const float *bx, const float *rstd,
+                              float scale, size_t N, int C);
     void (*crmsnorm_forward)(float *out, float *s1, float *rstd, const float *inp, const float *w, float scale,
                              float eps, size_t N, int C);
     void (*crmsnorm_backward)(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
@@ -126,8 +126,7 @@ typedef struct nl_backend {
     void (*attention_bidir_forward)(float *out, float *att, const float *qkv, int B, int T, int C, int NH, int KVH);
     void (*attention_bidir_backward)(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att,
                                      int B, int T, int C, int NH, int KVH);
-    void (*ada_forward)(float *out, const float *x, const float *s, const float *h, int ld, float k, int B, int T,
-                        int C);
+    void (*ada_forward)(float *out, const float *x, const float *s, const float *h, int ld, float k, int B, int T, int C);
     void (*ada_backward)(float *dx, float *ds, float *dh, const float *dout, const float *x, const float *s, int ld,
                          float k, int B, int T, int C);
     void (*silu_forward)(float *out, const float *inp, size_t n);

@@ -106,14 +106,19 @@ size_t nl_pretok_next(const unsigned char *s, size_t n, size_t i) {
 
 /* ---------------------------------------------------------------- tables */
 
-typedef struct merge_slot { uint64_t key; int rank, id; } merge_slot;
-typedef struct cache_slot { uint32_t koff, klen, ioff, nids; } cache_slot; /* klen 0: empty */
+typedef struct merge_slot {
+    uint64_t key;
+    int rank, id;
+} merge_slot;
+typedef struct cache_slot {
+    uint32_t koff, klen, ioff, nids;
+} cache_slot; /* klen 0: empty */
 
 struct nl_bpe {
     int V, eot;
-    unsigned char *tok;       /* token bytes, concatenated */
-    size_t *tok_off;          /* (V + 1) */
-    uint32_t *vmap;           /* bytes -> id + 1 (0: empty), open addressing */
+    unsigned char *tok; /* token bytes, concatenated */
+    size_t *tok_off;    /* (V + 1) */
+    uint32_t *vmap;     /* bytes -> id + 1 (0: empty), open addressing */
     size_t vmask;
     int byte_id[256];
     merge_slot *mg;
@@ -177,7 +182,10 @@ static void byte_map(int cp_byte[324]) {
     }
 }
 
-typedef struct buf { unsigned char *p; size_t n; } buf;
+typedef struct buf {
+    unsigned char *p;
+    size_t n;
+} buf;
 
 static nl_status read_file(const char *path, buf *out) {
     FILE *f = fopen(path, "rb");
@@ -236,8 +244,13 @@ static nl_status parse_encoder(nl_bpe *b, const char *path, const buf *f, const 
     size_t ne = 0;
     unsigned char *tmp = nl_xmalloc(n + 1), *raw = nl_xmalloc(n + 1);
     nl_status st = NL_OK;
-#define WS() while (i < n && (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' || s[i] == '\t')) i++
-#define BAD(what) do { st = NL_FAIL(NL_ERR_FORMAT, "'%s': %s at byte %zu (expected a JSON object of token -> id)", path, what, i); goto done; } while (0)
+#define WS()                                                                                                           \
+    while (i < n && (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' || s[i] == '\t')) i++
+#define BAD(what)                                                                                                      \
+    do {                                                                                                               \
+        st = NL_FAIL(NL_ERR_FORMAT, "'%s': %s at byte %zu (expected a JSON object of token -> id)", path, what, i);    \
+        goto done;                                                                                                     \
+    } while (0)
     WS();
     if (i >= n || s[i++] != '{') BAD("no '{'");
     WS();
@@ -250,16 +263,25 @@ static nl_status parse_encoder(nl_bpe *b, const char *path, const buf *f, const 
             if (i >= n) BAD("unterminated string");
             unsigned char c = s[i++];
             if (c == '"') break;
-            if (c != '\\') { tmp[tn++] = c; continue; }
+            if (c != '\\') {
+                tmp[tn++] = c;
+                continue;
+            }
             if (i >= n) BAD("bad escape");
             c = s[i++];
             const char *simple = strchr("\"\\/bfnrt", c);
-            if (simple && c) { tmp[tn++] = (unsigned char)("\"\\/\b\f\n\r\t"[simple - "\"\\/bfnrt"]); continue; }
+            if (simple && c) {
+                tmp[tn++] = (unsigned char)("\"\\/\b\f\n\r\t"[simple - "\"\\/bfnrt"]);
+                continue;
+            }
             if (c != 'u' || i + 4 > n) BAD("bad escape");
             uint32_t cp = 0;
             for (int k = 0; k < 4; k++) {
                 unsigned char h = s[i++];
-                int d = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+                int d = h >= '0' && h <= '9'   ? h - '0'
+                        : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                        : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                               : -1;
                 if (d < 0) BAD("bad \\u escape");
                 cp = cp << 4 | (uint32_t)d;
             }
@@ -282,7 +304,10 @@ static nl_status parse_encoder(nl_bpe *b, const char *path, const buf *f, const 
         kn += (size_t)rn;
         ids[ne++] = id;
         WS();
-        if (i < n && s[i] == ',') { i++; continue; }
+        if (i < n && s[i] == ',') {
+            i++;
+            continue;
+        }
         if (i < n && s[i] == '}') break;
         BAD("expected ',' or '}'");
     }
@@ -293,7 +318,8 @@ static nl_status parse_encoder(nl_bpe *b, const char *path, const buf *f, const 
     for (size_t e = 0; e < ne; e++) {
         if ((size_t)ids[e] >= ne || len[ids[e]]) {
             free(len), free(src);
-            st = NL_FAIL(NL_ERR_FORMAT, "'%s': token id %ld is duplicated or not in 0..%zu (ids must be dense)", path, ids[e], ne - 1);
+            st = NL_FAIL(NL_ERR_FORMAT, "'%s': token id %ld is duplicated or not in 0..%zu (ids must be dense)", path,
+                         ids[e], ne - 1);
             goto done;
         }
         len[ids[e]] = koff[e + 1] - koff[e];
@@ -362,7 +388,8 @@ static nl_status parse_merges(nl_bpe *b, const char *path, const buf *f, const i
         long ln = sp ? unmap(s, (size_t)(sp - s), cp_byte, l) : -1;
         long rn = sp ? unmap(sp + 1, len - (size_t)(sp - s) - 1, cp_byte, r) : -1;
         if (ln <= 0 || rn <= 0) {
-            st = NL_FAIL(NL_ERR_FORMAT, "'%s' line %d: expected two byte-level tokens separated by one space", path, line);
+            st = NL_FAIL(NL_ERR_FORMAT, "'%s' line %d: expected two byte-level tokens separated by one space", path,
+                         line);
             break;
         }
         memcpy(lr, l, (size_t)ln);
@@ -406,8 +433,9 @@ nl_status nl_bpe_find_dir(char *dir, size_t cap) {
         *strrchr(f, '/') = 0;
         return snprintf(dir, cap, "%s", f), NL_OK;
     }
-    return NL_FAIL(NL_ERR_IO, "GPT-2 tokenizer files not found: data/gpt2-bpe/encoder.json is missing from the working directory "
-                              "and the repository. HINT: pass --bpe-dir DIR holding GPT-2's encoder.json and vocab.bpe");
+    return NL_FAIL(NL_ERR_IO,
+                   "GPT-2 tokenizer files not found: data/gpt2-bpe/encoder.json is missing from the working directory "
+                   "and the repository. HINT: pass --bpe-dir DIR holding GPT-2's encoder.json and vocab.bpe");
 }
 
 nl_status nl_bpe_load(nl_bpe **out, const char *dir_in) {
@@ -527,8 +555,10 @@ static size_t merge_heap(nl_bpe *b, size_t m) {
         sym[r] = -1;
         nxt[k] = nxt[r];
         if (nxt[k] >= 0) prv[nxt[k]] = k;
-        if (prv[k] >= 0 && (s = merge_find(b, sym[prv[k]], sym[k]))) heap_push(h, &hn, (uint64_t)s->rank << 32 | (uint32_t)prv[k]);
-        if (nxt[k] >= 0 && (s = merge_find(b, sym[k], sym[nxt[k]]))) heap_push(h, &hn, (uint64_t)s->rank << 32 | (uint32_t)k);
+        if (prv[k] >= 0 && (s = merge_find(b, sym[prv[k]], sym[k])))
+            heap_push(h, &hn, (uint64_t)s->rank << 32 | (uint32_t)prv[k]);
+        if (nxt[k] >= 0 && (s = merge_find(b, sym[k], sym[nxt[k]])))
+            heap_push(h, &hn, (uint64_t)s->rank << 32 | (uint32_t)k);
     }
     size_t n = 0;
     for (int k = 0; k >= 0; k = nxt[k]) sym[n++] = sym[k];

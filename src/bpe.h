@@ -24,7 +24,9 @@ typedef struct nl_bpe nl_bpe;
 
 /* Unicode classes of the pre-tokeniser (the table is generated: scripts/gen_unicode_classes.py). */
 enum { NL_UC_OTHER = 0, NL_UC_LETTER = 1, NL_UC_NUMBER = 2, NL_UC_SPACE = 3 };
-typedef struct nl_urange { uint32_t lo, hi, cls; } nl_urange;
+typedef struct nl_urange {
+    uint32_t lo, hi, cls;
+} nl_urange;
 extern const nl_urange nl_uclass_ranges[];
 extern const int nl_uclass_count;
 extern const char nl_unicode_version[];
@@ -43,11 +45,14 @@ nl_status nl_bpe_find_dir(char *dir, size_t cap);
  * naming the file and line on failure. Free with nl_bpe_free. */
 nl_status nl_bpe_load(nl_bpe **out, const char *dir);
 void nl_bpe_free(nl_bpe *b);
-int nl_bpe_vocab(const nl_bpe *b);   /* 50257 for GPT-2 */
-int nl_bpe_eot(const nl_bpe *b);     /* id of "<|endoftext|>", -1 if absent */
+int nl_bpe_vocab(const nl_bpe *b); /* 50257 for GPT-2 */
+int nl_bpe_eot(const nl_bpe *b);   /* id of "<|endoftext|>", -1 if absent */
 
 /* A growable array of token ids. */
-typedef struct nl_ids { int *v; size_t n, cap; } nl_ids;
+typedef struct nl_ids {
+    int *v;
+    size_t n, cap;
+} nl_ids;
 void nl_ids_push(nl_ids *a, int id);
 void nl_ids_free(nl_ids *a);
 

@@ -17,8 +17,8 @@
 enum { MAX_KV = NL_CONFIG_MAX_KV };
 
 /* metadata = extra pairs + the resolved config */
-static nl_status write_file(const nl_model *m, const char *path, const nl_st_entry *e, int n,
-                            const char *const *xk, const char *const *xv, int nx) {
+static nl_status write_file(const nl_model *m, const char *path, const nl_st_entry *e, int n, const char *const *xk,
+                            const char *const *xv, int nx) {
     nl_kv *kv = nl_xmalloc(MAX_KV * sizeof *kv);
     int nkv = nl_config_to_kv(&m->cfg, kv, MAX_KV);
     NL_ASSERT(nkv <= MAX_KV);
@@ -61,7 +61,10 @@ nl_status nl_ckpt_save_info(const nl_model *m, const char *path, const nl_ckpt_i
         for (int k = 0; k < nt; k++)
             if (i >= m->tensors[k].offset && i < m->tensors[k].offset + m->tensors[k].numel) name = m->tensors[k].name;
         return NL_FAIL(NL_ERR_FORMAT, "refusing to write checkpoint '%s': %s%s holds %g (NaN/Inf)", path,
-                       b == 0 ? "" : b == 1 ? "opt.m." : "opt.v.", name, (double)bad);
+                       b == 0   ? ""
+                       : b == 1 ? "opt.m."
+                                : "opt.v.",
+                       name, (double)bad);
     }
     NL_ASSERT(info->nskip >= 0 && info->nskip <= NL_MAX_ROLLBACKS);
     nl_st_entry *e = nl_xmalloc(3 * (size_t)nt * sizeof *e);
@@ -83,16 +86,18 @@ nl_status nl_ckpt_save_info(const nl_model *m, const char *path, const nl_ckpt_i
     const nl_rng *rng = &info->rng;
     snprintf(ver, sizeof ver, "%d", NL_CKPT_VERSION);
     snprintf(stp, sizeof stp, "%d", info->step);
-    snprintf(rs, sizeof rs, "%016" PRIx64 "%016" PRIx64 "%016" PRIx64 "%016" PRIx64, rng->s[0], rng->s[1], rng->s[2], rng->s[3]);
+    snprintf(rs, sizeof rs, "%016" PRIx64 "%016" PRIx64 "%016" PRIx64 "%016" PRIx64, rng->s[0], rng->s[1], rng->s[2],
+             rng->s[3]);
     snprintf(cs, sizeof cs, "%08" PRIx32, crc);
     snprintf(dt, sizeof dt, "%lld", info->data_tokens);
     snprintf(rb, sizeof rb, "%d", info->rollbacks);
-    for (int i = 0, n = 0; i < info->nskip; i++) n += snprintf(sk + n, sizeof sk - (size_t)n, "%s%d", i ? "," : "", info->skip[i]);
+    for (int i = 0, n = 0; i < info->nskip; i++)
+        n += snprintf(sk + n, sizeof sk - (size_t)n, "%s%d", i ? "," : "", info->skip[i]);
     snprintf(ls, sizeof ls, "%.17g", info->loss_scale);
     snprintf(lc, sizeof lc, "%d", info->loss_scale_clean);
     snprintf(ss, sizeof ss, "%lld", info->skipped_steps);
-    const char *xk[] = { "format", "version", "step", "data_rng", "crc32", "data_tokens", "rollbacks", "skip_steps",
-                         "scaler_scale", "scaler_clean", "skipped_steps" };
+    const char *xk[] = { "format",    "version",    "step",         "data_rng",     "crc32",        "data_tokens",
+                         "rollbacks", "skip_steps", "scaler_scale", "scaler_clean", "skipped_steps" };
     const char *xv[] = { "normlab-checkpoint", ver, stp, rs, cs, dt, rb, sk, ls, lc, ss };
     nl_status st = write_file(m, path, e, 3 * nt, xk, xv, info->loss_scale > 0 ? 11 : 8);
     for (int b = 0; b < 3; b++) free(tmp[b]);
@@ -125,7 +130,10 @@ static int parse_hex(const char *s, int n, uint64_t *out) {
     uint64_t v = 0;
     for (int i = 0; i < n; i++) {
         char h = s[i];
-        int d = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+        int d = h >= '0' && h <= '9'   ? h - '0'
+                : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                       : -1;
         if (d < 0) return 0;
         v = v << 4 | (uint64_t)d;
     }
@@ -152,9 +160,12 @@ static nl_status config_from_meta(const nl_st_file *f, const char *path, nl_conf
 /* copies F32 tensor `name` of exactly rows x cols (cols 0: vector) into dst */
 static nl_status copy_tensor(const nl_st_file *f, const char *path, const char *name, int rows, int cols, float *dst) {
     const nl_st_tensor *s = nl_st_find(f, name);
-    if (!s) return NL_FAIL(NL_ERR_FORMAT, "'%s': tensor '%s' is missing (a file of another placement or shape?)", path, name);
+    if (!s)
+        return NL_FAIL(NL_ERR_FORMAT, "'%s': tensor '%s' is missing (a file of another placement or shape?)", path, name);
     int ok = s->dtype == NL_ST_F32 && s->ndim == (cols ? 2 : 1) && s->shape[0] == rows && (!cols || s->shape[1] == cols);
-    if (!ok) return NL_FAIL(NL_ERR_FORMAT, "'%s': tensor '%s' has the wrong dtype or shape (expected F32 [%d%s%d])", path, name, rows, cols ? ", " : "", cols ? cols : 0);
+    if (!ok)
+        return NL_FAIL(NL_ERR_FORMAT, "'%s': tensor '%s' has the wrong dtype or shape (expected F32 [%d%s%d])", path,
+                       name, rows, cols ? ", " : "", cols ? cols : 0);
     memcpy(dst, s->data, s->nbytes);
     return NL_OK;
 }
@@ -165,34 +176,41 @@ static nl_status check_format(const nl_st_file *f, const char *path) {
         return NL_FAIL(NL_ERR_FORMAT, "'%s' is not a normlab checkpoint (format '%s')", path, fmt ? fmt : "none");
     long long v;
     if (!ver || !parse_int(ver, 0, 1000000, &v) || v != NL_CKPT_VERSION)
-        return NL_FAIL(NL_ERR_FORMAT, "'%s': checkpoint version '%s' is not supported (expected %d)", path, ver ? ver : "none", NL_CKPT_VERSION);
+        return NL_FAIL(NL_ERR_FORMAT, "'%s': checkpoint version '%s' is not supported (expected %d)", path,
+                       ver ? ver : "none", NL_CKPT_VERSION);
     return NL_OK;
 }
 
 static nl_status read_info(const nl_st_file *f, const char *path, nl_ckpt_info *info) {
     memset(info, 0, sizeof *info);
-    const char *sp = nl_st_get_meta(f, "step"), *rs = nl_st_get_meta(f, "data_rng"), *dt = nl_st_get_meta(f, "data_tokens"),
-               *rb = nl_st_get_meta(f, "rollbacks"), *sk = nl_st_get_meta(f, "skip_steps"),
-               *ls = nl_st_get_meta(f, "scaler_scale"), *lc = nl_st_get_meta(f, "scaler_clean"),
-               *ss = nl_st_get_meta(f, "skipped_steps");
+    const char *sp = nl_st_get_meta(f, "step"), *rs = nl_st_get_meta(f, "data_rng"),
+               *dt = nl_st_get_meta(f, "data_tokens"), *rb = nl_st_get_meta(f, "rollbacks"),
+               *sk = nl_st_get_meta(f, "skip_steps"), *ls = nl_st_get_meta(f, "scaler_scale"),
+               *lc = nl_st_get_meta(f, "scaler_clean"), *ss = nl_st_get_meta(f, "skipped_steps");
     long long v;
-    if (!sp || !parse_int(sp, 0, 2147483647LL, &v)) return NL_FAIL(NL_ERR_FORMAT, "'%s': checkpoint step '%s' is not a step count", path, sp ? sp : "none");
+    if (!sp || !parse_int(sp, 0, 2147483647LL, &v))
+        return NL_FAIL(NL_ERR_FORMAT, "'%s': checkpoint step '%s' is not a step count", path, sp ? sp : "none");
     info->step = (int)v;
-    if (!rs || strlen(rs) != 64) return NL_FAIL(NL_ERR_FORMAT, "'%s': checkpoint data_rng is missing or not 64 hex digits", path);
+    if (!rs || strlen(rs) != 64)
+        return NL_FAIL(NL_ERR_FORMAT, "'%s': checkpoint data_rng is missing or not 64 hex digits", path);
     for (int i = 0; i < 4; i++)
-        if (!parse_hex(rs + 16 * i, 16, &info->rng.s[i])) return NL_FAIL(NL_ERR_FORMAT, "'%s': checkpoint data_rng is not hexadecimal", path);
+        if (!parse_hex(rs + 16 * i, 16, &info->rng.s[i]))
+            return NL_FAIL(NL_ERR_FORMAT, "'%s': checkpoint data_rng is not hexadecimal", path);
     if (!(info->rng.s[0] | info->rng.s[1] | info->rng.s[2] | info->rng.s[3]))
         return NL_FAIL(NL_ERR_FORMAT, "'%s': checkpoint data_rng is all zero (not a valid generator state)", path);
     info->data_tokens = -1;
-    if (dt && !parse_int(dt, -1, 1LL << 62, &info->data_tokens)) return NL_FAIL(NL_ERR_FORMAT, "'%s': bad data_tokens '%s'", path, dt);
+    if (dt && !parse_int(dt, -1, 1LL << 62, &info->data_tokens))
+        return NL_FAIL(NL_ERR_FORMAT, "'%s': bad data_tokens '%s'", path, dt);
     if (rb) {
-        if (!parse_int(rb, 0, NL_MAX_ROLLBACKS, &v)) return NL_FAIL(NL_ERR_FORMAT, "'%s': bad rollbacks '%s'", path, rb);
+        if (!parse_int(rb, 0, NL_MAX_ROLLBACKS, &v))
+            return NL_FAIL(NL_ERR_FORMAT, "'%s': bad rollbacks '%s'", path, rb);
         info->rollbacks = (int)v;
     }
     for (const char *p = sk; p && *p;) { /* "12,40,41" */
         char num[16];
         size_t n = strcspn(p, ",");
-        if (n == 0 || n >= sizeof num || info->nskip == NL_MAX_ROLLBACKS) return NL_FAIL(NL_ERR_FORMAT, "'%s': bad skip_steps '%s'", path, sk);
+        if (n == 0 || n >= sizeof num || info->nskip == NL_MAX_ROLLBACKS)
+            return NL_FAIL(NL_ERR_FORMAT, "'%s': bad skip_steps '%s'", path, sk);
         memcpy(num, p, n);
         num[n] = 0;
         if (!parse_int(num, 1, 2147483647LL, &v)) return NL_FAIL(NL_ERR_FORMAT, "'%s': bad skip_steps '%s'", path, sk);
@@ -205,7 +223,8 @@ static nl_status read_info(const nl_st_file *f, const char *path, nl_ckpt_info *
         info->loss_scale = strtod(ls, &end);
         if (end == ls || *end || !(info->loss_scale >= NL_LOSS_SCALE_MIN && info->loss_scale <= NL_LOSS_SCALE_MAX))
             return NL_FAIL(NL_ERR_FORMAT, "'%s': bad scaler_scale '%s'", path, ls);
-        if (!lc || !parse_int(lc, 0, 2147483647LL, &v)) return NL_FAIL(NL_ERR_FORMAT, "'%s': bad scaler_clean '%s'", path, lc ? lc : "none");
+        if (!lc || !parse_int(lc, 0, 2147483647LL, &v))
+            return NL_FAIL(NL_ERR_FORMAT, "'%s': bad scaler_clean '%s'", path, lc ? lc : "none");
         info->loss_scale_clean = (int)v;
         if (!ss || !parse_int(ss, 0, 1LL << 62, &info->skipped_steps))
             return NL_FAIL(NL_ERR_FORMAT, "'%s': bad skipped_steps '%s'", path, ss ? ss : "none");
@@ -217,25 +236,27 @@ static nl_status load_ckpt(nl_model *m, const nl_st_file *f, const char *path, n
     NL_TRY(check_format(f, path));
     const char *cs = nl_st_get_meta(f, "crc32");
     uint64_t crc;
-    if (!cs || strlen(cs) != 8 || !parse_hex(cs, 8, &crc)) return NL_FAIL(NL_ERR_FORMAT, "'%s': checkpoint crc32 is missing or not 8 hex digits", path);
+    if (!cs || strlen(cs) != 8 || !parse_hex(cs, 8, &crc))
+        return NL_FAIL(NL_ERR_FORMAT, "'%s': checkpoint crc32 is missing or not 8 hex digits", path);
     NL_TRY(read_info(f, path, info));
     int crc_ok = crc == nl_crc32(0, f->data, f->data_len);
 #ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION /* the fuzzer explores what lies behind the checksum */
     crc_ok = 1;
 #endif
-    if (!crc_ok)
-        return NL_FAIL(NL_ERR_FORMAT, "'%s': checksum mismatch (the file is corrupt)", path);
+    if (!crc_ok) return NL_FAIL(NL_ERR_FORMAT, "'%s': checksum mismatch (the file is corrupt)", path);
     nl_config c;
     nl_config_defaults(&c);
     c.vocab = 256;
     NL_TRY(config_from_meta(f, path, &c, 0));
     c.device = NL_DEVICE_CPU; /* checkpoints load into host memory (copy_tensor) */
-    if (nl_config_resolve(&c) != NL_OK) return NL_FAIL(NL_ERR_FORMAT, "'%s': bad config in checkpoint: %s", path, nl_last_error());
+    if (nl_config_resolve(&c) != NL_OK)
+        return NL_FAIL(NL_ERR_FORMAT, "'%s': bad config in checkpoint: %s", path, nl_last_error());
     /* the tensors must be there before the model is allocated: a lower bound on the parameters
      * (embeddings, head and block matrices) times three (params, m, v) fits in the data section */
     const double need = 3.0 * 4.0 * nl_config_matrix_params(&c);
     if (need > (double)f->data_len)
-        return NL_FAIL(NL_ERR_FORMAT, "'%s': the config in the metadata (L=%d d=%d V=%d T=%d) needs more than the %zu data bytes the file holds",
+        return NL_FAIL(NL_ERR_FORMAT,
+                       "'%s': the config in the metadata (L=%d d=%d V=%d T=%d) needs more than the %zu data bytes the file holds",
                        path, c.layers, c.dim, c.vocab, c.seq_len, f->data_len);
     nl_status st = nl_model_init(m, &c);
     if (st != NL_OK) return NL_FAIL(NL_ERR_FORMAT, "'%s': bad config in checkpoint: %s", path, nl_last_error());
@@ -348,7 +369,8 @@ nl_status nl_export(const nl_model *m, const char *path) {
     nl_st_entry *e = nl_xmalloc((size_t)m->ntensors * sizeof *e);
     float *tmp;
     const float *hp = host_view(m, m->params, m->nparams, &tmp);
-    for (int i = 0; i < m->ntensors; i++) entry(&e[i], m->tensors[i].name, &m->tensors[i], hp, m->tensors[i].export_rows);
+    for (int i = 0; i < m->ntensors; i++)
+        entry(&e[i], m->tensors[i].name, &m->tensors[i], hp, m->tensors[i].export_rows);
     const char *xk[] = { "format" }, *xv[] = { "normlab" };
     nl_status st = write_file(m, path, e, m->ntensors, xk, xv, 1);
     free(tmp);
@@ -358,7 +380,7 @@ nl_status nl_export(const nl_model *m, const char *path) {
 
 nl_status nl_read_model_config(const char *path, nl_config *c) {
     if (nl_llmc_is_model(path)) return nl_llmc_read_config(path, c); /* llm.c's GPT-2 .bin */
-    if (nl_hf_is_dir(path)) return nl_hf_read_config(path, c);      /* a transformers directory */
+    if (nl_hf_is_dir(path)) return nl_hf_read_config(path, c);       /* a transformers directory */
     nl_st_file f;
     NL_TRY(nl_st_read(path, &f));
     nl_status st = NL_OK;
@@ -382,7 +404,8 @@ nl_status nl_import(nl_model *m, const char *path) {
         st = copy_tensor(&f, path, t->name, t->export_rows, t->cols, m->params + t->offset);
     }
     if (st == NL_OK && f.nt != m->ntensors)
-        st = NL_FAIL(NL_ERR_FORMAT, "'%s' holds %d tensors, the model has %d (another placement?)", path, f.nt, m->ntensors);
+        st = NL_FAIL(NL_ERR_FORMAT, "'%s' holds %d tensors, the model has %d (another placement?)", path, f.nt,
+                     m->ntensors);
     nl_st_free(&f);
     return st;
 }

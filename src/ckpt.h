@@ -16,11 +16,11 @@ nl_status nl_ckpt_save(const nl_model *m, const char *path, int step, const nl_r
 
 /* The training state a checkpoint holds besides tensors and config. */
 typedef struct nl_ckpt_info {
-    int step;            /* optimizer steps done */
-    nl_rng rng;          /* data-order RNG after those steps */
+    int step;              /* optimizer steps done */
+    nl_rng rng;            /* data-order RNG after those steps */
     long long data_tokens; /* tokens in the training stream (-1: not recorded) */
-    int rollbacks;       /* divergence rollbacks so far */
-    int nskip;           /* steps whose first batch is skipped (the batch that diverged) */
+    int rollbacks;         /* divergence rollbacks so far */
+    int nskip;             /* steps whose first batch is skipped (the batch that diverged) */
     int skip[NL_MAX_ROLLBACKS];
     /* --dtype fp16's loss scaler (loss_scaler.h): scale (0: none recorded), clean steps since the last
      * overflow or growth, steps skipped for an overflow so far */

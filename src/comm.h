@@ -21,7 +21,7 @@ void nl_comm_finalize(void);
 const char *nl_comm_backend(void); /* "single" or "mpi" */
 int nl_comm_rank(void);            /* 0 .. size-1 */
 int nl_comm_size(void);
-int nl_comm_local_size(void);      /* ranks on this machine (to share its cores) */
+int nl_comm_local_size(void); /* ranks on this machine (to share its cores) */
 /* The watchdog: seconds a rank waits in one collective before it ends the job (0, the default:
  * forever; training sets --dp-timeout, sweeps leave it off since their ranks' shares take different
  * times). */

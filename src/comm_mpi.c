@@ -32,9 +32,9 @@
 static int g_rank, g_size = 1, g_local = 1, g_inited, g_device;
 static MPI_Comm g_wd = MPI_COMM_NULL; /* the watchdog's questions and answers */
 static double g_timeout;              /* 0: no watchdog (train sets --dp-timeout) */
-static long long g_seq;              /* collectives this rank has entered */
+static long long g_seq;               /* collectives this rank has entered */
 enum { TAG_ASK = 1, TAG_ANSWER = 2 };
-enum { POLL_NS = 50000 };            /* the communication thread's sleep between polls while the caller computes */
+enum { POLL_NS = 50000 }; /* the communication thread's sleep between polls while the caller computes */
 
 static nl_status mpi_fail(int rc, const char *what) {
     char msg[MPI_MAX_ERROR_STRING];
@@ -92,11 +92,14 @@ _Noreturn static void expire(const char *what, double waited) {
         }
     char msg[800];
     if (missing)
-        snprintf(msg, sizeof msg, "%s waited %.0f s (--dp-timeout %g) for rank(s) %s, which did not arrive (stopped, hung or too slow): "
-                 "ending the job; the last checkpoint is intact", what, waited, g_timeout, who);
+        snprintf(msg, sizeof msg,
+                 "%s waited %.0f s (--dp-timeout %g) for rank(s) %s, which did not arrive (stopped, hung or too slow): "
+                 "ending the job; the last checkpoint is intact",
+                 what, waited, g_timeout, who);
     else
-        snprintf(msg, sizeof msg, "%s waited %.0f s (--dp-timeout %g); every rank arrived but it did not complete: ending the job",
-                 what, waited, g_timeout);
+        snprintf(msg, sizeof msg,
+                 "%s waited %.0f s (--dp-timeout %g); every rank arrived but it did not complete: ending the job", what,
+                 waited, g_timeout);
     free(at);
     nl_comm_abort(msg);
 }
@@ -137,7 +140,9 @@ nl_status nl_comm_init(int *argc, char ***argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
     if (have < MPI_THREAD_SERIALIZED)
-        return NL_FAIL(NL_ERR_IO, "this MPI library offers no MPI_THREAD_SERIALIZED (level %d): the communication thread needs it", have);
+        return NL_FAIL(NL_ERR_IO,
+                       "this MPI library offers no MPI_THREAD_SERIALIZED (level %d): the communication thread needs it",
+                       have);
     if ((rc = MPI_Comm_dup(MPI_COMM_WORLD, &g_wd)) != MPI_SUCCESS) return mpi_fail(rc, "Comm_dup");
     MPI_Comm node;
     if ((rc = MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_rank, MPI_INFO_NULL, &node)) != MPI_SUCCESS)
@@ -185,20 +190,24 @@ static nl_status allreduce_sum(void *buf, size_t n, size_t elem, MPI_Datatype t,
         const int c = (int)(n - i < NL_COMM_CHUNK ? n - i : NL_COMM_CHUNK);
         MPI_Request rq;
         g_seq++;
-        NL_TRY(await(MPI_Iallreduce(MPI_IN_PLACE, (char *)buf + i * elem, c, t, MPI_SUM, MPI_COMM_WORLD, &rq), &rq, "Allreduce", gentle));
+        NL_TRY(await(MPI_Iallreduce(MPI_IN_PLACE, (char *)buf + i * elem, c, t, MPI_SUM, MPI_COMM_WORLD, &rq), &rq,
+                     "Allreduce", gentle));
     }
     return NL_OK;
 }
 
 nl_status nl_comm_allreduce_sum(float *buf, size_t n) {
     if (g_device) {
-        for (size_t i = 0; i < n; i += NL_COMM_CHUNK) NL_TRY(nl_nccl_run(NL_COMM_SUM, buf, n, i, n - i < NL_COMM_CHUNK ? n : i + NL_COMM_CHUNK));
+        for (size_t i = 0; i < n; i += NL_COMM_CHUNK)
+            NL_TRY(nl_nccl_run(NL_COMM_SUM, buf, n, i, n - i < NL_COMM_CHUNK ? n : i + NL_COMM_CHUNK));
         return NL_OK;
     }
     return allreduce_sum(buf, n, sizeof *buf, MPI_FLOAT, NULL);
 }
 
-nl_status nl_comm_allreduce_sum_f64(double *buf, size_t n) { return allreduce_sum(buf, n, sizeof *buf, MPI_DOUBLE, NULL); }
+nl_status nl_comm_allreduce_sum_f64(double *buf, size_t n) {
+    return allreduce_sum(buf, n, sizeof *buf, MPI_DOUBLE, NULL);
+}
 
 /* the pieces of [lo, hi) in each rank's shard of n as MPI's int counts and offsets from lo */
 static void span_counts(size_t n, size_t lo, size_t hi, int *counts, int *displs) {
@@ -220,7 +229,8 @@ static nl_status reduce_scatter_part(float *buf, size_t n, size_t lo, size_t hi,
     float *part = nl_xmalloc(((size_t)mine + 1) * sizeof(float)); /* send and receive buffers may not overlap */
     MPI_Request rq;
     g_seq++;
-    nl_status st = await(MPI_Ireduce_scatter(buf + lo, part, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &rq), &rq, "Reduce_scatter", gentle);
+    nl_status st = await(MPI_Ireduce_scatter(buf + lo, part, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &rq), &rq,
+                         "Reduce_scatter", gentle);
     if (st == NL_OK) memcpy(buf + lo + at, part, (size_t)mine * sizeof(float));
     free(part);
     free(counts);
@@ -234,8 +244,9 @@ static nl_status allgather_part(float *buf, size_t n, size_t lo, size_t hi) {
     span_counts(n, lo, hi, counts, displs);
     MPI_Request rq;
     g_seq++;
-    nl_status st = await(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf + lo, counts, displs, MPI_FLOAT, MPI_COMM_WORLD, &rq), &rq,
-                         "Allgatherv", NULL);
+    nl_status st = await(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf + lo, counts, displs, MPI_FLOAT,
+                                         MPI_COMM_WORLD, &rq),
+                         &rq, "Allgatherv", NULL);
     free(counts);
     free(displs);
     return st;
@@ -258,7 +269,8 @@ nl_status nl_comm_allgather(float *buf, size_t n) {
 }
 
 nl_status nl_comm_broadcast(void *buf, size_t bytes, int root) {
-    if (root < 0 || root >= g_size) return NL_FAIL(NL_ERR_ARG, "broadcast from rank %d: ranks are 0..%d", root, g_size - 1);
+    if (root < 0 || root >= g_size)
+        return NL_FAIL(NL_ERR_ARG, "broadcast from rank %d: ranks are 0..%d", root, g_size - 1);
     for (size_t i = 0; i < bytes; i += NL_COMM_CHUNK) {
         const int c = (int)(bytes - i < NL_COMM_CHUNK ? bytes - i : NL_COMM_CHUNK);
         MPI_Request rq;
@@ -292,7 +304,7 @@ static struct {
     size_t cap, posted, done; /* posts [done, posted) are queued or running */
     nl_status st;             /* the first error since the last wait, its message in err */
     char err[1024];
-    atomic_int gentle;        /* the caller computes: poll with sleeps */
+    atomic_int gentle; /* the caller computes: poll with sleeps */
 } g_ct = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
 static void *thread_main(void *arg) {
@@ -306,7 +318,8 @@ static void *thread_main(void *arg) {
         pthread_mutex_unlock(&g_ct.mu);
         nl_status st = NL_OK;
         if (!skip) {
-            if (p.op == NL_COMM_SUM) st = allreduce_sum(p.buf + p.lo, p.hi - p.lo, sizeof(float), MPI_FLOAT, &g_ct.gentle);
+            if (p.op == NL_COMM_SUM)
+                st = allreduce_sum(p.buf + p.lo, p.hi - p.lo, sizeof(float), MPI_FLOAT, &g_ct.gentle);
             else st = reduce_scatter_part(p.buf, p.n, p.lo, p.hi, &g_ct.gentle);
         }
         pthread_mutex_lock(&g_ct.mu);
@@ -335,7 +348,8 @@ static void thread_stop(void) {
 }
 
 nl_status nl_comm_post(nl_comm_op op, float *buf, size_t n, size_t lo, size_t hi) {
-    if (!(lo <= hi && hi <= n && hi - lo <= NL_COMM_CHUNK)) return NL_FAIL(NL_ERR_ARG, "nl_comm_post: bad range [%zu, %zu) of %zu", lo, hi, n);
+    if (!(lo <= hi && hi <= n && hi - lo <= NL_COMM_CHUNK))
+        return NL_FAIL(NL_ERR_ARG, "nl_comm_post: bad range [%zu, %zu) of %zu", lo, hi, n);
     if (g_size == 1 || lo == hi) return NL_OK;
     if (g_device) return nl_nccl_post(op, buf, n, lo, hi);
     pthread_mutex_lock(&g_ct.mu);

@@ -22,8 +22,16 @@ static nl_status cu_fail(cudaError_t e, const char *what) {
 static nl_status nccl_fail(ncclResult_t r, const char *what) {
     return NL_FAIL(NL_ERR_IO, "rank %d: NCCL %s: %s", g.rank, what, ncclGetErrorString(r));
 }
-#define CU(x, what) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) return cu_fail(e_, what); } while (0)
-#define NC(x, what) do { ncclResult_t r_ = (x); if (r_ != ncclSuccess) return nccl_fail(r_, what); } while (0)
+#define CU(x, what)                                                                                                    \
+    do {                                                                                                               \
+        cudaError_t e_ = (x);                                                                                          \
+        if (e_ != cudaSuccess) return cu_fail(e_, what);                                                               \
+    } while (0)
+#define NC(x, what)                                                                                                    \
+    do {                                                                                                               \
+        ncclResult_t r_ = (x);                                                                                         \
+        if (r_ != ncclSuccess) return nccl_fail(r_, what);                                                             \
+    } while (0)
 
 nl_status nl_nccl_init(int rank, int size) {
     if (g.on) return NL_OK;
@@ -60,8 +68,10 @@ nl_status nl_nccl_post(int op, float *buf, size_t n, size_t lo, size_t hi) {
     nl_shard_span(n, g.size, lo, hi, counts);
     ncclResult_t r = ncclGroupStart();
     for (int q = 0; q < g.size && r == ncclSuccess; at += counts[q++])
-        if (counts[q]) r = op == NL_COMM_SUM_SHARD ? ncclReduce(buf + at, buf + at, counts[q], ncclFloat, ncclSum, q, g.comm, g.stream)
-                                                   : ncclBroadcast(buf + at, buf + at, counts[q], ncclFloat, q, g.comm, g.stream);
+        if (counts[q])
+            r = op == NL_COMM_SUM_SHARD
+                        ? ncclReduce(buf + at, buf + at, counts[q], ncclFloat, ncclSum, q, g.comm, g.stream)
+                        : ncclBroadcast(buf + at, buf + at, counts[q], ncclFloat, q, g.comm, g.stream);
     const ncclResult_t r2 = ncclGroupEnd();
     free(counts);
     NC(r != ncclSuccess ? r : r2, op == NL_COMM_SUM_SHARD ? "Reduce (reduce-scatter)" : "Broadcast (all-gather)");

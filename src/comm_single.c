@@ -39,7 +39,9 @@ nl_status nl_comm_allgather(float *buf, size_t n) {
 }
 nl_status nl_comm_post(nl_comm_op op, float *buf, size_t n, size_t lo, size_t hi) {
     (void)op, (void)buf, (void)n;
-    return lo <= hi && hi <= n && hi - lo <= NL_COMM_CHUNK ? NL_OK : NL_FAIL(NL_ERR_ARG, "nl_comm_post: bad range [%zu, %zu) of %zu", lo, hi, n);
+    return lo <= hi && hi <= n && hi - lo <= NL_COMM_CHUNK
+                   ? NL_OK
+                   : NL_FAIL(NL_ERR_ARG, "nl_comm_post: bad range [%zu, %zu) of %zu", lo, hi, n);
 }
 nl_status nl_comm_wait(void) { return NL_OK; }
 nl_status nl_comm_broadcast(void *buf, size_t bytes, int root) {

@@ -123,12 +123,14 @@ uint32_t nl_crc32c(uint32_t crc, const void *buf, size_t n) {
 
 nl_status nl_mkdir_p(const char *dir) {
     char p[NL_PATH_MAX + 128];
-    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) return NL_FAIL(NL_ERR_IO, "directory name too long: '%s'", dir);
+    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p)
+        return NL_FAIL(NL_ERR_IO, "directory name too long: '%s'", dir);
     for (char *s = p + 1;; s++) {
         if (*s == '/' || !*s) {
             char c = *s;
             *s = 0;
-            if (mkdir(p, 0755) != 0 && errno != EEXIST) return NL_FAIL(NL_ERR_IO, "cannot create directory '%s': %s", p, strerror(errno));
+            if (mkdir(p, 0755) != 0 && errno != EEXIST)
+                return NL_FAIL(NL_ERR_IO, "cannot create directory '%s': %s", p, strerror(errno));
             *s = c;
             if (!c) break;
         }

@@ -14,10 +14,10 @@ void nl_set_error(const char *fmt, ...);
 
 #define NL_ASSERT(c) ((c) ? (void)0 : nl_abort_(__FILE__, __LINE__, "assertion failed: %s", #c))
 #define NL_FAIL(st, ...) (nl_set_error(__VA_ARGS__), (st))
-#define NL_TRY(expr)                                                                               \
-    do {                                                                                           \
-        nl_status st_ = (expr);                                                                    \
-        if (st_ != NL_OK) return st_;                                                              \
+#define NL_TRY(expr)                                                                                                   \
+    do {                                                                                                               \
+        nl_status st_ = (expr);                                                                                        \
+        if (st_ != NL_OK) return st_;                                                                                  \
     } while (0)
 
 /* Never returns NULL: aborts with the size and call site on exhaustion. Free with free(). */
@@ -27,12 +27,14 @@ void *nl_xcalloc_(size_t n, const char *file, int line);
 #define nl_xcalloc(n) nl_xcalloc_((n), __FILE__, __LINE__)
 
 /* splitmix64-seeded xoshiro256** generator: the only source of randomness (init, data, sampling). */
-typedef struct nl_rng { uint64_t s[4]; } nl_rng;
+typedef struct nl_rng {
+    uint64_t s[4];
+} nl_rng;
 void nl_rng_seed(nl_rng *r, uint64_t seed);
 uint64_t nl_rng_u64(nl_rng *r);
-double nl_rng_uniform(nl_rng *r);          /* [0, 1) */
+double nl_rng_uniform(nl_rng *r);             /* [0, 1) */
 uint64_t nl_rng_below(nl_rng *r, uint64_t n); /* [0, n), unbiased; n > 0 */
-double nl_rng_normal(nl_rng *r);           /* N(0, 1) */
+double nl_rng_normal(nl_rng *r);              /* N(0, 1) */
 
 double nl_now(void); /* seconds, monotonic */
 /* mkdir -p: creates dir and its missing parents (0755); NL_ERR_IO naming the path if it cannot, or if

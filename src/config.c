@@ -110,17 +110,23 @@ static int default_ffn_dim(const nl_config *c) {
  * has a row per class and one for the null class */
 static nl_status dit_resolve(nl_config *c) {
     if (c->img_h < 1 || c->img_w < 1 || c->img_ch < 1 || c->img_h > 4096 || c->img_w > 4096 || c->img_ch > 4)
-        return NL_FAIL(NL_ERR_ARG, "--arch dit: image %dx%d with %d channels; the shape comes from --data (fashion-mnist or a PNG folder)",
+        return NL_FAIL(NL_ERR_ARG,
+                       "--arch dit: image %dx%d with %d channels; the shape comes from --data (fashion-mnist or a PNG folder)",
                        c->img_w, c->img_h, c->img_ch);
     if (c->patch < 1 || c->img_h % c->patch || c->img_w % c->patch)
-        return NL_FAIL(NL_ERR_ARG, "--patch %d: must divide the image height %d and width %d", c->patch, c->img_h, c->img_w);
-    if (c->classes < 0 || c->classes > 1 << 20) return NL_FAIL(NL_ERR_ARG, "--classes %d: must be in 0..1048576", c->classes);
-    if (!(c->cfg_drop >= 0 && c->cfg_drop <= 1)) return NL_FAIL(NL_ERR_ARG, "--cfg-drop %g: must be in [0, 1]", c->cfg_drop);
-    if (c->time_sampling < 0 || c->time_sampling >= NL_TSAMP_COUNT) return NL_FAIL(NL_ERR_ARG, "--time-sampling: unknown");
+        return NL_FAIL(NL_ERR_ARG, "--patch %d: must divide the image height %d and width %d", c->patch, c->img_h,
+                       c->img_w);
+    if (c->classes < 0 || c->classes > 1 << 20)
+        return NL_FAIL(NL_ERR_ARG, "--classes %d: must be in 0..1048576", c->classes);
+    if (!(c->cfg_drop >= 0 && c->cfg_drop <= 1))
+        return NL_FAIL(NL_ERR_ARG, "--cfg-drop %g: must be in [0, 1]", c->cfg_drop);
+    if (c->time_sampling < 0 || c->time_sampling >= NL_TSAMP_COUNT)
+        return NL_FAIL(NL_ERR_ARG, "--time-sampling: unknown");
     if (c->dtype != NL_DTYPE_FP32) return NL_FAIL(NL_ERR_ARG, "--arch dit runs --dtype fp32 only so far");
     if (c->gpas || c->sdd) return NL_FAIL(NL_ERR_ARG, "--arch dit: --gpas and --sdd are for language models so far");
     if (nl_placements[c->placement].sphere)
-        return NL_FAIL(NL_ERR_ARG, "--arch dit: --norm ngpt is for language models (no unit-sphere form of adaLN and the velocity head)");
+        return NL_FAIL(NL_ERR_ARG,
+                       "--arch dit: --norm ngpt is for language models (no unit-sphere form of adaLN and the velocity head)");
     if (c->heads < 1 || c->dim % c->heads || (c->dim / c->heads) % 4)
         return NL_FAIL(NL_ERR_ARG, "--arch dit: the head size --dim/--heads must be a multiple of 4 (2-D rotary pairs)");
     c->seq_len = (c->img_h / c->patch) * (c->img_w / c->patch);
@@ -142,52 +148,68 @@ nl_status nl_config_resolve(nl_config *c) {
     const int sphere = nl_placements[c->placement].sphere; /* ngpt: no weight decay, no warmup (paper §2.6) */
     if (c->weight_decay == -1.0) c->weight_decay = sphere ? 0.0 : 0.1;
     if (c->warmup == -1) c->warmup = sphere ? 0 : 100;
-    if (c->vocab < (c->arch == NL_ARCH_DIT ? 1 : 2) || c->vocab > 1 << 24) return NL_FAIL(NL_ERR_ARG, "--vocab %d: must be in 2..16777216", c->vocab);
+    if (c->vocab < (c->arch == NL_ARCH_DIT ? 1 : 2) || c->vocab > 1 << 24)
+        return NL_FAIL(NL_ERR_ARG, "--vocab %d: must be in 2..16777216", c->vocab);
     if (c->layers < 1 || c->layers > 1024) return NL_FAIL(NL_ERR_ARG, "--layers %d: must be in 1..1024", c->layers);
     if (c->dim < 1 || c->dim > 65536) return NL_FAIL(NL_ERR_ARG, "--dim %d: must be in 1..65536", c->dim);
     if (c->heads < 1) return NL_FAIL(NL_ERR_ARG, "--heads %d: must be positive", c->heads);
     if (c->dim % c->heads) return NL_FAIL(NL_ERR_ARG, "--heads %d does not divide --dim %d", c->heads, c->dim);
-    if (c->seq_len < 1 || c->seq_len > 65536) return NL_FAIL(NL_ERR_ARG, "--seq-len %d: must be in 1..65536", c->seq_len);
+    if (c->seq_len < 1 || c->seq_len > 65536)
+        return NL_FAIL(NL_ERR_ARG, "--seq-len %d: must be in 1..65536", c->seq_len);
     if (c->kv_heads == 0) c->kv_heads = c->heads;
     if (c->kv_heads < 1 || c->heads % c->kv_heads)
         return NL_FAIL(NL_ERR_ARG, "--kv-heads %d: must divide --heads %d", c->kv_heads, c->heads);
     if (c->ffn_dim == 0) c->ffn_dim = default_ffn_dim(c);
-    if (c->ffn_dim < 1 || c->ffn_dim > 1 << 20) return NL_FAIL(NL_ERR_ARG, "--ffn-dim %d: must be in 1..1048576 (0: default)", c->ffn_dim);
+    if (c->ffn_dim < 1 || c->ffn_dim > 1 << 20)
+        return NL_FAIL(NL_ERR_ARG, "--ffn-dim %d: must be in 1..1048576 (0: default)", c->ffn_dim);
     if (c->tie_head < 0) c->tie_head = c->arch == NL_ARCH_GPT2;
-    if (!(c->rope_theta > 1 && c->rope_theta < 1e12)) return NL_FAIL(NL_ERR_ARG, "--rope-theta %g: must be in (1, 1e12)", c->rope_theta);
+    if (!(c->rope_theta > 1 && c->rope_theta < 1e12))
+        return NL_FAIL(NL_ERR_ARG, "--rope-theta %g: must be in (1, 1e12)", c->rope_theta);
     if (c->arch == NL_ARCH_LLAMA && (c->dim / c->heads) % 2)
-        return NL_FAIL(NL_ERR_ARG, "--arch llama: the head size --dim/--heads = %d must be even (rotary pairs)", c->dim / c->heads);
+        return NL_FAIL(NL_ERR_ARG, "--arch llama: the head size --dim/--heads = %d must be even (rotary pairs)",
+                       c->dim / c->heads);
     if (!(c->eps > 0 && c->eps < 1)) return NL_FAIL(NL_ERR_ARG, "--eps %g: must be in (0, 1)", c->eps);
-    if (!(c->mix_alpha >= 0 && c->mix_alpha <= 1)) return NL_FAIL(NL_ERR_ARG, "--mix-alpha %g: must be in [0, 1]", c->mix_alpha);
+    if (!(c->mix_alpha >= 0 && c->mix_alpha <= 1))
+        return NL_FAIL(NL_ERR_ARG, "--mix-alpha %g: must be in [0, 1]", c->mix_alpha);
     if (c->batch < 1) return NL_FAIL(NL_ERR_ARG, "--batch %d: must be positive", c->batch);
     if (c->accum < 1) return NL_FAIL(NL_ERR_ARG, "--accum %d: must be positive", c->accum);
-    if (c->global_batch < 0) return NL_FAIL(NL_ERR_ARG, "--global-batch %d: must be 0 (off) or positive", c->global_batch);
-    if (c->zero != 0 && c->zero != 1) return NL_FAIL(NL_ERR_ARG, "--zero %d: must be 0 (off) or 1 (sharded AdamW moments)", c->zero);
-    if (!(c->dp_timeout >= 0 && c->dp_timeout <= 1e6)) return NL_FAIL(NL_ERR_ARG, "--dp-timeout %g: must be in 0..1e6 seconds (0: off)", c->dp_timeout);
+    if (c->global_batch < 0)
+        return NL_FAIL(NL_ERR_ARG, "--global-batch %d: must be 0 (off) or positive", c->global_batch);
+    if (c->zero != 0 && c->zero != 1)
+        return NL_FAIL(NL_ERR_ARG, "--zero %d: must be 0 (off) or 1 (sharded AdamW moments)", c->zero);
+    if (!(c->dp_timeout >= 0 && c->dp_timeout <= 1e6))
+        return NL_FAIL(NL_ERR_ARG, "--dp-timeout %g: must be in 0..1e6 seconds (0: off)", c->dp_timeout);
     if (c->steps < 0) return NL_FAIL(NL_ERR_ARG, "--steps %d: must be >= 0", c->steps);
     if (!(c->lr >= 0 && isfinite(c->lr))) return NL_FAIL(NL_ERR_ARG, "--lr %g: must be a finite number >= 0", c->lr);
-    if (!(c->min_lr_frac >= 0 && c->min_lr_frac <= 1)) return NL_FAIL(NL_ERR_ARG, "--min-lr-frac %g: must be in [0, 1]", c->min_lr_frac);
-    if (!(c->weight_decay >= 0 && isfinite(c->weight_decay))) return NL_FAIL(NL_ERR_ARG, "--weight-decay %g: must be >= 0 (-1: the default)", c->weight_decay);
-    if (!(c->clip >= 0 && isfinite(c->clip))) return NL_FAIL(NL_ERR_ARG, "--clip %g: must be >= 0 (0 disables)", c->clip);
+    if (!(c->min_lr_frac >= 0 && c->min_lr_frac <= 1))
+        return NL_FAIL(NL_ERR_ARG, "--min-lr-frac %g: must be in [0, 1]", c->min_lr_frac);
+    if (!(c->weight_decay >= 0 && isfinite(c->weight_decay)))
+        return NL_FAIL(NL_ERR_ARG, "--weight-decay %g: must be >= 0 (-1: the default)", c->weight_decay);
+    if (!(c->clip >= 0 && isfinite(c->clip)))
+        return NL_FAIL(NL_ERR_ARG, "--clip %g: must be >= 0 (0 disables)", c->clip);
     if (c->warmup < 0) return NL_FAIL(NL_ERR_ARG, "--warmup %d: must be >= 0 (-1: the default)", c->warmup);
     if (c->lr_steps < 0) return NL_FAIL(NL_ERR_ARG, "--lr-steps %d: must be >= 0 (0: --steps)", c->lr_steps);
     if (c->eval_every < 0 || c->ckpt_every < 0 || c->log_every < 1 || c->eval_windows < 1)
         return NL_FAIL(NL_ERR_ARG, "--eval-every/--ckpt-every must be >= 0, --log-every/--eval-windows >= 1");
-    if (!(c->val_frac >= 0 && c->val_frac < 1)) return NL_FAIL(NL_ERR_ARG, "--val-frac %g: must be in [0, 1)", c->val_frac);
+    if (!(c->val_frac >= 0 && c->val_frac < 1))
+        return NL_FAIL(NL_ERR_ARG, "--val-frac %g: must be in [0, 1)", c->val_frac);
     if (c->device < 0 || c->device >= NL_DEVICE_COUNT) return NL_FAIL(NL_ERR_ARG, "--device: unknown device");
     if (c->threads < 0 || c->threads > 1024) return NL_FAIL(NL_ERR_ARG, "--threads %d: must be in 0..1024", c->threads);
     if (c->keep_ckpts < 0) return NL_FAIL(NL_ERR_ARG, "--keep-ckpts %d: must be >= 0 (0 keeps all)", c->keep_ckpts);
-    if (c->on_nan != NL_ON_NAN_STOP && c->on_nan != NL_ON_NAN_ROLLBACK) return NL_FAIL(NL_ERR_ARG, "--on-nan: must be stop or rollback");
+    if (c->on_nan != NL_ON_NAN_STOP && c->on_nan != NL_ON_NAN_ROLLBACK)
+        return NL_FAIL(NL_ERR_ARG, "--on-nan: must be stop or rollback");
     if (c->max_rollbacks < 0 || c->max_rollbacks > NL_MAX_ROLLBACKS)
         return NL_FAIL(NL_ERR_ARG, "--max-rollbacks %d: must be in 0..%d", c->max_rollbacks, NL_MAX_ROLLBACKS);
     if (c->diag_every < 0) return NL_FAIL(NL_ERR_ARG, "--diag-every %d: must be >= 0 (0: off)", c->diag_every);
     if (!(c->spike_k >= 0)) return NL_FAIL(NL_ERR_ARG, "--spike-k %g: must be >= 0 (0: off)", c->spike_k);
-    if (c->diverge_window < 0) return NL_FAIL(NL_ERR_ARG, "--diverge-window %d: must be >= 0 (0: off)", c->diverge_window);
+    if (c->diverge_window < 0)
+        return NL_FAIL(NL_ERR_ARG, "--diverge-window %d: must be >= 0 (0: off)", c->diverge_window);
     if (c->dtype < 0 || c->dtype >= NL_DTYPE_COUNT) return NL_FAIL(NL_ERR_ARG, "--dtype: must be fp32, bf16 or fp16");
     int e2;
     if (!(c->loss_scale >= 1 && c->loss_scale <= NL_LOSS_SCALE_MAX && frexp(c->loss_scale, &e2) == 0.5))
         return NL_FAIL(NL_ERR_ARG, "--loss-scale %g: must be a power of two in [1, 2^32]", c->loss_scale);
-    if (c->loss_scale_interval < 1) return NL_FAIL(NL_ERR_ARG, "--loss-scale-interval %d: must be >= 1", c->loss_scale_interval);
+    if (c->loss_scale_interval < 1)
+        return NL_FAIL(NL_ERR_ARG, "--loss-scale-interval %d: must be >= 1", c->loss_scale_interval);
     const nl_placement *p = &nl_placements[c->placement];
     NL_TRY(nl_placement_check(c));
     if (sphere && c->ngpt_alpha_scale == 0) c->ngpt_alpha_scale = 1.0 / sqrt((double)c->dim);
@@ -199,28 +221,59 @@ nl_status nl_config_resolve(nl_config *c) {
 
 double nl_config_matrix_params(const nl_config *c) {
     const double C = c->dim, kvC = C / c->heads * c->kv_heads, F = c->ffn_dim;
-    const double emb = (double)c->vocab_padded * C * (c->tie_head ? 1 : 2) + (c->arch == NL_ARCH_GPT2 ? (double)c->seq_len * C : 0.0);
+    const double emb = (double)c->vocab_padded * C * (c->tie_head ? 1 : 2) +
+                       (c->arch == NL_ARCH_GPT2 ? (double)c->seq_len * C : 0.0);
     return emb + c->layers * (C * (C + 2.0 * kvC) + C * C + (c->arch != NL_ARCH_GPT2 ? 3.0 : 2.0) * C * F);
 }
 
 /* ---------------------------------------------------------------- option table */
 
 /* T_LIST: values appended, '\n'-separated; T_ARGS: the same for the command's arguments that are not options */
-typedef enum opt_type { T_INT, T_U64, T_DBL, T_PATH, T_TEXT, T_WORD, T_PLACE, T_NTYPE, T_ARCH, T_ONOFF, T_GAIN, T_FLAG, T_LIST, T_ONNAN, T_DEVICE, T_ARGS, T_DTYPE, T_TSAMP } opt_type;
+typedef enum opt_type {
+    T_INT,
+    T_U64,
+    T_DBL,
+    T_PATH,
+    T_TEXT,
+    T_WORD,
+    T_PLACE,
+    T_NTYPE,
+    T_ARCH,
+    T_ONOFF,
+    T_GAIN,
+    T_FLAG,
+    T_LIST,
+    T_ONNAN,
+    T_DEVICE,
+    T_ARGS,
+    T_DTYPE,
+    T_TSAMP
+} opt_type;
 
 typedef struct opt {
     const char *name; /* CLI spelling; config keys use '_' for '-' */
     opt_type type;
-    size_t off;       /* offset in nl_args */
-    int cmds;         /* NL_CMD_* mask */
-    int model;        /* fixed by a checkpoint's architecture */
+    size_t off; /* offset in nl_args */
+    int cmds;   /* NL_CMD_* mask */
+    int model;  /* fixed by a checkpoint's architecture */
     const char *help;
 } opt;
 
 #define CFG(f) offsetof(nl_args, cfg.f)
 #define ARG(f) offsetof(nl_args, f)
-enum { TR = NL_CMD_TRAIN, EV = NL_CMD_EVAL, SA = NL_CMD_SAMPLE, EX = NL_CMD_EXPORT, MC = NL_CMD_EVALMC, PR = NL_CMD_PREPARE, SW = NL_CMD_SWEEP,
-       AN = NL_CMD_ANALYZE, RP = NL_CMD_REPORT, CL = NL_CMD_CLF, FI = NL_CMD_FID };
+enum {
+    TR = NL_CMD_TRAIN,
+    EV = NL_CMD_EVAL,
+    SA = NL_CMD_SAMPLE,
+    EX = NL_CMD_EXPORT,
+    MC = NL_CMD_EVALMC,
+    PR = NL_CMD_PREPARE,
+    SW = NL_CMD_SWEEP,
+    AN = NL_CMD_ANALYZE,
+    RP = NL_CMD_REPORT,
+    CL = NL_CMD_CLF,
+    FI = NL_CMD_FID
+};
 
 // clang-format off
 static const opt opts[] = {
@@ -350,9 +403,9 @@ static const opt opts[] = {
 };
 // clang-format on
 enum { NOPTS = sizeof opts / sizeof opts[0] };
-_Static_assert(NOPTS <= sizeof ((nl_args *)0)->given, "nl_args.given is too small for the option table");
-_Static_assert(sizeof ((nl_args *)0)->paths == sizeof ((nl_args *)0)->prep_in, "T_LIST/T_ARGS fields share one size");
-_Static_assert(sizeof ((nl_args *)0)->title == sizeof ((nl_args *)0)->prompt, "T_TEXT fields share one size");
+_Static_assert(NOPTS <= sizeof((nl_args *)0)->given, "nl_args.given is too small for the option table");
+_Static_assert(sizeof((nl_args *)0)->paths == sizeof((nl_args *)0)->prep_in, "T_LIST/T_ARGS fields share one size");
+_Static_assert(sizeof((nl_args *)0)->title == sizeof((nl_args *)0)->prompt, "T_TEXT fields share one size");
 
 static int key_eq(const char *key, const char *name) {
     for (; *key && *name; key++, name++)
@@ -519,7 +572,8 @@ nl_status nl_args_parse(nl_args *a, int cmd, int argc, char **argv, int *help) {
         else if (i + 1 < argc) val = argv[++i];
         else return NL_FAIL(NL_ERR_ARG, "--%s needs a value", key);
         NL_TRY(set_value(a, o, val));
-        while (o->type == T_LIST && !eq && i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) NL_TRY(set_value(a, o, argv[++i]));
+        while (o->type == T_LIST && !eq && i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0)
+            NL_TRY(set_value(a, o, argv[++i]));
         if ((size_t)(o - opts) < sizeof a->given) a->given[o - opts] = 1;
         if (o->model) snprintf(a->model_opt_given, sizeof a->model_opt_given, "%s", o->name);
     }
@@ -583,7 +637,11 @@ void nl_args_help(FILE *f, int cmd) {
         format_value(&d, &opts[i], def, sizeof def);
         char left[48];
         if (opts[i].type == T_ARGS) snprintf(left, sizeof left, "PATH...");
-        else snprintf(left, sizeof left, "--%s%s", opts[i].name, opts[i].type == T_FLAG ? "" : opts[i].type == T_LIST ? " X..." : " X");
+        else
+            snprintf(left, sizeof left, "--%s%s", opts[i].name,
+                     opts[i].type == T_FLAG   ? ""
+                     : opts[i].type == T_LIST ? " X..."
+                                              : " X");
         fprintf(f, "  %-20s %s [%s]\n", left, opts[i].help, def[0] ? def : "none");
     }
     if (cmd & NL_CMD_TRAIN) {
@@ -591,7 +649,8 @@ void nl_args_help(FILE *f, int cmd) {
         for (int i = 0; i < NL_PLACE_COUNT; i++)
             fprintf(f, "  %-10s %-44s %s\n", nl_placements[i].name, nl_placements[i].eq, nl_placements[i].ref);
         fprintf(f, "\nnorm types (--norm-type):\n");
-        for (int i = 0; i < NL_NORM_TYPE_COUNT; i++) fprintf(f, "  %-10s %s\n", nl_norm_type_names[i], nl_norm_type_eqs[i]);
+        for (int i = 0; i < NL_NORM_TYPE_COUNT; i++)
+            fprintf(f, "  %-10s %s\n", nl_norm_type_names[i], nl_norm_type_eqs[i]);
     }
 }
 
@@ -632,7 +691,8 @@ nl_status nl_args_load_file(nl_args *a, int cmd, const char *path) {
             st = NL_FAIL(NL_ERR_ARG, "%s:%d: line too long", path, ln);
             break;
         }
-        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t')) line[--n] = 0;
+        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
+            line[--n] = 0;
         char *k = line;
         while (*k == ' ' || *k == '\t') k++;
         if (!*k || *k == '#') continue;

@@ -8,8 +8,19 @@
 #include <stdio.h>
 
 /* Commands an option belongs to (bit mask). */
-enum { NL_CMD_TRAIN = 1, NL_CMD_EVAL = 2, NL_CMD_SAMPLE = 4, NL_CMD_EXPORT = 8, NL_CMD_EVALMC = 16, NL_CMD_PREPARE = 32, NL_CMD_SWEEP = 64,
-       NL_CMD_ANALYZE = 128, NL_CMD_REPORT = 256, NL_CMD_CLF = 512, NL_CMD_FID = 1024 };
+enum {
+    NL_CMD_TRAIN = 1,
+    NL_CMD_EVAL = 2,
+    NL_CMD_SAMPLE = 4,
+    NL_CMD_EXPORT = 8,
+    NL_CMD_EVALMC = 16,
+    NL_CMD_PREPARE = 32,
+    NL_CMD_SWEEP = 64,
+    NL_CMD_ANALYZE = 128,
+    NL_CMD_REPORT = 256,
+    NL_CMD_CLF = 512,
+    NL_CMD_FID = 1024
+};
 
 /* Everything the CLI can set: the run config plus the options of eval/sample/export. */
 typedef struct nl_args {
@@ -19,13 +30,13 @@ typedef struct nl_args {
     char prompt[4096];
     int tokens, top_k, max_windows, stride;
     char metric[16]; /* eval: loss | ppl | bpb (same size as task: T_WORD options) */
-    char task[16];  /* eval-mc task */
+    char task[16];   /* eval-mc task */
     char format[16]; /* export: safetensors | hf (T_WORD: same size as task) */
     double temperature;
     char model_opt_given[32]; /* the last model option set on the command line, "" if none */
     /* issue 5: train --config, prepare, the GPT-2 tokenizer's directory */
-    char config[NL_PATH_MAX];  /* train --config FILE */
-    char prep_in[1 << 16];     /* prepare --in: files or globs, '\n'-separated */
+    char config[NL_PATH_MAX]; /* train --config FILE */
+    char prep_in[1 << 16];    /* prepare --in: files or globs, '\n'-separated */
     char prep_out[NL_PATH_MAX];
     char tokenizer[16];
     double prep_val_frac;
@@ -83,7 +94,10 @@ void nl_args_help(FILE *f, int cmd);
 
 /* Iterates the model and training options of a resolved config as (key, value) strings, in table
  * order; keys use underscores. Returns the number of entries; fills at most n of them. */
-typedef struct nl_kv { char key[32]; char val[NL_PATH_MAX]; } nl_kv;
+typedef struct nl_kv {
+    char key[32];
+    char val[NL_PATH_MAX];
+} nl_kv;
 enum { NL_CONFIG_MAX_KV = 128 }; /* room for every training option (callers assert the count fits) */
 int nl_config_to_kv(const nl_config *c, nl_kv *kv, int n);
 /* 2: key is a model option (fixed by a checkpoint), 1: another training option, 0: neither. */

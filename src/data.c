@@ -41,12 +41,18 @@ static nl_status open_shard(const char *path, nl_seg *s, int *max_token) {
     NL_TRY(map_file(path, &map, &len));
     const unsigned char *h = map;
     nl_status st = NL_OK;
-    if (len < 1024) st = NL_FAIL(NL_ERR_FORMAT, "'%s': %zu bytes is shorter than the 1024-byte shard header", path, len);
-    else if (le32(h) != NL_SHARD_MAGIC) st = NL_FAIL(NL_ERR_FORMAT, "'%s': bad magic %d (expected %d: not an llm.c token shard)", path, le32(h), NL_SHARD_MAGIC);
-    else if (le32(h + 4) != NL_SHARD_VERSION) st = NL_FAIL(NL_ERR_FORMAT, "'%s': unsupported shard version %d (expected 1: uint16 tokens)", path, le32(h + 4));
-    else if (le32(h + 8) <= 0) st = NL_FAIL(NL_ERR_FORMAT, "'%s': header token count %d must be positive", path, le32(h + 8));
+    if (len < 1024)
+        st = NL_FAIL(NL_ERR_FORMAT, "'%s': %zu bytes is shorter than the 1024-byte shard header", path, len);
+    else if (le32(h) != NL_SHARD_MAGIC)
+        st = NL_FAIL(NL_ERR_FORMAT, "'%s': bad magic %d (expected %d: not an llm.c token shard)", path, le32(h),
+                     NL_SHARD_MAGIC);
+    else if (le32(h + 4) != NL_SHARD_VERSION)
+        st = NL_FAIL(NL_ERR_FORMAT, "'%s': unsupported shard version %d (expected 1: uint16 tokens)", path, le32(h + 4));
+    else if (le32(h + 8) <= 0)
+        st = NL_FAIL(NL_ERR_FORMAT, "'%s': header token count %d must be positive", path, le32(h + 8));
     else if ((size_t)le32(h + 8) * 2 + 1024 != len)
-        st = NL_FAIL(NL_ERR_FORMAT, "'%s': header says %d tokens but the file holds %zu bytes of tokens (truncated?)", path, le32(h + 8), len - 1024);
+        st = NL_FAIL(NL_ERR_FORMAT, "'%s': header says %d tokens but the file holds %zu bytes of tokens (truncated?)",
+                     path, le32(h + 8), len - 1024);
     if (st != NL_OK) {
         munmap(map, len);
         return st;

@@ -17,32 +17,32 @@
 #define NL_FP16_MAX 65504.0
 
 typedef struct nl_diag_site {
-    char name[64];                  /* export name of the norm, e.g. blocks.3.mlp_norm_in (--sdd: blocks.3.attn.qkv_sdd) */
-    double in_rms, out_rms, gain;   /* RMS of its input and output over all entries, mean of its gain */
+    char name[64]; /* export name of the norm, e.g. blocks.3.mlp_norm_in (--sdd: blocks.3.attn.qkv_sdd) */
+    double in_rms, out_rms, gain; /* RMS of its input and output over all entries, mean of its gain */
 } nl_diag_site;
 
 typedef struct nl_diag {
     int L;
-    double loss;                      /* mean cross-entropy of the diagnostic batch */
-    nl_stream_stat *x;                /* (L+1): x_1 (embedding output) .. x_{L+1} (before the final norm) */
-    double *g_block;                  /* (L) L2 norm of all gradients of block l */
+    double loss;                             /* mean cross-entropy of the diagnostic batch */
+    nl_stream_stat *x;                       /* (L+1): x_1 (embedding output) .. x_{L+1} (before the final norm) */
+    double *g_block;                         /* (L) L2 norm of all gradients of block l */
     double *g_qkv, *g_proj, *g_fc, *g_mproj; /* (L) of each weight matrix */
-    double g_total;                   /* L2 norm of all (trainable) gradients */
-    double seconds;                   /* wall time of the last nl_diag_run (the pass's own cost) */
+    double g_total;                          /* L2 norm of all (trainable) gradients */
+    double seconds;                          /* wall time of the last nl_diag_run (the pass's own cost) */
     nl_diag_site *sites;
     int nsites;
-    double *gate_silu;                /* (L) --gpas: SiLU(a_l), the fraction block l's gate takes off the stream; else NULL */
-    const nl_backend *be;             /* the model's, which holds scratch */
-    float *scratch;                   /* (scratch_n) backend memory for the median */
+    double *gate_silu;    /* (L) --gpas: SiLU(a_l), the fraction block l's gate takes off the stream; else NULL */
+    const nl_backend *be; /* the model's, which holds scratch */
+    float *scratch;       /* (scratch_n) backend memory for the median */
     size_t scratch_n;
-    int *tensor_block;                /* (ntensors) block index of each tensor, -1 outside blocks */
+    int *tensor_block; /* (ntensors) block index of each tensor, -1 outside blocks */
     /* --dtype bf16|fp16: the loss scale of the pass (fp16's current one; 1 otherwise: set by the caller,
      * gradients are reported unscaled) and what storing activations (fwd) and activation gradients
      * (bwd) in the dtype overflowed and flushed in it, per part: 0 the embedding, 1..L the blocks, L+1
      * the final norm, head and loss (nl_model.lowp) */
     double loss_scale;
     nl_dtype dtype;
-    nl_lowp_counts *lowp;             /* (2 (L+2)): [2 i] forward, [2 i + 1] backward */
+    nl_lowp_counts *lowp; /* (2 (L+2)): [2 i] forward, [2 i + 1] backward */
 } nl_diag;
 
 void nl_diag_init(nl_diag *d, const nl_model *m);
@@ -63,7 +63,7 @@ typedef struct nl_spikes {
     double hist[NL_SPIKE_WINDOW];
     int n, head, count;
 } nl_spikes;
-void nl_spikes_init(nl_spikes *s, double k); /* k <= 0: never a spike */
+void nl_spikes_init(nl_spikes *s, double k);        /* k <= 0: never a spike */
 int nl_spikes_push(nl_spikes *s, double grad_norm); /* 1 if this step is a spike */
 
 /* Divergence (docs/methods.md §4.4): the loss is non-finite, or after warmup the mean loss of the last

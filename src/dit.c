@@ -14,9 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-float *nl_dit_mod(const nl_model *m, int l, int B) {
-    return m->dit_mod + (size_t)l * B * 6 * m->cfg.dim;
-}
+float *nl_dit_mod(const nl_model *m, int l, int B) { return m->dit_mod + (size_t)l * B * 6 * m->cfg.dim; }
 
 /* 2-D rotary positions (Lumina-Next's RoPE on the two image axes): in each head, the first hs/4 channel
  * pairs turn by the patch row i, the last hs/4 by the column j, each axis with the frequencies of a 1-D
@@ -73,7 +71,8 @@ void nl_dit_embed_forward(nl_model *m, int B) {
     be->residual_forward(m->dit_cv, m->dit_sc, m->dit_cv, 1.0f, BC);
     be->silu_forward(m->dit_sc, m->dit_cv, BC);
     for (int l = 0; l < L; l++)
-        be->linear_forward(nl_dit_mod(m, l, B), m->dit_sc, m->w.blocks[l].ada_w, m->w.blocks[l].ada_b, (size_t)B, C, 6 * C);
+        be->linear_forward(nl_dit_mod(m, l, B), m->dit_sc, m->w.blocks[l].ada_w, m->w.blocks[l].ada_b, (size_t)B, C,
+                           6 * C);
     be->linear_forward(nl_dit_mod(m, L, B), m->dit_sc, w->fa_w, w->fa_b, (size_t)B, C, 2 * C);
 }
 
@@ -116,7 +115,8 @@ void nl_dit_embed_backward(nl_model *m, const float *demb) {
         const int last = l == L, W = last ? 2 * C : 6 * C;
         const float *mod = nl_dit_mod(m, l, B);
         be->linear_backward(db, last ? g->fa_w : m->g.blocks[l].ada_w, last ? g->fa_b : m->g.blocks[l].ada_b,
-                            m->dit_dmod + (mod - m->dit_mod), m->dit_sc, last ? w->fa_w : m->w.blocks[l].ada_w, (size_t)B, C, W);
+                            m->dit_dmod + (mod - m->dit_mod), m->dit_sc, last ? w->fa_w : m->w.blocks[l].ada_w,
+                            (size_t)B, C, W);
         be->residual_forward(m->dit_dsc, db, m->dit_dsc, 1.0f, BC);
     }
     be->silu_backward(m->dit_dsc, m->dit_cv, m->dit_dsc, BC); /* dc */
@@ -132,7 +132,8 @@ void nl_dit_fm_batch(const nl_config *c, const nl_images *im, nl_rng *rng, const
     NL_ASSERT(im->h == c->img_h && im->w == c->img_w && im->ch == c->img_ch && TP == per);
     for (int b = 0; b < B; b++) {
         const size_t i = idx ? (size_t)idx[b] : (size_t)nl_rng_below(rng, (uint64_t)im->n);
-        const double tb = c->time_sampling == NL_TSAMP_UNIFORM ? nl_rng_uniform(rng) : 1.0 / (1.0 + exp(-nl_rng_normal(rng)));
+        const double tb = c->time_sampling == NL_TSAMP_UNIFORM ? nl_rng_uniform(rng)
+                                                               : 1.0 / (1.0 + exp(-nl_rng_normal(rng)));
         const int dropped = nl_rng_uniform(rng) < drop;
         t[b] = (float)tb;
         y[b] = im->label && !dropped ? im->label[i] : c->classes;

@@ -24,11 +24,11 @@ void nl_ode_integrate(float *x, size_t n, int steps, int heun, nl_velocity_fn f,
 
 typedef struct guide_ctx {
     nl_model *m;
-    int B;           /* images in this batch */
-    const int *y;    /* their labels */
-    int *null;       /* (B) the null class */
-    float *tb, *vc;  /* (B) times; (B, T, P) the conditional velocity */
-    double w;        /* guidance scale: 1 = the conditional model alone */
+    int B;          /* images in this batch */
+    const int *y;   /* their labels */
+    int *null;      /* (B) the null class */
+    float *tb, *vc; /* (B) times; (B, T, P) the conditional velocity */
+    double w;       /* guidance scale: 1 = the conditional model alone */
 } guide_ctx;
 
 /* the model's velocity of the batch (B, T, P) at time t; with w != 1 two passes, labels and null class */
@@ -51,8 +51,13 @@ void nl_dit_sample(nl_model *m, int n, const int *labels, double w, int steps, i
     const int B = n < 64 ? n : 64;
     if (m->B < B) nl_model_alloc_acts(m, B, c->seq_len);
     float *x = nl_xmalloc((size_t)B * TP * sizeof(float)), *scr = nl_xmalloc(3 * (size_t)B * TP * sizeof(float));
-    guide_ctx g = { m, 0, NULL, nl_xmalloc((size_t)B * sizeof(int)), nl_xmalloc((size_t)B * sizeof(float)),
-                    nl_xmalloc((size_t)B * TP * sizeof(float)), c->classes ? w : 1.0 };
+    guide_ctx g = { m,
+                    0,
+                    NULL,
+                    nl_xmalloc((size_t)B * sizeof(int)),
+                    nl_xmalloc((size_t)B * sizeof(float)),
+                    nl_xmalloc((size_t)B * TP * sizeof(float)),
+                    c->classes ? w : 1.0 };
     for (int b = 0; b < B; b++) g.null[b] = c->classes;
     nl_rng rng;
     nl_rng_seed(&rng, seed);
@@ -75,7 +80,9 @@ nl_status nl_dit_grid_png(const char *path, const float *img, int rows, int cols
             for (int y = 0; y < h; y++)
                 for (int x = 0; x < w * ch; x++) {
                     const float v = roundf((im[(size_t)y * w * ch + x] + 1.0f) * 127.5f);
-                    pix[((size_t)(r * (h + gap) + y) * W + (size_t)k * (w + gap)) * ch + x] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+                    pix[((size_t)(r * (h + gap) + y) * W + (size_t)k * (w + gap)) * ch + x] = (uint8_t)(v < 0     ? 0
+                                                                                                        : v > 255 ? 255
+                                                                                                                  : v);
                 }
         }
     nl_status st = nl_png_write(path, pix, H, W, ch);

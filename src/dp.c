@@ -23,17 +23,19 @@ nl_status nl_dp_plan(nl_dp *d, nl_config *cfg) {
         char *end;
         const long long v = strtoll(b, &end, 10);
         if (*end || v < 1 || v > NL_COMM_CHUNK)
-            return NL_FAIL(NL_ERR_ARG, "NORMLAB_DP_BUCKET '%s': expected floats per gradient bucket, 1..%d", b, NL_COMM_CHUNK);
+            return NL_FAIL(NL_ERR_ARG, "NORMLAB_DP_BUCKET '%s': expected floats per gradient bucket, 1..%d", b,
+                           NL_COMM_CHUNK);
         d->bucket = (size_t)v;
     }
     if (d->zero == 1 && d->size < 2) /* other values: nl_config_resolve's error */
-        return NL_FAIL(NL_ERR_ARG, "--zero 1 shards the AdamW moments across MPI ranks, but this run has one rank: launch it with "
-                                   "'mpirun -np N' (N >= 2) on a 'make USE_MPI=1' build, or drop --zero");
+        return NL_FAIL(NL_ERR_ARG,
+                       "--zero 1 shards the AdamW moments across MPI ranks, but this run has one rank: launch it with "
+                       "'mpirun -np N' (N >= 2) on a 'make USE_MPI=1' build, or drop --zero");
     if (cfg->global_batch > 0) {
         const long per = (long)d->size * cfg->batch;
         if (cfg->global_batch % per)
-            return NL_FAIL(NL_ERR_ARG, "--global-batch %d is not a multiple of ranks x --batch = %d x %d = %ld", cfg->global_batch,
-                           d->size, cfg->batch, per);
+            return NL_FAIL(NL_ERR_ARG, "--global-batch %d is not a multiple of ranks x --batch = %d x %d = %ld",
+                           cfg->global_batch, d->size, cfg->batch, per);
         cfg->accum = (int)(cfg->global_batch / per);
     }
     return NL_OK;
@@ -222,6 +224,8 @@ nl_status nl_dp_check_params(const nl_dp *d, const nl_model *m, int step) {
     unsigned long long bits = (unsigned long long)differ[0];
     for (int r = 0; r < 52 && k + 16 < sizeof who; r++)
         if (bits >> r & 1) k += (size_t)snprintf(who + k, sizeof who - k, "%s%d", k ? ", " : "", r);
-    return NL_FAIL(NL_ERR_FORMAT, "after step %d the parameters of %d rank(s) (%s) differ from rank 0's: the ranks no longer train "
-                                  "one model", step, (int)differ[1], who);
+    return NL_FAIL(NL_ERR_FORMAT,
+                   "after step %d the parameters of %d rank(s) (%s) differ from rank 0's: the ranks no longer train "
+                   "one model",
+                   step, (int)differ[1], who);
 }

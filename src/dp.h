@@ -19,7 +19,7 @@ typedef struct nl_dp {
     size_t *cut;
     int nb, posted; /* buckets, and those posted in this step */
     nl_model *m;
-    nl_status st;   /* the first failed post of this step (reported by nl_dp_reduce_grads) */
+    nl_status st; /* the first failed post of this step (reported by nl_dp_reduce_grads) */
 } nl_dp;
 
 /* Gradient buckets of about `target` floats (at most `max`) for a backward whose gradients become final

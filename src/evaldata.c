@@ -17,14 +17,16 @@ int nl_split_from_name(const char *name) {
     return -1;
 }
 
-nl_status nl_eval_data_open(nl_eval_data *d, const char *ckpt_path, const nl_config *model, const char *data, nl_split split) {
+nl_status nl_eval_data_open(nl_eval_data *d, const char *ckpt_path, const nl_config *model, const char *data,
+                            nl_split split) {
     memset(d, 0, sizeof *d);
     nl_config run;
     nl_config_defaults(&run);
     NL_TRY(nl_ckpt_read_config(ckpt_path, &run));
     const int own = !data[0]; /* the run's own data */
     const char *src = own && split == NL_SPLIT_VAL && run.val_data[0] ? run.val_data : own ? run.data : data;
-    if (!src[0]) return NL_FAIL(NL_ERR_ARG, "--data is required: '%s' does not record the data it was trained on", ckpt_path);
+    if (!src[0])
+        return NL_FAIL(NL_ERR_ARG, "--data is required: '%s' does not record the data it was trained on", ckpt_path);
     const double frac = split == NL_SPLIT_ALL || (own && run.val_data[0]) ? 0.0 : run.val_frac;
     if (split == NL_SPLIT_VAL && !(own && run.val_data[0]) && frac <= 0)
         return NL_FAIL(NL_ERR_ARG, "--split val: the run held out no validation data (--val-frac 0); use --split all");

@@ -17,9 +17,9 @@
 typedef enum nl_split { NL_SPLIT_ALL, NL_SPLIT_TRAIN, NL_SPLIT_VAL } nl_split;
 
 typedef struct nl_eval_data {
-    nl_tokens src, train, val;  /* the opened stream and the views of its split */
-    const nl_tokens *t;         /* the tokens to score */
-    char path[NL_PATH_MAX];     /* the file or glob they came from */
+    nl_tokens src, train, val; /* the opened stream and the views of its split */
+    const nl_tokens *t;        /* the tokens to score */
+    char path[NL_PATH_MAX];    /* the file or glob they came from */
 } nl_eval_data;
 
 /* "all" | "train" | "val" -> nl_split; -1 otherwise. */
@@ -29,7 +29,8 @@ extern const char *const nl_split_names[3];
 /* Opens the tokens to score for the model of config model, saved in checkpoint ckpt_path. data: a file
  * or glob, or "" for the run's own data. NL_ERR_ARG naming the problem (a split the run did not hold
  * out, a vocabulary without a tokenizer), NL_ERR_IO/FORMAT naming the file. */
-nl_status nl_eval_data_open(nl_eval_data *d, const char *ckpt_path, const nl_config *model, const char *data, nl_split split);
+nl_status nl_eval_data_open(nl_eval_data *d, const char *ckpt_path, const nl_config *model, const char *data,
+                            nl_split split);
 void nl_eval_data_close(nl_eval_data *d);
 
 #endif

@@ -44,7 +44,7 @@ static char *replace_all(char *s, const char *from, const char *to) {
     size_t lf = strlen(from), lt = strlen(to), n = 0;
     for (const char *p = s; (p = strstr(p, from)); p += lf) n++;
     char *d = nl_xmalloc(strlen(s) + n * lt + 1), *o = d;
-    for (const char *p = s, *q; ; p = q + lf) {
+    for (const char *p = s, *q;; p = q + lf) {
         q = strstr(p, from);
         size_t k = q ? (size_t)(q - p) : strlen(p);
         memcpy(o, p, k);
@@ -91,7 +91,10 @@ static char *capitalize(const char *in) {
 
 /* ---------------------------------------------------------------- layouts */
 
-typedef struct pctx { const char *path; int line; } pctx;
+typedef struct pctx {
+    const char *path;
+    int line;
+} pctx;
 
 static nl_status missing(const pctx *c, const char *field) {
     return NL_FAIL(NL_ERR_FORMAT, "%s:%d: missing or invalid field '%s'", c->path, c->line, field);
@@ -101,8 +104,8 @@ static nl_status missing(const pctx *c, const char *field) {
 static nl_status choice_array(const pctx *c, const nl_json *a, const char *field) {
     if (!a || a->type != NL_JARR) return missing(c, field);
     if (a->n < 2 || a->n > NL_MC_MAX_CHOICES)
-        return NL_FAIL(NL_ERR_FORMAT, "%s:%d: '%s' holds %d choice%s; a multiple-choice item needs 2 to %d", c->path, c->line, field,
-                       a->n, a->n == 1 ? "" : "s", NL_MC_MAX_CHOICES);
+        return NL_FAIL(NL_ERR_FORMAT, "%s:%d: '%s' holds %d choice%s; a multiple-choice item needs 2 to %d", c->path,
+                       c->line, field, a->n, a->n == 1 ? "" : "s", NL_MC_MAX_CHOICES);
     return NL_OK;
 }
 
@@ -192,7 +195,8 @@ static nl_status build(nl_mc_task task, const nl_json *o, const pctx *c, nl_mc_i
         it->label = -1;
         for (int i = 0; i < n; i++)
             if (!strcmp(labels[i], key)) it->label = i;
-        if (it->label < 0) return NL_FAIL(NL_ERR_FORMAT, "%s:%d: answerKey '%s' is not one of the choice labels", c->path, c->line, key);
+        if (it->label < 0)
+            return NL_FAIL(NL_ERR_FORMAT, "%s:%d: answerKey '%s' is not one of the choice labels", c->path, c->line, key);
         char *ctx = concat("Question: ", stem, "\nAnswer:");
         add_choices(it, ctx, ch, n);
         free(ctx);
@@ -263,12 +267,14 @@ nl_status nl_mc_parse(nl_mc_task task, const char *line, size_t len, const char 
     snprintf(where, sizeof where, "%s:%d", path, lineno);
     NL_TRY(nl_json_parse(&d, line, len, where));
     pctx c = { path, lineno };
-    nl_status st = d.root->type == NL_JOBJ ? build(task, d.root, &c, it) : NL_FAIL(NL_ERR_FORMAT, "%s: not a JSON object", where);
+    nl_status st = d.root->type == NL_JOBJ ? build(task, d.root, &c, it)
+                                           : NL_FAIL(NL_ERR_FORMAT, "%s: not a JSON object", where);
     nl_json_free(&d);
     if (st == NL_OK && (it->label < 0 || it->label >= it->n))
         st = NL_FAIL(NL_ERR_FORMAT, "%s:%d: label %d is outside the %d choices", path, lineno, it->label, it->n);
     for (int i = 0; st == NL_OK && i < it->n; i++)
-        if (!it->ctx[i][0] || !it->cont[i][0]) st = NL_FAIL(NL_ERR_FORMAT, "%s:%d: empty context or continuation", path, lineno);
+        if (!it->ctx[i][0] || !it->cont[i][0])
+            st = NL_FAIL(NL_ERR_FORMAT, "%s:%d: empty context or continuation", path, lineno);
     if (st != NL_OK) nl_mc_item_free(it);
     return st;
 }
@@ -291,7 +297,8 @@ static nl_status score_item(nl_model *m, const nl_mc_item *it, const char *path,
         int *seq = buf + (size_t)i * 2 * (T + 1);
         /* the continuation is encoded on its own (byte tokens: identical to splitting the whole) */
         NL_TRY(nl_encode(&m->cfg, it->cont[i], seq + (T + 1), T + 1, &nk));
-        if (nk > T) return NL_FAIL(NL_ERR_ARG, "%s:%d: continuation of %d tokens does not fit seq-len %d", path, lineno, nk, T);
+        if (nk > T)
+            return NL_FAIL(NL_ERR_ARG, "%s:%d: continuation of %d tokens does not fit seq-len %d", path, lineno, nk, T);
         NL_TRY(nl_encode_tail(&m->cfg, it->ctx[i], seq, T + 1 - nk, &nc));
         memmove(seq + nc, seq + (T + 1), (size_t)nk * sizeof(int));
         len[i] = nc + nk;
@@ -328,7 +335,8 @@ nl_status nl_mc_eval(nl_model *m, nl_mc_task task, const char *path, FILE *per_i
     const int T = m->cfg.seq_len;
     nl_model_alloc_acts(m, NL_MC_MAX_CHOICES, T);
     int *buf = nl_xmalloc((size_t)NL_MC_MAX_CHOICES * 2 * (T + 1) * sizeof(int));
-    int *inp = nl_xmalloc((size_t)NL_MC_MAX_CHOICES * T * sizeof(int)), *tgt = nl_xmalloc((size_t)NL_MC_MAX_CHOICES * T * sizeof(int));
+    int *inp = nl_xmalloc((size_t)NL_MC_MAX_CHOICES * T * sizeof(int)),
+        *tgt = nl_xmalloc((size_t)NL_MC_MAX_CHOICES * T * sizeof(int));
     float *losses = nl_xmalloc((size_t)NL_MC_MAX_CHOICES * T * sizeof(float));
     char *line = NULL;
     size_t cap = 0;
@@ -349,7 +357,8 @@ nl_status nl_mc_eval(nl_model *m, nl_mc_task task, const char *path, FILE *per_i
         if (st == NL_OK) {
             for (int i = 0; i < it.n; i++) {
                 per_tok[i] = ll[i] / ntok[i];
-                per_byte[i] = ll[i] / (double)(strlen(it.cont[i]) > 1 ? strlen(it.cont[i]) - 1 : 1); /* without the delimiter */
+                per_byte[i] = ll[i] /
+                              (double)(strlen(it.cont[i]) > 1 ? strlen(it.cont[i]) - 1 : 1); /* without the delimiter */
             }
             correct[0] += argmax(ll, it.n) == it.label;
             correct[1] += argmax(per_tok, it.n) == it.label;
@@ -362,7 +371,9 @@ nl_status nl_mc_eval(nl_model *m, nl_mc_task task, const char *path, FILE *per_i
                 for (int i = 0; i < it.n; i++) fprintf(per_item, "%s%d", i ? ", " : "", ntok[i]);
                 fprintf(per_item, "]}\n");
             }
-            if (progress && res->items % 10 == 0) fprintf(stderr, "\r\033[K%s: %d items, acc %.4f", nl_mc_task_names[task], res->items, (double)correct[0] / res->items);
+            if (progress && res->items % 10 == 0)
+                fprintf(stderr, "\r\033[K%s: %d items, acc %.4f", nl_mc_task_names[task], res->items,
+                        (double)correct[0] / res->items);
         }
         nl_mc_item_free(&it);
     }

@@ -10,7 +10,15 @@
 
 #include <stdio.h>
 
-typedef enum nl_mc_task { NL_MC_HELLASWAG, NL_MC_ARC, NL_MC_PIQA, NL_MC_SIQA, NL_MC_WINOGRANDE, NL_MC_GENERIC, NL_MC_COUNT } nl_mc_task;
+typedef enum nl_mc_task {
+    NL_MC_HELLASWAG,
+    NL_MC_ARC,
+    NL_MC_PIQA,
+    NL_MC_SIQA,
+    NL_MC_WINOGRANDE,
+    NL_MC_GENERIC,
+    NL_MC_COUNT
+} nl_mc_task;
 extern const char *const nl_mc_task_names[NL_MC_COUNT];
 int nl_mc_task_from_name(const char *s); /* -1 if unknown */
 

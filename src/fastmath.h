@@ -12,7 +12,7 @@
 static inline float nl_expf(float x) {
     x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
     const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round(x / ln2) */
-    const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;             /* x - n*ln2, two parts */
+    const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;            /* x - n*ln2, two parts */
     float p = 1.0f / 720.0f;
     p = p * r + 1.0f / 120.0f;
     p = p * r + 1.0f / 24.0f;

@@ -105,9 +105,12 @@ double nl_clf_accuracy(nl_clf *c, const nl_images *im) {
 
 nl_status nl_clf_train(nl_clf *c, const nl_images *train, const nl_images *test, int steps, uint64_t seed) {
     if (!train->label || train->nclass < 2)
-        return NL_FAIL(NL_ERR_ARG, "the feature classifier needs labelled images (--data fashion-mnist); a PNG folder has no labels");
-    if (!test->label || test->nclass != train->nclass || test->h != train->h || test->w != train->w || test->ch != train->ch)
-        return NL_FAIL(NL_ERR_ARG, "the classifier's held-out images must be labelled images of the training images' shape");
+        return NL_FAIL(NL_ERR_ARG,
+                       "the feature classifier needs labelled images (--data fashion-mnist); a PNG folder has no labels");
+    if (!test->label || test->nclass != train->nclass || test->h != train->h || test->w != train->w ||
+        test->ch != train->ch)
+        return NL_FAIL(NL_ERR_ARG,
+                       "the classifier's held-out images must be labelled images of the training images' shape");
     const int B = 128;
     clf_init(c, train, B);
     const nl_backend *be = c->be;
@@ -115,11 +118,16 @@ nl_status nl_clf_train(nl_clf *c, const nl_images *train, const nl_images *test,
     nl_rng_seed(&rng, seed);
     float *host = nl_xmalloc(c->n * sizeof(float));
     const int in = c->in, H = NL_CLF_HID, F = NL_CLF_FEAT, K = c->classes;
-    const size_t ofs[6] = { 0, (size_t)H * in, (size_t)H * in + H, (size_t)H * in + H + (size_t)F * H,
-                            (size_t)H * in + H + (size_t)F * H + F, (size_t)H * in + H + (size_t)F * H + F + (size_t)K * F };
+    const size_t ofs[6] = { 0,
+                            (size_t)H * in,
+                            (size_t)H * in + H,
+                            (size_t)H * in + H + (size_t)F * H,
+                            (size_t)H * in + H + (size_t)F * H + F,
+                            (size_t)H * in + H + (size_t)F * H + F + (size_t)K * F };
     const int fan[3] = { in, H, F };
     for (int k = 0; k < 3; k++) { /* weights N(0, 1/fan_in), biases 0 */
-        for (size_t j = ofs[2 * k]; j < ofs[2 * k + 1]; j++) host[j] = (float)(nl_rng_normal(&rng) / sqrt((double)fan[k]));
+        for (size_t j = ofs[2 * k]; j < ofs[2 * k + 1]; j++)
+            host[j] = (float)(nl_rng_normal(&rng) / sqrt((double)fan[k]));
         for (size_t j = ofs[2 * k + 1]; j < (k < 2 ? ofs[2 * k + 2] : c->n); j++) host[j] = 0.0f;
     }
     be->from_host(c->params, host, c->n * sizeof(float));
@@ -133,11 +141,14 @@ nl_status nl_clf_train(nl_clf *c, const nl_images *train, const nl_images *test,
         be->zero(c->grads, c->n * sizeof(float));
         clf_forward(c, B);
         be->xent(c->losses, c->logits, c->tgt, (size_t)B, K, K, 1.0f / B);
-        be->linear_backward(c->d2, c->w3 - c->params + c->grads, c->b3 - c->params + c->grads, c->logits, c->s2, c->w3, (size_t)B, F, K);
+        be->linear_backward(c->d2, c->w3 - c->params + c->grads, c->b3 - c->params + c->grads, c->logits, c->s2, c->w3,
+                            (size_t)B, F, K);
         be->silu_backward(c->d2, c->h2, c->d2, (size_t)B * F);
-        be->linear_backward(c->d1, c->w2 - c->params + c->grads, c->b2 - c->params + c->grads, c->d2, c->s1, c->w2, (size_t)B, H, F);
+        be->linear_backward(c->d1, c->w2 - c->params + c->grads, c->b2 - c->params + c->grads, c->d2, c->s1, c->w2,
+                            (size_t)B, H, F);
         be->silu_backward(c->d1, c->h1, c->d1, (size_t)B * H);
-        be->linear_backward(c->x + (size_t)B * in, c->grads, c->b1 - c->params + c->grads, c->d1, c->x, c->w1, (size_t)B, in, H);
+        be->linear_backward(c->x + (size_t)B * in, c->grads, c->b1 - c->params + c->grads, c->d1, c->x, c->w1,
+                            (size_t)B, in, H);
         hp.ic1 = (float)(1.0 / (1.0 - pow(0.9, s)));
         hp.ic2 = (float)(1.0 / (1.0 - pow(0.999, s)));
         be->adamw(c->params, c->m, c->v, c->grads, c->n, &hp);
@@ -253,7 +264,8 @@ static void sym_eig(double *A, int d, double *w, double *V) {
 
 double nl_frechet_gauss(const double *mua, const double *sa, const double *mub, const double *sb, int d) {
     const size_t dd = (size_t)d * d;
-    double *A = nl_xmalloc(dd * sizeof(double)), *V = nl_xmalloc(dd * sizeof(double)), *R = nl_xmalloc(dd * sizeof(double));
+    double *A = nl_xmalloc(dd * sizeof(double)), *V = nl_xmalloc(dd * sizeof(double)),
+           *R = nl_xmalloc(dd * sizeof(double));
     double *T = nl_xmalloc(dd * sizeof(double)), *w = nl_xmalloc((size_t)d * sizeof(double));
     memcpy(A, sa, dd * sizeof(double));
     sym_eig(A, d, w, V);
@@ -279,7 +291,8 @@ double nl_frechet_gauss(const double *mua, const double *sa, const double *mub, 
         for (int j = 0; j < i; j++) A[i * d + j] = A[j * d + i] = 0.5 * (A[i * d + j] + A[j * d + i]);
     sym_eig(A, d, w, NULL);
     double fd = 0.0;
-    for (int i = 0; i < d; i++) fd += (mua[i] - mub[i]) * (mua[i] - mub[i]) + sa[i * d + i] + sb[i * d + i] - 2.0 * sqrt(fmax(w[i], 0.0));
+    for (int i = 0; i < d; i++)
+        fd += (mua[i] - mub[i]) * (mua[i] - mub[i]) + sa[i * d + i] + sb[i * d + i] - 2.0 * sqrt(fmax(w[i], 0.0));
     free(A), free(V), free(R), free(T), free(w);
     return fd;
 }

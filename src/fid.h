@@ -19,7 +19,7 @@ typedef struct nl_clf {
     float *w1, *b1, *w2, *b2, *w3, *b3;
     float *x, *h1, *s1, *h2, *s2, *logits, *losses, *d1, *d2; /* (B, .) activations and gradients */
     int *tgt;
-    double acc;                   /* held-out accuracy measured when it was trained */
+    double acc; /* held-out accuracy measured when it was trained */
 } nl_clf;
 
 /* Trains a classifier on the labelled images `train` (AdamW lr 1e-3, batches of 128, `steps` steps, seed)

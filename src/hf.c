@@ -15,28 +15,36 @@
 #include <sys/stat.h>
 
 typedef enum hf_kind { HF_GPT2, HF_LLAMA, HF_GEMMA2, HF_OLMO2, HF_KIND_COUNT } hf_kind;
-static const char *const class_names[HF_KIND_COUNT] = { "GPT2LMHeadModel", "LlamaForCausalLM", "Gemma2ForCausalLM", "Olmo2ForCausalLM" };
+static const char *const class_names[HF_KIND_COUNT] = { "GPT2LMHeadModel", "LlamaForCausalLM", "Gemma2ForCausalLM",
+                                                        "Olmo2ForCausalLM" };
 static const char *const model_types[HF_KIND_COUNT] = { "gpt2", "llama", "gemma2", "olmo2" };
 
 #define EXPORTABLE                                                                                                     \
-    "exportable: --arch gpt2 --norm pre (layernorm), --arch llama --norm pre | gemma (rmsnorm), --arch llama --norm "   \
+    "exportable: --arch gpt2 --norm pre (layernorm), --arch llama --norm pre | gemma (rmsnorm), --arch llama --norm "  \
     "outonly --qk-norm --heads 1 (rmsnorm)"
 
 /* The transformers class that computes c's model exactly, or NL_ERR_ARG naming what has none. */
 static nl_status classify(const nl_config *c, hf_kind *k) {
     const char *placement = nl_placements[c->placement].name, *nt = nl_norm_type_names[c->norm_type];
-    if (c->skip_init) return NL_FAIL(NL_ERR_ARG, "--skip-init: no Hugging Face class has a learnable gain on each residual branch");
-    if (c->gpas) return NL_FAIL(NL_ERR_ARG, "--gpas: no Hugging Face class scales the residual stream by a learnable gate");
+    if (c->skip_init)
+        return NL_FAIL(NL_ERR_ARG, "--skip-init: no Hugging Face class has a learnable gain on each residual branch");
+    if (c->gpas)
+        return NL_FAIL(NL_ERR_ARG, "--gpas: no Hugging Face class scales the residual stream by a learnable gate");
     if (c->sdd) return NL_FAIL(NL_ERR_ARG, "--sdd: no Hugging Face class normalises the output of every linear layer");
     if (c->arch == NL_ARCH_GPT2) {
         if (c->placement != NL_PLACE_PRE)
-            return NL_FAIL(NL_ERR_ARG, "--norm %s on gpt2 blocks: GPT2LMHeadModel is Pre-LN and no other Hugging Face class has gpt2 "
-                                       "blocks (%s)", placement, EXPORTABLE);
-        if (c->norm_type != NL_LAYERNORM) return NL_FAIL(NL_ERR_ARG, "--norm-type %s: GPT2LMHeadModel uses LayerNorm", nt);
+            return NL_FAIL(NL_ERR_ARG,
+                           "--norm %s on gpt2 blocks: GPT2LMHeadModel is Pre-LN and no other Hugging Face class has gpt2 "
+                           "blocks (%s)",
+                           placement, EXPORTABLE);
+        if (c->norm_type != NL_LAYERNORM)
+            return NL_FAIL(NL_ERR_ARG, "--norm-type %s: GPT2LMHeadModel uses LayerNorm", nt);
         if (c->emb_norm) return NL_FAIL(NL_ERR_ARG, "--emb-norm on: GPT2LMHeadModel has no embedding norm");
-        if (!c->final_norm) return NL_FAIL(NL_ERR_ARG, "--final-norm off: GPT2LMHeadModel always applies its final norm ln_f");
+        if (!c->final_norm)
+            return NL_FAIL(NL_ERR_ARG, "--final-norm off: GPT2LMHeadModel always applies its final norm ln_f");
         if (c->qk_norm) return NL_FAIL(NL_ERR_ARG, "--qk-norm: GPT2LMHeadModel has no q/k norms");
-        if (c->kv_heads != c->heads) return NL_FAIL(NL_ERR_ARG, "--kv-heads %d: GPT2LMHeadModel has no grouped-query attention", c->kv_heads);
+        if (c->kv_heads != c->heads)
+            return NL_FAIL(NL_ERR_ARG, "--kv-heads %d: GPT2LMHeadModel has no grouped-query attention", c->kv_heads);
         *k = HF_GPT2;
         return NL_OK;
     }
@@ -47,30 +55,39 @@ static nl_status classify(const nl_config *c, hf_kind *k) {
         break;
     case NL_PLACE_GEMMA:
         if (c->qk_norm)
-            return NL_FAIL(NL_ERR_ARG, "--qk-norm with --norm gemma: Gemma2ForCausalLM has no q/k norms (Gemma 3's class, which has "
-                                       "them, is newer than the pinned transformers)");
+            return NL_FAIL(NL_ERR_ARG,
+                           "--qk-norm with --norm gemma: Gemma2ForCausalLM has no q/k norms (Gemma 3's class, which has "
+                           "them, is newer than the pinned transformers)");
         *k = HF_GEMMA2;
         break;
     case NL_PLACE_OUTONLY:
-        if (!c->qk_norm) return NL_FAIL(NL_ERR_ARG, "--norm outonly without --qk-norm: OLMo 2 (Olmo2ForCausalLM) always normalises q and k");
+        if (!c->qk_norm)
+            return NL_FAIL(NL_ERR_ARG,
+                           "--norm outonly without --qk-norm: OLMo 2 (Olmo2ForCausalLM) always normalises q and k");
         if (c->heads != 1)
-            return NL_FAIL(NL_ERR_ARG, "--norm outonly --qk-norm with %d heads: OLMo 2 normalises q and k over the whole projection width "
-                                       "(one gain of d, one of d_kv), normlab's --qk-norm per head (one gain of d/H shared by the heads): "
-                                       "the two agree only with --heads 1", c->heads);
+            return NL_FAIL(NL_ERR_ARG,
+                           "--norm outonly --qk-norm with %d heads: OLMo 2 normalises q and k over the whole projection width "
+                           "(one gain of d, one of d_kv), normlab's --qk-norm per head (one gain of d/H shared by the heads): "
+                           "the two agree only with --heads 1",
+                           c->heads);
         *k = HF_OLMO2;
         break;
     case NL_PLACE_PERI:
     case NL_PLACE_SANDWICH:
-        return NL_FAIL(NL_ERR_ARG, "--norm %s: no Hugging Face class matches it exactly: Gemma 2 has the same norm sites but multiplies "
-                                   "the embedding by sqrt(d) and applies its gains as 1+w (normlab's --norm gemma, which exports as "
-                                   "Gemma2ForCausalLM), OLMo 2 has only the output norms, and neither normalises the embedding", placement);
+        return NL_FAIL(NL_ERR_ARG,
+                       "--norm %s: no Hugging Face class matches it exactly: Gemma 2 has the same norm sites but multiplies "
+                       "the embedding by sqrt(d) and applies its gains as 1+w (normlab's --norm gemma, which exports as "
+                       "Gemma2ForCausalLM), OLMo 2 has only the output norms, and neither normalises the embedding",
+                       placement);
     default:
-        return NL_FAIL(NL_ERR_ARG, "--norm %s on llama blocks: no Hugging Face class has this placement (%s)", placement, EXPORTABLE);
+        return NL_FAIL(NL_ERR_ARG, "--norm %s on llama blocks: no Hugging Face class has this placement (%s)",
+                       placement, EXPORTABLE);
     }
     if (c->norm_type != NL_RMSNORM)
         return NL_FAIL(NL_ERR_ARG, "--norm-type %s on llama blocks: %s uses RMSNorm", nt, class_names[*k]);
     if (c->emb_norm) return NL_FAIL(NL_ERR_ARG, "--emb-norm on: %s has no embedding norm", class_names[*k]);
-    if (!c->final_norm) return NL_FAIL(NL_ERR_ARG, "--final-norm off: %s always applies its final norm", class_names[*k]);
+    if (!c->final_norm)
+        return NL_FAIL(NL_ERR_ARG, "--final-norm off: %s always applies its final norm", class_names[*k]);
     return NL_OK;
 }
 
@@ -133,10 +150,15 @@ static void build_map(map_list *l, hf_kind k) {
         add(l, OP_COPY, 0, -1, 0, "model.embed_tokens.weight", "tok_emb.weight", 0);
         for (int i = 0; i < c->layers; i++) {
             const char *attn_out = "blocks.%d.attn_norm_out.weight", *mlp_in = "blocks.%d.mlp_norm_in.weight";
-            if (k != HF_OLMO2) add(l, OP_COPY, 0, -1, 0, "model.layers.%d.input_layernorm.weight", "blocks.%d.attn_norm_in.weight", i);
-            add(l, OP_COPY, 0, -1, 0, "model.layers.%d.post_attention_layernorm.weight", k == HF_LLAMA ? mlp_in : attn_out, i);
-            if (k == HF_GEMMA2) add(l, OP_COPY, 0, -1, 0, "model.layers.%d.pre_feedforward_layernorm.weight", mlp_in, i);
-            if (k != HF_LLAMA) add(l, OP_COPY, 0, -1, 0, "model.layers.%d.post_feedforward_layernorm.weight", "blocks.%d.mlp_norm_out.weight", i);
+            if (k != HF_OLMO2)
+                add(l, OP_COPY, 0, -1, 0, "model.layers.%d.input_layernorm.weight", "blocks.%d.attn_norm_in.weight", i);
+            add(l, OP_COPY, 0, -1, 0, "model.layers.%d.post_attention_layernorm.weight",
+                k == HF_LLAMA ? mlp_in : attn_out, i);
+            if (k == HF_GEMMA2)
+                add(l, OP_COPY, 0, -1, 0, "model.layers.%d.pre_feedforward_layernorm.weight", mlp_in, i);
+            if (k != HF_LLAMA)
+                add(l, OP_COPY, 0, -1, 0, "model.layers.%d.post_feedforward_layernorm.weight",
+                    "blocks.%d.mlp_norm_out.weight", i);
             add(l, OP_ROPE, 0, d, hd, "model.layers.%d.self_attn.q_proj.weight", "blocks.%d.attn.qkv.weight", i);
             add(l, OP_ROPE, d, kvC, hd, "model.layers.%d.self_attn.k_proj.weight", "blocks.%d.attn.qkv.weight", i);
             add(l, OP_COPY, d + kvC, kvC, 0, "model.layers.%d.self_attn.v_proj.weight", "blocks.%d.attn.qkv.weight", i);
@@ -168,7 +190,7 @@ static nl_status make_map(const nl_model *m, hf_kind *k, map_list *l) {
 static size_t rope_row(size_t r, int hd, int to_nl) {
     const size_t h = r / (size_t)hd, i = r % (size_t)hd, half = (size_t)hd / 2;
     if (to_nl) return h * hd + (i < half ? 2 * i : 2 * (i - half) + 1); /* normlab row of HF row r */
-    return h * hd + (i % 2 ? half + i / 2 : i / 2);                      /* HF row of normlab row r */
+    return h * hd + (i % 2 ? half + i / 2 : i / 2);                     /* HF row of normlab row r */
 }
 
 /* Hugging Face layout of entry e from normlab's (to_hf) or back; src/dst hold e->rows x cols. */
@@ -211,25 +233,35 @@ static nl_status write_config(const nl_model *m, hf_kind k, const char *path) {
     fmt_num(eps, sizeof eps, c->eps);
     fmt_num(theta, sizeof theta, c->rope_theta);
     const char *tie = c->tie_head ? "true" : "false";
-    fprintf(f, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\",\n  \"torch_dtype\": \"float32\",\n", class_names[k], model_types[k]);
+    fprintf(f, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\",\n  \"torch_dtype\": \"float32\",\n",
+            class_names[k], model_types[k]);
     fprintf(f, "  \"vocab_size\": %d,\n  \"tie_word_embeddings\": %s,\n", c->vocab, tie);
-    if (c->vocab == 50257) fprintf(f, "  \"bos_token_id\": 50256,\n  \"eos_token_id\": 50256,\n"); /* GPT-2's <|endoftext|> */
+    if (c->vocab == 50257)
+        fprintf(f, "  \"bos_token_id\": 50256,\n  \"eos_token_id\": 50256,\n"); /* GPT-2's <|endoftext|> */
     else fprintf(f, "  \"bos_token_id\": null,\n  \"eos_token_id\": null,\n");
     if (k == HF_GPT2) {
-        fprintf(f, "  \"n_embd\": %d,\n  \"n_layer\": %d,\n  \"n_head\": %d,\n  \"n_inner\": %d,\n  \"n_positions\": %d,\n", c->dim, c->layers,
-                c->heads, c->ffn_dim, c->seq_len);
-        fprintf(f, "  \"layer_norm_epsilon\": %s,\n  \"activation_function\": \"gelu_new\",\n  \"scale_attn_weights\": true,\n"
-                   "  \"scale_attn_by_inverse_layer_idx\": false,\n  \"reorder_and_upcast_attn\": false,\n"
-                   "  \"resid_pdrop\": 0.0,\n  \"embd_pdrop\": 0.0,\n  \"attn_pdrop\": 0.0\n}\n", eps);
+        fprintf(f,
+                "  \"n_embd\": %d,\n  \"n_layer\": %d,\n  \"n_head\": %d,\n  \"n_inner\": %d,\n  \"n_positions\": %d,\n",
+                c->dim, c->layers, c->heads, c->ffn_dim, c->seq_len);
+        fprintf(f,
+                "  \"layer_norm_epsilon\": %s,\n  \"activation_function\": \"gelu_new\",\n  \"scale_attn_weights\": true,\n"
+                "  \"scale_attn_by_inverse_layer_idx\": false,\n  \"reorder_and_upcast_attn\": false,\n"
+                "  \"resid_pdrop\": 0.0,\n  \"embd_pdrop\": 0.0,\n  \"attn_pdrop\": 0.0\n}\n",
+                eps);
     } else {
-        fprintf(f, "  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n  \"num_hidden_layers\": %d,\n  \"num_attention_heads\": %d,\n"
-                   "  \"num_key_value_heads\": %d,\n  \"head_dim\": %d,\n  \"max_position_embeddings\": %d,\n",
+        fprintf(f,
+                "  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n  \"num_hidden_layers\": %d,\n  \"num_attention_heads\": %d,\n"
+                "  \"num_key_value_heads\": %d,\n  \"head_dim\": %d,\n  \"max_position_embeddings\": %d,\n",
                 c->dim, c->ffn_dim, c->layers, c->heads, c->kv_heads, m->hs, c->seq_len);
-        fprintf(f, "  \"rms_norm_eps\": %s,\n  \"rope_theta\": %s,\n  \"rope_scaling\": null,\n  \"attention_bias\": false,\n"
-                   "  \"attention_dropout\": 0.0,\n", eps, theta);
+        fprintf(f,
+                "  \"rms_norm_eps\": %s,\n  \"rope_theta\": %s,\n  \"rope_scaling\": null,\n  \"attention_bias\": false,\n"
+                "  \"attention_dropout\": 0.0,\n",
+                eps, theta);
         if (k == HF_GEMMA2) /* SwiGLU, plain 1/sqrt(hd) scores, no soft-capping, no window within seq_len */
-            fprintf(f, "  \"hidden_activation\": \"silu\",\n  \"query_pre_attn_scalar\": %d,\n  \"attn_logit_softcapping\": null,\n"
-                       "  \"final_logit_softcapping\": null,\n  \"sliding_window\": %d,\n", m->hs, c->seq_len);
+            fprintf(f,
+                    "  \"hidden_activation\": \"silu\",\n  \"query_pre_attn_scalar\": %d,\n  \"attn_logit_softcapping\": null,\n"
+                    "  \"final_logit_softcapping\": null,\n  \"sliding_window\": %d,\n",
+                    m->hs, c->seq_len);
         if (k == HF_LLAMA) fprintf(f, "  \"mlp_bias\": false,\n");
         fprintf(f, "  \"hidden_act\": \"silu\"\n}\n");
     }
@@ -266,8 +298,9 @@ static nl_status write_tokenizer(const nl_model *m, const char *dir) {
     snprintf(dst, sizeof dst, "%s/tokenizer_config.json", dir);
     FILE *f;
     NL_TRY(nl_write_atomic_begin(dst, tmp, sizeof tmp, &f));
-    fprintf(f, "{\n  \"tokenizer_class\": \"GPT2Tokenizer\",\n  \"model_max_length\": %d,\n  \"add_prefix_space\": false,\n"
-               "  \"bos_token\": \"<|endoftext|>\",\n  \"eos_token\": \"<|endoftext|>\",\n  \"unk_token\": \"<|endoftext|>\"\n}\n",
+    fprintf(f,
+            "{\n  \"tokenizer_class\": \"GPT2Tokenizer\",\n  \"model_max_length\": %d,\n  \"add_prefix_space\": false,\n"
+            "  \"bos_token\": \"<|endoftext|>\",\n  \"eos_token\": \"<|endoftext|>\",\n  \"unk_token\": \"<|endoftext|>\"\n}\n",
             m->cfg.seq_len);
     return nl_write_atomic_commit(dst, tmp, f);
 }
@@ -338,7 +371,8 @@ static nl_status get_num(const cfg_reader *r, const char *key, double def, doubl
 static nl_status get_int(const cfg_reader *r, const char *key, double def, int lo, int hi, int *out) {
     double x;
     NL_TRY(get_num(r, key, def, &x));
-    if (x != floor(x) || x < lo || x > hi) return NL_FAIL(NL_ERR_FORMAT, "'%s': %s = %g is not an integer in [%d, %d]", r->path, key, x, lo, hi);
+    if (x != floor(x) || x < lo || x > hi)
+        return NL_FAIL(NL_ERR_FORMAT, "'%s': %s = %g is not an integer in [%d, %d]", r->path, key, x, lo, hi);
     *out = (int)x;
     return NL_OK;
 }
@@ -371,8 +405,9 @@ static nl_status read_config(const cfg_reader *r, nl_config *c) {
     for (int i = 0; mt && i < HF_KIND_COUNT; i++)
         if (!strcmp(mt, model_types[i])) k = i;
     if (k < 0)
-        return NL_FAIL(NL_ERR_FORMAT, "'%s': model_type '%s' has no normlab equivalent (readable: gpt2, llama, gemma2, olmo2)", r->path,
-                       mt ? mt : "(missing)");
+        return NL_FAIL(NL_ERR_FORMAT,
+                       "'%s': model_type '%s' has no normlab equivalent (readable: gpt2, llama, gemma2, olmo2)",
+                       r->path, mt ? mt : "(missing)");
     const double REQ = NAN;
     const int BIG = 1 << 24;
     int v, bias = 0;
@@ -392,11 +427,18 @@ static nl_status read_config(const cfg_reader *r, nl_config *c) {
         NL_TRY(get_num(r, "layer_norm_epsilon", 1e-5, &c->eps));
         const char *act = nl_json_str(nl_json_get(r->root, "activation_function"));
         if (act && strcmp(act, "gelu_new") && strcmp(act, "gelu_pytorch_tanh"))
-            return NL_FAIL(NL_ERR_FORMAT, "'%s': activation_function \"%s\": normlab's gpt2 MLP uses GELU with the tanh approximation", r->path, act);
+            return NL_FAIL(NL_ERR_FORMAT,
+                           "'%s': activation_function \"%s\": normlab's gpt2 MLP uses GELU with the tanh approximation",
+                           r->path, act);
         NL_TRY(get_bool(r, "scale_attn_weights", 1, &v));
-        if (!v) return NL_FAIL(NL_ERR_FORMAT, "'%s': scale_attn_weights false: normlab scales attention scores by 1/sqrt(head size)", r->path);
+        if (!v)
+            return NL_FAIL(NL_ERR_FORMAT,
+                           "'%s': scale_attn_weights false: normlab scales attention scores by 1/sqrt(head size)",
+                           r->path);
         NL_TRY(get_bool(r, "scale_attn_by_inverse_layer_idx", 0, &v));
-        if (v) return NL_FAIL(NL_ERR_FORMAT, "'%s': scale_attn_by_inverse_layer_idx true has no normlab equivalent", r->path);
+        if (v)
+            return NL_FAIL(NL_ERR_FORMAT, "'%s': scale_attn_by_inverse_layer_idx true has no normlab equivalent",
+                           r->path);
         c->kv_heads = c->heads;
     } else {
         c->arch = NL_ARCH_LLAMA;
@@ -412,27 +454,39 @@ static nl_status read_config(const cfg_reader *r, nl_config *c) {
         NL_TRY(get_num(r, "rope_theta", 10000.0, &c->rope_theta));
         NL_TRY(get_int(r, "head_dim", k == HF_GEMMA2 ? 256 : c->dim / c->heads, 1, 65536, &v));
         if (v * c->heads != c->dim)
-            return NL_FAIL(NL_ERR_FORMAT, "'%s': head_dim %d x %d heads is not hidden_size %d (normlab's head size is d/H)", r->path, v, c->heads, c->dim);
+            return NL_FAIL(NL_ERR_FORMAT,
+                           "'%s': head_dim %d x %d heads is not hidden_size %d (normlab's head size is d/H)", r->path,
+                           v, c->heads, c->dim);
         NL_TRY(want_str(r, "rope_scaling", NULL, 1, "normlab's rotary embedding has no scaling"));
-        if (k == HF_GEMMA2) NL_TRY(want_str(r, "hidden_activation", "silu", 0, "normlab's llama MLP is SwiGLU (SiLU), not GeGLU"));
+        if (k == HF_GEMMA2)
+            NL_TRY(want_str(r, "hidden_activation", "silu", 0, "normlab's llama MLP is SwiGLU (SiLU), not GeGLU"));
         else NL_TRY(want_str(r, "hidden_act", "silu", 1, "normlab's llama MLP is SwiGLU (SiLU)"));
         NL_TRY(get_bool(r, "attention_bias", 0, &bias));
         if (!bias && k == HF_LLAMA) NL_TRY(get_bool(r, "mlp_bias", 0, &bias));
-        if (bias) return NL_FAIL(NL_ERR_FORMAT, "'%s': attention_bias/mlp_bias true: normlab's llama blocks have no biases", r->path);
+        if (bias)
+            return NL_FAIL(NL_ERR_FORMAT, "'%s': attention_bias/mlp_bias true: normlab's llama blocks have no biases",
+                           r->path);
         if (k == HF_GEMMA2) {
             double x;
             NL_TRY(want_str(r, "attn_logit_softcapping", NULL, 0, "normlab does not soft-cap attention scores"));
             NL_TRY(want_str(r, "final_logit_softcapping", NULL, 0, "normlab does not soft-cap logits"));
             NL_TRY(get_num(r, "query_pre_attn_scalar", 256, &x));
             if (x != c->dim / c->heads)
-                return NL_FAIL(NL_ERR_FORMAT, "'%s': query_pre_attn_scalar %g: normlab scales scores by 1/sqrt(head size %d)", r->path, x, c->dim / c->heads);
-            NL_TRY(get_num(r, "sliding_window", nl_json_get(r->root, "sliding_window") ? INFINITY : 4096, &x)); /* null: none */
+                return NL_FAIL(NL_ERR_FORMAT,
+                               "'%s': query_pre_attn_scalar %g: normlab scales scores by 1/sqrt(head size %d)", r->path,
+                               x, c->dim / c->heads);
+            NL_TRY(get_num(r, "sliding_window", nl_json_get(r->root, "sliding_window") ? INFINITY : 4096,
+                           &x)); /* null: none */
             if (x < c->seq_len)
-                return NL_FAIL(NL_ERR_FORMAT, "'%s': sliding_window %g < max_position_embeddings %d: normlab attends to the whole context", r->path, x, c->seq_len);
+                return NL_FAIL(NL_ERR_FORMAT,
+                               "'%s': sliding_window %g < max_position_embeddings %d: normlab attends to the whole context",
+                               r->path, x, c->seq_len);
         }
         if (k == HF_OLMO2 && c->heads != 1)
-            return NL_FAIL(NL_ERR_FORMAT, "'%s': OLMo 2 with %d heads normalises q and k over the whole width; normlab's --qk-norm is per head "
-                                          "(the same only with 1 head)", r->path, c->heads);
+            return NL_FAIL(NL_ERR_FORMAT,
+                           "'%s': OLMo 2 with %d heads normalises q and k over the whole width; normlab's --qk-norm is per head "
+                           "(the same only with 1 head)",
+                           r->path, c->heads);
     }
     NL_TRY(get_bool(r, "tie_word_embeddings", k == HF_GPT2 || k == HF_GEMMA2, &c->tie_head));
     return NL_OK;
@@ -477,10 +531,11 @@ static nl_status import_file(nl_model *m, const nl_st_file *f, const char *path,
         int64_t shape[2];
         hf_shape(e, &ndim, shape);
         if (!s) return NL_FAIL(NL_ERR_FORMAT, "'%s': tensor '%s' is missing", path, e->hf);
-        if (s->dtype != NL_ST_F32) return NL_FAIL(NL_ERR_FORMAT, "'%s': tensor '%s' is not F32 (save the model in float32)", path, e->hf);
+        if (s->dtype != NL_ST_F32)
+            return NL_FAIL(NL_ERR_FORMAT, "'%s': tensor '%s' is not F32 (save the model in float32)", path, e->hf);
         if (s->ndim != ndim || s->shape[0] != shape[0] || (ndim == 2 && s->shape[1] != shape[1]))
-            return NL_FAIL(NL_ERR_FORMAT, "'%s': tensor '%s' has the wrong shape (expected [%lld%s%lld])", path, e->hf, (long long)shape[0],
-                           ndim == 2 ? ", " : "", ndim == 2 ? (long long)shape[1] : 0LL);
+            return NL_FAIL(NL_ERR_FORMAT, "'%s': tensor '%s' has the wrong shape (expected [%lld%s%lld])", path, e->hf,
+                           (long long)shape[0], ndim == 2 ? ", " : "", ndim == 2 ? (long long)shape[1] : 0LL);
         const size_t cols = e->t->cols ? (size_t)e->t->cols : 1, n = (size_t)e->rows * cols;
         float *src = nl_xmalloc(n * sizeof(float));
         memcpy(src, s->data, n * sizeof(float)); /* the data section need not be aligned */
@@ -490,7 +545,9 @@ static nl_status import_file(nl_model *m, const nl_st_file *f, const char *path,
     for (int i = 0; i < f->nt; i++) {
         int used = ignorable(f->t[i].name);
         for (int j = 0; j < l->n && !used; j++) used = !strcmp(f->t[i].name, l->v[j].hf);
-        if (!used) return NL_FAIL(NL_ERR_FORMAT, "'%s': tensor '%s' has no place in the model of config.json", path, f->t[i].name);
+        if (!used)
+            return NL_FAIL(NL_ERR_FORMAT, "'%s': tensor '%s' has no place in the model of config.json", path,
+                           f->t[i].name);
     }
     return NL_OK;
 }

@@ -66,11 +66,13 @@ static nl_status idx_check(const char *path, const unsigned char *b, size_t n, i
     size_t want = 1;
     for (int i = 0; i < ndim; i++) {
         dims[i] = be32(b + 4 + 4 * i);
-        if (dims[i] == 0 || dims[i] > (1u << 24)) return NL_FAIL(NL_ERR_FORMAT, "'%s': idx size %u out of range", path, dims[i]);
+        if (dims[i] == 0 || dims[i] > (1u << 24))
+            return NL_FAIL(NL_ERR_FORMAT, "'%s': idx size %u out of range", path, dims[i]);
         want *= dims[i];
     }
     if (n - 4 - 4 * (size_t)ndim != want)
-        return NL_FAIL(NL_ERR_FORMAT, "'%s': idx payload of %zu bytes, the header says %zu", path, n - 4 - 4 * (size_t)ndim, want);
+        return NL_FAIL(NL_ERR_FORMAT, "'%s': idx payload of %zu bytes, the header says %zu", path,
+                       n - 4 - 4 * (size_t)ndim, want);
     return NL_OK;
 }
 
@@ -82,8 +84,10 @@ static nl_status fmnist_open(nl_images *im, const char *spec, int split) {
     const char *dir = spec[13] == ':' ? spec + 14 : NL_FMNIST_DIR;
     struct stat sb;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return NL_FAIL(NL_ERR_IO, "Fashion-MNIST not found: no directory %s; install Debian's package "
-                                  "dataset-fashion-mnist (apt-get install dataset-fashion-mnist)", dir);
+        return NL_FAIL(NL_ERR_IO,
+                       "Fashion-MNIST not found: no directory %s; install Debian's package "
+                       "dataset-fashion-mnist (apt-get install dataset-fashion-mnist)",
+                       dir);
     const char *pre = split ? "t10k" : "train";
     char ipath[NL_PATH_MAX + 64], lpath[NL_PATH_MAX + 64];
     snprintf(ipath, sizeof ipath, "%s/%s-images-idx3-ubyte.gz", dir, pre);
@@ -98,7 +102,8 @@ static nl_status fmnist_open(nl_images *im, const char *spec, int split) {
     if (st == NL_OK && ldim[0] != idim[0])
         st = NL_FAIL(NL_ERR_FORMAT, "'%s' holds %u labels for %u images in '%s'", lpath, ldim[0], idim[0], ipath);
     for (uint32_t i = 0; st == NL_OK && i < ldim[0]; i++)
-        if (lb[8 + i] > 9) st = NL_FAIL(NL_ERR_FORMAT, "'%s': label %d of image %u is not a class 0..9", lpath, lb[8 + i], i);
+        if (lb[8 + i] > 9)
+            st = NL_FAIL(NL_ERR_FORMAT, "'%s': label %d of image %u is not a class 0..9", lpath, lb[8 + i], i);
     if (st == NL_OK) {
         memset(im, 0, sizeof *im);
         im->n = (int)idim[0];
@@ -204,8 +209,10 @@ static nl_status png_dir_open(nl_images *im, const char *dir) {
             per = (size_t)h * w * ch;
             im->pix = nl_xmalloc((size_t)n * per * sizeof(float));
         } else if (h != im->h || w != im->w || ch != im->ch) {
-            st = NL_FAIL(NL_ERR_FORMAT, "'%s' is %dx%d with %d channel(s), but '%s/%s' is %dx%d with %d: a folder must "
-                                        "hold images of one size and kind", path, w, h, ch, dir, names[0], im->w, im->h, im->ch);
+            st = NL_FAIL(NL_ERR_FORMAT,
+                         "'%s' is %dx%d with %d channel(s), but '%s/%s' is %dx%d with %d: a folder must "
+                         "hold images of one size and kind",
+                         path, w, h, ch, dir, names[0], im->w, im->h, im->ch);
         }
         if (st == NL_OK)
             for (size_t j = 0; j < per; j++) im->pix[(size_t)i * per + j] = p[j] / 127.5f - 1.0f;

@@ -23,7 +23,8 @@ static nl_status perr(parser *p, const char *why) {
 }
 
 static void ws(parser *p) {
-    while (p->i < p->len && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r')) p->i++;
+    while (p->i < p->len && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r'))
+        p->i++;
 }
 
 static nl_json *node(parser *p, nl_json_type t) {
@@ -35,7 +36,10 @@ static nl_json *node(parser *p, nl_json_type t) {
 }
 
 static int hexval(char c) {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 static nl_status hex4(parser *p, unsigned *v) {
@@ -63,7 +67,9 @@ static nl_status parse_string(parser *p, char **out) {
             if (p->i >= p->len) return perr(p, "unterminated escape");
             char e = p->s[p->i++];
             switch (e) {
-            case '"': case '\\': case '/': o[k++] = e; break;
+            case '"':
+            case '\\':
+            case '/': o[k++] = e; break;
             case 'b': o[k++] = '\b'; break;
             case 'f': o[k++] = '\f'; break;
             case 'n': o[k++] = '\n'; break;
@@ -136,7 +142,10 @@ static nl_status parse_container(parser *p, nl_json *n, int depth) {
         n->n++;
         ws(p);
         if (p->i >= p->len) return perr(p, "unterminated container");
-        if (p->s[p->i] == ',') { p->i++; continue; }
+        if (p->s[p->i] == ',') {
+            p->i++;
+            continue;
+        }
         if (p->s[p->i] == close) return p->i++, NL_OK;
         return perr(p, obj ? "expected ',' or '}'" : "expected ',' or ']'");
     }

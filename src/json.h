@@ -34,9 +34,9 @@ nl_status nl_json_parse(nl_json_doc *d, const char *text, size_t len, const char
 void nl_json_free(nl_json_doc *d);
 
 const nl_json *nl_json_get(const nl_json *obj, const char *key); /* NULL if absent or not an object */
-const nl_json *nl_json_at(const nl_json *arr, int i);           /* NULL if out of range */
-double nl_json_num(const nl_json *v);                           /* NaN unless a number */
-const char *nl_json_str(const nl_json *v);                      /* NULL unless a string */
+const nl_json *nl_json_at(const nl_json *arr, int i);            /* NULL if out of range */
+double nl_json_num(const nl_json *v);                            /* NaN unless a number */
+const char *nl_json_str(const nl_json *v);                       /* NULL unless a string */
 /* Copies up to cap numbers of an array into out (non-numbers as NaN); returns the count, -1 if v is
  * not an array. */
 int nl_json_nums(const nl_json *v, double *out, int cap);

@@ -17,8 +17,9 @@ nl_status nl_loss_scaler_init(nl_loss_scaler *s, double init, double growth, dou
     if (!(backoff > 0 && backoff < 1))
         return NL_FAIL(NL_ERR_ARG, "loss scale: the back-off factor %g must be in (0, 1)", backoff);
     if (interval < 1) return NL_FAIL(NL_ERR_ARG, "loss scale: the growth interval %d must be at least 1", interval);
-    *s = (nl_loss_scaler){ .scale = init, .growth = growth, .backoff = backoff, .min_scale = min_scale,
-                           .max_scale = max_scale, .interval = interval };
+    *s = (nl_loss_scaler){
+        .scale = init, .growth = growth, .backoff = backoff, .min_scale = min_scale, .max_scale = max_scale, .interval = interval
+    };
     return NL_OK;
 }
 

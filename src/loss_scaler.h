@@ -16,12 +16,12 @@
 #define NL_LOSS_SCALE_MAX 4294967296.0 /* 2^32 */
 
 typedef struct nl_loss_scaler {
-    double scale;            /* the current loss scale */
-    double growth, backoff;  /* growth > 1, 0 < backoff < 1 */
+    double scale;           /* the current loss scale */
+    double growth, backoff; /* growth > 1, 0 < backoff < 1 */
     double min_scale, max_scale;
-    int interval;            /* clean steps in a row that grow the scale */
-    int clean;               /* clean steps since the last overflow or growth */
-    uint64_t skipped;        /* steps skipped so far */
+    int interval;     /* clean steps in a row that grow the scale */
+    int clean;        /* clean steps since the last overflow or growth */
+    uint64_t skipped; /* steps skipped so far */
 } nl_loss_scaler;
 
 /* NL_ERR_ARG naming the bad value unless 0 < min_scale <= init <= max_scale (all finite), growth > 1,

@@ -17,8 +17,8 @@
 
 static const char *const sub_names[NL_SUB_COUNT] = { "attn", "mlp" };
 
-static void add_tensor(nl_model *m, int *cap, float **slot_p, float **slot_g, int rows, int cols,
-                       float init_std, int decay, const char *fmt, ...) {
+static void add_tensor(nl_model *m, int *cap, float **slot_p, float **slot_g, int rows, int cols, float init_std,
+                       int decay, const char *fmt, ...) {
     if (m->ntensors == *cap) {
         *cap = *cap ? 2 * *cap : 64;
         nl_tensor *t = nl_xmalloc((size_t)*cap * sizeof *t);
@@ -126,10 +126,13 @@ static void build_tensors(nl_model *m) {
                 const int wi = add_norm(m, &cap, &w->norm[s][k], &g->norm[s][k], C, pre);
                 if ((1u << k) == NL_SITE_OUT && c->out_gain_frozen && wi >= 0) m->tensors[wi].trainable = 0;
             }
-            if (c->skip_init) add_tensor(m, &cap, &w->skip[s], &g->skip[s], 1, 0, 0.0f, 0, "blocks.%d.%s_skip.weight", l, sub_names[s]);
-            if (ms & NL_WIRE_LAMRES) add_tensor(m, &cap, &w->lam, &g->lam, C, 0, -1.0f, 0, "blocks.%d.%s_res_scale.weight", l, sub_names[s]);
+            if (c->skip_init)
+                add_tensor(m, &cap, &w->skip[s], &g->skip[s], 1, 0, 0.0f, 0, "blocks.%d.%s_skip.weight", l, sub_names[s]);
+            if (ms & NL_WIRE_LAMRES)
+                add_tensor(m, &cap, &w->lam, &g->lam, C, 0, -1.0f, 0, "blocks.%d.%s_res_scale.weight", l, sub_names[s]);
             if (sphere)
-                add_scale(m, &cap, &w->eigen[s], &g->eigen[s], C, (float)c->ngpt_alpha_scale, s == 0 ? "blocks.%d.attn_alpha" : "blocks.%d.mlp_alpha", l);
+                add_scale(m, &cap, &w->eigen[s], &g->eigen[s], C, (float)c->ngpt_alpha_scale,
+                          s == 0 ? "blocks.%d.attn_alpha" : "blocks.%d.mlp_alpha", l);
         }
         if (c->gpas) add_tensor(m, &cap, &w->gpas, &g->gpas, 1, 0, 0.0f, 0, "blocks.%d.gpas.weight", l); /* a_l = 0 */
         const unsigned ma = nl_sub_sites(c, l + 1, NL_SUB_ATTN), mm = nl_sub_sites(c, l + 1, NL_SUB_MLP);
@@ -144,13 +147,15 @@ static void build_tensors(nl_model *m) {
         }
         if (sphere) add_scale(m, &cap, &w->sqk, &g->sqk, C, 1.0f / sphere_factor(c), "blocks.%d.attn.sqk", l);
         if (ma & NL_WIRE_SDD) add_sdd(m, &cap, &w->qkv_sdd, &g->qkv_sdd, m->Q3, 1.0f, l, "attn.qkv");
-        if (ma & NL_WIRE_HSCALE) add_tensor(m, &cap, &w->hscale, &g->hscale, c->heads, 0, -1.0f, 0, "blocks.%d.attn.head_scale", l);
+        if (ma & NL_WIRE_HSCALE)
+            add_tensor(m, &cap, &w->hscale, &g->hscale, c->heads, 0, -1.0f, 0, "blocks.%d.attn.head_scale", l);
         add_tensor(m, &cap, &w->proj_w, &g->proj_w, C, C, std_out, 1, "blocks.%d.attn.proj.weight", l);
         m->tensors[m->ntensors - 1].beta_row0 = 0;
         if (sphere) set_unit(m, 1); /* (d, d): each column, a vector over the output (embedding) dimension */
         if (!llama) add_tensor(m, &cap, &w->proj_b, &g->proj_b, C, 0, 0.0f, 0, "blocks.%d.attn.proj.bias", l);
         if (ma & NL_WIRE_SDD) add_sdd(m, &cap, &w->proj_sdd, &g->proj_sdd, C, sdd_out, l, "attn.proj");
-        add_tensor(m, &cap, &w->fc_w, &g->fc_w, F, C, std, 1, llama ? "blocks.%d.mlp.gate.weight" : "blocks.%d.mlp.fc.weight", l);
+        add_tensor(m, &cap, &w->fc_w, &g->fc_w, F, C, std, 1,
+                   llama ? "blocks.%d.mlp.gate.weight" : "blocks.%d.mlp.fc.weight", l);
         m->tensors[m->ntensors - 1].beta_row0 = 0;
         if (sphere) set_unit(m, 0);
         if (llama) { /* directly after the gate: the two are one (2F, C) product */
@@ -166,7 +171,8 @@ static void build_tensors(nl_model *m) {
             snprintf(pre, sizeof pre, "blocks.%d.mlp.fc_norm", l);
             add_norm(m, &cap, &w->fcn, &g->fcn, F, pre);
         }
-        add_tensor(m, &cap, &w->mproj_w, &g->mproj_w, C, F, std_out, 1, llama ? "blocks.%d.mlp.down.weight" : "blocks.%d.mlp.proj.weight", l);
+        add_tensor(m, &cap, &w->mproj_w, &g->mproj_w, C, F, std_out, 1,
+                   llama ? "blocks.%d.mlp.down.weight" : "blocks.%d.mlp.proj.weight", l);
         m->tensors[m->ntensors - 1].beta_row0 = 0;
         if (sphere) set_unit(m, 1); /* (d, F): each column along d */
         if (!llama) add_tensor(m, &cap, &w->mproj_b, &g->mproj_b, C, 0, 0.0f, 0, "blocks.%d.mlp.proj.bias", l);
@@ -232,9 +238,11 @@ nl_status nl_model_init(nl_model *m, const nl_config *cfg) {
     NL_TRY(nl_config_resolve(&m->cfg));
     if (m->cfg.device == NL_DEVICE_CUDA) {
         if (m->cfg.dtype != NL_DTYPE_FP32)
-            return NL_FAIL(NL_ERR_ARG, "--device cuda runs --dtype fp32 only so far (bf16/fp16: the CPU backend's emulation)");
+            return NL_FAIL(NL_ERR_ARG,
+                           "--device cuda runs --dtype fp32 only so far (bf16/fp16: the CPU backend's emulation)");
         if (m->cfg.arch == NL_ARCH_DIT)
-            return NL_FAIL(NL_ERR_ARG, "--device cuda: --arch dit has no CUDA kernels yet (bidirectional attention, adaLN); use the CPU");
+            return NL_FAIL(NL_ERR_ARG,
+                           "--device cuda: --arch dit has no CUDA kernels yet (bidirectional attention, adaLN); use the CPU");
         NL_TRY(nl_backend_cuda(&m->be));
     } else m->be = nl_backend_cpu_dtype((nl_dtype)m->cfg.dtype);
     const nl_config *c = &m->cfg;
@@ -298,7 +306,8 @@ void nl_model_zero_grad(nl_model *m) { m->be->zero(m->grads, m->nparams * sizeof
 size_t nl_model_trainable_count(const nl_model *m) {
     size_t n = 0;
     for (int i = 0; i < m->ntensors; i++)
-        if (m->tensors[i].trainable) n += (size_t)m->tensors[i].export_rows * (m->tensors[i].cols ? (size_t)m->tensors[i].cols : 1);
+        if (m->tensors[i].trainable)
+            n += (size_t)m->tensors[i].export_rows * (m->tensors[i].cols ? (size_t)m->tensors[i].cols : 1);
     return n;
 }
 
@@ -558,8 +567,8 @@ static int sdd_groups(const nl_model *m, int s, int input_layer, int wd[3]) {
 }
 
 /* y = alpha * RMSNorm(x) per row of each group (eps --eps, no bias); statistics of group j at j N. */
-static void sdd_fwd(const nl_model *m, float *y, float *mean, float *rstd, const float *x, const float *alpha,
-                    size_t N, int ld, const int *wd, int ng) {
+static void sdd_fwd(const nl_model *m, float *y, float *mean, float *rstd, const float *x, const float *alpha, size_t N,
+                    int ld, const int *wd, int ng) {
     const float eps = (float)m->cfg.eps;
     if (ng == 1) m->be->norm_forward(y, mean, rstd, x, alpha, NULL, 1.0f, NL_RMSNORM, eps, N, ld);
     for (int j = 0, c0 = 0; ng > 1 && j < ng; c0 += wd[j++]) {
@@ -627,7 +636,7 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
             const unsigned ms = nl_sub_sites(c, l + 1, s);
             nl_sub_acts *A = &m->sub[2 * l + s];
             if (ms & NL_SITE_IN) norm_fwd(m, A->u, A->u_mean, A->u_rstd, A->xin, &w->norm[s][0], scale, N, C);
-            const float *mod = m->dit ? nl_dit_mod(m, l, B) + 3 * s * C : NULL; /* shift | scale | gate */
+            const float *mod = m->dit ? nl_dit_mod(m, l, B) + 3 * s * C : NULL;        /* shift | scale | gate */
             if (mod) be->ada_forward(A->um, A->u, mod + C, mod, 6 * C, 1.0f, B, T, C); /* u (1 + scale) + shift */
             int wd[3], ng;
             if (s == NL_SUB_ATTN) {
@@ -646,13 +655,16 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
                     const int cj = qkv_cols(m, j), G = qkv_norm_width(m, ms, j);
                     gather_cols(m, m->sx, A->qkv_raw, N, cj, m->Q3, qkv_col0(m, j));
                     if (j < nq && sphere) { /* ngpt eqs. 15-16: s_qk Norm(q), s_qk Norm(k); x hs for the sqrt(hs) scale */
-                        be->l2norm_forward(m->sy, A->qn_rstd[j], m->sx, w->sqk, j == 0 ? sf * (float)m->hs : sf, N, cj, G);
+                        be->l2norm_forward(m->sy, A->qn_rstd[j], m->sx, w->sqk, j == 0 ? sf * (float)m->hs : sf, N, cj,
+                                           G);
                         store(m, m->sy, N * (size_t)cj);
-                    } else if (j < nq) norm_fwd(m, m->sy, A->qn_mean[j], A->qn_rstd[j], m->sx, &w->qkvn[j], 1.0f, N * cj / G, G);
+                    } else if (j < nq)
+                        norm_fwd(m, m->sy, A->qn_mean[j], A->qn_rstd[j], m->sx, &w->qkvn[j], 1.0f, N * cj / G, G);
                     scatter_cols(m, A->qkv, j < nq ? m->sy : m->sx, N, cj, m->Q3, qkv_col0(m, j));
                 }
                 if (m->rope_cos && !sphere) { /* rotary positions on q and k (columns [0, C + kvC)), v copied */
-                    be->rope_forward(A->qkv, nq ? A->qkv : A->qkv_raw, m->rope_cos, m->rope_sin, B, T, m->Q3, C + m->kvC, m->hs);
+                    be->rope_forward(A->qkv, nq ? A->qkv : A->qkv_raw, m->rope_cos, m->rope_sin, B, T, m->Q3,
+                                     C + m->kvC, m->hs);
                     store(m, A->qkv, N * (size_t)m->Q3);
                 }
                 if (m->dit) be->attention_bidir_forward(A->atty_raw, A->att, A->qkv, B, T, C, c->heads, c->kv_heads);
@@ -683,8 +695,8 @@ float nl_model_forward(nl_model *m, const int *inp, const int *tgt, int B, int T
             store(m, A->a_lin, NC);
             if (ms & NL_WIRE_SDD) {
                 ng = sdd_groups(m, s, 0, wd);
-                sdd_fwd(m, A->a, A->sdd_mean + 3 * N, A->sdd_rstd + 3 * N, A->a_lin, s == NL_SUB_ATTN ? w->proj_sdd : w->mproj_sdd,
-                        N, C, wd, ng);
+                sdd_fwd(m, A->a, A->sdd_mean + 3 * N, A->sdd_rstd + 3 * N, A->a_lin,
+                        s == NL_SUB_ATTN ? w->proj_sdd : w->mproj_sdd, N, C, wd, ng);
             }
             if (ms & NL_SITE_OUT) norm_fwd(m, A->o, A->o_mean, A->o_rstd, A->a, &w->norm[s][1], 1.0f, N, C);
             if (c->skip_init) {
@@ -748,16 +760,16 @@ static void grads_ready(const nl_model *m, size_t lo, size_t hi) {
 }
 
 /* da = dL/d(branch output a) -> m->du = dL/du, parameter gradients of the branch. */
-static void branch_backward(nl_model *m, const nl_sub_acts *A, int s, unsigned ms, const nl_block_w *w,
-                            nl_block_w *g, const float *da, size_t N) {
+static void branch_backward(nl_model *m, const nl_sub_acts *A, int s, unsigned ms, const nl_block_w *w, nl_block_w *g,
+                            const float *da, size_t N) {
     const int C = m->cfg.dim, NH = m->cfg.heads, sphere = nl_placements[m->cfg.placement].sphere;
     const float sf = sphere_factor(&m->cfg);
     const nl_backend *be = m->be;
     int wd[3], ng;
     if (ms & NL_WIRE_SDD) { /* da -> gradient of the output projection's linear output */
         ng = sdd_groups(m, s, 0, wd);
-        sdd_bwd(m, m->dsdd, s == NL_SUB_ATTN ? g->proj_sdd : g->mproj_sdd, da, A->a_lin, s == NL_SUB_ATTN ? w->proj_sdd : w->mproj_sdd,
-                A->sdd_mean + 3 * N, A->sdd_rstd + 3 * N, N, C, wd, ng);
+        sdd_bwd(m, m->dsdd, s == NL_SUB_ATTN ? g->proj_sdd : g->mproj_sdd, da, A->a_lin,
+                s == NL_SUB_ATTN ? w->proj_sdd : w->mproj_sdd, A->sdd_mean + 3 * N, A->sdd_rstd + 3 * N, N, C, wd, ng);
         da = m->dsdd;
     }
     if (s == NL_SUB_ATTN) {
@@ -769,7 +781,8 @@ static void branch_backward(nl_model *m, const nl_sub_acts *A, int s, unsigned m
             store(m, m->sx, N * (size_t)C);
             dh = m->sx;
         }
-        if (m->dit) be->attention_bidir_backward(m->dqkv, m->datt, dh, A->qkv, A->att, m->fB, m->fT, C, NH, m->cfg.kv_heads);
+        if (m->dit)
+            be->attention_bidir_backward(m->dqkv, m->datt, dh, A->qkv, A->att, m->fB, m->fT, C, NH, m->cfg.kv_heads);
         else be->attention_backward(m->dqkv, m->datt, dh, A->qkv, A->att, m->fB, m->fT, C, NH, m->cfg.kv_heads);
         store(m, m->dqkv, N * (size_t)m->Q3);
         if (m->rope_cos && !sphere) {
@@ -782,9 +795,12 @@ static void branch_backward(nl_model *m, const nl_sub_acts *A, int s, unsigned m
             gather_cols(m, m->sx, A->qkv_raw, N, cj, m->Q3, qkv_col0(m, j));
             be->zero(m->sy, N * cj * sizeof(float));
             if (sphere) {
-                be->l2norm_backward(m->sy, g->sqk, m->sd, m->sx, w->sqk, A->qn_rstd[j], j == 0 ? sf * (float)m->hs : sf, N, cj, G);
+                be->l2norm_backward(m->sy, g->sqk, m->sd, m->sx, w->sqk, A->qn_rstd[j], j == 0 ? sf * (float)m->hs : sf,
+                                    N, cj, G);
                 store(m, m->sy, N * (size_t)cj);
-            } else norm_bwd(m, m->sy, &g->qkvn[j], m->sd, m->sx, &w->qkvn[j], A->qn_mean[j], A->qn_rstd[j], 1.0f, N * cj / G, G);
+            } else
+                norm_bwd(m, m->sy, &g->qkvn[j], m->sd, m->sx, &w->qkvn[j], A->qn_mean[j], A->qn_rstd[j], 1.0f,
+                         N * cj / G, G);
             scatter_cols(m, m->dqkv, m->sy, N, cj, m->Q3, qkv_col0(m, j));
         }
         if (m->rope_cos && sphere) { /* ngpt: the rotation came before the q/k norms */
@@ -841,12 +857,14 @@ void nl_model_backward(nl_model *m) {
     if (m->dit) nl_dit_head_backward(m, g); /* dit: the final layer's backward gives dL/dxf */
     else {
         if (sphere) { /* s_z: dlogits -> d(raw logits) in place, ds_z */
-            be->colscale_backward(m->logits, m->g.sz, m->logits, m->lraw, m->w.sz, sphere_factor(c), N, c->vocab, c->vocab_padded);
+            be->colscale_backward(m->logits, m->g.sz, m->logits, m->lraw, m->w.sz, sphere_factor(c), N, c->vocab,
+                                  c->vocab_padded);
             store(m, m->logits, N * (size_t)c->vocab_padded);
         }
         be->gemm(0, 0, (int)N, (int)C, c->vocab, 1.0f, m->logits, c->vocab_padded, m->w.head, (int)C, 0.0f, g, (int)C);
         store(m, g, NC);
-        be->gemm(1, 0, c->vocab, (int)C, (int)N, 1.0f, m->logits, c->vocab_padded, m->xf, (int)C, 1.0f, m->g.head, (int)C);
+        be->gemm(1, 0, c->vocab, (int)C, (int)N, 1.0f, m->logits, c->vocab_padded, m->xf, (int)C, 1.0f, m->g.head,
+                 (int)C);
     }
     const float *xl = m->sub[2 * c->layers - 1].xout;
     if (m->r) { /* x_L + N_f(r): g reaches x_L unchanged and r through N_f; r feeds every branch */
@@ -855,7 +873,9 @@ void nl_model_backward(nl_model *m) {
     } else if (c->final_norm) {
         be->zero(gnext, NC * sizeof(float));
         norm_bwd(m, gnext, &m->g.finn, g, xl, &m->w.finn, m->f_mean, m->f_rstd, 1.0f, N, (int)C);
-        float *t = g; g = gnext; gnext = t;
+        float *t = g;
+        g = gnext;
+        gnext = t;
     }
     grads_ready(m, m->block_at[c->layers], m->nparams);
 
@@ -894,7 +914,9 @@ void nl_model_backward(nl_model *m) {
             if (m->r || c->skip_init || mod) {
                 if (m->r) be->residual_forward(m->dob, m->dr, dz, 1.0f, NC);
                 else be->copy(m->dob, dz, NC * sizeof(float));
-                if (mod) be->ada_backward(m->dob, dmod + 2 * C, NULL, m->dob, A->ob, mod + 2 * C, 6 * (int)C, 0.0f, m->fB, m->fT, (int)C);
+                if (mod)
+                    be->ada_backward(m->dob, dmod + 2 * C, NULL, m->dob, A->ob, mod + 2 * C, 6 * (int)C, 0.0f, m->fB,
+                                     m->fT, (int)C);
                 if (c->skip_init) be->gain_backward(m->dob, gw->skip[s], m->dob, A->o, w->skip[s], NC);
                 store(m, m->dob, NC);
                 dob = m->dob;
@@ -919,11 +941,14 @@ void nl_model_backward(nl_model *m) {
                 store(m, m->du, NC);
             }
             if (ms & NL_SITE_IN)
-                norm_bwd(m, gnext, &gw->norm[s][0], m->du, A->xin, &w->norm[s][0], A->u_mean, A->u_rstd, scale, N, (int)C);
+                norm_bwd(m, gnext, &gw->norm[s][0], m->du, A->xin, &w->norm[s][0], A->u_mean, A->u_rstd, scale, N,
+                         (int)C);
             else be->residual_forward(gnext, gnext, m->du, 1.0f, NC);
             if (s == NL_SUB_ATTN && b2t) be->residual_forward(gnext, gnext, m->db2t, 1.0f, NC);
             store(m, gnext, NC);
-            float *t = g; g = gnext; gnext = t;
+            float *t = g;
+            g = gnext;
+            gnext = t;
         }
         grads_ready(m, m->block_at[l], m->block_at[l + 1]);
     }

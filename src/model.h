@@ -16,14 +16,14 @@ enum { NL_SUB_ATTN, NL_SUB_MLP, NL_SUB_COUNT };
 typedef struct nl_tensor {
     char name[64];
     size_t offset, numel;
-    int rows, cols;       /* cols == 0: a vector of `rows` */
-    int export_rows;      /* rows kept by export (V for tok_emb, whose padded rows are dropped) */
-    unsigned decay : 1;   /* weight decay applies (2-D matrices) */
+    int rows, cols;     /* cols == 0: a vector of `rows` */
+    int export_rows;    /* rows kept by export (V for tok_emb, whose padded rows are dropped) */
+    unsigned decay : 1; /* weight decay applies (2-D matrices) */
     unsigned trainable : 1;
-    float init_std;       /* > 0: N(0, std); 0: zeros; < 0: the constant init_const */
+    float init_std; /* > 0: N(0, std); 0: zeros; < 0: the constant init_const */
     float init_const;
-    int beta_row0;        /* rows >= beta_row0 get the placement's init factor; -1: none */
-    int unit;             /* ngpt: after every optimizer step each row (1) or column (2) is put back on the unit
+    int beta_row0;            /* rows >= beta_row0 get the placement's init factor; -1: none */
+    int unit;                 /* ngpt: after every optimizer step each row (1) or column (2) is put back on the unit
                              sphere (nl_model_project); 0: none */
     float **slot_p, **slot_g; /* where nl_model wires this tensor's param and grad pointers */
 } nl_tensor;
@@ -66,14 +66,14 @@ typedef struct nl_dit_w {
 } nl_dit_w;
 
 typedef struct nl_weights {
-    float *wte;              /* (Vp, C) */
-    float *wpe;              /* (T, C); NULL for llama (rotary positions) */
-    float *head;             /* (Vp, C): wte when the head is tied, else lm_head */
-    nl_normw embn;           /* embedding norm (w == NULL: absent) */
-    nl_normw finn;           /* final norm */
-    float *sz;               /* ngpt: (V) s_z on the logits (stored; x sqrt(C)) */
-    nl_block_w *blocks;      /* (L) */
-    nl_dit_w dit;            /* --arch dit; wte is then the label table (classes + 1 rows, the last the null class) */
+    float *wte;         /* (Vp, C) */
+    float *wpe;         /* (T, C); NULL for llama (rotary positions) */
+    float *head;        /* (Vp, C): wte when the head is tied, else lm_head */
+    nl_normw embn;      /* embedding norm (w == NULL: absent) */
+    nl_normw finn;      /* final norm */
+    float *sz;          /* ngpt: (V) s_z on the logits (stored; x sqrt(C)) */
+    nl_block_w *blocks; /* (L) */
+    nl_dit_w dit;       /* --arch dit; wte is then the label table (classes + 1 rows, the last the null class) */
 } nl_weights;
 
 /* Activations of one sublayer; pointers of absent steps alias their input (u = xin, qkv = qkv_raw,
@@ -85,23 +85,23 @@ typedef struct nl_sub_acts {
      * without SDD; ngpt: fch_lin is the first MLP product before s_uv), and the statistics: [0, 3N) of
      * the input layer's groups, [3N, 4N) the output's */
     float *qkv_lin, *fch_lin, *a_lin, *sdd_mean, *sdd_rstd;
-    float *qkv_raw, *qkv;             /* attention: projections (N,Q3); after the q/k/v norms and RoPE */
-    float *qn_mean[3], *qn_rstd[3];   /* statistics of the q, k, v norms */
-    float *att, *atty_raw, *atty;     /* (B,NH,T,T), (N,C) heads, after the head scales */
+    float *qkv_raw, *qkv;                         /* attention: projections (N,Q3); after the q/k/v norms and RoPE */
+    float *qn_mean[3], *qn_rstd[3];               /* statistics of the q, k, v norms */
+    float *att, *atty_raw, *atty;                 /* (B,NH,T,T), (N,C) heads, after the head scales */
     float *fch, *fgelu, *fgn, *fn_mean, *fn_rstd; /* MLP: (N,F) [llama (N,2F): gate | up], activation
                                                      (N,F), after FCNORM (N,F), its statistics */
-    float *a;                         /* branch output (N,C) */
-    float *o, *o_mean, *o_rstd;       /* OUT norm */
-    float *ob;                        /* after the --skip-init gain */
-    float *z;                         /* alpha * xin + ob (+ the block input for B2T) */
-    float *xout, *p_mean, *p_rstd;    /* POST norm (or, with --gpas, the scaled z) */
-    float *um;                        /* dit: the branch input after adaLN modulation (= u otherwise) */
-    float *og;                        /* dit: the branch output after the adaLN gate (= ob otherwise) */
+    float *a;                                     /* branch output (N,C) */
+    float *o, *o_mean, *o_rstd;                   /* OUT norm */
+    float *ob;                                    /* after the --skip-init gain */
+    float *z;                                     /* alpha * xin + ob (+ the block input for B2T) */
+    float *xout, *p_mean, *p_rstd;                /* POST norm (or, with --gpas, the scaled z) */
+    float *um;                                    /* dit: the branch input after adaLN modulation (= u otherwise) */
+    float *og;                                    /* dit: the branch output after the adaLN gate (= ob otherwise) */
 } nl_sub_acts;
 
 typedef struct nl_model {
     nl_config cfg;
-    const nl_backend *be; /* where the numbers live and every op runs */
+    const nl_backend *be;   /* where the numbers live and every op runs */
     int hs, kvC, Q3, F, FW; /* head size, k/v width, qkv rows, MLP width, rows of fc_w (F or 2F) */
     nl_tensor *tensors;
     int ntensors;
@@ -112,16 +112,16 @@ typedef struct nl_model {
     int B, T;
     float *acts;
     float *emb, *embn, *e_mean, *e_rstd;
-    float *r;          /* ResiDual: the unnormalised stream after the last block */
-    nl_sub_acts *sub;  /* (L, 2) */
+    float *r;         /* ResiDual: the unnormalised stream after the last block */
+    nl_sub_acts *sub; /* (L, 2) */
     float *xf, *f_mean, *f_rstd, *logits, *losses;
     float *gA, *gB, *dz, *da, *du, *dqkv, *datt, *datty, *dfch, *dfgelu; /* backward scratch */
-    int skip_block;    /* 1-based block that nl_model_forward skips (x_{l+1} = x_l), 0: none; forward only */
+    int skip_block; /* 1-based block that nl_model_forward skips (x_{l+1} = x_l), 0: none; forward only */
     float *dob, *dr, *db2t, *sx, *sy, *sd, *dfgn, *geff; /* more scratch (q/k/v gathers, gains) */
     float *dsdd, *gx, *gy, *gd; /* --sdd: gradient before the RMSNorm; column-group gathers (N max(C, F)) */
     float *rope_cos, *rope_sin; /* llama: (T, hs/2) rotation of pair i at position t */
-    float *lraw, *dbase; /* ngpt: logits before s_z (N, Vp); gradient of the interpolation's base (N, C) */
-    int *tok_inp, *tok_tgt; /* (B*T) token ids of the last forward in backend memory (inputs for backward) */
+    float *lraw, *dbase;        /* ngpt: logits before s_z (N, Vp); gradient of the interpolation's base (N, C) */
+    int *tok_inp, *tok_tgt;     /* (B*T) token ids of the last forward in backend memory (inputs for backward) */
     int fB, fT;
     /* --dtype bf16|fp16 (docs/numerics.md §3): what storing activations in the dtype overflowed and
      * flushed, summed over forwards and backwards until the caller zeroes them (host memory, 2 (L+2)
@@ -139,7 +139,7 @@ typedef struct nl_model {
     float *dit_fm, *dit_out;   /* (N, C) final modulated stream, (N, P) predicted velocity */
     float *dit_dsc, *dit_db;   /* (B, C) d SiLU(c); (max(N P, B TF + B C)) backward scratch */
     int dit_has_tgt;           /* the staged batch has a target (the forward computes the loss) */
-    size_t *block_at;  /* (L + 1): block l's parameters are [block_at[l], block_at[l + 1]) */
+    size_t *block_at;          /* (L + 1): block l's parameters are [block_at[l], block_at[l + 1]) */
     /* Not NULL: nl_model_backward calls grad_ready(grad_ready_arg, lo, hi) as soon as the gradients of
      * parameters [lo, hi) are final for this backward (enqueued on the backend): the final norm's and
      * untied head's, then each block's from the last to the first, then the embeddings' (and a tied

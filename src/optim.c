@@ -35,9 +35,13 @@ void nl_adamw_step(nl_model *m, double lr, double gscale, int t) {
 }
 
 void nl_adamw_range(nl_model *m, double lr, double gscale, int t, size_t lo, size_t hi) {
-    nl_adamw_hp hp = { .lr = (float)lr, .beta1 = (float)NL_ADAM_BETA1, .beta2 = (float)NL_ADAM_BETA2,
-                       .eps = (float)NL_ADAM_EPS, .gscale = (float)gscale,
-                       .ic1 = (float)(1.0 / (1.0 - pow(NL_ADAM_BETA1, t))), .ic2 = (float)(1.0 / (1.0 - pow(NL_ADAM_BETA2, t))) };
+    nl_adamw_hp hp = { .lr = (float)lr,
+                       .beta1 = (float)NL_ADAM_BETA1,
+                       .beta2 = (float)NL_ADAM_BETA2,
+                       .eps = (float)NL_ADAM_EPS,
+                       .gscale = (float)gscale,
+                       .ic1 = (float)(1.0 / (1.0 - pow(NL_ADAM_BETA1, t))),
+                       .ic2 = (float)(1.0 / (1.0 - pow(NL_ADAM_BETA2, t))) };
     m->be->enter();
     for (int i = 0; i < m->ntensors; i++) {
         const nl_tensor *tn = &m->tensors[i];

@@ -8,9 +8,18 @@
 #include <math.h>
 #include <string.h>
 
-static unsigned sites_pre(const nl_config *c, int l) { (void)c, (void)l; return NL_SITE_IN; }
-static unsigned sites_post(const nl_config *c, int l) { (void)c, (void)l; return NL_SITE_POST; }
-static unsigned sites_out(const nl_config *c, int l) { (void)c, (void)l; return NL_SITE_OUT; }
+static unsigned sites_pre(const nl_config *c, int l) {
+    (void)c, (void)l;
+    return NL_SITE_IN;
+}
+static unsigned sites_post(const nl_config *c, int l) {
+    (void)c, (void)l;
+    return NL_SITE_POST;
+}
+static unsigned sites_out(const nl_config *c, int l) {
+    (void)c, (void)l;
+    return NL_SITE_OUT;
+}
 static unsigned sites_peri(const nl_config *c, int l) {
     (void)c, (void)l;
     return NL_SITE_IN | NL_SITE_OUT;
@@ -20,12 +29,18 @@ static unsigned sites_mix(const nl_config *c, int l) {
     return l <= (int)floor(c->mix_alpha * c->layers) ? NL_SITE_POST : NL_SITE_IN;
 }
 /* LayerNorm Scaling: the norm outputs of block l are scaled by 1/sqrt(l), l from 1. */
-static double scale_lns(const nl_config *c, int l) { (void)c; return 1.0 / sqrt((double)l); }
+static double scale_lns(const nl_config *c, int l) {
+    (void)c;
+    return 1.0 / sqrt((double)l);
+}
 /* DeepNorm (decoder-only): alpha = (2L)^(1/4), beta = (8L)^(-1/4). */
 static double alpha_deepnorm(const nl_config *c) { return pow(2.0 * c->layers, 0.25); }
 static double beta_deepnorm(const nl_config *c) { return pow(8.0 * c->layers, -0.25); }
 
-static unsigned sites_none(const nl_config *c, int l) { (void)c, (void)l; return 0; }
+static unsigned sites_none(const nl_config *c, int l) {
+    (void)c, (void)l;
+    return 0;
+}
 /* Gemma 2/3: the embedding sum is multiplied by sqrt(d). */
 static double emb_scale_gemma(const nl_config *c) { return sqrt((double)c->dim); }
 
@@ -96,8 +111,8 @@ const nl_placement nl_placements[NL_PLACE_COUNT] = {
 _Static_assert(sizeof nl_placements / sizeof nl_placements[0] == NL_PLACE_COUNT,
                "add a row to nl_placements for every nl_placement_id value");
 
-const char *const nl_norm_type_names[NL_NORM_TYPE_COUNT] = { "layernorm", "rmsnorm", "scalenorm", "dyt",
-                                                             "seednorm", "crmsnorm", "l2" };
+const char *const nl_norm_type_names[NL_NORM_TYPE_COUNT] = { "layernorm", "rmsnorm",  "scalenorm", "dyt",
+                                                             "seednorm",  "crmsnorm", "l2" };
 const char *const nl_norm_type_eqs[NL_NORM_TYPE_COUNT] = {
     "w (x - mean) / sqrt(var + eps) + b                     Ba et al. 2016",
     "w x / sqrt(mean(x^2) + eps)                            Zhang & Sennrich 2019",
@@ -132,15 +147,25 @@ double nl_emb_scale(const nl_config *c) {
 static nl_status sphere_check(const nl_config *c) {
     const int sphere = nl_placements[c->placement].sphere;
     if ((c->norm_type == NL_L2NORM) != sphere)
-        return sphere ? NL_FAIL(NL_ERR_ARG, "--norm-type %s: ngpt normalises with x/|x| only (--norm-type l2, its default)",
+        return sphere ? NL_FAIL(NL_ERR_ARG,
+                                "--norm-type %s: ngpt normalises with x/|x| only (--norm-type l2, its default)",
                                 nl_norm_type_names[c->norm_type])
                       : NL_FAIL(NL_ERR_ARG, "--norm-type l2: only with --norm ngpt");
     if (!sphere) return NL_OK;
-    const char *bad = c->emb_norm == 1 ? "--emb-norm on" : c->final_norm == 1 ? "--final-norm on" : c->qk_norm ? "--qk-norm"
-                      : c->skip_init ? "--skip-init" : c->scaled_init ? "--scaled-init" : c->out_gain_frozen ? "--out-gain frozen" : NULL;
-    if (bad) return NL_FAIL(NL_ERR_ARG, "%s: ngpt has no norm gains and no final norm (every vector and weight row is on the unit sphere)", bad);
+    const char *bad = c->emb_norm == 1     ? "--emb-norm on"
+                      : c->final_norm == 1 ? "--final-norm on"
+                      : c->qk_norm         ? "--qk-norm"
+                      : c->skip_init       ? "--skip-init"
+                      : c->scaled_init     ? "--scaled-init"
+                      : c->out_gain_frozen ? "--out-gain frozen"
+                                           : NULL;
+    if (bad)
+        return NL_FAIL(NL_ERR_ARG,
+                       "%s: ngpt has no norm gains and no final norm (every vector and weight row is on the unit sphere)",
+                       bad);
     if (c->kv_heads != c->heads)
-        return NL_FAIL(NL_ERR_ARG, "--kv-heads %d: ngpt shares s_qk between q and k (paper eq. 15-16), so it needs --kv-heads = --heads %d",
+        return NL_FAIL(NL_ERR_ARG,
+                       "--kv-heads %d: ngpt shares s_qk between q and k (paper eq. 15-16), so it needs --kv-heads = --heads %d",
                        c->kv_heads, c->heads);
     if (!(c->ngpt_alpha_init > 0 && c->ngpt_alpha_init <= 1))
         return NL_FAIL(NL_ERR_ARG, "--ngpt-alpha-init %g: must be in (0, 1]", c->ngpt_alpha_init);
@@ -165,10 +190,13 @@ nl_status nl_placement_check(const nl_config *c) {
      * template does not have: refused rather than approximated (docs/placements.md, GPAS). */
     for (int l = 1; c->gpas && l <= c->layers; l++)
         if (nl_block_sites(c, l) & NL_SITE_POST)
-            return NL_FAIL(NL_ERR_ARG, "--gpas: only for placements without a norm after the residual add (pre, peri, lns, "
-                                       "outonly, ...); %s normalises after the add in block %d", nl_placements[c->placement].name, l);
+            return NL_FAIL(NL_ERR_ARG,
+                           "--gpas: only for placements without a norm after the residual add (pre, peri, lns, "
+                           "outonly, ...); %s normalises after the add in block %d",
+                           nl_placements[c->placement].name, l);
     if (c->sdd && nl_placements[c->placement].sphere) /* (--gpas is refused above: ngpt normalises after the add) */
-        return NL_FAIL(NL_ERR_ARG, "--sdd: not with --norm ngpt (its unit-sphere states and s_qk, s_uv scales take that part)");
+        return NL_FAIL(NL_ERR_ARG,
+                       "--sdd: not with --norm ngpt (its unit-sphere states and s_qk, s_uv scales take that part)");
     if (nl_placements[c->placement].dual && c->final_norm == 0)
         return NL_FAIL(NL_ERR_ARG, "--final-norm off: %s needs the final norm (it normalises the second stream)",
                        nl_placements[c->placement].name);

@@ -37,10 +37,10 @@ enum {
 };
 
 typedef struct nl_placement {
-    const char *name; /* CLI spelling and checkpoint tag */
-    const char *eq;   /* one-line equation for --help and reports */
-    const char *ref;  /* paper, "" for folklore */
-    unsigned emb_norm : 1, final_norm : 1; /* defaults of --emb-norm / --final-norm */
+    const char *name;                              /* CLI spelling and checkpoint tag */
+    const char *eq;                                /* one-line equation for --help and reports */
+    const char *ref;                               /* paper, "" for folklore */
+    unsigned emb_norm : 1, final_norm : 1;         /* defaults of --emb-norm / --final-norm */
     unsigned (*sites)(const nl_config *c, int l);  /* NL_SITE_* mask of block l (1-based); both sublayers
                                                       unless sub_sites is set */
     double (*in_scale)(const nl_config *c, int l); /* NULL = 1: factor on N_in's output */
@@ -48,8 +48,8 @@ typedef struct nl_placement {
     double (*init_beta)(const nl_config *c);       /* NULL = 1: factor on v/proj/fc/mlp.proj init */
     /* overrides, NULL/0 when the placement does not restructure the block */
     unsigned (*sub_sites)(const nl_config *c, int l, int s); /* per-sublayer mask (s: 0 attn, 1 mlp) */
-    double (*emb_scale)(const nl_config *c);       /* NULL = 1: factor on the embedding sum */
-    int norm_type;                                 /* default --norm-type */
+    double (*emb_scale)(const nl_config *c);                 /* NULL = 1: factor on the embedding sum */
+    int norm_type;                                           /* default --norm-type */
     unsigned gain_offset : 1; /* every gain is stored as its offset from the initial value (Gemma's 1+s) */
     unsigned dual : 1;        /* ResiDual: a second, unnormalised stream r; head input x_L + N_f(r) */
     /* nGPT (docs/methods.md §2.16): every norm is x/|x| (NL_L2NORM); the residual add is the interpolation
@@ -62,9 +62,9 @@ typedef struct nl_placement {
 extern const nl_placement nl_placements[NL_PLACE_COUNT];
 extern const char *const nl_norm_type_names[NL_NORM_TYPE_COUNT];
 extern const char *const nl_norm_type_eqs[NL_NORM_TYPE_COUNT]; /* equation and source, for --help */
-extern const char *const nl_site_names[NL_SITE_COUNT]; /* "in", "out", "post" */
+extern const char *const nl_site_names[NL_SITE_COUNT];         /* "in", "out", "post" */
 
-unsigned nl_block_sites(const nl_config *c, int l); /* l is 1-based; union over the sublayers */
+unsigned nl_block_sites(const nl_config *c, int l);      /* l is 1-based; union over the sublayers */
 unsigned nl_sub_sites(const nl_config *c, int l, int s); /* sites and NL_WIRE_* bits of sublayer s */
 double nl_emb_scale(const nl_config *c);
 /* Placement-specific validation of a config (called by nl_config_resolve). */

@@ -12,7 +12,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-typedef struct u16vec { uint16_t *v; size_t n, cap; } u16vec;
+typedef struct u16vec {
+    uint16_t *v;
+    size_t n, cap;
+} u16vec;
 
 static void u16_reserve(u16vec *a, size_t more) {
     if (a->n + more <= a->cap) return;
@@ -33,7 +36,8 @@ static nl_status make_dirs(const char *dir) {
         if (*s != '/' && *s) continue;
         const char c = *s;
         *s = 0;
-        if (mkdir(p, 0755) != 0 && errno != EEXIST) return NL_FAIL(NL_ERR_IO, "cannot create directory '%s': %s", p, strerror(errno));
+        if (mkdir(p, 0755) != 0 && errno != EEXIST)
+            return NL_FAIL(NL_ERR_IO, "cannot create directory '%s': %s", p, strerror(errno));
         *s = c;
         if (!c) break;
     }
@@ -49,8 +53,9 @@ static void progress(const nl_prepare_opts *o, size_t done, size_t total, double
     for (int i = 0; i < W; i++) bar[i] = i < k ? '#' : '.';
     bar[W] = 0;
     const double dt = nl_now() - t0;
-    fprintf(stderr, "\r\033[Ktokenizing [%s] %3.0f%% %.1f/%.1f MB %.1f MB/s", bar, total ? 100.0 * (double)done / (double)total : 100.0,
-            (double)done / 1e6, (double)total / 1e6, dt > 0 ? (double)done / 1e6 / dt : 0.0);
+    fprintf(stderr, "\r\033[Ktokenizing [%s] %3.0f%% %.1f/%.1f MB %.1f MB/s", bar,
+            total ? 100.0 * (double)done / (double)total : 100.0, (double)done / 1e6, (double)total / 1e6,
+            dt > 0 ? (double)done / 1e6 / dt : 0.0);
     if (last) fputc('\n', stderr);
 }
 
@@ -90,7 +95,8 @@ static nl_status write_shards(const char *dir, const char *split, const uint16_t
         unsigned char buf[8192];
         for (size_t i = 0; i < k;) {
             size_t m = 0;
-            for (; m < sizeof buf / 2 && i < k; i++, m++) buf[2 * m] = (unsigned char)tok[off + i], buf[2 * m + 1] = (unsigned char)(tok[off + i] >> 8);
+            for (; m < sizeof buf / 2 && i < k; i++, m++)
+                buf[2 * m] = (unsigned char)tok[off + i], buf[2 * m + 1] = (unsigned char)(tok[off + i] >> 8);
             fwrite(buf, 2, m, f);
         }
         NL_TRY(nl_write_atomic_commit(path, tmp, f));
@@ -134,7 +140,8 @@ static nl_status expand_inputs(const nl_prepare_opts *o, char ***files, int *nfi
 enum { CHUNK = 1 << 20 };
 
 /* tokenizes files into toks */
-static nl_status tokenize(const nl_prepare_opts *o, nl_bpe *bpe, char **files, int nfiles, u16vec *toks, nl_prepare_stats *s) {
+static nl_status tokenize(const nl_prepare_opts *o, nl_bpe *bpe, char **files, int nfiles, u16vec *toks,
+                          nl_prepare_stats *s) {
     size_t total = 0;
     for (int i = 0; i < nfiles; i++) {
         struct stat sb;
@@ -181,10 +188,12 @@ nl_status nl_prepare(const nl_prepare_opts *o, nl_prepare_stats *s) {
     memset(s, 0, sizeof *s);
     const double t0 = nl_now();
     const int gpt2 = !strcmp(o->tokenizer, "gpt2");
-    if (!gpt2 && strcmp(o->tokenizer, "byte")) return NL_FAIL(NL_ERR_ARG, "--tokenizer: '%s' is not gpt2|byte", o->tokenizer);
+    if (!gpt2 && strcmp(o->tokenizer, "byte"))
+        return NL_FAIL(NL_ERR_ARG, "--tokenizer: '%s' is not gpt2|byte", o->tokenizer);
     if (o->nin == 0) return NL_FAIL(NL_ERR_ARG, "--in is required (one or more text files or globs)");
     if (!o->out || !o->out[0]) return NL_FAIL(NL_ERR_ARG, "--out is required (the shard directory)");
-    if (!(o->val_frac >= 0 && o->val_frac < 1)) return NL_FAIL(NL_ERR_ARG, "--val-frac %g: must be in [0, 1)", o->val_frac);
+    if (!(o->val_frac >= 0 && o->val_frac < 1))
+        return NL_FAIL(NL_ERR_ARG, "--val-frac %g: must be in [0, 1)", o->val_frac);
     if (o->shard_tokens < 1) return NL_FAIL(NL_ERR_ARG, "--shard-tokens %d: must be positive", o->shard_tokens);
     nl_bpe *bpe = NULL;
     if (gpt2) {
@@ -192,7 +201,8 @@ nl_status nl_prepare(const nl_prepare_opts *o, nl_prepare_stats *s) {
         if (nl_bpe_vocab(bpe) > 65536 || nl_bpe_eot(bpe) < 0) {
             const int v = nl_bpe_vocab(bpe);
             nl_bpe_free(bpe);
-            return NL_FAIL(NL_ERR_FORMAT, "the tokenizer has %d tokens; uint16 shards need <= 65536 and an <|endoftext|> token", v);
+            return NL_FAIL(NL_ERR_FORMAT,
+                           "the tokenizer has %d tokens; uint16 shards need <= 65536 and an <|endoftext|> token", v);
         }
         s->vocab = nl_bpe_vocab(bpe);
     } else s->vocab = 256;
@@ -203,7 +213,8 @@ nl_status nl_prepare(const nl_prepare_opts *o, nl_prepare_stats *s) {
     if (st == NL_OK) st = tokenize(o, bpe, files, nfiles, &toks, s);
     if (st == NL_OK && toks.n == 0) st = NL_FAIL(NL_ERR_FORMAT, "--in: the input files are empty");
     const size_t nval = (size_t)(o->val_frac * (double)toks.n + 0.5);
-    if (st == NL_OK && o->val_frac > 0 && nval == 0) st = NL_FAIL(NL_ERR_ARG, "--val-frac %g of %zu tokens is no token; raise it or pass 0", o->val_frac, toks.n);
+    if (st == NL_OK && o->val_frac > 0 && nval == 0)
+        st = NL_FAIL(NL_ERR_ARG, "--val-frac %g of %zu tokens is no token; raise it or pass 0", o->val_frac, toks.n);
     if (st == NL_OK && nval == toks.n) st = NL_FAIL(NL_ERR_ARG, "--val-frac %g leaves no training tokens", o->val_frac);
     if (st == NL_OK) st = make_dirs(o->out);
     if (st == NL_OK) st = write_shards(o->out, "train", toks.v, toks.n - nval, o->shard_tokens, &s->train_shards);

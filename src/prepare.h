@@ -14,14 +14,14 @@
 #include <stddef.h>
 
 typedef struct nl_prepare_opts {
-    const char *tokenizer;    /* "gpt2" or "byte" */
-    const char *const *in;    /* files or glob patterns, expanded in order (each glob sorted) */
+    const char *tokenizer; /* "gpt2" or "byte" */
+    const char *const *in; /* files or glob patterns, expanded in order (each glob sorted) */
     int nin;
-    const char *out;          /* directory, created if missing */
-    double val_frac;          /* [0, 1) */
-    int shard_tokens;         /* > 0 */
-    const char *bpe_dir;      /* "" : nl_bpe_find_dir */
-    int progress;             /* 1: a progress bar on stderr */
+    const char *out;     /* directory, created if missing */
+    double val_frac;     /* [0, 1) */
+    int shard_tokens;    /* > 0 */
+    const char *bpe_dir; /* "" : nl_bpe_find_dir */
+    int progress;        /* 1: a progress bar on stderr */
 } nl_prepare_opts;
 
 typedef struct nl_prepare_stats {

@@ -33,7 +33,8 @@ int nl_utf8_cols(const char *s) {
 }
 
 size_t nl_sparkline(const double *v, int n, char *out, size_t cap) {
-    static const char *const blocks[8] = { "\u2581", "\u2582", "\u2583", "\u2584", "\u2585", "\u2586", "\u2587", "\u2588" };
+    static const char *const blocks[8] = { "\u2581", "\u2582", "\u2583", "\u2584",
+                                           "\u2585", "\u2586", "\u2587", "\u2588" };
     double lo = INFINITY, hi = -INFINITY;
     for (int i = 0; i < n; i++)
         if (isfinite(v[i])) {
@@ -57,8 +58,8 @@ size_t nl_sparkline(const double *v, int n, char *out, size_t cap) {
 }
 
 /* the line with the last `spark` sparkline points and (trend) the validation change */
-static void assemble(const nl_progress *p, int step, int steps, double loss, double tok_s, const char *eta, int spark, int trend,
-                     char *out, size_t cap) {
+static void assemble(const nl_progress *p, int step, int steps, double loss, double tok_s, const char *eta, int spark,
+                     int trend, char *out, size_t cap) {
     double pts[NL_SPARK_POINTS + 1];
     int n = 0;
     for (int i = 0; i < p->npts; i++) pts[n++] = p->pts[i];
@@ -73,7 +74,11 @@ static void assemble(const nl_progress *p, int step, int steps, double loss, dou
         int k = snprintf(val, sizeof val, " | val %.4f", p->val);
         if (trend && isfinite(p->val) && isfinite(p->prev_val)) {
             const double d = p->val - p->prev_val;
-            snprintf(val + k, sizeof val - (size_t)k, " %s%.4f", d < 0 ? "\u2193" : d > 0 ? "\u2191" : "\u2192", fabs(d));
+            snprintf(val + k, sizeof val - (size_t)k, " %s%.4f",
+                     d < 0   ? "\u2193"
+                     : d > 0 ? "\u2191"
+                             : "\u2192",
+                     fabs(d));
         }
     }
     snprintf(out, cap, "step %d/%d | loss %.4f%s%s | %.0f tok/s | ETA %s", step, steps, loss, sp, val, tok_s, eta);

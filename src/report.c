@@ -20,9 +20,11 @@
 enum { MAX_RUNS = 48, MAX_SWEEPS = 8, MAX_LAYERS = 1024, MAX_DIAG_SHOWN = 5 };
 
 /* one colour per placement, in nl_placement_id order; placements beyond the list reuse it */
-static const char *const palette[] = { "#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
-                                       "#e377c2", "#17becf", "#bcbd22", "#7f7f7f" };
-static const char *placement_color(int placement) { return placement < 0 ? "#000000" : palette[placement % (int)(sizeof palette / sizeof palette[0])]; }
+static const char *const palette[] = { "#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd",
+                                       "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f" };
+static const char *placement_color(int placement) {
+    return placement < 0 ? "#000000" : palette[placement % (int)(sizeof palette / sizeof palette[0])];
+}
 
 /* a norm site of the diagnostic record's "norms": position on the depth axis (block l's attention
  * norms at l, its MLP norms at l + 0.5; emb_norm at 0, final_norm at L + 1) and kind */
@@ -60,14 +62,14 @@ struct rp_run {
     rp_eval evals[MAX_EVALS];
     int nevals;
     int placement, layers, dim, steps_cfg;
-    char dtype[8]; /* fp32 | bf16 | fp16 (config.txt; runs from before --dtype: fp32) */
+    char dtype[8];   /* fp32 | bf16 | fp16 (config.txt; runs from before --dtype: fp32) */
     char extras[16]; /* " +gpas", " +sdd": options on top of the placement, for the label */
     double lr;
     unsigned long long seed;
     double *step, *loss, *vstep, *vloss, *gstep, *gnorm;
     int n, nv, ng, cap, capv, capg;
-    int skipped;       /* fp16 steps skipped for an overflow (loss-scale back-offs) */
-    double scale;      /* the last step's loss scale (fp16), NaN otherwise */
+    int skipped;  /* fp16 steps skipped for an overflow (loss-scale back-offs) */
+    double scale; /* the last step's loss scale (fp16), NaN otherwise */
     int spikes, diverged_step;
     char diverged[16];
     rp_diag *diag;
@@ -172,10 +174,12 @@ static nl_status read_config(rp_run *r) {
 /* copies a JSON number array of exactly n entries (null -> NaN) */
 static nl_status get_arr(const nl_json *o, const char *key, int n, double *out, const char *where) {
     const nl_json *a = nl_json_get(o, key);
-    if (!a || a->type != NL_JARR || a->n != n) return NL_FAIL(NL_ERR_FORMAT, "%s: \"%s\" must be an array of %d numbers", where, key, n);
+    if (!a || a->type != NL_JARR || a->n != n)
+        return NL_FAIL(NL_ERR_FORMAT, "%s: \"%s\" must be an array of %d numbers", where, key, n);
     int k = 0;
     for (const nl_json *c = a->child; c; c = c->next, k++) {
-        if (c->type != NL_JNUM && c->type != NL_JNULL) return NL_FAIL(NL_ERR_FORMAT, "%s: \"%s\"[%d] is not a number", where, key, k);
+        if (c->type != NL_JNUM && c->type != NL_JNULL)
+            return NL_FAIL(NL_ERR_FORMAT, "%s: \"%s\"[%d] is not a number", where, key, k);
         out[k] = nl_json_num(c);
     }
     return NL_OK;
@@ -269,10 +273,12 @@ static nl_status read_record(rp_run *r, const nl_json *o, const char *where) {
         return NL_OK;
     }
     const nl_json *l = nl_json_get(o, "loss"), *v = nl_json_get(o, "val_loss"), *sp = nl_json_get(o, "spikes");
-    if (!l || (l->type != NL_JNUM && l->type != NL_JNULL)) return NL_FAIL(NL_ERR_FORMAT, "%s: \"loss\" missing or not a number", where);
+    if (!l || (l->type != NL_JNUM && l->type != NL_JNULL))
+        return NL_FAIL(NL_ERR_FORMAT, "%s: \"loss\" missing or not a number", where);
     push2(&r->step, &r->loss, &r->n, &r->cap, step, nl_json_num(l));
     const nl_json *gn = nl_json_get(o, "grad_norm"), *ls = nl_json_get(o, "loss_scale");
-    if (gn && gn->type != NL_JNUM && gn->type != NL_JNULL) return NL_FAIL(NL_ERR_FORMAT, "%s: \"grad_norm\" is not a number", where);
+    if (gn && gn->type != NL_JNUM && gn->type != NL_JNULL)
+        return NL_FAIL(NL_ERR_FORMAT, "%s: \"grad_norm\" is not a number", where);
     if (gn) push2(&r->gstep, &r->gnorm, &r->ng, &r->capg, step, nl_json_num(gn));
     if (nl_json_num(nl_json_get(o, "skipped")) == 1) r->skipped++;
     if (ls && ls->type == NL_JNUM) r->scale = ls->num;
@@ -286,8 +292,8 @@ static nl_status read_record(rp_run *r, const nl_json *o, const char *where) {
 
 /* Calls fn on every line of a JSON Lines file; a last line without its newline that does not parse
  * (the writer was interrupted) is skipped with a warning, any other bad line is an error. */
-static nl_status read_jsonl(const char *path, size_t max, nl_status (*fn)(rp_run *r, const nl_json *o, const char *where),
-                            rp_run *r) {
+static nl_status read_jsonl(const char *path, size_t max,
+                            nl_status (*fn)(rp_run *r, const nl_json *o, const char *where), rp_run *r) {
     char *buf;
     size_t len;
     NL_TRY(nl_read_file(path, max, &buf, &len));
@@ -331,8 +337,8 @@ static nl_status read_analysis(const char *path, rp_analysis *a, int *placement)
     const char *nm = nl_json_str(nl_json_get(o, "norm"));
     const nl_json *ang = nl_json_get(o, "angular");
     memset(a, 0, sizeof *a);
-    if (nl_json_num(nl_json_get(o, "analyze")) != 1 || !(L >= 1 && L <= MAX_LAYERS) || !nm || nl_placement_from_name(nm) < 0 || !ang ||
-        ang->type != NL_JARR || ang->n != (int)L) {
+    if (nl_json_num(nl_json_get(o, "analyze")) != 1 || !(L >= 1 && L <= MAX_LAYERS) || !nm ||
+        nl_placement_from_name(nm) < 0 || !ang || ang->type != NL_JARR || ang->n != (int)L) {
         nl_json_free(&d);
         return NL_FAIL(NL_ERR_FORMAT, "%s: not a 'normlab analyze' output (needs analyze, norm, layers, angular)", path);
     }
@@ -372,7 +378,8 @@ static nl_status read_eval(rp_run *r, const nl_json *o, const char *where) {
                  at = nl_json_num(nl_json_get(o, "acc_norm_token")), ab = nl_json_num(nl_json_get(o, "acc_norm_byte"));
     if (!task || strlen(task) >= sizeof r->evals[0].task || !(items >= 1 && items < 1e9) || !(acc >= 0 && acc <= 1) ||
         !(at >= 0 && at <= 1) || !(ab >= 0 && ab <= 1))
-        return NL_FAIL(NL_ERR_FORMAT, "%s: not an eval-mc result (task, items, acc, acc_norm_token, acc_norm_byte)", where);
+        return NL_FAIL(NL_ERR_FORMAT, "%s: not an eval-mc result (task, items, acc, acc_norm_token, acc_norm_byte)",
+                       where);
     if (r->nevals == MAX_EVALS) memmove(r->evals, r->evals + 1, (MAX_EVALS - 1) * sizeof r->evals[0]), r->nevals--;
     rp_eval *e = &r->evals[r->nevals++];
     snprintf(e->task, sizeof e->task, "%s", task);
@@ -410,7 +417,8 @@ static nl_status add_run(report *rp, const char *dir, const char *note) {
         int nm;
         st = read_analysis(ap, &r->an, &nm);
         r->has_an = st == NL_OK;
-        if (st == NL_OK && r->an.L != r->layers) st = NL_FAIL(NL_ERR_FORMAT, "%s: %d layers, but the run has %d", ap, r->an.L, r->layers);
+        if (st == NL_OK && r->an.L != r->layers)
+            st = NL_FAIL(NL_ERR_FORMAT, "%s: %d layers, but the run has %d", ap, r->an.L, r->layers);
     }
     if (st != NL_OK) {
         free_run(r);
@@ -421,8 +429,8 @@ static nl_status add_run(report *rp, const char *dir, const char *note) {
     r->has_samples = is_file(sp);
     char extras[sizeof r->extras]; /* a copy: gcc's -Wrestrict sees r->label and r->extras in one object */
     memcpy(extras, r->extras, sizeof extras);
-    snprintf(r->label, sizeof r->label, "%s%s lr %g s%llu%s%s%s", nl_placements[r->placement].name, extras, r->lr, r->seed,
-             strcmp(r->dtype, "fp32") ? " " : "", strcmp(r->dtype, "fp32") ? r->dtype : "", note);
+    snprintf(r->label, sizeof r->label, "%s%s lr %g s%llu%s%s%s", nl_placements[r->placement].name, extras, r->lr,
+             r->seed, strcmp(r->dtype, "fp32") ? " " : "", strcmp(r->dtype, "fp32") ? r->dtype : "", note);
     rp->nruns++;
     return NL_OK;
 }
@@ -477,7 +485,8 @@ static nl_status add_sweep(report *rp, const char *dir) {
             int cnt = 0, div = 0;
             for (int j = 0; j < s->n; j++)
                 if (!strcmp(s->res[j].placement, s->res[i].placement) && s->res[j].lr == s->res[k].lr) {
-                    if (!strcmp(s->res[j].status, "done") && isfinite(s->res[j].val_loss)) sum += s->res[j].val_loss, cnt++;
+                    if (!strcmp(s->res[j].status, "done") && isfinite(s->res[j].val_loss))
+                        sum += s->res[j].val_loss, cnt++;
                     else div++;
                 }
             if (cnt && !div && sum / cnt < best) best = sum / cnt, best_lr = s->res[k].lr;
@@ -486,14 +495,16 @@ static nl_status add_sweep(report *rp, const char *dir) {
         unsigned long long seed = ~0ull;
         int pick = -1;
         for (int k = 0; k < s->n; k++)
-            if (!strcmp(s->res[k].placement, s->res[i].placement) && s->res[k].lr == best_lr && s->res[k].seed < seed) seed = s->res[k].seed, pick = k;
+            if (!strcmp(s->res[k].placement, s->res[i].placement) && s->res[k].lr == best_lr && s->res[k].seed < seed)
+                seed = s->res[k].seed, pick = k;
         char sub[NL_PATH_MAX + 160];
         snprintf(sub, sizeof sub, "%s/%s_lr%g_s%llu", dir, s->res[pick].placement, best_lr, seed);
         if (is_dir(sub)) st = add_run(rp, sub, " (best LR of sweep)");
     }
     for (int i = 0; i < nn; i++) free(names[i]);
     free(names);
-    if (st == NL_OK && s->n == 0) st = NL_FAIL(NL_ERR_FORMAT, "'%s' holds neither config.txt nor sweep runs (*/result.json)", dir);
+    if (st == NL_OK && s->n == 0)
+        st = NL_FAIL(NL_ERR_FORMAT, "'%s' holds neither config.txt nor sweep runs (*/result.json)", dir);
     if (st != NL_OK) {
         for (int i = 0; i < s->n; i++) free_run(&s->runs[i]);
         free(s->runs);
@@ -553,7 +564,8 @@ static void legend_table(FILE *f, const report *rp) {
     fputs("<table><tr><th></th><th>placement</th><th>block equation</th><th>source</th></tr>\n", f);
     for (int k = 0; k < NL_PLACE_COUNT && k < 64; k++) {
         if (!used[k]) continue;
-        fprintf(f, "<tr><td><span class=\"sw\" style=\"background:%s\"></span></td><td>%s</td><td>", placement_color(k), nl_placements[k].name);
+        fprintf(f, "<tr><td><span class=\"sw\" style=\"background:%s\"></span></td><td>%s</td><td>", placement_color(k),
+                nl_placements[k].name);
         nl_html_escape(f, nl_placements[k].eq);
         fputs("</td><td>", f);
         nl_html_escape(f, nl_placements[k].ref);
@@ -570,7 +582,8 @@ static double last_finite(const double *v, int n) {
 
 static void runs_table(FILE *f, const report *rp) {
     fputs("<table><tr><th>run</th><th>directory</th><th>L</th><th>d</th><th>dtype</th><th>steps</th><th>final train loss</th>"
-          "<th>final val loss</th><th>grad spikes</th><th>status</th><th>max |x| at end</th><th>skipped steps (fp16)</th><th>loss scale</th></tr>\n", f);
+          "<th>final val loss</th><th>grad spikes</th><th>status</th><th>max |x| at end</th><th>skipped steps (fp16)</th><th>loss scale</th></tr>\n",
+          f);
     for (int i = 0; i < rp->nruns; i++) {
         const rp_run *r = &rp->runs[i];
         fprintf(f, "<tr><td style=\"color:%s\">", placement_color(r->placement));
@@ -579,8 +592,8 @@ static void runs_table(FILE *f, const report *rp) {
         nl_html_escape(f, r->dir);
         fprintf(f, "</td><td>%d</td><td>%d</td><td>", r->layers, r->dim);
         nl_html_escape(f, r->dtype);
-        fprintf(f, "</td><td>%d</td><td>%.4f</td><td>%.4f</td><td>%d</td><td>",
-                r->n ? (int)r->step[r->n - 1] : 0, r->n ? last_finite(r->loss, r->n) : NAN, r->nv ? r->vloss[r->nv - 1] : NAN, r->spikes);
+        fprintf(f, "</td><td>%d</td><td>%.4f</td><td>%.4f</td><td>%d</td><td>", r->n ? (int)r->step[r->n - 1] : 0,
+                r->n ? last_finite(r->loss, r->n) : NAN, r->nv ? r->vloss[r->nv - 1] : NAN, r->spikes);
         if (r->diverged[0]) fprintf(f, "diverged (%s) at step %d", r->diverged, r->diverged_step);
         else fputs(r->n && r->steps_cfg && (int)r->step[r->n - 1] == r->steps_cfg ? "finished" : "incomplete", f);
         double mx = NAN;
@@ -603,7 +616,8 @@ static void evals_section(FILE *f, const report *rp) {
     fputs("<h2>Zero-shot evaluations</h2>\n<p>From each run's <code>evals.jsonl</code> (<code>normlab eval-mc</code>; "
           "formats in docs/evaluation.md). Accuracy in [0, 1]; the length-normalised variants divide the "
           "log-likelihood by the continuation's tokens or bytes.</p>\n<table><tr><th>run</th><th>task</th><th>items</th>"
-          "<th>acc</th><th>acc_norm_token</th><th>acc_norm_byte</th></tr>\n", f);
+          "<th>acc</th><th>acc_norm_token</th><th>acc_norm_byte</th></tr>\n",
+          f);
     for (int i = 0; i < rp->nruns; i++)
         for (int k = 0; k < rp->runs[i].nevals; k++) {
             const rp_run *r = &rp->runs[i];
@@ -612,7 +626,8 @@ static void evals_section(FILE *f, const report *rp) {
             nl_html_escape(f, r->label);
             fputs("</td><td>", f);
             nl_html_escape(f, e->task);
-            fprintf(f, "</td><td>%d</td><td>%.4f</td><td>%.4f</td><td>%.4f</td></tr>\n", e->items, e->acc, e->acc_token, e->acc_byte);
+            fprintf(f, "</td><td>%d</td><td>%.4f</td><td>%.4f</td><td>%.4f</td></tr>\n", e->items, e->acc, e->acc_token,
+                    e->acc_byte);
         }
     fputs("</table>\n", f);
 }
@@ -631,22 +646,52 @@ static void loss_section(FILE *f, const report *rp) {
     for (int i = 0; i < rp->nruns; i++) {
         const rp_run *r = &rp->runs[i];
         eq_label(lab[i], sizeof lab[i], r, "");
-        s[ns++] = (nl_series){ .label = NULL, .color = placement_color(r->placement), .x = r->step, .y = r->loss, .n = r->n, .width = 0.8, .dash = run_dash(rp, i) };
-        s[ns++] = (nl_series){ .label = lab[i], .color = placement_color(r->placement), .x = r->vstep, .y = r->vloss, .n = r->nv, .marker = 1, .width = 2.2, .dash = run_dash(rp, i) };
+        s[ns++] = (nl_series){ .label = NULL,
+                               .color = placement_color(r->placement),
+                               .x = r->step,
+                               .y = r->loss,
+                               .n = r->n,
+                               .width = 0.8,
+                               .dash = run_dash(rp, i) };
+        s[ns++] = (nl_series){ .label = lab[i],
+                               .color = placement_color(r->placement),
+                               .x = r->vstep,
+                               .y = r->vloss,
+                               .n = r->nv,
+                               .marker = 1,
+                               .width = 2.2,
+                               .dash = run_dash(rp, i) };
     }
     fig_open(f);
-    nl_plot p = { .title = "Loss curves", .xlabel = "optimizer step", .ylabel = "cross-entropy (nats/token)", .w = 900, .h = 380, .ymin_force = NAN };
+    nl_plot p = { .title = "Loss curves",
+                  .xlabel = "optimizer step",
+                  .ylabel = "cross-entropy (nats/token)",
+                  .w = 900,
+                  .h = 380,
+                  .ymin_force = NAN };
     nl_svg_lines(f, &p, s, ns);
     fig_close(f, "Thin lines: training loss of each step; thick lines with dots: validation loss. One colour per placement; "
                  "runs of the same placement solid, dashed, dotted in turn.");
     ns = 0;
     for (int i = 0; i < rp->nruns; i++) {
         const rp_run *r = &rp->runs[i];
-        if (r->ng) s[ns++] = (nl_series){ .label = lab[i], .color = placement_color(r->placement), .x = r->gstep, .y = r->gnorm, .n = r->ng, .width = 1, .dash = run_dash(rp, i) };
+        if (r->ng)
+            s[ns++] = (nl_series){ .label = lab[i],
+                                   .color = placement_color(r->placement),
+                                   .x = r->gstep,
+                                   .y = r->gnorm,
+                                   .n = r->ng,
+                                   .width = 1,
+                                   .dash = run_dash(rp, i) };
     }
     if (!ns) return;
     fig_open(f);
-    nl_plot g = { .title = "Gradient norm vs step", .xlabel = "optimizer step", .ylabel = "||gradient||_2 before clipping", .ylog = 1, .w = 900, .h = 380,
+    nl_plot g = { .title = "Gradient norm vs step",
+                  .xlabel = "optimizer step",
+                  .ylabel = "||gradient||_2 before clipping",
+                  .ylog = 1,
+                  .w = 900,
+                  .h = 380,
                   .ymin_force = NAN };
     nl_svg_lines(f, &g, s, ns);
     fig_close(f, "The global gradient norm of each step (metrics.jsonl grad_norm, of the unscaled gradients, before clipping); "
@@ -660,8 +705,9 @@ static void sites_section(FILE *f, const report *rp) {
     for (int i = 0; i < rp->nruns; i++) any |= rp->runs[i].nd > 0 && rp->runs[i].diag[rp->runs[i].nd - 1].nsites > 0;
     if (!any) return;
     enum { CAP = 2 * MAX_LAYERS + 4 };
-    double *xs = nl_xmalloc((size_t)SITE_KINDS * MAX_RUNS * CAP * sizeof(double)), *ys = nl_xmalloc((size_t)SITE_KINDS * MAX_RUNS * CAP * sizeof(double));
-    char (*lab)[420] = nl_xmalloc((size_t)SITE_KINDS * MAX_RUNS * sizeof *lab);
+    double *xs = nl_xmalloc((size_t)SITE_KINDS * MAX_RUNS * CAP * sizeof(double)),
+           *ys = nl_xmalloc((size_t)SITE_KINDS * MAX_RUNS * CAP * sizeof(double));
+    char(*lab)[420] = nl_xmalloc((size_t)SITE_KINDS * MAX_RUNS * sizeof *lab);
     for (int which = 0; which < 2; which++) {
         nl_series s[SITE_KINDS * MAX_RUNS];
         int ns = 0;
@@ -673,24 +719,38 @@ static void sites_section(FILE *f, const report *rp) {
                 int n = 0;
                 double *x = xs + (size_t)ns * CAP, *y = ys + (size_t)ns * CAP;
                 for (int j = 0; j < d->nsites && n < CAP; j++)
-                    if (d->sites[j].kind == k) x[n] = d->sites[j].x, y[n++] = which ? d->sites[j].out_rms : d->sites[j].gain;
+                    if (d->sites[j].kind == k)
+                        x[n] = d->sites[j].x, y[n++] = which ? d->sites[j].out_rms : d->sites[j].gain;
                 if (!n) continue;
                 snprintf(lab[ns], sizeof lab[ns], "%s: %s norms (step %d)", r->label, kind_name[k], d->step);
-                s[ns] = (nl_series){ .label = lab[ns], .color = placement_color(r->placement), .x = x, .y = y, .n = n,
-                                     .dash = k == SITE_END ? 0 : k, .marker = k == SITE_END ? 2 : 1, .width = 1.6 };
+                s[ns] = (nl_series){ .label = lab[ns],
+                                     .color = placement_color(r->placement),
+                                     .x = x,
+                                     .y = y,
+                                     .n = n,
+                                     .dash = k == SITE_END ? 0 : k,
+                                     .marker = k == SITE_END ? 2 : 1,
+                                     .width = 1.6 };
                 ns++;
             }
         }
         fig_open(f);
-        nl_plot p = { .title = which ? "Norm output RMS vs depth" : "Norm gain vs depth",
-                      .xlabel = "block l (attention norms at l, MLP norms at l + 0.5; embedding norm at 0, final norm at L + 1)",
-                      .ylabel = which ? "RMS of the norm's output" : "mean gain of the norm", .ylog = which, .w = 900, .h = 360, .ymin_force = NAN };
+        nl_plot p = {
+            .title = which ? "Norm output RMS vs depth" : "Norm gain vs depth",
+            .xlabel = "block l (attention norms at l, MLP norms at l + 0.5; embedding norm at 0, final norm at L + 1)",
+            .ylabel = which ? "RMS of the norm's output" : "mean gain of the norm",
+            .ylog = which,
+            .w = 900,
+            .h = 360,
+            .ymin_force = NAN
+        };
         nl_svg_lines(f, &p, s, ns);
-        fig_close(f, which ? "RMS over all entries of each norm's output on the diagnostic batch at the last pass (for lns it includes the "
-                             "1/sqrt(l) scale). Solid: IN (branch input) norms, dashed: OUT (branch output), dotted: POST (after the add), "
-                             "crosses: embedding and final norms."
-                           : "Mean of each norm's gain vector at the last diagnostic pass (1 at init; gemma stores 1 + s and shows the "
-                             "applied gain). Solid: IN norms, dashed: OUT, dotted: POST, crosses: embedding and final norms.");
+        fig_close(f,
+                  which ? "RMS over all entries of each norm's output on the diagnostic batch at the last pass (for lns it includes the "
+                          "1/sqrt(l) scale). Solid: IN (branch input) norms, dashed: OUT (branch output), dotted: POST (after the add), "
+                          "crosses: embedding and final norms."
+                        : "Mean of each norm's gain vector at the last diagnostic pass (1 at init; gemma stores 1 + s and shows the "
+                          "applied gain). Solid: IN norms, dashed: OUT, dotted: POST, crosses: embedding and final norms.");
     }
     free(xs);
     free(ys);
@@ -699,11 +759,12 @@ static void sites_section(FILE *f, const report *rp) {
 
 /* bars of overflow counts per part (0: embedding, 1..L: blocks, L+1: head) summed over the diagnostic
  * passes of each group of runs: one bar series per group and direction with any overflow */
-static void overflow_chart(FILE *f, const char *title, const rp_run *const *runs, const int *group, int nruns, const char *const *glabel,
-                           const char *const *gcolor, int ngroups) {
+static void overflow_chart(FILE *f, const char *title, const rp_run *const *runs, const int *group, int nruns,
+                           const char *const *glabel, const char *const *gcolor, int ngroups) {
     int L = 0;
     for (int i = 0; i < nruns; i++) L = runs[i]->layers > L ? runs[i]->layers : L;
-    double *part = nl_xmalloc((size_t)(L + 2) * sizeof(double)), *cnt = nl_xcalloc((size_t)ngroups * 2 * (L + 2) * sizeof(double));
+    double *part = nl_xmalloc((size_t)(L + 2) * sizeof(double)),
+           *cnt = nl_xcalloc((size_t)ngroups * 2 * (L + 2) * sizeof(double));
     for (int l = 0; l < L + 2; l++) part[l] = l;
     for (int i = 0; i < nruns; i++)
         for (int k = 0; k < runs[i]->nd; k++) {
@@ -716,7 +777,8 @@ static void overflow_chart(FILE *f, const char *title, const rp_run *const *runs
             }
         }
     nl_series *s = nl_xcalloc((size_t)2 * ngroups * sizeof *s);
-    char (*lab)[320] = nl_xcalloc((size_t)2 * ngroups * sizeof *lab), (*col)[8] = nl_xcalloc((size_t)2 * ngroups * sizeof *col);
+    char(*lab)[320] = nl_xcalloc((size_t)2 * ngroups * sizeof *lab),
+    (*col)[8] = nl_xcalloc((size_t)2 * ngroups * sizeof *col);
     int ns = 0;
     double total = 0;
     for (int g = 0; g < 2 * ngroups; g++) {
@@ -734,12 +796,18 @@ static void overflow_chart(FILE *f, const char *title, const rp_run *const *runs
         ns = 1;
     }
     fig_open(f);
-    nl_plot p = { .title = title, .xlabel = "part: 0 embedding, 1..L blocks, L + 1 final norm and head", .ylabel = "values overflowed to inf",
-                  .w = 900, .h = 320, .ymin_force = NAN };
+    nl_plot p = { .title = title,
+                  .xlabel = "part: 0 embedding, 1..L blocks, L + 1 final norm and head",
+                  .ylabel = "values overflowed to inf",
+                  .w = 900,
+                  .h = 320,
+                  .ymin_force = NAN };
     nl_svg_bars(f, &p, s, ns);
     char cap[400];
-    snprintf(cap, sizeof cap, "Values that storing an activation (forward; full colour) or an activation gradient (backward; light) in the "
-                              "run's dtype turned from finite to inf, summed over the diagnostic passes (%.0f in all). Groups with none are left out.", total);
+    snprintf(cap, sizeof cap,
+             "Values that storing an activation (forward; full colour) or an activation gradient (backward; light) in the "
+             "run's dtype turned from finite to inf, summed over the diagnostic passes (%.0f in all). Groups with none are left out.",
+             total);
     fig_close(f, cap);
     free(part);
     free(cnt);
@@ -756,13 +824,16 @@ static void lowp_section(FILE *f, const report *rp) {
         int lowp = 0;
         for (int k = 0; k < rp->runs[i].nd; k++) lowp |= rp->runs[i].diag[k].ovf_fwd != NULL;
         if (!lowp) continue;
-        runs[n] = &rp->runs[i], group[n] = n, labels[n] = rp->runs[i].label, colors[n] = placement_color(rp->runs[i].placement);
+        runs[n] = &rp->runs[i], group[n] = n, labels[n] = rp->runs[i].label,
+        colors[n] = placement_color(rp->runs[i].placement);
         n++;
     }
     if (n) overflow_chart(f, "Overflow counts per layer (bf16 / fp16 runs)", runs, group, n, labels, colors, n);
 }
 
-static const double *diag_field(const rp_diag *d, int which) { return which == 0 ? d->x_var : which == 1 ? d->x_max : which == 2 ? d->x_ratio : d->grad; }
+static const double *diag_field(const rp_diag *d, int which) {
+    return which == 0 ? d->x_var : which == 1 ? d->x_max : which == 2 ? d->x_ratio : d->grad;
+}
 
 static void depth_sections(FILE *f, const report *rp) {
     int any = 0;
@@ -786,16 +857,25 @@ static void depth_sections(FILE *f, const report *rp) {
             const int shown = r->nd < MAX_DIAG_SHOWN ? r->nd : MAX_DIAG_SHOWN;
             snprintf(lab[ns], sizeof lab[ns], "step %d", r->diag[di].step);
             tint(placement_color(r->placement), shown > 1 ? 0.75 * (1.0 - (double)k / (shown - 1)) : 0.0, col[ns]);
-            s[ns] = (nl_series){ .label = lab[ns], .color = col[ns], .x = depth, .y = r->diag[di].x_var, .n = r->layers + 1, .marker = 1 };
+            s[ns] = (nl_series){
+                .label = lab[ns], .color = col[ns], .x = depth, .y = r->diag[di].x_var, .n = r->layers + 1, .marker = 1
+            };
             ns++;
         }
         snprintf(title, sizeof title, "%s", r->label);
         fig_open(f);
-        nl_plot p = { .title = title, .xlabel = "stream index l (x_l enters block l; L+1: after the last block)",
-                      .ylabel = "Var(x_l), mean per-token variance", .ylog = 1, .w = 440, .h = 300, .ymin_force = NAN, .xint = 1 };
+        nl_plot p = { .title = title,
+                      .xlabel = "stream index l (x_l enters block l; L+1: after the last block)",
+                      .ylabel = "Var(x_l), mean per-token variance",
+                      .ylog = 1,
+                      .w = 440,
+                      .h = 300,
+                      .ymin_force = NAN,
+                      .xint = 1 };
         nl_svg_lines(f, &p, s, ns);
         char cap[400];
-        snprintf(cap, sizeof cap, "%s: %s. Lighter: earlier steps; darkest: the last diagnostic step.", nl_placements[r->placement].name, nl_placements[r->placement].eq);
+        snprintf(cap, sizeof cap, "%s: %s. Lighter: earlier steps; darkest: the last diagnostic step.",
+                 nl_placements[r->placement].name, nl_placements[r->placement].eq);
         fig_close(f, cap);
     }
     fputs("</div>\n", f);
@@ -804,11 +884,14 @@ static void depth_sections(FILE *f, const report *rp) {
         const char *title, *ylabel, *caption;
         int which, log;
     } panels[] = {
-        { "Hidden-state variance vs depth", "Var(x_l) (squared activation units)", "Solid: last diagnostic step; dashed: step 0 (init).", 0, 1 },
+        { "Hidden-state variance vs depth", "Var(x_l) (squared activation units)",
+          "Solid: last diagnostic step; dashed: step 0 (init).", 0, 1 },
         { "Max |x| vs depth (massive activations, fp16 headroom)", "max |x_l| over tokens and channels",
           "Solid: last diagnostic step; dashed: init. The dashed black line is the fp16 maximum 65504.", 1, 1 },
-        { "Max |x| / median |x| vs depth", "max |x_l| / median |x_l|", "Ratios of ~1000 mark 'massive' activations (Sun et al. 2024). Solid: end; dashed: init.", 2, 1 },
-        { "Gradient norm per block vs depth", "||grad of block l||_2", "L2 norm of all parameter gradients of block l on the fixed diagnostic batch. Solid: end; dashed: init.", 3, 1 },
+        { "Max |x| / median |x| vs depth", "max |x_l| / median |x_l|",
+          "Ratios of ~1000 mark 'massive' activations (Sun et al. 2024). Solid: end; dashed: init.", 2, 1 },
+        { "Gradient norm per block vs depth", "||grad of block l||_2",
+          "L2 norm of all parameter gradients of block l on the fixed diagnostic batch. Solid: end; dashed: init.", 3, 1 },
     };
     for (size_t pi = 0; pi < sizeof panels / sizeof panels[0]; pi++) {
         nl_series s[2 * MAX_RUNS];
@@ -821,13 +904,32 @@ static void depth_sections(FILE *f, const report *rp) {
             char st[32];
             snprintf(st, sizeof st, " (step %d)", r->diag[r->nd - 1].step);
             eq_label(lab[i], sizeof lab[i], r, st);
-            s[ns++] = (nl_series){ .label = lab[i], .color = placement_color(r->placement), .x = depth, .y = diag_field(&r->diag[r->nd - 1], panels[pi].which), .n = n, .marker = 1, .width = 2 };
+            s[ns++] = (nl_series){ .label = lab[i],
+                                   .color = placement_color(r->placement),
+                                   .x = depth,
+                                   .y = diag_field(&r->diag[r->nd - 1], panels[pi].which),
+                                   .n = n,
+                                   .marker = 1,
+                                   .width = 2 };
             if (r->nd > 1 && r->diag[0].step == 0)
-                s[ns++] = (nl_series){ .label = NULL, .color = placement_color(r->placement), .x = depth, .y = diag_field(&r->diag[0], panels[pi].which), .n = n, .dash = 1 };
+                s[ns++] = (nl_series){ .label = NULL,
+                                       .color = placement_color(r->placement),
+                                       .x = depth,
+                                       .y = diag_field(&r->diag[0], panels[pi].which),
+                                       .n = n,
+                                       .dash = 1 };
         }
         fig_open(f);
-        nl_plot p = { .title = panels[pi].title, .xlabel = panels[pi].which == 3 ? "block l" : "stream index l (L+1: after the last block, before the final norm)",
-                      .ylabel = panels[pi].ylabel, .ylog = panels[pi].log, .w = 900, .h = 360, .ymin_force = NAN, .xint = 1 };
+        nl_plot p = { .title = panels[pi].title,
+                      .xlabel = panels[pi].which == 3
+                                        ? "block l"
+                                        : "stream index l (L+1: after the last block, before the final norm)",
+                      .ylabel = panels[pi].ylabel,
+                      .ylog = panels[pi].log,
+                      .w = 900,
+                      .h = 360,
+                      .ymin_force = NAN,
+                      .xint = 1 };
         if (panels[pi].which == 1) p.hline = 65504.0, p.hline_label = "fp16 max 65504";
         nl_svg_lines(f, &p, s, ns);
         fig_close(f, panels[pi].caption);
@@ -844,8 +946,8 @@ static const double fail_margin = 0.05;
 
 /* Per placement: the best LR, the first LR where a seed diverged, the first LR above the best whose
  * mean val loss is worse than the best by more than fail_margin (or where no seed finished). */
-static void failing_section(FILE *f, const int *placements, int np, const double *lrs, int nl, const double *mean, const int *ndiv,
-                            const int *nrun, const int *nfin) {
+static void failing_section(FILE *f, const int *placements, int np, const double *lrs, int nl, const double *mean,
+                            const int *ndiv, const int *nrun, const int *nfin) {
     double *px = nl_xmalloc((size_t)(np * nl + 3 * np) * 2 * sizeof(double)), *py = px + np * nl + 3 * np;
     double *bx = px + np * nl, *dgx = bx + np, *dvx = dgx + np, *by = py + np * nl, *dgy = by + np, *dvy = dgy + np;
     int *best = nl_xmalloc((size_t)np * 3 * sizeof(int)), *fdeg = best + np, *fdiv = fdeg + np, npts = 0;
@@ -871,25 +973,40 @@ static void failing_section(FILE *f, const int *placements, int np, const double
     snprintf(deg_label, sizeof deg_label, "first LR degraded by > %g nats over the best", fail_margin);
     const nl_series s[4] = {
         { .label = "LRs run", .color = "#c7c7c7", .x = px, .y = py, .n = npts, .marker = 3 },
-        { .label = "best LR (lowest mean val loss, no seed diverged)", .color = "#2ca02c", .x = bx, .y = by, .n = np, .marker = 3 },
+        { .label = "best LR (lowest mean val loss, no seed diverged)",
+          .color = "#2ca02c",
+          .x = bx,
+          .y = by,
+          .n = np,
+          .marker = 3 },
         { .label = deg_label, .color = "#ff7f0e", .x = dgx, .y = dgy, .n = np, .marker = 3 },
         { .label = "first LR where a seed diverged", .color = "#d62728", .x = dvx, .y = dvy, .n = np, .marker = 2 },
     };
     fig_open(f);
-    nl_plot p = { .title = "First failing LR per placement", .xlabel = "placement", .ylabel = "peak learning rate", .ylog = 1, .w = 900, .h = 340,
-                  .ymin_force = NAN, .xnames = names, .nxnames = np };
+    nl_plot p = { .title = "First failing LR per placement",
+                  .xlabel = "placement",
+                  .ylabel = "peak learning rate",
+                  .ylog = 1,
+                  .w = 900,
+                  .h = 340,
+                  .ymin_force = NAN,
+                  .xnames = names,
+                  .nxnames = np };
     nl_svg_lines(f, &p, s, 4);
-    fig_close(f, "For each placement: every LR of the sweep (grey), its best LR, the first LR above the best whose mean final val loss "
-                 "is worse by more than the margin (or where no seed finished), and the lowest LR at which any seed diverged. "
-                 "A placement without an orange dot or red cross did not fail up to its highest LR.");
+    fig_close(f,
+              "For each placement: every LR of the sweep (grey), its best LR, the first LR above the best whose mean final val loss "
+              "is worse by more than the margin (or where no seed finished), and the lowest LR at which any seed diverged. "
+              "A placement without an orange dot or red cross did not fail up to its highest LR.");
     fputs("<table><tr><th>placement</th><th>best LR (mean val loss)</th><th>first degraded LR (mean val loss)</th>"
-          "<th>first diverging LR (diverged / runs)</th><th>highest LR run</th></tr>\n", f);
+          "<th>first diverging LR (diverged / runs)</th><th>highest LR run</th></tr>\n",
+          f);
     for (int a = 0; a < np; a++) {
         fprintf(f, "<tr><td style=\"color:%s\">%s</td><td>", placement_color(placements[a]), names[a]);
         if (best[a] >= 0) fprintf(f, "%g (%.4f)", lrs[best[a]], mean[a * nl + best[a]]);
         else fputs("-", f);
         fputs("</td><td>", f);
-        if (fdeg[a] >= 0 && isfinite(mean[a * nl + fdeg[a]])) fprintf(f, "%g (%.4f)", lrs[fdeg[a]], mean[a * nl + fdeg[a]]);
+        if (fdeg[a] >= 0 && isfinite(mean[a * nl + fdeg[a]]))
+            fprintf(f, "%g (%.4f)", lrs[fdeg[a]], mean[a * nl + fdeg[a]]);
         else if (fdeg[a] >= 0) fprintf(f, "%g (no seed finished)", lrs[fdeg[a]]);
         else fputs("none", f);
         fputs("</td><td>", f);
@@ -919,11 +1036,12 @@ static void sweep_curves(FILE *f, const rp_sweep *sw, int placement, const doubl
     if (maxstep < 1) return;
     const int win = maxstep / 60 > 1 ? maxstep / 60 : 1, W = maxstep + 1;
     double *x = nl_xmalloc((size_t)W * sizeof(double)), *tmp = nl_xmalloc((size_t)W * sizeof(double));
-    double *mean = nl_xmalloc((size_t)nl * W * 3 * sizeof(double)), *lo = mean + (size_t)nl * W, *hi = lo + (size_t)nl * W;
+    double *mean = nl_xmalloc((size_t)nl * W * 3 * sizeof(double)), *lo = mean + (size_t)nl * W,
+           *hi = lo + (size_t)nl * W;
     double *dx = nl_xmalloc((size_t)(sw->n + 1) * 2 * sizeof(double)), *dy = dx + sw->n + 1;
     int *cnt = nl_xmalloc((size_t)W * sizeof(int)), nd = 0;
     nl_series *s = nl_xcalloc((size_t)(nl + 1) * sizeof *s);
-    char (*lab)[96] = nl_xcalloc((size_t)nl * sizeof *lab), (*col)[8] = nl_xcalloc((size_t)nl * sizeof *col);
+    char(*lab)[96] = nl_xcalloc((size_t)nl * sizeof *lab), (*col)[8] = nl_xcalloc((size_t)nl * sizeof *col);
     int ns = 0;
     for (int t = 0; t < W; t++) x[t] = t;
     for (int b = 0; b < nl; b++) {
@@ -948,7 +1066,8 @@ static void sweep_curves(FILE *f, const rp_sweep *sw, int placement, const doubl
             }
             for (int t = 0; t < W; t++)
                 if (isfinite(tmp[t])) m[t] += tmp[t], cnt[t]++, l[t] = fmin(l[t], tmp[t]), h[t] = fmax(h[t], tmp[t]);
-            if (!strcmp(sw->res[i].status, "diverged") && isfinite(last)) dx[nd] = r->diverged_step, dy[nd++] = last, div++;
+            if (!strcmp(sw->res[i].status, "diverged") && isfinite(last))
+                dx[nd] = r->diverged_step, dy[nd++] = last, div++;
             else if (!strcmp(sw->res[i].status, "diverged")) div++;
         }
         if (!seeds) continue;
@@ -956,21 +1075,39 @@ static void sweep_curves(FILE *f, const rp_sweep *sw, int placement, const doubl
             m[t] = cnt[t] ? m[t] / cnt[t] : NAN;
             if (!cnt[t]) l[t] = h[t] = NAN;
         }
-        snprintf(lab[b], sizeof lab[b], "lr %g: %d seed%s%s", lrs[b], seeds, seeds == 1 ? "" : "s", div ? ", diverged:" : "");
+        snprintf(lab[b], sizeof lab[b], "lr %g: %d seed%s%s", lrs[b], seeds, seeds == 1 ? "" : "s",
+                 div ? ", diverged:" : "");
         if (div) snprintf(lab[b] + strlen(lab[b]), sizeof lab[b] - strlen(lab[b]), " %d", div);
         tint(placement_color(placement), lr_shade(b, nl), col[b]);
-        s[ns++] = (nl_series){ .label = lab[b], .color = col[b], .x = x, .y = m, .lo = seeds > 1 ? l : NULL, .hi = seeds > 1 ? h : NULL, .n = W,
-                               .dash = lr_dash(b, nl), .width = 1.4 };
+        s[ns++] = (nl_series){ .label = lab[b],
+                               .color = col[b],
+                               .x = x,
+                               .y = m,
+                               .lo = seeds > 1 ? l : NULL,
+                               .hi = seeds > 1 ? h : NULL,
+                               .n = W,
+                               .dash = lr_dash(b, nl),
+                               .width = 1.4 };
     }
-    if (nd) s[ns++] = (nl_series){ .label = "a seed diverged", .color = "#000000", .x = dx, .y = dy, .n = nd, .marker = 2 };
+    if (nd)
+        s[ns++] = (nl_series){ .label = "a seed diverged", .color = "#000000", .x = dx, .y = dy, .n = nd, .marker = 2 };
     char title[160], cap[400];
-    snprintf(title, sizeof title, "%s: %s by LR", nl_placements[placement].name, field ? "gradient norm" : "training loss");
+    snprintf(title, sizeof title, "%s: %s by LR", nl_placements[placement].name,
+             field ? "gradient norm" : "training loss");
     fig_open(f);
-    nl_plot p = { .title = title, .xlabel = "optimizer step", .ylabel = field ? "||gradient||_2" : "training loss (nats/token)",
-                  .ylog = field, .w = 440, .h = 300, .ymin_force = NAN, .xint = 1 };
+    nl_plot p = { .title = title,
+                  .xlabel = "optimizer step",
+                  .ylabel = field ? "||gradient||_2" : "training loss (nats/token)",
+                  .ylog = field,
+                  .w = 440,
+                  .h = 300,
+                  .ymin_force = NAN,
+                  .xint = 1 };
     nl_svg_lines(f, &p, s, ns);
-    snprintf(cap, sizeof cap, "Mean over seeds of the %s (trailing mean over %d step%s), band: lowest to highest seed; "
-             "lighter and dashed in turn: lower LRs.", field ? "gradient norm" : "training loss", win, win == 1 ? "" : "s");
+    snprintf(cap, sizeof cap,
+             "Mean over seeds of the %s (trailing mean over %d step%s), band: lowest to highest seed; "
+             "lighter and dashed in turn: lower LRs.",
+             field ? "gradient norm" : "training loss", win, win == 1 ? "" : "s");
     fig_close(f, cap);
     free(x);
     free(tmp);
@@ -1002,8 +1139,13 @@ static void sweep_section(FILE *f, const rp_sweep *sw) {
     }
     for (int a = 0; a < nl; a++) /* sort LRs */
         for (int b = a + 1; b < nl; b++)
-            if (lrs[b] < lrs[a]) { double t = lrs[a]; lrs[a] = lrs[b]; lrs[b] = t; }
-    double *mean = nl_xmalloc((size_t)np * nl * 4 * sizeof(double)), *sd = mean + np * nl, *dx = sd + np * nl, *dy = dx + np * nl;
+            if (lrs[b] < lrs[a]) {
+                double t = lrs[a];
+                lrs[a] = lrs[b];
+                lrs[b] = t;
+            }
+    double *mean = nl_xmalloc((size_t)np * nl * 4 * sizeof(double)), *sd = mean + np * nl, *dx = sd + np * nl,
+           *dy = dx + np * nl;
     int *ndiv = nl_xcalloc((size_t)np * nl * 3 * sizeof(int)), *nrun = ndiv + np * nl, *nfin = nrun + np * nl;
     double top = -INFINITY;
     for (int a = 0; a < np; a++)
@@ -1014,7 +1156,8 @@ static void sweep_section(FILE *f, const rp_sweep *sw) {
                 if (nl_placement_from_name(sw->res[i].placement) != placements[a] || sw->res[i].lr != lrs[b]) continue;
                 nrun[a * nl + b]++;
                 if (!strcmp(sw->res[i].status, "diverged")) ndiv[a * nl + b]++;
-                else if (!strcmp(sw->res[i].status, "done") && isfinite(sw->res[i].val_loss)) s1 += sw->res[i].val_loss, s2 += sw->res[i].val_loss * sw->res[i].val_loss, c++;
+                else if (!strcmp(sw->res[i].status, "done") && isfinite(sw->res[i].val_loss))
+                    s1 += sw->res[i].val_loss, s2 += sw->res[i].val_loss * sw->res[i].val_loss, c++;
             }
             nfin[a * nl + b] = c;
             mean[a * nl + b] = c ? s1 / c : NAN;
@@ -1027,7 +1170,14 @@ static void sweep_section(FILE *f, const rp_sweep *sw) {
     int ns = 0;
     for (int a = 0; a < np; a++) {
         snprintf(lab[a], sizeof lab[a], "%s: %s", nl_placements[placements[a]].name, nl_placements[placements[a]].eq);
-        s[ns++] = (nl_series){ .label = lab[a], .color = placement_color(placements[a]), .x = lrs, .y = mean + a * nl, .err = sd + a * nl, .n = nl, .marker = 1, .width = 2 };
+        s[ns++] = (nl_series){ .label = lab[a],
+                               .color = placement_color(placements[a]),
+                               .x = lrs,
+                               .y = mean + a * nl,
+                               .err = sd + a * nl,
+                               .n = nl,
+                               .marker = 1,
+                               .width = 2 };
         int any = 0;
         for (int b = 0; b < nl; b++) {
             dx[a * nl + b] = lrs[b];
@@ -1035,19 +1185,33 @@ static void sweep_section(FILE *f, const rp_sweep *sw) {
             any |= ndiv[a * nl + b] > 0;
         }
         snprintf(labd[a], sizeof labd[a], "%s: LR with diverged runs", nl_placements[placements[a]].name);
-        if (any) s[ns++] = (nl_series){ .label = labd[a], .color = placement_color(placements[a]), .x = dx + a * nl, .y = dy + a * nl, .n = nl, .marker = 2 };
+        if (any)
+            s[ns++] = (nl_series){ .label = labd[a],
+                                   .color = placement_color(placements[a]),
+                                   .x = dx + a * nl,
+                                   .y = dy + a * nl,
+                                   .n = nl,
+                                   .marker = 2 };
     }
     fig_open(f);
-    nl_plot p = { .title = "LR stability map: final validation loss vs learning rate", .xlabel = "peak learning rate", .ylabel = "final val loss (nats/token), mean +- sd over seeds",
-                  .xlog = 1, .w = 900, .h = 380, .ymin_force = NAN };
+    nl_plot p = { .title = "LR stability map: final validation loss vs learning rate",
+                  .xlabel = "peak learning rate",
+                  .ylabel = "final val loss (nats/token), mean +- sd over seeds",
+                  .xlog = 1,
+                  .w = 900,
+                  .h = 380,
+                  .ymin_force = NAN };
     nl_svg_lines(f, &p, s, ns);
-    fig_close(f, "Dots: mean over the seeds that finished, bars: sample sd. Crosses above the curves: learning rates where at least one seed diverged (count in the table).");
-    fputs("<table><tr><th>placement</th><th>LR</th><th>runs</th><th>finished</th><th>diverged</th><th>final val loss (mean +- sd)</th></tr>\n", f);
+    fig_close(f,
+              "Dots: mean over the seeds that finished, bars: sample sd. Crosses above the curves: learning rates where at least one seed diverged (count in the table).");
+    fputs("<table><tr><th>placement</th><th>LR</th><th>runs</th><th>finished</th><th>diverged</th><th>final val loss (mean +- sd)</th></tr>\n",
+          f);
     for (int a = 0; a < np; a++)
         for (int b = 0; b < nl; b++) {
             if (!nrun[a * nl + b]) continue;
-            fprintf(f, "<tr><td style=\"color:%s\">%s</td><td>%g</td><td>%d</td><td>%d</td><td>%d</td><td>", placement_color(placements[a]),
-                    nl_placements[placements[a]].name, lrs[b], nrun[a * nl + b], nrun[a * nl + b] - ndiv[a * nl + b], ndiv[a * nl + b]);
+            fprintf(f, "<tr><td style=\"color:%s\">%s</td><td>%g</td><td>%d</td><td>%d</td><td>%d</td><td>",
+                    placement_color(placements[a]), nl_placements[placements[a]].name, lrs[b], nrun[a * nl + b],
+                    nrun[a * nl + b] - ndiv[a * nl + b], ndiv[a * nl + b]);
             if (isfinite(mean[a * nl + b])) fprintf(f, "%.4f +- %.4f", mean[a * nl + b], sd[a * nl + b]);
             else fputs("-", f);
             fputs("</td></tr>\n", f);
@@ -1062,7 +1226,7 @@ static void sweep_section(FILE *f, const rp_sweep *sw) {
     const rp_run **lp = nl_xmalloc((size_t)(sw->n ? sw->n : 1) * sizeof *lp);
     int *group = nl_xmalloc((size_t)(sw->n ? sw->n : 1) * sizeof *group), nlp = 0;
     const char **glab = nl_xmalloc((size_t)np * nl * sizeof *glab), **gcol = nl_xmalloc((size_t)np * nl * sizeof *gcol);
-    char (*gl)[64] = nl_xmalloc((size_t)np * nl * sizeof *gl), (*gc)[8] = nl_xmalloc((size_t)np * nl * sizeof *gc);
+    char(*gl)[64] = nl_xmalloc((size_t)np * nl * sizeof *gl), (*gc)[8] = nl_xmalloc((size_t)np * nl * sizeof *gc);
     for (int a = 0; a < np; a++)
         for (int b = 0; b < nl; b++) {
             snprintf(gl[a * nl + b], sizeof gl[0], "%s lr %g", nl_placements[placements[a]].name, lrs[b]);
@@ -1078,7 +1242,9 @@ static void sweep_section(FILE *f, const rp_sweep *sw) {
         while (b < nl && lrs[b] != sw->res[i].lr) b++;
         if (a < np && b < nl) lp[nlp] = &sw->runs[i], group[nlp++] = a * nl + b;
     }
-    if (nlp) overflow_chart(f, "Overflow counts per layer, summed over seeds (bf16 / fp16)", lp, group, nlp, glab, gcol, np * nl);
+    if (nlp)
+        overflow_chart(f, "Overflow counts per layer, summed over seeds (bf16 / fp16)", lp, group, nlp, glab, gcol,
+                       np * nl);
     free(lp);
     free(group);
     free(glab);
@@ -1094,8 +1260,10 @@ static void analysis_section(FILE *f, const report *rp) {
     const char *labels[2 * MAX_RUNS];
     int placements[2 * MAX_RUNS], na = 0, maxL = 0;
     for (int i = 0; i < rp->nruns; i++)
-        if (rp->runs[i].has_an) as[na] = &rp->runs[i].an, labels[na] = rp->runs[i].label, placements[na++] = rp->runs[i].placement;
-    for (int i = 0; i < rp->nextra; i++) as[na] = &rp->extra[i], labels[na] = rp->extra_label[i], placements[na++] = rp->extra_placement[i];
+        if (rp->runs[i].has_an)
+            as[na] = &rp->runs[i].an, labels[na] = rp->runs[i].label, placements[na++] = rp->runs[i].placement;
+    for (int i = 0; i < rp->nextra; i++)
+        as[na] = &rp->extra[i], labels[na] = rp->extra_label[i], placements[na++] = rp->extra_placement[i];
     if (!na) return;
     fputs("<h2>Layer redundancy (normlab analyze)</h2>\n<div class=\"row\">\n", f);
     double lo = 0.0, hi = -INFINITY; /* one colour scale for all models, from 0 */
@@ -1107,9 +1275,10 @@ static void analysis_section(FILE *f, const report *rp) {
         char title[400];
         snprintf(title, sizeof title, "Angular distance d(l, n): %s", labels[k]);
         fig_open(f);
-        nl_svg_heatmap(f, title, "block l", "offset n (compares x_l with x_{l+n})", as[k]->angular, as[k]->L, as[k]->L, as[k]->L,
-                       lo, isfinite(hi) ? hi : 1, 1, 1);
-        fig_close(f, "arccos(cos(x_l, x_{l+n}))/pi at the last token of each window, averaged; small d(l,1) = a near-identity block. One colour scale (0 to the largest value) for all models.");
+        nl_svg_heatmap(f, title, "block l", "offset n (compares x_l with x_{l+n})", as[k]->angular, as[k]->L, as[k]->L,
+                       as[k]->L, lo, isfinite(hi) ? hi : 1, 1, 1);
+        fig_close(f,
+                  "arccos(cos(x_l, x_{l+n}))/pi at the last token of each window, averaged; small d(l,1) = a near-identity block. One colour scale (0 to the largest value) for all models.");
     }
     fputs("</div>\n", f);
     double *blocks = nl_xmalloc((size_t)maxL * sizeof(double));
@@ -1118,11 +1287,17 @@ static void analysis_section(FILE *f, const report *rp) {
     char lab[2 * MAX_RUNS][400];
     for (int k = 0; k < na; k++) {
         snprintf(lab[k], sizeof lab[k], "%s: %s", labels[k], nl_placements[placements[k]].eq);
-        s[k] = (nl_series){ .label = lab[k], .color = placement_color(placements[k]), .x = blocks, .y = as[k]->skip_delta, .n = as[k]->L };
+        s[k] = (nl_series){
+            .label = lab[k], .color = placement_color(placements[k]), .x = blocks, .y = as[k]->skip_delta, .n = as[k]->L
+        };
     }
     fig_open(f);
-    nl_plot p = { .title = "Validation-loss increase when block l alone is skipped", .xlabel = "skipped block l",
-                  .ylabel = "delta loss (nats/token)", .w = 900, .h = 340, .ymin_force = NAN };
+    nl_plot p = { .title = "Validation-loss increase when block l alone is skipped",
+                  .xlabel = "skipped block l",
+                  .ylabel = "delta loss (nats/token)",
+                  .w = 900,
+                  .h = 340,
+                  .ymin_force = NAN };
     nl_svg_bars(f, &p, s, na);
     fig_close(f, "loss(model without block l, x_{l+1} = x_l) - loss(full model) on the same validation windows.");
     free(blocks);
@@ -1135,7 +1310,8 @@ static nl_status samples_section(FILE *f, const report *rp) {
     for (int i = 0; i < rp->nruns; i++) any |= rp->runs[i].has_samples;
     if (!any) return NL_OK;
     fputs("<h2>Samples</h2>\n<p>Images generated at the end of each --arch dit run (samples.png: Heun, 16 steps, guidance 2; row r "
-          "shows class r).</p>\n<div class=\"row\">\n", f);
+          "shows class r).</p>\n<div class=\"row\">\n",
+          f);
     for (int i = 0; i < rp->nruns; i++) {
         const rp_run *r = &rp->runs[i];
         if (!r->has_samples) continue;
@@ -1170,7 +1346,8 @@ static nl_status write_report(const report *rp, const char *out, const char *tit
           "table{border-collapse:collapse;margin:.5em 0;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}\n"
           "figure{margin:.6em 0;break-inside:avoid;page-break-inside:avoid;display:inline-block;vertical-align:top}"
           "figcaption{font-size:11px;color:#555;max-width:880px}\n.row figure{margin-right:10px}.row figcaption{max-width:440px}\n"
-          ".sw{display:inline-block;width:14px;height:14px}\n@media print{body{max-width:none}h2{page-break-before:auto}}\n</style></head><body>\n<h1>", f);
+          ".sw{display:inline-block;width:14px;height:14px}\n@media print{body{max-width:none}h2{page-break-before:auto}}\n</style></head><body>\n<h1>",
+          f);
     nl_html_escape(f, title);
     time_t now = time(NULL);
     char stamp[64];

@@ -20,7 +20,11 @@ enum { MAX_HEADER = 1 << 26, MAX_TENSORS = 1 << 16 };
 
 /* ---------------------------------------------------------------- JSON subset */
 
-typedef struct jp { const char *s; size_t i, n; const char *path; } jp;
+typedef struct jp {
+    const char *s;
+    size_t i, n;
+    const char *path;
+} jp;
 
 static void ws(jp *p) {
     while (p->i < p->n && (p->s[p->i] == ' ' || p->s[p->i] == '\n' || p->s[p->i] == '\r' || p->s[p->i] == '\t')) p->i++;
@@ -57,22 +61,36 @@ static nl_status str(jp *p, char **out) {
             return bad(p, "control character in string");
         }
         if (c == '\\') {
-            if (p->i >= p->n) { free(b); return bad(p, "bad escape"); }
+            if (p->i >= p->n) {
+                free(b);
+                return bad(p, "bad escape");
+            }
             char e = p->s[p->i++];
             switch (e) {
-            case '"': case '\\': case '/': cp = (unsigned)e; break;
+            case '"':
+            case '\\':
+            case '/': cp = (unsigned)e; break;
             case 'b': cp = '\b'; break;
             case 'f': cp = '\f'; break;
             case 'n': cp = '\n'; break;
             case 'r': cp = '\r'; break;
             case 't': cp = '\t'; break;
             case 'u': {
-                if (p->n - p->i < 4) { free(b); return bad(p, "bad \\u escape"); }
+                if (p->n - p->i < 4) {
+                    free(b);
+                    return bad(p, "bad \\u escape");
+                }
                 cp = 0;
                 for (int k = 0; k < 4; k++) {
                     char h = p->s[p->i++];
-                    int v = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
-                    if (v < 0) { free(b); return bad(p, "bad \\u escape"); }
+                    int v = h >= '0' && h <= '9'   ? h - '0'
+                            : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                            : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                                   : -1;
+                    if (v < 0) {
+                        free(b);
+                        return bad(p, "bad \\u escape");
+                    }
                     cp = cp * 16 + (unsigned)v;
                 }
                 break;
@@ -165,9 +183,15 @@ static nl_status parse_meta(jp *p, nl_st_file *f) {
     do {
         char *k, *v;
         NL_TRY(str(p, &k));
-        if (!lit(p, ':')) { free(k); return bad(p, "expected ':'"); }
+        if (!lit(p, ':')) {
+            free(k);
+            return bad(p, "expected ':'");
+        }
         nl_status st = str(p, &v);
-        if (st != NL_OK) { free(k); return st; }
+        if (st != NL_OK) {
+            free(k);
+            return st;
+        }
         if (f->nmeta == cap) {
             cap = cap ? 2 * cap : 16;
             nl_st_meta *nm = nl_xmalloc((size_t)cap * sizeof *nm);
@@ -188,7 +212,10 @@ static nl_status parse_tensor(jp *p, nl_st_tensor *t, int64_t offs[2]) {
     do {
         char *k;
         NL_TRY(str(p, &k));
-        if (!lit(p, ':')) { free(k); return bad(p, "expected ':'"); }
+        if (!lit(p, ':')) {
+            free(k);
+            return bad(p, "expected ':'");
+        }
         nl_status st = NL_OK;
         if (!strcmp(k, "dtype")) {
             char *d;
@@ -197,7 +224,8 @@ static nl_status parse_tensor(jp *p, nl_st_tensor *t, int64_t offs[2]) {
                 t->dtype = -1;
                 for (int i = 0; i < NL_ST_DTYPE_COUNT; i++)
                     if (!strcmp(d, dtype_names[i])) t->dtype = i;
-                if (t->dtype < 0) st = NL_FAIL(NL_ERR_FORMAT, "'%s': tensor '%s' has unsupported dtype '%s'", p->path, t->name, d);
+                if (t->dtype < 0)
+                    st = NL_FAIL(NL_ERR_FORMAT, "'%s': tensor '%s' has unsupported dtype '%s'", p->path, t->name, d);
                 free(d);
                 have |= 1;
             }
@@ -215,7 +243,8 @@ static nl_status parse_tensor(jp *p, nl_st_tensor *t, int64_t offs[2]) {
         NL_TRY(st);
     } while (lit(p, ','));
     if (!lit(p, '}')) return bad(p, "expected '}'");
-    if (have != 7) return NL_FAIL(NL_ERR_FORMAT, "'%s': tensor '%s' lacks dtype, shape or data_offsets", p->path, t->name);
+    if (have != 7)
+        return NL_FAIL(NL_ERR_FORMAT, "'%s': tensor '%s' lacks dtype, shape or data_offsets", p->path, t->name);
     return NL_OK;
 }
 
@@ -226,7 +255,10 @@ static nl_status parse_header(jp *p, nl_st_file *f) {
     do {
         char *k;
         NL_TRY(str(p, &k));
-        if (!lit(p, ':')) { free(k); return bad(p, "expected ':'"); }
+        if (!lit(p, ':')) {
+            free(k);
+            return bad(p, "expected ':'");
+        }
         if (!strcmp(k, "__metadata__")) {
             free(k);
             NL_TRY(parse_meta(p, f));
@@ -258,7 +290,8 @@ static nl_status parse_header(jp *p, nl_st_file *f) {
         }
         uint64_t want = count * dtype_size[t->dtype];
         if (offs[0] > offs[1] || (uint64_t)offs[1] > f->data_len || (uint64_t)(offs[1] - offs[0]) != want)
-            return NL_FAIL(NL_ERR_FORMAT, "'%s': tensor '%s' data_offsets [%lld, %lld] do not fit its shape or the file (%zu data bytes)",
+            return NL_FAIL(NL_ERR_FORMAT,
+                           "'%s': tensor '%s' data_offsets [%lld, %lld] do not fit its shape or the file (%zu data bytes)",
                            p->path, t->name, (long long)offs[0], (long long)offs[1], f->data_len);
         t->data = f->data + offs[0];
         t->nbytes = (size_t)want;
@@ -279,8 +312,9 @@ nl_status nl_st_parse(unsigned char *buf, size_t size, const char *path, nl_st_f
     for (int i = 7; i >= 0; i--) hl = hl << 8 | f->buf[i];
     if (hl > MAX_HEADER || hl > f->size - 8) {
         nl_st_free(f);
-        return NL_FAIL(NL_ERR_FORMAT, "'%s': header length %llu exceeds the file (%zu bytes): truncated or not safetensors",
-                       path, (unsigned long long)hl, size);
+        return NL_FAIL(NL_ERR_FORMAT,
+                       "'%s': header length %llu exceeds the file (%zu bytes): truncated or not safetensors", path,
+                       (unsigned long long)hl, size);
     }
     f->data = f->buf + 8 + hl;
     f->data_len = f->size - 8 - (size_t)hl;

@@ -20,7 +20,9 @@ typedef struct nl_st_tensor {
     size_t nbytes;
 } nl_st_tensor;
 
-typedef struct nl_st_meta { char *key, *val; } nl_st_meta;
+typedef struct nl_st_meta {
+    char *key, *val;
+} nl_st_meta;
 
 typedef struct nl_st_file {
     unsigned char *buf; /* the whole file */

@@ -69,7 +69,8 @@ static int ticks(const axis *a, double *t, int cap) {
     }
     const double span = a->hi - a->lo, raw = span / 6.0, mag = pow(10.0, floor(log10(raw)));
     const double step = raw / mag < 1.5 ? mag : raw / mag < 3.5 ? 2 * mag : raw / mag < 7.5 ? 5 * mag : 10 * mag;
-    for (double v = ceil(a->lo / step) * step; v <= a->hi + 1e-9 * span && n < cap; v += step) t[n++] = fabs(v) < 1e-12 * span ? 0.0 : v;
+    for (double v = ceil(a->lo / step) * step; v <= a->hi + 1e-9 * span && n < cap; v += step)
+        t[n++] = fabs(v) < 1e-12 * span ? 0.0 : v;
     return n;
 }
 
@@ -79,14 +80,17 @@ double nl_svg_title_size(const char *title, double avail) {
 }
 
 static void title_text(FILE *f, const char *title, int x, int w) {
-    fprintf(f, "<text x=\"%d\" y=\"18\" font-size=\"%.1f\" font-weight=\"bold\">", x, nl_svg_title_size(title, w - x - 6));
+    fprintf(f, "<text x=\"%d\" y=\"18\" font-size=\"%.1f\" font-weight=\"bold\">", x,
+            nl_svg_title_size(title, w - x - 6));
     nl_html_escape(f, title);
     fputs("</text>\n", f);
 }
 
 static void frame(FILE *f, const nl_plot *p, int w, int h, const axis *ax, const axis *ay, int xticks) {
     if (xticks && p->xint) xticks = 2;
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"11\">\n", w, h, w, h);
+    fprintf(f,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"11\">\n",
+            w, h, w, h);
     fputs("<title>", f);
     nl_html_escape(f, p->title);
     fputs("</title>\n", f);
@@ -114,7 +118,8 @@ static void frame(FILE *f, const nl_plot *p, int w, int h, const axis *ax, const
         if (xticks == 2) { /* integer ticks: drop fractional ones; when the step is below 1, use every integer */
             const int fine = n > 1 && t[1] - t[0] < 1;
             int k = 0;
-            for (int i = 0; i < n; i++) if (t[i] == floor(t[i])) t[k++] = t[i];
+            for (int i = 0; i < n; i++)
+                if (t[i] == floor(t[i])) t[k++] = t[i];
             if (fine) {
                 k = 0;
                 for (double v = ceil(ax->lo); v <= ax->hi && k < 64; v += 1) t[k++] = v;
@@ -129,8 +134,8 @@ static void frame(FILE *f, const nl_plot *p, int w, int h, const axis *ax, const
             fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n", x, ay->p0 + 14, b);
         }
     }
-    fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#444\"/>\n", ax->p0, ay->p1,
-            ax->p1 - ax->p0, ay->p0 - ay->p1);
+    fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#444\"/>\n", ax->p0,
+            ay->p1, ax->p1 - ax->p0, ay->p0 - ay->p1);
     (void)h;
     fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", (ax->p0 + ax->p1) / 2, ay->p0 + 32);
     nl_html_escape(f, p->xlabel);
@@ -149,12 +154,16 @@ static void legend(FILE *f, const nl_series *s, int ns, double x, double y) {
         for (int j = 0; j < k; j++) dup |= s[j].label && !strcmp(s[j].label, s[k].label);
         if (dup) continue;
         if (s[k].marker == 2)
-            fprintf(f, "<path d=\"M%.1f %.1fl8 8m0 -8l-8 8\" stroke=\"%s\" stroke-width=\"2\"/>", x + 4, yy - 8, s[k].color);
+            fprintf(f, "<path d=\"M%.1f %.1fl8 8m0 -8l-8 8\" stroke=\"%s\" stroke-width=\"2\"/>", x + 4, yy - 8,
+                    s[k].color);
         else if (s[k].marker == 3)
             fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>", x + 9, yy - 4, s[k].color);
         else
-            fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2.5\"%s/>", x, x + 18, yy - 4,
-                    yy - 4, s[k].color, s[k].dash == 1 ? " stroke-dasharray=\"5 3\"" : s[k].dash == 2 ? " stroke-dasharray=\"1.5 2.5\"" : "");
+            fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2.5\"%s/>",
+                    x, x + 18, yy - 4, yy - 4, s[k].color,
+                    s[k].dash == 1   ? " stroke-dasharray=\"5 3\""
+                    : s[k].dash == 2 ? " stroke-dasharray=\"1.5 2.5\""
+                                     : "");
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\">", x + 24, yy);
         nl_html_escape(f, s[k].label);
         fputs("</text>\n", f);
@@ -180,7 +189,8 @@ static void band(FILE *f, const nl_series *q, const axis *ax, const axis *ay) {
         while (j < q->n && usable(q->x[j], ax->log) && usable(q->lo[j], ay->log) && usable(q->hi[j], ay->log)) j++;
         if (j > i) {
             fprintf(f, "<path fill=\"%s\" fill-opacity=\"0.2\" stroke=\"none\" d=\"", q->color);
-            for (int k = i; k < j; k++) fprintf(f, "%c%.1f %.1f", k == i ? 'M' : 'L', tr(ax, q->x[k]), tr(ay, q->hi[k]));
+            for (int k = i; k < j; k++)
+                fprintf(f, "%c%.1f %.1f", k == i ? 'M' : 'L', tr(ax, q->x[k]), tr(ay, q->hi[k]));
             for (int k = j - 1; k >= i; k--) fprintf(f, "L%.1f %.1f", tr(ax, q->x[k]), tr(ay, q->lo[k]));
             fputs("Z\"/>\n", f);
         }
@@ -215,7 +225,8 @@ void nl_svg_lines(FILE *f, const nl_plot *p, const nl_series *s, int ns) {
         if (s[k].lo && s[k].hi) band(f, &s[k], &ax, &ay);
     if (p->hline > 0 && usable(p->hline, ay.log)) {
         const double y = tr(&ay, p->hline);
-        fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"black\" stroke-dasharray=\"6 3\"/>", ax.p0, ax.p1, y, y);
+        fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"black\" stroke-dasharray=\"6 3\"/>",
+                ax.p0, ax.p1, y, y);
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">", ax.p1 - 4, y - 4);
         nl_html_escape(f, p->hline_label);
         fputs("</text>\n", f);
@@ -225,10 +236,15 @@ void nl_svg_lines(FILE *f, const nl_plot *p, const nl_series *s, int ns) {
         const double sw = q->width > 0 ? q->width : 1.6;
         if (q->marker < 2) {
             fprintf(f, "<path fill=\"none\" stroke=\"%s\" stroke-width=\"%.2f\"%s d=\"", q->color, sw,
-                    q->dash == 1 ? " stroke-dasharray=\"5 3\"" : q->dash == 2 ? " stroke-dasharray=\"1.5 2.5\"" : "");
+                    q->dash == 1   ? " stroke-dasharray=\"5 3\""
+                    : q->dash == 2 ? " stroke-dasharray=\"1.5 2.5\""
+                                   : "");
             int pen = 0;
             for (int i = 0; i < q->n; i++) {
-                if (!usable(q->x[i], ax.log) || !usable(q->y[i], ay.log)) { pen = 0; continue; }
+                if (!usable(q->x[i], ax.log) || !usable(q->y[i], ay.log)) {
+                    pen = 0;
+                    continue;
+                }
                 fprintf(f, "%c%.1f %.1f", pen ? 'L' : 'M', tr(&ax, q->x[i]), tr(&ay, q->y[i]));
                 pen = 1;
             }
@@ -237,12 +253,17 @@ void nl_svg_lines(FILE *f, const nl_plot *p, const nl_series *s, int ns) {
         for (int i = 0; i < q->n; i++) {
             if (!usable(q->x[i], ax.log) || !usable(q->y[i], ay.log)) continue;
             const double x = tr(&ax, q->x[i]), y = tr(&ay, q->y[i]);
-            if (q->marker == 1 || q->marker == 3) fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%d\" fill=\"%s\"/>", x, y, q->marker == 3 ? 4 : 3, q->color);
-            if (q->marker == 2) fprintf(f, "<path d=\"M%.1f %.1fl10 10m0 -10l-10 10\" stroke=\"%s\" stroke-width=\"2.2\"/>", x - 5, y - 5, q->color);
+            if (q->marker == 1 || q->marker == 3)
+                fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%d\" fill=\"%s\"/>", x, y, q->marker == 3 ? 4 : 3,
+                        q->color);
+            if (q->marker == 2)
+                fprintf(f, "<path d=\"M%.1f %.1fl10 10m0 -10l-10 10\" stroke=\"%s\" stroke-width=\"2.2\"/>", x - 5,
+                        y - 5, q->color);
             if (q->err && isfinite(q->err[i]) && q->err[i] > 0) {
                 const double y0 = tr(&ay, q->y[i] + q->err[i]), e1 = q->y[i] - q->err[i];
                 const double y1 = usable(e1, ay.log) ? tr(&ay, e1) : ay.p0;
-                fprintf(f, "<path d=\"M%.1f %.1fV%.1fM%.1f %.1fh8M%.1f %.1fh8\" stroke=\"%s\"/>", x, y0, y1, x - 4, y0, x - 4, y1, q->color);
+                fprintf(f, "<path d=\"M%.1f %.1fV%.1fM%.1f %.1fh8M%.1f %.1fh8\" stroke=\"%s\"/>", x, y0, y1, x - 4, y0,
+                        x - 4, y1, q->color);
             }
         }
         fputc('\n', f);
@@ -273,8 +294,8 @@ void nl_svg_bars(FILE *f, const nl_plot *p, const nl_series *s, int ns) {
         for (int k = 0; k < ns; k++) {
             if (i >= s[k].n || !isfinite(s[k].y[i])) continue;
             const double y = tr(&ay, s[k].y[i]);
-            fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"/>", gx + gw * 0.1 + k * bw,
-                    fmin(y, y0), bw * 0.92, fabs(y0 - y), s[k].color);
+            fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"/>",
+                    gx + gw * 0.1 + k * bw, fmin(y, y0), bw * 0.92, fabs(y0 - y), s[k].color);
         }
         fputc('\n', f);
     }
@@ -298,7 +319,9 @@ void nl_svg_heatmap(FILE *f, const char *title, const char *rowlabel, const char
     const int side = rows > cols ? rows : cols, c0 = side > 0 ? (300 + side - 1) / side : 24, cell = c0 > 10 ? c0 : 10;
     const int w0 = ML + cols * cell + 90, tw = (int)(0.62 * 13 * (double)strlen(title ? title : "")) + 16;
     const int w = w0 > tw ? w0 : tw > 640 ? 640 : tw, h = MT + rows * cell + MB, lab = cell < 16 ? 2 : 1;
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"11\">\n", w, h, w, h);
+    fprintf(f,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"11\">\n",
+            w, h, w, h);
     fputs("<title>", f);
     nl_html_escape(f, title);
     fprintf(f, "</title>\n<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n", w, h);
@@ -306,20 +329,23 @@ void nl_svg_heatmap(FILE *f, const char *title, const char *rowlabel, const char
     if (!(hi > lo)) hi = lo + 1;
     for (int r = 0; r < rows; r++) { /* below 16-px cells every second index is labelled */
         if ((r + row0) % lab == 0)
-            fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%d</text>", ML - 4, MT + r * cell + cell / 2 + 4, r + row0);
+            fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%d</text>", ML - 4, MT + r * cell + cell / 2 + 4,
+                    r + row0);
         for (int c = 0; c < cols; c++) {
             const double x = v[(size_t)r * stride + c];
             if (!isfinite(x)) continue;
             int rgb[3];
             ramp((x - lo) / (hi - lo), rgb);
-            fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"rgb(%d,%d,%d)\"><title>%.4f</title></rect>", ML + c * cell,
-                    MT + r * cell, cell, cell, rgb[0], rgb[1], rgb[2], x);
+            fprintf(f,
+                    "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"rgb(%d,%d,%d)\"><title>%.4f</title></rect>",
+                    ML + c * cell, MT + r * cell, cell, cell, rgb[0], rgb[1], rgb[2], x);
         }
         fputc('\n', f);
     }
     for (int c = 0; c < cols; c++)
         if ((c + col0) % lab == 0)
-            fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%d</text>", ML + c * cell + cell / 2, MT + rows * cell + 14, c + col0);
+            fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%d</text>", ML + c * cell + cell / 2,
+                    MT + rows * cell + 14, c + col0);
     fprintf(f, "\n<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">", ML + cols * cell / 2, h - 8);
     nl_html_escape(f, collabel);
     fprintf(f, "</text><text transform=\"translate(14 %d) rotate(-90)\" text-anchor=\"middle\">", MT + rows * cell / 2);
@@ -330,8 +356,10 @@ void nl_svg_heatmap(FILE *f, const char *title, const char *rowlabel, const char
     for (int i = 0; i < 20; i++) {
         int rgb[3];
         ramp(1.0 - (i + 0.5) / 20.0, rgb);
-        fprintf(f, "<rect x=\"%d\" y=\"%.1f\" width=\"12\" height=\"%.1f\" fill=\"rgb(%d,%d,%d)\"/>", bx, MT + i * bh / 20.0, bh / 20.0 + 0.5, rgb[0], rgb[1], rgb[2]);
+        fprintf(f, "<rect x=\"%d\" y=\"%.1f\" width=\"12\" height=\"%.1f\" fill=\"rgb(%d,%d,%d)\"/>", bx,
+                MT + i * bh / 20.0, bh / 20.0 + 0.5, rgb[0], rgb[1], rgb[2]);
     }
-    fprintf(f, "\n<text x=\"%d\" y=\"%d\">%.3g</text><text x=\"%d\" y=\"%d\">%.3g</text>\n", bx + 16, MT + 10, hi, bx + 16, MT + bh, lo);
+    fprintf(f, "\n<text x=\"%d\" y=\"%d\">%.3g</text><text x=\"%d\" y=\"%d\">%.3g</text>\n", bx + 16, MT + 10, hi,
+            bx + 16, MT + bh, lo);
     fputs("</svg>\n", f);
 }

@@ -12,22 +12,22 @@ typedef struct nl_series {
     const char *label; /* legend text; NULL: not in the legend */
     const char *color;
     const double *x, *y;
-    const double *err; /* optional +- error bars on y */
+    const double *err;     /* optional +- error bars on y */
     const double *lo, *hi; /* optional band: the area between lo[i] and hi[i] is shaded in the colour */
     int n;
-    int dash;          /* 0 solid, 1 dashed, 2 dotted */
-    int marker;        /* 0 none, 1 dots, 2 crosses (and no line), 3 larger dots (and no line) */
-    double width;      /* stroke width, 0: 1.6 */
+    int dash;     /* 0 solid, 1 dashed, 2 dotted */
+    int marker;   /* 0 none, 1 dots, 2 crosses (and no line), 3 larger dots (and no line) */
+    double width; /* stroke width, 0: 1.6 */
 } nl_series;
 
 typedef struct nl_plot {
     const char *title, *xlabel, *ylabel;
     int xlog, ylog;
-    double hline;            /* > 0: a horizontal reference line */
+    double hline; /* > 0: a horizontal reference line */
     const char *hline_label;
-    int w, h;                /* 0: 560 x 340 */
-    double ymin_force;       /* if finite: include this value in the y range */
-    int xint;                /* x ticks at integers only (layer indices) */
+    int w, h;                  /* 0: 560 x 340 */
+    double ymin_force;         /* if finite: include this value in the y range */
+    int xint;                  /* x ticks at integers only (layer indices) */
     const char *const *xnames; /* if set: x ticks at 0..nxnames-1 labelled with these names */
     int nxnames;
 } nl_plot;

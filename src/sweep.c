@@ -78,8 +78,9 @@ nl_status nl_sweep_read_result(const char *rundir, nl_sweep_result *r) {
                *reason = nl_json_str(nl_json_get(o, "reason"));
     const double lr = nl_json_num(nl_json_get(o, "lr")), seed = nl_json_num(nl_json_get(o, "seed")),
                  step = nl_json_num(nl_json_get(o, "step"));
-    if (!placement || !status || !reason || !isfinite(lr) || !(seed >= 0) || !(step >= 0) || strlen(placement) >= sizeof r->placement ||
-        strlen(status) >= sizeof r->status || strlen(reason) >= sizeof r->reason) {
+    if (!placement || !status || !reason || !isfinite(lr) || !(seed >= 0) || !(step >= 0) ||
+        strlen(placement) >= sizeof r->placement || strlen(status) >= sizeof r->status ||
+        strlen(reason) >= sizeof r->reason) {
         nl_json_free(&d);
         return NL_FAIL(NL_ERR_FORMAT, "%s: missing or invalid norm/lr/seed/status/step", path);
     }
@@ -141,7 +142,9 @@ static void collect(const job *j, int exit_ok, nl_sweep_result *r) {
 
 void nl_sweep_summary(const nl_sweep_result *res, int n, int csv, FILE *f) {
     if (csv) fprintf(f, "norm,lr,runs,finished,diverged,failed,val_loss_mean,val_loss_sd\n");
-    else fprintf(f, "%-9s %-9s %4s %4s %8s  %s\n", "norm", "lr", "runs", "done", "diverged", "val loss (mean +- sd, n finished)");
+    else
+        fprintf(f, "%-9s %-9s %4s %4s %8s  %s\n", "norm", "lr", "runs", "done", "diverged",
+                "val loss (mean +- sd, n finished)");
     char *seen = nl_xcalloc((size_t)n + 1);
     for (int i = 0; i < n; i++) {
         if (seen[i]) continue;
@@ -191,7 +194,8 @@ static char **child_env(void) {
     char **env = nl_xcalloc((n + 1) * sizeof *env);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], "OMPI_", 5) && strncmp(environ[i], "PMIX_", 5) && strncmp(environ[i], "PMI_", 4)) env[k++] = environ[i];
+        if (strncmp(environ[i], "OMPI_", 5) && strncmp(environ[i], "PMIX_", 5) && strncmp(environ[i], "PMI_", 4))
+            env[k++] = environ[i];
     return env;
 }
 
@@ -255,7 +259,8 @@ static nl_status parse_list(const char *opt, const char *v, int isnorm, double *
             char *end;
             errno = 0;
             double x = strtod(t, &end);
-            if (end == t || *end || errno || !isfinite(x) || x < 0) return NL_FAIL(NL_ERR_ARG, "--lr: '%s' is not a learning rate >= 0", t);
+            if (end == t || *end || errno || !isfinite(x) || x < 0)
+                return NL_FAIL(NL_ERR_ARG, "--lr: '%s' is not a learning rate >= 0", t);
             out[(*n)++] = x;
         }
     }
@@ -266,7 +271,7 @@ static nl_status parse_list(const char *opt, const char *v, int isnorm, double *
 /* The parsed command line: sweep's own options (the table's NL_CMD_SWEEP rows) and the train options
  * passed to every run (checked here once as train's). */
 typedef struct sweep_cli {
-    nl_args a;                      /* sweep's options; a.cfg.seed is the first seed */
+    nl_args a; /* sweep's options; a.cfg.seed is the first seed */
     double placements[MAX_LIST], lrs[MAX_LIST];
     int nplacement, nlr, npass, has_threads;
     char *pass[MAX_PASS];
@@ -287,7 +292,8 @@ static nl_status parse_cli(sweep_cli *c, int argc, char **argv) {
         key[kl] = 0;
         const int mine = nl_option_takes_value(NL_CMD_SWEEP, key) >= 0;
         const int tv = nl_option_takes_value(mine ? NL_CMD_SWEEP : NL_CMD_TRAIN, key);
-        if (tv < 0 || strchr(key, '_')) return NL_FAIL(NL_ERR_ARG, "unknown option '--%s' (see 'normlab sweep --help')", key);
+        if (tv < 0 || strchr(key, '_'))
+            return NL_FAIL(NL_ERR_ARG, "unknown option '--%s' (see 'normlab sweep --help')", key);
         const int two = tv && !eq; /* the value is the next word */
         if (two && i + 1 >= argc) return NL_FAIL(NL_ERR_ARG, "--%s needs a value", key);
         char **dst = mine ? own : c->pass;
@@ -305,24 +311,33 @@ static nl_status parse_cli(sweep_cli *c, int argc, char **argv) {
     int help;
     NL_TRY(nl_args_parse(&c->a, NL_CMD_SWEEP, nown, own, &help));
     const nl_args *a = &c->a;
-    if (!a->sweep.placements[0]) return NL_FAIL(NL_ERR_ARG, "--norm is required (a comma-separated list of placements)");
+    if (!a->sweep.placements[0])
+        return NL_FAIL(NL_ERR_ARG, "--norm is required (a comma-separated list of placements)");
     if (!a->sweep.lrs[0]) return NL_FAIL(NL_ERR_ARG, "--lr is required (a comma-separated list of learning rates)");
     NL_TRY(parse_list("norm", a->sweep.placements, 1, c->placements, &c->nplacement));
     NL_TRY(parse_list("lr", a->sweep.lrs, 0, c->lrs, &c->nlr));
-    if (a->sweep.seeds < 1 || a->sweep.seeds > 100000) return NL_FAIL(NL_ERR_ARG, "--seeds %d: must be in 1..100000", a->sweep.seeds);
-    if (a->sweep.jobs < 1 || a->sweep.jobs > 100000) return NL_FAIL(NL_ERR_ARG, "--jobs %d: must be in 1..100000", a->sweep.jobs);
+    if (a->sweep.seeds < 1 || a->sweep.seeds > 100000)
+        return NL_FAIL(NL_ERR_ARG, "--seeds %d: must be in 1..100000", a->sweep.seeds);
+    if (a->sweep.jobs < 1 || a->sweep.jobs > 100000)
+        return NL_FAIL(NL_ERR_ARG, "--jobs %d: must be in 1..100000", a->sweep.jobs);
     if (strlen(a->sweep.out) + 64 >= NL_PATH_MAX) return NL_FAIL(NL_ERR_ARG, "--out: path too long");
     const int slurm = !strcmp(a->sweep.launcher, "slurm");
-    if (!slurm && strcmp(a->sweep.launcher, "local")) return NL_FAIL(NL_ERR_ARG, "--launcher: '%s' is not local|slurm", a->sweep.launcher);
+    if (!slurm && strcmp(a->sweep.launcher, "local"))
+        return NL_FAIL(NL_ERR_ARG, "--launcher: '%s' is not local|slurm", a->sweep.launcher);
     if (a->sweep.cpus_per_task < 0 || a->sweep.cpus_per_task > 100000)
-        return NL_FAIL(NL_ERR_ARG, "--cpus-per-task %d: must be in 0..100000 (0: the cluster's default)", a->sweep.cpus_per_task);
+        return NL_FAIL(NL_ERR_ARG, "--cpus-per-task %d: must be in 0..100000 (0: the cluster's default)",
+                       a->sweep.cpus_per_task);
     if (!slurm && a->sweep.run_index < 0 && (a->sweep.partition[0] || a->sweep.time[0] || a->sweep.cpus_per_task))
         return NL_FAIL(NL_ERR_ARG, "--partition, --time and --cpus-per-task need --launcher slurm");
     for (const char *p = a->sweep.partition; *p; p++)
-        if (*p <= ' ' || *p == '\'') return NL_FAIL(NL_ERR_ARG, "--partition '%s': spaces and quotes are not allowed", a->sweep.partition);
+        if (*p <= ' ' || *p == '\'')
+            return NL_FAIL(NL_ERR_ARG, "--partition '%s': spaces and quotes are not allowed", a->sweep.partition);
     for (const char *p = a->sweep.time; *p; p++)
-        if (!strchr("0123456789:-", *p)) return NL_FAIL(NL_ERR_ARG, "--time '%s': not a Slurm time (minutes, MM:SS, HH:MM:SS, D-HH[:MM[:SS]])", a->sweep.time);
-    if (a->sweep.run_index < -1) return NL_FAIL(NL_ERR_ARG, "--run-index %d: must be >= 0 (-1: every run)", a->sweep.run_index);
+        if (!strchr("0123456789:-", *p))
+            return NL_FAIL(NL_ERR_ARG, "--time '%s': not a Slurm time (minutes, MM:SS, HH:MM:SS, D-HH[:MM[:SS]])",
+                           a->sweep.time);
+    if (a->sweep.run_index < -1)
+        return NL_FAIL(NL_ERR_ARG, "--run-index %d: must be >= 0 (-1: every run)", a->sweep.run_index);
     /* the sweep's defaults, then validate the train options once here rather than in every run */
     static char diag[] = "--diag-every=100", div[] = "--diverge-window=50";
     if (!has_diag) c->pass[c->npass++] = diag;
@@ -347,15 +362,16 @@ static job *make_grid(const sweep_cli *c, int *n) {
                 j->placement = (int)c->placements[a];
                 j->lr = c->lrs[b];
                 j->seed = c->a.cfg.seed + (uint64_t)s;
-                snprintf(j->dir, sizeof j->dir, "%s/%s_lr%g_s%llu", c->a.sweep.out, nl_placements[j->placement].name, j->lr, (unsigned long long)j->seed);
+                snprintf(j->dir, sizeof j->dir, "%s/%s_lr%g_s%llu", c->a.sweep.out, nl_placements[j->placement].name,
+                         j->lr, (unsigned long long)j->seed);
             }
     return js;
 }
 
 /* Runs todo[i] != 0 of js[0..n), up to jobs at once, recording each in res[i] and its result.json.
  * Progress lines "<tag>[done/total]" count from done0. Waits for every started run, even after an error. */
-static nl_status run_local(job *js, nl_sweep_result *res, const char *todo, int n, int jobs, const char *exe, char **pass,
-                           int npass, int threads, const char *tag, int done0, int total) {
+static nl_status run_local(job *js, nl_sweep_result *res, const char *todo, int n, int jobs, const char *exe,
+                           char **pass, int npass, int threads, const char *tag, int done0, int total) {
     nl_status st = NL_OK;
     int next = 0, running = 0, done = done0;
     for (;;) {
@@ -382,7 +398,8 @@ static nl_status run_local(job *js, nl_sweep_result *res, const char *todo, int 
             collect(&js[i], WIFEXITED(wst) && WEXITSTATUS(wst) == 0, &res[i]);
             nl_status ws = write_result(&js[i], &res[i]);
             if (ws != NL_OK && st == NL_OK) st = ws;
-            printf("%s[%d/%d] %s lr %g seed %llu: %s", tag, done, total, res[i].placement, res[i].lr, (unsigned long long)res[i].seed, res[i].status);
+            printf("%s[%d/%d] %s lr %g seed %llu: %s", tag, done, total, res[i].placement, res[i].lr,
+                   (unsigned long long)res[i].seed, res[i].status);
             if (!strcmp(res[i].status, "diverged")) printf(" (%s) at step %d", res[i].reason, res[i].step);
             else if (!strcmp(res[i].status, "done")) printf(", val loss %.4f", res[i].val_loss);
             else printf(" (exit %d; see %s/train.log)", WIFEXITED(wst) ? WEXITSTATUS(wst) : -1, js[i].dir);
@@ -407,8 +424,8 @@ static nl_status write_summary(const char *out, const job *js, const nl_sweep_re
     NL_TRY(nl_write_atomic_begin(path, tmp, sizeof tmp, &f));
     fprintf(f, "norm,lr,seed,status,reason,step,val_loss,loss,spikes,dir\n");
     for (int i = 0; i < n; i++) {
-        fprintf(f, "%s,%g,%llu,%s,%s,%d,", res[i].placement, res[i].lr, (unsigned long long)res[i].seed, res[i].status, res[i].reason,
-                res[i].step);
+        fprintf(f, "%s,%g,%llu,%s,%s,%d,", res[i].placement, res[i].lr, (unsigned long long)res[i].seed, res[i].status,
+                res[i].reason, res[i].step);
         fprintf(f, isfinite(res[i].val_loss) ? "%.6f," : ",", res[i].val_loss);
         fprintf(f, isfinite(res[i].loss) ? "%.6f," : ",", res[i].loss);
         fprintf(f, "%d,%s\n", res[i].spikes, js[i].dir);
@@ -445,7 +462,8 @@ static nl_status run_one(sweep_cli *c, job *js, nl_sweep_result *res, int n, con
     nl_status st = run_local(js, res, todo, n, 1, exe, c->pass, c->npass, 0, "", 0, 1);
     free(todo);
     NL_TRY(st);
-    return finished(&res[k]) ? NL_OK : NL_FAIL(NL_ERR_IO, "run %d (%s) failed; see %s/train.log", k, js[k].dir, js[k].dir);
+    return finished(&res[k]) ? NL_OK
+                             : NL_FAIL(NL_ERR_IO, "run %d (%s) failed; see %s/train.log", k, js[k].dir, js[k].dir);
 }
 
 /* --launcher slurm: submit what is neither finished nor queued; the summary once all have finished */
@@ -454,8 +472,14 @@ static nl_status run_slurm(sweep_cli *c, job *js, nl_sweep_result *res, int n, c
     unsigned char *fin = nl_xcalloc((size_t)n);
     int nfin = 0;
     for (int i = 0; i < n; i++) nfin += fin[i] = (unsigned char)read_or_failed(&js[i], &res[i]);
-    nl_sweep_slurm_job sj = { .exe = exe, .argc = argc, .argv = argv, .out = a->sweep.out, .partition = a->sweep.partition,
-                              .time = a->sweep.time, .cpus_per_task = a->sweep.cpus_per_task, .jobs = 0,
+    nl_sweep_slurm_job sj = { .exe = exe,
+                              .argc = argc,
+                              .argv = argv,
+                              .out = a->sweep.out,
+                              .partition = a->sweep.partition,
+                              .time = a->sweep.time,
+                              .cpus_per_task = a->sweep.cpus_per_task,
+                              .jobs = 0,
                               .threads = c->has_threads ? 0 : a->sweep.cpus_per_task };
     for (int i = 0; i < argc; i++) /* a limit of running tasks only when asked for */
         if (!strcmp(argv[i], "--jobs") || !strncmp(argv[i], "--jobs=", 7)) sj.jobs = a->sweep.jobs;
@@ -464,8 +488,9 @@ static nl_status run_slurm(sweep_cli *c, job *js, nl_sweep_result *res, int n, c
     nl_status st = nl_sweep_slurm(&sj, n, fin, &active, &submitted, jobid, sizeof jobid);
     free(fin);
     NL_TRY(st);
-    printf("normlab sweep: %d run%s (%d placement%s x %d LR%s x %d seed%s) in %s: %d finished, %d queued or running",
-           n, plural(n), c->nplacement, plural(c->nplacement), c->nlr, plural(c->nlr), a->sweep.seeds, plural(a->sweep.seeds), a->sweep.out, nfin, active);
+    printf("normlab sweep: %d run%s (%d placement%s x %d LR%s x %d seed%s) in %s: %d finished, %d queued or running", n,
+           plural(n), c->nplacement, plural(c->nplacement), c->nlr, plural(c->nlr), a->sweep.seeds,
+           plural(a->sweep.seeds), a->sweep.out, nfin, active);
     if (submitted) printf(", %d submitted as Slurm job array %s", submitted, jobid);
     printf("\n");
     if (active || submitted) {
@@ -502,7 +527,8 @@ static nl_status run_ranks(sweep_cli *c, job *js, nl_sweep_result *res, int n, c
     }
     if (rank == 0) {
         printf("normlab sweep: %d run%s (%d placement%s x %d LR%s x %d seed%s) in %s; %d finished earlier, skipped; %d job%s at once",
-               n, plural(n), c->nplacement, plural(c->nplacement), c->nlr, plural(c->nlr), a->sweep.seeds, plural(a->sweep.seeds), a->sweep.out, skipped, jobs, plural(jobs));
+               n, plural(n), c->nplacement, plural(c->nplacement), c->nlr, plural(c->nlr), a->sweep.seeds,
+               plural(a->sweep.seeds), a->sweep.out, skipped, jobs, plural(jobs));
         if (size > 1) printf(" on each of %d ranks", size);
         printf("\n");
         fflush(stdout);
@@ -510,7 +536,9 @@ static nl_status run_ranks(sweep_cli *c, job *js, nl_sweep_result *res, int n, c
     char tag[32] = "";
     if (size > 1) snprintf(tag, sizeof tag, "rank %d: ", rank); /* and counts of its own runs */
     st = nl_mkdir_p(a->sweep.out);
-    if (st == NL_OK) st = run_local(js, res, mine, n, jobs, exe, c->pass, c->npass, threads, tag, size > 1 ? 0 : skipped, size > 1 ? nmine : n);
+    if (st == NL_OK)
+        st = run_local(js, res, mine, n, jobs, exe, c->pass, c->npass, threads, tag, size > 1 ? 0 : skipped,
+                       size > 1 ? nmine : n);
     /* every rank gets here, also after an error, so that none waits forever */
     float bad = st != NL_OK;
     if (nl_comm_allreduce_sum(&bad, 1) != NL_OK) nl_comm_abort(nl_last_error());
@@ -525,9 +553,12 @@ static nl_status run_ranks(sweep_cli *c, job *js, nl_sweep_result *res, int n, c
     if (nl_comm_broadcast(&failed, sizeof failed, 0) != NL_OK) nl_comm_abort(nl_last_error());
     free(todo);
     free(mine);
-    if (st == NL_OK && bad > 0) st = NL_FAIL(NL_ERR_IO, "%.0f rank%s stopped with an error (see above)", bad, bad == 1 ? "" : "s");
+    if (st == NL_OK && bad > 0)
+        st = NL_FAIL(NL_ERR_IO, "%.0f rank%s stopped with an error (see above)", bad, bad == 1 ? "" : "s");
     if (st == NL_OK && failed)
-        st = NL_FAIL(NL_ERR_IO, "%d of %d runs failed (neither finished nor diverged); rerun the same command to retry them", failed, n);
+        st = NL_FAIL(NL_ERR_IO,
+                     "%d of %d runs failed (neither finished nor diverged); rerun the same command to retry them",
+                     failed, n);
     return st;
 }
 

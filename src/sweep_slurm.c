@@ -60,7 +60,10 @@ static const char *first_line(char *s) {
 }
 
 static nl_status tool_fail(const char *tool, int rc, char *out) {
-    if (rc == 127) return NL_FAIL(NL_ERR_IO, "--launcher slurm: '%s' not found or not runnable (is Slurm installed here, and SLURM_CONF set if needed?)", tool);
+    if (rc == 127)
+        return NL_FAIL(NL_ERR_IO,
+                       "--launcher slurm: '%s' not found or not runnable (is Slurm installed here, and SLURM_CONF set if needed?)",
+                       tool);
     return NL_FAIL(NL_ERR_IO, "--launcher slurm: %s failed (exit %d): %s", tool, rc, first_line(out));
 }
 
@@ -86,7 +89,8 @@ static nl_status queued(const long *ids, int nids, int n, unsigned char *active,
         long job, task;
         char *end;
         job = strtol(line, &end, 10);
-        if (end == line || *end != ' ') return NL_FAIL(NL_ERR_IO, "--launcher slurm: unexpected squeue output '%s'", line);
+        if (end == line || *end != ' ')
+            return NL_FAIL(NL_ERR_IO, "--launcher slurm: unexpected squeue output '%s'", line);
         if (!strcmp(end + 1, "N/A")) continue; /* not an array task: not ours */
         task = strtol(end + 1, &end, 10);
         if (*end) return NL_FAIL(NL_ERR_IO, "--launcher slurm: unexpected squeue output '%s'", line);
@@ -130,8 +134,10 @@ static nl_status array_spec(const unsigned char *todo, int n, int jobs, char *sp
         }
         int j = i;
         while (j + 1 < n && todo[j + 1]) j++;
-        int w = j > i ? snprintf(spec + len, cap - len, "%s%d-%d", len ? "," : "", i, j) : snprintf(spec + len, cap - len, "%s%d", len ? "," : "", i);
-        if (w < 0 || (size_t)w >= cap - len) return NL_FAIL(NL_ERR_ARG, "--launcher slurm: the array of %d runs is too long for one sbatch --array", n);
+        int w = j > i ? snprintf(spec + len, cap - len, "%s%d-%d", len ? "," : "", i, j)
+                      : snprintf(spec + len, cap - len, "%s%d", len ? "," : "", i);
+        if (w < 0 || (size_t)w >= cap - len)
+            return NL_FAIL(NL_ERR_ARG, "--launcher slurm: the array of %d runs is too long for one sbatch --array", n);
         len += (size_t)w;
         i = j + 1;
     }
@@ -140,10 +146,10 @@ static nl_status array_spec(const unsigned char *todo, int n, int jobs, char *sp
     return NL_OK;
 }
 
-static nl_status submit(const nl_sweep_slurm_job *s, const char *dir, const unsigned char *todo, int n, char *jobid, size_t cap,
-                        char *out) {
-    char script[NL_PATH_MAX + 32], ids[NL_PATH_MAX + 32], spec[8192], a_array[8300], a_out[NL_PATH_MAX + 48], a_part[NL_PATH_MAX + 16],
-        a_time[NL_PATH_MAX + 16], a_cpus[32];
+static nl_status submit(const nl_sweep_slurm_job *s, const char *dir, const unsigned char *todo, int n, char *jobid,
+                        size_t cap, char *out) {
+    char script[NL_PATH_MAX + 32], ids[NL_PATH_MAX + 32], spec[8192], a_array[8300], a_out[NL_PATH_MAX + 48],
+            a_part[NL_PATH_MAX + 16], a_time[NL_PATH_MAX + 16], a_cpus[32];
     snprintf(script, sizeof script, "%s/sweep.sh", dir);
     NL_TRY(write_script(s, script));
     NL_TRY(array_spec(todo, n, s->jobs, spec, sizeof spec));
@@ -155,7 +161,8 @@ static nl_status submit(const nl_sweep_slurm_job *s, const char *dir, const unsi
     argv[k++] = a_array, argv[k++] = a_out;
     if (s->partition[0]) snprintf(a_part, sizeof a_part, "--partition=%s", s->partition), argv[k++] = a_part;
     if (s->time[0]) snprintf(a_time, sizeof a_time, "--time=%s", s->time), argv[k++] = a_time;
-    if (s->cpus_per_task > 0) snprintf(a_cpus, sizeof a_cpus, "--cpus-per-task=%d", s->cpus_per_task), argv[k++] = a_cpus;
+    if (s->cpus_per_task > 0)
+        snprintf(a_cpus, sizeof a_cpus, "--cpus-per-task=%d", s->cpus_per_task), argv[k++] = a_cpus;
     argv[k++] = script;
     argv[k] = NULL;
     int rc = run_capture(argv, out, OUT_CAP);
@@ -167,7 +174,8 @@ static nl_status submit(const nl_sweep_slurm_job *s, const char *dir, const unsi
     last = last ? last + 1 : out;
     char *end;
     long id = strtol(last, &end, 10);
-    if (end == last || id <= 0 || (*end && *end != ';')) return NL_FAIL(NL_ERR_IO, "--launcher slurm: sbatch printed no job id: %s", first_line(out));
+    if (end == last || id <= 0 || (*end && *end != ';'))
+        return NL_FAIL(NL_ERR_IO, "--launcher slurm: sbatch printed no job id: %s", first_line(out));
     snprintf(jobid, cap, "%ld", id);
     snprintf(ids, sizeof ids, "%s/jobs", dir);
     FILE *f = fopen(ids, "a");

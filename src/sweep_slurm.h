@@ -12,8 +12,8 @@
 #include <stddef.h>
 
 typedef struct nl_sweep_slurm_job {
-    const char *exe;  /* the normlab binary (on a file system the nodes share) */
-    int argc;         /* the sweep's options, repeated by every task */
+    const char *exe; /* the normlab binary (on a file system the nodes share) */
+    int argc;        /* the sweep's options, repeated by every task */
     char **argv;
     const char *out, *partition, *time; /* partition, time: "" for the cluster's default */
     int cpus_per_task, jobs;            /* 0: not passed; jobs: the array's limit of running tasks */

@@ -150,11 +150,13 @@ static int parse_event(const unsigned char *p, size_t n, long long *step, int *s
                 size_t j = 0, sn = (size_t)v;
                 uint64_t k2, l2, k3, l3;
                 *summary = 1;
-                if (!get_varint(s, sn, &j, &k2) && k2 == (1 << 3 | WT_LEN) && !get_varint(s, sn, &j, &l2) && l2 <= sn - j) {
+                if (!get_varint(s, sn, &j, &k2) && k2 == (1 << 3 | WT_LEN) && !get_varint(s, sn, &j, &l2) &&
+                    l2 <= sn - j) {
                     const unsigned char *val = s + j;
                     size_t m = 0;
-                    if (!get_varint(val, (size_t)l2, &m, &k3) && k3 == (1 << 3 | WT_LEN) && !get_varint(val, (size_t)l2, &m, &l3) &&
-                        l3 <= l2 - m && l3 >= sizeof diag_prefix - 1 && !memcmp(val + m, diag_prefix, sizeof diag_prefix - 1))
+                    if (!get_varint(val, (size_t)l2, &m, &k3) && k3 == (1 << 3 | WT_LEN) &&
+                        !get_varint(val, (size_t)l2, &m, &l3) && l3 <= l2 - m && l3 >= sizeof diag_prefix - 1 &&
+                        !memcmp(val + m, diag_prefix, sizeof diag_prefix - 1))
                         *diag = 1;
                 }
             }
@@ -209,8 +211,7 @@ size_t nl_tb_keep(unsigned char *p, size_t n, long long step, int *summaries) {
         const unsigned char *data = p + i + 12;
         long long s;
         int summary, diag;
-        if (!crc_ok(data, (size_t)len, data + len) || parse_event(data, (size_t)len, &s, &summary, &diag))
-            break;
+        if (!crc_ok(data, (size_t)len, data + len) || parse_event(data, (size_t)len, &s, &summary, &diag)) break;
         if (s < step || (s == step && !(summary && diag))) {
             memmove(p + out, p + i, (size_t)len + 16);
             out += (size_t)len + 16;
@@ -266,9 +267,10 @@ static nl_status cut_dir(const char *dir, long long step, long long *max_stamp) 
         const long long stamp = strtoll(name + sizeof event_prefix - 1, NULL, 10);
         if (stamp > *max_stamp) *max_stamp = stamp;
         if (step < 0)
-            st = NL_FAIL(NL_ERR_ARG, "--tensorboard '%s' already holds event files (%s): a new run needs a directory of its own", dir, name);
-        else
-            st = cut_file(dir, path, step);
+            st = NL_FAIL(NL_ERR_ARG,
+                         "--tensorboard '%s' already holds event files (%s): a new run needs a directory of its own",
+                         dir, name);
+        else st = cut_file(dir, path, step);
     }
     closedir(d);
     return st;
@@ -287,7 +289,8 @@ nl_status nl_tb_open(nl_tb *w, const char *dir, int step) {
     if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "localhost");
     host[sizeof host - 1] = 0;
     for (char *h = host; *h; h++)
-        if (!((*h >= 'a' && *h <= 'z') || (*h >= 'A' && *h <= 'Z') || (*h >= '0' && *h <= '9') || *h == '-' || *h == '.')) *h = '_';
+        if (!((*h >= 'a' && *h <= 'z') || (*h >= 'A' && *h <= 'Z') || (*h >= '0' && *h <= '9') || *h == '-' || *h == '.'))
+            *h = '_';
     if (snprintf(w->path, sizeof w->path, "%s/%s%010lld.%s", dir, event_prefix, stamp, host) >= (int)sizeof w->path)
         return NL_FAIL(NL_ERR_IO, "--tensorboard '%s': path too long", dir);
     w->f = fopen(w->path, "wb");
@@ -408,15 +411,26 @@ static void series(nl_tb *w, const char *key, const double *v, int n) {
 }
 
 nl_status nl_tb_diag(nl_tb *w, const nl_diag *d, int step) {
-    static const struct { const char *key; size_t off; } stream[] = {
-        { "x_var", offsetof(nl_stream_stat, var) }, { "x_rms", offsetof(nl_stream_stat, rms) }, { "x_max", offsetof(nl_stream_stat, maxabs) }
-    };
-    static const struct { const char *key; size_t off; } site[] = {
-        { "in_rms", offsetof(nl_diag_site, in_rms) }, { "out_rms", offsetof(nl_diag_site, out_rms) }, { "gain_mean", offsetof(nl_diag_site, gain) }
-    };
-    const struct { const char *key; const double *v; } block[] = {
-        { "grad_block", d->g_block }, { "grad_qkv", d->g_qkv }, { "grad_proj", d->g_proj }, { "grad_fc", d->g_fc }, { "grad_mlp_proj", d->g_mproj }
-    };
+    static const struct {
+        const char *key;
+        size_t off;
+    } stream[] = { { "x_var", offsetof(nl_stream_stat, var) },
+                   { "x_rms", offsetof(nl_stream_stat, rms) },
+                   { "x_max", offsetof(nl_stream_stat, maxabs) } };
+    static const struct {
+        const char *key;
+        size_t off;
+    } site[] = { { "in_rms", offsetof(nl_diag_site, in_rms) },
+                 { "out_rms", offsetof(nl_diag_site, out_rms) },
+                 { "gain_mean", offsetof(nl_diag_site, gain) } };
+    const struct {
+        const char *key;
+        const double *v;
+    } block[] = { { "grad_block", d->g_block },
+                  { "grad_qkv", d->g_qkv },
+                  { "grad_proj", d->g_proj },
+                  { "grad_fc", d->g_fc },
+                  { "grad_mlp_proj", d->g_mproj } };
     const int L1 = d->L + 1;
     double *v = nl_xmalloc((size_t)(L1 > d->nsites ? L1 : d->nsites + 1) * sizeof(double));
     nl_tb_begin(w, step);

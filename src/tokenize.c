@@ -18,8 +18,11 @@ static nl_status need_tokenizer(const nl_config *c) {
         if (nl_bpe_vocab(gpt2) == c->vocab) return NL_OK;
     }
     if (c->vocab < 256)
-        return NL_FAIL(NL_ERR_ARG, "the model's vocabulary (%d) is smaller than 256: text cannot be encoded as bytes", c->vocab);
-    return NL_FAIL(NL_ERR_ARG, "the model's vocabulary (%d) is neither bytes (256) nor GPT-2's (50257): no tokenizer for it", c->vocab);
+        return NL_FAIL(NL_ERR_ARG, "the model's vocabulary (%d) is smaller than 256: text cannot be encoded as bytes",
+                       c->vocab);
+    return NL_FAIL(NL_ERR_ARG,
+                   "the model's vocabulary (%d) is neither bytes (256) nor GPT-2's (50257): no tokenizer for it",
+                   c->vocab);
 }
 
 nl_status nl_tokenizer_check(const nl_config *c) { return need_tokenizer(c); }

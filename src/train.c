@@ -45,30 +45,35 @@ nl_status nl_check_memory(const nl_config *c, int B, int T, int training) {
     const double C = c->dim, L = c->layers, N = (double)B * T, Vp = c->vocab_padded, F = c->ffn_dim;
     const double QKV = C + 2.0 * C / c->heads * c->kv_heads, FW = c->arch != NL_ARCH_GPT2 ? 3.0 * F : 2.0 * F;
     const double params = nl_config_matrix_params(c) + L * (16.0 * C + 2.0 * F) + 4.0 * C;
-    const double acts = N * (8.0 * C + L * (32.0 * C + 3.0 * QKV + 2.0 * FW)) + 2.0 * L * B * (double)c->heads * T * T * 2.0 + 2.0 * N * Vp;
+    const double acts = N * (8.0 * C + L * (32.0 * C + 3.0 * QKV + 2.0 * FW)) +
+                        2.0 * L * B * (double)c->heads * T * T * 2.0 + 2.0 * N * Vp;
     const double need = 4.0 * (params * (training ? 4.0 : 1.0) + acts);
     const long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
     const double have = pages > 0 && psize > 0 ? (double)pages * (double)psize : 1e18;
-    if (N > 1 << 30) return NL_FAIL(NL_ERR_ARG, "--batch %d x --seq-len %d is more than 2^30 tokens per micro-batch", B, T);
+    if (N > 1 << 30)
+        return NL_FAIL(NL_ERR_ARG, "--batch %d x --seq-len %d is more than 2^30 tokens per micro-batch", B, T);
     /* on a GPU the numbers live in device memory: an allocation that does not fit fails with one line there */
     if (need > have && c->device == NL_DEVICE_CPU)
-        return NL_FAIL(NL_ERR_ARG, "this model and batch need about %.3g GB of memory, more than the machine's %.3g GB "
-                                   "(L=%d d=%d H=%d T=%d V=%d, batch %d): lower --batch, --seq-len, --dim or --layers",
+        return NL_FAIL(NL_ERR_ARG,
+                       "this model and batch need about %.3g GB of memory, more than the machine's %.3g GB "
+                       "(L=%d d=%d H=%d T=%d V=%d, batch %d): lower --batch, --seq-len, --dim or --layers",
                        need / 1e9, have / 1e9, c->layers, c->dim, c->heads, T, c->vocab, B);
     return NL_OK;
 }
 
 /* ---------------------------------------------------------------- evaluation */
 
-nl_status nl_eval_stride(nl_model *m, const nl_tokens *t, int max_windows, int stride, int B, double *nll,
-                         size_t *ntok, double *nbytes) {
+nl_status nl_eval_stride(nl_model *m, const nl_tokens *t, int max_windows, int stride, int B, double *nll, size_t *ntok,
+                         double *nbytes) {
     const int T = m->cfg.seq_len;
     if (stride <= 0) stride = T;
     if (stride > T) return NL_FAIL(NL_ERR_ARG, "--stride %d: must not exceed seq-len %d", stride, T);
     size_t W = t->n > (size_t)T ? (t->n - 1 - (size_t)T) / (size_t)stride + 1 : 0;
     if (max_windows > 0 && (size_t)max_windows < W) W = (size_t)max_windows;
     if (W == 0) return NL_FAIL(NL_ERR_ARG, "the data holds %zu tokens, fewer than seq-len + 1 = %d", t->n, T + 1);
-    if (t->max_token >= m->cfg.vocab) return NL_FAIL(NL_ERR_ARG, "the data holds token id %d, outside the model's vocabulary of %d", t->max_token, m->cfg.vocab);
+    if (t->max_token >= m->cfg.vocab)
+        return NL_FAIL(NL_ERR_ARG, "the data holds token id %d, outside the model's vocabulary of %d", t->max_token,
+                       m->cfg.vocab);
     if ((size_t)B > W) B = (int)W;
     if (m->B < B || m->T < T) {
         NL_TRY(nl_check_memory(&m->cfg, B, T, 0));
@@ -234,23 +239,23 @@ typedef struct run {
     char metrics_path[NL_PATH_MAX + 32];
     int *buf, *inp, *tgt;
     int lock_fd;
-    nl_ckpt_info info; /* step, data RNG, rollbacks, skipped batches: the state beside the tensors */
-    int saved_step;    /* the step of the newest checkpoint on disk, -1: none */
-    double time0;      /* time_s at the resumed step: metrics.jsonl reads as one run */
+    nl_ckpt_info info;              /* step, data RNG, rollbacks, skipped batches: the state beside the tensors */
+    int saved_step;                 /* the step of the newest checkpoint on disk, -1: none */
+    double time0;                   /* time_s at the resumed step: metrics.jsonl reads as one run */
     int fault_nan, fault_kill_ckpt; /* NORMLAB_FAULT (tests): steps, 0: none */
-    nl_diag diag;              /* --diag-every: statistics of the fixed batch dinp/dtgt */
+    nl_diag diag;                   /* --diag-every: statistics of the fixed batch dinp/dtgt */
     int *dinp, *dtgt, dB;
     nl_spikes spikes;
     nl_diverge diverge;
-    nl_tb tb;          /* TensorBoard event file */
-    nl_progress prog;  /* the terminal progress line */
-    nl_dp dp;          /* the MPI ranks training this model (one in a single process) */
-    int lead;          /* rank 0: writes the run directory, metrics and logs */
-    int check_every;   /* NORMLAB_DP_CHECK: compare the ranks' parameters every N steps (0: never) */
+    nl_tb tb;                 /* TensorBoard event file */
+    nl_progress prog;         /* the terminal progress line */
+    nl_dp dp;                 /* the MPI ranks training this model (one in a single process) */
+    int lead;                 /* rank 0: writes the run directory, metrics and logs */
+    int check_every;          /* NORMLAB_DP_CHECK: compare the ranks' parameters every N steps (0: never) */
     int kill_rank, kill_step; /* NORMLAB_FAULT kill-rank:R:K: rank R SIGKILLs itself at step K */
     int stop_rank, stop_step; /* NORMLAB_FAULT stop-rank:R:K: rank R SIGSTOPs itself at step K (hangs) */
     int skew_rank, skew_step; /* NORMLAB_FAULT skew-rank:R:K: rank R changes a parameter after step K */
-    nl_loss_scaler ls; /* --dtype fp16: dynamic loss scaling (docs/numerics.md §4) */
+    nl_loss_scaler ls;        /* --dtype fp16: dynamic loss scaling (docs/numerics.md §4) */
     int fp16;
     /* --arch dit: images instead of token streams; a flow-matching batch (x_t, v, t, y) and the diagnostic one */
     int dit;
@@ -361,18 +366,25 @@ static nl_status parse_faults(run *r) {
         int k = 0, q = 0, used = 0;
         if (sscanf(p, "nan-at:%d%n", &k, &used) == 1 && (size_t)used == n && k > 0) r->fault_nan = k;
         else if (sscanf(p, "kill-in-ckpt:%d%n", &k, &used) == 1 && (size_t)used == n && k >= 0) r->fault_kill_ckpt = k;
-        else if (sscanf(p, "kill-rank:%d:%d%n", &q, &k, &used) == 2 && (size_t)used == n && q >= 0 && k > 0) r->kill_rank = q, r->kill_step = k;
-        else if (sscanf(p, "stop-rank:%d:%d%n", &q, &k, &used) == 2 && (size_t)used == n && q >= 0 && k > 0) r->stop_rank = q, r->stop_step = k;
-        else if (sscanf(p, "skew-rank:%d:%d%n", &q, &k, &used) == 2 && (size_t)used == n && q >= 0 && k > 0) r->skew_rank = q, r->skew_step = k;
-        else return NL_FAIL(NL_ERR_ARG, "NORMLAB_FAULT '%s': expected nan-at:STEP, kill-in-ckpt:STEP, kill-rank:RANK:STEP, stop-rank:RANK:STEP or skew-rank:RANK:STEP, "
-                                        "comma-separated", e);
+        else if (sscanf(p, "kill-rank:%d:%d%n", &q, &k, &used) == 2 && (size_t)used == n && q >= 0 && k > 0)
+            r->kill_rank = q, r->kill_step = k;
+        else if (sscanf(p, "stop-rank:%d:%d%n", &q, &k, &used) == 2 && (size_t)used == n && q >= 0 && k > 0)
+            r->stop_rank = q, r->stop_step = k;
+        else if (sscanf(p, "skew-rank:%d:%d%n", &q, &k, &used) == 2 && (size_t)used == n && q >= 0 && k > 0)
+            r->skew_rank = q, r->skew_step = k;
+        else
+            return NL_FAIL(NL_ERR_ARG,
+                           "NORMLAB_FAULT '%s': expected nan-at:STEP, kill-in-ckpt:STEP, kill-rank:RANK:STEP, stop-rank:RANK:STEP or skew-rank:RANK:STEP, "
+                           "comma-separated",
+                           e);
         p += n + (p[n] == ',');
     }
     const char *ck = getenv("NORMLAB_DP_CHECK");
     if (ck && *ck) {
         char *end;
         long v = strtol(ck, &end, 10);
-        if (*end || v < 0 || v > 1000000) return NL_FAIL(NL_ERR_ARG, "NORMLAB_DP_CHECK '%s': expected a step count N >= 0", ck);
+        if (*end || v < 0 || v > 1000000)
+            return NL_FAIL(NL_ERR_ARG, "NORMLAB_DP_CHECK '%s': expected a step count N >= 0", ck);
         r->check_every = (int)v;
     }
     return NL_OK;
@@ -412,8 +424,10 @@ static nl_status claim_run_dir(const char *dir, int overwrite) {
     while (st == NL_OK && (de = readdir(d))) {
         if (!is_run_file(de->d_name)) continue;
         if (!overwrite) {
-            st = NL_FAIL(NL_ERR_ARG, "--out '%s' holds a run (%s): continue it with 'normlab train --resume %s', replace it with "
-                                     "--overwrite, or choose another --out", dir, de->d_name, dir);
+            st = NL_FAIL(NL_ERR_ARG,
+                         "--out '%s' holds a run (%s): continue it with 'normlab train --resume %s', replace it with "
+                         "--overwrite, or choose another --out",
+                         dir, de->d_name, dir);
             break;
         }
         snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
@@ -431,7 +445,8 @@ static void remove_stale_tmp(const char *dir) {
     char p[NL_PATH_MAX + 300];
     while ((de = readdir(d))) {
         const char *t = strstr(de->d_name, ".tmp.");
-        if (t && (!strncmp(de->d_name, "ckpt-", 5) || !strncmp(de->d_name, "metrics.jsonl", 13) || !strncmp(de->d_name, "config.txt", 10))) {
+        if (t && (!strncmp(de->d_name, "ckpt-", 5) || !strncmp(de->d_name, "metrics.jsonl", 13) ||
+                  !strncmp(de->d_name, "config.txt", 10))) {
             snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
             unlink(p);
         }
@@ -446,7 +461,8 @@ static nl_status setup_tokens(run *r) {
     NL_TRY(nl_tokens_open(&r->all, c->data));
     if (c->val_data[0]) NL_TRY(nl_tokens_open(&r->valfile, c->val_data));
     if (c->init_from[0] && c->device != NL_DEVICE_CPU)
-        return NL_FAIL(NL_ERR_ARG, "--init-from cannot be combined with --device cuda yet (the importers write host memory)");
+        return NL_FAIL(NL_ERR_ARG,
+                       "--init-from cannot be combined with --device cuda yet (the importers write host memory)");
     if (c->init_from[0] && !r->resume) NL_TRY(nl_read_model_config(c->init_from, c));
     if (c->vocab == 0) c->vocab = r->all.shards ? 50257 : 256;
     NL_TRY(nl_tokens_encode(&r->all, c)); /* text for a GPT-2-vocabulary model: BPE tokens */
@@ -460,12 +476,15 @@ static nl_status setup_tokens(run *r) {
     }
     int maxtok = r->all.max_token > (r->v ? r->v->max_token : 0) ? r->all.max_token : r->v->max_token;
     if (maxtok >= c->vocab)
-        return NL_FAIL(NL_ERR_ARG, "--data holds token id %d, outside the vocabulary of %d (set --vocab)", maxtok, c->vocab);
+        return NL_FAIL(NL_ERR_ARG, "--data holds token id %d, outside the vocabulary of %d (set --vocab)", maxtok,
+                       c->vocab);
     NL_TRY(nl_config_resolve(c));
     if (r->train.n < (size_t)c->seq_len + 1)
         return NL_FAIL(NL_ERR_ARG, "--seq-len %d is longer than the training data (%zu tokens)", c->seq_len, r->train.n);
     if (r->v && r->v->n < (size_t)c->seq_len + 1)
-        return NL_FAIL(NL_ERR_ARG, "the validation data has %zu tokens, fewer than --seq-len + 1 (raise --val-frac or lower --seq-len)", r->v->n);
+        return NL_FAIL(NL_ERR_ARG,
+                       "the validation data has %zu tokens, fewer than --seq-len + 1 (raise --val-frac or lower --seq-len)",
+                       r->v->n);
     return NL_OK;
 }
 
@@ -473,19 +492,25 @@ static nl_status setup_tokens(run *r) {
  * --val-frac of the folder); the image shape and classes go into the config */
 static nl_status setup_images(run *r) {
     nl_config *c = r->c;
-    if (!c->data[0]) return NL_FAIL(NL_ERR_ARG, "--arch dit: give --data fashion-mnist or --data DIR (a folder of same-size PNG images)");
+    if (!c->data[0])
+        return NL_FAIL(NL_ERR_ARG,
+                       "--arch dit: give --data fashion-mnist or --data DIR (a folder of same-size PNG images)");
     if (c->init_from[0]) return NL_FAIL(NL_ERR_ARG, "--init-from: not for --arch dit yet");
     NL_TRY(nl_images_open(&r->itrain, c->data, 0));
     if (c->val_data[0]) NL_TRY(nl_images_open(&r->ival, c->val_data, 1));
     else if (nl_images_is_fmnist(c->data)) NL_TRY(nl_images_open(&r->ival, c->data, 1));
     else nl_images_split(&r->itrain, (int)lround(c->val_frac * r->itrain.n), &r->ival);
     const nl_images *a = &r->itrain, *v = &r->ival;
-    if (a->n < 1) return NL_FAIL(NL_ERR_ARG, "--data '%s': no training images left after holding out --val-frac %g", c->data, c->val_frac);
+    if (a->n < 1)
+        return NL_FAIL(NL_ERR_ARG, "--data '%s': no training images left after holding out --val-frac %g", c->data,
+                       c->val_frac);
     if (v->n && (v->h != a->h || v->w != a->w || v->ch != a->ch || v->nclass != a->nclass))
-        return NL_FAIL(NL_ERR_ARG, "--val-data '%s': images of %dx%dx%d (%d classes), the training images are %dx%dx%d (%d classes)",
+        return NL_FAIL(NL_ERR_ARG,
+                       "--val-data '%s': images of %dx%dx%d (%d classes), the training images are %dx%dx%d (%d classes)",
                        c->val_data, v->w, v->h, v->ch, v->nclass, a->w, a->h, a->ch, a->nclass);
     if (r->resume && (c->img_h != a->h || c->img_w != a->w || c->img_ch != a->ch || c->classes != a->nclass))
-        return NL_FAIL(NL_ERR_ARG, "--resume: the run was trained on %dx%dx%d images with %d classes; '%s' holds %dx%dx%d with %d",
+        return NL_FAIL(NL_ERR_ARG,
+                       "--resume: the run was trained on %dx%dx%d images with %d classes; '%s' holds %dx%dx%d with %d",
                        c->img_w, c->img_h, c->img_ch, c->classes, c->data, a->w, a->h, a->ch, a->nclass);
     c->img_h = a->h, c->img_w = a->w, c->img_ch = a->ch, c->classes = a->nclass;
     NL_TRY(nl_config_resolve(c));
@@ -507,7 +532,8 @@ static nl_status setup(run *r) {
     r->saved_step = -1;
     if (r->resume) {
         if (c->device != NL_DEVICE_CPU)
-            return NL_FAIL(NL_ERR_ARG, "--resume: the run was trained with --device cuda; resuming it is not supported yet (checkpoints load on the CPU)");
+            return NL_FAIL(NL_ERR_ARG,
+                           "--resume: the run was trained with --device cuda; resuming it is not supported yet (checkpoints load on the CPU)");
         NL_TRY(nl_ckpt_load_info(&r->m, r->resume, &r->info));
         nl_config keep = r->m.cfg;
         r->m.cfg = *c; /* the same model options (both from the checkpoint); the run's other options */
@@ -515,10 +541,13 @@ static nl_status setup(run *r) {
             keep.dtype != c->dtype)
             return NL_FAIL(NL_ERR_ARG, "--resume: the model in '%s' does not match its config", r->resume);
         if (r->info.data_tokens >= 0 && (size_t)r->info.data_tokens != r->train.n)
-            return NL_FAIL(NL_ERR_ARG, "--resume: the training data '%s' now holds %zu tokens; the run was trained on %lld "
-                                       "(resuming needs the same data)", c->data, r->train.n, r->info.data_tokens);
+            return NL_FAIL(NL_ERR_ARG,
+                           "--resume: the training data '%s' now holds %zu tokens; the run was trained on %lld "
+                           "(resuming needs the same data)",
+                           c->data, r->train.n, r->info.data_tokens);
         if (r->info.step > c->steps)
-            return NL_FAIL(NL_ERR_ARG, "--steps %d: the run in '%s' is already at step %d", c->steps, r->resume, r->info.step);
+            return NL_FAIL(NL_ERR_ARG, "--steps %d: the run in '%s' is already at step %d", c->steps, r->resume,
+                           r->info.step);
         r->saved_step = r->info.step;
     } else {
         nl_rng_seed(&r->info.rng, c->seed ^ 0x5DEECE66Dull); /* data order: its own stream, independent of init */
@@ -528,7 +557,8 @@ static nl_status setup(run *r) {
     r->info.data_tokens = (long long)r->train.n;
     r->fp16 = c->dtype == NL_DTYPE_FP16;
     if (r->fp16) {
-        NL_TRY(nl_loss_scaler_init(&r->ls, c->loss_scale, 2.0, 0.5, c->loss_scale_interval, NL_LOSS_SCALE_MIN, NL_LOSS_SCALE_MAX));
+        NL_TRY(nl_loss_scaler_init(&r->ls, c->loss_scale, 2.0, 0.5, c->loss_scale_interval, NL_LOSS_SCALE_MIN,
+                                   NL_LOSS_SCALE_MAX));
         scaler_from_info(r, &r->info); /* a resumed run continues its scale */
     }
     if (c->device == NL_DEVICE_CUDA) NL_TRY(nl_comm_use_device(1)); /* several ranks: NCCL */
@@ -620,14 +650,19 @@ static int skips_at(const run *r, int step) {
 static nl_status diverged(run *r, int step, const char *what) {
     const nl_config *c = r->c;
     if (c->on_nan == NL_ON_NAN_STOP)
-        return NL_FAIL(NL_ERR_FORMAT, "training diverged at step %d (%s); stopped (--on-nan stop), no checkpoint holds it. "
-                                      "HINT: lower --lr or raise --warmup, or resume with --on-nan rollback", step, what);
+        return NL_FAIL(NL_ERR_FORMAT,
+                       "training diverged at step %d (%s); stopped (--on-nan stop), no checkpoint holds it. "
+                       "HINT: lower --lr or raise --warmup, or resume with --on-nan rollback",
+                       step, what);
     if (r->info.rollbacks >= c->max_rollbacks || r->info.nskip >= NL_MAX_ROLLBACKS)
-        return NL_FAIL(NL_ERR_FORMAT, "training diverged at step %d (%s) after %d rollbacks (--max-rollbacks %d); stopped. "
-                                      "HINT: lower --lr or raise --warmup", step, what, r->info.rollbacks, c->max_rollbacks);
+        return NL_FAIL(NL_ERR_FORMAT,
+                       "training diverged at step %d (%s) after %d rollbacks (--max-rollbacks %d); stopped. "
+                       "HINT: lower --lr or raise --warmup",
+                       step, what, r->info.rollbacks, c->max_rollbacks);
     int *steps, n;
     NL_TRY(nl_ckpt_list(c->out, &steps, &n));
-    nl_status st = NL_FAIL(NL_ERR_IO, "training diverged at step %d (%s) and '%s' holds no checkpoint to roll back to", step, what, c->out);
+    nl_status st = NL_FAIL(NL_ERR_IO, "training diverged at step %d (%s) and '%s' holds no checkpoint to roll back to",
+                           step, what, c->out);
     char path[NL_PATH_MAX + 64];
     nl_model t;
     nl_ckpt_info ti;
@@ -660,7 +695,8 @@ static nl_status diverged(run *r, int step, const char *what) {
     r->metrics = fopen(r->metrics_path, "a");
     if (!r->metrics) return NL_FAIL(NL_ERR_IO, "cannot write '%s': %s", r->metrics_path, strerror(errno));
     NL_TRY(open_tb(r, ti.step));
-    fprintf(stderr, "normlab train: step %d diverged (%s); rolled back to step %d (%s), skipping that batch (rollback %d of at most %d)\n",
+    fprintf(stderr,
+            "normlab train: step %d diverged (%s); rolled back to step %d (%s), skipping that batch (rollback %d of at most %d)\n",
             step, what, ti.step, path, r->info.rollbacks, c->max_rollbacks);
     return NL_OK;
 }
@@ -683,23 +719,28 @@ static nl_status train_loop(run *r) {
     if (c->dtype != NL_DTYPE_FP32) snprintf(kv + strlen(kv), sizeof kv - strlen(kv), " %s", nl_dtype_names[c->dtype]);
     if (r->dit)
         printf("normlab train: dit %s (%s), L=%d d=%d H=%d%s F=%d, %dx%dx%d images in %d patches of %dx%d, %d classes, %.2fM params; "
-               "%d train / %d val images; run dir %s\n", nl_placements[c->placement].name, nl_norm_type_names[c->norm_type], c->layers, c->dim,
-               c->heads, kv, c->ffn_dim, c->img_w, c->img_h, c->img_ch, c->seq_len, c->patch, c->patch, c->classes,
+               "%d train / %d val images; run dir %s\n",
+               nl_placements[c->placement].name, nl_norm_type_names[c->norm_type], c->layers, c->dim, c->heads, kv,
+               c->ffn_dim, c->img_w, c->img_h, c->img_ch, c->seq_len, c->patch, c->patch, c->classes,
                (double)nl_model_trainable_count(m) / 1e6, r->itrain.n, r->ival.n, c->out);
     else
         printf("normlab train: %s %s (%s), L=%d d=%d H=%d%s F=%d T=%d V=%d, %.2fM params; %zu train / %zu val tokens; run dir %s\n",
-               nl_arch_names[c->arch], nl_placements[c->placement].name, nl_norm_type_names[c->norm_type], c->layers, c->dim, c->heads, kv,
-               c->ffn_dim, c->seq_len, c->vocab, (double)nl_model_trainable_count(m) / 1e6, r->train.n, r->v ? r->v->n : 0, c->out);
+               nl_arch_names[c->arch], nl_placements[c->placement].name, nl_norm_type_names[c->norm_type], c->layers,
+               c->dim, c->heads, kv, c->ffn_dim, c->seq_len, c->vocab, (double)nl_model_trainable_count(m) / 1e6,
+               r->train.n, r->v ? r->v->n : 0, c->out);
     if (P > 1) {
-        printf("data parallel: %d ranks x batch %d x accum %d = %d sequences per step", P, c->batch, c->accum, P * c->batch * c->accum);
+        printf("data parallel: %d ranks x batch %d x accum %d = %d sequences per step", P, c->batch, c->accum,
+               P * c->batch * c->accum);
         if (r->dp.zero) /* rank 0's shard is the largest (sizes differ by at most one element) */
-            printf("; ZeRO-1: AdamW moments %.4g MB per rank instead of %.4g MB", 8.0 * (double)(r->dp.hi - r->dp.lo) / 1e6, 8.0 * (double)m->nparams / 1e6);
+            printf("; ZeRO-1: AdamW moments %.4g MB per rank instead of %.4g MB",
+                   8.0 * (double)(r->dp.hi - r->dp.lo) / 1e6, 8.0 * (double)m->nparams / 1e6);
         printf("\n");
     }
     if (r->resume) printf("resuming from step %d of %d (%s)\n", r->info.step, c->steps, r->resume);
     const int span = c->lr_steps > 0 ? c->lr_steps : c->steps;
     if (c->warmup > span && c->steps > 0 && !r->resume && r->lead)
-        fprintf(stderr, "normlab train: warning: --warmup %d is longer than the %d-step schedule: the LR stops at %.3g, never reaching --lr %g\n",
+        fprintf(stderr,
+                "normlab train: warning: --warmup %d is longer than the %d-step schedule: the LR stops at %.3g, never reaching --lr %g\n",
                 c->warmup, span, nl_lr_at(c, span - 1), c->lr);
     fflush(stdout);
     double t_start = nl_now() - r->time0, val = NAN, train_time = 0.0;
@@ -725,7 +766,8 @@ static nl_status train_loop(run *r) {
         nl_model_zero_grad(m);
         /* the step's P x accum micro-batches come from one stream: rank q trains numbers q*accum ..
          * q*accum + accum-1, so P ranks see the batches of one process with P x accum */
-        for (int k = skips_at(r, step + 1) * c->accum * P; k > 0; k--) draw_batch(r, &r->info.rng, 0); /* the batch that diverged */
+        for (int k = skips_at(r, step + 1) * c->accum * P; k > 0; k--)
+            draw_batch(r, &r->info.rng, 0); /* the batch that diverged */
         for (int j = 0; j < P * c->accum; j++) {
             const int mine = j / c->accum == r->dp.rank;
             draw_batch(r, &r->info.rng, mine);
@@ -733,11 +775,12 @@ static nl_status train_loop(run *r) {
             if (r->dit) /* its loss is a mean already: the gradient of the mean over the step's micro-batches */
                 loss += nl_dit_forward(m, r->xt, r->tt, r->yy, r->vv, c->batch, (float)(S / (c->accum * P))) / c->accum;
             else loss += nl_model_forward(m, r->inp, r->tgt, c->batch, c->seq_len, (float)(dscale * S)) / c->accum;
-            if (j % c->accum == c->accum - 1) nl_dp_overlap(&r->dp); /* the last micro-step: reduce during its backward */
+            if (j % c->accum == c->accum - 1)
+                nl_dp_overlap(&r->dp); /* the last micro-step: reduce during its backward */
             nl_model_backward(m);
         }
         double dp_wait = 0.0; /* seconds the gradient reduction kept this rank waiting after the backward */
-        if (P > 1) { /* the gradients and the mean loss over the ranks */
+        if (P > 1) {          /* the gradients and the mean loss over the ranks */
             const double tw = nl_now();
             NL_TRY(nl_dp_reduce_grads(&r->dp, m));
             dp_wait = nl_now() - tw;
@@ -768,8 +811,10 @@ static nl_status train_loop(run *r) {
         }
         if (why) {
             if (!strcmp(why, "loss"))
-                return NL_FAIL(NL_ERR_FORMAT, "training diverged at step %d: the mean loss of the last %d steps is above the first step's "
-                                              "loss %g. HINT: lower --lr or raise --warmup", step + 1, c->diverge_window, r->diverge.first);
+                return NL_FAIL(NL_ERR_FORMAT,
+                               "training diverged at step %d: the mean loss of the last %d steps is above the first step's "
+                               "loss %g. HINT: lower --lr or raise --warmup",
+                               step + 1, c->diverge_window, r->diverge.first);
             char what[96];
             snprintf(what, sizeof what, "loss %g, grad norm %g", loss, gn);
             NL_TRY(diverged(r, step + 1, what));
@@ -789,7 +834,7 @@ static nl_status train_loop(run *r) {
         const double dt = nl_now() - t0;
         train_time += dt;
         const int last = step + 1 == c->steps;
-        int sig = got_signal; /* read once: a signal after this line is handled after the next step */
+        int sig = got_signal;                 /* read once: a signal after this line is handled after the next step */
         if (P > 1) NL_TRY(nl_dp_agree(&sig)); /* every rank stops after the same step */
         if (r->skew_rank == r->dp.rank && r->skew_step == step + 1) { /* NORMLAB_FAULT skew-rank: one parameter moves */
             float p0;
@@ -853,12 +898,14 @@ static nl_status train_loop(run *r) {
             printf("\n");
             fflush(stdout);
         }
-        if (want_ckpt) NL_TRY(save_ckpt(r, ckpt, sizeof ckpt)); /* after the step's metrics line, which a resume keeps */
+        if (want_ckpt)
+            NL_TRY(save_ckpt(r, ckpt, sizeof ckpt)); /* after the step's metrics line, which a resume keeps */
         if (sig && !last) {
             if (P > 1) NL_TRY(nl_comm_barrier()); /* the other ranks wait for this checkpoint before they exit */
             stopped_by = sig;
             if (tty) fputc('\n', stderr);
-            fprintf(stderr, "normlab train: stopped by %s after step %d of %d; checkpoint %s written. Resume with: normlab train --resume %s\n",
+            fprintf(stderr,
+                    "normlab train: stopped by %s after step %d of %d; checkpoint %s written. Resume with: normlab train --resume %s\n",
                     sig == SIGINT ? "SIGINT" : "SIGTERM", step + 1, c->steps, ckpt, c->out);
             return NL_OK;
         }
@@ -877,7 +924,8 @@ static nl_status train_loop(run *r) {
         free(img);
         NL_TRY(st);
     }
-    if (r->v || (r->dit && r->ival.n)) printf("done: %d steps in %.1fs, val loss %.4f, checkpoint %s\n", c->steps, nl_now() - t_start, val, ckpt);
+    if (r->v || (r->dit && r->ival.n))
+        printf("done: %d steps in %.1fs, val loss %.4f, checkpoint %s\n", c->steps, nl_now() - t_start, val, ckpt);
     else printf("done: %d steps in %.1fs (no validation data), checkpoint %s\n", c->steps, nl_now() - t_start, ckpt);
     return NL_OK;
 }
@@ -897,7 +945,8 @@ static nl_status train(nl_config *cfg, const char *resume, int overwrite) {
         const long nc = sysconf(_SC_NPROCESSORS_ONLN) / nl_comm_local_size();
         nl_set_threads(nc > 1 ? (int)nc : 1);
     }
-    if (rank > 0 && !freopen("/dev/null", "w", stdout)) return NL_FAIL(NL_ERR_IO, "rank %d: cannot silence its output", rank);
+    if (rank > 0 && !freopen("/dev/null", "w", stdout))
+        return NL_FAIL(NL_ERR_IO, "rank %d: cannot silence its output", rank);
     if (!cfg->out[0]) { /* the default run directory: rank 0's clock names it */
         char stamp[32];
         time_t now = time(NULL);
@@ -947,10 +996,12 @@ nl_status nl_train_resume(nl_config *cfg, const char *ckpt) { return train(cfg, 
 
 nl_status nl_resume_find(const char *dir, char *path, size_t cap, nl_config *cfg) {
     struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return NL_FAIL(NL_ERR_ARG, "--resume '%s': not a run directory", dir);
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return NL_FAIL(NL_ERR_ARG, "--resume '%s': not a run directory", dir);
     int *steps, n;
     NL_TRY(nl_ckpt_list(dir, &steps, &n));
-    nl_status st = NL_FAIL(NL_ERR_IO, "--resume '%s': the directory holds no checkpoint (ckpt-*.safetensors) to resume from", dir);
+    nl_status st = NL_FAIL(NL_ERR_IO,
+                           "--resume '%s': the directory holds no checkpoint (ckpt-*.safetensors) to resume from", dir);
     for (int i = n - 1; i >= 0; i--) {
         if (strlen(dir) + 32 >= cap) {
             st = NL_FAIL(NL_ERR_ARG, "--resume '%s': path too long", dir);
@@ -981,7 +1032,10 @@ static void emit_byte(int token, void *out) {
 
 nl_status nl_sample(nl_model *m, const char *prompt, int ntok, double temperature, int top_k, uint64_t seed, FILE *out) {
     const nl_config *c = &m->cfg;
-    if (c->vocab > 256) return NL_FAIL(NL_ERR_ARG, "sample: this model's vocabulary (%d) is not bytes; only byte-level models can be sampled", c->vocab);
+    if (c->vocab > 256)
+        return NL_FAIL(NL_ERR_ARG,
+                       "sample: this model's vocabulary (%d) is not bytes; only byte-level models can be sampled",
+                       c->vocab);
     NL_TRY(nl_check_memory(c, 1, c->seq_len, 0));
     const size_t n = strlen(prompt);
     int *ids = nl_xmalloc((n + 1) * sizeof(int)), len = 0;

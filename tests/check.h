@@ -14,7 +14,7 @@ int nl_check_rel(const char *label, const float *got, const double *want, size_t
 int nl_check_scalar(const char *label, double got, double want, double rtol);
 #define NL_CHECK(cond, ...) ((cond) ? 0 : (printf("    check failed: " __VA_ARGS__), printf("\n"), 1))
 
-void nl_fill(nl_rng *r, float *x, size_t n, double scale);   /* N(0, scale) */
+void nl_fill(nl_rng *r, float *x, size_t n, double scale); /* N(0, scale) */
 void nl_to_double(const float *x, double *y, size_t n);
 
 /* g[i] = (f(x + h e_i) - f(x - h e_i)) / 2h for i < n, h = 1e-6 (f evaluated in double). */

@@ -37,7 +37,8 @@ int test_analyze_skip(void) {
             char name[160];
             int l;
             char rest[64];
-            if (sscanf(m2.tensors[i].name, "blocks.%d.%63s", &l, rest) == 2) snprintf(name, sizeof name, "blocks.%d.%s", l == 0 ? 0 : 2, rest);
+            if (sscanf(m2.tensors[i].name, "blocks.%d.%63s", &l, rest) == 2)
+                snprintf(name, sizeof name, "blocks.%d.%s", l == 0 ? 0 : 2, rest);
             else snprintf(name, sizeof name, "%s", m2.tensors[i].name);
             const nl_tensor *t = nl_model_find(&m3, name);
             NL_ASSERT(t && t->numel == m2.tensors[i].numel);
@@ -51,7 +52,8 @@ int test_analyze_skip(void) {
         m3.skip_block = 2;
         const float skipped = nl_model_forward(&m3, inp, tgt, B, T, 0.0f);
         const float manual = nl_model_forward(&m2, inp, tgt, B, T, 0.0f);
-        fails += NL_CHECK(skipped == manual, "%s: skip block 2 loss %.9g, 2-block model %.9g", nl_placements[placements[k]].name, skipped, manual);
+        fails += NL_CHECK(skipped == manual, "%s: skip block 2 loss %.9g, 2-block model %.9g",
+                          nl_placements[placements[k]].name, skipped, manual);
         fails += NL_CHECK(skipped != full, "%s: skipping changes the loss", nl_placements[placements[k]].name);
         m3.skip_block = 0;
         fails += NL_CHECK(nl_model_forward(&m3, inp, tgt, B, T, 0.0f) == full, "skip_block 0 restores the model");
@@ -118,12 +120,15 @@ int test_analyze_cli(void) {
     int fails = 0;
     char dir[] = "/tmp/nl_anacli_XXXXXX", cmd[4096];
     NL_ASSERT(mkdtemp(dir));
-    snprintf(cmd, sizeof cmd, "awk 'BEGIN{srand(3); for(i=0;i<4000;i++) printf \"%%s \", (rand()<0.5?\"ab\":\"cde\")}' > %s/t.txt", dir);
+    snprintf(cmd, sizeof cmd,
+             "awk 'BEGIN{srand(3); for(i=0;i<4000;i++) printf \"%%s \", (rand()<0.5?\"ab\":\"cde\")}' > %s/t.txt", dir);
     fails += NL_CHECK(system(cmd) == 0, "make text");
-    snprintf(cmd, sizeof cmd, "%s train --layers 3 --dim 32 --heads 2 --seq-len 32 --batch 4 --threads 1 --steps 3 --data %s/t.txt --out %s/r 2>&1",
+    snprintf(cmd, sizeof cmd,
+             "%s train --layers 3 --dim 32 --heads 2 --seq-len 32 --batch 4 --threads 1 --steps 3 --data %s/t.txt --out %s/r 2>&1",
              nl_test_bin(), dir, dir);
     fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 0, "train: %s", out);
-    snprintf(cmd, sizeof cmd, "%s analyze --ckpt %s/r --data %s/t.txt --max-windows 6 --threads 1 --out %s/a.json 2>&1", nl_test_bin(), dir, dir, dir);
+    snprintf(cmd, sizeof cmd, "%s analyze --ckpt %s/r --data %s/t.txt --max-windows 6 --threads 1 --out %s/a.json 2>&1",
+             nl_test_bin(), dir, dir, dir);
     fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 0, "analyze: %s", out);
     char path[128], *buf = NULL;
     size_t len;
@@ -134,7 +139,8 @@ int test_analyze_cli(void) {
             double delta[8];
             fails += NL_CHECK(nl_json_nums(nl_json_get(d.root, "skip_delta"), delta, 8) == 3, "3 skip deltas");
             const nl_json *ang = nl_json_get(d.root, "angular");
-            fails += NL_CHECK(ang && ang->n == 3 && nl_json_at(ang, 0)->n == 3 && nl_json_at(ang, 2)->n == 1, "angular rows 3, 2, 1");
+            fails += NL_CHECK(ang && ang->n == 3 && nl_json_at(ang, 0)->n == 3 && nl_json_at(ang, 2)->n == 1,
+                              "angular rows 3, 2, 1");
             fails += NL_CHECK(nl_json_num(nl_json_get(d.root, "windows")) == 6, "6 windows");
             nl_json_free(&d);
         } else {
@@ -154,11 +160,14 @@ int test_analyze_cli(void) {
     snprintf(cmd, sizeof cmd, "cmp %s/r/analyze.json %s/a.json 2>&1", dir, dir);
     fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 0, "the same analysis as --data t.txt: %s", out);
     snprintf(cmd, sizeof cmd, "%s analyze --ckpt %s/r --max-windows 2 --out - 2>&1", nl_test_bin(), dir);
-    fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 0 && !strncmp(out, "{\"analyze\": 1,", 14), "--out -: standard output: %s", out);
+    fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 0 && !strncmp(out, "{\"analyze\": 1,", 14),
+                      "--out -: standard output: %s", out);
     snprintf(cmd, sizeof cmd, "%s analyze --ckpt %s/r --split bogus 2>&1 >/dev/null", nl_test_bin(), dir);
-    fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 2 && strstr(out, "--split: 'bogus' is not all|train|val"), "bad split: %s", out);
+    fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 2 && strstr(out, "--split: 'bogus' is not all|train|val"),
+                      "bad split: %s", out);
     snprintf(cmd, sizeof cmd, "%s analyze --ckpt %s/r --bogus 1 2>&1 >/dev/null", nl_test_bin(), dir);
-    fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 2 && strstr(out, "unknown option '--bogus'"), "unknown option from the table: %s", out);
+    fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 2 && strstr(out, "unknown option '--bogus'"),
+                      "unknown option from the table: %s", out);
     snprintf(cmd, sizeof cmd, "%s analyze --ckpt %s/nothing --data %s/t.txt 2>&1 >/dev/null", nl_test_bin(), dir, dir);
     fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 1, "missing ckpt: %s", out);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -24,8 +24,8 @@
 /* ---------------------------------------------------------------- layering */
 
 /* The files that must reach numbers only through the backend table. */
-static const char *const model_level[] = { "src/model.c", "src/optim.c", "src/diag.c", "src/analyze.c", "src/train.c",
-                                           "src/evalmc.c", "src/sample.c", "src/api.c" };
+static const char *const model_level[] = { "src/model.c", "src/optim.c",  "src/diag.c",   "src/analyze.c",
+                                           "src/train.c", "src/evalmc.c", "src/sample.c", "src/api.c" };
 
 static char *slurp(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -53,7 +53,8 @@ static void strip_code(char *s) {
         if (p[0] == '/' && p[1] == '*') {
             char *e = strstr(p + 2, "*/");
             char *end = e ? e + 2 : p + strlen(p);
-            for (; p < end; p++) if (*p != '\n') *p = ' ';
+            for (; p < end; p++)
+                if (*p != '\n') *p = ' ';
             p--;
         } else if (p[0] == '/' && p[1] == '/') {
             for (; *p && *p != '\n'; p++) *p = ' ';
@@ -127,8 +128,8 @@ static int backend_fields(char names[][48], int cap) {
 
 /* Violations in one file's text (raw: its original bytes); prints each. */
 static int scan_file(const char *label, const char *raw, char kern[][48], int nkern, char fields[][48], int nfields) {
-    static const char *const bad_includes[] = { "<cblas.h>", "\"ops.h\"", "\"cpu/", "\"kernels.h\"", "\"gemm.h\"",
-                                                "<omp.h>", "intrin.h>" };
+    static const char *const bad_includes[] = { "<cblas.h>",  "\"ops.h\"", "\"cpu/",   "\"kernels.h\"",
+                                                "\"gemm.h\"", "<omp.h>",   "intrin.h>" };
     static const char *const bad_tokens[] = { "cblas_", "openblas_", "#pragma omp", "omp_get", "omp_set", "_mm_" };
     int fails = 0;
     for (const char *p = raw; (p = strstr(p, "#include")); p++) {
@@ -169,12 +170,15 @@ int test_backend_layering(void) {
     int nk = header_functions("src/cpu/kernels.h", kern, 200);
     const int ng = header_functions("src/cpu/gemm.h", kern + (nk > 0 ? nk : 0), 16);
     const int nf = backend_fields(fields, 256);
-    int fails = NL_CHECK(nk > 30 && ng == 2 && nf > 50, "could not read the headers from the source tree (%d kernels, %d gemm, %d fields)", nk, ng, nf);
+    int fails = NL_CHECK(nk > 30 && ng == 2 && nf > 50,
+                         "could not read the headers from the source tree (%d kernels, %d gemm, %d fields)", nk, ng, nf);
     if (fails) return fails;
     nk += ng;
     /* the scanner finds what it must: each planted violation is caught, a clean snippet is not */
-    static const char *const planted[] = { "#include <cblas.h>\n", "#include \"cpu/kernels.h\"\n",
-                                           "void f(void) { cblas_sgemm(0); }\n", "void f(void) {\n#pragma omp parallel for\n}\n",
+    static const char *const planted[] = { "#include <cblas.h>\n",
+                                           "#include \"cpu/kernels.h\"\n",
+                                           "void f(void) { cblas_sgemm(0); }\n",
+                                           "void f(void) {\n#pragma omp parallel for\n}\n",
                                            "void f(float *x) { nl_gelu_forward(x, x, 1); }\n",
                                            "void f(float *x) { nl_gemm(0, 0, 1, 1, 1, 1, x, 1, x, 1, 0, x, 1); }\n",
                                            "double f(nl_model *m) { return m->grads[0]; }\n",
@@ -182,11 +186,13 @@ int test_backend_layering(void) {
                                            "float f(nl_normw p) { return p.w[0]; }\n" };
     for (size_t i = 0; i < sizeof planted / sizeof *planted; i++) {
         printf("    planted %zu (a violation is expected):\n", i);
-        fails += NL_CHECK(scan_file("planted", planted[i], kern, nk, fields, nf) > 0, "planted violation not found: %s", planted[i]);
+        fails += NL_CHECK(scan_file("planted", planted[i], kern, nk, fields, nf) > 0, "planted violation not found: %s",
+                          planted[i]);
     }
-    fails += NL_CHECK(scan_file("clean", "/* cblas_sgemm nl_gelu_forward( m->grads[0] */\nvoid f(nl_model *m) {\n"
-                                         "  const char *s = \"#pragma omp cblas_ m->losses[1]\";\n"
-                                         "  m->be->gelu_forward(m->emb, m->emb, 4); w->skip[0] = 0; (void)s;\n}\n",
+    fails += NL_CHECK(scan_file("clean",
+                                "/* cblas_sgemm nl_gelu_forward( m->grads[0] */\nvoid f(nl_model *m) {\n"
+                                "  const char *s = \"#pragma omp cblas_ m->losses[1]\";\n"
+                                "  m->be->gelu_forward(m->emb, m->emb, 4); w->skip[0] = 0; (void)s;\n}\n",
                                 kern, nk, fields, nf) == 0,
                       "a clean snippet was reported");
     for (size_t i = 0; i < sizeof model_level / sizeof *model_level; i++) {
@@ -200,15 +206,17 @@ int test_backend_layering(void) {
     /* BLAS is called in one place: src/cpu/gemm.c */
     char out[4096], root[4096];
     repo_path(root, sizeof root, "");
-    const int st = nl_run_fmt(out, sizeof out, "cd '%s.' && grep -rlE 'cblas_|<cblas.h>' src tools include examples bench | grep -v '^src/cpu/gemm.c$'", root);
+    const int st = nl_run_fmt(out, sizeof out,
+                              "cd '%s.' && grep -rlE 'cblas_|<cblas.h>' src tools include examples bench | grep -v '^src/cpu/gemm.c$'",
+                              root);
     fails += NL_CHECK(st != 0 && !out[0], "files other than src/cpu/gemm.c call BLAS:\n%s", out);
     return fails;
 }
 
 /* ---------------------------------------------------------------- kernels */
 
-static void gemm_ref(int tA, int tB, int M, int N, int K, double alpha, const float *A, int lda, const float *B, int ldb,
-                     double beta, const float *C0, int ldc, double *out) {
+static void gemm_ref(int tA, int tB, int M, int N, int K, double alpha, const float *A, int lda, const float *B,
+                     int ldb, double beta, const float *C0, int ldc, double *out) {
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
             double s = 0.0;
@@ -238,7 +246,8 @@ int test_backend_kernels(void) {
         snprintf(label, sizeof label, "nl_gemm tA=%d tB=%d", tA, tB);
         fails += nl_check_rel(label, got, want, M * N, 1e-5);
         for (int i = 0; i < M; i++) /* the columns past N in each row of C are not touched */
-            fails += NL_CHECK(!memcmp(C + i * ldc + N, C0 + i * ldc + N, PAD * sizeof(float)), "%s wrote past N in row %d", label, i);
+            fails += NL_CHECK(!memcmp(C + i * ldc + N, C0 + i * ldc + N, PAD * sizeof(float)),
+                              "%s wrote past N in row %d", label, i);
     }
     const char *info = nl_gemm_info();
     fails += NL_CHECK(info && strlen(info) > 3, "nl_gemm_info is empty");
@@ -286,7 +295,9 @@ int test_backend_kernels(void) {
     double pd[P], md[P], vd[P];
     nl_fill(&r, p, P, 1), nl_fill(&r, g, P, 1), nl_fill(&r, m, P, 0.1);
     for (int i = 0; i < P; i++) v[i] = 0.01f * (float)(i + 1), pd[i] = p[i], md[i] = m[i], vd[i] = v[i];
-    const nl_adamw_hp hp = { .lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .wd = 0.1f, .ic1 = 1.5f, .ic2 = 2.5f, .gscale = 0.5f };
+    const nl_adamw_hp hp = {
+        .lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .wd = 0.1f, .ic1 = 1.5f, .ic2 = 2.5f, .gscale = 0.5f
+    };
     nl_adamw(p, m, v, g, P, &hp);
     for (int i = 0; i < P; i++) {
         const double gj = 0.5 * g[i];
@@ -329,7 +340,7 @@ static void mode_clear(void) {}
 static int flushes(void) {
 #if HAVE_FLUSH
     volatile float tiny = 1e-30f, small = 1e-10f, big = 1073741824.0f; /* 2^30 */
-    const uint32_t one = 1; /* the smallest subnormal, 2^-149 */
+    const uint32_t one = 1;                                            /* the smallest subnormal, 2^-149 */
     volatile float sub;
     memcpy((void *)&sub, &one, sizeof sub);
     return tiny * small == 0.0f && sub * big == 0.0f;
@@ -399,11 +410,13 @@ int test_backend_fp_mode(void) {
     fails += NL_CHECK(all_threads_flush(&team), "after a training step: not every one of %d threads flushes", team);
     nl_set_threads(4);
     train_step(&m, inp, tgt);
-    fails += NL_CHECK(all_threads_flush(&team) && team == 4, "after nl_set_threads(4): not every one of %d threads flushes", team);
+    fails += NL_CHECK(all_threads_flush(&team) && team == 4,
+                      "after nl_set_threads(4): not every one of %d threads flushes", team);
 #ifdef _OPENMP
     omp_set_num_threads(6); /* the pool grows outside nl_set_threads: new workers inherit the mode */
     train_step(&m, inp, tgt);
-    fails += NL_CHECK(all_threads_flush(&team) && team == 6, "after omp_set_num_threads(6): not every one of %d threads flushes", team);
+    fails += NL_CHECK(all_threads_flush(&team) && team == 6,
+                      "after omp_set_num_threads(6): not every one of %d threads flushes", team);
 #endif
     /* a thread of the caller's own, started without the mode, computing with the model */
     mode_clear();

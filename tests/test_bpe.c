@@ -42,7 +42,8 @@ static int reference_ids(const void *text, size_t n, nl_ids *out) {
     snprintf(cmd, sizeof cmd, "%s tests/bpe_ref.py encode data/gpt2-bpe %s %s 2>&1", nl_test_venv_python(), in, ids);
     int rc = nl_run_cmd(cmd, msg, sizeof msg);
     if (rc != 0) {
-        printf("    the reference encoder failed (exit %d): %s    HINT: scripts/deps.sh installs tiktoken into build/venv\n", rc, msg);
+        printf("    the reference encoder failed (exit %d): %s    HINT: scripts/deps.sh installs tiktoken into build/venv\n",
+               rc, msg);
         return 1;
     }
     size_t len;
@@ -67,8 +68,9 @@ static int compare(nl_bpe *b, const char *label, const void *text, size_t n) {
     if (!fails) {
         size_t k = 0;
         while (k < got.n && k < want.n && got.v[k] == want.v[k]) k++;
-        fails += NL_CHECK(got.n == want.n && k == got.n, "%s: %zu tokens vs the reference's %zu, first difference at token %zu (%d vs %d)",
-                          label, got.n, want.n, k, k < got.n ? got.v[k] : -1, k < want.n ? want.v[k] : -1);
+        fails += NL_CHECK(got.n == want.n && k == got.n,
+                          "%s: %zu tokens vs the reference's %zu, first difference at token %zu (%d vs %d)", label,
+                          got.n, want.n, k, k < got.n ? got.v[k] : -1, k < want.n ? want.v[k] : -1);
     }
     char *back;
     size_t blen;
@@ -84,12 +86,13 @@ static int compare(nl_bpe *b, const char *label, const void *text, size_t n) {
 /* random text: words of random classes joined by random whitespace */
 static size_t random_text(unsigned char *out, size_t cap, uint64_t seed) {
     static const char *const pool[] = {
-        "a", "Z", "é", "ß", "ж", "Ω", "漢", "字", "か", "한", "ع", "ह", "ि", "्", "ก", "\xcc\x81", "0", "7", "٣", "①", "Ⅻ", "½",
-        "²", "𝟙", "𝐀", ".", ",", "!", "?", "-", "_", "'", "\"", "(", ")", "/", "\\", "#", "$", "€", "©", "→", "😀", "👍🏽",
-        "‍", "🇩", "\x00", "\x1b", "\x7f", "s", "t", "re", "ve", "m", "ll", "d", "S", "LL",
+        "a",        "Z",    "é",    "ß",    "ж", "Ω", "漢", "字", "か", "한", "ع", "ह", "ि",  "्",         "ก",
+        "\xcc\x81", "0",    "7",    "٣",    "①", "Ⅻ", "½",  "²",  "𝟙",  "𝐀",  ".", ",", "!",  "?",        "-",
+        "_",        "'",    "\"",   "(",    ")", "/", "\\", "#",  "$",  "€",  "©", "→", "😀",  "👍🏽", "‍",
+        "🇩",        "\x00", "\x1b", "\x7f", "s", "t", "re", "ve", "m",  "ll", "d", "S", "LL",
     };
-    static const char *const space[] = { " ", " ", " ", "  ", "   ", "\n", "\n\n", "\t", "\r\n", " \n", "\n ", "\u00a0",
-                                         "\u3000", "\u2028", "\u2009", "\ufeff", "\x0b", "" };
+    static const char *const space[] = { " ",   " ",   " ",      "  ",     "   ",    "\n",     "\n\n",   "\t",   "\r\n",
+                                         " \n", "\n ", "\u00a0", "\u3000", "\u2028", "\u2009", "\ufeff", "\x0b", "" };
     nl_rng r;
     nl_rng_seed(&r, seed);
     size_t n = 0;
@@ -168,15 +171,28 @@ int test_bpe(void) {
         printf("    cannot load the GPT-2 tokenizer: %s\n", nl_last_error());
         return 1;
     }
-    fails += NL_CHECK(nl_bpe_vocab(b) == 50257 && nl_bpe_eot(b) == 50256, "GPT-2 vocabulary: %d tokens, eot %d", nl_bpe_vocab(b), nl_bpe_eot(b));
+    fails += NL_CHECK(nl_bpe_vocab(b) == 50257 && nl_bpe_eot(b) == 50256, "GPT-2 vocabulary: %d tokens, eot %d",
+                      nl_bpe_vocab(b), nl_bpe_eot(b));
     /* known ids, independent of the reference */
     nl_ids ids = { 0 };
     nl_bpe_encode(b, "Hello world", 11, &ids);
     fails += NL_CHECK(ids.n == 2 && ids.v[0] == 15496 && ids.v[1] == 995, "'Hello world' -> 15496 995");
     nl_ids_free(&ids);
     /* pieces of the regex, by hand */
-    static const struct { const char *text; int pieces; } seg[] = {
-        { "I'm here", 3 }, { "a  b", 3 }, { "a \n b", 3 }, { "  x", 2 }, { "x   ", 2 }, { "'''s", 2 }, { "a\xff\xfe" "b", 3 }, { "\xe2\x82", 1 },
+    static const struct {
+        const char *text;
+        int pieces;
+    } seg[] = {
+        { "I'm here", 3 },
+        { "a  b", 3 },
+        { "a \n b", 3 },
+        { "  x", 2 },
+        { "x   ", 2 },
+        { "'''s", 2 },
+        { "a\xff\xfe"
+          "b",
+          3 },
+        { "\xe2\x82", 1 },
     };
     for (size_t k = 0; k < sizeof seg / sizeof seg[0]; k++) {
         size_t got = count_pieces((const unsigned char *)seg[k].text, strlen(seg[k].text));
@@ -193,8 +209,10 @@ int test_bpe(void) {
     size_t rn = random_text(rt, RN, 42);
     fails += compare(b, "random text", rt, rn);
     /* invalid UTF-8 mixed into text: the pieces are the reference's on the U+FFFD-replaced text */
-    static const char *const bad[] = { "\xff", "\xfe\xfe", "\xc0\xaf", "\xe0\x80\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80",
-                                       "\xf5", "\x80", "\xbf\xbf", "\xe2\x82", "\xf0\x9f\x98", "\xc3", "\xe2\x28\xa1" };
+    static const char *const bad[] = { "\xff",         "\xfe\xfe",         "\xc0\xaf",     "\xe0\x80\x80",
+                                       "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xf5",         "\x80",
+                                       "\xbf\xbf",     "\xe2\x82",         "\xf0\x9f\x98", "\xc3",
+                                       "\xe2\x28\xa1" };
     nl_rng r;
     nl_rng_seed(&r, 7);
     for (size_t i = 0; i + 8 < rn; i += 1 + nl_rng_below(&r, 40)) {
@@ -202,8 +220,9 @@ int test_bpe(void) {
         memcpy(rt + i, s, strlen(s));
     }
     size_t repn = replace_invalid(rt, rn, rep);
-    fails += NL_CHECK(count_pieces(rt, rn) == count_pieces(rep, repn), "invalid bytes split like U+FFFD: %zu vs %zu pieces",
-                      count_pieces(rt, rn), count_pieces(rep, repn));
+    fails += NL_CHECK(count_pieces(rt, rn) == count_pieces(rep, repn),
+                      "invalid bytes split like U+FFFD: %zu vs %zu pieces", count_pieces(rt, rn),
+                      count_pieces(rep, repn));
     fails += compare(b, "invalid UTF-8 (replaced, vs the reference)", rep, repn);
     ids = (nl_ids){ 0 };
     nl_bpe_encode(b, rt, rn, &ids);
@@ -244,19 +263,23 @@ int test_bpe(void) {
     ids = (nl_ids){ 0 };
     if (nl_bpe_load(&b, p) == NL_OK) {
         nl_bpe_encode(b, "cab", 3, &ids);
-        fails += NL_CHECK(nl_bpe_vocab(b) == 257 && nl_bpe_eot(b) == -1 && ids.n == 2 && ids.v[1] == 256, "a tiny vocabulary (CRLF lines) loads and merges");
+        fails += NL_CHECK(nl_bpe_vocab(b) == 257 && nl_bpe_eot(b) == -1 && ids.n == 2 && ids.v[1] == 256,
+                          "a tiny vocabulary (CRLF lines) loads and merges");
         nl_bpe_free(b);
     } else fails += NL_CHECK(0, "tiny vocabulary: %s", nl_last_error());
     nl_ids_free(&ids);
-    fails += expect_load_error(enc, "#version: 0.2\na b\nx y\n", "line 3: the merge or one of its parts is not in encoder.json");
-    fails += expect_load_error(enc, "#version: 0.2\na c\n", "line 2: the merge or one of its parts is not in encoder.json");
+    fails += expect_load_error(enc, "#version: 0.2\na b\nx y\n",
+                               "line 3: the merge or one of its parts is not in encoder.json");
+    fails += expect_load_error(enc, "#version: 0.2\na c\n",
+                               "line 2: the merge or one of its parts is not in encoder.json");
     fails += expect_load_error(enc, "#version: 0.2\nab\n", "line 2: expected two byte-level tokens");
     fails += expect_load_error("{\"a\": 0", "", "expected ',' or '}'");
     fails += expect_load_error("[1]", "", "no '{'");
     fails += expect_load_error("{\"a\": 0, \"b\": 0}", "", "duplicated");
     fails += expect_load_error("{\"\\u4e00\": 0}", "", "outside GPT-2's byte alphabet");
     free(enc);
-    fails += NL_CHECK(nl_bpe_load(&b, "/nonexistent") == NL_ERR_IO && strstr(nl_last_error(), "/nonexistent/encoder.json"), "missing files");
+    fails += NL_CHECK(nl_bpe_load(&b, "/nonexistent") == NL_ERR_IO && strstr(nl_last_error(), "/nonexistent/encoder.json"),
+                      "missing files");
     snprintf(p, sizeof p, "rm -rf %s", dir);
     fails += NL_CHECK(system(p) == 0, "cleanup");
     return fails;

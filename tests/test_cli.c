@@ -50,7 +50,11 @@ int test_cli_errors(void) {
     write_file(empty, "", 0);
     write_file(bad, "not a shard at all, far too short", 33);
     write_file(junk, "\x10\0\0\0\0\0\0\0{\"a\":[1,2,3]}   ", 24);
-    struct { int code; const char *want; const char *fmt; } cases[] = {
+    struct {
+        int code;
+        const char *want;
+        const char *fmt;
+    } cases[] = {
         { 2, "unknown placement 'bogus'", "train --norm bogus --data %s" },
         { 2, "--heads 5 does not divide --dim 128", "train --heads 5 --dim 128 --data %s" },
         { 2, "--layers 0", "train --layers 0 --data %s" },
@@ -97,10 +101,14 @@ int test_cli_errors(void) {
     fails += expect_error(2, "unknown command 'fly'", "fly");
     fails += expect_error(2, "unknown option '--bogus'", "info --bogus");
     fails += NL_CHECK(run("NL_GEMM=bogus %s info 2>&1 >/dev/null", nl_test_bin()) == 2 &&
-                          !strcmp(out, "normlab: NL_GEMM=bogus: expected onednn or openblas\n"), "NL_GEMM=bogus: %s", out);
+                              !strcmp(out, "normlab: NL_GEMM=bogus: expected onednn or openblas\n"),
+                      "NL_GEMM=bogus: %s", out);
     /* checkpoints: truncated, foreign, garbage */
-    fails += NL_CHECK(run("%s train " TINY " --steps 2 --data %s --out %s/run 2>&1", nl_test_bin(), txt, dir) == 0, "tiny train: %s", out);
-    snprintf(a, sizeof a, "cp %s/run/ckpt-00000002.safetensors %s/trunc.safetensors && truncate -s 20000 %s/trunc.safetensors", dir, dir, dir);
+    fails += NL_CHECK(run("%s train " TINY " --steps 2 --data %s --out %s/run 2>&1", nl_test_bin(), txt, dir) == 0,
+                      "tiny train: %s", out);
+    snprintf(a, sizeof a,
+             "cp %s/run/ckpt-00000002.safetensors %s/trunc.safetensors && truncate -s 20000 %s/trunc.safetensors", dir,
+             dir, dir);
     fails += NL_CHECK(system(a) == 0, "truncate");
     snprintf(a, sizeof a, "eval --ckpt %s/trunc.safetensors --data %s", dir, txt);
     fails += expect_error(1, "do not fit", a);
@@ -147,9 +155,11 @@ static int check_export_twin(const char *dir, const char *rundir, const char *tx
     int fails = NL_CHECK(rc == 0 && strstr(out, "\"tokens\": 640,"), "eval: %s", out);
     rc = run("%s export --ckpt %s --out %s/m.safetensors 2>&1", nl_test_bin(), rundir, dir);
     fails += NL_CHECK(rc == 0, "export: %s", out);
-    rc = run("%s tests/ref_check.py eval --model %s/m.safetensors --data %s --max-windows 20 2>&1", nl_test_python(), dir, txt);
+    rc = run("%s tests/ref_check.py eval --model %s/m.safetensors --data %s --max-windows 20 2>&1", nl_test_python(),
+             dir, txt);
     fails += NL_CHECK(rc == 0 && strstr(out, "\"tokens\": 640"), "twin eval: %s", out);
-    return fails + nl_check_scalar("normlab eval vs PyTorch eval of the export", c_loss, json_number(out, "\"loss\": "), 1e-4);
+    return fails +
+           nl_check_scalar("normlab eval vs PyTorch eval of the export", c_loss, json_number(out, "\"loss\": "), 1e-4);
 }
 
 /* normlab info = normlab --version; NL_GEMM switches the matmul library, and a short run gives the same
@@ -160,26 +170,30 @@ int test_cli_info(void) {
     int fails = NL_CHECK(run("%s info", nl_test_bin()) == 0, "info: %s", out);
     snprintf(info, sizeof info, "%s", out);
     fails += NL_CHECK(!strncmp(info, "normlab " NL_VERSION "\nmatmul: oneDNN ", 24 + strlen(NL_VERSION)) &&
-                          strstr(info, "\nthreads: ") && strstr(info, "\ncpu: "), "info: %s", info);
+                              strstr(info, "\nthreads: ") && strstr(info, "\ncpu: "),
+                      "info: %s", info);
     fails += NL_CHECK(run("%s --version", nl_test_bin()) == 0 && !strcmp(out, info), "--version: %s", out);
-    fails += NL_CHECK(run("NL_GEMM=openblas %s info", nl_test_bin()) == 0 && strstr(out, "\nmatmul: OpenBLAS "), "%s", out);
+    fails += NL_CHECK(run("NL_GEMM=openblas %s info", nl_test_bin()) == 0 && strstr(out, "\nmatmul: OpenBLAS "), "%s",
+                      out);
     NL_ASSERT(mkdtemp(dir));
     snprintf(txt, sizeof txt, "%s/t.txt", dir);
     nl_make_text(txt, 3000);
     double loss[2][3];
     for (int lib = 0; lib < 2; lib++) {
         fails += NL_CHECK(run("NL_GEMM=%s %s train " TINY " --steps 3 --val-frac 0 --data %s --out %s/%d 2>&1",
-                              lib ? "openblas" : "onednn", nl_test_bin(), txt, dir, lib) == 0, "train: %s", out);
+                              lib ? "openblas" : "onednn", nl_test_bin(), txt, dir, lib) == 0,
+                          "train: %s", out);
         char p[128];
         snprintf(p, sizeof p, "%s/%d/metrics.jsonl", dir, lib);
         FILE *f = fopen(p, "r");
         char line[1024];
-        for (int i = 0; i < 3; i++) loss[lib][i] = f && fgets(line, sizeof line, f) ? json_number(line, "\"loss\": ") : NAN;
+        for (int i = 0; i < 3; i++)
+            loss[lib][i] = f && fgets(line, sizeof line, f) ? json_number(line, "\"loss\": ") : NAN;
         if (f) fclose(f);
     }
     for (int i = 0; i < 3; i++)
-        fails += NL_CHECK(fabs(loss[0][i] - loss[1][i]) <= 1e-5 * fabs(loss[0][i]), "step %d: loss %.9g (oneDNN) vs %.9g (OpenBLAS)",
-                          i + 1, loss[0][i], loss[1][i]);
+        fails += NL_CHECK(fabs(loss[0][i] - loss[1][i]) <= 1e-5 * fabs(loss[0][i]),
+                          "step %d: loss %.9g (oneDNN) vs %.9g (OpenBLAS)", i + 1, loss[0][i], loss[1][i]);
     snprintf(info, sizeof info, "rm -rf %s", dir);
     fails += NL_CHECK(system(info) == 0, "cleanup");
     return fails;
@@ -192,7 +206,9 @@ int test_cli_end_to_end(void) {
     snprintf(txt, sizeof txt, "%s/t.txt", dir);
     nl_make_text(txt, 20000);
     /* train with periodic eval and checkpoints */
-    int rc = run("%s train " TINY " --steps 30 --lr 3e-3 --warmup 5 --eval-every 10 --ckpt-every 10 --data %s --out %s/run 2>&1", nl_test_bin(), txt, dir);
+    int rc = run("%s train " TINY
+                 " --steps 30 --lr 3e-3 --warmup 5 --eval-every 10 --ckpt-every 10 --data %s --out %s/run 2>&1",
+                 nl_test_bin(), txt, dir);
     fails += NL_CHECK(rc == 0, "train exit %d: %s", rc, out);
     static char l1[1 << 15], l2[1 << 15];
     double first;
@@ -206,7 +222,9 @@ int test_cli_end_to_end(void) {
     snprintf(p, sizeof p, "grep -q '^norm = peri$' %s/run/config.txt", dir);
     fails += NL_CHECK(system(p) == 0, "config.txt records the placement");
     /* same seed, same threads: bit-identical loss curve */
-    rc = run("%s train " TINY " --steps 30 --lr 3e-3 --warmup 5 --eval-every 10 --ckpt-every 10 --data %s --out %s/run2 2>&1", nl_test_bin(), txt, dir);
+    rc = run("%s train " TINY
+             " --steps 30 --lr 3e-3 --warmup 5 --eval-every 10 --ckpt-every 10 --data %s --out %s/run2 2>&1",
+             nl_test_bin(), txt, dir);
     snprintf(p, sizeof p, "%s/run2/metrics.jsonl", dir);
     nl_metrics_curve(p, l2, sizeof l2);
     fails += NL_CHECK(rc == 0 && !strcmp(l1, l2), "rerun with the same seed gives the same loss curve");
@@ -216,12 +234,14 @@ int test_cli_end_to_end(void) {
     /* sample and init-from */
     rc = run("%s sample --ckpt %s/run --prompt 'the ' --tokens 40 --seed 3 2>&1", nl_test_bin(), dir);
     fails += NL_CHECK(rc == 0 && strlen(out) >= 44 && !strncmp(out, "the ", 4), "sample: %s", out);
-    rc = run("%s train --init-from %s/m.safetensors --steps 2 --batch 4 --data %s --out %s/run3 --threads 2 2>&1", nl_test_bin(), dir, txt, dir);
+    rc = run("%s train --init-from %s/m.safetensors --steps 2 --batch 4 --data %s --out %s/run3 --threads 2 2>&1",
+             nl_test_bin(), dir, txt, dir);
     fails += NL_CHECK(rc == 0 && strstr(out, "L=2 d=32"), "train --init-from: %s", out);
     snprintf(p, sizeof p, "%s/run3/metrics.jsonl", dir);
     nl_metrics_curve(p, l2, sizeof l2);
     double init_loss = json_number(l2, "\"loss\": ");
-    fails += NL_CHECK(init_loss < first - 0.5, "--init-from starts from the trained weights (loss %.3f vs fresh %.3f)", init_loss, first);
+    fails += NL_CHECK(init_loss < first - 0.5, "--init-from starts from the trained weights (loss %.3f vs fresh %.3f)",
+                      init_loss, first);
     snprintf(p, sizeof p, "rm -rf %s", dir);
     fails += NL_CHECK(system(p) == 0, "cleanup");
     return fails;
@@ -235,27 +255,34 @@ int test_cli_llama(void) {
     NL_ASSERT(mkdtemp(dir));
     snprintf(txt, sizeof txt, "%s/t.txt", dir);
     nl_make_text(txt, 20000);
-    int rc = run("%s train --arch llama --kv-heads 1 " TINY " --steps 30 --lr 3e-3 --warmup 5 --data %s --out %s/run 2>&1", nl_test_bin(), txt, dir);
+    int rc = run("%s train --arch llama --kv-heads 1 " TINY
+                 " --steps 30 --lr 3e-3 --warmup 5 --data %s --out %s/run 2>&1",
+                 nl_test_bin(), txt, dir);
     fails += NL_CHECK(rc == 0 && strstr(out, "llama peri (rmsnorm), L=2 d=32 H=2 KV=1 F=64"), "train: %s", out);
     static char l1[1 << 15];
     double first;
     snprintf(p, sizeof p, "%s/run", dir);
     fails += check_curve(p, l1, sizeof l1, &first);
     fails += check_export_twin(dir, p, txt);
-    snprintf(p, sizeof p, "grep -q '^arch = llama$' %s/run/config.txt && grep -q '^tie_head = off$' %s/run/config.txt", dir, dir);
+    snprintf(p, sizeof p, "grep -q '^arch = llama$' %s/run/config.txt && grep -q '^tie_head = off$' %s/run/config.txt",
+             dir, dir);
     fails += NL_CHECK(system(p) == 0, "config.txt records the architecture");
     snprintf(p, sizeof p, "%s/m.safetensors", dir);
     nl_st_file f;
     fails += NL_CHECK(nl_st_read(p, &f) == NL_OK, "read export");
-    fails += NL_CHECK(nl_st_find(&f, "lm_head.weight") && nl_st_find(&f, "blocks.1.mlp.gate.weight") && nl_st_find(&f, "blocks.1.mlp.up.weight") &&
-                          nl_st_find(&f, "blocks.1.mlp.down.weight") && !nl_st_find(&f, "pos_emb.weight") && !nl_st_find(&f, "blocks.0.attn.qkv.bias"),
+    fails += NL_CHECK(nl_st_find(&f, "lm_head.weight") && nl_st_find(&f, "blocks.1.mlp.gate.weight") &&
+                              nl_st_find(&f, "blocks.1.mlp.up.weight") && nl_st_find(&f, "blocks.1.mlp.down.weight") &&
+                              !nl_st_find(&f, "pos_emb.weight") && !nl_st_find(&f, "blocks.0.attn.qkv.bias"),
                       "llama export names");
-    const char *ffn = nl_st_get_meta(&f, "ffn_dim"), *theta = nl_st_get_meta(&f, "rope_theta"), *arch = nl_st_get_meta(&f, "arch");
-    fails += NL_CHECK(ffn && !strcmp(ffn, "64") && theta && !strcmp(theta, "10000") && arch && !strcmp(arch, "llama"), "metadata arch, ffn_dim, rope_theta");
+    const char *ffn = nl_st_get_meta(&f, "ffn_dim"), *theta = nl_st_get_meta(&f, "rope_theta"),
+               *arch = nl_st_get_meta(&f, "arch");
+    fails += NL_CHECK(ffn && !strcmp(ffn, "64") && theta && !strcmp(theta, "10000") && arch && !strcmp(arch, "llama"),
+                      "metadata arch, ffn_dim, rope_theta");
     nl_st_free(&f);
     rc = run("%s sample --ckpt %s/run --prompt 'the ' --tokens 40 --seed 3 2>&1", nl_test_bin(), dir);
     fails += NL_CHECK(rc == 0 && strlen(out) >= 44, "sample: %s", out);
-    rc = run("%s train --init-from %s/m.safetensors --steps 2 --batch 4 --data %s --out %s/run2 --threads 2 2>&1", nl_test_bin(), dir, txt, dir);
+    rc = run("%s train --init-from %s/m.safetensors --steps 2 --batch 4 --data %s --out %s/run2 --threads 2 2>&1",
+             nl_test_bin(), dir, txt, dir);
     fails += NL_CHECK(rc == 0 && strstr(out, "llama peri"), "train --init-from a llama export: %s", out);
     snprintf(p, sizeof p, "rm -rf %s", dir);
     fails += NL_CHECK(system(p) == 0, "cleanup");

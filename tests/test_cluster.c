@@ -51,7 +51,8 @@ static int comm_checks(void) {
     int fails = 0;
     NL_ASSERT(nl_comm_init(NULL, NULL) == NL_OK);
     const int r = nl_comm_rank(), p = nl_comm_size();
-    fails += NL_CHECK(p >= 1 && r >= 0 && r < p && nl_comm_local_size() >= 1 && nl_comm_local_size() <= p, "rank %d of %d", r, p);
+    fails += NL_CHECK(p >= 1 && r >= 0 && r < p && nl_comm_local_size() >= 1 && nl_comm_local_size() <= p,
+                      "rank %d of %d", r, p);
     /* allreduce: element i of rank q is q + 1 + i/4 (exact in float), the sum is p(p+1)/2 + p i/4; a
      * length past one message chunk boundary is not needed here, odd lengths are */
     enum { N = 1001 };
@@ -70,7 +71,8 @@ static int comm_checks(void) {
         smin = hi - lo < smin ? hi - lo : smin;
         smax = hi - lo > smax ? hi - lo : smax;
     }
-    fails += NL_CHECK(bad == 0 && next == N && smax - smin <= 1, "shards of %d over %d ranks: contiguous, sizes %zu..%zu", N, p, smin, smax);
+    fails += NL_CHECK(bad == 0 && next == N && smax - smin <= 1,
+                      "shards of %d over %d ranks: contiguous, sizes %zu..%zu", N, p, smin, smax);
     /* reduce-scatter: this rank's shard holds the sum; all-gather: every element its owner's value */
     for (int i = 0; i < N; i++) x[i] = (float)(r + 1) + 0.25f * (float)i;
     fails += NL_CHECK(nl_comm_reduce_scatter_sum(x, N) == NL_OK, "reduce-scatter: %s", nl_last_error());
@@ -88,17 +90,21 @@ static int comm_checks(void) {
     /* posted (the communication thread): [100, 700) summed, [700, N) summed into each shard's owner;
      * [0, 100) untouched */
     for (int i = 0; i < N; i++) x[i] = (float)(r + 1) + 0.25f * (float)i;
-    fails += NL_CHECK(nl_comm_post(NL_COMM_SUM, x, N, 100, 700) == NL_OK && nl_comm_post(NL_COMM_SUM_SHARD, x, N, 700, N) == NL_OK &&
-                          nl_comm_wait() == NL_OK, "posted collectives: %s", nl_last_error());
+    fails += NL_CHECK(nl_comm_post(NL_COMM_SUM, x, N, 100, 700) == NL_OK &&
+                              nl_comm_post(NL_COMM_SUM_SHARD, x, N, 700, N) == NL_OK && nl_comm_wait() == NL_OK,
+                      "posted collectives: %s", nl_last_error());
     for (int i = 0; i < N; i++) {
         const int summed = (i >= 100 && i < 700) || (i >= 700 && (size_t)i >= lo && (size_t)i < hi);
-        if (i < 100 || summed) bad += x[i] != (summed ? (float)(p * (p + 1) / 2) + 0.25f * (float)(p * i) : (float)(r + 1) + 0.25f * (float)i);
+        if (i < 100 || summed)
+            bad += x[i] !=
+                   (summed ? (float)(p * (p + 1) / 2) + 0.25f * (float)(p * i) : (float)(r + 1) + 0.25f * (float)i);
     }
     fails += NL_CHECK(bad == 0, "rank %d: posted all-reduce / reduce-scatter wrong in %d elements", r, bad);
     fails += NL_CHECK(nl_comm_post(NL_COMM_SUM, x, N, 700, 100) == NL_ERR_ARG, "a post of a bad range is refused");
     double d[2] = { 0.1 * (r + 1), 1e-17 };
     fails += NL_CHECK(nl_comm_allreduce_sum_f64(d, 2) == NL_OK, "double all-reduce: %s", nl_last_error());
-    fails += NL_CHECK(fabs(d[0] - 0.05 * p * (p + 1)) < 1e-15 && fabs(d[1] - p * 1e-17) < 1e-30, "rank %d: double all-reduce %.17g %.3g", r, d[0], d[1]);
+    fails += NL_CHECK(fabs(d[0] - 0.05 * p * (p + 1)) < 1e-15 && fabs(d[1] - p * 1e-17) < 1e-30,
+                      "rank %d: double all-reduce %.17g %.3g", r, d[0], d[1]);
     /* broadcast from the last rank */
     char msg[64];
     snprintf(msg, sizeof msg, "from rank %d", r);
@@ -126,7 +132,9 @@ int test_comm(void) {
     NL_ASSERT(n > 0);
     self[n] = 0;
     for (int np = 2; np <= 3; np++) {
-        const int rc = nl_run_fmt(out, sizeof out, "NL_COMM_CHILD=1 mpirun --allow-run-as-root --oversubscribe -np %d %s comm 2>&1", np, self);
+        const int rc = nl_run_fmt(out, sizeof out,
+                                  "NL_COMM_CHILD=1 mpirun --allow-run-as-root --oversubscribe -np %d %s comm 2>&1", np,
+                                  self);
         int ok = 0;
         for (int r = 0; r < np; r++) {
             char line[64];
@@ -162,18 +170,22 @@ static int comm_device_checks(void) {
     /* posted: [100, 70000) summed, [70000, N) into the shards' owners, while a kernel-free wait */
     for (int i = 0; i < N; i++) h[i] = (float)(r + 1) + 0.25f * (float)(i % 1000);
     be->from_host(x, h, sizeof h);
-    fails += NL_CHECK(nl_comm_post(NL_COMM_SUM, x, N, 100, 70000) == NL_OK && nl_comm_post(NL_COMM_SUM_SHARD, x, N, 70000, N) == NL_OK &&
-                          nl_comm_wait() == NL_OK, "posted: %s", nl_last_error());
+    fails += NL_CHECK(nl_comm_post(NL_COMM_SUM, x, N, 100, 70000) == NL_OK &&
+                              nl_comm_post(NL_COMM_SUM_SHARD, x, N, 70000, N) == NL_OK && nl_comm_wait() == NL_OK,
+                      "posted: %s", nl_last_error());
     be->to_host(h, x, sizeof h);
     for (int i = 0; i < N; i++) {
         const int summed = (i >= 100 && i < 70000) || (i >= 70000 && (size_t)i >= lo && (size_t)i < hi);
-        if (i < 100 || summed) bad += h[i] != (summed ? (float)(p * (p + 1) / 2) + 0.25f * (float)(p * (i % 1000)) : (float)(r + 1) + 0.25f * (float)(i % 1000));
+        if (i < 100 || summed)
+            bad += h[i] != (summed ? (float)(p * (p + 1) / 2) + 0.25f * (float)(p * (i % 1000))
+                                   : (float)(r + 1) + 0.25f * (float)(i % 1000));
     }
     fails += NL_CHECK(bad == 0, "rank %d: device posted all-reduce / reduce-scatter wrong in %d elements", r, bad);
     /* all-gather: every element its owner's value */
     for (int i = 0; i < N; i++) h[i] = (size_t)i >= lo && (size_t)i < hi ? (float)(1000 * r + i % 1000) : -1.0f;
     be->from_host(x, h, sizeof h);
-    fails += NL_CHECK(nl_comm_reduce_scatter_sum(x, N) == NL_OK && nl_comm_allgather(x, N) == NL_OK, "reduce-scatter, all-gather: %s", nl_last_error());
+    fails += NL_CHECK(nl_comm_reduce_scatter_sum(x, N) == NL_OK && nl_comm_allgather(x, N) == NL_OK,
+                      "reduce-scatter, all-gather: %s", nl_last_error());
     be->to_host(h, x, sizeof h);
     for (int q = 0; q < p; q++) {
         size_t a, b;
@@ -203,9 +215,12 @@ int test_comm_device(void) {
     NL_ASSERT(n > 0);
     self[n] = 0;
     const char *np = getenv("NL_COMM_DEVICE_RANKS");
-    const int rc = nl_run_fmt(out, sizeof out, "NL_COMM_CHILD=1 mpirun --allow-run-as-root --oversubscribe -np %s %s comm_device 2>&1", np ? np : "1", self);
+    const int rc = nl_run_fmt(out, sizeof out,
+                              "NL_COMM_CHILD=1 mpirun --allow-run-as-root --oversubscribe -np %s %s comm_device 2>&1",
+                              np ? np : "1", self);
     printf("%s", out);
-    return NL_CHECK(rc == 0 && strstr(out, "comm_device rank 0 of"), "mpirun -np %s comm_device: exit %d", np ? np : "1", rc);
+    return NL_CHECK(rc == 0 && strstr(out, "comm_device rank 0 of"), "mpirun -np %s comm_device: exit %d",
+                    np ? np : "1", rc);
 }
 
 /* ------------------------------------------------------------- mpirun sweep */
@@ -224,15 +239,19 @@ int test_sweep_mpi(void) {
     for (int np = 2; np <= 3; np++) {
         const int n = np == 2 ? 3 : 4;
         char sweep[2048];
-        snprintf(sweep, sizeof sweep, "mpirun --allow-run-as-root --oversubscribe -np %d %s sweep --norm %s --lr %s --out %s/np%d --data %s %s 2>&1",
+        snprintf(sweep, sizeof sweep,
+                 "mpirun --allow-run-as-root --oversubscribe -np %d %s sweep --norm %s --lr %s --out %s/np%d --data %s %s 2>&1",
                  np, nl_test_bin(), placements[np - 2], lrs[np - 2], dir, np, path, tiny);
         int rc = nl_run_cmd(sweep, out, sizeof out);
         char want[64];
         snprintf(want, sizeof want, "on each of %d ranks", np);
-        fails += NL_CHECK(rc == 0 && strstr(out, want) && strstr(out, "0 finished earlier"), "mpirun -np %d sweep: exit %d: %s", np, rc, out);
+        fails += NL_CHECK(rc == 0 && strstr(out, want) && strstr(out, "0 finished earlier"),
+                          "mpirun -np %d sweep: exit %d: %s", np, rc, out);
         /* every run trained once, by some rank; only rank 0 prints the header and writes the summary */
-        fails += NL_CHECK(count(out, ": done, val loss") == n, "np %d: %d runs done, want %d: %s", np, count(out, ": done, val loss"), n, out);
-        fails += NL_CHECK(count(out, "normlab sweep:") == 1 && count(out, "wrote ") == 1, "np %d: one header, one summary: %s", np, out);
+        fails += NL_CHECK(count(out, ": done, val loss") == n, "np %d: %d runs done, want %d: %s", np,
+                          count(out, ": done, val loss"), n, out);
+        fails += NL_CHECK(count(out, "normlab sweep:") == 1 && count(out, "wrote ") == 1,
+                          "np %d: one header, one summary: %s", np, out);
         for (int r = 0; r < np; r++) {
             char tag[32];
             snprintf(tag, sizeof tag, "rank %d: [1/", r);
@@ -241,18 +260,26 @@ int test_sweep_mpi(void) {
         const char *nn[3] = { "pre", "post", "peri" };
         for (int k = 0; k < n; k++) {
             char run[64], rd[600];
-            snprintf(run, sizeof run, " %s lr %s seed 1337:", nn[np == 2 ? k : k / 2], np == 2 ? "0.001" : k % 2 ? "0.002" : "0.001");
+            snprintf(run, sizeof run, " %s lr %s seed 1337:", nn[np == 2 ? k : k / 2],
+                     np == 2 ? "0.001"
+                     : k % 2 ? "0.002"
+                             : "0.001");
             fails += NL_CHECK(count(out, run) == 1, "np %d: '%s' trained once: %s", np, run, out);
-            snprintf(rd, sizeof rd, "%s/np%d/%s_lr%s_s1337", dir, np, nn[np == 2 ? k : k / 2], np == 2 ? "0.001" : k % 2 ? "0.002" : "0.001");
+            snprintf(rd, sizeof rd, "%s/np%d/%s_lr%s_s1337", dir, np, nn[np == 2 ? k : k / 2],
+                     np == 2 ? "0.001"
+                     : k % 2 ? "0.002"
+                             : "0.001");
             nl_sweep_result r;
-            fails += NL_CHECK(nl_sweep_read_result(rd, &r) == NL_OK && !strcmp(r.status, "done"), "%s recorded as done", rd);
+            fails += NL_CHECK(nl_sweep_read_result(rd, &r) == NL_OK && !strcmp(r.status, "done"), "%s recorded as done",
+                              rd);
         }
         nl_run_fmt(out, sizeof out, "grep -c . %s/np%d/summary.csv", dir, np);
         fails += NL_CHECK(atoi(out) == 1 + (np == 2 ? 3 : 2 * 2), "np %d summary.csv rows: %s", np, out);
         /* again: nothing left to run */
         rc = nl_run_cmd(sweep, out, sizeof out);
         snprintf(want, sizeof want, "%d finished earlier", n);
-        fails += NL_CHECK(rc == 0 && strstr(out, want) && !strstr(out, "rank 0: [") && count(out, "wrote ") == 1, "np %d rerun: %s", np, out);
+        fails += NL_CHECK(rc == 0 && strstr(out, want) && !strstr(out, "rank 0: [") && count(out, "wrote ") == 1,
+                          "np %d rerun: %s", np, out);
     }
     nl_run_fmt(out, sizeof out, "rm -rf %s", dir);
     return fails;
@@ -303,7 +330,8 @@ int test_sweep_slurm(void) {
     const double t0 = nl_now();
     rc = nl_run_cmd(sweep, out, sizeof out);
     const double t_submit = nl_now() - t0;
-    fails += NL_CHECK(rc == 0 && strstr(out, "0 finished, 0 queued or running, 4 submitted as Slurm job array"), "submit: exit %d: %s", rc, out);
+    fails += NL_CHECK(rc == 0 && strstr(out, "0 finished, 0 queued or running, 4 submitted as Slurm job array"),
+                      "submit: exit %d: %s", rc, out);
     fails += NL_CHECK(t_submit < 5, "submitting returns at once (%.1fs)", t_submit);
     const char *id = strstr(out, "job array ");
     const long job = id ? atol(id + 10) : 0;
@@ -317,7 +345,8 @@ int test_sweep_slurm(void) {
     fails += NL_CHECK(submits == 1, "the cancelled run was submitted again, once (%d submissions)", submits);
     nl_sweep_result r;
     snprintf(path, sizeof path, "%s/sw/post_lr0.001_s1338", dir);
-    fails += NL_CHECK(nl_sweep_read_result(path, &r) == NL_OK && !strcmp(r.status, "done"), "the cancelled run finished in the second array");
+    fails += NL_CHECK(nl_sweep_read_result(path, &r) == NL_OK && !strcmp(r.status, "done"),
+                      "the cancelled run finished in the second array");
     nl_run_fmt(out, sizeof out, "grep -c . %s/sw/slurm/jobs", dir);
     fails += NL_CHECK(atoi(out) == 2, "two arrays recorded: %s", out);
     /* a run whose task failed is submitted again; the finished ones are kept untouched */
@@ -325,7 +354,8 @@ int test_sweep_slurm(void) {
     const double t_kept = mtime(path);
     nl_run_fmt(out, sizeof out, "sed -i 's/\"done\"/\"failed\"/' %s/sw/post_lr0.001_s1337/result.json", dir);
     submits = 0;
-    fails += NL_CHECK(poll_sweep(sweep, "wrote ", 120, &submits) && submits == 1, "the failed run ran again (%d submissions): %s", submits, out);
+    fails += NL_CHECK(poll_sweep(sweep, "wrote ", 120, &submits) && submits == 1,
+                      "the failed run ran again (%d submissions): %s", submits, out);
     snprintf(path, sizeof path, "%s/sw/post_lr0.001_s1337", dir);
     fails += NL_CHECK(nl_sweep_read_result(path, &r) == NL_OK && !strcmp(r.status, "done"), "the failed run is done now");
     snprintf(path, sizeof path, "%s/sw/pre_lr0.001_s1337/metrics.jsonl", dir);

@@ -21,12 +21,13 @@ static int geometry(void) {
     f += NL_CHECK(nl_cu_blocks(NL_CU_THREADS) == 1 && nl_cu_blocks(NL_CU_THREADS + 1) == 2, "blocks at the edge");
     f += NL_CHECK(nl_cu_blocks((size_t)1 << 40) == NL_CU_MAX_GRID, "blocks clamped to the grid limit");
     f += NL_CHECK(nl_cu_row_threads(1) == 32 && nl_cu_row_threads(33) == 64 && nl_cu_row_threads(768) == 1024 &&
-                      nl_cu_row_threads(5000) == 1024 && nl_cu_row_threads(512) == 512,
+                          nl_cu_row_threads(5000) == 1024 && nl_cu_row_threads(512) == 512,
                   "row threads: power of two in [32, 1024] covering C");
-    f += NL_CHECK(nl_cu_align(0) == 256 && nl_cu_align(4096 + 4) == 4 && nl_cu_align(4096 + 16) == 16 && nl_cu_align(3) == 1 &&
-                      nl_cu_align(512) == 256,
+    f += NL_CHECK(nl_cu_align(0) == 256 && nl_cu_align(4096 + 4) == 4 && nl_cu_align(4096 + 16) == 16 &&
+                          nl_cu_align(3) == 1 && nl_cu_align(512) == 256,
                   "alignment of an address");
-    f += NL_CHECK(nl_cu_col_chunks(0) == 1 && nl_cu_col_chunks(NL_CU_COL_ROWS) == 1 && nl_cu_col_chunks(NL_CU_COL_ROWS + 1) == 2,
+    f += NL_CHECK(nl_cu_col_chunks(0) == 1 && nl_cu_col_chunks(NL_CU_COL_ROWS) == 1 &&
+                          nl_cu_col_chunks(NL_CU_COL_ROWS + 1) == 2,
                   "column-sum chunks");
     return f;
 }
@@ -34,14 +35,17 @@ static int geometry(void) {
 /* ---------------------------------------------------------------- row-major -> column-major products */
 
 /* element (r, c) of a column-major array, transposed or not */
-static float cm_at(const float *x, int ld, int trans, int r, int c) { return trans ? x[(size_t)r * ld + c] : x[(size_t)c * ld + r]; }
+static float cm_at(const float *x, int ld, int trans, int r, int c) {
+    return trans ? x[(size_t)r * ld + c] : x[(size_t)c * ld + r];
+}
 
 /* column-major C (m x n) = alpha op(a) op(b) + beta C, as cuBLAS defines it */
 static void cm_gemm(const nl_cm_gemm *g, float alpha, const float *a, const float *b, float beta, float *c) {
     for (int j = 0; j < g->n; j++)
         for (int i = 0; i < g->m; i++) {
             double s = 0.0;
-            for (int p = 0; p < g->k; p++) s += (double)cm_at(a, g->a.ld, g->transa, i, p) * cm_at(b, g->b.ld, g->transb, p, j);
+            for (int p = 0; p < g->k; p++)
+                s += (double)cm_at(a, g->a.ld, g->transa, i, p) * cm_at(b, g->b.ld, g->transb, p, j);
             float *o = &c[(size_t)j * g->c.ld + i];
             *o = (float)(alpha * s + beta * *o);
         }
@@ -60,9 +64,12 @@ static int colmajor(void) {
             nl_gemm_colmajor(&key, &g);
             f += NL_CHECK(nl_gemm_key_valid(&key), "key tA=%d tB=%d valid", tA, tB);
             /* every layout must fit in its leading dimension (what cuBLASLt checks) */
-            f += NL_CHECK(g.a.ld >= g.a.rows && g.b.ld >= g.b.rows && g.c.ld >= g.c.rows, "layouts fit tA=%d tB=%d", tA, tB);
-            f += NL_CHECK(g.m == N && g.n == M && g.k == K && g.c.rows == N && g.c.cols == M, "result shape tA=%d tB=%d", tA, tB);
-            float *A = malloc((size_t)arows * key.lda * sizeof(float)), *B = malloc((size_t)brows * key.ldb * sizeof(float));
+            f += NL_CHECK(g.a.ld >= g.a.rows && g.b.ld >= g.b.rows && g.c.ld >= g.c.rows, "layouts fit tA=%d tB=%d", tA,
+                          tB);
+            f += NL_CHECK(g.m == N && g.n == M && g.k == K && g.c.rows == N && g.c.cols == M,
+                          "result shape tA=%d tB=%d", tA, tB);
+            float *A = malloc((size_t)arows * key.lda * sizeof(float)),
+                  *B = malloc((size_t)brows * key.ldb * sizeof(float));
             float *C1 = malloc((size_t)M * key.ldc * sizeof(float)), *C2 = malloc((size_t)M * key.ldc * sizeof(float));
             nl_fill(&r, A, (size_t)arows * key.lda, 1.0);
             nl_fill(&r, B, (size_t)brows * key.ldb, 1.0);
@@ -104,7 +111,8 @@ static int plan_cache(void) {
     }
     f += NL_CHECK(c->count == 64, "lookups add nothing");
 
-    const nl_gemm_key a = { 0, 1, 8, 16, 8, 8, 8, 16, 256 }, b = { 1, 0, 8, 16, 8, 8, 8, 16, 256 }, a4 = { 0, 1, 8, 16, 8, 8, 8, 16, 4 };
+    const nl_gemm_key a = { 0, 1, 8, 16, 8, 8, 8, 16, 256 }, b = { 1, 0, 8, 16, 8, 8, 8, 16, 256 },
+                      a4 = { 0, 1, 8, 16, 8, 8, 8, 16, 4 };
     f += NL_CHECK(nl_gemm_key_hash(&a) != nl_gemm_key_hash(&b), "transposes change the hash");
     nl_plan_entry *ea = nl_plan_get(c, &a), *ea4 = nl_plan_get(c, &a4);
     f += NL_CHECK(ea && ea4 && ea != ea4, "another alignment is another plan");
@@ -115,7 +123,8 @@ static int plan_cache(void) {
     }
     f += NL_CHECK(full && c->count == NL_PLAN_SLOTS - 1, "a full cache answers NULL (count %zu)", c->count);
     const nl_gemm_key k0 = { 0, 0, 16, 32, 64, 64, 64, 32, 256 };
-    f += NL_CHECK(nl_plan_get(c, &k0) && nl_plan_get(c, &k0)->payload == &payload[0], "a full cache still finds its keys");
+    f += NL_CHECK(nl_plan_get(c, &k0) && nl_plan_get(c, &k0)->payload == &payload[0],
+                  "a full cache still finds its keys");
     free(c);
     return f;
 }
@@ -134,15 +143,23 @@ int test_cuda_cli(void) {
     char out[4096], dir[] = "/tmp/nl_cuda_cli_XXXXXX";
     NL_ASSERT(mkdtemp(dir));
     const char *bin = nl_test_bin();
-    int rc = nl_run_fmt(out, sizeof out, "%s train --device gpu --data data/tinyshakespeare.txt --steps 1 --out %s/a 2>&1", bin, dir);
-    f += NL_CHECK(rc == 2 && strstr(out, "--device: unknown device 'gpu'") && one_line(out), "unknown device: rc %d, '%s'", rc, out);
-    rc = nl_run_fmt(out, sizeof out, "%s train --device cuda --init-from %s/none.safetensors --data data/tinyshakespeare.txt --steps 1 --out %s/b 2>&1",
+    int rc = nl_run_fmt(out, sizeof out,
+                        "%s train --device gpu --data data/tinyshakespeare.txt --steps 1 --out %s/a 2>&1", bin, dir);
+    f += NL_CHECK(rc == 2 && strstr(out, "--device: unknown device 'gpu'") && one_line(out),
+                  "unknown device: rc %d, '%s'", rc, out);
+    rc = nl_run_fmt(out, sizeof out,
+                    "%s train --device cuda --init-from %s/none.safetensors --data data/tinyshakespeare.txt --steps 1 --out %s/b 2>&1",
                     bin, dir, dir);
-    f += NL_CHECK(rc == 2 && strstr(out, "--init-from cannot be combined with --device cuda") && one_line(out), "init-from: rc %d, '%s'", rc, out);
-    rc = nl_run_fmt(out, sizeof out, "%s train --device cuda --data data/tinyshakespeare.txt --layers 1 --dim 16 --heads 2 --seq-len 16 "
-                    "--batch 2 --steps 2 --out %s/c 2>&1", bin, dir);
-    if (strstr(out, "built without CUDA")) f += NL_CHECK(rc == 2 && one_line(out), "without CUDA: rc %d, '%s'", rc, out);
-    else if (strstr(out, "no usable CUDA GPU")) f += NL_CHECK(rc == 1 && one_line(out), "without a GPU: rc %d, '%s'", rc, out);
+    f += NL_CHECK(rc == 2 && strstr(out, "--init-from cannot be combined with --device cuda") && one_line(out),
+                  "init-from: rc %d, '%s'", rc, out);
+    rc = nl_run_fmt(out, sizeof out,
+                    "%s train --device cuda --data data/tinyshakespeare.txt --layers 1 --dim 16 --heads 2 --seq-len 16 "
+                    "--batch 2 --steps 2 --out %s/c 2>&1",
+                    bin, dir);
+    if (strstr(out, "built without CUDA"))
+        f += NL_CHECK(rc == 2 && one_line(out), "without CUDA: rc %d, '%s'", rc, out);
+    else if (strstr(out, "no usable CUDA GPU"))
+        f += NL_CHECK(rc == 1 && one_line(out), "without a GPU: rc %d, '%s'", rc, out);
     else f += NL_CHECK(rc == 0, "--device cuda on a GPU trains: rc %d, '%s'", rc, out);
     nl_run_fmt(out, sizeof out, "rm -rf %s", dir);
     return f;

@@ -60,7 +60,8 @@ int test_diag_trackers(void) {
     int fails = 0;
     nl_spikes sp;
     nl_spikes_init(&sp, 6.0);
-    for (int i = 0; i < NL_SPIKE_MIN - 1; i++) fails += NL_CHECK(!nl_spikes_push(&sp, i == 3 ? 100.0 : 1.0), "no spike before %d steps", NL_SPIKE_MIN);
+    for (int i = 0; i < NL_SPIKE_MIN - 1; i++)
+        fails += NL_CHECK(!nl_spikes_push(&sp, i == 3 ? 100.0 : 1.0), "no spike before %d steps", NL_SPIKE_MIN);
     fails += NL_CHECK(!nl_spikes_push(&sp, 1.0), "1 x median is no spike");
     fails += NL_CHECK(!nl_spikes_push(&sp, 5.9), "5.9 x median is no spike");
     fails += NL_CHECK(nl_spikes_push(&sp, 6.1), "6.1 x median is a spike");
@@ -69,14 +70,16 @@ int test_diag_trackers(void) {
 
     nl_diverge d;
     nl_diverge_init(&d, 2, 3); /* window 2, warmup 3 */
-    fails += NL_CHECK(!nl_diverge_push(&d, 1, 5.0, 1.0) && !nl_diverge_push(&d, 2, 9.0, 1.0) && !nl_diverge_push(&d, 3, 9.0, 1.0),
+    fails += NL_CHECK(!nl_diverge_push(&d, 1, 5.0, 1.0) && !nl_diverge_push(&d, 2, 9.0, 1.0) &&
+                              !nl_diverge_push(&d, 3, 9.0, 1.0),
                       "no divergence during warmup");
     const char *why = nl_diverge_push(&d, 4, 9.0, 1.0);
     fails += NL_CHECK(why && !strcmp(why, "loss"), "after warmup: %s", why ? why : "none");
     nl_diverge_free(&d);
-    nl_diverge_init(&d, 4, 2); /* window 4, warmup 2 */
+    nl_diverge_init(&d, 4, 2);                            /* window 4, warmup 2 */
     const double ok[] = { 5.0, 4.0, 3.0, 3.0, 3.0, 9.0 }; /* last: (3+3+3+9)/4 = 4.5 < 5, a spike */
-    for (int i = 0; i < 6; i++) fails += NL_CHECK(!nl_diverge_push(&d, i + 1, ok[i], 1.0), "no divergence at step %d", i + 1);
+    for (int i = 0; i < 6; i++)
+        fails += NL_CHECK(!nl_diverge_push(&d, i + 1, ok[i], 1.0), "no divergence at step %d", i + 1);
     why = nl_diverge_push(&d, 7, 9.0, 1.0); /* (3+3+9+9)/4 = 6 > 5 */
     fails += NL_CHECK(why && !strcmp(why, "loss"), "smoothed loss above the first: %s", why ? why : "none");
     why = nl_diverge_push(&d, 8, 1.0, INFINITY);
@@ -120,7 +123,8 @@ int test_diag_model(void) {
             double s = 0.0;
             for (int i = 0; i < m.ntensors; i++)
                 if (!strncmp(m.tensors[i].name, pre, strlen(pre)))
-                    for (size_t j = 0; j < m.tensors[i].numel; j++) s += (double)m.grads[m.tensors[i].offset + j] * m.grads[m.tensors[i].offset + j];
+                    for (size_t j = 0; j < m.tensors[i].numel; j++)
+                        s += (double)m.grads[m.tensors[i].offset + j] * m.grads[m.tensors[i].offset + j];
             fails += nl_check_scalar("grad block", d.g_block[l], sqrt(s), 1e-9);
             const nl_tensor *t = nl_model_find(&m, (snprintf(pre, sizeof pre, "blocks.%d.mlp.proj.weight", l), pre));
             double q = 0.0;
@@ -139,7 +143,8 @@ int test_diag_model(void) {
         for (int l = 0; l < c.layers; l++)
             for (int s = 0; s < NL_SUB_COUNT; s++)
                 for (int k = 0; k < 3; k++) want_sites += (nl_sub_sites(&m.cfg, l + 1, s) >> k) & 1u;
-        fails += NL_CHECK(d.nsites == want_sites, "%s: %d norm sites, want %d", nl_placements[placement].name, d.nsites, want_sites);
+        fails += NL_CHECK(d.nsites == want_sites, "%s: %d norm sites, want %d", nl_placements[placement].name, d.nsites,
+                          want_sites);
         nl_diag_free(&d);
         nl_model_free(&m);
     }
@@ -184,7 +189,8 @@ int test_diag_gpas_sdd(void) {
     const size_t nq = (size_t)B * T * m.Q3;
     for (size_t j = 0; j < nq; j++) ss += (double)A->qkv_lin[j] * A->qkv_lin[j];
     for (int i = 0; i < d.nsites; i++)
-        if (!strcmp(d.sites[i].name, "blocks.0.attn.qkv_sdd")) fails += nl_check_scalar("qkv_sdd in_rms", d.sites[i].in_rms, sqrt(ss / nq), 1e-9);
+        if (!strcmp(d.sites[i].name, "blocks.0.attn.qkv_sdd"))
+            fails += nl_check_scalar("qkv_sdd in_rms", d.sites[i].in_rms, sqrt(ss / nq), 1e-9);
     nl_diag_free(&d);
     nl_model_free(&m);
     return fails;
@@ -198,11 +204,13 @@ int test_diag_cli(void) {
     int fails = 0;
     char dir[] = "/tmp/nl_diag_XXXXXX", cmd[4096];
     NL_ASSERT(mkdtemp(dir));
-    snprintf(cmd, sizeof cmd, "awk 'BEGIN{srand(3); for(i=0;i<4000;i++) printf \"%%s \", (rand()<0.5?\"ab\":\"cde\")}' > %s/t.txt", dir);
+    snprintf(cmd, sizeof cmd,
+             "awk 'BEGIN{srand(3); for(i=0;i<4000;i++) printf \"%%s \", (rand()<0.5?\"ab\":\"cde\")}' > %s/t.txt", dir);
     fails += NL_CHECK(system(cmd) == 0, "make text");
     const char *tiny = "--layers 2 --dim 32 --heads 2 --seq-len 32 --batch 4 --threads 1 --steps 7 --eval-every 0";
     for (int k = 0; k < 2; k++) {
-        snprintf(cmd, sizeof cmd, "%s train %s --data %s/t.txt --out %s/r%d --diag-every %d 2>&1", nl_test_bin(), tiny, dir, dir, k, k ? 3 : 0);
+        snprintf(cmd, sizeof cmd, "%s train %s --data %s/t.txt --out %s/r%d --diag-every %d 2>&1", nl_test_bin(), tiny,
+                 dir, dir, k, k ? 3 : 0);
         fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 0, "train: %s", out);
     }
     snprintf(cmd, sizeof cmd, "grep -o '\"diag\": [0-9]*' %s/r1/metrics.jsonl | tr '\\n' ' '", dir);
@@ -211,7 +219,9 @@ int test_diag_cli(void) {
     snprintf(cmd, sizeof cmd, "grep -o '\"x_var\": \\[[^]]*\\]' %s/r1/metrics.jsonl | head -1 | tr -cd , | wc -c", dir);
     nl_run_cmd(cmd, out, sizeof out);
     fails += NL_CHECK(atoi(out) == 2, "x_var has L+1 = 3 entries: %s", out);
-    snprintf(cmd, sizeof cmd, "cmp <(grep -o '\"loss\": [0-9.]*' %s/r0/metrics.jsonl) <(grep -v '\"diag\"' %s/r1/metrics.jsonl | grep -o '\"loss\": [0-9.]*')", dir, dir);
+    snprintf(cmd, sizeof cmd,
+             "cmp <(grep -o '\"loss\": [0-9.]*' %s/r0/metrics.jsonl) <(grep -v '\"diag\"' %s/r1/metrics.jsonl | grep -o '\"loss\": [0-9.]*')",
+             dir, dir);
     FILE *f;
     char script[128];
     snprintf(script, sizeof script, "%s/cmp.sh", dir);

@@ -50,7 +50,8 @@ static int check_ada(float k, int with_h) {
     float x[KB * KT * KC], s[KB * KLD], h[KB * KLD], rr[KB * KT * KC], out[KB * KT * KC], dx[KB * KT * KC];
     float ds[KB * KLD] = { 0 }, dh[KB * KLD] = { 0 };
     nl_fill(&r, x, NX, 1.0), nl_fill(&r, s, NS, 1.0), nl_fill(&r, h, NS, 1.0), nl_fill(&r, rr, NX, 1.0);
-    double xd[KB * KT * KC], sd[KB * KLD], hd[KB * KLD], rd[KB * KT * KC], g[KB * KT * KC > KB * KLD ? KB * KT * KC : KB * KLD];
+    double xd[KB * KT * KC], sd[KB * KLD], hd[KB * KLD], rd[KB * KT * KC],
+            g[KB * KT * KC > KB * KLD ? KB * KT * KC : KB * KLD];
     nl_to_double(x, xd, NX), nl_to_double(s, sd, NS), nl_to_double(h, hd, NS), nl_to_double(rr, rd, NX);
     ada_ctx a = { xd, sd, hd, rd, k, with_h };
     int f = 0;
@@ -80,7 +81,10 @@ static int check_ada(float k, int with_h) {
     return f;
 }
 
-typedef struct silu_ctx { double *x, *r; size_t n; } silu_ctx;
+typedef struct silu_ctx {
+    double *x, *r;
+    size_t n;
+} silu_ctx;
 static double silu_loss(void *p) {
     const silu_ctx *a = p;
     double L = 0;
@@ -89,7 +93,10 @@ static double silu_loss(void *p) {
 }
 
 /* bidirectional attention in double: out = softmax(q k^T / sqrt(hs)) v per head, no mask */
-typedef struct att_ctx { double *qkv, *r; int B, T, C, NH, KVH; } att_ctx;
+typedef struct att_ctx {
+    double *qkv, *r;
+    int B, T, C, NH, KVH;
+} att_ctx;
 static void att_ref(const att_ctx *a, double *out) {
     const int hs = a->C / a->NH, kvC = a->KVH * hs, ld = a->C + 2 * kvC, grp = a->NH / a->KVH;
     for (int b = 0; b < a->B; b++)
@@ -107,7 +114,8 @@ static void att_ref(const att_ctx *a, double *out) {
                 for (int j = 0; j < a->T; j++) sum += s[j] = exp(s[j] - mx);
                 for (int e = 0; e < hs; e++) {
                     double o = 0;
-                    for (int j = 0; j < a->T; j++) o += s[j] / sum * a->qkv[((size_t)b * a->T + j) * ld + a->C + kvC + (h / grp) * hs + e];
+                    for (int j = 0; j < a->T; j++)
+                        o += s[j] / sum * a->qkv[((size_t)b * a->T + j) * ld + a->C + kvC + (h / grp) * hs + e];
                     out[((size_t)b * a->T + i) * a->C + h * hs + e] = o;
                 }
             }
@@ -257,8 +265,10 @@ static int write_dit_case(dit_case *d) {
     snprintf(b2, sizeof b2, "%.17g", NL_ADAM_BETA2);
     snprintf(ae, sizeof ae, "%.17g", NL_ADAM_EPS);
     const char *mk[] = { "weight_decay", "clip", "beta1", "beta2", "adam_eps" }, *mv[] = { wd, cl, b1, b2, ae };
-    nl_st_entry e[5] = { { "xt", NL_ST_F32, 3, { DB, T, P }, d->xt }, { "v", NL_ST_F32, 3, { DB, T, P }, d->v },
-                         { "t", NL_ST_F32, 1, { DB }, d->t }, { "y", NL_ST_I32, 1, { DB }, d->y },
+    nl_st_entry e[5] = { { "xt", NL_ST_F32, 3, { DB, T, P }, d->xt },
+                         { "v", NL_ST_F32, 3, { DB, T, P }, d->v },
+                         { "t", NL_ST_F32, 1, { DB }, d->t },
+                         { "y", NL_ST_I32, 1, { DB }, d->y },
                          { "lrs", NL_ST_F32, 1, { DK }, dit_lrs } };
     snprintf(path, sizeof path, "%s/batch.safetensors", d->dir);
     if (nl_st_write(path, e, 5, mk, mv, 5) != NL_OK) return printf("    batch: %s\n", nl_last_error()), 1;
@@ -358,9 +368,9 @@ int test_dit_twin(void) {
         for (int i = 0; i < n; i++) {
             const int f = compare_dit_case(&dc[i]);
             const nl_config *c = &dc[i].c;
-            printf("  dit twin %-10s %-9s %dx%dx%d classes %d%s%s: %s\n", nl_placements[c->placement].name, nl_norm_type_names[c->norm_type],
-                   c->img_h, c->img_w, c->img_ch, c->classes, c->qk_norm ? " qk-norm kv-heads 1" : "", c->skip_init ? " skip-init" : "",
-                   f ? "FAIL" : "ok");
+            printf("  dit twin %-10s %-9s %dx%dx%d classes %d%s%s: %s\n", nl_placements[c->placement].name,
+                   nl_norm_type_names[c->norm_type], c->img_h, c->img_w, c->img_ch, c->classes,
+                   c->qk_norm ? " qk-norm kv-heads 1" : "", c->skip_init ? " skip-init" : "", f ? "FAIL" : "ok");
             fails += f;
         }
     }
@@ -376,7 +386,8 @@ int test_dit_twin(void) {
 
 static char cli_out[1 << 16];
 #define run(...) nl_run_fmt(cli_out, sizeof cli_out, __VA_ARGS__)
-#define DTINY "--arch dit --patch 2 --layers 2 --dim 16 --heads 2 --batch 4 --threads 1 --lr 3e-3 --warmup 2 --eval-windows 2 --seed 3"
+#define DTINY                                                                                                          \
+    "--arch dit --patch 2 --layers 2 --dim 16 --heads 2 --batch 4 --threads 1 --lr 3e-3 --warmup 2 --eval-windows 2 --seed 3"
 
 /* metrics.jsonl without the timing fields (nl_metrics_curve), the diagnostic records' "seconds" blanked */
 static int curve_of(const char *dir, char *buf, size_t cap) {
@@ -404,13 +415,16 @@ int test_dit_train(void) {
     }
     int f = 0;
     /* a run of 6 steps, checkpoints at 3 and 6, diagnostics, held-out loss from the last 10% */
-    int rc = run("%s train " DTINY " --data %s --steps 6 --ckpt-every 3 --eval-every 3 --diag-every 3 --out %s/a 2>&1", nl_test_bin(), img, dir);
-    f += NL_CHECK(rc == 0 && strstr(cli_out, "36 train / 4 val images") && strstr(cli_out, "val loss"), "dit run (rc %d): %s", rc, cli_out);
+    int rc = run("%s train " DTINY " --data %s --steps 6 --ckpt-every 3 --eval-every 3 --diag-every 3 --out %s/a 2>&1",
+                 nl_test_bin(), img, dir);
+    f += NL_CHECK(rc == 0 && strstr(cli_out, "36 train / 4 val images") && strstr(cli_out, "val loss"),
+                  "dit run (rc %d): %s", rc, cli_out);
     char a[8192], b[8192];
     const int na = curve_of((snprintf(p, sizeof p, "%s/a", dir), p), a, sizeof a);
     f += NL_CHECK(na > 0 && strstr(a, "\"val_loss\"") && strstr(a, "\"x_max\""), "metrics: %s", a);
     /* the same run resumed from its step-3 checkpoint (the last one removed): a bit-identical curve */
-    rc = run("%s train " DTINY " --data %s --steps 6 --ckpt-every 3 --eval-every 3 --diag-every 3 --out %s/b 2>&1", nl_test_bin(), img, dir);
+    rc = run("%s train " DTINY " --data %s --steps 6 --ckpt-every 3 --eval-every 3 --diag-every 3 --out %s/b 2>&1",
+             nl_test_bin(), img, dir);
     f += NL_CHECK(rc == 0, "second run: %s", cli_out);
     snprintf(p, sizeof p, "%s/b/ckpt-00000006.safetensors", dir);
     f += NL_CHECK(unlink(p) == 0, "no %s", p);
@@ -422,18 +436,22 @@ int test_dit_train(void) {
     snprintf(p, sizeof p, "%s/a/samples.png", dir);
     uint8_t *sp = NULL;
     int sh = 0, sw = 0, sc = 0;
-    f += NL_CHECK(nl_png_read(p, &sp, &sh, &sw, &sc) == NL_OK && sh == 35 && sw == 71 && sc == 1, "samples.png %dx%dx%d: %s", sw, sh, sc, nl_last_error());
+    f += NL_CHECK(nl_png_read(p, &sp, &sh, &sw, &sc) == NL_OK && sh == 35 && sw == 71 && sc == 1,
+                  "samples.png %dx%dx%d: %s", sw, sh, sc, nl_last_error());
     free(sp);
     rc = run("%s report %s/a -o %s/r.html 2>&1", nl_test_bin(), dir, dir);
     f += NL_CHECK(rc == 0, "report: %s", cli_out);
     static char b64[8192], html[1 << 18];
-    rc = nl_run_fmt(b64, sizeof b64, "%s -c 'import base64,sys; sys.stdout.write(base64.b64encode(open(\"%s\",\"rb\").read()).decode())'", nl_test_python(), p);
+    rc = nl_run_fmt(b64, sizeof b64,
+                    "%s -c 'import base64,sys; sys.stdout.write(base64.b64encode(open(\"%s\",\"rb\").read()).decode())'",
+                    nl_test_python(), p);
     snprintf(p, sizeof p, "%s/r.html", dir);
     FILE *h = fopen(p, "r");
     const size_t hn = h ? fread(html, 1, sizeof html - 1, h) : 0;
     if (h) fclose(h);
     html[hn] = 0;
-    f += NL_CHECK(rc == 0 && strlen(b64) > 100 && strstr(html, "<h2>Samples</h2>") && strstr(html, b64), "report embeds samples.png (%zu bytes of html)", hn);
+    f += NL_CHECK(rc == 0 && strlen(b64) > 100 && strstr(html, "<h2>Samples</h2>") && strstr(html, b64),
+                  "report embeds samples.png (%zu bytes of html)", hn);
     /* a 2x3 grid of samples from the run: a PNG of 2 x 8 + 1 rows, 3 x 8 + 2 columns, gray */
     snprintf(p, sizeof p, "%s/grid.png", dir);
     rc = run("%s sample --ckpt %s/a --grid 2x3 --steps 3 --sampler euler --out %s 2>&1", nl_test_bin(), dir, p);
@@ -464,7 +482,8 @@ int test_dit_train(void) {
     /* Fashion-MNIST (the Debian package), labelled: two steps */
     if (access(NL_FMNIST_DIR, R_OK) == 0) {
         rc = run("%s train " DTINY " --patch 7 --data fashion-mnist --steps 2 --out %s/f 2>&1", nl_test_bin(), dir);
-        f += NL_CHECK(rc == 0 && strstr(cli_out, "10 classes") && strstr(cli_out, "60000 train / 10000 val images"), "fashion-mnist (rc %d): %s", rc, cli_out);
+        f += NL_CHECK(rc == 0 && strstr(cli_out, "10 classes") && strstr(cli_out, "60000 train / 10000 val images"),
+                      "fashion-mnist (rc %d): %s", rc, cli_out);
     }
     snprintf(p, sizeof p, "rm -rf %s", dir);
     if (system(p) != 0) printf("    could not remove %s\n", dir);
@@ -490,8 +509,8 @@ int test_dit_sampler(void) {
         }
     for (int k = 0; k < 2; k++) {
         const double re = err[0][k] / err[0][k + 1], rh = err[1][k] / err[1][k + 1];
-        printf("  steps %d -> %d: Euler error %.3g -> %.3g (x%.2f), Heun %.3g -> %.3g (x%.2f)\n", 8 << k, 16 << k, err[0][k],
-               err[0][k + 1], re, err[1][k], err[1][k + 1], rh);
+        printf("  steps %d -> %d: Euler error %.3g -> %.3g (x%.2f), Heun %.3g -> %.3g (x%.2f)\n", 8 << k, 16 << k,
+               err[0][k], err[0][k + 1], re, err[1][k], err[1][k + 1], rh);
         f += NL_CHECK(re > 1.8 && re < 2.2, "Euler is first order: ratio %.3f", re);
         f += NL_CHECK(rh > 3.6 && rh < 4.4, "Heun is second order: ratio %.3f", rh);
     }

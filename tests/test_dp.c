@@ -41,7 +41,8 @@ static double ckpt_diff(const char *pa, const char *pb, int *same) {
     nl_rng ra, rb;
     *same = 0;
     if (nl_ckpt_load(&a, pa, &sa, &ra) != NL_OK) return printf("    %s: %s\n", pa, nl_last_error()), -1;
-    if (nl_ckpt_load(&b, pb, &sb, &rb) != NL_OK) return printf("    %s: %s\n", pb, nl_last_error()), nl_model_free(&a), -1;
+    if (nl_ckpt_load(&b, pb, &sb, &rb) != NL_OK)
+        return printf("    %s: %s\n", pb, nl_last_error()), nl_model_free(&a), -1;
     double d = -1;
     if (a.nparams == b.nparams && sa == sb) {
         const float *x[3] = { a.params, a.m, a.v }, *y[3] = { b.params, b.m, b.v };
@@ -68,14 +69,17 @@ static int count(const char *s, const char *needle) {
 /* the loss of metrics line `step` in dir */
 static double loss_at(const char *dir, int step) {
     char cmd[600];
-    snprintf(cmd, sizeof cmd, "grep '^{\"step\": %d, \"loss\"' %s/metrics.jsonl | sed 's/.*\"loss\": \\([^,]*\\),.*/\\1/'", step, dir);
+    snprintf(cmd, sizeof cmd,
+             "grep '^{\"step\": %d, \"loss\"' %s/metrics.jsonl | sed 's/.*\"loss\": \\([^,]*\\),.*/\\1/'", step, dir);
     char buf[128];
     return nl_run_cmd(cmd, buf, sizeof buf) == 0 && buf[0] ? atof(buf) : NAN;
 }
 
 static int train(const char *launch, const char *dir, const char *extra, const char *data) {
-    const int rc = nl_run_fmt(out, sizeof out, "%s %s train --data %s %s --out %s %s 2>&1", launch, nl_test_bin(), data, model, dir, extra);
-    if (rc && strstr(launch, "mpirun") && !strstr(extra, "global-batch 12 --steps 2")) printf("    '%s train ... %s' exited %d: %s\n", launch, extra, rc, out);
+    const int rc = nl_run_fmt(out, sizeof out, "%s %s train --data %s %s --out %s %s 2>&1", launch, nl_test_bin(), data,
+                              model, dir, extra);
+    if (rc && strstr(launch, "mpirun") && !strstr(extra, "global-batch 12 --steps 2"))
+        printf("    '%s train ... %s' exited %d: %s\n", launch, extra, rc, out);
     return rc;
 }
 
@@ -96,20 +100,22 @@ int test_dp_equiv(void) {
         fails += NL_CHECK(train("", single, acc, data) == 0, "one process, --accum %d", np);
         snprintf(launch, sizeof launch, MPIRUN " -np %d", np);
         fails += NL_CHECK(train(launch, dp, "--batch 3 --steps 6", data) == 0, "mpirun -np %d", np);
-        fails += NL_CHECK(count(out, "done: 6 steps") == 1 && count(out, "normlab train: gpt2") == 1 && strstr(out, "data parallel: "),
+        fails += NL_CHECK(count(out, "done: 6 steps") == 1 && count(out, "normlab train: gpt2") == 1 &&
+                                  strstr(out, "data parallel: "),
                           "-np %d: one log, from rank 0: %s", np, out);
         fails += NL_CHECK(train(launch, zero, "--batch 3 --steps 6 --zero 1", data) == 0, "mpirun -np %d --zero 1", np);
         /* the moments per rank: 2 floats x ceil(nparams / np) */
         const char *mb = strstr(out, "ZeRO-1: AdamW moments ");
         double per = 0, all = 0;
-        fails += NL_CHECK(mb && sscanf(mb, "ZeRO-1: AdamW moments %lf MB per rank instead of %lf MB", &per, &all) == 2 && all > 0 &&
-                              fabs(per * np / all - 1) < 1e-2,
+        fails += NL_CHECK(mb && sscanf(mb, "ZeRO-1: AdamW moments %lf MB per rank instead of %lf MB", &per, &all) == 2 &&
+                                  all > 0 && fabs(per * np / all - 1) < 1e-2,
                           "-np %d: optimizer memory per rank falls by the rank count: %s", np, mb ? mb : out);
         if (mb) printf("    -np %d --zero 1: %.*s\n", np, (int)strcspn(mb, "\n"), mb);
         snprintf(a, sizeof a, "%s/ckpt-00000006.safetensors", single);
         snprintf(b, sizeof b, "%s/ckpt-00000006.safetensors", dp);
         double d = ckpt_diff(a, b, &same);
-        printf("    -np %d vs one process --accum %d: max |diff| %.3g over params and moments (%s)\n", np, np, d, same ? "bit-identical" : "not bit-identical");
+        printf("    -np %d vs one process --accum %d: max |diff| %.3g over params and moments (%s)\n", np, np, d,
+               same ? "bit-identical" : "not bit-identical");
         fails += NL_CHECK(d >= 0 && d < 1e-5, "-np %d equals --accum %d within 1e-5: %g", np, np, d);
         for (int s = 1; s <= 6; s++) {
             const double l1 = loss_at(single, s), l2 = loss_at(dp, s);
@@ -117,8 +123,10 @@ int test_dp_equiv(void) {
         }
         snprintf(a, sizeof a, "%s/ckpt-00000006.safetensors", zero);
         d = ckpt_diff(a, b, &same);
-        printf("    -np %d --zero 1 vs plain data parallel: max |diff| %.3g (%s)\n", np, d, same ? "bit-identical" : "not bit-identical");
-        fails += NL_CHECK(d >= 0 && d < 1e-5 && (np != 2 || same), "-np %d: ZeRO-1 equals data parallel (bit-identical on 2 ranks, within 1e-5): %g", np, d);
+        printf("    -np %d --zero 1 vs plain data parallel: max |diff| %.3g (%s)\n", np, d,
+               same ? "bit-identical" : "not bit-identical");
+        fails += NL_CHECK(d >= 0 && d < 1e-5 && (np != 2 || same),
+                          "-np %d: ZeRO-1 equals data parallel (bit-identical on 2 ranks, within 1e-5): %g", np, d);
     }
     nl_run_fmt(out, sizeof out, "rm -rf %s", dir);
     return fails;
@@ -137,25 +145,33 @@ int test_dp_resume(void) {
     snprintf(ref, sizeof ref, "%s/ref", dir);
     fails += NL_CHECK(train(MPIRUN " -np 2", ref, opts, data) == 0, "the uninterrupted run");
     snprintf(b, sizeof b, "%s/ckpt-00000008.safetensors", ref);
-    static const struct { int np_first, zero_first, np_then, zero_then; } cases[] = { { 2, 1, 1, 0 }, { 2, 1, 3, 0 }, { 1, 0, 2, 1 }, { 3, 1, 2, 1 } };
+    static const struct {
+        int np_first, zero_first, np_then, zero_then;
+    } cases[] = { { 2, 1, 1, 0 }, { 2, 1, 3, 0 }, { 1, 0, 2, 1 }, { 3, 1, 2, 1 } };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         snprintf(run, sizeof run, "%s/run%zu", dir, k);
         char first[256], then[256], o[256];
         if (cases[k].np_first > 1) snprintf(first, sizeof first, MPIRUN " -np %d", cases[k].np_first);
         else snprintf(first, sizeof first, " ");
-        snprintf(o, sizeof o, "--batch 2 --global-batch 12 --steps 4 --lr-steps 8 --ckpt-every 4 %s", cases[k].zero_first ? "--zero 1" : "");
-        fails += NL_CHECK(train(first, run, o, data) == 0, "case %zu: the first 4 steps on %d rank(s)", k, cases[k].np_first);
+        snprintf(o, sizeof o, "--batch 2 --global-batch 12 --steps 4 --lr-steps 8 --ckpt-every 4 %s",
+                 cases[k].zero_first ? "--zero 1" : "");
+        fails += NL_CHECK(train(first, run, o, data) == 0, "case %zu: the first 4 steps on %d rank(s)", k,
+                          cases[k].np_first);
         if (cases[k].np_then > 1) snprintf(then, sizeof then, MPIRUN " -np %d", cases[k].np_then);
         else snprintf(then, sizeof then, " ");
-        int rc = nl_run_fmt(out, sizeof out, "%s %s train --resume %s --steps 8 %s 2>&1", then, nl_test_bin(), run, cases[k].zero_then ? "--zero 1" : "");
-        fails += NL_CHECK(rc == 0 && strstr(out, "resuming from step 4 of 8"), "case %zu: resumed on %d rank(s): exit %d: %s", k, cases[k].np_then, rc, out);
+        int rc = nl_run_fmt(out, sizeof out, "%s %s train --resume %s --steps 8 %s 2>&1", then, nl_test_bin(), run,
+                            cases[k].zero_then ? "--zero 1" : "");
+        fails += NL_CHECK(rc == 0 && strstr(out, "resuming from step 4 of 8"),
+                          "case %zu: resumed on %d rank(s): exit %d: %s", k, cases[k].np_then, rc, out);
         snprintf(a, sizeof a, "%s/ckpt-00000008.safetensors", run);
         const double d = ckpt_diff(a, b, &same);
-        printf("    %d rank(s)%s, resumed on %d%s: max |diff| %.3g from the uninterrupted run (%s)\n", cases[k].np_first,
-               cases[k].zero_first ? " ZeRO-1" : "", cases[k].np_then, cases[k].zero_then ? " ZeRO-1" : "", d, same ? "bit-identical" : "not bit-identical");
+        printf("    %d rank(s)%s, resumed on %d%s: max |diff| %.3g from the uninterrupted run (%s)\n",
+               cases[k].np_first, cases[k].zero_first ? " ZeRO-1" : "", cases[k].np_then,
+               cases[k].zero_then ? " ZeRO-1" : "", d, same ? "bit-identical" : "not bit-identical");
         fails += NL_CHECK(d >= 0 && d < 1e-5, "case %zu: within 1e-5 of the uninterrupted run: %g", k, d);
         for (int s = 5; s <= 8; s++)
-            fails += NL_CHECK(fabs(loss_at(run, s) - loss_at(ref, s)) < 1e-5, "case %zu step %d: loss %.6f vs %.6f", k, s, loss_at(run, s), loss_at(ref, s));
+            fails += NL_CHECK(fabs(loss_at(run, s) - loss_at(ref, s)) < 1e-5, "case %zu step %d: loss %.6f vs %.6f", k,
+                              s, loss_at(run, s), loss_at(ref, s));
     }
     nl_run_fmt(out, sizeof out, "rm -rf %s", dir);
     return fails;
@@ -205,15 +221,21 @@ int test_dp_faults(void) {
     nl_make_text(data, 6000);
     snprintf(run, sizeof run, "%s/z", dir);
     int rc = train("", run, "--batch 2 --steps 2 --zero 1", data);
-    fails += NL_CHECK(rc == 2 && strstr(out, "--zero 1 shards the AdamW moments across MPI ranks, but this run has one rank") && count(out, "\n") == 1,
+    fails += NL_CHECK(rc == 2 &&
+                              strstr(out,
+                                     "--zero 1 shards the AdamW moments across MPI ranks, but this run has one rank") &&
+                              count(out, "\n") == 1,
                       "--zero 1 on one process: exit 2, one line: %s", out);
     if (!mpi_build()) return fails;
     rc = train(MPIRUN " -np 2", run, "--batch 4 --global-batch 12 --steps 2", data);
-    fails += NL_CHECK(rc != 0 && count(out, "is not a multiple of ranks x --batch = 2 x 4 = 8") == 1 && count(out, "normlab train") == 1,
+    fails += NL_CHECK(rc != 0 && count(out, "is not a multiple of ranks x --batch = 2 x 4 = 8") == 1 &&
+                              count(out, "normlab train") == 1,
                       "--global-batch that 2 x batch does not divide: exit %d, one error line: %s", rc, out);
     /* rank 1 SIGKILLs itself at step 11; checkpoints every 4 steps */
     snprintf(log, sizeof log, "%s/kill.log", dir);
-    snprintf(cmd, sizeof cmd, "NORMLAB_FAULT=kill-rank:1:11 " MPIRUN " -np 2 %s train --data %s %s --out %s/k --batch 2 --steps 40 --ckpt-every 4 --zero 1 > %s 2>&1",
+    snprintf(cmd, sizeof cmd,
+             "NORMLAB_FAULT=kill-rank:1:11 " MPIRUN
+             " -np 2 %s train --data %s %s --out %s/k --batch 2 --steps 40 --ckpt-every 4 --zero 1 > %s 2>&1",
              nl_test_bin(), data, model, dir, log);
     double took;
     rc = run_signal(cmd, log, "", 0, 90, &took);
@@ -226,22 +248,31 @@ int test_dp_faults(void) {
     nl_run_fmt(out, sizeof out, "ls %s/k", dir);
     fails += NL_CHECK(!strstr(out, "ckpt-00000012") && !strstr(out, ".tmp."), "no later or partial checkpoint: %s", out);
     rc = nl_run_fmt(out, sizeof out, MPIRUN " -np 2 %s train --resume %s/k --steps 12 2>&1", nl_test_bin(), dir);
-    fails += NL_CHECK(rc == 0 && strstr(out, "resuming from step 8 of 12") && strstr(out, "done: 12 steps"), "resumed after the kill: %s", out);
+    fails += NL_CHECK(rc == 0 && strstr(out, "resuming from step 8 of 12") && strstr(out, "done: 12 steps"),
+                      "resumed after the kill: %s", out);
     /* a NaN gradient at step 5 under ZeRO-1: every rank rolls back to the step-4 checkpoint together */
-    rc = nl_run_fmt(out, sizeof out, "NORMLAB_FAULT=nan-at:5 " MPIRUN " -np 2 %s train --data %s %s --out %s/n --batch 2 --steps 8 --ckpt-every 2 "
-                    "--on-nan rollback --zero 1 2>&1", nl_test_bin(), data, model, dir);
-    fails += NL_CHECK(rc == 0 && count(out, "rolled back to step 4") == 1 && strstr(out, "done: 8 steps"), "rollback on 2 ranks: exit %d: %s", rc, out);
-    /* the parameter check notices a rank that drifted (one parameter of rank 2 moved after step 3) */
-    rc = nl_run_fmt(out, sizeof out, "NORMLAB_FAULT=skew-rank:2:3 " MPIRUN " -np 3 %s train --data %s %s --out %s/s --batch 2 --steps 6 2>&1",
+    rc = nl_run_fmt(out, sizeof out,
+                    "NORMLAB_FAULT=nan-at:5 " MPIRUN
+                    " -np 2 %s train --data %s %s --out %s/n --batch 2 --steps 8 --ckpt-every 2 "
+                    "--on-nan rollback --zero 1 2>&1",
                     nl_test_bin(), data, model, dir);
-    fails += NL_CHECK(rc != 0 && strstr(out, "after step 3 the parameters of 1 rank(s) (2) differ from rank 0's"), "a drifted rank is caught: exit %d: %s", rc, out);
+    fails += NL_CHECK(rc == 0 && count(out, "rolled back to step 4") == 1 && strstr(out, "done: 8 steps"),
+                      "rollback on 2 ranks: exit %d: %s", rc, out);
+    /* the parameter check notices a rank that drifted (one parameter of rank 2 moved after step 3) */
+    rc = nl_run_fmt(out, sizeof out,
+                    "NORMLAB_FAULT=skew-rank:2:3 " MPIRUN
+                    " -np 3 %s train --data %s %s --out %s/s --batch 2 --steps 6 2>&1",
+                    nl_test_bin(), data, model, dir);
+    fails += NL_CHECK(rc != 0 && strstr(out, "after step 3 the parameters of 1 rank(s) (2) differ from rank 0's"),
+                      "a drifted rank is caught: exit %d: %s", rc, out);
     /* SIGTERM to mpirun: every rank stops after the same step, rank 0 checkpoints it */
     snprintf(log, sizeof log, "%s/term.log", dir);
     /* mpirun SIGKILLs the ranks odls_base_sigkill_timeout seconds (default 1) after forwarding SIGTERM, and
      * stops reading their output (a rank that logs every step can block on a full pipe): the grace is
      * raised, the log is sparse, and the evidence is the run directory: a checkpoint of the last step in
      * metrics.jsonl */
-    snprintf(cmd, sizeof cmd, "export NORMLAB_DP_CHECK=1; exec mpirun --allow-run-as-root --oversubscribe --mca odls_base_sigkill_timeout 20 -np 2 "
+    snprintf(cmd, sizeof cmd,
+             "export NORMLAB_DP_CHECK=1; exec mpirun --allow-run-as-root --oversubscribe --mca odls_base_sigkill_timeout 20 -np 2 "
              "%s train --data %s %s --out %s/t --batch 2 --steps 100000 --log-every 50 > %s 2>&1",
              nl_test_bin(), data, model, dir, log);
     rc = run_signal(cmd, log, "step 50/", SIGTERM, 60, &took);
@@ -251,7 +282,8 @@ int test_dp_faults(void) {
     if (cp) ck_step = atoi(cp + 5);
     if (sp) last_step = atoi(sp + 9);
     fails += NL_CHECK(rc > 0 && took < 60 && ck_step >= 50 && ck_step == last_step,
-                      "SIGTERM to mpirun: exit %d after %.1fs; checkpoint of step %d, last metrics step %d: %s", rc, took, ck_step, last_step, out);
+                      "SIGTERM to mpirun: exit %d after %.1fs; checkpoint of step %d, last metrics step %d: %s", rc,
+                      took, ck_step, last_step, out);
     const char *ck = strstr(out, "ckpt-0");
     if (ck) {
         snprintf(a, sizeof a, "%s/t/%.25s", dir, ck);
@@ -269,7 +301,7 @@ typedef struct seen {
     int n, bad_order;
     size_t next_hi; /* the next range must end here */
     size_t lo[64], hi[64];
-    float *snap;    /* nparams: the gradients of each range when reported */
+    float *snap; /* nparams: the gradients of each range when reported */
 } seen;
 
 static void record(void *arg, size_t lo, size_t hi) {
@@ -314,9 +346,10 @@ int test_dp_hook(void) {
             zero_ranges += a == 0;
         }
         fails += NL_CHECK(s.bad_order == 0 && s.next_hi == 0 && s.n >= c.layers + 1 && s.n <= c.layers + 2,
-                          "%s %s: %d ranges, descending and tiling [0, %zu): %d out of order, the last ends at %zu", placements[k / 2],
-                          nl_arch_names[c.arch], s.n, m.nparams, s.bad_order, s.next_hi);
-        fails += NL_CHECK(changed == 0 && zero_ranges == 0, "%s %s: %d gradients changed after their range was reported, %d ranges all zero",
+                          "%s %s: %d ranges, descending and tiling [0, %zu): %d out of order, the last ends at %zu",
+                          placements[k / 2], nl_arch_names[c.arch], s.n, m.nparams, s.bad_order, s.next_hi);
+        fails += NL_CHECK(changed == 0 && zero_ranges == 0,
+                          "%s %s: %d gradients changed after their range was reported, %d ranges all zero",
                           placements[k / 2], nl_arch_names[c.arch], changed, zero_ranges);
         free(s.snap);
         nl_model_free(&m);
@@ -344,7 +377,8 @@ int test_dp_chunks(void) {
         const int first = nl_shard_span(n, P, a, b, counts);
         nl_shard_of(n, P, first, &lo, &hi);
         for (int q = 0; q < P; q++) sum += counts[q];
-        fails += NL_CHECK(sum == b - a && lo <= a && a < hi, "P %d: the pieces of [%zu, %zu) sum to %zu, the first in rank %d's shard", P, a, b, sum, first);
+        fails += NL_CHECK(sum == b - a && lo <= a && a < hi,
+                          "P %d: the pieces of [%zu, %zu) sum to %zu, the first in rank %d's shard", P, a, b, sum, first);
     }
     /* buckets of a 6.4e9-parameter backward: a head of 10, two blocks of 3e9 (longer than one MPI call: 2
      * pieces of 2^30 and the rest each), one block of 10, the embeddings of 4e8 */
@@ -360,11 +394,14 @@ int test_dp_chunks(void) {
     int ends = 0;
     for (int i = 0; i < 6; i++)
         for (int k = 0; k <= nb; k++) ends += cut[k] == at[i];
-    fails += NL_CHECK(ok && ends == 4 && big == 4 && nb == 7, "buckets of 6.4e9 floats: %d, each at most 2^30 (%d of 2^30), %d cut at finish points", nb, big, ends);
+    fails += NL_CHECK(ok && ends == 4 && big == 4 && nb == 7,
+                      "buckets of 6.4e9 floats: %d, each at most 2^30 (%d of 2^30), %d cut at finish points", nb, big,
+                      ends);
     /* small: one bucket per finish point once the target is reached */
     const size_t sm[] = { 100, 90, 50, 45, 0 };
     const int ns = nl_dp_buckets(sm, 5, 40, 1000, cut);
-    fails += NL_CHECK(ns == 2 && cut[1] == 50 && cut[2] == 0, "buckets of 40 over finish points 100 90 50 45 0: %d (cuts %zu %zu)", ns, cut[1], cut[2]);
+    fails += NL_CHECK(ns == 2 && cut[1] == 50 && cut[2] == 0,
+                      "buckets of 40 over finish points 100 90 50 45 0: %d (cuts %zu %zu)", ns, cut[1], cut[2]);
     return fails;
 }
 
@@ -391,7 +428,8 @@ int test_dp_overlap(void) {
             snprintf(a, sizeof a, "%s/r%d%d0/ckpt-00000004.safetensors", dir, np, e);
             snprintf(b, sizeof b, "%s/r%d%d1/ckpt-00000004.safetensors", dir, np, e);
             const double d = ckpt_diff(a, b, &same);
-            printf("    -np %d %s: --overlap on vs off: max |diff| %.3g (%s)\n", np, extra[e], d, same ? "bit-identical" : "not bit-identical");
+            printf("    -np %d %s: --overlap on vs off: max |diff| %.3g (%s)\n", np, extra[e], d,
+                   same ? "bit-identical" : "not bit-identical");
             fails += NL_CHECK(d == 0 && same, "-np %d %s: --overlap on is bit-identical to off", np, extra[e]);
         }
     nl_run_fmt(out, sizeof out, "rm -rf %s", dir);
@@ -407,19 +445,25 @@ int test_dp_watchdog(void) {
     snprintf(data, sizeof data, "%s/t.txt", dir);
     nl_make_text(data, 6000);
     int rc = train("", dir, "--steps 1 --dp-timeout -1", data);
-    fails += NL_CHECK(rc == 2 && strstr(out, "--dp-timeout -1: must be in 0..1e6 seconds") && count(out, "\n") == 1, "--dp-timeout -1: exit 2, one line: %s", out);
+    fails += NL_CHECK(rc == 2 && strstr(out, "--dp-timeout -1: must be in 0..1e6 seconds") && count(out, "\n") == 1,
+                      "--dp-timeout -1: exit 2, one line: %s", out);
     if (!mpi_build()) return fails;
     snprintf(log, sizeof log, "%s/stop.log", dir);
     const double timeout = 4;
-    snprintf(cmd, sizeof cmd, "NORMLAB_FAULT=stop-rank:1:11 " MPIRUN " -np 3 %s train --data %s %s --out %s/s --batch 2 --steps 40 --ckpt-every 4 "
-             "--zero 1 --dp-timeout %g > %s 2>&1", nl_test_bin(), data, model, dir, timeout, log);
+    snprintf(cmd, sizeof cmd,
+             "NORMLAB_FAULT=stop-rank:1:11 " MPIRUN
+             " -np 3 %s train --data %s %s --out %s/s --batch 2 --steps 40 --ckpt-every 4 "
+             "--zero 1 --dp-timeout %g > %s 2>&1",
+             nl_test_bin(), data, model, dir, timeout, log);
     double took;
     rc = run_signal(cmd, log, "", 0, 90, &took);
     nl_run_fmt(out, sizeof out, "cat %s", log);
     /* the steps before the stop take a few seconds: the whole job ends within the timeout after them */
-    fails += NL_CHECK(rc > 0 && took < 20 && strstr(out, "for rank(s) 1, which did not arrive") && strstr(out, "(--dp-timeout 4)") &&
-                          !strstr(out, "for rank(s) 0") && !strstr(out, "for rank(s) 2"),
-                      "a stopped rank ends the job within the timeout, naming it (and only it): exit %d after %.1fs: %s", rc, took, out);
+    fails += NL_CHECK(rc > 0 && took < 20 && strstr(out, "for rank(s) 1, which did not arrive") &&
+                              strstr(out, "(--dp-timeout 4)") && !strstr(out, "for rank(s) 0") &&
+                              !strstr(out, "for rank(s) 2"),
+                      "a stopped rank ends the job within the timeout, naming it (and only it): exit %d after %.1fs: %s",
+                      rc, took, out);
     nl_run_fmt(out, sizeof out, "pgrep -f -- '[-]-out %s/s' | wc -l", dir);
     fails += NL_CHECK(atoi(out) == 0, "no rank is left behind (stopped or running): %s", out);
     snprintf(a, sizeof a, "%s/s/ckpt-00000008.safetensors", dir);
@@ -427,7 +471,8 @@ int test_dp_watchdog(void) {
     nl_run_fmt(out, sizeof out, "ls %s/s", dir);
     fails += NL_CHECK(!strstr(out, "ckpt-00000012") && !strstr(out, ".tmp."), "no later or partial checkpoint: %s", out);
     rc = nl_run_fmt(out, sizeof out, MPIRUN " -np 2 %s train --resume %s/s --steps 12 2>&1", nl_test_bin(), dir);
-    fails += NL_CHECK(rc == 0 && strstr(out, "resuming from step 8 of 12") && strstr(out, "done: 12 steps"), "resumed after the stop: %s", out);
+    fails += NL_CHECK(rc == 0 && strstr(out, "resuming from step 8 of 12") && strstr(out, "done: 12 steps"),
+                      "resumed after the stop: %s", out);
     nl_run_fmt(out, sizeof out, "rm -rf %s", dir);
     return fails;
 }

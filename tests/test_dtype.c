@@ -78,18 +78,21 @@ static int check_stored(const nl_model *m, nl_dtype dt, const char *label) {
     for (int l = 0; l < m->cfg.layers; l++) {
         const nl_sub_acts *A = &m->sub[2 * l], *M = &m->sub[2 * l + 1];
         fails += NL_CHECK(representable(A->u, NC, dt) && representable(A->qkv, N * (size_t)m->Q3, dt) &&
-                              representable(A->att, (size_t)DB * m->cfg.heads * DT * DT, dt) && representable(A->atty, NC, dt) &&
-                              representable(A->a, NC, dt) && representable(A->z, NC, dt),
-                          "%s: block %d attention activations (norm out, qkv, P, heads, projection, sum) in the dtype", label, l);
+                                  representable(A->att, (size_t)DB * m->cfg.heads * DT * DT, dt) &&
+                                  representable(A->atty, NC, dt) && representable(A->a, NC, dt) &&
+                                  representable(A->z, NC, dt),
+                          "%s: block %d attention activations (norm out, qkv, P, heads, projection, sum) in the dtype",
+                          label, l);
         fails += NL_CHECK(representable(M->fch, N * (size_t)m->FW, dt) && representable(M->fgelu, N * (size_t)m->F, dt) &&
-                              representable(M->a, NC, dt) && representable(M->z, NC, dt),
+                                  representable(M->a, NC, dt) && representable(M->z, NC, dt),
                           "%s: block %d MLP activations in the dtype", label, l);
     }
     fails += NL_CHECK(representable(m->xf, NC, dt) && representable(m->logits, N * (size_t)m->cfg.vocab_padded, dt),
                       "%s: final norm output and dlogits in the dtype", label);
     /* backward scratch: the last values written (block 0's) */
     fails += NL_CHECK(representable(m->du, NC, dt) && representable(m->dqkv, N * (size_t)m->Q3, dt) &&
-                          representable(m->dfch, N * (size_t)m->FW, dt) && representable(m->gA, NC, dt) && representable(m->gB, NC, dt),
+                              representable(m->dfch, N * (size_t)m->FW, dt) && representable(m->gA, NC, dt) &&
+                              representable(m->gB, NC, dt),
                       "%s: activation gradients in the dtype", label);
     return fails;
 }
@@ -145,11 +148,13 @@ int test_dtype_model(void) {
             const double lbound = 8 * a * sqrt(n_fwd / 3.0) * u[dt] * zmax, lworst = 2 * a * n_fwd * u[dt] * zmax;
             printf("    %s: loss %.6f vs %.6f: |dL| %.3g = %.3f of the 4-sigma bound %.3g (%.4f of the worst case); "
                    "gradients rel %.3g = %.3f of %.3g (%.4f of the worst case)\n",
-                   label, LD, L32, lerr, lerr / lbound, lbound, lerr / lworst, gerr, gerr / gbound, gbound, gerr / gworst);
+                   label, LD, L32, lerr, lerr / lbound, lbound, lerr / lworst, gerr, gerr / gbound, gbound,
+                   gerr / gworst);
             fails += NL_CHECK(lerr <= lbound, "%s: loss within the bound", label);
             fails += NL_CHECK(gerr <= gbound, "%s: gradients within the bound", label);
             /* not fp32: one rounding of every gradient would already be about u/sqrt(3) */
-            fails += NL_CHECK(gerr > u[dt] / 16 && LD != L32, "%s: differs from fp32 by more than u/16 (%.3g)", label, gerr);
+            fails += NL_CHECK(gerr > u[dt] / 16 && LD != L32, "%s: differs from fp32 by more than u/16 (%.3g)", label,
+                              gerr);
             uint64_t ov = 0;
             for (int i = 0; i < 2 * (c.layers + 2); i++) ov += m.lowp[i].overflow;
             fails += NL_CHECK(ov == 0, "%s: nothing overflows at this scale", label);
@@ -166,7 +171,8 @@ int test_dtype_model(void) {
     nl_model_forward(&m, inp, tgt, DB, DT, (float)(0x1p32 / (double)N));
     nl_model_backward(&m);
     const nl_lowp_counts *head = &m.lowp[2 * (c.layers + 1) + 1];
-    fails += NL_CHECK(head->overflow > 0 && m.lowp[2 * (c.layers + 1)].overflow == 0 && m.be->first_nonfinite(m.grads, m.nparams) < m.nparams,
+    fails += NL_CHECK(head->overflow > 0 && m.lowp[2 * (c.layers + 1)].overflow == 0 &&
+                              m.be->first_nonfinite(m.grads, m.nparams) < m.nparams,
                       "fp16 dlogits past 65504 counted as overflow in the head's backward (%llu), gradients not finite",
                       (unsigned long long)head->overflow);
     nl_model_free(&m);
@@ -206,9 +212,12 @@ static int library_fp16(void) {
     nl_config c;
     nl_config_defaults(&c);
     c.vocab = DV;
-    const char *const kv[][2] = { { "layers", "1" }, { "dim", "32" }, { "heads", "2" }, { "seq_len", "16" }, { "batch", "4" },
-                                  { "threads", "1" }, { "warmup", "0" }, { "lr", "1e-2" }, { "dtype", "fp16" }, { "loss_scale", "4294967296" } };
-    for (size_t i = 0; i < sizeof kv / sizeof *kv; i++) fails += NL_CHECK(nl_config_set(&c, kv[i][0], kv[i][1]) == NL_OK, "set %s", kv[i][0]);
+    const char *const kv[][2] = {
+        { "layers", "1" },  { "dim", "32" },   { "heads", "2" }, { "seq_len", "16" }, { "batch", "4" },
+        { "threads", "1" }, { "warmup", "0" }, { "lr", "1e-2" }, { "dtype", "fp16" }, { "loss_scale", "4294967296" }
+    };
+    for (size_t i = 0; i < sizeof kv / sizeof *kv; i++)
+        fails += NL_CHECK(nl_config_set(&c, kv[i][0], kv[i][1]) == NL_OK, "set %s", kv[i][0]);
     nl_trainer *t;
     fails += NL_CHECK(nl_trainer_create(&t, &c) == NL_OK, "trainer: %s", nl_last_error());
     if (fails) return fails;
@@ -219,9 +228,11 @@ static int library_fp16(void) {
         w[b * (DT + 1) + DT] = tgt[b * DT + DT - 1];
     }
     double l[40];
-    for (int s = 0; s < 40; s++) fails += NL_CHECK(nl_trainer_step(t, w, &l[s]) == NL_OK, "step %d: %s", s + 1, nl_last_error());
+    for (int s = 0; s < 40; s++)
+        fails += NL_CHECK(nl_trainer_step(t, w, &l[s]) == NL_OK, "step %d: %s", s + 1, nl_last_error());
     printf("    library fp16 from 2^32: loss %.4f %.4f %.4f ... %.4f\n", l[0], l[1], l[2], l[39]);
-    fails += NL_CHECK(l[0] == l[1] && l[1] == l[2] && l[39] < l[0] - 1.0, "the first steps are skipped, then the trainer learns");
+    fails += NL_CHECK(l[0] == l[1] && l[1] == l[2] && l[39] < l[0] - 1.0,
+                      "the first steps are skipped, then the trainer learns");
     nl_trainer_free(t);
     return fails;
 }
@@ -243,8 +254,11 @@ int test_dtype_train(void) {
             train(dt, 5, 3, 1, p[dt][k]);
         }
     for (int dt = 0; dt < NL_DTYPE_COUNT; dt++) {
-        fails += NL_CHECK(!memcmp(p[dt][0], p[dt][1], np * sizeof(float)), "%s: two runs give the same bits", nl_dtype_names[dt]);
-        if (dt) fails += NL_CHECK(memcmp(p[dt][0], p[0][0], np * sizeof(float)) != 0, "%s: differs from fp32", nl_dtype_names[dt]);
+        fails += NL_CHECK(!memcmp(p[dt][0], p[dt][1], np * sizeof(float)), "%s: two runs give the same bits",
+                          nl_dtype_names[dt]);
+        if (dt)
+            fails += NL_CHECK(memcmp(p[dt][0], p[0][0], np * sizeof(float)) != 0, "%s: differs from fp32",
+                              nl_dtype_names[dt]);
     }
     for (int dt = 0; dt < NL_DTYPE_COUNT; dt++) free(p[dt][0]), free(p[dt][1]);
     /* 200 steps: the end of the curve within the seed-to-seed spread of fp32 */
@@ -256,7 +270,8 @@ int test_dtype_train(void) {
     for (int dt = NL_DTYPE_BF16; dt <= NL_DTYPE_FP16; dt++) {
         const double d = train(dt, 21, 200, 151, NULL);
         printf("    %s: mean loss of steps 151-200 %.4f, fp32 %.4f (seeds: %.4f %.4f %.4f, sigma %.4f; first 10 steps %.4f); "
-               "tolerance %.4f\n", nl_dtype_names[dt], d, f[0], f[0], f[1], f[2], sqrt(var), first, tol);
+               "tolerance %.4f\n",
+               nl_dtype_names[dt], d, f[0], f[0], f[1], f[2], sqrt(var), first, tol);
         fails += NL_CHECK(fabs(d - f[0]) <= tol, "%s tracks the fp32 curve", nl_dtype_names[dt]);
         fails += NL_CHECK(d < first - 0.5, "%s learns (%.3f from %.3f)", nl_dtype_names[dt], d, first);
     }
@@ -269,7 +284,8 @@ int test_dtype_train(void) {
 
 static char out[1 << 16];
 #define RUN(...) nl_run_fmt(out, sizeof out, __VA_ARGS__)
-#define SMALL "--layers 2 --dim 32 --heads 2 --seq-len 32 --batch 4 --threads 1 --lr 3e-3 --warmup 5 --eval-every 0 --eval-windows 4"
+#define SMALL                                                                                                          \
+    "--layers 2 --dim 32 --heads 2 --seq-len 32 --batch 4 --threads 1 --lr 3e-3 --warmup 5 --eval-every 0 --eval-windows 4"
 
 /* the value of "key": in a metrics line (NAN if absent) */
 static double field(const char *line, const char *key) {
@@ -287,7 +303,8 @@ int test_dtype_cli(void) {
     nl_make_text(txt, 20000);
     /* fp16 from a loss scale of 2^32: gradients overflow, steps are skipped while the scale halves */
     snprintf(d, sizeof d, "%s/ov", dir);
-    int rc = RUN("%s train " SMALL " --steps 60 --dtype fp16 --loss-scale 4294967296 --loss-scale-interval 10 --data %s --out %s 2>&1",
+    int rc = RUN("%s train " SMALL
+                 " --steps 60 --dtype fp16 --loss-scale 4294967296 --loss-scale-interval 10 --data %s --out %s 2>&1",
                  nl_test_bin(), txt, d);
     fails += NL_CHECK(rc == 0, "fp16 run: exit %d: %s", rc, out);
     snprintf(p, sizeof p, "%s/metrics.jsonl", d);
@@ -316,20 +333,23 @@ int test_dtype_cli(void) {
     }
     if (f) fclose(f);
     printf("    fp16 from 2^32: %d of %d steps skipped (%d before the first update, at scale %g), the scale grew again: %d, "
-           "loss %.3f -> %.3f\n", nskip, steps, streak, clean_scale, grew, first, last);
+           "loss %.3f -> %.3f\n",
+           nskip, steps, streak, clean_scale, grew, first, last);
     fails += NL_CHECK(steps == 60 && streak >= 5 && clean_scale == ldexp(1.0, 32 - streak) && halvings_ok,
                       "overflowing steps are skipped and each halves the scale (grad_norm null)");
     fails += NL_CHECK(grew && last < first - 1.0, "the run recovers: the scale grows again and the loss falls");
     /* the dtype in config.txt and in the checkpoint's and the export's metadata */
     fails += NL_CHECK(RUN("grep -x 'dtype = fp16' %s/config.txt", d) == 0, "config.txt records the dtype");
     snprintf(p, sizeof p, "%s/m.safetensors", dir);
-    rc = RUN("%s export --ckpt %s --out %s 2>&1 && head -c 4096 %s | grep -c '\"dtype\":\"fp16\"'", nl_test_bin(), d, p, p);
+    rc = RUN("%s export --ckpt %s --out %s 2>&1 && head -c 4096 %s | grep -c '\"dtype\":\"fp16\"'", nl_test_bin(), d, p,
+             p);
     fails += NL_CHECK(rc == 0, "the export (fp32 tensors) records the dtype: %s", out);
     snprintf(d, sizeof d, "%s/ov", dir);
     rc = RUN("%s report %s -o %s/r.html 2>&1 && grep -c '<td>fp16</td>' %s/r.html", nl_test_bin(), d, dir, dir);
     fails += NL_CHECK(rc == 0, "the report shows the dtype: %s", out);
     /* resume per dtype: the uninterrupted curve bit for bit (the fp16 one through skips and growth) */
-    static const char *const extra[] = { "--dtype fp32", "--dtype bf16", "--dtype fp16 --loss-scale 4294967296 --loss-scale-interval 4" };
+    static const char *const extra[] = { "--dtype fp32", "--dtype bf16",
+                                         "--dtype fp16 --loss-scale 4294967296 --loss-scale-interval 4" };
     for (int dt = 0; dt < NL_DTYPE_COUNT; dt++) {
         static char ref[1 << 15], got[1 << 15];
         snprintf(d, sizeof d, "%s/r%d", dir, dt);
@@ -339,14 +359,17 @@ int test_dtype_cli(void) {
         RUN("rm %s/ckpt-00000020.safetensors %s/ckpt-00000030.safetensors", d, d);
         rc = RUN("%s train --resume %s 2>&1", nl_test_bin(), d);
         nl_metrics_curve(p, got, sizeof got);
-        fails += NL_CHECK(rc == 0 && n == 30 && !strcmp(ref, got), "%s: resumed from step 10, the same curve (exit %d)", nl_dtype_names[dt], rc);
-        if (dt == NL_DTYPE_FP16) fails += NL_CHECK(strstr(ref, "\"skipped\": 1") != NULL, "the fp16 curve has skipped steps");
+        fails += NL_CHECK(rc == 0 && n == 30 && !strcmp(ref, got), "%s: resumed from step 10, the same curve (exit %d)",
+                          nl_dtype_names[dt], rc);
+        if (dt == NL_DTYPE_FP16)
+            fails += NL_CHECK(strstr(ref, "\"skipped\": 1") != NULL, "the fp16 curve has skipped steps");
     }
     /* bad values: one line naming the problem, exit 2 */
     rc = RUN("%s train --dtype fp8 --data %s 2>&1", nl_test_bin(), txt);
     fails += NL_CHECK(rc == 2 && strstr(out, "--dtype: 'fp8' is not fp32|bf16|fp16"), "bad --dtype: %d %s", rc, out);
     rc = RUN("%s train --dtype fp16 --loss-scale 3 --data %s --out %s/x 2>&1", nl_test_bin(), txt, dir);
-    fails += NL_CHECK(rc == 2 && strstr(out, "--loss-scale 3: must be a power of two"), "bad --loss-scale: %d %s", rc, out);
+    fails += NL_CHECK(rc == 2 && strstr(out, "--loss-scale 3: must be a power of two"), "bad --loss-scale: %d %s", rc,
+                      out);
     RUN("rm -rf %s", dir);
     return fails;
 }

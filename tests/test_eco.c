@@ -50,7 +50,8 @@ int test_prepare(void) {
     spit(p, t1);
     snprintf(p, sizeof p, "%s/b.txt", dir);
     spit(p, t2);
-    int rc = run("%s prepare --in %s/a.txt %s/b.txt --out %s/gpt2 --val-frac 0.25 --shard-tokens 7 2>&1", nl_test_bin(), dir, dir, dir);
+    int rc = run("%s prepare --in %s/a.txt %s/b.txt --out %s/gpt2 --val-frac 0.25 --shard-tokens 7 2>&1", nl_test_bin(),
+                 dir, dir, dir);
     fails += NL_CHECK(rc == 0 && strstr(out, "prepared 2 file(s)"), "prepare gpt2: %s", out);
     /* the shards hold [eot] + encode(a) + [eot] + encode(b), split 75/25, at most 7 tokens each */
     nl_bpe *b;
@@ -69,7 +70,8 @@ int test_prepare(void) {
     fails += NL_CHECK(nl_tokens_open(&va, p) == NL_OK, "open val shards: %s", nl_last_error());
     if (!fails) {
         int *got = nl_xmalloc(want.n * sizeof(int));
-        fails += NL_CHECK(tr.n + va.n == want.n && va.n == nval, "%zu + %zu tokens, want %zu (val %zu)", tr.n, va.n, want.n, nval);
+        fails += NL_CHECK(tr.n + va.n == want.n && va.n == nval, "%zu + %zu tokens, want %zu (val %zu)", tr.n, va.n,
+                          want.n, nval);
         if (!fails) {
             nl_tokens_read(&tr, 0, tr.n, got);
             nl_tokens_read(&va, 0, va.n, got + tr.n);
@@ -77,7 +79,8 @@ int test_prepare(void) {
         }
         int big = 0;
         for (int i = 0; i < tr.nseg; i++) big |= tr.seg[i].n > 7;
-        fails += NL_CHECK(!big && tr.nseg == (int)((tr.n + 6) / 7), "train shards of at most 7 tokens (%d shards)", tr.nseg);
+        fails += NL_CHECK(!big && tr.nseg == (int)((tr.n + 6) / 7), "train shards of at most 7 tokens (%d shards)",
+                          tr.nseg);
         free(got);
         nl_tokens_close(&tr);
         nl_tokens_close(&va);
@@ -91,7 +94,8 @@ int test_prepare(void) {
         int *got = nl_xmalloc(tr.n * sizeof(int));
         nl_tokens_read(&tr, 0, tr.n, got);
         int same = tr.n == strlen(t1) + strlen(t2);
-        for (size_t i = 0; same && i < tr.n; i++) same = got[i] == (unsigned char)(i < strlen(t1) ? t1[i] : t2[i - strlen(t1)]);
+        for (size_t i = 0; same && i < tr.n; i++)
+            same = got[i] == (unsigned char)(i < strlen(t1) ? t1[i] : t2[i - strlen(t1)]);
         fails += NL_CHECK(same, "byte shards hold the files' bytes in glob order");
         snprintf(p, sizeof p, "%s/bytes/val_000000.bin", dir);
         fails += NL_CHECK(access(p, F_OK) != 0, "--val-frac 0 writes no val shard");
@@ -120,9 +124,7 @@ int test_prepare(void) {
     return fails;
 }
 
-static void collect(int token, void *ctx) {
-    nl_ids_push(ctx, token);
-}
+static void collect(int token, void *ctx) { nl_ids_push(ctx, token); }
 
 int test_gpt2_vocab(void) {
     int fails = 0;
@@ -148,24 +150,30 @@ int test_gpt2_vocab(void) {
     /* prepare -> train (GPT-2 vocabulary) -> sample through the tokenizer -> export -> PyTorch twin */
     char dir[] = "/tmp/nl_gpt2_XXXXXX", p[256];
     NL_ASSERT(mkdtemp(dir));
-    int rc = run("for i in $(seq 20); do cat tests/data/bpe_corpus.txt; done > %s/t.txt && %s prepare --in %s/t.txt --out %s/sh 2>&1", dir, nl_test_bin(), dir, dir);
+    int rc = run("for i in $(seq 20); do cat tests/data/bpe_corpus.txt; done > %s/t.txt && %s prepare --in %s/t.txt --out %s/sh 2>&1",
+                 dir, nl_test_bin(), dir, dir);
     fails += NL_CHECK(rc == 0, "prepare: %s", out);
     rc = run("%s train --data '%s/sh/train_*.bin' --val-data '%s/sh/val_*.bin' --layers 1 --dim 32 --heads 2 --seq-len 16 "
-             "--batch 2 --steps 3 --eval-windows 2 --threads 2 --out %s/run 2>&1", nl_test_bin(), dir, dir, dir);
+             "--batch 2 --steps 3 --eval-windows 2 --threads 2 --out %s/run 2>&1",
+             nl_test_bin(), dir, dir, dir);
     fails += NL_CHECK(rc == 0 && strstr(out, "V=50257"), "train on GPT-2 shards: %s", out);
     rc = run("%s sample --ckpt %s/run --prompt 'The caf\xc3\xa9' --tokens 8 --seed 2 2>&1", nl_test_bin(), dir);
-    fails += NL_CHECK(rc == 0 && !strncmp(out, "The caf\xc3\xa9", 9) && strlen(out) > 10, "sample decodes GPT-2 tokens: %s", out);
+    fails += NL_CHECK(rc == 0 && !strncmp(out, "The caf\xc3\xa9", 9) && strlen(out) > 10,
+                      "sample decodes GPT-2 tokens: %s", out);
     rc = run("%s sample --ckpt %s/run --prompt '' --tokens 4 --temperature 0 2>&1", nl_test_bin(), dir);
     fails += NL_CHECK(rc == 0, "sample with an empty prompt (starts at <|endoftext|>): %s", out);
     rc = run("%s eval --ckpt %s/run --data %s/sh/val_000000.bin --max-windows 8 2>&1", nl_test_bin(), dir, dir);
     const double c_loss = json_number(out, "\"loss\": ");
     fails += NL_CHECK(rc == 0, "eval: %s", out);
     rc = run("%s export --ckpt %s/run --out %s/m.safetensors 2>&1 && %s tests/ref_check.py eval --model %s/m.safetensors "
-             "--data %s/sh/val_000000.bin --max-windows 8 2>&1", nl_test_bin(), dir, dir, nl_test_python(), dir, dir);
+             "--data %s/sh/val_000000.bin --max-windows 8 2>&1",
+             nl_test_bin(), dir, dir, nl_test_python(), dir, dir);
     fails += NL_CHECK(rc == 0, "export + PyTorch eval: %s", out);
-    fails += nl_check_scalar("GPT-2-vocabulary export: normlab eval vs PyTorch twin", c_loss, json_number(out, "\"loss\": "), 1e-4);
+    fails += nl_check_scalar("GPT-2-vocabulary export: normlab eval vs PyTorch twin", c_loss,
+                             json_number(out, "\"loss\": "), 1e-4);
     /* bits per byte: the scored targets' bytes come from the tokenizer */
-    rc = run("%s eval --ckpt %s/run --data %s/sh/val_000000.bin --max-windows 8 --metric bpb 2>&1", nl_test_bin(), dir, dir);
+    rc = run("%s eval --ckpt %s/run --data %s/sh/val_000000.bin --max-windows 8 --metric bpb 2>&1", nl_test_bin(), dir,
+             dir);
     fails += NL_CHECK(rc == 0 && strstr(out, "\"bpb\": "), "eval --metric bpb on a GPT-2 model: %s", out);
     const double bpb = json_number(out, "\"bpb\": "), loss = json_number(out, "\"loss\": ");
     nl_tokens vt;
@@ -203,12 +211,15 @@ int test_config_file(void) {
     fails += NL_CHECK(system(p) == 0, "corpus");
     /* a hand-written file: dashes and underscores, comments, blank lines; the command line overrides */
     snprintf(p, sizeof p, "%s/exp.txt", dir);
-    snprintf(a, sizeof a, "# tiny experiment\n\nnorm = pre\nnorm-type = rmsnorm\n  layers = 2   # not a comment: an error\n");
+    snprintf(a, sizeof a,
+             "# tiny experiment\n\nnorm = pre\nnorm-type = rmsnorm\n  layers = 2   # not a comment: an error\n");
     spit(p, a);
     snprintf(a, sizeof a, "train --config %s/exp.txt --data %s/t.txt", dir, dir);
     fails += expect_error(2, "exp.txt:5: --layers: '2   # not a comment: an error' is not an integer", a);
-    snprintf(a, sizeof a, "# tiny experiment\n\nnorm = pre\nnorm-type = rmsnorm\n  layers = 2\ndim=32\nheads = 2\nseq_len = 16\n"
-                          "batch = 2\nsteps = 3\neval_windows = 2\nthreads = 2\ndata = %s/t.txt\nout = %s/a\nlr = 1e-3\n", dir, dir);
+    snprintf(a, sizeof a,
+             "# tiny experiment\n\nnorm = pre\nnorm-type = rmsnorm\n  layers = 2\ndim=32\nheads = 2\nseq_len = 16\n"
+             "batch = 2\nsteps = 3\neval_windows = 2\nthreads = 2\ndata = %s/t.txt\nout = %s/a\nlr = 1e-3\n",
+             dir, dir);
     spit(p, a);
     int rc = run("%s train --config %s/exp.txt --steps 4 2>&1", nl_test_bin(), dir);
     fails += NL_CHECK(rc == 0 && strstr(out, "pre (rmsnorm), L=2 d=32"), "train --config: %s", out);
@@ -223,7 +234,8 @@ int test_config_file(void) {
     snprintf(p, sizeof p, "%s/b/metrics.jsonl", dir);
     nl_metrics_curve(p, l2, sizeof l2);
     fails += NL_CHECK(l1[0] && !strcmp(l1, l2), "config.txt reproduces the loss curve:\n%s\n%s", l1, l2);
-    snprintf(p, sizeof p, "cmp -s <(grep -v '^out = ' %s/a/config.txt) <(grep -v '^out = ' %s/b/config.txt) || exit 1", dir, dir);
+    snprintf(p, sizeof p, "cmp -s <(grep -v '^out = ' %s/a/config.txt) <(grep -v '^out = ' %s/b/config.txt) || exit 1",
+             dir, dir);
     snprintf(a, sizeof a, "bash -c \"%s\"", p);
     fails += NL_CHECK(system(a) == 0, "the re-run's config.txt equals the original's (but for out)");
     /* errors name the file and line */
@@ -258,13 +270,15 @@ int test_library(void) {
     fails += NL_CHECK(rc == 0 && strstr(out, "step 20 loss"), "examples/train_api: exit %d: %s", rc, out);
     rc = run("%s eval --ckpt %s/m.safetensors --data tests/data/bpe_corpus.txt 2>&1", nl_test_bin(), dir);
     fails += NL_CHECK(rc == 1 && strstr(out, "not a normlab checkpoint"), "the export is an export: %s", out);
-    rc = run("%s tests/ref_check.py eval --model %s/m.safetensors --data tests/data/bpe_corpus.txt --max-windows 4 2>&1", nl_test_python(), dir);
+    rc = run("%s tests/ref_check.py eval --model %s/m.safetensors --data tests/data/bpe_corpus.txt --max-windows 4 2>&1",
+             nl_test_python(), dir);
     fails += NL_CHECK(rc == 0, "the API's export loads in the PyTorch twin: %s", out);
     /* the binary of the build tree, run where no data/ is, trains on the corpus the repository ships */
     rc = run("cd %s && $OLDPWD/%s train --steps 2 --layers 1 --dim 32 --heads 2 --seq-len 16 --batch 2 --out r0 >/dev/null 2>&1 "
              "&& grep '^data = ' r0/config.txt",
              dir, nl_test_bin());
-    fails += NL_CHECK(rc == 0 && strstr(out, "/../../data/tinyshakespeare.txt"), "build-tree binary finds the shipped corpus: %s", out);
+    fails += NL_CHECK(rc == 0 && strstr(out, "/../../data/tinyshakespeare.txt"),
+                      "build-tree binary finds the shipped corpus: %s", out);
     const char *san = getenv("NORMLAB_SAN");
     if (san && san[0]) {
         printf("    (install + pkg-config build skipped in the %s build: its objects need the sanitizer runtime)\n", san);
@@ -272,7 +286,8 @@ int test_library(void) {
         rc = run("make -s install BUILD=%s PREFIX=%s/inst 2>&1", d, dir);
         fails += NL_CHECK(rc == 0, "make install: %s", out);
         snprintf(p, sizeof p, "%s/inst", dir);
-        static const char *const files[] = { "bin/normlab", "lib/libnormlab.a", "lib/libnormlab.so", "include/normlab.h", "lib/pkgconfig/normlab.pc" };
+        static const char *const files[] = { "bin/normlab", "lib/libnormlab.a", "lib/libnormlab.so",
+                                             "include/normlab.h", "lib/pkgconfig/normlab.pc" };
         for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
             char f[4200];
             snprintf(f, sizeof f, "%s/%s", p, files[i]);
@@ -281,12 +296,14 @@ int test_library(void) {
         rc = run("cd %s && PKG_CONFIG_PATH=%s/inst/lib/pkgconfig cc -std=c11 -Wall -Wextra -Werror $OLDPWD/examples/train_api.c "
                  "$(PKG_CONFIG_PATH=%s/inst/lib/pkgconfig pkg-config --cflags --libs normlab) -o ex && ldd ex | grep -q '%s/inst/lib/libnormlab.so' && ./ex 2>&1",
                  dir, dir, dir, dir);
-        fails += NL_CHECK(rc == 0 && strstr(out, "eval loss"), "pkg-config build against the installed shared library: %s", out);
+        fails += NL_CHECK(rc == 0 && strstr(out, "eval loss"),
+                          "pkg-config build against the installed shared library: %s", out);
         /* the installed binary, run where no data/ is, trains on the corpus installed in share/normlab */
         rc = run("cd %s && inst/bin/normlab train --steps 2 --layers 1 --dim 32 --heads 2 --seq-len 16 --batch 2 --out r >/dev/null 2>&1 "
                  "&& grep '^data = ' r/config.txt",
                  dir);
-        fails += NL_CHECK(rc == 0 && strstr(out, "/inst/bin/../share/normlab/tinyshakespeare.txt"), "installed binary finds the shipped corpus: %s", out);
+        fails += NL_CHECK(rc == 0 && strstr(out, "/inst/bin/../share/normlab/tinyshakespeare.txt"),
+                          "installed binary finds the shipped corpus: %s", out);
     }
     snprintf(p, sizeof p, "rm -rf %s", dir);
     fails += NL_CHECK(system(p) == 0, "cleanup");

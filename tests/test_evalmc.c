@@ -15,21 +15,33 @@ static char out[1 << 16];
 
 /* one line of each layout and the exact candidates the harness builds from it */
 int test_mc_layouts(void) {
-    struct { nl_mc_task task; const char *line; int n, label; const char *ctx0, *cont0, *ctx1, *cont1; } cases[] = {
-        { NL_MC_HELLASWAG, "{\"activity_label\": \"Baking\", \"ctx_a\": \"A man [header] mixes.\", \"ctx_b\": \"then HE\", "
-                           "\"endings\": [\"pours [title] it.\", \"  eats  it\"], \"label\": \"1\"}",
+    struct {
+        nl_mc_task task;
+        const char *line;
+        int n, label;
+        const char *ctx0, *cont0, *ctx1, *cont1;
+    } cases[] = {
+        { NL_MC_HELLASWAG,
+          "{\"activity_label\": \"Baking\", \"ctx_a\": \"A man [header] mixes.\", \"ctx_b\": \"then HE\", "
+          "\"endings\": [\"pours [title] it.\", \"  eats  it\"], \"label\": \"1\"}",
           2, 1, "Baking: A man mixes. Then he", " pours. it.", "Baking: A man mixes. Then he", " eats it" },
-        { NL_MC_ARC, "{\"question\": \"Why?\", \"choices\": {\"text\": [\"x\", \"y\", \"z\"], \"label\": [\"A\", \"B\", \"C\"]}, \"answerKey\": \"C\"}",
+        { NL_MC_ARC,
+          "{\"question\": \"Why?\", \"choices\": {\"text\": [\"x\", \"y\", \"z\"], \"label\": [\"A\", \"B\", \"C\"]}, \"answerKey\": \"C\"}",
           3, 2, "Question: Why?\nAnswer:", " x", "Question: Why?\nAnswer:", " y" },
-        { NL_MC_ARC, "{\"question\": {\"stem\": \"How?\", \"choices\": [{\"text\": \"p\", \"label\": \"1\"}, {\"text\": \"q\", \"label\": \"2\"}]}, \"answerKey\": \"2\"}",
+        { NL_MC_ARC,
+          "{\"question\": {\"stem\": \"How?\", \"choices\": [{\"text\": \"p\", \"label\": \"1\"}, {\"text\": \"q\", \"label\": \"2\"}]}, \"answerKey\": \"2\"}",
           2, 1, "Question: How?\nAnswer:", " p", "Question: How?\nAnswer:", " q" },
-        { NL_MC_PIQA, "{\"goal\": \"open a jar\", \"sol1\": \"twist\", \"sol2\": \"pull\", \"label\": 0}",
-          2, 0, "Question: open a jar\nAnswer:", " twist", "Question: open a jar\nAnswer:", " pull" },
-        { NL_MC_SIQA, "{\"context\": \"Sam ran.\", \"question\": \"Why?\", \"answerA\": \"late\", \"answerB\": \"fun\", \"answerC\": \"cold\", \"label\": \"2\"}",
+        { NL_MC_PIQA, "{\"goal\": \"open a jar\", \"sol1\": \"twist\", \"sol2\": \"pull\", \"label\": 0}", 2, 0,
+          "Question: open a jar\nAnswer:", " twist", "Question: open a jar\nAnswer:", " pull" },
+        { NL_MC_SIQA,
+          "{\"context\": \"Sam ran.\", \"question\": \"Why?\", \"answerA\": \"late\", \"answerB\": \"fun\", \"answerC\": \"cold\", \"label\": \"2\"}",
           3, 1, "Q: Sam ran. Why?\nA:", " late", "Q: Sam ran. Why?\nA:", " fun" },
-        { NL_MC_WINOGRANDE, "{\"sentence\": \"The cup beat the jar because _ was  strong. \", \"option1\": \"the cup\", \"option2\": \"the jar\", \"answer\": \"1\"}",
-          2, 0, "The cup beat the jar because the cup", " was  strong.", "The cup beat the jar because the jar", " was  strong." },
-        { NL_MC_GENERIC, "{\"context\": \"2+2=\", \"choices\": [\"4\", \"5\"], \"label\": 0}", 2, 0, "2+2=", " 4", "2+2=", " 5" },
+        { NL_MC_WINOGRANDE,
+          "{\"sentence\": \"The cup beat the jar because _ was  strong. \", \"option1\": \"the cup\", \"option2\": \"the jar\", \"answer\": \"1\"}",
+          2, 0, "The cup beat the jar because the cup", " was  strong.", "The cup beat the jar because the jar",
+          " was  strong." },
+        { NL_MC_GENERIC, "{\"context\": \"2+2=\", \"choices\": [\"4\", \"5\"], \"label\": 0}", 2, 0, "2+2=", " 4",
+          "2+2=", " 5" },
     };
     int fails = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -39,28 +51,43 @@ int test_mc_layouts(void) {
             fails++;
             continue;
         }
-        fails += NL_CHECK(it.n == cases[i].n && it.label == cases[i].label, "%s: %d choices, label %d", nl_mc_task_names[cases[i].task], it.n, it.label);
-        fails += NL_CHECK(!strcmp(it.ctx[0], cases[i].ctx0) && !strcmp(it.cont[0], cases[i].cont0) && !strcmp(it.ctx[1], cases[i].ctx1) &&
-                              !strcmp(it.cont[1], cases[i].cont1),
-                          "%s candidates: [%s|%s] [%s|%s]", nl_mc_task_names[cases[i].task], it.ctx[0], it.cont[0], it.ctx[1], it.cont[1]);
+        fails += NL_CHECK(it.n == cases[i].n && it.label == cases[i].label, "%s: %d choices, label %d",
+                          nl_mc_task_names[cases[i].task], it.n, it.label);
+        fails += NL_CHECK(!strcmp(it.ctx[0], cases[i].ctx0) && !strcmp(it.cont[0], cases[i].cont0) &&
+                                  !strcmp(it.ctx[1], cases[i].ctx1) && !strcmp(it.cont[1], cases[i].cont1),
+                          "%s candidates: [%s|%s] [%s|%s]", nl_mc_task_names[cases[i].task], it.ctx[0], it.cont[0],
+                          it.ctx[1], it.cont[1]);
         nl_mc_item_free(&it);
     }
     /* bad lines: the message names the file, the line and the field */
-    struct { nl_mc_task task; const char *line, *want; } bad[] = {
+    struct {
+        nl_mc_task task;
+        const char *line, *want;
+    } bad[] = {
         { NL_MC_PIQA, "{\"goal\": \"g\", \"sol1\": \"a\", \"label\": 0}", "t.jsonl:3: missing or invalid field 'sol2'" },
-        { NL_MC_PIQA, "{\"goal\": \"g\", \"sol1\": \"a\", \"sol2\": \"b\", \"label\": 2}", "t.jsonl:3: label 2 is outside the 2 choices" },
-        { NL_MC_SIQA, "{\"context\": \"c\", \"question\": \"q\", \"answerA\": \"a\", \"answerB\": \"b\", \"answerC\": \"c\", \"label\": \"x\"}", "field 'label'" },
-        { NL_MC_WINOGRANDE, "{\"sentence\": \"no blank\", \"option1\": \"a\", \"option2\": \"b\", \"answer\": \"1\"}", "has no '_' blank" },
-        { NL_MC_ARC, "{\"question\": \"q\", \"choices\": {\"text\": [\"a\", \"b\"], \"label\": [\"A\", \"B\"]}, \"answerKey\": \"E\"}", "answerKey 'E'" },
-        { NL_MC_GENERIC, "{\"context\": \"c\", \"choices\": [\"a\"], \"label\": 0}", "t.jsonl:3: 'choices' holds 1 choice; a multiple-choice item needs 2 to 16" },
-        { NL_MC_HELLASWAG, "{\"activity_label\": \"a\", \"ctx_a\": \"b\", \"ctx_b\": \"c\", \"endings\": [\"x\"], \"label\": 0}", "'endings' holds 1 choice" },
+        { NL_MC_PIQA, "{\"goal\": \"g\", \"sol1\": \"a\", \"sol2\": \"b\", \"label\": 2}",
+          "t.jsonl:3: label 2 is outside the 2 choices" },
+        { NL_MC_SIQA,
+          "{\"context\": \"c\", \"question\": \"q\", \"answerA\": \"a\", \"answerB\": \"b\", \"answerC\": \"c\", \"label\": \"x\"}",
+          "field 'label'" },
+        { NL_MC_WINOGRANDE, "{\"sentence\": \"no blank\", \"option1\": \"a\", \"option2\": \"b\", \"answer\": \"1\"}",
+          "has no '_' blank" },
+        { NL_MC_ARC,
+          "{\"question\": \"q\", \"choices\": {\"text\": [\"a\", \"b\"], \"label\": [\"A\", \"B\"]}, \"answerKey\": \"E\"}",
+          "answerKey 'E'" },
+        { NL_MC_GENERIC, "{\"context\": \"c\", \"choices\": [\"a\"], \"label\": 0}",
+          "t.jsonl:3: 'choices' holds 1 choice; a multiple-choice item needs 2 to 16" },
+        { NL_MC_HELLASWAG,
+          "{\"activity_label\": \"a\", \"ctx_a\": \"b\", \"ctx_b\": \"c\", \"endings\": [\"x\"], \"label\": 0}",
+          "'endings' holds 1 choice" },
         { NL_MC_GENERIC, "[1, 2]", "t.jsonl:3: not a JSON object" },
         { NL_MC_GENERIC, "{\"context\": ", "t.jsonl:3: malformed JSON" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         nl_mc_item it;
         nl_status st = nl_mc_parse(bad[i].task, bad[i].line, strlen(bad[i].line), "t.jsonl", 3, &it);
-        fails += NL_CHECK(st == NL_ERR_FORMAT && strstr(nl_last_error(), bad[i].want), "bad line %zu: got '%s'", i, st == NL_OK ? "success" : nl_last_error());
+        fails += NL_CHECK(st == NL_ERR_FORMAT && strstr(nl_last_error(), bad[i].want), "bad line %zu: got '%s'", i,
+                          st == NL_OK ? "success" : nl_last_error());
     }
     return fails;
 }
@@ -91,16 +118,21 @@ static int read_lls(const char *path, double *ll, int cap) {
 }
 
 static const char *const task_files[][2] = {
-    { "hellaswag", "{\"activity_label\": \"Cooking\", \"ctx_a\": \"the cat sat on [step] a mat.\", \"ctx_b\": \"THE dog\", \"endings\": [\"ran far.\", \"sat [title] on a cat.\", \"and the mat\", \"dog dog\"], \"label\": 1}\n"
-                   "{\"activity_label\": \"Pets\", \"ctx_a\": \"a dog ran\", \"ctx_b\": \"and\", \"endings\": [\"the cat sat.\", \"far far far\", \"on the mat\", \"a\"], \"label\": \"0\"}\n" },
-    { "arc", "{\"question\": \"Where did the cat sit?\", \"choices\": {\"text\": [\"on a mat\", \"far\", \"the dog\"], \"label\": [\"A\", \"B\", \"C\"]}, \"answerKey\": \"A\"}\n"
-             "{\"question\": {\"stem\": \"Who ran?\", \"choices\": [{\"text\": \"the dog\", \"label\": \"1\"}, {\"text\": \"a mat\", \"label\": \"2\"}]}, \"answerKey\": \"1\"}\n" },
+    { "hellaswag",
+      "{\"activity_label\": \"Cooking\", \"ctx_a\": \"the cat sat on [step] a mat.\", \"ctx_b\": \"THE dog\", \"endings\": [\"ran far.\", \"sat [title] on a cat.\", \"and the mat\", \"dog dog\"], \"label\": 1}\n"
+      "{\"activity_label\": \"Pets\", \"ctx_a\": \"a dog ran\", \"ctx_b\": \"and\", \"endings\": [\"the cat sat.\", \"far far far\", \"on the mat\", \"a\"], \"label\": \"0\"}\n" },
+    { "arc",
+      "{\"question\": \"Where did the cat sit?\", \"choices\": {\"text\": [\"on a mat\", \"far\", \"the dog\"], \"label\": [\"A\", \"B\", \"C\"]}, \"answerKey\": \"A\"}\n"
+      "{\"question\": {\"stem\": \"Who ran?\", \"choices\": [{\"text\": \"the dog\", \"label\": \"1\"}, {\"text\": \"a mat\", \"label\": \"2\"}]}, \"answerKey\": \"1\"}\n" },
     { "piqa", "{\"goal\": \"sit on a mat\", \"sol1\": \"the cat sat\", \"sol2\": \"far ran dog\", \"label\": 0}\n\n"
               "{\"goal\": \"run\", \"sol1\": \"mat mat\", \"sol2\": \"and ran far\", \"label\": 1}\n" },
-    { "siqa", "{\"context\": \"The dog ran far.\", \"question\": \"What did the cat do?\", \"answerA\": \"sat on a mat\", \"answerB\": \"ran\", \"answerC\": \"the\", \"label\": \"1\"}\n" },
-    { "winogrande", "{\"sentence\": \"The cat sat on the mat because _ was soft.\", \"option1\": \"the mat\", \"option2\": \"the cat\", \"answer\": \"1\"}\n"
-                    "{\"sentence\": \"_ ran far and the cat sat.\", \"option1\": \"The dog\", \"option2\": \"A mat\", \"answer\": \"1\"}\n" },
-    { "generic", "{\"context\": \"caf\\u00e9 \\ud83d\\ude00 the cat\", \"choices\": [\"sat on a mat.\", \"ran dog\"], \"label\": 0}\n" },
+    { "siqa",
+      "{\"context\": \"The dog ran far.\", \"question\": \"What did the cat do?\", \"answerA\": \"sat on a mat\", \"answerB\": \"ran\", \"answerC\": \"the\", \"label\": \"1\"}\n" },
+    { "winogrande",
+      "{\"sentence\": \"The cat sat on the mat because _ was soft.\", \"option1\": \"the mat\", \"option2\": \"the cat\", \"answer\": \"1\"}\n"
+      "{\"sentence\": \"_ ran far and the cat sat.\", \"option1\": \"The dog\", \"option2\": \"A mat\", \"answer\": \"1\"}\n" },
+    { "generic",
+      "{\"context\": \"caf\\u00e9 \\ud83d\\ude00 the cat\", \"choices\": [\"sat on a mat.\", \"ran dog\"], \"label\": 0}\n" },
 };
 
 int test_evalmc_twin(void) {
@@ -109,7 +141,8 @@ int test_evalmc_twin(void) {
     NL_ASSERT(mkdtemp(dir));
     snprintf(txt, sizeof txt, "%s/t.txt", dir);
     nl_make_text(txt, 6000);
-    int rc = run("%s train --layers 2 --dim 32 --heads 2 --seq-len 32 --batch 4 --threads 2 --steps 20 --lr 3e-3 --data %s --out %s/run 2>&1", nl_test_bin(), txt, dir);
+    int rc = run("%s train --layers 2 --dim 32 --heads 2 --seq-len 32 --batch 4 --threads 2 --steps 20 --lr 3e-3 --data %s --out %s/run 2>&1",
+                 nl_test_bin(), txt, dir);
     fails += NL_CHECK(rc == 0, "train: %s", out);
     rc = run("%s export --ckpt %s/run --out %s/m.safetensors 2>&1", nl_test_bin(), dir, dir);
     fails += NL_CHECK(rc == 0, "export: %s", out);
@@ -121,7 +154,8 @@ int test_evalmc_twin(void) {
         write_str(data, task_files[k][1]);
         rc = run("%s eval-mc --ckpt %s/run --task %s --data %s --out %s 2>&1", nl_test_bin(), dir, task, data, per);
         fails += NL_CHECK(rc == 0 && strstr(out, "\"acc\": "), "eval-mc %s: %s", task, out);
-        rc = run("%s tests/ref_check.py mc --model %s/m.safetensors --task %s --data %s > %s/%s.ref 2>&1", nl_test_python(), dir, task, data, dir, task);
+        rc = run("%s tests/ref_check.py mc --model %s/m.safetensors --task %s --data %s > %s/%s.ref 2>&1",
+                 nl_test_python(), dir, task, data, dir, task);
         snprintf(p, sizeof p, "%s/%s.ref", dir, task);
         double got[64], want[64];
         int ng = read_lls(per, got, 64), nw = read_lls(p, want, 64);
@@ -142,7 +176,8 @@ int test_evalmc_twin(void) {
             lines += strstr(line, "\"task\": ") != NULL;
             const char *task = strstr(line, "\"task\": \"");
             char data[160];
-            snprintf(data, sizeof data, "\"data\": \"%s/%.*s.jsonl\"", dir, task ? (int)strcspn(task + 9, "\"") : 0, task ? task + 9 : "");
+            snprintf(data, sizeof data, "\"data\": \"%s/%.*s.jsonl\"", dir, task ? (int)strcspn(task + 9, "\"") : 0,
+                     task ? task + 9 : "");
             named += strstr(line, want) && strstr(line, data); /* which data file and checkpoint step it scored */
         }
         fclose(f);
@@ -150,7 +185,8 @@ int test_evalmc_twin(void) {
     fails += NL_CHECK(lines == 6, "evals.jsonl holds one line per eval-mc run (%d)", lines);
     fails += NL_CHECK(named == 6, "each evals.jsonl line names its data file, checkpoint and step (%d of 6)", named);
     /* the report shows them, one row per task */
-    rc = run("%s report %s/run -o %s/r.html >/dev/null 2>&1 && grep -c '<td>\\(hellaswag\\|arc\\|piqa\\|siqa\\|winogrande\\|generic\\)</td>' %s/r.html", nl_test_bin(), dir, dir, dir);
+    rc = run("%s report %s/run -o %s/r.html >/dev/null 2>&1 && grep -c '<td>\\(hellaswag\\|arc\\|piqa\\|siqa\\|winogrande\\|generic\\)</td>' %s/r.html",
+             nl_test_bin(), dir, dir, dir);
     fails += NL_CHECK(rc == 0 && atoi(out) == 6, "report lists the 6 evaluations: %s", out);
     f = fopen(p, "a");
     NL_ASSERT(f);
@@ -161,9 +197,11 @@ int test_evalmc_twin(void) {
     /* a bad task file: one line on stderr naming the line, exit 1 */
     char bad[96];
     snprintf(bad, sizeof bad, "%s/bad.jsonl", dir);
-    write_str(bad, "{\"goal\": \"a\", \"sol1\": \"b\", \"sol2\": \"c\", \"label\": 0}\n{\"goal\": \"a\", \"sol1\": \"b\"}\n");
+    write_str(bad,
+              "{\"goal\": \"a\", \"sol1\": \"b\", \"sol2\": \"c\", \"label\": 0}\n{\"goal\": \"a\", \"sol1\": \"b\"}\n");
     rc = run("%s eval-mc --ckpt %s/run --task piqa --data %s 2>&1 >/dev/null", nl_test_bin(), dir, bad);
-    fails += NL_CHECK(rc == 1 && strstr(out, "bad.jsonl:2: missing or invalid field 'sol2'"), "bad task file: exit %d, %s", rc, out);
+    fails += NL_CHECK(rc == 1 && strstr(out, "bad.jsonl:2: missing or invalid field 'sol2'"),
+                      "bad task file: exit %d, %s", rc, out);
     rc = run("%s eval-mc --ckpt %s/run --task mmlu --data %s 2>&1 >/dev/null", nl_test_bin(), dir, bad);
     fails += NL_CHECK(rc == 2 && strstr(out, "--task: 'mmlu'"), "unknown task: exit %d, %s", rc, out);
 
@@ -176,7 +214,8 @@ int test_evalmc_twin(void) {
     q = strstr(out, "\"ppl\": ");
     fails += NL_CHECK(q && fabs(atof(q + 7) - exp(c_loss)) < 1e-4 * exp(c_loss), "ppl = exp(loss): %s", out);
     fails += NL_CHECK(strstr(out, "\"tokens\": 380,") != NULL, "32 + 29 x 12 scored tokens: %s", out);
-    rc = run("%s tests/ref_check.py eval --model %s/m.safetensors --data %s --stride 12 --max-windows 30 2>&1", nl_test_python(), dir, txt);
+    rc = run("%s tests/ref_check.py eval --model %s/m.safetensors --data %s --stride 12 --max-windows 30 2>&1",
+             nl_test_python(), dir, txt);
     q = strstr(out, "\"loss\": ");
     if (q) t_loss = atof(q + 8);
     fails += NL_CHECK(rc == 0, "twin eval --stride: %s", out);

@@ -68,9 +68,11 @@ static int frechet_cases(void) {
     for (int i = 0; i < D * D; i++) len += snprintf(cmd + len, sizeof cmd - (size_t)len, "%.17g,", sa[i]);
     len += snprintf(cmd + len, sizeof cmd - (size_t)len, "],dtype=torch.float64).view(%d,%d)\nB=torch.tensor([", D, D);
     for (int i = 0; i < D * D; i++) len += snprintf(cmd + len, sizeof cmd - (size_t)len, "%.17g,", sb[i]);
-    snprintf(cmd + len, sizeof cmd - (size_t)len, "],dtype=torch.float64).view(%d,%d)\n"
+    snprintf(cmd + len, sizeof cmd - (size_t)len,
+             "],dtype=torch.float64).view(%d,%d)\n"
              "w,V=torch.linalg.eigh(A)\nR=V@torch.diag(w.clamp(min=0).sqrt())@V.T\n"
-             "e=torch.linalg.eigvalsh(R@B@R)\nprint(repr(float(A.trace()+B.trace()-2*e.clamp(min=0).sqrt().sum())))' 2>&1", D, D);
+             "e=torch.linalg.eigvalsh(R@B@R)\nprint(repr(float(A.trace()+B.trace()-2*e.clamp(min=0).sqrt().sum())))' 2>&1",
+             D, D);
     char out[256];
     const int rc = nl_run_cmd(cmd, out, sizeof out);
     double zero[D] = { 0 };
@@ -91,7 +93,8 @@ static void synth(nl_images *im, int n, uint64_t seed) {
     im->label = nl_xmalloc((size_t)n * sizeof(int));
     for (int i = 0; i < n; i++) {
         im->label[i] = (int)nl_rng_below(&r, 3);
-        for (int p = 0; p < 36; p++) im->pix[i * 36 + p] = (p / 6 / 2 == im->label[i] ? 0.8f : -0.8f) + 0.3f * (float)nl_rng_normal(&r);
+        for (int p = 0; p < 36; p++)
+            im->pix[i * 36 + p] = (p / 6 / 2 == im->label[i] ? 0.8f : -0.8f) + 0.3f * (float)nl_rng_normal(&r);
     }
 }
 
@@ -101,7 +104,8 @@ int test_fid(void) {
     synth(&tr, 600, 1);
     synth(&te, 300, 2);
     nl_clf c = { 0 }, d = { 0 };
-    f += NL_CHECK(nl_clf_train(&c, &tr, &te, 150, 3) == NL_OK && c.acc > 0.95, "classifier accuracy %.3f: %s", c.acc, nl_last_error());
+    f += NL_CHECK(nl_clf_train(&c, &tr, &te, 150, 3) == NL_OK && c.acc > 0.95, "classifier accuracy %.3f: %s", c.acc,
+                  nl_last_error());
     char path[] = "/tmp/nl_clf_XXXXXX";
     const int fd = mkstemp(path);
     close(fd);
@@ -109,12 +113,14 @@ int test_fid(void) {
     double fc[10 * NL_CLF_FEAT], fdd[10 * NL_CLF_FEAT];
     nl_clf_features(&c, te.pix, 10, fc);
     if (d.be) nl_clf_features(&d, te.pix, 10, fdd);
-    f += NL_CHECK(d.be && !memcmp(fc, fdd, sizeof fc) && d.acc == c.acc && nl_clf_accuracy(&d, &te) == c.acc, "loaded classifier differs");
+    f += NL_CHECK(d.be && !memcmp(fc, fdd, sizeof fc) && d.acc == c.acc && nl_clf_accuracy(&d, &te) == c.acc,
+                  "loaded classifier differs");
     /* held-out images of the training distribution are closer than images of another class mix */
     nl_images other;
     synth(&other, 300, 4);
     for (int i = 0; i < other.n; i++) /* only class 0 */
-        for (int p = 0; p < 36; p++) other.pix[i * 36 + p] = (p / 12 == 0 ? 0.8f : -0.8f) + 0.3f * other.pix[i * 36 + p] / 3;
+        for (int p = 0; p < 36; p++)
+            other.pix[i * 36 + p] = (p / 12 == 0 ? 0.8f : -0.8f) + 0.3f * other.pix[i * 36 + p] / 3;
     double *ft = nl_xmalloc(300 * NL_CLF_FEAT * sizeof(double)), *fo = nl_xmalloc(300 * NL_CLF_FEAT * sizeof(double));
     double *fr = nl_xmalloc(300 * NL_CLF_FEAT * sizeof(double));
     nl_clf_features(&c, te.pix, 300, ft);
@@ -134,7 +140,8 @@ int test_fid(void) {
         nl_images u = tr;
         u.label = NULL;
         nl_clf g = { 0 };
-        f += NL_CHECK(nl_clf_train(&g, &u, &te, 1, 1) == NL_ERR_ARG && strstr(nl_last_error(), "labelled"), "unlabelled: %s", nl_last_error());
+        f += NL_CHECK(nl_clf_train(&g, &u, &te, 1, 1) == NL_ERR_ARG && strstr(nl_last_error(), "labelled"),
+                      "unlabelled: %s", nl_last_error());
     }
     free(ft), free(fo), free(fr);
     nl_clf_free(&c), nl_clf_free(&d);

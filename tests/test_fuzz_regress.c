@@ -54,9 +54,12 @@ static int run_dir(const char *dir, int (*fn)(const uint8_t *, size_t)) {
 }
 
 int test_fuzz_regress(void) {
-    static const struct { const char *name; int (*fn)(const uint8_t *, size_t); } h[] = {
-        { "safetensors", nl_fuzz_safetensors }, { "ckpt", nl_fuzz_ckpt }, { "shard", nl_fuzz_shard },
-        { "config", nl_fuzz_config }, { "metrics", nl_fuzz_metrics }, { "tboard", nl_fuzz_tboard },
+    static const struct {
+        const char *name;
+        int (*fn)(const uint8_t *, size_t);
+    } h[] = {
+        { "safetensors", nl_fuzz_safetensors }, { "ckpt", nl_fuzz_ckpt },       { "shard", nl_fuzz_shard },
+        { "config", nl_fuzz_config },           { "metrics", nl_fuzz_metrics }, { "tboard", nl_fuzz_tboard },
     };
     int fails = 0;
     for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) {

@@ -22,7 +22,8 @@ static void gz_write(const char *path, const unsigned char *b, size_t n) {
 static void idx_write(const char *path, int ndim, const unsigned *dims, int fill, int extra) {
     size_t n = 1;
     for (int i = 0; i < ndim; i++) n *= dims[i];
-    const size_t hl = 4 + 4 * (size_t)ndim, tot = hl + n + (size_t)(extra > 0 ? extra : 0) - (size_t)(extra < 0 ? -extra : 0);
+    const size_t hl = 4 + 4 * (size_t)ndim,
+                 tot = hl + n + (size_t)(extra > 0 ? extra : 0) - (size_t)(extra < 0 ? -extra : 0);
     unsigned char *b = calloc(hl + n + 16, 1);
     b[2] = 0x08;
     b[3] = (unsigned char)ndim;
@@ -58,7 +59,8 @@ static int fmnist_files(const char *dir) {
         printf("    %s: %s\n", spec, nl_last_error());
         return 1;
     }
-    f += NL_CHECK(im.n == 5 && im.h == 3 && im.w == 2 && im.ch == 1 && im.nclass == 10, "shape %d %d %d %d", im.n, im.h, im.w, im.ch);
+    f += NL_CHECK(im.n == 5 && im.h == 3 && im.w == 2 && im.ch == 1 && im.nclass == 10, "shape %d %d %d %d", im.n, im.h,
+                  im.w, im.ch);
     f += NL_CHECK(im.pix[0] == 1.0f && im.label[4] == 4, "pixel %g label %d", im.pix[0], im.label[4]);
     nl_images val;
     nl_images_split(&im, 2, &val);
@@ -99,9 +101,11 @@ static int png_folder(const char *dir) {
     fclose(t);
     nl_images im;
     if (nl_images_open(&im, dir, 0) != NL_OK) return printf("    %s\n", nl_last_error()), 1;
-    f += NL_CHECK(im.n == 3 && im.h == 2 && im.w == 3 && im.ch == 3 && !im.label && im.nclass == 0, "png shape %d %dx%dx%d", im.n, im.h, im.w, im.ch);
+    f += NL_CHECK(im.n == 3 && im.h == 2 && im.w == 3 && im.ch == 3 && !im.label && im.nclass == 0,
+                  "png shape %d %dx%dx%d", im.n, im.h, im.w, im.ch);
     /* sorted by name: img0 first; pixel 0 = 100 */
-    f += NL_CHECK(im.pix[0] == 100 / 127.5f - 1.0f && im.pix[18] == 101 / 127.5f - 1.0f, "png order/values %g %g", im.pix[0], im.pix[18]);
+    f += NL_CHECK(im.pix[0] == 100 / 127.5f - 1.0f && im.pix[18] == 101 / 127.5f - 1.0f, "png order/values %g %g",
+                  im.pix[0], im.pix[18]);
     f += NL_CHECK(im.pix[17] == 255 / 127.5f - 1.0f, "png last value %g", im.pix[17]);
     nl_images_free(&im);
     uint8_t g[4] = { 0, 1, 2, 3 };
@@ -137,7 +141,8 @@ int test_images(void) {
         if (nl_images_open(&im, "fashion-mnist", 1) != NL_OK) return f + (printf("    %s\n", nl_last_error()), 1);
         int hist[10] = { 0 };
         for (int i = 0; i < im.n; i++) hist[im.label[i]]++;
-        f += NL_CHECK(im.n == 10000 && im.h == 28 && im.w == 28 && hist[0] == 1000 && hist[9] == 1000, "t10k: %d images", im.n);
+        f += NL_CHECK(im.n == 10000 && im.h == 28 && im.w == 28 && hist[0] == 1000 && hist[9] == 1000,
+                      "t10k: %d images", im.n);
         nl_images_free(&im);
     } else printf("    %s missing: the package check is skipped\n", NL_FMNIST_DIR);
     return f;

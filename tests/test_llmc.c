@@ -18,8 +18,9 @@ static char out[1 << 16];
 
 /* the 16 tensors' element counts, in file order */
 static const size_t sizes[16] = {
-    (size_t)VP * C, (size_t)MT * C, L * C, L * C, (size_t)L * 3 * C * C, L * 3 * C, (size_t)L * C * C, L * C,
-    L * C, L * C, (size_t)L * 4 * C * C, L * 4 * C, (size_t)L * C * 4 * C, L * C, C, C,
+    (size_t)VP * C,       (size_t)MT *C, L *C, L *C, (size_t)L * 3 * C *C, L * 3 * C,
+    (size_t)L *C *C,      L *C,          L *C, L *C, (size_t)L * 4 * C *C, L * 4 * C,
+    (size_t)L *C * 4 * C, L *C,          C,    C,
 };
 
 static size_t total(void) {
@@ -37,7 +38,8 @@ static float *write_model(const char *path, int version, size_t drop) {
     size_t off = 0;
     for (int i = 0; i < 16; i++) {
         const int gain = i == 2 || i == 8 || i == 14; /* ln1w, ln2w, lnfw */
-        for (size_t k = 0; k < sizes[i]; k++) p[off + k] = (float)((gain ? 1.0 : 0.0) + (i == 0 ? 0.3 : 0.1) * nl_rng_normal(&r));
+        for (size_t k = 0; k < sizes[i]; k++)
+            p[off + k] = (float)((gain ? 1.0 : 0.0) + (i == 0 ? 0.3 : 0.1) * nl_rng_normal(&r));
         if (i == 0)
             for (size_t k = (size_t)V * C; k < sizes[0]; k++) p[k] = 50.0f; /* padding rows: must never matter */
         off += sizes[i];
@@ -69,16 +71,30 @@ int test_llmc_init(void) {
     nl_config c;
     nl_config_defaults(&c);
     fails += NL_CHECK(nl_llmc_is_model(bin) && nl_llmc_read_config(bin, &c) == NL_OK, "read config: %s", nl_last_error());
-    fails += NL_CHECK(c.placement == NL_PLACE_PRE && c.norm_type == NL_LAYERNORM && c.layers == L && c.dim == C && c.heads == NH &&
-                      c.seq_len == MT && c.vocab == V && c.final_norm == 1 && c.emb_norm == 0 && c.eps == 1e-5, "config from the header");
+    fails += NL_CHECK(c.placement == NL_PLACE_PRE && c.norm_type == NL_LAYERNORM && c.layers == L && c.dim == C &&
+                              c.heads == NH && c.seq_len == MT && c.vocab == V && c.final_norm == 1 &&
+                              c.emb_norm == 0 && c.eps == 1e-5,
+                      "config from the header");
     nl_model m;
     if (fails || nl_model_init(&m, &c) != NL_OK) return fails + 1;
     fails += NL_CHECK(nl_llmc_import(&m, bin) == NL_OK, "import: %s", nl_last_error());
     static const char *const names[16] = {
-        "tok_emb.weight", "pos_emb.weight", "blocks.%d.attn_norm_in.weight", "blocks.%d.attn_norm_in.bias",
-        "blocks.%d.attn.qkv.weight", "blocks.%d.attn.qkv.bias", "blocks.%d.attn.proj.weight", "blocks.%d.attn.proj.bias",
-        "blocks.%d.mlp_norm_in.weight", "blocks.%d.mlp_norm_in.bias", "blocks.%d.mlp.fc.weight", "blocks.%d.mlp.fc.bias",
-        "blocks.%d.mlp.proj.weight", "blocks.%d.mlp.proj.bias", "final_norm.weight", "final_norm.bias",
+        "tok_emb.weight",
+        "pos_emb.weight",
+        "blocks.%d.attn_norm_in.weight",
+        "blocks.%d.attn_norm_in.bias",
+        "blocks.%d.attn.qkv.weight",
+        "blocks.%d.attn.qkv.bias",
+        "blocks.%d.attn.proj.weight",
+        "blocks.%d.attn.proj.bias",
+        "blocks.%d.mlp_norm_in.weight",
+        "blocks.%d.mlp_norm_in.bias",
+        "blocks.%d.mlp.fc.weight",
+        "blocks.%d.mlp.fc.bias",
+        "blocks.%d.mlp.proj.weight",
+        "blocks.%d.mlp.proj.bias",
+        "final_norm.weight",
+        "final_norm.bias",
     };
     size_t off = 0;
     for (int i = 0; i < 16; i++) {
@@ -106,8 +122,10 @@ int test_llmc_init(void) {
     snprintf(txt, sizeof txt, "%s/t.txt", dir);
     snprintf(a, sizeof a, "head -c 3000 tests/data/bpe_corpus.txt > %s", txt);
     fails += NL_CHECK(system(a) == 0, "text");
-    int rc = run("%s train --init-from %s --steps 0 --data %s --out %s/run --threads 2 2>&1", nl_test_bin(), bin, txt, dir);
-    fails += NL_CHECK(rc == 0 && strstr(out, "gpt2 pre (layernorm), L=2 d=16 H=2 F=64 T=8 V=300"), "train --init-from FILE.bin: %s", out);
+    int rc = run("%s train --init-from %s --steps 0 --data %s --out %s/run --threads 2 2>&1", nl_test_bin(), bin, txt,
+                 dir);
+    fails += NL_CHECK(rc == 0 && strstr(out, "gpt2 pre (layernorm), L=2 d=16 H=2 F=64 T=8 V=300"),
+                      "train --init-from FILE.bin: %s", out);
     rc = run("%s eval --ckpt %s/run --data %s --max-windows 20 2>&1", nl_test_bin(), dir, txt);
     const char *q = strstr(out, "\"loss\": ");
     const double c_loss = q ? atof(q + 8) : NAN;
@@ -127,7 +145,8 @@ int test_llmc_init(void) {
     snprintf(a, sizeof a, "eval --ckpt %s/run --data %s --metric bpb", dir, txt);
     fails += expect_error(2, "vocabulary (300) is neither bytes (256) nor GPT-2's (50257)", a);
     /* fine-tuning runs */
-    rc = run("%s train --init-from %s --steps 10 --lr 1e-2 --warmup 1 --batch 4 --data %s --out %s/ft --threads 2 2>&1", nl_test_bin(), bin, txt, dir);
+    rc = run("%s train --init-from %s --steps 10 --lr 1e-2 --warmup 1 --batch 4 --data %s --out %s/ft --threads 2 2>&1",
+             nl_test_bin(), bin, txt, dir);
     fails += NL_CHECK(rc == 0, "fine-tune: %s", out);
     /* malformed files */
     free(write_model(bin, 5, 0));

@@ -53,17 +53,17 @@ static size_t add(uint32_t *u, size_t n, uint32_t v) {
 /* Fills u (capacity cap) with the inputs of the conversion test; returns their number. */
 static size_t make_inputs(uint32_t *u, size_t cap) {
     static const uint32_t edges[] = {
-        0, 1, 0x007FFFFF, 0x00800000, 0x7F7FFFFF, 0x7F800000,                        /* fp32 ends */
-        0x7F800001, 0x7FC00000, 0x7FFFFFFF, 0x7FA00000, 0x7F802000, 0x7F800FFF,        /* NaNs */
-        0x7F7F0000, 0x7F7F7FFF, 0x7F7F8000, 0x7F7F8001, 0x7F7E8000, 0x7F7E8001,        /* bf16 top */
-        0x00010000, 0x00007FFF, 0x00008000, 0x00008001, 0x00018000, 0x00028000,        /* bf16 bottom */
-        0x477FE000, 0x477FEFFF, 0x477FF000, 0x477FEFFF, 0x477FF001, 0x47800000,        /* fp16 top */
-        0x33000000, 0x32FFFFFF, 0x33000001, 0x33800000, 0x33C00000, 0x34200000,        /* fp16 bottom */
-        0x387FC000, 0x387FE000, 0x387FDFFF, 0x387FE001, 0x387FFFFF, 0x38800000,        /* fp16 sub/normal */
-        0x3F801000, 0x3F803000, 0x3F808000, 0x3F818000, 0x3F800FFF, 0x3F801001,        /* ties at 1 */
+        0,          1,          0x007FFFFF, 0x00800000, 0x7F7FFFFF, 0x7F800000, /* fp32 ends */
+        0x7F800001, 0x7FC00000, 0x7FFFFFFF, 0x7FA00000, 0x7F802000, 0x7F800FFF, /* NaNs */
+        0x7F7F0000, 0x7F7F7FFF, 0x7F7F8000, 0x7F7F8001, 0x7F7E8000, 0x7F7E8001, /* bf16 top */
+        0x00010000, 0x00007FFF, 0x00008000, 0x00008001, 0x00018000, 0x00028000, /* bf16 bottom */
+        0x477FE000, 0x477FEFFF, 0x477FF000, 0x477FEFFF, 0x477FF001, 0x47800000, /* fp16 top */
+        0x33000000, 0x32FFFFFF, 0x33000001, 0x33800000, 0x33C00000, 0x34200000, /* fp16 bottom */
+        0x387FC000, 0x387FE000, 0x387FDFFF, 0x387FE001, 0x387FFFFF, 0x38800000, /* fp16 sub/normal */
+        0x3F801000, 0x3F803000, 0x3F808000, 0x3F818000, 0x3F800FFF, 0x3F801001, /* ties at 1 */
     };
-    static const uint32_t lows[] = { 0x0000, 0x0001, 0x0FFF, 0x1000, 0x1001, 0x1FFF, 0x2000, 0x2FFF, 0x3000,
-                                     0x3001, 0x7FFF, 0x8000, 0x8001, 0xEFFF, 0xF000, 0xFFFF };
+    static const uint32_t lows[] = { 0x0000, 0x0001, 0x0FFF, 0x1000, 0x1001, 0x1FFF, 0x2000, 0x2FFF,
+                                     0x3000, 0x3001, 0x7FFF, 0x8000, 0x8001, 0xEFFF, 0xF000, 0xFFFF };
     nl_rng r;
     nl_rng_seed(&r, 16);
     size_t n = 0;
@@ -104,7 +104,8 @@ static int compare16(const char *what, const uint32_t *in, const uint16_t *got, 
     int shown = 0, bad = 0;
     for (size_t i = 0; i < n; i++)
         if (got[i] != want[i]) {
-            if (shown++ < 5) printf("    %s: input 0x%08x gives 0x%04x, reference 0x%04x\n", what, in[i], got[i], want[i]);
+            if (shown++ < 5)
+                printf("    %s: input 0x%08x gives 0x%04x, reference 0x%04x\n", what, in[i], got[i], want[i]);
             bad = 1;
         }
     return bad;
@@ -114,7 +115,8 @@ static int compare32(const char *what, const float *got, const uint32_t *want, s
     int shown = 0, bad = 0;
     for (size_t i = 0; i < n; i++)
         if (bits(got[i]) != want[i]) {
-            if (shown++ < 5) printf("    %s: element %zu is 0x%08x, reference 0x%08x\n", what, i, bits(got[i]), want[i]);
+            if (shown++ < 5)
+                printf("    %s: element %zu is 0x%08x, reference 0x%08x\n", what, i, bits(got[i]), want[i]);
             bad = 1;
         }
     return bad;
@@ -178,10 +180,10 @@ int test_lowp_convert(void) {
         snprintf(what, sizeof what, "nl_lowp_round %s", fm[k].name);
         fails += compare32(what, y, rw, n);
         free(rw);
-        fails += NL_CHECK(got.overflow == want.overflow && got.flushed == want.flushed && got2.overflow == want.overflow &&
-                              got2.flushed == want.flushed,
-                          "%s counts: pack %llu overflowed %llu flushed, round %llu/%llu, reference %llu/%llu", fm[k].name,
-                          (unsigned long long)got.overflow, (unsigned long long)got.flushed,
+        fails += NL_CHECK(got.overflow == want.overflow && got.flushed == want.flushed &&
+                                  got2.overflow == want.overflow && got2.flushed == want.flushed,
+                          "%s counts: pack %llu overflowed %llu flushed, round %llu/%llu, reference %llu/%llu",
+                          fm[k].name, (unsigned long long)got.overflow, (unsigned long long)got.flushed,
                           (unsigned long long)got2.overflow, (unsigned long long)got2.flushed,
                           (unsigned long long)want.overflow, (unsigned long long)want.flushed);
         /* the edge cases must really be in the set: overflows and flushes happen */
@@ -197,9 +199,9 @@ int test_lowp_convert(void) {
     }
     /* a few values written out, so the rule is visible here too */
     fails += NL_CHECK(nl_fp32_to_fp16(65519.996f) == 0x7BFF && nl_fp32_to_fp16(65520.0f) == 0x7C00 &&
-                          nl_fp32_to_fp16(-0x1p-25f) == 0x8000 && nl_fp32_to_fp16(0x1.000002p-25f) == 0x0001 &&
-                          nl_fp32_to_bf16(1.0f + 0x1p-8f) == 0x3F80 && nl_fp32_to_bf16(1.0f + 0x3p-8f) == 0x3F82 &&
-                          nl_fp32_to_bf16(0x1p-133f) == 0x0001 && nl_fp32_to_bf16(-NAN) == 0xFFC0,
+                              nl_fp32_to_fp16(-0x1p-25f) == 0x8000 && nl_fp32_to_fp16(0x1.000002p-25f) == 0x0001 &&
+                              nl_fp32_to_bf16(1.0f + 0x1p-8f) == 0x3F80 && nl_fp32_to_bf16(1.0f + 0x3p-8f) == 0x3F82 &&
+                              nl_fp32_to_bf16(0x1p-133f) == 0x0001 && nl_fp32_to_bf16(-NAN) == 0xFFC0,
                       "hand-written cases");
     free(in), free(ref16), free(refb), free(w16), free(wb), free(h), free(x), free(y), free(every);
     return fails;
@@ -245,10 +247,10 @@ static int paths_agree(const float *x, size_t n, int single_thread, const char *
         for (size_t i = 0; i < n; i++) bad_idem += bits(z[i]) != bits(y[i]);
         fails += NL_CHECK(!bad_pack && !bad_round && !bad_inplace && !bad_unpack && !bad_idem,
                           "%s %s: array vs scalar mismatches: pack %zu, round %zu, in place %zu, unpack %zu, "
-                          "round twice %zu (of %zu)", label, k ? "bf16" : "fp16", bad_pack, bad_round, bad_inplace,
-                          bad_unpack, bad_idem, n);
+                          "round twice %zu (of %zu)",
+                          label, k ? "bf16" : "fp16", bad_pack, bad_round, bad_inplace, bad_unpack, bad_idem, n);
         fails += NL_CHECK(cp.overflow == want.overflow && cp.flushed == want.flushed && cr.overflow == want.overflow &&
-                              cr.flushed == want.flushed,
+                                  cr.flushed == want.flushed,
                           "%s %s: counts differ from the scalar functions'", label, k ? "bf16" : "fp16");
     }
     free(h), free(y), free(z);
@@ -340,18 +342,22 @@ int test_lowp_gemm(void) {
                 }
             free(plain);
             const char *name = dt == NL_DTYPE_BF16 ? "bf16" : "fp16";
-            fails += NL_CHECK(worst1 <= 1, "%s tA %d tB %d: error against the rounded inputs' exact product is %.3g x "
-                                           "the fp32 accumulation bound", name, tA, tB, worst1);
-            fails += NL_CHECK(worst2 <= 1, "%s tA %d tB %d: error against the exact product is %.3g x the bound",
-                              name, tA, tB, worst2);
-            fails += NL_CHECK(control > 1, "%s tA %d tB %d: unrounded inputs also meet the fp32 bound (%.3g): the "
-                                           "check cannot tell rounding happened", name, tA, tB, control);
+            fails += NL_CHECK(worst1 <= 1,
+                              "%s tA %d tB %d: error against the rounded inputs' exact product is %.3g x "
+                              "the fp32 accumulation bound",
+                              name, tA, tB, worst1);
+            fails += NL_CHECK(worst2 <= 1, "%s tA %d tB %d: error against the exact product is %.3g x the bound", name,
+                              tA, tB, worst2);
+            fails += NL_CHECK(control > 1,
+                              "%s tA %d tB %d: unrounded inputs also meet the fp32 bound (%.3g): the "
+                              "check cannot tell rounding happened",
+                              name, tA, tB, control);
             fails += NL_CHECK(cnt.overflow == 0 && cnt.flushed == 0, "%s: counts on ordinary inputs", name);
             most1 = fmax(most1, worst1), most2 = fmax(most2, worst2), least_control = fmin(least_control, control);
         }
         printf("  %s, 4 transpose cases: worst error / bound %.3f for (1) (rounded inputs, fp32 accumulation), %.3f "
-               "for (2) (exact product); unrounded inputs exceed (1) at least %.0fx\n", d == 1 ? "bf16" : "fp16", most1,
-               most2, least_control);
+               "for (2) (exact product); unrounded inputs exceed (1) at least %.0fx\n",
+               d == 1 ? "bf16" : "fp16", most1, most2, least_control);
     }
     /* the counters see both inputs: one value overflows fp16 in A, one underflows in B */
     float a1[4] = { 1e6f, 1, 1, 1 }, b1[4] = { 1e-9f, 1, 1, 1 }, c1[4], s1[8];

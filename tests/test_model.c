@@ -84,7 +84,8 @@ int test_placement_table(void) {
     /* the sites of the seven placements, block by block (L = 8; mix alpha 0.25 -> blocks 1..2 post) */
     nl_config c = tiny(NL_PLACE_MIX, NL_LAYERNORM, 0);
     c.layers = 8;
-    const unsigned want_mix[8] = { NL_SITE_POST, NL_SITE_POST, NL_SITE_IN, NL_SITE_IN, NL_SITE_IN, NL_SITE_IN, NL_SITE_IN, NL_SITE_IN };
+    const unsigned want_mix[8] = { NL_SITE_POST, NL_SITE_POST, NL_SITE_IN, NL_SITE_IN,
+                                   NL_SITE_IN,   NL_SITE_IN,   NL_SITE_IN, NL_SITE_IN };
     for (int l = 1; l <= 8; l++) fails += NL_CHECK(nl_block_sites(&c, l) == want_mix[l - 1], "mix block %d", l);
     c.mix_alpha = 0.5;
     fails += NL_CHECK(nl_block_sites(&c, 4) == NL_SITE_POST && nl_block_sites(&c, 5) == NL_SITE_IN, "mix alpha 0.5");
@@ -93,35 +94,47 @@ int test_placement_table(void) {
     c.placement = NL_PLACE_OUTONLY;
     fails += NL_CHECK(nl_block_sites(&c, 3) == NL_SITE_OUT, "outonly = out");
     c.placement = NL_PLACE_LNS;
-    fails += NL_CHECK(fabs(nl_block_in_scale(&c, 1) - 1.0) < 1e-12 && fabs(nl_block_in_scale(&c, 4) - 0.5) < 1e-12, "lns 1/sqrt(l), l from 1");
+    fails += NL_CHECK(fabs(nl_block_in_scale(&c, 1) - 1.0) < 1e-12 && fabs(nl_block_in_scale(&c, 4) - 0.5) < 1e-12,
+                      "lns 1/sqrt(l), l from 1");
     c.placement = NL_PLACE_DEEPNORM;
-    fails += NL_CHECK(fabs(nl_res_alpha(&c) - pow(16.0, 0.25)) < 1e-12 && fabs(nl_init_beta(&c) - pow(64.0, -0.25)) < 1e-12, "deepnorm constants");
+    fails += NL_CHECK(fabs(nl_res_alpha(&c) - pow(16.0, 0.25)) < 1e-12 &&
+                              fabs(nl_init_beta(&c) - pow(64.0, -0.25)) < 1e-12,
+                      "deepnorm constants");
     /* the restructuring placements: per-sublayer wiring */
     c.placement = NL_PLACE_HYBRIDSTAR;
-    fails += NL_CHECK(nl_sub_sites(&c, 1, 0) == (NL_SITE_IN | NL_WIRE_QKV) && nl_sub_sites(&c, 1, 1) == NL_SITE_IN, "hybridstar block 1 is pre-LN with QKV norms");
-    fails += NL_CHECK(nl_sub_sites(&c, 2, 0) == NL_WIRE_QKV && nl_sub_sites(&c, 2, 1) == (NL_SITE_IN | NL_WIRE_RES_IN), "hybridstar block 2 is hybrid");
+    fails += NL_CHECK(nl_sub_sites(&c, 1, 0) == (NL_SITE_IN | NL_WIRE_QKV) && nl_sub_sites(&c, 1, 1) == NL_SITE_IN,
+                      "hybridstar block 1 is pre-LN with QKV norms");
+    fails += NL_CHECK(nl_sub_sites(&c, 2, 0) == NL_WIRE_QKV && nl_sub_sites(&c, 2, 1) == (NL_SITE_IN | NL_WIRE_RES_IN),
+                      "hybridstar block 2 is hybrid");
     c.placement = NL_PLACE_HYBRID;
     fails += NL_CHECK(nl_sub_sites(&c, 1, 0) == NL_WIRE_QKV, "hybrid block 1 has no input norm");
     c.placement = NL_PLACE_B2T;
-    fails += NL_CHECK(nl_sub_sites(&c, 3, 0) == NL_SITE_POST && nl_sub_sites(&c, 3, 1) == (NL_SITE_POST | NL_WIRE_B2T), "b2t");
+    fails += NL_CHECK(nl_sub_sites(&c, 3, 0) == NL_SITE_POST && nl_sub_sites(&c, 3, 1) == (NL_SITE_POST | NL_WIRE_B2T),
+                      "b2t");
     c.placement = NL_PLACE_NORMFORMER;
-    fails += NL_CHECK(nl_sub_sites(&c, 3, 0) == (NL_SITE_IN | NL_SITE_OUT | NL_WIRE_HSCALE) && nl_sub_sites(&c, 3, 1) == (NL_SITE_IN | NL_WIRE_FCNORM), "normformer");
+    fails += NL_CHECK(nl_sub_sites(&c, 3, 0) == (NL_SITE_IN | NL_SITE_OUT | NL_WIRE_HSCALE) &&
+                              nl_sub_sites(&c, 3, 1) == (NL_SITE_IN | NL_WIRE_FCNORM),
+                      "normformer");
     c.scale_resids = 1;
     fails += NL_CHECK(nl_sub_sites(&c, 3, 1) & NL_WIRE_LAMRES, "normformer --scale-resids");
     c.scale_resids = 0;
     c.qk_norm = 1;
     c.placement = NL_PLACE_PRE;
-    fails += NL_CHECK(nl_sub_sites(&c, 2, 0) == (NL_SITE_IN | NL_WIRE_QK) && nl_sub_sites(&c, 2, 1) == NL_SITE_IN, "--qk-norm on attention only");
+    fails += NL_CHECK(nl_sub_sites(&c, 2, 0) == (NL_SITE_IN | NL_WIRE_QK) && nl_sub_sites(&c, 2, 1) == NL_SITE_IN,
+                      "--qk-norm on attention only");
     c.placement = NL_PLACE_HYBRID;
     fails += NL_CHECK(nl_config_resolve(&c) == NL_ERR_ARG, "hybrid rejects --qk-norm");
     c.qk_norm = 0;
     c.placement = NL_PLACE_RESIDUAL;
     c.final_norm = 0;
-    fails += NL_CHECK(nl_placements[NL_PLACE_RESIDUAL].dual && nl_config_resolve(&c) == NL_ERR_ARG, "residual needs its final norm");
+    fails += NL_CHECK(nl_placements[NL_PLACE_RESIDUAL].dual && nl_config_resolve(&c) == NL_ERR_ARG,
+                      "residual needs its final norm");
     c.final_norm = -1;
     c.placement = NL_PLACE_GEMMA;
     c.norm_type = -1;
-    fails += NL_CHECK(nl_config_resolve(&c) == NL_OK && c.norm_type == NL_RMSNORM && fabs(nl_emb_scale(&c) - sqrt(32.0)) < 1e-12, "gemma: rmsnorm, emb * sqrt(d)");
+    fails += NL_CHECK(nl_config_resolve(&c) == NL_OK && c.norm_type == NL_RMSNORM &&
+                              fabs(nl_emb_scale(&c) - sqrt(32.0)) < 1e-12,
+                      "gemma: rmsnorm, emb * sqrt(d)");
     /* initial values of the new parameters */
     {
         nl_model im;
@@ -129,24 +142,28 @@ int test_placement_table(void) {
         ic.dyt_alpha = 0.8;
         ic.skip_init = 1;
         nl_model_init(&im, &ic);
-        fails += NL_CHECK(im.w.blocks[1].norm[0][0].alpha[0] == 0.8f && im.w.blocks[1].norm[0][0].w[3] == 1.0f && im.w.blocks[1].skip[1][0] == 0.0f,
+        fails += NL_CHECK(im.w.blocks[1].norm[0][0].alpha[0] == 0.8f && im.w.blocks[1].norm[0][0].w[3] == 1.0f &&
+                                  im.w.blocks[1].skip[1][0] == 0.0f,
                           "dyt alpha = --dyt-alpha, gain 1, skip gain 0");
         nl_model_free(&im);
         ic = tiny(NL_PLACE_PRE, NL_SCALENORM, 0);
         ic.qk_norm = 1;
         nl_model_init(&im, &ic);
-        fails += NL_CHECK(fabsf(im.w.blocks[0].norm[1][0].w[0] - sqrtf(32.0f)) < 1e-6f && fabsf(im.w.blocks[0].qkvn[1].w[0] - sqrtf(8.0f)) < 1e-6f,
+        fails += NL_CHECK(fabsf(im.w.blocks[0].norm[1][0].w[0] - sqrtf(32.0f)) < 1e-6f &&
+                                  fabsf(im.w.blocks[0].qkvn[1].w[0] - sqrtf(8.0f)) < 1e-6f,
                           "scalenorm g = sqrt(width): d for the stream, d/H for q/k");
         nl_model_free(&im);
         ic = tiny(NL_PLACE_GEMMA, NL_SEEDNORM, -1);
         nl_model_init(&im, &ic);
-        fails += NL_CHECK(im.w.blocks[2].norm[1][1].w[5] == 0.0f && im.w.blocks[2].norm[1][1].alpha[5] == 1.0f && im.w.blocks[2].norm[1][1].beta[5] == 0.0f,
+        fails += NL_CHECK(im.w.blocks[2].norm[1][1].w[5] == 0.0f && im.w.blocks[2].norm[1][1].alpha[5] == 1.0f &&
+                                  im.w.blocks[2].norm[1][1].beta[5] == 0.0f,
                           "gemma stores gain offsets (0); seednorm alpha 1, beta 0");
         nl_model_free(&im);
         ic = tiny(NL_PLACE_NORMFORMER, NL_LAYERNORM, 0);
         ic.scale_resids = 1;
         nl_model_init(&im, &ic);
-        fails += NL_CHECK(im.w.blocks[0].hscale[3] == 1.0f && im.w.blocks[0].lam[7] == 1.0f && nl_model_find(&im, "blocks.0.mlp.fc_norm.weight")->rows == 128,
+        fails += NL_CHECK(im.w.blocks[0].hscale[3] == 1.0f && im.w.blocks[0].lam[7] == 1.0f &&
+                                  nl_model_find(&im, "blocks.0.mlp.fc_norm.weight")->rows == 128,
                           "normformer head scales and residual weights 1, fc norm over 4d");
         nl_model_free(&im);
     }
@@ -156,7 +173,8 @@ int test_placement_table(void) {
         d.final_norm = -1;
         nl_config_resolve(&d);
         const int emb_on = i == NL_PLACE_PERI || i == NL_PLACE_SANDWICH;
-        const int fin_off = i == NL_PLACE_POST || i == NL_PLACE_DEEPNORM || i == NL_PLACE_NONE || i == NL_PLACE_B2T || i == NL_PLACE_NGPT;
+        const int fin_off = i == NL_PLACE_POST || i == NL_PLACE_DEEPNORM || i == NL_PLACE_NONE || i == NL_PLACE_B2T ||
+                            i == NL_PLACE_NGPT;
         fails += NL_CHECK(d.emb_norm == emb_on, "%s emb-norm default", nl_placements[i].name);
         fails += NL_CHECK(d.final_norm == !fin_off, "%s final-norm default", nl_placements[i].name);
     }
@@ -165,7 +183,9 @@ int test_placement_table(void) {
     nl_config p = tiny(NL_PLACE_PERI, NL_RMSNORM, 1);
     p.out_gain_frozen = 1;
     nl_model_init(&m, &p);
-    fails += NL_CHECK(!nl_model_find(&m, "blocks.0.attn_norm_in.bias") && nl_model_find(&m, "blocks.0.attn_norm_in.weight"), "rmsnorm has no bias");
+    fails += NL_CHECK(!nl_model_find(&m, "blocks.0.attn_norm_in.bias") &&
+                              nl_model_find(&m, "blocks.0.attn_norm_in.weight"),
+                      "rmsnorm has no bias");
     fails += NL_CHECK(!nl_model_find(&m, "blocks.1.mlp_norm_out.weight")->trainable, "frozen out gain");
     fails += NL_CHECK(!nl_model_find(&m, "blocks.1.mlp_norm_post.weight"), "peri has no post norm");
     nl_model_free(&m);
@@ -178,7 +198,8 @@ int test_placement_table(void) {
     double sq = 0, sv = 0;
     for (int i = 0; i < 64 * 64; i++) sq += q[i] * q[i], sv += q[2 * 64 * 64 + i] * q[2 * 64 * 64 + i];
     double ratio = sqrt(sv / sq);
-    fails += NL_CHECK(fabs(ratio - pow(256.0, -0.25)) < 0.03, "deepnorm v/q init std ratio %.4f vs beta %.4f", ratio, pow(256.0, -0.25));
+    fails += NL_CHECK(fabs(ratio - pow(256.0, -0.25)) < 0.03, "deepnorm v/q init std ratio %.4f vs beta %.4f", ratio,
+                      pow(256.0, -0.25));
     nl_model_free(&m);
     return fails;
 }
@@ -281,9 +302,12 @@ int test_ckpt_roundtrip(void) {
     int step = 0;
     fails += NL_CHECK(nl_ckpt_load(&b, path, &step, &r2) == NL_OK, "load: %s", nl_last_error());
     fails += NL_CHECK(step == 17 && !memcmp(&r, &r2, sizeof r), "step and rng restored");
-    fails += NL_CHECK(b.nparams == a.nparams && !memcmp(a.params, b.params, a.nparams * 4) && !memcmp(a.m, b.m, a.nparams * 4) &&
-                          !memcmp(a.v, b.v, a.nparams * 4), "params and moments restored");
-    fails += NL_CHECK(b.cfg.placement == NL_PLACE_MIX && b.cfg.norm_type == NL_RMSNORM && b.cfg.emb_norm == 1 && b.cfg.vocab == TV, "config restored");
+    fails += NL_CHECK(b.nparams == a.nparams && !memcmp(a.params, b.params, a.nparams * 4) &&
+                              !memcmp(a.m, b.m, a.nparams * 4) && !memcmp(a.v, b.v, a.nparams * 4),
+                      "params and moments restored");
+    fails += NL_CHECK(b.cfg.placement == NL_PLACE_MIX && b.cfg.norm_type == NL_RMSNORM && b.cfg.emb_norm == 1 &&
+                              b.cfg.vocab == TV,
+                      "config restored");
     nl_model_free(&b);
     /* flip one data byte: the checksum catches it */
     FILE *f = fopen(path, "r+b");
@@ -292,13 +316,17 @@ int test_ckpt_roundtrip(void) {
     fseek(f, -5, SEEK_END);
     fputc(ch ^ 0x40, f);
     fclose(f);
-    fails += NL_CHECK(nl_ckpt_load(&b, path, &step, &r2) == NL_ERR_FORMAT && strstr(nl_last_error(), "checksum"), "corrupt checkpoint rejected: %s", nl_last_error());
+    fails += NL_CHECK(nl_ckpt_load(&b, path, &step, &r2) == NL_ERR_FORMAT && strstr(nl_last_error(), "checksum"),
+                      "corrupt checkpoint rejected: %s", nl_last_error());
     /* an export is not a checkpoint */
     fails += NL_CHECK(nl_export(&a, path) == NL_OK, "export");
-    fails += NL_CHECK(nl_ckpt_load(&b, path, &step, &r2) == NL_ERR_FORMAT && strstr(nl_last_error(), "not a normlab checkpoint"), "export is not a checkpoint: %s", nl_last_error());
+    fails += NL_CHECK(nl_ckpt_load(&b, path, &step, &r2) == NL_ERR_FORMAT &&
+                              strstr(nl_last_error(), "not a normlab checkpoint"),
+                      "export is not a checkpoint: %s", nl_last_error());
     /* export -> import restores parameters; a model of another placement refuses it */
     nl_model_init(&b, &c);
-    fails += NL_CHECK(nl_import(&b, path) == NL_OK && !memcmp(a.params, b.params, a.nparams * 4), "import restores params: %s", nl_last_error());
+    fails += NL_CHECK(nl_import(&b, path) == NL_OK && !memcmp(a.params, b.params, a.nparams * 4),
+                      "import restores params: %s", nl_last_error());
     nl_model_free(&b);
     nl_config o = c;
     o.placement = NL_PLACE_PERI;
@@ -316,7 +344,10 @@ int test_ckpt_roundtrip(void) {
 enum { KSTEPS = 5 };
 static const float twin_lrs[KSTEPS] = { 1e-3f, 3e-3f, 3e-3f, 2e-3f, 1e-3f };
 
-typedef struct twin_case { nl_config c; char dir[96]; } twin_case;
+typedef struct twin_case {
+    nl_config c;
+    char dir[96];
+} twin_case;
 
 static int write_case(const twin_case *tc, int *inp, int *tgt) {
     nl_model m;
@@ -357,9 +388,11 @@ static const char *block_free(const char *name, char *buf, size_t cap) {
     return buf;
 }
 
-static int twin_check(const nl_st_file *ref, const char *name, const float *got, const double *want, size_t n, int *widened) {
+static int twin_check(const nl_st_file *ref, const char *name, const float *got, const double *want, size_t n,
+                      int *widened) {
     double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) num += ((double)got[i] - want[i]) * ((double)got[i] - want[i]), den += want[i] * want[i];
+    for (size_t i = 0; i < n; i++)
+        num += ((double)got[i] - want[i]) * ((double)got[i] - want[i]), den += want[i] * want[i];
     const double rel = sqrt(num) / fmax(sqrt(den), 1e-12);
     if (rel <= 1e-4) return 0;
     /* the twin's float32 error of this tensor, in whichever block it is largest: one float32 run samples
@@ -412,7 +445,8 @@ static int compare_case(const twin_case *tc, const int *inp, const int *tgt, int
     double gall = 0.0;
     for (int i = 0; i < ref.nt; i++)
         if (!strncmp(ref.t[i].name, "grad.", 5))
-            for (size_t j = 0; j < ref.t[i].nbytes / sizeof(float); j++) gall += (double)((const float *)ref.t[i].data)[j] * ((const float *)ref.t[i].data)[j];
+            for (size_t j = 0; j < ref.t[i].nbytes / sizeof(float); j++)
+                gall += (double)((const float *)ref.t[i].data)[j] * ((const float *)ref.t[i].data)[j];
     const double gfloor = 1e-7 * sqrt(gall);
     fails += nl_check_scalar("loss", loss, ((const float *)rl->data)[0], 1e-4);
     for (int i = 0; i < m.ntensors; i++) {
@@ -431,8 +465,10 @@ static int compare_case(const twin_case *tc, const int *inp, const int *tgt, int
         double *want = nl_xmalloc(n * sizeof(double));
         nl_to_double((const float *)g->data, want, n);
         double nw = 0.0, ng = 0.0;
-        for (size_t j = 0; j < n; j++) nw += want[j] * want[j], ng += (double)m.grads[t->offset + j] * m.grads[t->offset + j];
-        if (sqrt(nw) < gfloor) fails += NL_CHECK(sqrt(ng) < gfloor, "%s: twin gradient ~0 (%.3g), model %.3g", label, sqrt(nw), sqrt(ng));
+        for (size_t j = 0; j < n; j++)
+            nw += want[j] * want[j], ng += (double)m.grads[t->offset + j] * m.grads[t->offset + j];
+        if (sqrt(nw) < gfloor)
+            fails += NL_CHECK(sqrt(ng) < gfloor, "%s: twin gradient ~0 (%.3g), model %.3g", label, sqrt(nw), sqrt(ng));
         else fails += twin_check(&ref, label, m.grads + t->offset, want, n, widened);
         free(want);
         ngrad++;
@@ -571,18 +607,26 @@ int test_torch_twin(void) {
             const nl_config *cc = &tc[i].c;
             char more[96] = "";
             if (cc->kv_heads) snprintf(more + strlen(more), sizeof more - strlen(more), " kv-heads %d", cc->kv_heads);
-            if (cc->tie_head >= 0) snprintf(more + strlen(more), sizeof more - strlen(more), " tie-head %s", cc->tie_head ? "on" : "off");
+            if (cc->tie_head >= 0)
+                snprintf(more + strlen(more), sizeof more - strlen(more), " tie-head %s", cc->tie_head ? "on" : "off");
             if (cc->ffn_dim) snprintf(more + strlen(more), sizeof more - strlen(more), " ffn-dim %d", cc->ffn_dim);
-            if (cc->rope_theta != 10000.0) snprintf(more + strlen(more), sizeof more - strlen(more), " rope-theta %g", cc->rope_theta);
+            if (cc->rope_theta != 10000.0)
+                snprintf(more + strlen(more), sizeof more - strlen(more), " rope-theta %g", cc->rope_theta);
             char note[96] = "";
-            if (widened) snprintf(note, sizeof note, " (fp32-sensitive: %d within 10x the twin's own float32 error)", widened);
+            if (widened)
+                snprintf(note, sizeof note, " (fp32-sensitive: %d within 10x the twin's own float32 error)", widened);
             if (cc->gpas) snprintf(more + strlen(more), sizeof more - strlen(more), " gpas");
             if (cc->sdd) snprintf(more + strlen(more), sizeof more - strlen(more), " sdd");
-            printf("  twin %-5s %-10s %-9s emb-norm %s%s%s%s%s%s%s%s%s%s: %s%s\n", nl_arch_names[cc->arch], nl_placements[cc->placement].name,
-                   cc->norm_type < 0 ? "default" : nl_norm_type_names[cc->norm_type], cc->emb_norm < 0 ? "dflt" : cc->emb_norm ? "on  " : "off ", more,
-                   cc->out_gain_frozen ? " out-gain frozen" : "", cc->scaled_init ? " scaled-init" : "",
-                   cc->final_norm == 1 && i >= nbase ? " final-norm on" : "", cc->mix_alpha != 0.25 ? " mix-alpha 0.5" : "",
-                   cc->skip_init ? " skip-init" : "", cc->scale_resids ? " scale-resids" : "", cc->qk_norm ? " qk-norm" : "", cc->dyt_alpha != 0.5 ? " dyt-alpha 1.5" : "", f ? "FAIL" : "ok", note);
+            printf("  twin %-5s %-10s %-9s emb-norm %s%s%s%s%s%s%s%s%s%s: %s%s\n", nl_arch_names[cc->arch],
+                   nl_placements[cc->placement].name, cc->norm_type < 0 ? "default" : nl_norm_type_names[cc->norm_type],
+                   cc->emb_norm < 0 ? "dflt"
+                   : cc->emb_norm   ? "on  "
+                                    : "off ",
+                   more, cc->out_gain_frozen ? " out-gain frozen" : "", cc->scaled_init ? " scaled-init" : "",
+                   cc->final_norm == 1 && i >= nbase ? " final-norm on" : "",
+                   cc->mix_alpha != 0.25 ? " mix-alpha 0.5" : "", cc->skip_init ? " skip-init" : "",
+                   cc->scale_resids ? " scale-resids" : "", cc->qk_norm ? " qk-norm" : "",
+                   cc->dyt_alpha != 0.5 ? " dyt-alpha 1.5" : "", f ? "FAIL" : "ok", note);
             fails += f;
         }
     }
@@ -683,7 +727,8 @@ int test_crms_equivalence(void) {
             float *got = nl_xmalloc((size_t)TB * TT * TV * sizeof(float));
             for (int n = 0; n < TB * TT; n++)
                 for (int v = 0; v < TV; v++) got[n * TV + v] = crms.logits[(size_t)n * crms.cfg.vocab_padded + v];
-            fails += nl_check_rel("zero-mean stream: crmsnorm logits = layernorm logits", got, want, (size_t)TB * TT * TV, 1e-5);
+            fails += nl_check_rel("zero-mean stream: crmsnorm logits = layernorm logits", got, want,
+                                  (size_t)TB * TT * TV, 1e-5);
             free(want);
             free(got);
         } else {

@@ -52,7 +52,8 @@ int test_ops_sphere(void) {
     nl_rng_seed(&r, 20);
     int fails = 0;
     for (int kind = 0; kind < 3; kind++) {
-        float x[N * C], y[N * C], s[C], wout[N * C], out[N * C], dx[N * C] = { 0 }, dy[N * C], ds[C] = { 0 }, rstd[N * C / G];
+        float x[N * C], y[N * C], s[C], wout[N * C], out[N * C], dx[N * C] = { 0 }, dy[N * C], ds[C] = { 0 },
+                                                                        rstd[N * C / G];
         double X[N * C], Y[N * C], S[C], WO[N * C], O[N * C], gr[N * C];
         nl_fill(&r, x, N * C, 1.5), nl_fill(&r, y, N * C, 1.0), nl_fill(&r, s, C, 1.0), nl_fill(&r, wout, N * C, 1.0);
         if (kind == 1) s[3] = -0.4f; /* a negative alpha: |f alpha| */
@@ -108,7 +109,8 @@ int test_ops_sphere(void) {
         for (int i = 0; i < G; i++) ss += (double)out[row * G + i] * out[row * G + i];
         worst = fmax(worst, fabs(sqrt(ss) - 1.0));
     }
-    fails += NL_CHECK(worst < 1e-6 && out[0] == 0.0f && isfinite(out[1]), "x/|x| unit norms (max dev %g), zero group %g", worst, out[0]);
+    fails += NL_CHECK(worst < 1e-6 && out[0] == 0.0f && isfinite(out[1]),
+                      "x/|x| unit norms (max dev %g), zero group %g", worst, out[0]);
     /* the projection: rows or columns to unit norm, direction kept, zero rows kept */
     for (int by_col = 0; by_col < 2; by_col++) {
         enum { R = 7, K = 70 }; /* K > the kernel's column block */
@@ -136,7 +138,8 @@ int test_ops_sphere(void) {
                 dirdev = fmax(dirdev, fabs(w[j] - w0[j] / sqrt(ss0)));
             }
         }
-        fails += NL_CHECK(dev < 1e-6 && dirdev < 1e-6, "unit_project %s: norm dev %g, direction dev %g", by_col ? "columns" : "rows", dev, dirdev);
+        fails += NL_CHECK(dev < 1e-6 && dirdev < 1e-6, "unit_project %s: norm dev %g, direction dev %g",
+                          by_col ? "columns" : "rows", dev, dirdev);
     }
     return fails;
 }
@@ -145,7 +148,8 @@ int test_ops_sphere(void) {
 
 static char out[1 << 14];
 
-#define TINY "--norm ngpt --layers 2 --dim 32 --heads 4 --seq-len 16 --batch 4 --threads 1 --eval-every 0 --eval-windows 4"
+#define TINY                                                                                                           \
+    "--norm ngpt --layers 2 --dim 32 --heads 4 --seq-len 16 --batch 4 --threads 1 --eval-every 0 --eval-windows 4"
 
 int test_ngpt_cli(void) {
     int fails = 0;
@@ -154,7 +158,9 @@ int test_ngpt_cli(void) {
     snprintf(txt, sizeof txt, "%s/t.txt", dir);
     nl_make_text(txt, 4000);
     /* what ngpt refuses: one line, exit 2 */
-    static const struct { const char *opt, *msg; } bad[] = {
+    static const struct {
+        const char *opt, *msg;
+    } bad[] = {
         { "--norm-type rmsnorm", "--norm-type rmsnorm: ngpt normalises with x/|x| only" },
         { "--final-norm on", "--final-norm on: ngpt has no norm gains and no final norm" },
         { "--emb-norm on", "--emb-norm on: ngpt has" },
@@ -169,34 +175,46 @@ int test_ngpt_cli(void) {
         { "--sdd", "--sdd: not with --norm ngpt" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        const int rc = nl_run_fmt(out, sizeof out, "%s train " TINY " %s --steps 1 --data %s --out %s/bad 2>&1", nl_test_bin(), bad[i].opt, txt, dir);
+        const int rc = nl_run_fmt(out, sizeof out, "%s train " TINY " %s --steps 1 --data %s --out %s/bad 2>&1",
+                                  nl_test_bin(), bad[i].opt, txt, dir);
         fails += NL_CHECK(rc == 2 && strstr(out, bad[i].msg) && strchr(out, '\n') == out + strlen(out) - 1, /* one line */
                           "%s: exit %d, %s", bad[i].opt, rc, out);
     }
-    int rc = nl_run_fmt(out, sizeof out, "%s train --norm pre --norm-type l2 --steps 1 --data %s --out %s/bad 2>&1", nl_test_bin(), txt, dir);
-    fails += NL_CHECK(rc == 2 && strstr(out, "--norm-type l2: only with --norm ngpt"), "l2 outside ngpt: exit %d, %s", rc, out);
+    int rc = nl_run_fmt(out, sizeof out, "%s train --norm pre --norm-type l2 --steps 1 --data %s --out %s/bad 2>&1",
+                        nl_test_bin(), txt, dir);
+    fails += NL_CHECK(rc == 2 && strstr(out, "--norm-type l2: only with --norm ngpt"), "l2 outside ngpt: exit %d, %s",
+                      rc, out);
     rc = nl_run_fmt(out, sizeof out, "%s train --help 2>&1", nl_test_bin());
-    fails += NL_CHECK(rc == 0 && strstr(out, "ngpt ") && strstr(out, "--ngpt-alpha-init") && strstr(out, "0 for ngpt"), "--help: %s", out);
+    fails += NL_CHECK(rc == 0 && strstr(out, "ngpt ") && strstr(out, "--ngpt-alpha-init") && strstr(out, "0 for ngpt"),
+                      "--help: %s", out);
     /* the defaults ngpt changes: no weight decay, no warmup; a value given still applies */
-    rc = nl_run_fmt(out, sizeof out, "%s train " TINY " --steps 2 --data %s --out %s/d 2>&1 && grep -E '^(warmup|weight_decay|norm_type) ' %s/d/config.txt",
+    rc = nl_run_fmt(out, sizeof out,
+                    "%s train " TINY
+                    " --steps 2 --data %s --out %s/d 2>&1 && grep -E '^(warmup|weight_decay|norm_type) ' %s/d/config.txt",
                     nl_test_bin(), txt, dir, dir);
-    fails += NL_CHECK(rc == 0 && strstr(out, "warmup = 0") && strstr(out, "weight_decay = 0\n") && strstr(out, "norm_type = l2"), "defaults: %s", out);
-    rc = nl_run_fmt(out, sizeof out, "%s train " TINY " --steps 2 --warmup 1 --weight-decay 0.05 --data %s --out %s/e 2>&1 && grep -E '^(warmup|weight_decay) ' %s/e/config.txt",
+    fails += NL_CHECK(rc == 0 && strstr(out, "warmup = 0") && strstr(out, "weight_decay = 0\n") &&
+                              strstr(out, "norm_type = l2"),
+                      "defaults: %s", out);
+    rc = nl_run_fmt(out, sizeof out,
+                    "%s train " TINY
+                    " --steps 2 --warmup 1 --weight-decay 0.05 --data %s --out %s/e 2>&1 && grep -E '^(warmup|weight_decay) ' %s/e/config.txt",
                     nl_test_bin(), txt, dir, dir);
     fails += NL_CHECK(rc == 0 && strstr(out, "warmup = 1") && strstr(out, "weight_decay = 0.05"), "overrides: %s", out);
     /* resume: 12 steps straight, or 6 + 6 from the checkpoint, give the same bytes (llama: RoPE before the q/k norms) */
     for (int llama = 0; llama < 2; llama++) {
         const char *arch = llama ? "--arch llama" : "--arch gpt2";
-        rc = nl_run_fmt(out, sizeof out, "%s train " TINY " %s --steps 12 --ckpt-every 6 --lr 1e-2 --data %s --out %s/r%d 2>&1 && "
+        rc = nl_run_fmt(out, sizeof out,
+                        "%s train " TINY " %s --steps 12 --ckpt-every 6 --lr 1e-2 --data %s --out %s/r%d 2>&1 && "
                         "mv %s/r%d/ckpt-00000012.safetensors %s/straight%d && cp %s/r%d/metrics.jsonl %s/m%d && "
                         "%s train --resume %s/r%d 2>&1 && cmp %s/r%d/ckpt-00000012.safetensors %s/straight%d",
-                        nl_test_bin(), arch, txt, dir, llama, dir, llama, dir, llama, dir, llama, dir, llama, nl_test_bin(), dir, llama,
-                        dir, llama, dir, llama);
+                        nl_test_bin(), arch, txt, dir, llama, dir, llama, dir, llama, dir, llama, dir, llama,
+                        nl_test_bin(), dir, llama, dir, llama, dir, llama);
         char a[4096], b[4096], pa[160], pb[160];
         snprintf(pa, sizeof pa, "%s/m%d", dir, llama);
         snprintf(pb, sizeof pb, "%s/r%d/metrics.jsonl", dir, llama);
         const int na = nl_metrics_curve(pa, a, sizeof a), nb = nl_metrics_curve(pb, b, sizeof b);
-        fails += NL_CHECK(rc == 0 && na == 12 && na == nb && !strcmp(a, b), "%s resume bit-identical (exit %d, %d/%d lines): %s", arch, rc, na, nb, out);
+        fails += NL_CHECK(rc == 0 && na == 12 && na == nb && !strcmp(a, b),
+                          "%s resume bit-identical (exit %d, %d/%d lines): %s", arch, rc, na, nb, out);
     }
     snprintf(out, sizeof out, "rm -rf %s", dir);
     if (system(out) != 0) printf("    could not remove %s\n", dir);

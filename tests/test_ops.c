@@ -66,7 +66,8 @@ int test_ops_norm(void) {
         double *X = db_, *WO = X + NC, *O = WO + NC, *g = O + NC, *W = g + NC, *Bb = W + C;
         for (int type = 0; type < NL_NORM_TYPE_COUNT; type++) {
             for (int sc = 0; sc < 2; sc++) {
-                memset(dx, 0, (size_t)NC * sizeof *dx), memset(dw, 0, (size_t)C * sizeof *dw), memset(db, 0, (size_t)C * sizeof *db);
+                memset(dx, 0, (size_t)NC * sizeof *dx), memset(dw, 0, (size_t)C * sizeof *dw),
+                        memset(db, 0, (size_t)C * sizeof *db);
                 nl_fill(&r, x, NC, 2.0);
                 for (int i = 0; i < C; i++) x[i] += 3.0f; /* a row with a large mean */
                 nl_fill(&r, w, C, 1.0);
@@ -109,9 +110,9 @@ static void xnorm_ref(xnorm_ctx *c) {
         for (int i = 0; i < c->C; i++) {
             if (c->kind == NL_SCALENORM) y[i] = c->scale * c->w[0] * x[i] / sqrt(ss + c->eps);
             else if (c->kind == NL_DYT) y[i] = c->scale * (c->w[i] * tanh(c->al[0] * x[i]) + c->b[i]);
-            else if (c->kind == NL_SEEDNORM) y[i] = c->scale * (tanh(bx) * c->al[i] + c->w[i]) * x[i] / sqrt(ss / c->C + c->eps);
-            else { /* crmsnorm: the first C-1 coordinates */
-                double s1 = 0, s2 = 0;
+            else if (c->kind == NL_SEEDNORM)
+                y[i] = c->scale * (tanh(bx) * c->al[i] + c->w[i]) * x[i] / sqrt(ss / c->C + c->eps);
+            else { /* crmsnorm: the first C-1 coordinates */ double s1 = 0, s2 = 0;
                 for (int j = 0; j < c->C - 1; j++) s1 += x[j], s2 += x[j] * x[j];
                 y[i] = c->scale * c->w[i] * x[i] / sqrt((s2 + s1 * s1) / c->C + c->eps);
             }
@@ -129,7 +130,9 @@ int test_ops_norm_types(void) {
     int fails = 0;
     nl_rng r;
     nl_rng_seed(&r, 11);
-    static const char *const names[] = { [NL_SCALENORM] = "scalenorm", [NL_DYT] = "dyt", [NL_SEEDNORM] = "seednorm", [NL_CRMSNORM] = "crmsnorm" };
+    static const char *const names[] = {
+        [NL_SCALENORM] = "scalenorm", [NL_DYT] = "dyt", [NL_SEEDNORM] = "seednorm", [NL_CRMSNORM] = "crmsnorm"
+    };
     for (int kind = NL_SCALENORM; kind <= NL_CRMSNORM; kind++) {
         enum { N = 5, C = 24 };
         float x[N * C], w[C], b[C], al[C], be[C], wout[N * C], out[N * C], s0[N], s1[N];
@@ -189,7 +192,8 @@ int test_ops_norm_types(void) {
         double X[N * C], W[C], AL[C], BE[C], WO[N * C], O[N * C], g[C];
         nl_fill(&r, x, N * C, 1.0), nl_fill(&r, w, C, 1.0), nl_fill(&r, al, C, 1.0), nl_fill(&r, wout, N * C, 1.0);
         for (int i = 0; i < C; i++) be[i] = 2.5f * (x[i] > 0 ? 1.0f : -1.0f);
-        nl_to_double(x, X, N * C), nl_to_double(w, W, C), nl_to_double(al, AL, C), nl_to_double(be, BE, C), nl_to_double(wout, WO, N * C);
+        nl_to_double(x, X, N * C), nl_to_double(w, W, C), nl_to_double(al, AL, C), nl_to_double(be, BE, C),
+                nl_to_double(wout, WO, N * C);
         xnorm_ctx c = { N, C, NL_SEEDNORM, 1.0, 1e-5, X, W, NULL, AL, BE, WO, O };
         nl_seednorm_forward(out, s0, s1, x, w, al, be, 1.0f, 1e-5f, N, C);
         nl_seednorm_backward(dx, dw, dal, dbe, wout, x, w, al, be, s0, s1, 1.0f, N, C);
@@ -213,7 +217,9 @@ static double scal_loss(void *p) {
     for (int n = 0; n < c->N; n++)
         for (int i = 0; i < c->C; i++) {
             const double x = c->x[n * c->C + i];
-            const double v = c->kind == 0 ? c->g[i / hs] * x : c->kind == 1 ? c->g[i] * x + c->y[n * c->C + i] : c->g[0] * x;
+            const double v = c->kind == 0   ? c->g[i / hs] * x
+                             : c->kind == 1 ? c->g[i] * x + c->y[n * c->C + i]
+                                            : c->g[0] * x;
             s += c->wout[n * c->C + i] * v;
         }
     return s;
@@ -382,7 +388,8 @@ static double att_loss(void *p) {
                 double *y = c->out + ((size_t)b * c->T + i) * c->C + h * hs;
                 for (int e = 0; e < hs; e++) {
                     y[e] = 0;
-                    for (int j = 0; j <= i; j++) y[e] += s[j] / sum * c->qkv[((size_t)b * c->T + j) * ld + c->C + kvC + (h / grp) * hs + e];
+                    for (int j = 0; j <= i; j++)
+                        y[e] += s[j] / sum * c->qkv[((size_t)b * c->T + j) * ld + c->C + kvC + (h / grp) * hs + e];
                 }
             }
     free(s);
@@ -393,8 +400,8 @@ static double att_loss(void *p) {
 int test_ops_attention(void) {
     enum { B = 2, TMAX = 37, C = 12, NH = 3, NMAX = B * TMAX };
     int fails = 0;
-    static float qkv[NMAX * 3 * C], wout[NMAX * C], out[NMAX * C], att[B * NH * TMAX * TMAX], datt[B * NH * TMAX * TMAX],
-        dqkv[NMAX * 3 * C];
+    static float qkv[NMAX * 3 * C], wout[NMAX * C], out[NMAX * C], att[B * NH * TMAX * TMAX],
+            datt[B * NH * TMAX * TMAX], dqkv[NMAX * 3 * C];
     static double Q[NMAX * 3 * C], WO[NMAX * C], O[NMAX * C], g[NMAX * 3 * C];
     for (int T = 7; T <= TMAX; T += TMAX - 7)
         for (int KVH = NH; KVH >= 1; KVH -= 2) { /* multi-head, then grouped-query with one kv head */
@@ -434,7 +441,8 @@ static double rope_loss(void *p) {
         for (int k = 0; k < c->ld; k++) y[k] = x[k];
         for (int h0 = 0; h0 < c->nrot; h0 += c->hs)
             for (int i = 0; i < c->hs / 2; i++) {
-                const double complex z = (x[h0 + 2 * i] + I * x[h0 + 2 * i + 1]) * cexp(I * (n % c->T) * pow(c->theta, -2.0 * i / c->hs));
+                const double complex z = (x[h0 + 2 * i] + I * x[h0 + 2 * i + 1]) *
+                                         cexp(I * (n % c->T) * pow(c->theta, -2.0 * i / c->hs));
                 y[h0 + 2 * i] = creal(z), y[h0 + 2 * i + 1] = cimag(z);
             }
     }
@@ -659,6 +667,8 @@ int test_ops_fastmath(void) {
     }
     int fails = NL_CHECK(worst_exp < 3e-7, "nl_expf relative error %.3g", worst_exp);
     fails += NL_CHECK(worst_tanh < 3e-7, "nl_tanhf absolute error %.3g", worst_tanh);
-    fails += NL_CHECK(nl_expf(-1000.0f) < 1e-37f && nl_expf(-1000.0f) >= 0 && nl_tanhf(50.0f) == 1.0f && nl_tanhf(-50.0f) == -1.0f, "clamped tails");
+    fails += NL_CHECK(nl_expf(-1000.0f) < 1e-37f && nl_expf(-1000.0f) >= 0 && nl_tanhf(50.0f) == 1.0f &&
+                              nl_tanhf(-50.0f) == -1.0f,
+                      "clamped tails");
     return fails;
 }

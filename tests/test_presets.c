@@ -43,13 +43,16 @@ int test_presets(void) {
         st = nl_config_resolve(&c);
         fails += NL_CHECK(st == NL_OK, "%s does not resolve: %s", path, nl_last_error());
         const double want = named_size(de->d_name), got = nl_config_matrix_params(&c);
-        if (want > 0) fails += NL_CHECK(fabs(got / want - 1.0) < 0.05, "%s: %.4g parameters in its matrices, the name says %.3g", path, got, want);
+        if (want > 0)
+            fails += NL_CHECK(fabs(got / want - 1.0) < 0.05, "%s: %.4g parameters in its matrices, the name says %.3g",
+                              path, got, want);
         if (!strcmp(de->d_name, "gpt2-124m.conf")) {
             gpt2 = 1;
             nl_model m;
             fails += NL_CHECK(nl_model_init(&m, &c) == NL_OK, "init %s", path);
             /* GPT-2 small: 124,439,808 (wte 50257 x 768, wpe 1024 x 768, 12 blocks, final LayerNorm) */
-            fails += NL_CHECK(nl_model_trainable_count(&m) == 124439808u, "%s: %zu parameters", path, nl_model_trainable_count(&m));
+            fails += NL_CHECK(nl_model_trainable_count(&m) == 124439808u, "%s: %zu parameters", path,
+                              nl_model_trainable_count(&m));
             nl_model_free(&m);
         }
     }
@@ -63,10 +66,12 @@ int test_presets(void) {
     nl_make_text(txt, 3000);
     const char *const small[] = { "repro-d128-gpt2", "repro-d128-llama" };
     for (int i = 0; i < 2; i++) {
-        int rc = nl_run_fmt(out, sizeof out, "%s train --config configs/%s.conf --steps 2 --threads 1 --data %s --out %s/%s 2>&1", nl_test_bin(),
-                            small[i], txt, dir, small[i]);
+        int rc = nl_run_fmt(out, sizeof out,
+                            "%s train --config configs/%s.conf --steps 2 --threads 1 --data %s --out %s/%s 2>&1",
+                            nl_test_bin(), small[i], txt, dir, small[i]);
         fails += NL_CHECK(rc == 0, "train --config configs/%s.conf: %s", small[i], out);
-        rc = nl_run_fmt(out, sizeof out, "grep -c '^layers = 12$\\|^dim = 128$\\|^arch = %s$' %s/%s/config.txt", i ? "llama" : "gpt2", dir, small[i]);
+        rc = nl_run_fmt(out, sizeof out, "grep -c '^layers = 12$\\|^dim = 128$\\|^arch = %s$' %s/%s/config.txt",
+                        i ? "llama" : "gpt2", dir, small[i]);
         fails += NL_CHECK(atoi(out) == 3, "%s: config.txt holds layers, dim and arch of the preset (%s)", small[i], out);
     }
     nl_run_fmt(out, sizeof out, "rm -rf %s", dir);

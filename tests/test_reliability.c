@@ -30,13 +30,15 @@ static char out[1 << 16];
 
 #define run(...) nl_run_fmt(out, sizeof out, __VA_ARGS__)
 
-#define TINY "--layers 2 --dim 32 --heads 2 --seq-len 32 --batch 4 --threads 1 --lr 3e-3 --warmup 5 --eval-every 10 --eval-windows 8"
+#define TINY                                                                                                           \
+    "--layers 2 --dim 32 --heads 2 --seq-len 32 --batch 4 --threads 1 --lr 3e-3 --warmup 5 --eval-every 10 --eval-windows 8"
 
 static char tmpdir[64], txt[96];
 
 static void make_tmpdir(const char *tag) {
     struct stat sb;
-    const char *base = stat("/dev/shm", &sb) == 0 && S_ISDIR(sb.st_mode) && access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    const char *base = stat("/dev/shm", &sb) == 0 && S_ISDIR(sb.st_mode) && access("/dev/shm", W_OK) == 0 ? "/dev/shm"
+                                                                                                          : "/tmp";
     if (getenv("NL_TEST_DIR")) base = getenv("NL_TEST_DIR"); /* e.g. /tmp: a real disk, slow fsyncs */
     snprintf(tmpdir, sizeof tmpdir, "%s/nl_%s_XXXXXX", base, tag);
     NL_ASSERT(mkdtemp(tmpdir));
@@ -97,7 +99,8 @@ static int ckpts_sound(const char *dir, int *count) {
             fails++;
             continue;
         }
-        size_t bad = nl_first_nonfinite(m.params, m.nparams) + nl_first_nonfinite(m.m, m.nparams) + nl_first_nonfinite(m.v, m.nparams);
+        size_t bad = nl_first_nonfinite(m.params, m.nparams) + nl_first_nonfinite(m.m, m.nparams) +
+                     nl_first_nonfinite(m.v, m.nparams);
         fails += NL_CHECK(bad == 3 * m.nparams && info.step == steps[i], "%s: finite values and step %d", p, info.step);
         nl_model_free(&m);
     }
@@ -134,7 +137,8 @@ static int wait_status(pid_t pid) {
 static char ref[1 << 15];
 
 static int make_ref_with(const char *extra) {
-    int rc = run("%s train " TINY " %s --steps 40 --ckpt-every 10 --data %s --out %s/ref 2>&1", nl_test_bin(), extra, txt, tmpdir);
+    int rc = run("%s train " TINY " %s --steps 40 --ckpt-every 10 --data %s --out %s/ref 2>&1", nl_test_bin(), extra,
+                 txt, tmpdir);
     char d[128];
     snprintf(d, sizeof d, "%s/ref", tmpdir);
     return NL_CHECK(rc == 0 && curve(d, ref, sizeof ref) == 40, "reference run: %s", out);
@@ -189,18 +193,28 @@ int test_resume(void) {
     fputc(0x55, f);
     fclose(f);
     fails += resume_matches(d, "");
-    fails += NL_CHECK(strstr(out, "warning: skipping") && strstr(out, "checksum mismatch") && strstr(out, "resuming from step 10"),
+    fails += NL_CHECK(strstr(out, "warning: skipping") && strstr(out, "checksum mismatch") &&
+                              strstr(out, "resuming from step 10"),
                       "corrupt newest checkpoint skipped: %s", out);
     /* a complete run: nothing to do */
-    fails += NL_CHECK(run("%s train --resume %s 2>&1", nl_test_bin(), d) == 0 && strstr(out, "nothing to do"), "complete run: %s", out);
+    fails += NL_CHECK(run("%s train --resume %s 2>&1", nl_test_bin(), d) == 0 && strstr(out, "nothing to do"),
+                      "complete run: %s", out);
     /* conflicting options and bad directories: one line, exit 2 (usage) or 1 */
-    fails += NL_CHECK(run("%s train --resume %s --lr 1 2>&1", nl_test_bin(), d) == 2 && strstr(out, "--lr cannot be combined with --resume"), "%s", out);
-    fails += NL_CHECK(run("%s train --resume %s --layers 3 2>&1", nl_test_bin(), d) == 2 && strstr(out, "--layers cannot be combined"), "%s", out);
-    fails += NL_CHECK(run("%s train --resume= 2>&1", nl_test_bin()) == 2 && strstr(out, "--resume needs a run directory"), "%s", out);
-    fails += NL_CHECK(run("%s train --resume %s/nope 2>&1", nl_test_bin(), tmpdir) == 2 && strstr(out, "not a run directory"), "%s", out);
+    fails += NL_CHECK(run("%s train --resume %s --lr 1 2>&1", nl_test_bin(), d) == 2 &&
+                              strstr(out, "--lr cannot be combined with --resume"),
+                      "%s", out);
+    fails += NL_CHECK(run("%s train --resume %s --layers 3 2>&1", nl_test_bin(), d) == 2 &&
+                              strstr(out, "--layers cannot be combined"),
+                      "%s", out);
+    fails += NL_CHECK(run("%s train --resume= 2>&1", nl_test_bin()) == 2 && strstr(out, "--resume needs a run directory"),
+                      "%s", out);
+    fails += NL_CHECK(run("%s train --resume %s/nope 2>&1", nl_test_bin(), tmpdir) == 2 &&
+                              strstr(out, "not a run directory"),
+                      "%s", out);
     snprintf(p, sizeof p, "%s/empty", tmpdir);
     mkdir(p, 0755);
-    fails += NL_CHECK(run("%s train --resume %s 2>&1", nl_test_bin(), p) == 1 && strstr(out, "holds no checkpoint"), "%s", out);
+    fails += NL_CHECK(run("%s train --resume %s 2>&1", nl_test_bin(), p) == 1 && strstr(out, "holds no checkpoint"),
+                      "%s", out);
     /* metrics.jsonl after the checkpoint (and a torn last line) is cut back on resume */
     snprintf(d, sizeof d, "%s/b", tmpdir);
     run("%s train " TINY " --steps 40 --ckpt-every 10 --data %s --out %s 2>&1", nl_test_bin(), txt, d);
@@ -210,21 +224,27 @@ int test_resume(void) {
     snprintf(p, sizeof p, "%s/.lock", d);
     int fd = open(p, O_RDWR);
     fails += NL_CHECK(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0, "lock the run directory");
-    fails += NL_CHECK(run("%s train --resume %s 2>&1", nl_test_bin(), d) == 1 && strstr(out, "another normlab train"), "second trainer refused: %s", out);
+    fails += NL_CHECK(run("%s train --resume %s 2>&1", nl_test_bin(), d) == 1 && strstr(out, "another normlab train"),
+                      "second trainer refused: %s", out);
     if (fd >= 0) close(fd);
     /* hostile checkpoints (fuzz/regress/ckpt): one line, exit 1, never a crash or a huge allocation */
-    static const char *const hostile[][2] = { { "huge-dims", "needs more than" }, { "long-seq", "needs more than" },
-                                              { "bad-rng", "all zero" }, { "bad-step", "not a step count" }, { "bad-skip", "bad skip_steps" } };
+    static const char *const hostile[][2] = { { "huge-dims", "needs more than" },
+                                              { "long-seq", "needs more than" },
+                                              { "bad-rng", "all zero" },
+                                              { "bad-step", "not a step count" },
+                                              { "bad-skip", "bad skip_steps" } };
     for (int i = 0; i < 5; i++) {
         int rc = run("%s eval --ckpt fuzz/regress/ckpt/%s --data %s 2>&1 >/dev/null", nl_test_bin(), hostile[i][0], txt);
         int lines = 0;
         for (char *q = out; *q; q++) lines += *q == '\n';
-        fails += NL_CHECK(rc == 1 && lines == 1 && strstr(out, hostile[i][1]), "eval of %s: exit %d: %s", hostile[i][0], rc, out);
+        fails += NL_CHECK(rc == 1 && lines == 1 && strstr(out, hostile[i][1]), "eval of %s: exit %d: %s", hostile[i][0],
+                          rc, out);
     }
     /* --keep-ckpts */
     snprintf(d, sizeof d, "%s/k", tmpdir);
     run("%s train " TINY " --steps 30 --ckpt-every 5 --keep-ckpts 2 --data %s --out %s 2>&1", nl_test_bin(), txt, d);
-    fails += NL_CHECK(count_files(d, "ckpt-") == 2 && exists("%s/ckpt-00000025.safetensors", d) && exists("%s/ckpt-00000030.safetensors", d),
+    fails += NL_CHECK(count_files(d, "ckpt-") == 2 && exists("%s/ckpt-00000025.safetensors", d) &&
+                              exists("%s/ckpt-00000030.safetensors", d),
                       "--keep-ckpts 2 keeps ckpt 25 and 30");
     remove_tmpdir();
     return fails;
@@ -239,7 +259,8 @@ int test_crash_kill(void) {
     fails += make_ref_with("");
     char d[128], log[160];
     snprintf(d, sizeof d, "%s/w", tmpdir);
-    int rc = run("NORMLAB_FAULT=kill-in-ckpt:20 %s train " TINY " --steps 40 --ckpt-every 10 --data %s --out %s 2>&1", nl_test_bin(), txt, d);
+    int rc = run("NORMLAB_FAULT=kill-in-ckpt:20 %s train " TINY " --steps 40 --ckpt-every 10 --data %s --out %s 2>&1",
+                 nl_test_bin(), txt, d);
     fails += NL_CHECK(rc != 0 && !exists("%s/ckpt-00000020.safetensors", d) && count_files(d, ".tmp.") == 1,
                       "killed in the write of checkpoint 20: no ckpt-20, one partial temporary file (exit %d)", rc);
     int n = 0;
@@ -304,12 +325,14 @@ int test_signals(void) {
         static char got[1 << 15];
         int lines = curve(d, got, sizeof got);
         int done = lines == 40; /* the signal came after the last step started: nothing to resume */
-        fails += NL_CHECK(WIFEXITED(st) && (WEXITSTATUS(st) == 128 + sigs[i] || (done && WEXITSTATUS(st) == 0)), "exit status %d", st);
+        fails += NL_CHECK(WIFEXITED(st) && (WEXITSTATUS(st) == 128 + sigs[i] || (done && WEXITSTATUS(st) == 0)),
+                          "exit status %d", st);
         if (!done) {
             char want[256];
             snprintf(want, sizeof want, "Resume with: normlab train --resume %s", d);
             fails += NL_CHECK(strstr(out, want) && strstr(out, i ? "SIGTERM" : "SIGINT"), "message: %s", out);
-            fails += NL_CHECK(exists("%s/ckpt-%08d.safetensors", d, lines), "checkpoint at the last logged step %d", lines);
+            fails += NL_CHECK(exists("%s/ckpt-%08d.safetensors", d, lines), "checkpoint at the last logged step %d",
+                              lines);
         }
         fails += resume_matches(d, "");
     }
@@ -325,7 +348,8 @@ int test_disk_full(void) {
     fails += make_ref_with("");
     char d[128], log[160], args[1024];
     snprintf(d, sizeof d, "%s/f", tmpdir);
-    run("NORMLAB_FAULT=kill-in-ckpt:20 %s train " TINY " --steps 40 --ckpt-every 10 --data %s --out %s 2>&1", nl_test_bin(), txt, d);
+    run("NORMLAB_FAULT=kill-in-ckpt:20 %s train " TINY " --steps 40 --ckpt-every 10 --data %s --out %s 2>&1",
+        nl_test_bin(), txt, d);
     snprintf(log, sizeof log, "%s/f.log", tmpdir);
     snprintf(args, sizeof args, "--resume %s", d);
     /* the limit must be set in the child before exec: fork, limit, exec */
@@ -345,7 +369,8 @@ int test_disk_full(void) {
     size_t n = f ? fread(out, 1, sizeof out - 1, f) : 0;
     out[n] = 0;
     if (f) fclose(f);
-    fails += NL_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1 && strstr(out, "ckpt-00000020.safetensors' failed: File too large"),
+    fails += NL_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1 &&
+                              strstr(out, "ckpt-00000020.safetensors' failed: File too large"),
                       "full disk: exit 1 and a clear error: %s", out);
     int nck = 0;
     fails += ckpts_sound(d, &nck);
@@ -354,7 +379,8 @@ int test_disk_full(void) {
     fails += resume_matches(d, "");
     /* a run directory that cannot be created: its parent is a regular file */
     fails += NL_CHECK(run("%s train " TINY " --steps 2 --data %s --out %s/sub 2>&1", nl_test_bin(), txt, txt) == 1 &&
-                          strstr(out, "cannot create directory"), "unwritable run directory: %s", out);
+                              strstr(out, "cannot create directory"),
+                      "unwritable run directory: %s", out);
     remove_tmpdir();
     return fails;
 }
@@ -368,8 +394,10 @@ int test_divergence(void) {
     fails += make_ref_with("");
     char d[128];
     snprintf(d, sizeof d, "%s/stop", tmpdir);
-    int rc = run("NORMLAB_FAULT=nan-at:15 %s train " TINY " --steps 40 --ckpt-every 10 --data %s --out %s 2>&1", nl_test_bin(), txt, d);
-    fails += NL_CHECK(rc == 1 && strstr(out, "training diverged at step 15") && strstr(out, "--on-nan stop"), "stop: exit %d: %s", rc, out);
+    int rc = run("NORMLAB_FAULT=nan-at:15 %s train " TINY " --steps 40 --ckpt-every 10 --data %s --out %s 2>&1",
+                 nl_test_bin(), txt, d);
+    fails += NL_CHECK(rc == 1 && strstr(out, "training diverged at step 15") && strstr(out, "--on-nan stop"),
+                      "stop: exit %d: %s", rc, out);
     int nck = 0;
     fails += ckpts_sound(d, &nck);
     fails += NL_CHECK(nck == 1, "only checkpoint 10");
@@ -377,11 +405,15 @@ int test_divergence(void) {
     /* steps 1-14 as the reference, then the record of the diverged step */
     fails += NL_CHECK(curve(d, got, sizeof got) == 15, "14 steps and a divergence record logged");
     char *rec = strstr(got, "{\"step\": 15, \"diverged\": \"nonfinite\"");
-    fails += NL_CHECK(rec && !strncmp(got, ref, (size_t)(rec - got)) && !strchr(rec, '|')[1], "steps 1-14 as the reference, then the divergence record");
+    fails += NL_CHECK(rec && !strncmp(got, ref, (size_t)(rec - got)) && !strchr(rec, '|')[1],
+                      "steps 1-14 as the reference, then the divergence record");
 
     snprintf(d, sizeof d, "%s/rb", tmpdir);
-    rc = run("NORMLAB_FAULT=nan-at:15 %s train " TINY " --steps 40 --ckpt-every 10 --on-nan rollback --data %s --out %s 2>&1", nl_test_bin(), txt, d);
-    fails += NL_CHECK(rc == 0 && strstr(out, "step 15 diverged") && strstr(out, "rolled back to step 10"), "rollback: exit %d: %s", rc, out);
+    rc = run("NORMLAB_FAULT=nan-at:15 %s train " TINY
+             " --steps 40 --ckpt-every 10 --on-nan rollback --data %s --out %s 2>&1",
+             nl_test_bin(), txt, d);
+    fails += NL_CHECK(rc == 0 && strstr(out, "step 15 diverged") && strstr(out, "rolled back to step 10"),
+                      "rollback: exit %d: %s", rc, out);
     int lines = curve(d, got, sizeof got);
     char *s15 = strstr(got, "{\"step\": 15,"), *r15 = strstr(ref, "{\"step\": 15,");
     fails += NL_CHECK(lines == 40 && s15 && r15 && s15 - got == r15 - ref && !strncmp(got, ref, (size_t)(s15 - got)),
@@ -397,15 +429,19 @@ int test_divergence(void) {
     fails += NL_CHECK(rc == 0 && !strcmp(got, full), "resume after a rollback: the same curve");
 
     snprintf(d, sizeof d, "%s/max", tmpdir);
-    rc = run("NORMLAB_FAULT=nan-at:15 %s train " TINY " --steps 40 --ckpt-every 10 --on-nan rollback --max-rollbacks 0 --data %s --out %s 2>&1",
+    rc = run("NORMLAB_FAULT=nan-at:15 %s train " TINY
+             " --steps 40 --ckpt-every 10 --on-nan rollback --max-rollbacks 0 --data %s --out %s 2>&1",
              nl_test_bin(), txt, d);
     fails += NL_CHECK(rc == 1 && strstr(out, "after 0 rollbacks (--max-rollbacks 0)"), "--max-rollbacks 0: %s", out);
     /* a real blow-up: every step diverges, the rollbacks run out, nothing NaN is written */
     snprintf(d, sizeof d, "%s/lr", tmpdir);
-    rc = run("%s train " TINY " --steps 40 --ckpt-every 1 --lr 1e30 --warmup 0 --on-nan rollback --data %s --out %s 2>&1", nl_test_bin(), txt, d);
+    rc = run("%s train " TINY " --steps 40 --ckpt-every 1 --lr 1e30 --warmup 0 --on-nan rollback --data %s --out %s 2>&1",
+             nl_test_bin(), txt, d);
     fails += NL_CHECK(rc == 1 && strstr(out, "after 3 rollbacks"), "--lr 1e30: exit %d: %s", rc, out);
     fails += ckpts_sound(d, &nck);
-    fails += NL_CHECK(run("%s train " TINY " --on-nan maybe --data %s 2>&1", nl_test_bin(), txt) == 2 && strstr(out, "not stop|rollback"), "%s", out);
+    fails += NL_CHECK(run("%s train " TINY " --on-nan maybe --data %s 2>&1", nl_test_bin(), txt) == 2 &&
+                              strstr(out, "not stop|rollback"),
+                      "%s", out);
     remove_tmpdir();
     return fails;
 }
@@ -414,19 +450,23 @@ int test_divergence(void) {
 int test_metrics_keep(void) {
     int fails = 0;
     char b[512];
-    strcpy(b, "{\"step\": 1, \"loss\": 5}\n{\"step\": 2, \"loss\": 4}\ngarbage\n{\"step\": 2, \"loss\": 9}\n{\"step\": 3}\n{\"step\": 4, \"lo");
+    strcpy(b,
+           "{\"step\": 1, \"loss\": 5}\n{\"step\": 2, \"loss\": 4}\ngarbage\n{\"step\": 2, \"loss\": 9}\n{\"step\": 3}\n{\"step\": 4, \"lo");
     size_t n = nl_metrics_keep(b, strlen(b), 3);
     b[n] = 0;
-    fails += NL_CHECK(!strcmp(b, "{\"step\": 1, \"loss\": 5}\n{\"step\": 2, \"loss\": 4}\n{\"step\": 3}\n"), "kept: %s", b);
+    fails += NL_CHECK(!strcmp(b, "{\"step\": 1, \"loss\": 5}\n{\"step\": 2, \"loss\": 4}\n{\"step\": 3}\n"), "kept: %s",
+                      b);
     strcpy(b, "{\"step\": 1}\n{\"step\": 2}\n");
     n = nl_metrics_keep(b, strlen(b), 1);
     fails += NL_CHECK(n == 12, "cut at step 1");
     strcpy(b, "{\"step\": 99999999999999}\n{\"step\": -1}\n{\"step\": }\n\n");
     fails += NL_CHECK(nl_metrics_keep(b, strlen(b), 2147483647) == 0, "no bad line kept");
     /* diagnostic records: those of passes before the cut stay, the pass at the cut is redone */
-    strcpy(b, "{\"diag\": 0, \"loss\": 5}\n{\"step\": 1}\n{\"step\": 2}\n{\"diag\": 2, \"loss\": 4}\n{\"step\": 3}\n{\"diag\": 1}\n{\"diag\": x}\n");
+    strcpy(b,
+           "{\"diag\": 0, \"loss\": 5}\n{\"step\": 1}\n{\"step\": 2}\n{\"diag\": 2, \"loss\": 4}\n{\"step\": 3}\n{\"diag\": 1}\n{\"diag\": x}\n");
     n = nl_metrics_keep(b, strlen(b), 2);
     b[n] = 0;
-    fails += NL_CHECK(!strcmp(b, "{\"diag\": 0, \"loss\": 5}\n{\"step\": 1}\n{\"step\": 2}\n{\"diag\": 1}\n"), "diag lines kept: %s", b);
+    fails += NL_CHECK(!strcmp(b, "{\"diag\": 0, \"loss\": 5}\n{\"step\": 1}\n{\"step\": 2}\n{\"diag\": 1}\n"),
+                      "diag lines kept: %s", b);
     return fails;
 }

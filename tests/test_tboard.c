@@ -15,7 +15,8 @@ int test_crc32c(void) {
     int fails = 0;
     /* the check value of the CRC catalogue and the vectors of RFC 3720 (iSCSI), appendix B.4 */
     unsigned char b[32];
-    fails += NL_CHECK(nl_crc32c(0, "123456789", 9) == 0xE3069283u, "crc32c check value: %08x", nl_crc32c(0, "123456789", 9));
+    fails += NL_CHECK(nl_crc32c(0, "123456789", 9) == 0xE3069283u, "crc32c check value: %08x",
+                      nl_crc32c(0, "123456789", 9));
     memset(b, 0, sizeof b);
     fails += NL_CHECK(nl_crc32c(0, b, 32) == 0x8A9136AAu, "32 zero bytes: %08x", nl_crc32c(0, b, 32));
     memset(b, 0xFF, sizeof b);
@@ -53,7 +54,8 @@ int test_progress_line(void) {
     for (int i = 0; i < 5; i++) nl_progress_loss(&p, losses[i]);
     nl_progress_val(&p, 3.5);
     nl_progress_format(&p, 5, 10, 2.0, 1234.4, "3s", 100, s, sizeof s);
-    fails += NL_CHECK(!strcmp(s, "step 5/10 | loss 2.0000 \u2588\u2584\u2581 | val 3.5000 | 1234 tok/s | ETA 3s"), "first val: %s", s);
+    fails += NL_CHECK(!strcmp(s, "step 5/10 | loss 2.0000 \u2588\u2584\u2581 | val 3.5000 | 1234 tok/s | ETA 3s"),
+                      "first val: %s", s);
     nl_progress_val(&p, 3.25);
     nl_progress_format(&p, 5, 10, 2.0, 1234.4, "3s", 100, s, sizeof s);
     fails += NL_CHECK(strstr(s, "| val 3.2500 \u21930.2500 |") != NULL, "val down: %s", s);
@@ -77,7 +79,8 @@ int test_progress_line(void) {
     fails += NL_CHECK(w == 70 && strstr(s, "loss 3.0000 \u2588\u2587\u2585\u2584\u2582\u2581 | val 3.2500 \u21930.2500 |"),
                       "70 columns: the trend and the newest 6 points (6..1 scaled): %s", s);
     w = nl_progress_format(&p, 1, 2, 3.0, 10, "0s", 50, s, sizeof s);
-    fails += NL_CHECK(w == 50 && !strstr(s, "\u2193") && !strstr(s, "\u2581") && !strncmp(s, "step 1/2 | loss 3.0000 | val 3.2500 | 10 tok/s | E", 50),
+    fails += NL_CHECK(w == 50 && !strstr(s, "\u2193") && !strstr(s, "\u2581") &&
+                              !strncmp(s, "step 1/2 | loss 3.0000 | val 3.2500 | 10 tok/s | E", 50),
                       "50 columns: no trend, no points, cut: %s", s);
     return fails;
 }
@@ -96,7 +99,8 @@ int test_tensorboard(void) {
     const char *py = nl_test_venv_python();
     if (access(py, X_OK) != 0) {
         printf("    no Python at %s: the tensorboard read-back needs the virtual environment of scripts/requirements.txt "
-               "(scripts/deps.sh makes build/venv; NORMLAB_VENV=DIR picks another)\n", py);
+               "(scripts/deps.sh makes build/venv; NORMLAB_VENV=DIR picks another)\n",
+               py);
         return 1;
     }
     if (nl_run_fmt(out, sizeof out, "%s -c 'import tensorboard' 2>&1", py) != 0) {
@@ -119,7 +123,8 @@ int test_tensorboard(void) {
 
     /* killed while writing the checkpoint of step 8: the resumed run cuts the first file back to
      * steps <= 4 and writes the rest into a second one; together they equal the uninterrupted run */
-    rc = nl_run_fmt(out, sizeof out, "NORMLAB_FAULT=kill-in-ckpt:8 %s train %s --data %s --out %s/b --tensorboard %s/tb 2>&1",
+    rc = nl_run_fmt(out, sizeof out,
+                    "NORMLAB_FAULT=kill-in-ckpt:8 %s train %s --data %s --out %s/b --tensorboard %s/tb 2>&1",
                     nl_test_bin(), tiny, txt, dir, dir);
     fails += NL_CHECK(rc != 0, "the fault kills the run: %s", out);
     rc = nl_run_fmt(out, sizeof out, "%s train --resume %s/b 2>&1", nl_test_bin(), dir);
@@ -127,34 +132,40 @@ int test_tensorboard(void) {
     char b[256], tb[256];
     snprintf(b, sizeof b, "%s/b", dir);
     snprintf(tb, sizeof tb, "%s/tb", dir);
-    fails += NL_CHECK(count_events(tb) == 2 && count_events(b) == 0, "two event files in --tensorboard DIR, none in the run: %d", count_events(tb));
+    fails += NL_CHECK(count_events(tb) == 2 && count_events(b) == 0,
+                      "two event files in --tensorboard DIR, none in the run: %d", count_events(tb));
     rc = nl_run_fmt(out, sizeof out, "%s tests/tb_check.py %s --tb %s --same-as %s 2>&1", py, b, tb, a);
     fails += NL_CHECK(rc == 0, "tb_check (resumed run b against a): %s", out);
     rc = nl_run_fmt(out, sizeof out, "%s tests/tb_check.py %s --tb %s --same-as %s 2>&1", py, a, a, tb);
     fails += NL_CHECK(rc == 0, "tb_check (a against b): %s", out);
 
     /* a finished run resumed again: nothing to do, nothing cut */
-    rc = nl_run_fmt(out, sizeof out, "%s train --resume %s/b 2>&1 && %s tests/tb_check.py %s --tb %s --same-as %s 2>&1", nl_test_bin(), dir, py, b,
-                    tb, a);
+    rc = nl_run_fmt(out, sizeof out, "%s train --resume %s/b 2>&1 && %s tests/tb_check.py %s --tb %s --same-as %s 2>&1",
+                    nl_test_bin(), dir, py, b, tb, a);
     fails += NL_CHECK(rc == 0 && count_events(tb) == 2, "resume of a finished run: %s", out);
 
     /* a NaN at step 6 rolls back to the checkpoint of step 4: the events are cut like metrics.jsonl */
-    rc = nl_run_fmt(out, sizeof out, "NORMLAB_FAULT=nan-at:6 %s train %s --on-nan rollback --data %s --out %s/e 2>&1 && %s tests/tb_check.py %s/e 2>&1",
+    rc = nl_run_fmt(out, sizeof out,
+                    "NORMLAB_FAULT=nan-at:6 %s train %s --on-nan rollback --data %s --out %s/e 2>&1 && %s tests/tb_check.py %s/e 2>&1",
                     nl_test_bin(), tiny, txt, dir, py, dir);
     snprintf(b, sizeof b, "%s/e", dir);
     fails += NL_CHECK(rc == 0 && strstr(out, "rolled back to step 4") && count_events(b) == 2, "rollback: %s", out);
 
     /* the check can fail: another seed's run is not the same */
-    rc = nl_run_fmt(out, sizeof out, "%s train %s --seed 7 --data %s --out %s/c 2>&1 && %s tests/tb_check.py %s/c --same-as %s 2>&1",
+    rc = nl_run_fmt(out, sizeof out,
+                    "%s train %s --seed 7 --data %s --out %s/c 2>&1 && %s tests/tb_check.py %s/c --same-as %s 2>&1",
                     nl_test_bin(), tiny, txt, dir, py, dir, a);
     fails += NL_CHECK(rc == 1 && strstr(out, "differ"), "another seed must differ: %s", out);
 
     /* a fresh run refuses a --tensorboard DIR that holds event files; a fresh run in an old run
      * directory (--overwrite) replaces its event files */
-    rc = nl_run_fmt(out, sizeof out, "%s train %s --data %s --out %s/d --tensorboard %s 2>&1", nl_test_bin(), tiny, txt, dir, tb);
-    fails += NL_CHECK(rc == 2 && strstr(out, "already holds event files"), "--tensorboard DIR in use: rc %d: %s", rc, out);
-    rc = nl_run_fmt(out, sizeof out, "%s train %s --steps 4 --overwrite --data %s --out %s 2>&1 && %s tests/tb_check.py %s 2>&1", nl_test_bin(), tiny, txt,
-                    a, py, a);
+    rc = nl_run_fmt(out, sizeof out, "%s train %s --data %s --out %s/d --tensorboard %s 2>&1", nl_test_bin(), tiny, txt,
+                    dir, tb);
+    fails += NL_CHECK(rc == 2 && strstr(out, "already holds event files"), "--tensorboard DIR in use: rc %d: %s", rc,
+                      out);
+    rc = nl_run_fmt(out, sizeof out,
+                    "%s train %s --steps 4 --overwrite --data %s --out %s 2>&1 && %s tests/tb_check.py %s 2>&1",
+                    nl_test_bin(), tiny, txt, a, py, a);
     fails += NL_CHECK(rc == 0 && count_events(a) == 1, "a fresh run in an old run directory (--overwrite): %s", out);
 
     nl_run_fmt(out, sizeof out, "rm -rf %s", dir);

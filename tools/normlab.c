@@ -63,8 +63,10 @@ static nl_status load_lm(const nl_args *a, nl_model *m, const char *cmd) {
     NL_TRY(load_model(a, m));
     if (m->cfg.arch != NL_ARCH_DIT) return NL_OK;
     nl_model_free(m);
-    return NL_FAIL(NL_ERR_ARG, "normlab %s: '%s' is an --arch dit model (images); its held-out loss is train's val_loss, its "
-                               "samples come from 'normlab sample', its quality from 'normlab fid'", cmd, ckpt_path);
+    return NL_FAIL(NL_ERR_ARG,
+                   "normlab %s: '%s' is an --arch dit model (images); its held-out loss is train's val_loss, its "
+                   "samples come from 'normlab sample', its quality from 'normlab fid'",
+                   cmd, ckpt_path);
 }
 
 static int g_argc;
@@ -72,13 +74,15 @@ static char **g_argv;
 
 /* options that leave the loss curve unchanged may be given with --resume; the rest come from the
  * checkpoint */
-static const char *const resume_ok[] = { "resume", "threads", "log-every", "ckpt-every", "keep-ckpts", "on-nan", "max-rollbacks", "steps", "zero", "overlap", "dp-timeout", NULL };
+static const char *const resume_ok[] = { "resume",        "threads", "log-every", "ckpt-every", "keep-ckpts", "on-nan",
+                                         "max-rollbacks", "steps",   "zero",      "overlap",    "dp-timeout", NULL };
 
 static int cmd_resume(nl_args *a) {
     const char *bad = nl_args_given_except(a, NL_CMD_TRAIN, resume_ok);
     if (bad) {
         nl_set_error("--%s cannot be combined with --resume: a resumed run continues with the config saved in its checkpoint "
-                     "(allowed: --steps --threads --log-every --ckpt-every --keep-ckpts --on-nan --max-rollbacks --zero --overlap --dp-timeout)", bad);
+                     "(allowed: --steps --threads --log-every --ckpt-every --keep-ckpts --on-nan --max-rollbacks --zero --overlap --dp-timeout)",
+                     bad);
         return fail(NL_ERR_ARG);
     }
     static nl_args r;
@@ -94,7 +98,8 @@ static int cmd_resume(nl_args *a) {
     r.cfg.zero = 0; /* how the moments are held is this launch's choice: --zero is given again or not at all */
     st = nl_args_parse(&r, NL_CMD_TRAIN, g_argc, g_argv, &help); /* the allowed options override */
     if (st != NL_OK) return fail(st);
-    if (r.cfg.steps != planned && r.cfg.lr_steps == 0) r.cfg.lr_steps = planned; /* the schedule stays; then the floor */
+    if (r.cfg.steps != planned && r.cfg.lr_steps == 0)
+        r.cfg.lr_steps = planned; /* the schedule stays; then the floor */
     snprintf(r.cfg.out, sizeof r.cfg.out, "%s", dir);
     st = nl_train_resume(&r.cfg, ckpt);
     if (st != NL_OK) return fail(st);
@@ -164,12 +169,13 @@ static int cmd_eval(nl_args *a) {
 
 /* one eval-mc result line: what was scored (task, data file, checkpoint and its step) and the accuracies */
 static void mc_json(FILE *f, const nl_args *a, int task, const nl_model *m, const nl_mc_result *r) {
-    fprintf(f, "{\"task\": \"%s\", \"norm\": \"%s\", \"data\": ", nl_mc_task_names[task], nl_placements[m->cfg.placement].name);
+    fprintf(f, "{\"task\": \"%s\", \"norm\": \"%s\", \"data\": ", nl_mc_task_names[task],
+            nl_placements[m->cfg.placement].name);
     nl_json_write_str(f, a->cfg.data);
     fputs(", \"ckpt\": ", f);
     nl_json_write_str(f, ckpt_path);
-    fprintf(f, ", \"step\": %d, \"items\": %d, \"acc\": %.6f, \"acc_norm_token\": %.6f, \"acc_norm_byte\": %.6f}\n", ckpt_step, r->items,
-            r->acc, r->acc_norm_token, r->acc_norm_byte);
+    fprintf(f, ", \"step\": %d, \"items\": %d, \"acc\": %.6f, \"acc_norm_token\": %.6f, \"acc_norm_byte\": %.6f}\n",
+            ckpt_step, r->items, r->acc, r->acc_norm_token, r->acc_norm_byte);
 }
 
 /* appends the result line to RUN_DIR/evals.jsonl when --ckpt names a run directory */
@@ -186,7 +192,8 @@ static nl_status append_eval(const nl_args *a, int task, const nl_model *m, cons
 
 static int cmd_evalmc(nl_args *a) {
     const int task = nl_mc_task_from_name(a->task);
-    if (task < 0) return nl_set_error("--task: '%s' is not hellaswag|arc|piqa|siqa|winogrande|generic", a->task), fail(NL_ERR_ARG);
+    if (task < 0)
+        return nl_set_error("--task: '%s' is not hellaswag|arc|piqa|siqa|winogrande|generic", a->task), fail(NL_ERR_ARG);
     if (!a->cfg.data[0]) return nl_set_error("--data is required"), fail(NL_ERR_ARG);
     nl_model m;
     nl_status st = load_lm(a, &m, "eval-mc");
@@ -204,7 +211,10 @@ static int cmd_evalmc(nl_args *a) {
     return st == NL_OK ? 0 : fail(st);
 }
 
-typedef struct bpe_out { const nl_bpe *b; FILE *f; } bpe_out;
+typedef struct bpe_out {
+    const nl_bpe *b;
+    FILE *f;
+} bpe_out;
 
 static void emit_bpe(int token, void *ctx) {
     const bpe_out *o = ctx;
@@ -220,7 +230,8 @@ static nl_status sample_bpe(nl_args *a, nl_model *m) {
     NL_TRY(nl_bpe_load(&b, a->bpe_dir));
     nl_status st = NL_OK;
     if (nl_bpe_vocab(b) != m->cfg.vocab) {
-        st = NL_FAIL(NL_ERR_ARG, "the model's vocabulary (%d) is not the tokenizer's (%d); byte models have 256, GPT-2 models 50257",
+        st = NL_FAIL(NL_ERR_ARG,
+                     "the model's vocabulary (%d) is not the tokenizer's (%d); byte models have 256, GPT-2 models 50257",
                      m->cfg.vocab, nl_bpe_vocab(b));
     } else {
         nl_ids ids = { 0 };
@@ -244,11 +255,15 @@ static nl_status sample_dit(const nl_args *a, nl_model *m) {
     if (sscanf(a->grid, "%dx%d%c", &rows, &cols, &extra) != 2 || rows < 1 || cols < 1 || rows * cols > 4096)
         return NL_FAIL(NL_ERR_ARG, "--grid '%s': must be ROWSxCOLS, e.g. 8x8 (at most 4096 images)", a->grid);
     if (!a->out_file[0]) return NL_FAIL(NL_ERR_ARG, "--out FILE.png is required to sample an --arch dit model");
-    if (strcmp(a->sampler, "euler") && strcmp(a->sampler, "heun")) return NL_FAIL(NL_ERR_ARG, "--sampler '%s': euler | heun", a->sampler);
-    if (a->ode_steps < 1 || a->ode_steps > 10000) return NL_FAIL(NL_ERR_ARG, "--steps %d: must be in 1..10000", a->ode_steps);
+    if (strcmp(a->sampler, "euler") && strcmp(a->sampler, "heun"))
+        return NL_FAIL(NL_ERR_ARG, "--sampler '%s': euler | heun", a->sampler);
+    if (a->ode_steps < 1 || a->ode_steps > 10000)
+        return NL_FAIL(NL_ERR_ARG, "--steps %d: must be in 1..10000", a->ode_steps);
     if (a->class_id < -1 || a->class_id > c->classes)
-        return NL_FAIL(NL_ERR_ARG, "--class %d: must be -1 (by row), a class 0..%d or %d (the null class)", a->class_id, c->classes - 1, c->classes);
-    if (!(a->cfg_scale >= 0 && a->cfg_scale < 1e3)) return NL_FAIL(NL_ERR_ARG, "--cfg %g: must be in [0, 1000)", a->cfg_scale);
+        return NL_FAIL(NL_ERR_ARG, "--class %d: must be -1 (by row), a class 0..%d or %d (the null class)", a->class_id,
+                       c->classes - 1, c->classes);
+    if (!(a->cfg_scale >= 0 && a->cfg_scale < 1e3))
+        return NL_FAIL(NL_ERR_ARG, "--cfg %g: must be in [0, 1000)", a->cfg_scale);
     const int n = rows * cols;
     int *y = malloc((size_t)n * sizeof *y);
     float *img = malloc((size_t)n * c->img_h * c->img_w * c->img_ch * sizeof *img);
@@ -257,8 +272,9 @@ static nl_status sample_dit(const nl_args *a, nl_model *m) {
     nl_dit_sample(m, n, y, a->cfg_scale, a->ode_steps, !strcmp(a->sampler, "heun"), a->cfg.seed, img);
     nl_status st = nl_dit_grid_png(a->out_file, img, rows, cols, c->img_h, c->img_w, c->img_ch);
     if (st == NL_OK)
-        printf("wrote %s: %dx%d grid of %dx%d images, %s, %d steps, cfg %g, %s\n", a->out_file, rows, cols, c->img_w, c->img_h,
-               a->sampler, a->ode_steps, c->classes ? a->cfg_scale : 1.0, a->class_id >= 0 ? "one class" : "class r mod classes in row r");
+        printf("wrote %s: %dx%d grid of %dx%d images, %s, %d steps, cfg %g, %s\n", a->out_file, rows, cols, c->img_w,
+               c->img_h, a->sampler, a->ode_steps, c->classes ? a->cfg_scale : 1.0,
+               a->class_id >= 0 ? "one class" : "class r mod classes in row r");
     free(y);
     free(img);
     return st;
@@ -284,10 +300,13 @@ static int cmd_sample(nl_args *a) {
 /* normlab classifier: the feature classifier of 'normlab fid', trained on labelled images */
 static int cmd_classifier(nl_args *a) {
     if (!a->cfg.data[0]) return nl_set_error("--data is required (fashion-mnist)"), fail(NL_ERR_ARG);
-    if (!a->out_file[0]) return nl_set_error("--out is required (the classifier's .safetensors file)"), fail(NL_ERR_ARG);
+    if (!a->out_file[0])
+        return nl_set_error("--out is required (the classifier's .safetensors file)"), fail(NL_ERR_ARG);
     if (a->clf_steps < 1) return nl_set_error("--steps %d: must be >= 1", a->clf_steps), fail(NL_ERR_ARG);
     if (!nl_images_is_fmnist(a->cfg.data))
-        return nl_set_error("--data '%s': the classifier needs labelled images with a test split (fashion-mnist)", a->cfg.data), fail(NL_ERR_ARG);
+        return nl_set_error("--data '%s': the classifier needs labelled images with a test split (fashion-mnist)",
+                            a->cfg.data),
+               fail(NL_ERR_ARG);
     nl_images tr, te = { 0 };
     nl_status st = nl_images_open(&tr, a->cfg.data, 0);
     if (st != NL_OK) return fail(st);
@@ -307,11 +326,16 @@ static int cmd_classifier(nl_args *a) {
 
 /* normlab fid: the Fréchet distance between generated and held-out images in the classifier's features */
 static int cmd_fid(nl_args *a) {
-    if (!a->classifier[0]) return nl_set_error("--classifier is required (a file from 'normlab classifier')"), fail(NL_ERR_ARG);
-    if (a->samples < 2 || a->samples > 100000) return nl_set_error("--samples %d: must be in 2..100000", a->samples), fail(NL_ERR_ARG);
-    if (strcmp(a->sampler, "euler") && strcmp(a->sampler, "heun")) return nl_set_error("--sampler '%s': euler | heun", a->sampler), fail(NL_ERR_ARG);
-    if (a->ode_steps < 1 || a->ode_steps > 10000) return nl_set_error("--steps %d: must be in 1..10000", a->ode_steps), fail(NL_ERR_ARG);
-    if (!(a->cfg_scale >= 0 && a->cfg_scale < 1e3)) return nl_set_error("--cfg %g: must be in [0, 1000)", a->cfg_scale), fail(NL_ERR_ARG);
+    if (!a->classifier[0])
+        return nl_set_error("--classifier is required (a file from 'normlab classifier')"), fail(NL_ERR_ARG);
+    if (a->samples < 2 || a->samples > 100000)
+        return nl_set_error("--samples %d: must be in 2..100000", a->samples), fail(NL_ERR_ARG);
+    if (strcmp(a->sampler, "euler") && strcmp(a->sampler, "heun"))
+        return nl_set_error("--sampler '%s': euler | heun", a->sampler), fail(NL_ERR_ARG);
+    if (a->ode_steps < 1 || a->ode_steps > 10000)
+        return nl_set_error("--steps %d: must be in 1..10000", a->ode_steps), fail(NL_ERR_ARG);
+    if (!(a->cfg_scale >= 0 && a->cfg_scale < 1e3))
+        return nl_set_error("--cfg %g: must be in [0, 1000)", a->cfg_scale), fail(NL_ERR_ARG);
     nl_model m;
     nl_status st = load_model(a, &m);
     if (st != NL_OK) return fail(st);
@@ -321,12 +345,12 @@ static int cmd_fid(nl_args *a) {
     if (c->arch != NL_ARCH_DIT) st = NL_FAIL(NL_ERR_ARG, "normlab fid: '%s' is not an --arch dit model", ckpt_path);
     if (st == NL_OK) st = nl_clf_load(&clf, a->classifier);
     if (st == NL_OK && (clf.h != c->img_h || clf.w != c->img_w || clf.ch != c->img_ch || clf.classes != c->classes))
-        st = NL_FAIL(NL_ERR_ARG, "--classifier '%s' was trained on %dx%dx%d images with %d classes; the model makes %dx%dx%d with %d",
+        st = NL_FAIL(NL_ERR_ARG,
+                     "--classifier '%s' was trained on %dx%dx%d images with %d classes; the model makes %dx%dx%d with %d",
                      a->classifier, clf.w, clf.h, clf.ch, clf.classes, c->img_w, c->img_h, c->img_ch, c->classes);
     const char *data = a->cfg.data[0] ? a->cfg.data : c->data; /* default: the run's own data, its held-out images */
     if (st == NL_OK && nl_images_is_fmnist(data)) st = nl_images_open(&ho, data, 1); /* the test split */
-    else if (st == NL_OK) { /* a folder: its last --val-frac, as train held it out */
-        nl_images all;
+    else if (st == NL_OK) { /* a folder: its last --val-frac, as train held it out */ nl_images all;
         st = nl_images_open(&all, data, 0);
         if (st == NL_OK) nl_images_split(&all, (int)lround(c->val_frac * all.n), &ho);
         nl_images_free(&all);
@@ -338,7 +362,8 @@ static int cmd_fid(nl_args *a) {
         const size_t per = (size_t)c->img_h * c->img_w * c->img_ch;
         int *y = nl_xmalloc((size_t)n * sizeof *y);
         float *img = nl_xmalloc((size_t)n * per * sizeof *img);
-        double *fg = nl_xmalloc((size_t)n * NL_CLF_FEAT * sizeof *fg), *fh = nl_xmalloc((size_t)n * NL_CLF_FEAT * sizeof *fh);
+        double *fg = nl_xmalloc((size_t)n * NL_CLF_FEAT * sizeof *fg),
+               *fh = nl_xmalloc((size_t)n * NL_CLF_FEAT * sizeof *fh);
         for (int i = 0; i < n; i++) y[i] = c->classes ? i % c->classes : 0; /* balanced classes, as the test split */
         const double t0 = nl_now();
         nl_dit_sample(&m, n, y, a->cfg_scale, a->ode_steps, !strcmp(a->sampler, "heun"), a->cfg.seed, img);
@@ -346,8 +371,9 @@ static int cmd_fid(nl_args *a) {
         nl_clf_features(&clf, ho.pix, n, fh);
         const double fd = nl_frechet(fg, n, fh, n, NL_CLF_FEAT);
         printf("{\"fid\": %.4f, \"samples\": %d, \"sampler\": \"%s\", \"steps\": %d, \"cfg\": %g, \"classifier_accuracy\": %.4f, "
-               "\"ckpt\": \"%s\", \"step\": %d, \"data\": \"%s\", \"seconds\": %.1f}\n", fd, n, a->sampler, a->ode_steps,
-               c->classes ? a->cfg_scale : 1.0, clf.acc, ckpt_path, ckpt_step, data, nl_now() - t0);
+               "\"ckpt\": \"%s\", \"step\": %d, \"data\": \"%s\", \"seconds\": %.1f}\n",
+               fd, n, a->sampler, a->ode_steps, c->classes ? a->cfg_scale : 1.0, clf.acc, ckpt_path, ckpt_step, data,
+               nl_now() - t0);
         free(y), free(img), free(fg), free(fh);
     }
     nl_images_free(&ho);
@@ -360,7 +386,8 @@ static int cmd_export(nl_args *a) {
     nl_model m;
     if (!a->out_file[0]) return nl_set_error("--out is required"), fail(NL_ERR_ARG);
     const int hf = !strcmp(a->format, "hf");
-    if (!hf && strcmp(a->format, "safetensors")) return nl_set_error("--format: '%s' is not safetensors|hf", a->format), fail(NL_ERR_ARG);
+    if (!hf && strcmp(a->format, "safetensors"))
+        return nl_set_error("--format: '%s' is not safetensors|hf", a->format), fail(NL_ERR_ARG);
     const char *cls = NULL;
     nl_status st = hf ? load_lm(a, &m, "export --format hf") : load_model(a, &m);
     if (st == NL_OK) st = hf ? nl_hf_export(&m, a->out_file, &cls) : nl_export(&m, a->out_file);
@@ -374,7 +401,8 @@ static int cmd_export(nl_args *a) {
 
 /* the analysis goes to --out, by default analyze.json beside the checkpoint ('normlab report' picks it
  * up from a run directory), or to standard output with --out - */
-static nl_status write_analysis(const nl_args *a, const nl_analysis *an, const nl_model *m, const nl_eval_data *d, int split) {
+static nl_status write_analysis(const nl_args *a, const nl_analysis *an, const nl_model *m, const nl_eval_data *d,
+                                int split) {
     char out[NL_PATH_MAX + 320], tmp[NL_PATH_MAX + 400];
     if (!strcmp(a->out_file, "-")) return nl_analysis_write_json(an, m, ckpt_path, stdout), NL_OK;
     if (a->out_file[0]) snprintf(out, sizeof out, "%s", a->out_file);
@@ -386,7 +414,8 @@ static nl_status write_analysis(const nl_args *a, const nl_analysis *an, const n
     NL_TRY(nl_write_atomic_begin(out, tmp, sizeof tmp, &f));
     nl_analysis_write_json(an, m, ckpt_path, f);
     NL_TRY(nl_write_atomic_commit(out, tmp, f));
-    printf("wrote %s: %zu windows of the %s split of %s, loss %.4f\n", out, an->windows, nl_split_names[split], d->path, an->loss);
+    printf("wrote %s: %zu windows of the %s split of %s, loss %.4f\n", out, an->windows, nl_split_names[split], d->path,
+           an->loss);
     return NL_OK;
 }
 
@@ -445,8 +474,8 @@ static int cmd_prepare(nl_args *a) {
     if (st != NL_OK) return fail(st);
     printf("prepared %d file(s), %.2f MB: %zu train tokens in %d shard(s), %zu val tokens in %d shard(s), vocabulary %d, "
            "%.1fs; train with: normlab train --data '%s/train_*.bin' --val-data '%s/val_*.bin'\n",
-           s.files, (double)s.bytes / 1e6, s.train_tokens, s.train_shards, s.val_tokens, s.val_shards, s.vocab, s.seconds,
-           a->prep_out, a->prep_out);
+           s.files, (double)s.bytes / 1e6, s.train_tokens, s.train_shards, s.val_tokens, s.val_shards, s.vocab,
+           s.seconds, a->prep_out, a->prep_out);
     return 0;
 }
 
@@ -579,7 +608,8 @@ static const struct {
     const char *name, *synopsis;
     int (*run)(int argc, char **argv);
 } raw_cmds[] = {
-    { "sweep", "sweep --norm A,B --lr X,Y [--seeds K] [--jobs N] [--out DIR] [--launcher local|slurm] [train options]", cmd_sweep },
+    { "sweep", "sweep --norm A,B --lr X,Y [--seeds K] [--jobs N] [--out DIR] [--launcher local|slurm] [train options]",
+      cmd_sweep },
     { "info", "info   (version, matmul library and ISA, threads, CPU; = normlab --version)", cmd_info },
 };
 enum { NRAW = sizeof raw_cmds / sizeof raw_cmds[0] };
@@ -621,6 +651,8 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; i < NRAW; i++)
         if (!strcmp(argv[1], raw_cmds[i].name)) return cmd_name = raw_cmds[i].name, raw_cmds[i].run(argc - 2, argv + 2);
-    fprintf(stderr, "normlab: unknown command '%s' (commands: train, eval, eval-mc, sample, export, prepare, sweep, report, analyze, info; see 'normlab --help')\n", argv[1]);
+    fprintf(stderr,
+            "normlab: unknown command '%s' (commands: train, eval, eval-mc, sample, export, prepare, sweep, report, analyze, info; see 'normlab --help')\n",
+            argv[1]);
     return 2;
 }

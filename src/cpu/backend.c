@@ -82,95 +82,57 @@ static void cpu_copy(void *dst, const void *src, size_t bytes) {
 
 static void round_none(float *x, size_t n, nl_lowp_counts *counts) { (void)x, (void)n, (void)counts; }
 
-#define LOWP_OPS(sfx, DT)                                                                                          \
-    static void gemm_##sfx(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,               \
-                           const float *B, int ldb, float beta, float *C, int ldc) {                                \
-        nl_lowp_gemm_op(DT, tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);                                \
-    }                                                                                                               \
-    static void linear_forward_##sfx(float *out, const float *inp, const float *w, const float *b, size_t N,      \
-                                     int IC, int OC) {                                                             \
-        nl_lowp_linear_forward(DT, out, inp, w, b, N, IC, OC);                                                     \
-    }                                                                                                               \
-    static void linear_backward_##sfx(float *dinp, float *dw, float *db, const float *dout, const float *inp,     \
-                                      const float *w, size_t N, int IC, int OC) {                                  \
-        nl_lowp_linear_backward(DT, dinp, dw, db, dout, inp, w, N, IC, OC);                                        \
-    }                                                                                                               \
-    static void attention_forward_##sfx(float *out, float *att, const float *qkv, int B, int T, int C, int NH,     \
-                                        int KVH) {                                                                 \
-        nl_lowp_attention_forward(DT, out, att, qkv, B, T, C, NH, KVH);                                            \
-    }                                                                                                               \
-    static void attention_backward_##sfx(float *dqkv, float *datt, const float *dout, const float *qkv,           \
-                                         const float *att, int B, int T, int C, int NH, int KVH) {                 \
-        nl_lowp_attention_backward(DT, dqkv, datt, dout, qkv, att, B, T, C, NH, KVH);                              \
-    }                                                                                                               \
+#define LOWP_OPS(sfx, DT)                                                                                                 \
+    static void gemm_##sfx(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda, const float *B,     \
+                           int ldb, float beta, float *C, int ldc) {                                                      \
+        nl_lowp_gemm_op(DT, tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);                                        \
+    }                                                                                                                     \
+    static void linear_forward_##sfx(float *out, const float *inp, const float *w, const float *b, size_t N, int IC,      \
+                                     int OC) {                                                                            \
+        nl_lowp_linear_forward(DT, out, inp, w, b, N, IC, OC);                                                            \
+    }                                                                                                                     \
+    static void linear_backward_##sfx(float *dinp, float *dw, float *db, const float *dout, const float *inp,             \
+                                      const float *w, size_t N, int IC, int OC) {                                         \
+        nl_lowp_linear_backward(DT, dinp, dw, db, dout, inp, w, N, IC, OC);                                               \
+    }                                                                                                                     \
+    static void attention_forward_##sfx(float *out, float *att, const float *qkv, int B, int T, int C, int NH, int KVH) { \
+        nl_lowp_attention_forward(DT, out, att, qkv, B, T, C, NH, KVH);                                                   \
+    }                                                                                                                     \
+    static void attention_backward_##sfx(float *dqkv, float *datt, const float *dout, const float *qkv,                   \
+                                         const float *att, int B, int T, int C, int NH, int KVH) {                        \
+        nl_lowp_attention_backward(DT, dqkv, datt, dout, qkv, att, B, T, C, NH, KVH);                                     \
+    }                                                                                                                     \
     static void round_##sfx(float *x, size_t n, nl_lowp_counts *counts) { nl_lowp_round(x, x, n, DT, counts); }
 LOWP_OPS(bf16, NL_DTYPE_BF16)
 LOWP_OPS(fp16, NL_DTYPE_FP16)
 
 /* every op but those a dtype changes */
-#define CPU_COMMON_OPS \
-    .enter = cpu_enter, \
-    .alloc = cpu_alloc, \
-    .free = cpu_free, \
-    .zero = cpu_zero, \
-    .copy = cpu_copy, \
-    .to_host = cpu_copy, \
-    .from_host = cpu_copy, \
-    .copy_cols = nl_copy_cols, \
-    .gemm_info = nl_gemm_info, \
-    .norm_forward = nl_norm_forward, \
-    .norm_backward = nl_norm_backward, \
-    .scalenorm_forward = nl_scalenorm_forward, \
-    .scalenorm_backward = nl_scalenorm_backward, \
-    .dyt_forward = nl_dyt_forward, \
-    .dyt_backward = nl_dyt_backward, \
-    .seednorm_forward = nl_seednorm_forward, \
-    .seednorm_backward = nl_seednorm_backward, \
-    .crmsnorm_forward = nl_crmsnorm_forward, \
-    .crmsnorm_backward = nl_crmsnorm_backward, \
-    .headscale_forward = nl_headscale_forward, \
-    .headscale_backward = nl_headscale_backward, \
-    .chanres_forward = nl_chanres_forward, \
-    .chanres_backward = nl_chanres_backward, \
-    .gain_forward = nl_gain_forward, \
-    .gain_backward = nl_gain_backward, \
-    .l2norm_forward = nl_l2norm_forward, \
-    .l2norm_backward = nl_l2norm_backward, \
-    .lerp_forward = nl_lerp_forward, \
-    .lerp_backward = nl_lerp_backward, \
-    .colscale_forward = nl_colscale_forward, \
-    .colscale_backward = nl_colscale_backward, \
-    .unit_project = nl_unit_project, \
-    .attention_bidir_forward = nl_attention_bidir_forward, \
-    .attention_bidir_backward = nl_attention_bidir_backward, \
-    .ada_forward = nl_ada_forward, \
-    .ada_backward = nl_ada_backward, \
-    .silu_forward = nl_silu_forward, \
-    .silu_backward = nl_silu_backward, \
-    .gpas_forward = nl_gpas_forward, \
-    .gpas_backward = nl_gpas_backward, \
-    .rope_table = nl_rope_table, \
-    .rope_forward = nl_rope_forward, \
-    .rope_backward = nl_rope_backward, \
-    .gelu_forward = nl_gelu_forward, \
-    .gelu_backward = nl_gelu_backward, \
-    .swiglu_forward = nl_swiglu_forward, \
-    .swiglu_backward = nl_swiglu_backward, \
-    .encoder_forward = nl_encoder_forward, \
-    .encoder_backward = nl_encoder_backward, \
-    .residual_forward = nl_residual_forward, \
-    .scale_shift = nl_scale_shift, \
-    .xent = nl_xent, \
-    .adamw = nl_adamw, \
-    .sum = nl_sum, \
-    .sumsq = nl_sumsq, \
-    .first_nonfinite = nl_first_nonfinite, \
+#define CPU_COMMON_OPS                                                                                                 \
+    .enter = cpu_enter, .alloc = cpu_alloc, .free = cpu_free, .zero = cpu_zero, .copy = cpu_copy, .to_host = cpu_copy, \
+    .from_host = cpu_copy, .copy_cols = nl_copy_cols, .gemm_info = nl_gemm_info, .norm_forward = nl_norm_forward,      \
+    .norm_backward = nl_norm_backward, .scalenorm_forward = nl_scalenorm_forward,                                      \
+    .scalenorm_backward = nl_scalenorm_backward, .dyt_forward = nl_dyt_forward, .dyt_backward = nl_dyt_backward,       \
+    .seednorm_forward = nl_seednorm_forward, .seednorm_backward = nl_seednorm_backward,                                \
+    .crmsnorm_forward = nl_crmsnorm_forward, .crmsnorm_backward = nl_crmsnorm_backward,                                \
+    .headscale_forward = nl_headscale_forward, .headscale_backward = nl_headscale_backward,                            \
+    .chanres_forward = nl_chanres_forward, .chanres_backward = nl_chanres_backward, .gain_forward = nl_gain_forward,   \
+    .gain_backward = nl_gain_backward, .l2norm_forward = nl_l2norm_forward, .l2norm_backward = nl_l2norm_backward,     \
+    .lerp_forward = nl_lerp_forward, .lerp_backward = nl_lerp_backward, .colscale_forward = nl_colscale_forward,       \
+    .colscale_backward = nl_colscale_backward, .unit_project = nl_unit_project,                                        \
+    .attention_bidir_forward = nl_attention_bidir_forward, .attention_bidir_backward = nl_attention_bidir_backward,    \
+    .ada_forward = nl_ada_forward, .ada_backward = nl_ada_backward, .silu_forward = nl_silu_forward,                   \
+    .silu_backward = nl_silu_backward, .gpas_forward = nl_gpas_forward, .gpas_backward = nl_gpas_backward,             \
+    .rope_table = nl_rope_table, .rope_forward = nl_rope_forward, .rope_backward = nl_rope_backward,                   \
+    .gelu_forward = nl_gelu_forward, .gelu_backward = nl_gelu_backward, .swiglu_forward = nl_swiglu_forward,           \
+    .swiglu_backward = nl_swiglu_backward, .encoder_forward = nl_encoder_forward,                                      \
+    .encoder_backward = nl_encoder_backward, .residual_forward = nl_residual_forward, .scale_shift = nl_scale_shift,   \
+    .xent = nl_xent, .adamw = nl_adamw, .sum = nl_sum, .sumsq = nl_sumsq, .first_nonfinite = nl_first_nonfinite,       \
     .stream_stats = nl_stream_stats,
 
-#define CPU_TABLE(NAME, DT, GEMM, LF, LB, AF, AB, ROUND)                                                           \
-    {                                                                                                               \
-        .name = NAME, .dtype = DT, .gemm = GEMM, .linear_forward = LF, .linear_backward = LB,                      \
-        .attention_forward = AF, .attention_backward = AB, .round_act = ROUND, CPU_COMMON_OPS                      \
+#define CPU_TABLE(NAME, DT, GEMM, LF, LB, AF, AB, ROUND)                                                               \
+    {                                                                                                                  \
+        .name = NAME, .dtype = DT, .gemm = GEMM, .linear_forward = LF, .linear_backward = LB, .attention_forward = AF, \
+        .attention_backward = AB, .round_act = ROUND, CPU_COMMON_OPS                                                   \
     }
 
 static const nl_backend tables[NL_DTYPE_COUNT] = {

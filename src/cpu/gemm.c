@@ -36,9 +36,14 @@ static sigset_t g_async; /* every signal but the synchronous (fault) ones */
  * DNNL_MAX_CPU_ISA, as scripts/valgrind.sh does) */
 static const char *onednn_sgemm_isa(void) {
     const unsigned isa = (unsigned)dnnl_get_effective_cpu_isa();
-    const struct { unsigned bits; const char *name; } k[] = {
-        { dnnl_cpu_isa_avx512_core, "avx512_core" }, { dnnl_cpu_isa_avx2, "avx2" },
-        { dnnl_cpu_isa_avx, "avx" }, { dnnl_cpu_isa_sse41, "sse41" },
+    const struct {
+        unsigned bits;
+        const char *name;
+    } k[] = {
+        { dnnl_cpu_isa_avx512_core, "avx512_core" },
+        { dnnl_cpu_isa_avx2, "avx2" },
+        { dnnl_cpu_isa_avx, "avx" },
+        { dnnl_cpu_isa_sse41, "sse41" },
     };
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         if ((isa & k[i].bits) == k[i].bits) return k[i].name;

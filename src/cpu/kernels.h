@@ -15,50 +15,48 @@
 
 /* Normalization, per row over C channels (docs/methods.md §1). type: NL_LAYERNORM or NL_RMSNORM
  * (b may be NULL: no bias; ignored for rmsnorm). out = scale * (w * xh + b). mean is 0 for rmsnorm. */
-void nl_norm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
-                     const float *b, float scale, int type, float eps, size_t N, int C);
+void nl_norm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
+                     float scale, int type, float eps, size_t N, int C);
 /* dinp += dL/dinp; dw += ..., db += ... (db may be NULL). */
-void nl_norm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
-                      const float *w, const float *mean, const float *rstd, float scale, int type,
-                      size_t N, int C);
+void nl_norm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                      const float *mean, const float *rstd, float scale, int type, size_t N, int C);
 
 /* ScaleNorm (Nguyen & Salazar 2019): out = scale * g * x / sqrt(sum(x^2) + eps), g one scalar. */
-void nl_scalenorm_forward(float *out, float *rstd, const float *inp, const float *g, float scale,
-                          float eps, size_t N, int C);
+void nl_scalenorm_forward(float *out, float *rstd, const float *inp, const float *g, float scale, float eps, size_t N,
+                          int C);
 void nl_scalenorm_backward(float *dinp, float *dg, const float *dout, const float *inp, const float *g,
                            const float *rstd, float scale, size_t N, int C);
 /* DyT (Zhu et al. 2025): out = scale * (w * tanh(alpha x) + b), alpha one scalar; b may be NULL. */
-void nl_dyt_forward(float *out, const float *inp, const float *w, const float *b, const float *alpha,
-                    float scale, size_t N, int C);
+void nl_dyt_forward(float *out, const float *inp, const float *w, const float *b, const float *alpha, float scale,
+                    size_t N, int C);
 void nl_dyt_backward(float *dinp, float *dw, float *db, float *dalpha, const float *dout, const float *inp,
                      const float *w, const float *alpha, float scale, size_t N, int C);
 /* SeeDNorm (Cai et al. 2025): out = scale * (tanh(beta . x) * alpha + w) * x / sqrt(mean(x^2) + eps);
  * alpha, beta, w are (C) vectors; bx and rstd save beta . x and 1/rms per row. */
-void nl_seednorm_forward(float *out, float *bx, float *rstd, const float *inp, const float *w,
-                         const float *alpha, const float *beta, float scale, float eps, size_t N, int C);
-void nl_seednorm_backward(float *dinp, float *dw, float *dalpha, float *dbeta, const float *dout,
-                          const float *inp, const float *w, const float *alpha, const float *beta,
-                          const float *bx, const float *rstd, float scale, size_t N, int C);
+void nl_seednorm_forward(float *out, float *bx, float *rstd, const float *inp, const float *w, const float *alpha,
+                         const float *beta, float scale, float eps, size_t N, int C);
+void nl_seednorm_backward(float *dinp, float *dw, float *dalpha, float *dbeta, const float *dout, const float *inp,
+                          const float *w, const float *alpha, const float *beta, const float *bx, const float *rstd,
+                          float scale, size_t N, int C);
 
 /* CRMSNorm (Jiang et al. 2023): RMSNorm whose RMS comes from the first C-1 coordinates of a zero-mean
  * vector, q = (sum_{i<C-1} x_i^2 + (sum_{i<C-1} x_i)^2)/C + eps; out = scale * w * x / sqrt(q).
  * s1 and rstd save sum_{i<C-1} x_i and 1/sqrt(q) per row. */
-void nl_crmsnorm_forward(float *out, float *s1, float *rstd, const float *inp, const float *w, float scale,
-                         float eps, size_t N, int C);
-void nl_crmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
-                          const float *s1, const float *rstd, float scale, size_t N, int C);
+void nl_crmsnorm_forward(float *out, float *s1, float *rstd, const float *inp, const float *w, float scale, float eps,
+                         size_t N, int C);
+void nl_crmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, const float *s1,
+                          const float *rstd, float scale, size_t N, int C);
 
 /* Per-head scaling (NormFormer HeadScale): out[n, h*hs + i] = g[h] * inp[n, h*hs + i], hs = C/NH.
  * Backward: dinp overwritten; dg accumulated. */
 void nl_headscale_forward(float *out, const float *inp, const float *g, size_t N, int C, int NH);
-void nl_headscale_backward(float *dinp, float *dg, const float *dout, const float *inp, const float *g,
-                           size_t N, int C, int NH);
+void nl_headscale_backward(float *dinp, float *dg, const float *dout, const float *inp, const float *g, size_t N, int C,
+                           int NH);
 
 /* Per-channel residual weight (NormFormer's lambda_resid): out = lam * x + y, lam (C).
  * Backward: dx = lam * dout (overwrite); dlam += column sums of dout * x. */
 void nl_chanres_forward(float *out, const float *x, const float *y, const float *lam, size_t N, int C);
-void nl_chanres_backward(float *dx, float *dlam, const float *dout, const float *x, const float *lam,
-                         size_t N, int C);
+void nl_chanres_backward(float *dx, float *dlam, const float *dout, const float *x, const float *lam, size_t N, int C);
 
 /* Scalar branch gain (SkipInit): out = g * inp; dinp = g * dout (overwrite; may alias dout);
  * dg += sum(dout * inp). */
@@ -80,8 +78,8 @@ void nl_lerp_backward(float *dx, float *dy, float *dalpha, const float *dout, co
 /* Column scale of the first C columns of rows of stride ld: out = f s[c] inp (may alias inp).
  * Backward: ds += f column sums of dout * inp; dinp = f s dout (may alias dout). */
 void nl_colscale_forward(float *out, const float *inp, const float *s, float f, size_t N, int C, int ld);
-void nl_colscale_backward(float *dinp, float *ds, const float *dout, const float *inp, const float *s, float f, size_t N,
-                          int C, int ld);
+void nl_colscale_backward(float *dinp, float *ds, const float *dout, const float *inp, const float *s, float f,
+                          size_t N, int C, int ld);
 /* Scales each row (by_col 0) or each column (by_col 1) of w (rows x cols) to unit L2 norm (sums in double);
  * an all-zero row or column stays zero. */
 void nl_unit_project(float *w, size_t rows, int cols, int by_col);
@@ -93,11 +91,10 @@ void nl_gpas_forward(float *out, const float *inp, const float *g, size_t n);
 void nl_gpas_backward(float *dg, const float *dout, const float *inp, const float *g, size_t n);
 
 /* out (N,OC) = inp (N,IC) @ w^T (w is (OC,IC), PyTorch Linear layout) + b (b may be NULL). */
-void nl_linear_forward(float *out, const float *inp, const float *w, const float *b, size_t N, int IC,
-                       int OC);
+void nl_linear_forward(float *out, const float *inp, const float *w, const float *b, size_t N, int IC, int OC);
 /* dinp = dout @ w (overwrite); dw += dout^T @ inp; db += column sums of dout (db may be NULL). */
-void nl_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
-                        const float *w, size_t N, int IC, int OC);
+void nl_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                        size_t N, int IC, int OC);
 
 /* Causal multi-head attention with NH query heads and KVH key/value heads (KVH divides NH; query head
  * h reads kv head h / (NH/KVH)). qkv (B*T, C + 2 kvC), kvC = KVH * C/NH, holds q | k | v, head h of q in
@@ -105,12 +102,12 @@ void nl_linear_backward(float *dinp, float *dw, float *db, const float *dout, co
  * softmax probabilities; out (B*T, C) the concatenated heads (before the projection). */
 void nl_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, int KVH);
 /* dqkv overwritten; datt is scratch of att's size. */
-void nl_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
-                           const float *att, int B, int T, int C, int NH, int KVH);
+void nl_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att, int B,
+                           int T, int C, int NH, int KVH);
 /* The same without the causal mask (--arch dit): every query attends to all T keys. fp32. */
 void nl_attention_bidir_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, int KVH);
-void nl_attention_bidir_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
-                                 const float *att, int B, int T, int C, int NH, int KVH);
+void nl_attention_bidir_backward(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att, int B,
+                                 int T, int C, int NH, int KVH);
 
 /* Rotary position embedding (Su et al., arXiv:2104.09864), LLaMA's interleaved pairs: in each head of hs
  * channels, pair (2i, 2i+1) is the complex number x_2i + j x_2i+1, multiplied by e^(j t theta^(-2i/hs))
@@ -134,10 +131,8 @@ void nl_swiglu_backward(float *dinp, const float *inp, const float *dout, size_t
 
 /* out (B*T, C) = wte[tokens] + wpe[t] (wpe NULL: no position term). Backward accumulates into dwte and
  * dwpe (NULL with wpe). */
-void nl_encoder_forward(float *out, const int *tokens, const float *wte, const float *wpe, int B,
-                        int T, int C);
-void nl_encoder_backward(float *dwte, float *dwpe, const float *dout, const int *tokens, int B, int T,
-                         int C);
+void nl_encoder_forward(float *out, const int *tokens, const float *wte, const float *wpe, int B, int T, int C);
+void nl_encoder_backward(float *dwte, float *dwpe, const float *dout, const int *tokens, int B, int T, int C);
 
 /* out = alpha * x + y */
 void nl_residual_forward(float *out, const float *x, const float *y, float alpha, size_t n);

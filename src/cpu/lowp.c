@@ -120,8 +120,8 @@ static void pack_block(uint16_t *dst, const float *src, size_t n, nl_dtype dt) {
     } else {
 #ifdef __AVX512F__
         for (; i + 16 <= n; i += 16) /* VCVTPS2PH: round to nearest even whatever MXCSR says */
-            _mm256_storeu_si256((__m256i *)(dst + i),
-                                _mm512_cvtps_ph(_mm512_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+            _mm256_storeu_si256((__m256i *)(dst + i), _mm512_cvtps_ph(_mm512_loadu_ps(src + i),
+                                                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 #endif
 #pragma omp simd
         for (size_t j = i; j < n; j++) dst[j] = nl_fp32_to_fp16(src[j]);
@@ -135,7 +135,8 @@ static void unpack_block(float *dst, const uint16_t *src, size_t n, nl_dtype dt)
         const __m512i absm = _mm512_set1_epi32((int)ABS_MASK), inf = _mm512_set1_epi32((int)INF_BITS);
         const __m512i quiet = _mm512_set1_epi32(0x400000);
         for (; i + 16 <= n; i += 16) {
-            const __m512i u = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(src + i))), 16);
+            const __m512i u = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(src + i))),
+                                                16);
             const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, absm), inf);
             _mm512_storeu_si512(dst + i, _mm512_mask_or_epi32(u, nan, u, quiet));
         }
@@ -207,7 +208,8 @@ void nl_lowp_round(float *dst, const float *src, size_t n, nl_dtype dt, nl_lowp_
     }
     uint64_t ov = 0, fl = 0;
     if (n < PAR_MIN) { /* no parallel region at all: attention rounds each row of P and dS from inside one */
-        for (size_t i = 0; i < n; i += BLOCK) round_serial(dst + i, src + i, n - i < BLOCK ? n - i : BLOCK, dt, &ov, &fl);
+        for (size_t i = 0; i < n; i += BLOCK)
+            round_serial(dst + i, src + i, n - i < BLOCK ? n - i : BLOCK, dt, &ov, &fl);
     } else {
         const long nb = (long)((n + BLOCK - 1) / BLOCK);
 #pragma omp parallel for schedule(static) reduction(+ : ov, fl)
@@ -261,8 +263,7 @@ static void round_matrix(float *dst, const float *src, int rows, int cols, int l
 }
 
 void nl_lowp_gemm(nl_dtype dt, int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
-                  const float *B, int ldb, float beta, float *C, int ldc, float *scratch,
-                  nl_lowp_counts *counts) {
+                  const float *B, int ldb, float beta, float *C, int ldc, float *scratch, nl_lowp_counts *counts) {
     check_dtype(dt);
     NL_ASSERT(M >= 0 && N >= 0 && K >= 0);
     const int arows = tA ? K : M, acols = tA ? M : K, brows = tB ? N : K, bcols = tB ? K : N;

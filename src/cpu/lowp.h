@@ -43,8 +43,7 @@ void nl_lowp_unpack(float *dst, const uint16_t *src, size_t n, nl_dtype dt);
  * accumulation) only in the order of the fp32 additions. C is not rounded: the caller rounds what it
  * stores, after its epilogue (bias). NL_DTYPE_FP32 skips the rounding. counts (may be NULL) sees A and B. */
 void nl_lowp_gemm(nl_dtype dt, int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
-                  const float *B, int ldb, float beta, float *C, int ldc, float *scratch,
-                  nl_lowp_counts *counts);
+                  const float *B, int ldb, float beta, float *C, int ldc, float *scratch, nl_lowp_counts *counts);
 
 /* ---- the ops of the dtype emulation (docs/numerics.md §3), dt NL_DTYPE_BF16 or NL_DTYPE_FP16; the CPU
  * backend's bf16 and fp16 tables (backend.c) bind dt. */
@@ -55,8 +54,8 @@ void nl_lowp_gemm_op(nl_dtype dt, int tA, int tB, int M, int N, int K, float alp
                      const float *B, int ldb, float beta, float *C, int ldc);
 /* nl_linear_forward/backward (kernels.h) with rounded operands and fp32 accumulation; bias and the
  * bias gradient in fp32. The outputs are not rounded: the caller stores them (round_act). */
-void nl_lowp_linear_forward(nl_dtype dt, float *out, const float *inp, const float *w, const float *b, size_t N,
-                            int IC, int OC);
+void nl_lowp_linear_forward(nl_dtype dt, float *out, const float *inp, const float *w, const float *b, size_t N, int IC,
+                            int OC);
 void nl_lowp_linear_backward(nl_dtype dt, float *dinp, float *dw, float *db, const float *dout, const float *inp,
                              const float *w, size_t N, int IC, int OC);
 /* nl_attention_forward/backward with P rounded to dt before P V, and dS before dq and dk. */

@@ -111,8 +111,8 @@ void nl_attention_bidir_forward(float *out, float *att, const float *qkv, int B,
     attention_forward(NL_DTYPE_FP32, 0, out, att, qkv, B, T, C, NH, KVH);
 }
 
-void nl_attention_bidir_backward(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att,
-                                 int B, int T, int C, int NH, int KVH) {
+void nl_attention_bidir_backward(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att, int B,
+                                 int T, int C, int NH, int KVH) {
     attention_backward(NL_DTYPE_FP32, 0, dqkv, datt, dout, qkv, att, B, T, C, NH, KVH);
 }
 
@@ -136,8 +136,8 @@ void nl_rope_table(float *cos_t, float *sin_t, int T, int hs, double theta) {
 }
 
 /* rotates pairs by +angle (dir 1) or -angle (dir -1); see nl_rope_forward */
-static void rope_rotate(float *out, const float *inp, const float *cos_t, const float *sin_t, int B, int T,
-                        int ld, int nrot, int hs, float dir) {
+static void rope_rotate(float *out, const float *inp, const float *cos_t, const float *sin_t, int B, int T, int ld,
+                        int nrot, int hs, float dir) {
     const int half = hs / 2;
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < (size_t)B * T; n++) {

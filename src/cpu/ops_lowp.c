@@ -26,8 +26,8 @@ void nl_lowp_gemm_op(nl_dtype dt, int tA, int tB, int M, int N, int K, float alp
     nl_lowp_gemm(dt, tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, scratch_for(M, N, K), NULL);
 }
 
-void nl_lowp_linear_forward(nl_dtype dt, float *out, const float *inp, const float *w, const float *b, size_t N,
-                            int IC, int OC) {
+void nl_lowp_linear_forward(nl_dtype dt, float *out, const float *inp, const float *w, const float *b, size_t N, int IC,
+                            int OC) {
     nl_lowp_gemm_op(dt, 0, 1, (int)N, OC, IC, 1.0f, inp, IC, w, IC, 0.0f, out, OC);
     if (!b) return;
 #pragma omp parallel for schedule(static)

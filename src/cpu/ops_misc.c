@@ -9,8 +9,7 @@
 
 enum { COL_BLOCK = 64 };
 
-void nl_encoder_forward(float *out, const int *tokens, const float *wte, const float *wpe, int B,
-                        int T, int C) {
+void nl_encoder_forward(float *out, const int *tokens, const float *wte, const float *wpe, int B, int T, int C) {
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < (size_t)B * T; n++) {
         const float *e = wte + (size_t)tokens[n] * C;
@@ -25,8 +24,7 @@ void nl_encoder_forward(float *out, const int *tokens, const float *wte, const f
     }
 }
 
-void nl_encoder_backward(float *dwte, float *dwpe, const float *dout, const int *tokens, int B, int T,
-                         int C) {
+void nl_encoder_backward(float *dwte, float *dwpe, const float *dout, const int *tokens, int B, int T, int C) {
     /* column blocks in parallel, rows in order: deterministic scatter-add */
     const int nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
 #pragma omp parallel for schedule(static)
@@ -127,8 +125,8 @@ void nl_headscale_forward(float *out, const float *inp, const float *g, size_t N
         for (int i = 0; i < C; i++) out[n * C + i] = g[i / hs] * inp[n * C + i];
 }
 
-void nl_headscale_backward(float *dinp, float *dg, const float *dout, const float *inp, const float *g,
-                           size_t N, int C, int NH) {
+void nl_headscale_backward(float *dinp, float *dg, const float *dout, const float *inp, const float *g, size_t N, int C,
+                           int NH) {
     const int hs = C / NH;
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < N; n++)
@@ -151,8 +149,7 @@ void nl_chanres_forward(float *out, const float *x, const float *y, const float 
         for (int i = 0; i < C; i++) out[n * C + i] = lam[i] * x[n * C + i] + y[n * C + i];
 }
 
-void nl_chanres_backward(float *dx, float *dlam, const float *dout, const float *x, const float *lam,
-                         size_t N, int C) {
+void nl_chanres_backward(float *dx, float *dlam, const float *dout, const float *x, const float *lam, size_t N, int C) {
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < N; n++)
         for (int i = 0; i < C; i++) dx[n * C + i] = lam[i] * dout[n * C + i];
@@ -212,5 +209,6 @@ void nl_scale_shift(float *out, const float *x, float a, float b, size_t n) {
 
 void nl_copy_cols(float *dst, int ldd, const float *src, int lds, size_t rows, int cols) {
 #pragma omp parallel for schedule(static)
-    for (size_t r = 0; r < rows; r++) memcpy(dst + r * (size_t)ldd, src + r * (size_t)lds, (size_t)cols * sizeof(float));
+    for (size_t r = 0; r < rows; r++)
+        memcpy(dst + r * (size_t)ldd, src + r * (size_t)lds, (size_t)cols * sizeof(float));
 }

@@ -43,8 +43,8 @@ static void add_partials(float *out, const float *part, size_t nchunk, int cols)
     }
 }
 
-void nl_norm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
-                     const float *b, float scale, int type, float eps, size_t N, int C) {
+void nl_norm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
+                     float scale, int type, float eps, size_t N, int C) {
     const int ln = type == NL_LAYERNORM;
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < N; n++) {
@@ -63,9 +63,8 @@ void nl_norm_forward(float *out, float *mean, float *rstd, const float *inp, con
     }
 }
 
-void nl_norm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
-                      const float *w, const float *mean, const float *rstd, float scale, int type,
-                      size_t N, int C) {
+void nl_norm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                      const float *mean, const float *rstd, float scale, int type, size_t N, int C) {
     const int ln = type == NL_LAYERNORM;
     const size_t nchunk = (N + ROW_CHUNK - 1) / ROW_CHUNK;
     float *pw = partials(2 * nchunk, C), *pb = pw + nchunk * (size_t)C;
@@ -124,8 +123,8 @@ void nl_colsum(float *out, const float *x, size_t N, int cols, int ld) {
 
 /* ScaleNorm: y = scale * g * x * r, r = 1/sqrt(sum(x^2) + eps) (one scalar g).
  * Backward with xh = x r: dx = scale g r (dy - xh * sum(dy xh)); dg = scale * sum(dy xh). */
-void nl_scalenorm_forward(float *out, float *rstd, const float *inp, const float *g, float scale,
-                          float eps, size_t N, int C) {
+void nl_scalenorm_forward(float *out, float *rstd, const float *inp, const float *g, float scale, float eps, size_t N,
+                          int C) {
     const float k = scale * g[0];
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < N; n++) {
@@ -163,8 +162,8 @@ void nl_scalenorm_backward(float *dinp, float *dg, const float *dout, const floa
 }
 
 /* DyT: y = scale * (w * tanh(alpha x) + b), alpha one scalar (b may be NULL). */
-void nl_dyt_forward(float *out, const float *inp, const float *w, const float *b, const float *alpha,
-                    float scale, size_t N, int C) {
+void nl_dyt_forward(float *out, const float *inp, const float *w, const float *b, const float *alpha, float scale,
+                    size_t N, int C) {
     const float a = alpha[0];
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < N; n++) {
@@ -223,8 +222,8 @@ void nl_dyt_backward(float *dinp, float *dw, float *db, float *dalpha, const flo
  * row. Backward with xh = x r, gain k = s alpha + w, gh = scale dy k:
  *   dx = r (gh - xh mean(gh xh)) + ds sech^2(bx) beta,  ds = scale sum(dy alpha xh);
  *   dw = scale sum dy xh; dalpha = scale sum dy xh s; dbeta = sum ds sech^2(bx) x. */
-void nl_seednorm_forward(float *out, float *bxv, float *rstd, const float *inp, const float *w,
-                         const float *alpha, const float *beta, float scale, float eps, size_t N, int C) {
+void nl_seednorm_forward(float *out, float *bxv, float *rstd, const float *inp, const float *w, const float *alpha,
+                         const float *beta, float scale, float eps, size_t N, int C) {
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < N; n++) {
         const float *x = inp + n * C;
@@ -243,9 +242,9 @@ static float sech2f(float x) {
     return 1.0f / (ch * ch);
 }
 
-void nl_seednorm_backward(float *dinp, float *dw, float *dalpha, float *dbeta, const float *dout,
-                          const float *inp, const float *w, const float *alpha, const float *beta,
-                          const float *bxv, const float *rstd, float scale, size_t N, int C) {
+void nl_seednorm_backward(float *dinp, float *dw, float *dalpha, float *dbeta, const float *dout, const float *inp,
+                          const float *w, const float *alpha, const float *beta, const float *bxv, const float *rstd,
+                          float scale, size_t N, int C) {
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < N; n++) {
         const float *x = inp + n * C, *d = dout + n * C;
@@ -295,8 +294,8 @@ void nl_seednorm_backward(float *dinp, float *dw, float *dalpha, float *dbeta, c
  * Saves S1 = sum_{i<C-1} x_i and r = 1/sqrt(q). On a zero-mean x it equals RMSNorm.
  * Backward with gh = scale w dy, xh = x r, dot = sum(gh xh):
  *   dx_j = r (gh_j - (xh_j + S1 r) dot / C) for j < C-1, dx_{C-1} = r gh_{C-1}. */
-void nl_crmsnorm_forward(float *out, float *s1v, float *rstd, const float *inp, const float *w, float scale,
-                         float eps, size_t N, int C) {
+void nl_crmsnorm_forward(float *out, float *s1v, float *rstd, const float *inp, const float *w, float scale, float eps,
+                         size_t N, int C) {
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < N; n++) {
         const float *x = inp + n * C;
@@ -310,8 +309,8 @@ void nl_crmsnorm_forward(float *out, float *s1v, float *rstd, const float *inp, 
     }
 }
 
-void nl_crmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
-                          const float *s1v, const float *rstd, float scale, size_t N, int C) {
+void nl_crmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, const float *s1v,
+                          const float *rstd, float scale, size_t N, int C) {
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < N; n++) {
         const float *x = inp + n * C, *d = dout + n * C;

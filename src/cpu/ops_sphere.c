@@ -91,8 +91,8 @@ void nl_colscale_forward(float *out, const float *inp, const float *s, float f, 
         for (int c = 0; c < C; c++) out[n * ld + c] = f * s[c] * inp[n * ld + c];
 }
 
-void nl_colscale_backward(float *dinp, float *ds, const float *dout, const float *inp, const float *s, float f, size_t N,
-                          int C, int ld) {
+void nl_colscale_backward(float *dinp, float *ds, const float *dout, const float *inp, const float *s, float f,
+                          size_t N, int C, int ld) {
     const int nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
 #pragma omp parallel for schedule(static)
     for (int blk = 0; blk < nblk; blk++) { /* each element is read, then (dinp may alias dout) written */

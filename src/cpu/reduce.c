@@ -73,7 +73,8 @@ void nl_stream_stats(const float *x, size_t N, int C, float *scratch, nl_stream_
     if (n % 2 == 0) {
         /* the other middle value: the largest of the k elements left of position k */
         float lo = scratch[0];
-        for (size_t i = 1; i < k; i++) if (scratch[i] > lo) lo = scratch[i];
+        for (size_t i = 1; i < k; i++)
+            if (scratch[i] > lo) lo = scratch[i];
         med = 0.5 * (med + lo);
     }
     out->median = med;

@@ -86,8 +86,8 @@ static void cu_from_host(void *dst, const void *host, size_t bytes) {
 }
 static void cu_copy_cols(float *dst, int ldd, const float *src, int lds, size_t rows, int cols) {
     if (rows && cols)
-        ck(cudaMemcpy2D(dst, (size_t)ldd * sizeof(float), src, (size_t)lds * sizeof(float), (size_t)cols * sizeof(float),
-                        rows, cudaMemcpyDeviceToDevice),
+        ck(cudaMemcpy2D(dst, (size_t)ldd * sizeof(float), src, (size_t)lds * sizeof(float),
+                        (size_t)cols * sizeof(float), rows, cudaMemcpyDeviceToDevice),
            "cudaMemcpy2D");
 }
 
@@ -119,15 +119,17 @@ static lt_plan *plan_make(const nl_gemm_key *key) {
     cublasLtMatmulPreference_t pref;
     ck_lt(cublasLtMatmulPreferenceCreate(&pref), "matmul preference");
     const size_t ws = WORKSPACE_BYTES;
-    ck_lt(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws), "workspace");
+    ck_lt(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws),
+          "workspace");
     /* the arrays are views into larger buffers (a tensor of the parameter block, columns of qkv): the
      * kernel must not assume the default 256-byte alignment */
     const uint32_t al = (uint32_t)key->align;
-    static const cublasLtMatmulPreferenceAttributes_t align_attr[4] = {
-        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES
-    };
-    for (int i = 0; i < 4; i++) ck_lt(cublasLtMatmulPreferenceSetAttribute(pref, align_attr[i], &al, sizeof al), "alignment");
+    static const cublasLtMatmulPreferenceAttributes_t align_attr[4] = { CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
+                                                                        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                                                                        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
+                                                                        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES };
+    for (int i = 0; i < 4; i++)
+        ck_lt(cublasLtMatmulPreferenceSetAttribute(pref, align_attr[i], &al, sizeof al), "alignment");
     cublasLtMatmulHeuristicResult_t res;
     int found = 0;
     ck_lt(cublasLtMatmulAlgoGetHeuristic(cu.lt, p->op, p->a, p->b, p->c, p->c, pref, 1, &res, &found), "heuristic");
@@ -331,8 +333,8 @@ nl_status nl_backend_cuda(const nl_backend **out) {
         ck(cudaMalloc(&cu.workspace, WORKSPACE_BYTES), "workspace: cudaMalloc");
         struct cudaDeviceProp prop;
         ck(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
-        snprintf(cu.info, sizeof cu.info, "cuBLASLt %zu fp32 (%.100s, sm_%d%d)", cublasLtGetVersion(), prop.name, prop.major,
-                 prop.minor);
+        snprintf(cu.info, sizeof cu.info, "cuBLASLt %zu fp32 (%.100s, sm_%d%d)", cublasLtGetVersion(), prop.name,
+                 prop.major, prop.minor);
         cu.ready = 1;
     }
     *out = &cuda;

@@ -166,7 +166,9 @@ struct NormDW {
     const float *x, *g, *mean, *rstd;
     float scale;
     int C;
-    __device__ float operator()(size_t n, int c) const { return scale * g[n * C + c] * (x[n * C + c] - mean[n]) * rstd[n]; }
+    __device__ float operator()(size_t n, int c) const {
+        return scale * g[n * C + c] * (x[n * C + c] - mean[n]) * rstd[n];
+    }
 };
 struct ScaledIdent {
     const float *x;
@@ -205,8 +207,8 @@ __global__ void scalenorm_fwd_k(float *out, float *rstd, const float *inp, const
     }
 }
 
-__global__ void scalenorm_bwd_k(float *dinp, const float *dout, const float *inp, const float *g,
-                                const float *rstd, float scale, size_t N, int C) {
+__global__ void scalenorm_bwd_k(float *dinp, const float *dout, const float *inp, const float *g, const float *rstd,
+                                float scale, size_t N, int C) {
     const float k = scale * g[0];
     for (size_t n = blockIdx.x; n < N; n += gridDim.x) {
         const float *x = inp + n * C, *d = dout + n * C;
@@ -239,8 +241,8 @@ extern "C" void nl_cu_scalenorm_backward(float *dinp, float *dg, const float *do
 
 /* ---------------------------------------------------------------- DyT */
 
-__global__ void dyt_fwd_k(float *out, const float *inp, const float *w, const float *b, const float *alpha,
-                          float scale, size_t n, int C) {
+__global__ void dyt_fwd_k(float *out, const float *inp, const float *w, const float *b, const float *alpha, float scale,
+                          size_t n, int C) {
     const float a = alpha[0];
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         const int c = (int)(i % C);
@@ -279,8 +281,7 @@ extern "C" void nl_cu_dyt_forward(float *out, const float *inp, const float *w, 
 }
 
 extern "C" void nl_cu_dyt_backward(float *dinp, float *dw, float *db, float *dalpha, const float *dout,
-                                   const float *inp, const float *w, const float *alpha, float scale, size_t N,
-                                   int C) {
+                                   const float *inp, const float *w, const float *alpha, float scale, size_t N, int C) {
     dyt_bwd_k<<<nl_cu_blocks(N * C), NL_CU_THREADS>>>(dinp, dout, inp, w, alpha, scale, N * (size_t)C, C);
     LAUNCHED();
     scalar_sum_of(dalpha, N * (size_t)C, DytAlpha{ dout, inp, w, alpha, C }, scale);
@@ -311,8 +312,8 @@ __device__ float sech2(float x) {
 
 /* also writes dbx[n] = ds sech^2(bx), the per-row factor of dbeta */
 __global__ void seednorm_bwd_k(float *dinp, float *dbxv, const float *dout, const float *inp, const float *w,
-                               const float *alpha, const float *beta, const float *bxv, const float *rstd,
-                               float scale, size_t N, int C) {
+                               const float *alpha, const float *beta, const float *bxv, const float *rstd, float scale,
+                               size_t N, int C) {
     for (size_t n = blockIdx.x; n < N; n += gridDim.x) {
         const float *x = inp + n * C, *d = dout + n * C;
         const float r = rstd[n], s = tanhf(bxv[n]);
@@ -349,8 +350,7 @@ struct RowTimes { /* f[n] * x[n, c] */
 };
 
 extern "C" void nl_cu_seednorm_forward(float *out, float *bx, float *rstd, const float *inp, const float *w,
-                                       const float *alpha, const float *beta, float scale, float eps, size_t N,
-                                       int C) {
+                                       const float *alpha, const float *beta, float scale, float eps, size_t N, int C) {
     seednorm_fwd_k<<<row_grid(N), nl_cu_row_threads(C)>>>(out, bx, rstd, inp, w, alpha, beta, scale, eps, N, C);
     LAUNCHED();
 }
@@ -412,7 +412,8 @@ extern "C" void nl_cu_crmsnorm_backward(float *dinp, float *dw, const float *dou
 
 /* ---------------------------------------------------------------- elementwise ops */
 
-#define GRID_STRIDE(i, n) for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
+#define GRID_STRIDE(i, n)                                                                                              \
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
 
 __global__ void headscale_k(float *out, const float *inp, const float *g, size_t n, int C, int hs) {
     GRID_STRIDE(i, n) out[i] = g[(int)(i % C) / hs] * inp[i];
@@ -450,9 +451,7 @@ struct GpasGate {
         return -d * dout[i] * inp[i];
     }
 };
-__global__ void bias_k(float *out, const float *b, size_t n, int OC) {
-    GRID_STRIDE(i, n) out[i] += b[i % OC];
-}
+__global__ void bias_k(float *out, const float *b, size_t n, int OC) { GRID_STRIDE(i, n) out[i] += b[i % OC]; }
 __global__ void residual_k(float *out, const float *x, const float *y, float alpha, size_t n) {
     GRID_STRIDE(i, n) out[i] = alpha * x[i] + y[i];
 }
@@ -609,8 +608,8 @@ extern "C" void nl_cu_attn_dsoftmax(float *datt, const float *att, size_t rows, 
 
 /* ---------------------------------------------------------------- RoPE */
 
-__global__ void rope_k(float *out, const float *inp, const float *cos_t, const float *sin_t, size_t rows, int T,
-                       int ld, int nrot, int hs, float dir) {
+__global__ void rope_k(float *out, const float *inp, const float *cos_t, const float *sin_t, size_t rows, int T, int ld,
+                       int nrot, int hs, float dir) {
     const int half = hs / 2, pairs = nrot / 2;
     GRID_STRIDE(idx, rows * pairs) {
         const size_t n = idx / pairs;
@@ -633,7 +632,8 @@ extern "C" void nl_cu_rope_forward(float *out, const float *inp, const float *co
                                    int ld, int nrot, int hs) {
     const size_t rows = (size_t)B * T;
     rope_k<<<nl_cu_blocks(rows * (nrot / 2)), NL_CU_THREADS>>>(out, inp, cos_t, sin_t, rows, T, ld, nrot, hs, 1.0f);
-    if (out != inp && ld > nrot) copy_tail_k<<<nl_cu_blocks(rows * (ld - nrot)), NL_CU_THREADS>>>(out, inp, rows, ld, nrot);
+    if (out != inp && ld > nrot)
+        copy_tail_k<<<nl_cu_blocks(rows * (ld - nrot)), NL_CU_THREADS>>>(out, inp, rows, ld, nrot);
     LAUNCHED();
 }
 extern "C" void nl_cu_rope_backward(float *d, const float *cos_t, const float *sin_t, int B, int T, int ld, int nrot,
@@ -764,8 +764,8 @@ __global__ void l2norm_fwd_k(float *out, float *rstd, const float *inp, const fl
         if (threadIdx.x == 0) rstd[r] = k;
     }
 }
-__global__ void l2norm_bwd_k(float *dinp, const float *dout, const float *inp, const float *s, const float *rstd, float f,
-                             size_t R, int G, int ng) {
+__global__ void l2norm_bwd_k(float *dinp, const float *dout, const float *inp, const float *s, const float *rstd,
+                             float f, size_t R, int G, int ng) {
     for (size_t r = blockIdx.x; r < R; r += gridDim.x) {
         const float *x = inp + r * G, *d = dout + r * G;
         const float k = rstd[r];
@@ -774,16 +774,20 @@ __global__ void l2norm_bwd_k(float *dinp, const float *dout, const float *inp, c
         for (int i = threadIdx.x; i < G; i += blockDim.x) dot += f * (s ? s[s0 + i] : 1.0f) * d[i] * x[i] * k;
         dot = block_sum<float>(dot);
         if (k >= 1.0f / L2_TINY) dot = 0.0f;
-        for (int i = threadIdx.x; i < G; i += blockDim.x) dinp[r * G + i] += k * (f * (s ? s[s0 + i] : 1.0f) * d[i] - x[i] * k * dot);
+        for (int i = threadIdx.x; i < G; i += blockDim.x)
+            dinp[r * G + i] += k * (f * (s ? s[s0 + i] : 1.0f) * d[i] - x[i] * k * dot);
     }
 }
 struct L2Ds { /* f dout x / |x| */
     const float *d, *x, *rstd;
     float f;
     int C, G;
-    __device__ float operator()(size_t n, int c) const { return f * d[n * C + c] * x[n * C + c] * rstd[(n * C + c) / G]; }
+    __device__ float operator()(size_t n, int c) const {
+        return f * d[n * C + c] * x[n * C + c] * rstd[(n * C + c) / G];
+    }
 };
-extern "C" void nl_cu_l2norm_forward(float *out, float *rstd, const float *inp, const float *s, float f, size_t N, int C, int G) {
+extern "C" void nl_cu_l2norm_forward(float *out, float *rstd, const float *inp, const float *s, float f, size_t N,
+                                     int C, int G) {
     const size_t R = N * (size_t)(C / G);
     l2norm_fwd_k<<<row_grid(R), nl_cu_row_threads(G)>>>(out, rstd, inp, s, f, R, G, C / G);
     LAUNCHED();
@@ -816,12 +820,13 @@ struct LerpDa { /* f sign(f alpha) dout (y - x) */
         return f * sg * d[n * C + c] * (y[n * C + c] - x[n * C + c]);
     }
 };
-extern "C" void nl_cu_lerp_forward(float *out, const float *x, const float *y, const float *alpha, float f, size_t N, int C) {
+extern "C" void nl_cu_lerp_forward(float *out, const float *x, const float *y, const float *alpha, float f, size_t N,
+                                   int C) {
     lerp_fwd_k<<<nl_cu_blocks(N * C), NL_CU_THREADS>>>(out, x, y, alpha, f, N * (size_t)C, C);
     LAUNCHED();
 }
-extern "C" void nl_cu_lerp_backward(float *dx, float *dy, float *dalpha, const float *dout, const float *x, const float *y,
-                                    const float *alpha, float f, size_t N, int C) {
+extern "C" void nl_cu_lerp_backward(float *dx, float *dy, float *dalpha, const float *dout, const float *x,
+                                    const float *y, const float *alpha, float f, size_t N, int C) {
     colsum_of(dalpha, N, C, LerpDa{ dout, x, y, alpha, f, C }, 1);
     lerp_bwd_k<<<nl_cu_blocks(N * C), NL_CU_THREADS>>>(dx, dy, dout, alpha, f, N * (size_t)C, C);
     LAUNCHED();
@@ -843,8 +848,8 @@ extern "C" void nl_cu_colscale_forward(float *out, const float *inp, const float
     colscale_k<<<nl_cu_blocks(N * C), NL_CU_THREADS>>>(out, inp, s, f, N * (size_t)C, C, ld);
     LAUNCHED();
 }
-extern "C" void nl_cu_colscale_backward(float *dinp, float *ds, const float *dout, const float *inp, const float *s, float f,
-                                        size_t N, int C, int ld) {
+extern "C" void nl_cu_colscale_backward(float *dinp, float *ds, const float *dout, const float *inp, const float *s,
+                                        float f, size_t N, int C, int ld) {
     colsum_of(ds, N, C, ScaledProdLd{ dout, inp, f, ld }, 1); /* before dinp, which may alias dout */
     colscale_k<<<nl_cu_blocks(N * C), NL_CU_THREADS>>>(dinp, dout, s, f, N * (size_t)C, C, ld);
     LAUNCHED();

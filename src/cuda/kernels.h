@@ -34,8 +34,8 @@ void nl_cu_dyt_backward(float *dinp, float *dw, float *db, float *dalpha, const 
 void nl_cu_seednorm_forward(float *out, float *bx, float *rstd, const float *inp, const float *w, const float *alpha,
                             const float *beta, float scale, float eps, size_t N, int C);
 void nl_cu_seednorm_backward(float *dinp, float *dw, float *dalpha, float *dbeta, const float *dout, const float *inp,
-                             const float *w, const float *alpha, const float *beta, const float *bx,
-                             const float *rstd, float scale, size_t N, int C);
+                             const float *w, const float *alpha, const float *beta, const float *bx, const float *rstd,
+                             float scale, size_t N, int C);
 void nl_cu_crmsnorm_forward(float *out, float *s1, float *rstd, const float *inp, const float *w, float scale,
                             float eps, size_t N, int C);
 void nl_cu_crmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
@@ -44,20 +44,19 @@ void nl_cu_headscale_forward(float *out, const float *inp, const float *g, size_
 void nl_cu_headscale_backward(float *dinp, float *dg, const float *dout, const float *inp, const float *g, size_t N,
                               int C, int NH);
 void nl_cu_chanres_forward(float *out, const float *x, const float *y, const float *lam, size_t N, int C);
-void nl_cu_chanres_backward(float *dx, float *dlam, const float *dout, const float *x, const float *lam, size_t N,
-                            int C);
+void nl_cu_chanres_backward(float *dx, float *dlam, const float *dout, const float *x, const float *lam, size_t N, int C);
 void nl_cu_gain_forward(float *out, const float *inp, const float *g, size_t n);
 void nl_cu_gain_backward(float *dinp, float *dg, const float *dout, const float *inp, const float *g, size_t n);
 /* nGPT: the ops of src/cpu/ops_sphere.c (semantics in src/cpu/kernels.h) */
 void nl_cu_l2norm_forward(float *out, float *rstd, const float *inp, const float *s, float f, size_t N, int C, int G);
-void nl_cu_l2norm_backward(float *dinp, float *ds, const float *dout, const float *inp, const float *s, const float *rstd,
-                           float f, size_t N, int C, int G);
+void nl_cu_l2norm_backward(float *dinp, float *ds, const float *dout, const float *inp, const float *s,
+                           const float *rstd, float f, size_t N, int C, int G);
 void nl_cu_lerp_forward(float *out, const float *x, const float *y, const float *alpha, float f, size_t N, int C);
 void nl_cu_lerp_backward(float *dx, float *dy, float *dalpha, const float *dout, const float *x, const float *y,
                          const float *alpha, float f, size_t N, int C);
 void nl_cu_colscale_forward(float *out, const float *inp, const float *s, float f, size_t N, int C, int ld);
-void nl_cu_colscale_backward(float *dinp, float *ds, const float *dout, const float *inp, const float *s, float f, size_t N,
-                             int C, int ld);
+void nl_cu_colscale_backward(float *dinp, float *ds, const float *dout, const float *inp, const float *s, float f,
+                             size_t N, int C, int ld);
 void nl_cu_unit_project(float *w, size_t rows, int cols, int by_col);
 void nl_cu_gpas_forward(float *out, const float *inp, const float *g, size_t n);
 void nl_cu_gpas_backward(float *dg, const float *dout, const float *inp, const float *g, size_t n);

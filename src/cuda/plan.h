@@ -11,9 +11,11 @@ extern "C" {
 #endif
 
 /* ---- launch geometry */
-enum { NL_CU_THREADS = 256,       /* threads of an elementwise block */
-       NL_CU_MAX_GRID = 1 << 20,  /* blocks of a grid-stride loop (x dimension, < 2^31) */
-       NL_CU_COL_ROWS = 256 };    /* rows one block of a column reduction sums before the in-order pass */
+enum {
+    NL_CU_THREADS = 256,      /* threads of an elementwise block */
+    NL_CU_MAX_GRID = 1 << 20, /* blocks of a grid-stride loop (x dimension, < 2^31) */
+    NL_CU_COL_ROWS = 256
+}; /* rows one block of a column reduction sums before the in-order pass */
 /* Blocks of NL_CU_THREADS for n elements of a grid-stride loop: ceil(n / threads), at least 1, at most
  * NL_CU_MAX_GRID. */
 unsigned nl_cu_blocks(size_t n);
@@ -36,8 +38,8 @@ typedef struct nl_cm_layout {
     int rows, cols, ld; /* column-major: rows x cols, leading dimension ld >= rows */
 } nl_cm_layout;
 typedef struct nl_cm_gemm {
-    int transa, transb; /* of the column-major call's first (a) and second (b) operand */
-    int m, n, k;        /* column-major m x n result, inner k */
+    int transa, transb;   /* of the column-major call's first (a) and second (b) operand */
+    int m, n, k;          /* column-major m x n result, inner k */
     nl_cm_layout a, b, c; /* a is the row-major B, b the row-major A, c the row-major C */
 } nl_cm_gemm;
 void nl_gemm_colmajor(const nl_gemm_key *key, nl_cm_gemm *out);

@@ -25,8 +25,14 @@ static const nl_backend *cpu, *gpu;
 static nl_rng rng;
 
 /* one array on both sides: h for the CPU op, d for the CUDA op, equal at the start */
-typedef struct { float *h, *d; size_t n; } arr;
-typedef struct { int *h, *d; size_t n; } iarr;
+typedef struct {
+    float *h, *d;
+    size_t n;
+} arr;
+typedef struct {
+    int *h, *d;
+    size_t n;
+} iarr;
 
 static arr mk(size_t n, double scale, float offset) {
     arr a = { nl_xmalloc((n ? n : 1) * sizeof(float)), gpu->alloc(n * sizeof(float)), n };
@@ -56,12 +62,12 @@ static int cmp(const char *op, const char *what, const arr *a, double rtol) {
 }
 
 /* runs expr once with be = the CPU backend and P(x) = x.h, once with the CUDA backend and x.d */
-#define BOTH(expr)                                                                                 \
-    do {                                                                                           \
-        for (int dev_ = 0; dev_ < 2; dev_++) {                                                     \
-            const nl_backend *be = dev_ ? gpu : cpu;                                               \
-            expr;                                                                                  \
-        }                                                                                          \
+#define BOTH(expr)                                                                                                     \
+    do {                                                                                                               \
+        for (int dev_ = 0; dev_ < 2; dev_++) {                                                                         \
+            const nl_backend *be = dev_ ? gpu : cpu;                                                                   \
+            expr;                                                                                                      \
+        }                                                                                                              \
     } while (0)
 #define P(a) (dev_ ? (a).d : (a).h)
 #define PN(a, on) ((on) ? P(a) : NULL)
@@ -81,8 +87,9 @@ static int ops_norms(void) {
         for (int k = 0; k < 3; k++) { /* layernorm with bias, layernorm without, rmsnorm */
             const int type = k < 2 ? NL_LAYERNORM : NL_RMSNORM, hasb = k == 0;
             snprintf(op, sizeof op, "norm %s%s C=%d", k < 2 ? "layernorm" : "rmsnorm", k == 1 ? " (no bias)" : "", C);
-            arr x = mk(N * C, 1.0, 0.3f), w = mk(C, 0.5, 1.0f), b = mk(C, 0.5, 0.0f), out = zeros(N * C), mean = zeros(N),
-                rstd = zeros(N), dout = mk(N * C, 1.0, 0.0f), dinp = mk(N * C, 1.0, 0.0f), dw = mk(C, 1.0, 0.0f), db = mk(C, 1.0, 0.0f);
+            arr x = mk(N * C, 1.0, 0.3f), w = mk(C, 0.5, 1.0f), b = mk(C, 0.5, 0.0f), out = zeros(N * C),
+                mean = zeros(N), rstd = zeros(N), dout = mk(N * C, 1.0, 0.0f), dinp = mk(N * C, 1.0, 0.0f),
+                dw = mk(C, 1.0, 0.0f), db = mk(C, 1.0, 0.0f);
             BOTH(be->norm_forward(P(out), P(mean), P(rstd), P(x), P(w), PN(b, hasb), 0.7f, type, 1e-5f, N, C));
             f += cmp(op, "out", &out, RTOL) + cmp(op, "mean", &mean, RTOL) + cmp(op, "rstd", &rstd, RTOL);
             BOTH(be->norm_backward(P(dinp), P(dw), PN(db, hasb), P(dout), P(x), P(w), P(mean), P(rstd), 0.7f, type, N, C));
@@ -92,8 +99,8 @@ static int ops_norms(void) {
         }
         { /* ScaleNorm */
             snprintf(op, sizeof op, "scalenorm C=%d", C);
-            arr x = mk(N * C, 1.0, 0.0f), g = mk(1, 0.0, 3.0f), out = zeros(N * C), rstd = zeros(N), dout = mk(N * C, 1.0, 0.0f),
-                dinp = mk(N * C, 1.0, 0.0f), dg = mk(1, 1.0, 0.0f);
+            arr x = mk(N * C, 1.0, 0.0f), g = mk(1, 0.0, 3.0f), out = zeros(N * C), rstd = zeros(N),
+                dout = mk(N * C, 1.0, 0.0f), dinp = mk(N * C, 1.0, 0.0f), dg = mk(1, 1.0, 0.0f);
             BOTH(be->scalenorm_forward(P(out), P(rstd), P(x), P(g), 0.7f, 1e-5f, N, C));
             f += cmp(op, "out", &out, RTOL) + cmp(op, "rstd", &rstd, RTOL);
             BOTH(be->scalenorm_backward(P(dinp), P(dg), P(dout), P(x), P(g), P(rstd), 0.7f, N, C));
@@ -103,24 +110,28 @@ static int ops_norms(void) {
         }
         for (int hasb = 0; hasb < 2; hasb++) { /* DyT */
             snprintf(op, sizeof op, "dyt%s C=%d", hasb ? "" : " (no bias)", C);
-            arr x = mk(N * C, 1.0, 0.0f), w = mk(C, 0.5, 1.0f), b = mk(C, 0.5, 0.0f), a = mk(1, 0.0, 0.8f), out = zeros(N * C),
-                dout = mk(N * C, 1.0, 0.0f), dinp = mk(N * C, 1.0, 0.0f), dw = mk(C, 1.0, 0.0f), db = mk(C, 1.0, 0.0f), da = mk(1, 1.0, 0.0f);
+            arr x = mk(N * C, 1.0, 0.0f), w = mk(C, 0.5, 1.0f), b = mk(C, 0.5, 0.0f), a = mk(1, 0.0, 0.8f),
+                out = zeros(N * C), dout = mk(N * C, 1.0, 0.0f), dinp = mk(N * C, 1.0, 0.0f), dw = mk(C, 1.0, 0.0f),
+                db = mk(C, 1.0, 0.0f), da = mk(1, 1.0, 0.0f);
             BOTH(be->dyt_forward(P(out), P(x), P(w), PN(b, hasb), P(a), 0.7f, N, C));
             f += cmp(op, "out", &out, RTOL);
             BOTH(be->dyt_backward(P(dinp), P(dw), PN(db, hasb), P(da), P(dout), P(x), P(w), P(a), 0.7f, N, C));
-            f += cmp(op, "dinp", &dinp, RTOL) + cmp(op, "dw", &dw, RTOL) + cmp(op, "db", &db, RTOL) + cmp(op, "dalpha", &da, RTOL);
+            f += cmp(op, "dinp", &dinp, RTOL) + cmp(op, "dw", &dw, RTOL) + cmp(op, "db", &db, RTOL) +
+                 cmp(op, "dalpha", &da, RTOL);
             arr *all[] = { &x, &w, &b, &a, &out, &dout, &dinp, &dw, &db, &da };
             for (size_t i = 0; i < sizeof all / sizeof *all; i++) drop(all[i]);
         }
         { /* SeeDNorm */
             snprintf(op, sizeof op, "seednorm C=%d", C);
-            arr x = mk(N * C, 1.0, 0.0f), w = mk(C, 0.5, 1.0f), al = mk(C, 0.5, 0.0f), be_ = mk(C, 0.1, 0.0f), out = zeros(N * C),
-                bx = zeros(N), rstd = zeros(N), dout = mk(N * C, 1.0, 0.0f), dinp = mk(N * C, 1.0, 0.0f), dw = mk(C, 1.0, 0.0f),
-                dal = mk(C, 1.0, 0.0f), dbe = mk(C, 1.0, 0.0f);
+            arr x = mk(N * C, 1.0, 0.0f), w = mk(C, 0.5, 1.0f), al = mk(C, 0.5, 0.0f), be_ = mk(C, 0.1, 0.0f),
+                out = zeros(N * C), bx = zeros(N), rstd = zeros(N), dout = mk(N * C, 1.0, 0.0f),
+                dinp = mk(N * C, 1.0, 0.0f), dw = mk(C, 1.0, 0.0f), dal = mk(C, 1.0, 0.0f), dbe = mk(C, 1.0, 0.0f);
             BOTH(be->seednorm_forward(P(out), P(bx), P(rstd), P(x), P(w), P(al), P(be_), 0.7f, 1e-5f, N, C));
             f += cmp(op, "out", &out, RTOL) + cmp(op, "bx", &bx, RTOL) + cmp(op, "rstd", &rstd, RTOL);
-            BOTH(be->seednorm_backward(P(dinp), P(dw), P(dal), P(dbe), P(dout), P(x), P(w), P(al), P(be_), P(bx), P(rstd), 0.7f, N, C));
-            f += cmp(op, "dinp", &dinp, RTOL) + cmp(op, "dw", &dw, RTOL) + cmp(op, "dalpha", &dal, RTOL) + cmp(op, "dbeta", &dbe, RTOL);
+            BOTH(be->seednorm_backward(P(dinp), P(dw), P(dal), P(dbe), P(dout), P(x), P(w), P(al), P(be_), P(bx),
+                                       P(rstd), 0.7f, N, C));
+            f += cmp(op, "dinp", &dinp, RTOL) + cmp(op, "dw", &dw, RTOL) + cmp(op, "dalpha", &dal, RTOL) +
+                 cmp(op, "dbeta", &dbe, RTOL);
             arr *all[] = { &x, &w, &al, &be_, &out, &bx, &rstd, &dout, &dinp, &dw, &dal, &dbe };
             for (size_t i = 0; i < sizeof all / sizeof *all; i++) drop(all[i]);
         }
@@ -143,9 +154,9 @@ static int ops_scales(void) {
     int f = 0;
     const size_t N = 37;
     const int C = 64, NH = 4;
-    arr x = mk(N * C, 1.0, 0.0f), y = mk(N * C, 1.0, 0.0f), g = mk(NH, 0.5, 1.0f), lam = mk(C, 0.5, 1.0f), s = mk(1, 0.0, 0.6f),
-        out = zeros(N * C), dout = mk(N * C, 1.0, 0.0f), dinp = zeros(N * C), dg = mk(NH, 1.0, 0.0f), dlam = mk(C, 1.0, 0.0f),
-        ds = mk(1, 1.0, 0.0f);
+    arr x = mk(N * C, 1.0, 0.0f), y = mk(N * C, 1.0, 0.0f), g = mk(NH, 0.5, 1.0f), lam = mk(C, 0.5, 1.0f),
+        s = mk(1, 0.0, 0.6f), out = zeros(N * C), dout = mk(N * C, 1.0, 0.0f), dinp = zeros(N * C),
+        dg = mk(NH, 1.0, 0.0f), dlam = mk(C, 1.0, 0.0f), ds = mk(1, 1.0, 0.0f);
     BOTH(be->headscale_forward(P(out), P(x), P(g), N, C, NH));
     f += cmp("headscale", "out", &out, RTOL);
     BOTH(be->headscale_backward(P(dinp), P(dg), P(dout), P(x), P(g), N, C, NH));
@@ -178,9 +189,10 @@ static int ops_sphere(void) {
     int f = 0;
     const size_t N = 37;
     const int C = 64, G = 16, LD = 70;
-    arr x = mk(N * C, 1.0, 0.0f), y = mk(N * C, 1.0, 0.0f), sc = mk(C, 0.5, 1.0f), rstd = zeros(N * C / G), out = zeros(N * C),
-        dout = mk(N * C, 1.0, 0.0f), dinp = mk(N * C, 1.0, 0.0f), dy = zeros(N * C), ds = mk(C, 1.0, 0.0f),
-        xl = mk(N * LD, 1.0, 0.0f), dl = mk(N * LD, 1.0, 0.0f), ol = zeros(N * LD), w = mk(65 * (size_t)C, 0.3, 0.0f);
+    arr x = mk(N * C, 1.0, 0.0f), y = mk(N * C, 1.0, 0.0f), sc = mk(C, 0.5, 1.0f), rstd = zeros(N * C / G),
+        out = zeros(N * C), dout = mk(N * C, 1.0, 0.0f), dinp = mk(N * C, 1.0, 0.0f), dy = zeros(N * C),
+        ds = mk(C, 1.0, 0.0f), xl = mk(N * LD, 1.0, 0.0f), dl = mk(N * LD, 1.0, 0.0f), ol = zeros(N * LD),
+        w = mk(65 * (size_t)C, 0.3, 0.0f);
     BOTH(be->l2norm_forward(P(out), P(rstd), P(x), P(sc), 2.5f, N, C, G));
     f += cmp("l2norm", "out", &out, RTOL) + cmp("l2norm", "rstd", &rstd, RTOL);
     BOTH(be->l2norm_backward(P(dinp), P(ds), P(dout), P(x), P(sc), P(rstd), 2.5f, N, C, G)); /* dinp accumulates */
@@ -211,7 +223,8 @@ static int ops_linear(void) {
     for (int hasb = 0; hasb < 2; hasb++) {
         const char *op = hasb ? "linear" : "linear (no bias)";
         arr x = mk(N * IC, 1.0, 0.0f), w = mk((size_t)OC * IC, 0.2, 0.0f), b = mk(OC, 0.5, 0.0f), out = zeros(N * OC),
-            dout = mk(N * OC, 1.0, 0.0f), dinp = zeros(N * IC), dw = mk((size_t)OC * IC, 1.0, 0.0f), db = mk(OC, 1.0, 0.0f);
+            dout = mk(N * OC, 1.0, 0.0f), dinp = zeros(N * IC), dw = mk((size_t)OC * IC, 1.0, 0.0f),
+            db = mk(OC, 1.0, 0.0f);
         BOTH(be->linear_forward(P(out), P(x), P(w), PN(b, hasb), N, IC, OC));
         f += cmp(op, "out", &out, RTOL);
         BOTH(be->linear_backward(P(dinp), P(dw), PN(db, hasb), P(dout), P(x), P(w), N, IC, OC));
@@ -223,7 +236,8 @@ static int ops_linear(void) {
     for (int tA = 0; tA < 2; tA++)
         for (int tB = 0; tB < 2; tB++) {
             const int lda = (tA ? M : K) + 3, ldb = (tB ? K : Nn) + 5, ldc = Nn + 2;
-            arr A = mk((size_t)(tA ? K : M) * lda, 1.0, 0.0f), B = mk((size_t)(tB ? Nn : K) * ldb, 1.0, 0.0f), Cm = mk((size_t)M * ldc, 1.0, 0.0f);
+            arr A = mk((size_t)(tA ? K : M) * lda, 1.0, 0.0f), B = mk((size_t)(tB ? Nn : K) * ldb, 1.0, 0.0f),
+                Cm = mk((size_t)M * ldc, 1.0, 0.0f);
             BOTH(be->gemm(tA, tB, M, Nn, K, 0.7f, P(A), lda, P(B), ldb, 0.3f, P(Cm), ldc));
             char op[32];
             snprintf(op, sizeof op, "gemm tA=%d tB=%d", tA, tB);
@@ -245,8 +259,8 @@ static int ops_attention(void) {
         const size_t N = (size_t)B * T, ATT = (size_t)B * NH * T * T;
         char op[48];
         snprintf(op, sizeof op, "attention NH=%d KVH=%d", NH, KVH);
-        arr qkv = mk(N * ld, 1.0, 0.0f), out = zeros(N * C), att = zeros(ATT), dout = mk(N * C, 1.0, 0.0f), dqkv = mk(N * ld, 1.0, 0.0f),
-            datt = zeros(ATT);
+        arr qkv = mk(N * ld, 1.0, 0.0f), out = zeros(N * C), att = zeros(ATT), dout = mk(N * C, 1.0, 0.0f),
+            dqkv = mk(N * ld, 1.0, 0.0f), datt = zeros(ATT);
         BOTH(be->attention_forward(P(out), P(att), P(qkv), B, T, C, NH, KVH));
         f += cmp(op, "out", &out, RTOL) + cmp(op, "att", &att, RTOL);
         BOTH(be->attention_backward(P(dqkv), P(datt), P(dout), P(qkv), P(att), B, T, C, NH, KVH));
@@ -291,12 +305,14 @@ static int ops_misc(void) {
 
     const int B = 3, T = 11, C = 40, V = 50;
     iarr tok = { nl_xmalloc((size_t)B * T * sizeof(int)), gpu->alloc((size_t)B * T * sizeof(int)), (size_t)B * T };
-    for (size_t i = 0; i < tok.n; i++) tok.h[i] = (int)(nl_rng_below(&rng, 7)) * 7; /* repeated ids: the scatter-add collides */
+    for (size_t i = 0; i < tok.n; i++)
+        tok.h[i] = (int)(nl_rng_below(&rng, 7)) * 7; /* repeated ids: the scatter-add collides */
     gpu->from_host(tok.d, tok.h, tok.n * sizeof(int));
     for (int haspos = 0; haspos < 2; haspos++) {
         const char *op = haspos ? "encoder" : "encoder (no positions)";
         arr wte = mk((size_t)V * C, 1.0, 0.0f), wpe = mk((size_t)T * C, 1.0, 0.0f), out = zeros((size_t)B * T * C),
-            dout = mk((size_t)B * T * C, 1.0, 0.0f), dwte = mk((size_t)V * C, 1.0, 0.0f), dwpe = mk((size_t)T * C, 1.0, 0.0f);
+            dout = mk((size_t)B * T * C, 1.0, 0.0f), dwte = mk((size_t)V * C, 1.0, 0.0f),
+            dwpe = mk((size_t)T * C, 1.0, 0.0f);
         BOTH(be->encoder_forward(P(out), P(tok), P(wte), PN(wpe, haspos), B, T, C));
         f += cmp(op, "out", &out, RTOL);
         BOTH(be->encoder_backward(P(dwte), PN(dwpe, haspos), P(dout), P(tok), B, T, C));
@@ -321,8 +337,14 @@ static int ops_misc(void) {
         const size_t n = 1001;
         arr p = mk(n, 1.0, 0.0f), m = zeros(n), v = zeros(n), g = mk(n, 1.0, 0.0f);
         for (int t = 1; t <= 3; t++) {
-            const nl_adamw_hp hp = { 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, (float)(1.0 / (1.0 - pow(0.9, t))),
-                                     (float)(1.0 / (1.0 - pow(0.95, t))), 0.5f };
+            const nl_adamw_hp hp = { 1e-2f,
+                                     0.9f,
+                                     0.95f,
+                                     1e-8f,
+                                     0.1f,
+                                     (float)(1.0 / (1.0 - pow(0.9, t))),
+                                     (float)(1.0 / (1.0 - pow(0.95, t))),
+                                     0.5f };
             BOTH(be->adamw(P(p), P(m), P(v), P(g), n, &hp));
         }
         f += cmp("adamw", "p", &p, RTOL) + cmp("adamw", "m", &m, RTOL) + cmp("adamw", "v", &v, RTOL);
@@ -337,8 +359,10 @@ static int ops_misc(void) {
         nl_stream_stat sc, sg;
         cpu->stream_stats(a.h, 1001, 99, scr.h, &sc);
         gpu->stream_stats(a.d, 1001, 99, scr.d, &sg);
-        f += nl_check_scalar("stream var", sg.var, sc.var, RTOL_SUM) + nl_check_scalar("stream gvar", sg.gvar, sc.gvar, RTOL_SUM) +
-             nl_check_scalar("stream rms", sg.rms, sc.rms, RTOL_SUM) + nl_check_scalar("stream maxabs", sg.maxabs, sc.maxabs, RTOL_SUM) +
+        f += nl_check_scalar("stream var", sg.var, sc.var, RTOL_SUM) +
+             nl_check_scalar("stream gvar", sg.gvar, sc.gvar, RTOL_SUM) +
+             nl_check_scalar("stream rms", sg.rms, sc.rms, RTOL_SUM) +
+             nl_check_scalar("stream maxabs", sg.maxabs, sc.maxabs, RTOL_SUM) +
              nl_check_scalar("stream median", sg.median, sc.median, RTOL_SUM);
         const float bad[2] = { NAN, INFINITY };
         gpu->from_host(a.d + 50000, &bad[1], sizeof(float));
@@ -352,7 +376,10 @@ static int ops_misc(void) {
 
 /* ---------------------------------------------------------------- the whole model */
 
-typedef struct { const char *name; int placement, norm_type, arch, kv_heads, qk_norm, skip_init, gpas, sdd; } model_case;
+typedef struct {
+    const char *name;
+    int placement, norm_type, arch, kv_heads, qk_norm, skip_init, gpas, sdd;
+} model_case;
 
 static void small_config(nl_config *c, const model_case *k, int device) {
     nl_config_defaults(c);
@@ -379,7 +406,8 @@ static int init_pair(const model_case *k, nl_model *mc, nl_model *mg) {
     small_config(&c, k, NL_DEVICE_CPU);
     if (nl_model_init(mc, &c) != NL_OK) return printf("    %s: cpu init: %s\n", k->name, nl_last_error()), 1;
     small_config(&c, k, NL_DEVICE_CUDA);
-    if (nl_model_init(mg, &c) != NL_OK) return printf("    %s: cuda init: %s\n", k->name, nl_last_error()), nl_model_free(mc), 1;
+    if (nl_model_init(mg, &c) != NL_OK)
+        return printf("    %s: cuda init: %s\n", k->name, nl_last_error()), nl_model_free(mc), 1;
     nl_model_alloc_acts(mc, c.batch, c.seq_len);
     nl_model_alloc_acts(mg, c.batch, c.seq_len);
     return 0;
@@ -466,8 +494,10 @@ static int train_curve(const model_case *k, const unsigned char *text, size_t nt
         if (!(d <= worst)) worst = d, worst_step = step;
         lc = l[0], lg = l[1];
     }
-    printf("    %-28s final loss cpu %.5f cuda %.5f, worst step %d: relative difference %.2e\n", k->name, lc, lg, worst_step, worst);
-    int f = NL_CHECK(worst <= 1e-3, "%s: the CUDA loss curve leaves the CPU curve (%.2e at step %d)", k->name, worst, worst_step);
+    printf("    %-28s final loss cpu %.5f cuda %.5f, worst step %d: relative difference %.2e\n", k->name, lc, lg,
+           worst_step, worst);
+    int f = NL_CHECK(worst <= 1e-3, "%s: the CUDA loss curve leaves the CPU curve (%.2e at step %d)", k->name, worst,
+                     worst_step);
     free(inp);
     free(tgt);
     nl_model_free(&mc);
@@ -495,14 +525,14 @@ int main(void) {
     }
     nl_rng_seed(&rng, 1234);
     int failed = 0, total = 0;
-#define SECTION(name, expr)                                                                        \
-    do {                                                                                           \
-        printf("%s ...\n", name);                                                                  \
-        fflush(stdout);                                                                            \
-        const int f_ = (expr);                                                                     \
-        printf("%s %s\n", name, f_ ? "FAIL" : "ok");                                               \
-        failed += f_ != 0;                                                                         \
-        total++;                                                                                   \
+#define SECTION(name, expr)                                                                                            \
+    do {                                                                                                               \
+        printf("%s ...\n", name);                                                                                      \
+        fflush(stdout);                                                                                                \
+        const int f_ = (expr);                                                                                         \
+        printf("%s %s\n", name, f_ ? "FAIL" : "ok");                                                                   \
+        failed += f_ != 0;                                                                                             \
+        total++;                                                                                                       \
     } while (0)
     SECTION("ops_norms", ops_norms());
     SECTION("ops_scales", ops_scales());
@@ -514,9 +544,11 @@ int main(void) {
     /* every placement with its own defaults, then the other norm types and wirings */
     model_case cases[NL_PLACE_COUNT + 10];
     int nc = 0;
-    for (int p = 0; p < NL_PLACE_COUNT; p++) cases[nc++] = (model_case){ nl_placements[p].name, p, -1, NL_ARCH_GPT2, 0, 0, 0, 0, 0 };
+    for (int p = 0; p < NL_PLACE_COUNT; p++)
+        cases[nc++] = (model_case){ nl_placements[p].name, p, -1, NL_ARCH_GPT2, 0, 0, 0, 0, 0 };
     for (int t = 0; t < NL_NORM_TYPE_COUNT; t++)
-        if (t != NL_LAYERNORM && t != NL_L2NORM) cases[nc++] = (model_case){ nl_norm_type_names[t], NL_PLACE_PERI, t, NL_ARCH_GPT2, 0, 0, 0, 0, 0 };
+        if (t != NL_LAYERNORM && t != NL_L2NORM)
+            cases[nc++] = (model_case){ nl_norm_type_names[t], NL_PLACE_PERI, t, NL_ARCH_GPT2, 0, 0, 0, 0, 0 };
     cases[nc++] = (model_case){ "llama pre gqa qk-norm", NL_PLACE_PRE, -1, NL_ARCH_LLAMA, 2, 1, 0, 0, 0 };
     cases[nc++] = (model_case){ "pre skip-init", NL_PLACE_PRE, -1, NL_ARCH_GPT2, 0, 0, 1, 0, 0 };
     cases[nc++] = (model_case){ "peri gpas sdd", NL_PLACE_PERI, -1, NL_ARCH_GPT2, 0, 0, 0, 1, 1 };
