@@ -114,7 +114,7 @@ $(BUILD)/pic/%.o: %.c
 	@$(CC) $(CFLAGS) -fPIC -MMD -MP -c $< -o $@
 
 $(BUILD)/libnormlab.a: $(LIB_OBJ)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/libnormlab.so: $(PIC_OBJ)
 	$(CC) -shared -Wl,-soname,libnormlab.so $^ -o $@ $(LDLIBS)
