@@ -548,6 +548,24 @@ static void fig_close(FILE *f, const char *caption) {
     fputs("</figcaption></figure>\n", f);
 }
 
+/* a w x h chart with this title and axis labels; linear axes, the y range from the data alone (the
+ * caller sets the other fields of nl_plot) */
+static nl_plot plot_of(const char *title, const char *xlabel, const char *ylabel, int w, int h) {
+    return (nl_plot){ .title = title, .xlabel = xlabel, .ylabel = ylabel, .w = w, .h = h, .ymin_force = NAN };
+}
+
+/* one figure: the ns series of s drawn on p as lines (or as grouped bars), then the caption */
+static void line_figure(FILE *f, const nl_plot *p, const nl_series *s, int ns, const char *caption) {
+    fig_open(f);
+    nl_svg_lines(f, p, s, ns);
+    fig_close(f, caption);
+}
+static void bar_figure(FILE *f, const nl_plot *p, const nl_series *s, int ns, const char *caption) {
+    fig_open(f);
+    nl_svg_bars(f, p, s, ns);
+    fig_close(f, caption);
+}
+
 static void eq_label(char *b, size_t n, const rp_run *r, const char *extra) {
     snprintf(b, n, "%s%s: %s", r->label, extra, nl_placements[r->placement].eq);
 }
@@ -639,6 +657,18 @@ static int run_dash(const report *rp, int i) {
     return k % 3;
 }
 
+/* a curve of run i against the step: its placement's colour, its dash (run_dash) */
+static nl_series run_series(const report *rp, int i, const char *label, const double *x, const double *y, int n,
+                            double width) {
+    return (nl_series){ .label = label,
+                        .color = placement_color(rp->runs[i].placement),
+                        .x = x,
+                        .y = y,
+                        .n = n,
+                        .width = width,
+                        .dash = run_dash(rp, i) };
+}
+
 static void loss_section(FILE *f, const report *rp) {
     nl_series s[2 * MAX_RUNS];
     char lab[MAX_RUNS][400];
@@ -646,56 +676,25 @@ static void loss_section(FILE *f, const report *rp) {
     for (int i = 0; i < rp->nruns; i++) {
         const rp_run *r = &rp->runs[i];
         eq_label(lab[i], sizeof lab[i], r, "");
-        s[ns++] = (nl_series){ .label = NULL,
-                               .color = placement_color(r->placement),
-                               .x = r->step,
-                               .y = r->loss,
-                               .n = r->n,
-                               .width = 0.8,
-                               .dash = run_dash(rp, i) };
-        s[ns++] = (nl_series){ .label = lab[i],
-                               .color = placement_color(r->placement),
-                               .x = r->vstep,
-                               .y = r->vloss,
-                               .n = r->nv,
-                               .marker = 1,
-                               .width = 2.2,
-                               .dash = run_dash(rp, i) };
+        s[ns++] = run_series(rp, i, NULL, r->step, r->loss, r->n, 0.8);
+        s[ns] = run_series(rp, i, lab[i], r->vstep, r->vloss, r->nv, 2.2);
+        s[ns++].marker = 1;
     }
-    fig_open(f);
-    nl_plot p = { .title = "Loss curves",
-                  .xlabel = "optimizer step",
-                  .ylabel = "cross-entropy (nats/token)",
-                  .w = 900,
-                  .h = 380,
-                  .ymin_force = NAN };
-    nl_svg_lines(f, &p, s, ns);
-    fig_close(f, "Thin lines: training loss of each step; thick lines with dots: validation loss. One colour per placement; "
-                 "runs of the same placement solid, dashed, dotted in turn.");
+    const nl_plot p = plot_of("Loss curves", "optimizer step", "cross-entropy (nats/token)", 900, 380);
+    line_figure(f, &p, s, ns,
+                "Thin lines: training loss of each step; thick lines with dots: validation loss. One colour per placement; "
+                "runs of the same placement solid, dashed, dotted in turn.");
     ns = 0;
     for (int i = 0; i < rp->nruns; i++) {
         const rp_run *r = &rp->runs[i];
-        if (r->ng)
-            s[ns++] = (nl_series){ .label = lab[i],
-                                   .color = placement_color(r->placement),
-                                   .x = r->gstep,
-                                   .y = r->gnorm,
-                                   .n = r->ng,
-                                   .width = 1,
-                                   .dash = run_dash(rp, i) };
+        if (r->ng) s[ns++] = run_series(rp, i, lab[i], r->gstep, r->gnorm, r->ng, 1);
     }
     if (!ns) return;
-    fig_open(f);
-    nl_plot g = { .title = "Gradient norm vs step",
-                  .xlabel = "optimizer step",
-                  .ylabel = "||gradient||_2 before clipping",
-                  .ylog = 1,
-                  .w = 900,
-                  .h = 380,
-                  .ymin_force = NAN };
-    nl_svg_lines(f, &g, s, ns);
-    fig_close(f, "The global gradient norm of each step (metrics.jsonl grad_norm, of the unscaled gradients, before clipping); "
-                 "non-finite values are gaps.");
+    nl_plot g = plot_of("Gradient norm vs step", "optimizer step", "||gradient||_2 before clipping", 900, 380);
+    g.ylog = 1;
+    line_figure(f, &g, s, ns,
+                "The global gradient norm of each step (metrics.jsonl grad_norm, of the unscaled gradients, before clipping); "
+                "non-finite values are gaps.");
 }
 
 /* the norm sites' gain and output RMS against depth at the last diagnostic pass, per run */
@@ -734,23 +733,16 @@ static void sites_section(FILE *f, const report *rp) {
                 ns++;
             }
         }
-        fig_open(f);
-        nl_plot p = {
-            .title = which ? "Norm output RMS vs depth" : "Norm gain vs depth",
-            .xlabel = "block l (attention norms at l, MLP norms at l + 0.5; embedding norm at 0, final norm at L + 1)",
-            .ylabel = which ? "RMS of the norm's output" : "mean gain of the norm",
-            .ylog = which,
-            .w = 900,
-            .h = 360,
-            .ymin_force = NAN
-        };
-        nl_svg_lines(f, &p, s, ns);
-        fig_close(f,
-                  which ? "RMS over all entries of each norm's output on the diagnostic batch at the last pass (for lns it includes the "
-                          "1/sqrt(l) scale). Solid: IN (branch input) norms, dashed: OUT (branch output), dotted: POST (after the add), "
-                          "crosses: embedding and final norms."
-                        : "Mean of each norm's gain vector at the last diagnostic pass (1 at init; gemma stores 1 + s and shows the "
-                          "applied gain). Solid: IN norms, dashed: OUT, dotted: POST, crosses: embedding and final norms.");
+        nl_plot p = plot_of(which ? "Norm output RMS vs depth" : "Norm gain vs depth",
+                            "block l (attention norms at l, MLP norms at l + 0.5; embedding norm at 0, final norm at L + 1)",
+                            which ? "RMS of the norm's output" : "mean gain of the norm", 900, 360);
+        p.ylog = which;
+        line_figure(f, &p, s, ns,
+                    which ? "RMS over all entries of each norm's output on the diagnostic batch at the last pass (for lns it includes the "
+                            "1/sqrt(l) scale). Solid: IN (branch input) norms, dashed: OUT (branch output), dotted: POST (after the add), "
+                            "crosses: embedding and final norms."
+                          : "Mean of each norm's gain vector at the last diagnostic pass (1 at init; gemma stores 1 + s and shows the "
+                            "applied gain). Solid: IN norms, dashed: OUT, dotted: POST, crosses: embedding and final norms.");
     }
     free(xs);
     free(ys);
@@ -795,20 +787,14 @@ static void overflow_chart(FILE *f, const char *title, const rp_run *const *runs
         s[0] = (nl_series){ .label = "no overflow in any pass", .color = "#7f7f7f", .x = part, .y = cnt, .n = L + 2 };
         ns = 1;
     }
-    fig_open(f);
-    nl_plot p = { .title = title,
-                  .xlabel = "part: 0 embedding, 1..L blocks, L + 1 final norm and head",
-                  .ylabel = "values overflowed to inf",
-                  .w = 900,
-                  .h = 320,
-                  .ymin_force = NAN };
-    nl_svg_bars(f, &p, s, ns);
+    const nl_plot p = plot_of(title, "part: 0 embedding, 1..L blocks, L + 1 final norm and head",
+                              "values overflowed to inf", 900, 320);
     char cap[400];
     snprintf(cap, sizeof cap,
              "Values that storing an activation (forward; full colour) or an activation gradient (backward; light) in the "
              "run's dtype turned from finite to inf, summed over the diagnostic passes (%.0f in all). Groups with none are left out.",
              total);
-    fig_close(f, cap);
+    bar_figure(f, &p, s, ns, cap);
     free(part);
     free(cnt);
     free(s);
@@ -863,20 +849,13 @@ static void depth_sections(FILE *f, const report *rp) {
             ns++;
         }
         snprintf(title, sizeof title, "%s", r->label);
-        fig_open(f);
-        nl_plot p = { .title = title,
-                      .xlabel = "stream index l (x_l enters block l; L+1: after the last block)",
-                      .ylabel = "Var(x_l), mean per-token variance",
-                      .ylog = 1,
-                      .w = 440,
-                      .h = 300,
-                      .ymin_force = NAN,
-                      .xint = 1 };
-        nl_svg_lines(f, &p, s, ns);
+        nl_plot p = plot_of(title, "stream index l (x_l enters block l; L+1: after the last block)",
+                            "Var(x_l), mean per-token variance", 440, 300);
+        p.ylog = 1, p.xint = 1;
         char cap[400];
         snprintf(cap, sizeof cap, "%s: %s. Lighter: earlier steps; darkest: the last diagnostic step.",
                  nl_placements[r->placement].name, nl_placements[r->placement].eq);
-        fig_close(f, cap);
+        line_figure(f, &p, s, ns, cap);
     }
     fputs("</div>\n", f);
     /* combined panels at init (dashed) and end (solid) */
@@ -919,20 +898,13 @@ static void depth_sections(FILE *f, const report *rp) {
                                        .n = n,
                                        .dash = 1 };
         }
-        fig_open(f);
-        nl_plot p = { .title = panels[pi].title,
-                      .xlabel = panels[pi].which == 3
-                                        ? "block l"
-                                        : "stream index l (L+1: after the last block, before the final norm)",
-                      .ylabel = panels[pi].ylabel,
-                      .ylog = panels[pi].log,
-                      .w = 900,
-                      .h = 360,
-                      .ymin_force = NAN,
-                      .xint = 1 };
+        nl_plot p = plot_of(panels[pi].title,
+                            panels[pi].which == 3 ? "block l"
+                                                  : "stream index l (L+1: after the last block, before the final norm)",
+                            panels[pi].ylabel, 900, 360);
+        p.ylog = panels[pi].log, p.xint = 1;
         if (panels[pi].which == 1) p.hline = 65504.0, p.hline_label = "fp16 max 65504";
-        nl_svg_lines(f, &p, s, ns);
-        fig_close(f, panels[pi].caption);
+        line_figure(f, &p, s, ns, panels[pi].caption);
     }
     free(depth);
 }
@@ -982,21 +954,12 @@ static void failing_section(FILE *f, const int *placements, int np, const double
         { .label = deg_label, .color = "#ff7f0e", .x = dgx, .y = dgy, .n = np, .marker = 3 },
         { .label = "first LR where a seed diverged", .color = "#d62728", .x = dvx, .y = dvy, .n = np, .marker = 2 },
     };
-    fig_open(f);
-    nl_plot p = { .title = "First failing LR per placement",
-                  .xlabel = "placement",
-                  .ylabel = "peak learning rate",
-                  .ylog = 1,
-                  .w = 900,
-                  .h = 340,
-                  .ymin_force = NAN,
-                  .xnames = names,
-                  .nxnames = np };
-    nl_svg_lines(f, &p, s, 4);
-    fig_close(f,
-              "For each placement: every LR of the sweep (grey), its best LR, the first LR above the best whose mean final val loss "
-              "is worse by more than the margin (or where no seed finished), and the lowest LR at which any seed diverged. "
-              "A placement without an orange dot or red cross did not fail up to its highest LR.");
+    nl_plot p = plot_of("First failing LR per placement", "placement", "peak learning rate", 900, 340);
+    p.ylog = 1, p.xnames = names, p.nxnames = np;
+    line_figure(f, &p, s, 4,
+                "For each placement: every LR of the sweep (grey), its best LR, the first LR above the best whose mean final val loss "
+                "is worse by more than the margin (or where no seed finished), and the lowest LR at which any seed diverged. "
+                "A placement without an orange dot or red cross did not fail up to its highest LR.");
     fputs("<table><tr><th>placement</th><th>best LR (mean val loss)</th><th>first degraded LR (mean val loss)</th>"
           "<th>first diverging LR (diverged / runs)</th><th>highest LR run</th></tr>\n",
           f);
@@ -1094,21 +1057,13 @@ static void sweep_curves(FILE *f, const rp_sweep *sw, int placement, const doubl
     char title[160], cap[400];
     snprintf(title, sizeof title, "%s: %s by LR", nl_placements[placement].name,
              field ? "gradient norm" : "training loss");
-    fig_open(f);
-    nl_plot p = { .title = title,
-                  .xlabel = "optimizer step",
-                  .ylabel = field ? "||gradient||_2" : "training loss (nats/token)",
-                  .ylog = field,
-                  .w = 440,
-                  .h = 300,
-                  .ymin_force = NAN,
-                  .xint = 1 };
-    nl_svg_lines(f, &p, s, ns);
+    nl_plot p = plot_of(title, "optimizer step", field ? "||gradient||_2" : "training loss (nats/token)", 440, 300);
+    p.ylog = field, p.xint = 1;
     snprintf(cap, sizeof cap,
              "Mean over seeds of the %s (trailing mean over %d step%s), band: lowest to highest seed; "
              "lighter and dashed in turn: lower LRs.",
              field ? "gradient norm" : "training loss", win, win == 1 ? "" : "s");
-    fig_close(f, cap);
+    line_figure(f, &p, s, ns, cap);
     free(x);
     free(tmp);
     free(mean);
@@ -1193,17 +1148,11 @@ static void sweep_section(FILE *f, const rp_sweep *sw) {
                                    .n = nl,
                                    .marker = 2 };
     }
-    fig_open(f);
-    nl_plot p = { .title = "LR stability map: final validation loss vs learning rate",
-                  .xlabel = "peak learning rate",
-                  .ylabel = "final val loss (nats/token), mean +- sd over seeds",
-                  .xlog = 1,
-                  .w = 900,
-                  .h = 380,
-                  .ymin_force = NAN };
-    nl_svg_lines(f, &p, s, ns);
-    fig_close(f,
-              "Dots: mean over the seeds that finished, bars: sample sd. Crosses above the curves: learning rates where at least one seed diverged (count in the table).");
+    nl_plot p = plot_of("LR stability map: final validation loss vs learning rate", "peak learning rate",
+                        "final val loss (nats/token), mean +- sd over seeds", 900, 380);
+    p.xlog = 1;
+    line_figure(f, &p, s, ns,
+                "Dots: mean over the seeds that finished, bars: sample sd. Crosses above the curves: learning rates where at least one seed diverged (count in the table).");
     fputs("<table><tr><th>placement</th><th>LR</th><th>runs</th><th>finished</th><th>diverged</th><th>final val loss (mean +- sd)</th></tr>\n",
           f);
     for (int a = 0; a < np; a++)
@@ -1291,15 +1240,10 @@ static void analysis_section(FILE *f, const report *rp) {
             .label = lab[k], .color = placement_color(placements[k]), .x = blocks, .y = as[k]->skip_delta, .n = as[k]->L
         };
     }
-    fig_open(f);
-    nl_plot p = { .title = "Validation-loss increase when block l alone is skipped",
-                  .xlabel = "skipped block l",
-                  .ylabel = "delta loss (nats/token)",
-                  .w = 900,
-                  .h = 340,
-                  .ymin_force = NAN };
-    nl_svg_bars(f, &p, s, na);
-    fig_close(f, "loss(model without block l, x_{l+1} = x_l) - loss(full model) on the same validation windows.");
+    const nl_plot p = plot_of("Validation-loss increase when block l alone is skipped", "skipped block l",
+                              "delta loss (nats/token)", 900, 340);
+    bar_figure(f, &p, s, na,
+               "loss(model without block l, x_{l+1} = x_l) - loss(full model) on the same validation windows.");
     free(blocks);
 }
 
