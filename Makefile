@@ -209,7 +209,7 @@ clean:
 
 # ---- reliability (docs/reliability.md) ----
 FUZZ_SECONDS ?= 60
-FUZZ_NAMES = safetensors ckpt shard config metrics tboard
+FUZZ_NAMES = safetensors ckpt shard config metrics tboard idx png
 FUZZ_BUILD = build/fuzz
 FUZZ_SAN = fuzzer-no-link,address,undefined
 FUZZ_BINS = $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)

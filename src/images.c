@@ -22,58 +22,71 @@ void nl_images_free(nl_images *im) {
 
 /* ---------------------------------------------------------------- Fashion-MNIST (idx) */
 
-/* Reads a whole gzip file into memory (*n bytes). */
-static nl_status gz_slurp(const char *path, unsigned char **buf, size_t *n) {
-    gzFile f = gzopen(path, "rb");
-    if (!f) return NL_FAIL(NL_ERR_IO, "cannot open '%s': %s", path, strerror(errno ? errno : ENOENT));
-    size_t cap = 1 << 20, len = 0;
-    unsigned char *b = nl_xmalloc(cap);
-    for (;;) {
-        if (len == cap) {
-            unsigned char *nb = nl_xmalloc(2 * cap);
-            memcpy(nb, b, len);
-            free(b);
-            b = nb;
-            cap *= 2;
-        }
-        const int got = gzread(f, b + len, (unsigned)(cap - len > (1u << 30) ? (1u << 30) : cap - len));
-        if (got < 0) {
-            int e;
-            const char *msg = gzerror(f, &e);
-            nl_status st = NL_FAIL(NL_ERR_FORMAT, "'%s': not a readable gzip file (%s)", path, msg);
-            gzclose(f);
-            free(b);
-            return st;
-        }
-        if (got == 0) break;
-        len += (size_t)got;
-    }
-    gzclose(f);
-    *buf = b;
-    *n = len;
-    return NL_OK;
-}
-
 static uint32_t be32(const unsigned char *p) {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-/* idx header: 0 0 type(0x08 = ubyte) ndim, then ndim big-endian uint32 sizes; the payload must be
- * exactly their product. dims gets the sizes. */
-static nl_status idx_check(const char *path, const unsigned char *b, size_t n, int ndim, uint32_t *dims) {
-    if (n < 4 + 4 * (size_t)ndim || b[0] || b[1] || b[2] != 0x08 || b[3] != ndim)
-        return NL_FAIL(NL_ERR_FORMAT, "'%s': not an idx file of %d-D unsigned bytes (bad header)", path, ndim);
-    size_t want = 1;
-    for (int i = 0; i < ndim; i++) {
-        dims[i] = be32(b + 4 + 4 * i);
-        if (dims[i] == 0 || dims[i] > (1u << 24))
-            return NL_FAIL(NL_ERR_FORMAT, "'%s': idx size %u out of range", path, dims[i]);
-        want *= dims[i];
+/* gzread of up to n bytes (n < 2^31); -1 with the error set on a damaged stream */
+static int gz_read(gzFile f, const char *path, void *buf, size_t n) {
+    const int got = gzread(f, buf, (unsigned)n);
+    if (got < 0) {
+        int e;
+        nl_set_error("'%s': not a readable gzip file (%s)", path, gzerror(f, &e));
     }
-    if (n - 4 - 4 * (size_t)ndim != want)
-        return NL_FAIL(NL_ERR_FORMAT, "'%s': idx payload of %zu bytes, the header says %zu", path,
-                       n - 4 - 4 * (size_t)ndim, want);
-    return NL_OK;
+    return got;
+}
+
+/* Reads an idx file of ndim dimensions of unsigned bytes (gzip, or plain: zlib reads both): the header
+ * 0 0 0x08 ndim, ndim big-endian uint32 sizes, then exactly their product of bytes. The header is
+ * checked first (each size 1..2^24, the product at most NL_IDX_MAX_BYTES), and the payload buffer grows
+ * only as data arrives, so neither a damaged header nor a gzip bomb can demand a huge allocation.
+ * dims gets the sizes, *payload (malloc'ed) the bytes. */
+static nl_status idx_read(const char *path, int ndim, uint32_t *dims, unsigned char **payload) {
+    gzFile f = gzopen(path, "rb");
+    if (!f) return NL_FAIL(NL_ERR_IO, "cannot open '%s': %s", path, strerror(errno ? errno : ENOENT));
+    unsigned char hdr[4 + 4 * 3];
+    const size_t hl = 4 + 4 * (size_t)ndim;
+    NL_ASSERT(ndim >= 1 && ndim <= 3);
+    const int got = gz_read(f, path, hdr, hl);
+    nl_status st = got < 0 ? NL_ERR_FORMAT : NL_OK;
+    if (st == NL_OK && ((size_t)got != hl || hdr[0] || hdr[1] || hdr[2] != 0x08 || hdr[3] != ndim))
+        st = NL_FAIL(NL_ERR_FORMAT, "'%s': not an idx file of %d-D unsigned bytes (bad header)", path, ndim);
+    size_t want = 1;
+    for (int i = 0; st == NL_OK && i < ndim; i++) {
+        dims[i] = be32(hdr + 4 + 4 * i);
+        if (dims[i] == 0 || dims[i] > (1u << 24))
+            st = NL_FAIL(NL_ERR_FORMAT, "'%s': idx size %u out of range", path, dims[i]);
+        else if (want > NL_IDX_MAX_BYTES / dims[i])
+            st = NL_FAIL(NL_ERR_FORMAT, "'%s': the idx header asks for more than %zu bytes", path,
+                         (size_t)NL_IDX_MAX_BYTES);
+        else want *= dims[i];
+    }
+    size_t cap = want < ((size_t)1 << 20) ? want : (size_t)1 << 20, len = 0;
+    unsigned char *b = st == NL_OK ? nl_xmalloc(cap) : NULL;
+    while (st == NL_OK && len < want) {
+        if (len == cap) { /* doubles, at most to the header's size */
+            cap = 2 * cap < want ? 2 * cap : want;
+            unsigned char *nb = nl_xmalloc(cap);
+            memcpy(nb, b, len);
+            free(b);
+            b = nb;
+        }
+        const int n = gz_read(f, path, b + len, cap - len < ((size_t)1 << 30) ? cap - len : (size_t)1 << 30);
+        if (n < 0) st = NL_ERR_FORMAT;
+        else if (n == 0) break;
+        else len += (size_t)n;
+    }
+    unsigned char extra;
+    const int more = st == NL_OK && len == want ? gz_read(f, path, &extra, 1) : 0;
+    if (more < 0) st = NL_ERR_FORMAT;
+    else if (st == NL_OK && more)
+        st = NL_FAIL(NL_ERR_FORMAT, "'%s': idx payload longer than the %zu bytes the header says", path, want);
+    else if (st == NL_OK && len != want)
+        st = NL_FAIL(NL_ERR_FORMAT, "'%s': idx payload of %zu bytes, the header says %zu", path, len, want);
+    gzclose(f);
+    if (st != NL_OK) free(b);
+    else *payload = b;
+    return st;
 }
 
 int nl_images_is_fmnist(const char *spec) {
@@ -93,17 +106,13 @@ static nl_status fmnist_open(nl_images *im, const char *spec, int split) {
     snprintf(ipath, sizeof ipath, "%s/%s-images-idx3-ubyte.gz", dir, pre);
     snprintf(lpath, sizeof lpath, "%s/%s-labels-idx1-ubyte.gz", dir, pre);
     unsigned char *ib = NULL, *lb = NULL;
-    size_t in = 0, ln = 0;
     uint32_t idim[3], ldim[1];
-    nl_status st = gz_slurp(ipath, &ib, &in);
-    if (st == NL_OK) st = gz_slurp(lpath, &lb, &ln);
-    if (st == NL_OK) st = idx_check(ipath, ib, in, 3, idim);
-    if (st == NL_OK) st = idx_check(lpath, lb, ln, 1, ldim);
+    nl_status st = idx_read(ipath, 3, idim, &ib);
+    if (st == NL_OK) st = idx_read(lpath, 1, ldim, &lb);
     if (st == NL_OK && ldim[0] != idim[0])
         st = NL_FAIL(NL_ERR_FORMAT, "'%s' holds %u labels for %u images in '%s'", lpath, ldim[0], idim[0], ipath);
     for (uint32_t i = 0; st == NL_OK && i < ldim[0]; i++)
-        if (lb[8 + i] > 9)
-            st = NL_FAIL(NL_ERR_FORMAT, "'%s': label %d of image %u is not a class 0..9", lpath, lb[8 + i], i);
+        if (lb[i] > 9) st = NL_FAIL(NL_ERR_FORMAT, "'%s': label %d of image %u is not a class 0..9", lpath, lb[i], i);
     if (st == NL_OK) {
         memset(im, 0, sizeof *im);
         im->n = (int)idim[0];
@@ -114,8 +123,8 @@ static nl_status fmnist_open(nl_images *im, const char *spec, int split) {
         const size_t np = (size_t)im->n * im->h * im->w;
         im->pix = nl_xmalloc(np * sizeof(float));
         im->label = nl_xmalloc((size_t)im->n * sizeof(int));
-        for (size_t i = 0; i < np; i++) im->pix[i] = ib[16 + i] / 127.5f - 1.0f;
-        for (int i = 0; i < im->n; i++) im->label[i] = lb[8 + i];
+        for (size_t i = 0; i < np; i++) im->pix[i] = ib[i] / 127.5f - 1.0f;
+        for (int i = 0; i < im->n; i++) im->label[i] = lb[i];
     }
     free(ib);
     free(lb);
@@ -130,9 +139,15 @@ nl_status nl_png_read(const char *path, uint8_t **pix, int *h, int *w, int *ch) 
     img.version = PNG_IMAGE_VERSION;
     if (!png_image_begin_read_from_file(&img, path))
         return NL_FAIL(NL_ERR_FORMAT, "'%s': not a readable PNG (%s)", path, img.message);
+    if ((size_t)img.width * img.height > NL_PNG_MAX_PIXELS) {
+        nl_status st = NL_FAIL(NL_ERR_FORMAT, "'%s': a PNG of %u x %u pixels is larger than the %zu pixels allowed",
+                               path, (unsigned)img.width, (unsigned)img.height, (size_t)NL_PNG_MAX_PIXELS);
+        png_image_free(&img);
+        return st;
+    }
     const int color = (img.format & PNG_FORMAT_FLAG_COLOR) != 0;
     img.format = color ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY; /* alpha composited away, palettes expanded */
-    const size_t bytes = PNG_IMAGE_SIZE(img);
+    const size_t bytes = (size_t)img.width * img.height * (color ? 3 : 1);
     uint8_t *p = nl_xmalloc(bytes ? bytes : 1);
     if (!png_image_finish_read(&img, NULL, p, 0, NULL)) {
         free(p);

@@ -10,6 +10,11 @@
 
 #define NL_FMNIST_DIR "/usr/share/datasets/fashion-mnist"
 
+/* The most a file's header may ask for; more is a one-line error, not an allocation: an idx payload
+ * (Fashion-MNIST's training images hold 47 MB) and one PNG's pixels (8192 x 8192). */
+#define NL_IDX_MAX_BYTES ((size_t)1 << 30)
+#define NL_PNG_MAX_PIXELS ((size_t)1 << 26)
+
 typedef struct nl_images {
     int n, h, w, ch; /* images, height, width, channels (1 gray, 3 RGB) */
     int nclass;      /* labels are 0..nclass-1; 0: unlabelled (a PNG folder) */
@@ -30,8 +35,8 @@ void nl_images_free(nl_images *im);
 
 /* Writes 8-bit pixels (h, w, ch), ch 1 or 3, as a PNG file (atomically: a temporary file, renamed). */
 nl_status nl_png_write(const char *path, const uint8_t *pix, int h, int w, int ch);
-/* Reads a PNG into 8-bit pixels (gray: ch 1; gray+alpha, palette, RGB, RGBA: alpha dropped, ch 1 or 3).
- * *pix is malloc'ed. */
+/* Reads a PNG into 8-bit pixels (gray: ch 1; gray+alpha, palette, RGB, RGBA: alpha dropped, ch 1 or 3)
+ * of at most NL_PNG_MAX_PIXELS. *pix is malloc'ed. */
 nl_status nl_png_read(const char *path, uint8_t **pix, int *h, int *w, int *ch);
 
 #endif

@@ -26,6 +26,12 @@
 #define LLVMFuzzerTestOneInput nl_fuzz_tboard
 #include "../fuzz/fuzz_tboard.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput nl_fuzz_idx
+#include "../fuzz/fuzz_idx.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput nl_fuzz_png
+#include "../fuzz/fuzz_png.c"
+#undef LLVMFuzzerTestOneInput
 
 /* runs fn over every file of dir; returns the count, -1 if dir is missing */
 static int run_dir(const char *dir, int (*fn)(const uint8_t *, size_t)) {
@@ -58,8 +64,14 @@ int test_fuzz_regress(void) {
         const char *name;
         int (*fn)(const uint8_t *, size_t);
     } h[] = {
-        { "safetensors", nl_fuzz_safetensors }, { "ckpt", nl_fuzz_ckpt },       { "shard", nl_fuzz_shard },
-        { "config", nl_fuzz_config },           { "metrics", nl_fuzz_metrics }, { "tboard", nl_fuzz_tboard },
+        { "safetensors", nl_fuzz_safetensors },
+        { "ckpt", nl_fuzz_ckpt },
+        { "shard", nl_fuzz_shard },
+        { "config", nl_fuzz_config },
+        { "metrics", nl_fuzz_metrics },
+        { "tboard", nl_fuzz_tboard },
+        { "idx", nl_fuzz_idx },
+        { "png", nl_fuzz_png },
     };
     int fails = 0;
     for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) {

@@ -69,7 +69,11 @@ static int fmnist_files(const char *dir) {
     nl_images_free(&im);
     f += open_fails("fashion-mnist:/nonexistent/dir", "dataset-fashion-mnist");
     idx_write(ip, 3, id, 0, -3); /* truncated payload */
-    f += open_fails(spec, "payload");
+    f += open_fails(spec, "payload of 27 bytes, the header says 30");
+    idx_write(ip, 3, id, 0, 2); /* trailing bytes */
+    f += open_fails(spec, "payload longer than the 30 bytes");
+    idx_write(ip, 3, (const unsigned[]){ 1u << 16, 1u << 24, 1u << 24 }, 0, 0); /* 2^64: wraps in size_t */
+    f += open_fails(spec, "asks for more than 1073741824 bytes");
     idx_write(ip, 2, id, 0, 0); /* wrong rank */
     f += open_fails(spec, "bad header");
     idx_write(ip, 3, id, 0, 0);
@@ -116,6 +120,19 @@ static int png_folder(const char *dir) {
     fputs("\x89PNG\r\n\x1a\nnot really", t);
     fclose(t);
     f += open_fails(dir, "img9.png");
+    t = fopen(p, "wb"); /* a header of 37000 x 37000 RGB pixels (4.1 GB), then an empty IDAT chunk */
+    const unsigned char ihdr[17] = { 'I', 'H', 'D', 'R', 0, 0, 0x90, 0x88, 0, 0, 0x90, 0x88, 8, 2, 0, 0, 0 };
+    fwrite("\x89PNG\r\n\x1a\n\0\0\0\x0d", 1, 12, t);
+    for (int c = 0; c < 2; c++) {
+        const unsigned char *chunk = c ? (const unsigned char *)"IDAT" : ihdr;
+        const size_t len = c ? 4 : sizeof ihdr;
+        const uLong crc = crc32(0, chunk, (uInt)len);
+        if (c) fwrite("\0\0\0\0", 1, 4, t);
+        fwrite(chunk, 1, len, t);
+        for (int k = 3; k >= 0; k--) fputc((int)(crc >> (8 * k)) & 255, t);
+    }
+    fclose(t);
+    f += open_fails(dir, "37000 x 37000 pixels is larger than the 67108864");
     for (int k = 0; k < 3; k++) {
         snprintf(p, sizeof p, "%s/img%d.png", dir, k);
         unlink(p);
