@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 int nl_check_rel(const char *label, const float *got, const double *want, size_t n, double rtol) {
@@ -116,4 +117,73 @@ const char *nl_test_venv_python(void) {
     const char *v = getenv("NORMLAB_VENV");
     snprintf(py, sizeof py, "%s/bin/python", v ? v : "build/venv");
     return py;
+}
+
+nl_config nl_test_config(int vocab, int layers, int dim, int heads, int seq_len, uint64_t seed) {
+    nl_config c;
+    nl_config_defaults(&c);
+    if (vocab) c.vocab = vocab;
+    c.layers = layers;
+    c.dim = dim;
+    c.heads = heads;
+    if (seq_len) c.seq_len = seq_len;
+    c.seed = seed;
+    c.clip = 1.0;
+    return c;
+}
+
+void nl_twin_case_dir(char *dir, size_t cap, const char *root, int i) {
+    snprintf(dir, cap, "%s/case%02d", root, i);
+    NL_ASSERT(mkdir(dir, 0755) == 0);
+}
+
+nl_status nl_twin_write_batch(const char *path, const nl_st_entry *e, int n, const nl_config *c) {
+    char wd[32], cl[32], b1[32], b2[32], ae[32];
+    snprintf(wd, sizeof wd, "%.17g", c->weight_decay);
+    snprintf(cl, sizeof cl, "%.17g", c->clip);
+    snprintf(b1, sizeof b1, "%.17g", NL_ADAM_BETA1);
+    snprintf(b2, sizeof b2, "%.17g", NL_ADAM_BETA2);
+    snprintf(ae, sizeof ae, "%.17g", NL_ADAM_EPS);
+    const char *mk[] = { "weight_decay", "clip", "beta1", "beta2", "adam_eps" }, *mv[] = { wd, cl, b1, b2, ae };
+    return nl_st_write(path, e, n, mk, mv, 5);
+}
+
+int nl_twin_run(const char *script, const char *root, int n, char *out, size_t cap) {
+    const size_t ccap = 256 + (size_t)n * (strlen(root) + 16);
+    char *cmd = nl_xmalloc(ccap);
+    int len = snprintf(cmd, ccap, "%s %s", nl_test_python(), script);
+    for (int i = 0; i < n; i++) len += snprintf(cmd + len, ccap - (size_t)len, " %s/case%02d", root, i);
+    snprintf(cmd + len, ccap - (size_t)len, " 2>&1");
+    const int rc = nl_run_cmd(cmd, out, cap);
+    free(cmd);
+    if (rc == 0) return 0;
+    printf("    the PyTorch twin failed (exit %d); HINT: apt-get install python3-torch\n%s\n", rc, out);
+    return 1;
+}
+
+int nl_twin_grads(const nl_model *m, const nl_st_file *ref, nl_twin_cmp cmp, void *ctx) {
+    char label[160];
+    int fails = 0, ngrad = 0, nref = 0;
+    for (int i = 0; i < m->ntensors; i++) {
+        const nl_tensor *t = &m->tensors[i];
+        snprintf(label, sizeof label, "grad.%s", t->name);
+        const nl_st_tensor *g = nl_st_find(ref, label);
+        if (!t->trainable) {
+            fails += NL_CHECK(!g, "%s: frozen tensor has a gradient in the twin", label);
+            continue;
+        }
+        const size_t n = (size_t)t->export_rows * (t->cols ? (size_t)t->cols : 1);
+        if (!g || g->nbytes != n * sizeof(float)) {
+            fails += NL_CHECK(0, "%s missing or of the wrong size in the twin", label);
+            continue;
+        }
+        double *want = nl_xmalloc(n * sizeof(double));
+        nl_to_double((const float *)g->data, want, n);
+        fails += cmp(ctx, label, m->grads + t->offset, want, n);
+        free(want);
+        ngrad++;
+    }
+    for (int i = 0; i < ref->nt; i++) nref += !strncmp(ref->t[i].name, "grad.", 5);
+    fails += NL_CHECK(nref == ngrad, "twin has %d gradients, model %d trainable tensors", nref, ngrad);
+    return fails;
 }

@@ -5,6 +5,9 @@
 #define NL_CHECK_H
 
 #include "common.h"
+#include "config.h"
+#include "model.h"
+#include "safetensors.h"
 
 #include <stddef.h>
 
@@ -38,5 +41,24 @@ const char *nl_test_python(void);
 /* The Python of the tests' virtual environment (PyPI packages, scripts/deps.sh): $NORMLAB_VENV/bin/python,
  * default build/venv/bin/python. */
 const char *nl_test_venv_python(void);
+
+/* ---- tiny models and their PyTorch-twin cases (tests/ref_check.py, tests/dit_ref.py) */
+
+/* nl_config_defaults, then these sizes and seed (vocab, seq_len 0: the default's, from the data or,
+ * with --arch dit, the image) and clip 1.0; the caller sets the rest. */
+nl_config nl_test_config(int vocab, int layers, int dim, int heads, int seq_len, uint64_t seed);
+/* Makes the case directory root/caseNN (NN = i) into dir (cap bytes); the twin scripts read them. */
+void nl_twin_case_dir(char *dir, size_t cap, const char *root, int i);
+/* Writes a case's batch file: the n tensors of e, and as metadata the optimizer settings the twin
+ * repeats (c's weight_decay and clip, AdamW's beta1, beta2 and eps). */
+nl_status nl_twin_write_batch(const char *path, const nl_st_entry *e, int n, const nl_config *c);
+/* Runs "python SCRIPT root/case00 ... root/caseNN" over the first n case directories, its output in
+ * out; 0, or 1 with the output and a hint printed. */
+int nl_twin_run(const char *script, const char *root, int n, char *out, size_t cap);
+/* Every gradient of m against the twin's "grad.<name>" tensors of ref: cmp(ctx, label, got, want, n)
+ * for each trainable tensor (of its exported rows); a frozen tensor must have none, a trainable one
+ * one of its size, and ref no others. Returns the failures (cmp's included). */
+typedef int (*nl_twin_cmp)(void *ctx, const char *label, const float *got, const double *want, size_t n);
+int nl_twin_grads(const nl_model *m, const nl_st_file *ref, nl_twin_cmp cmp, void *ctx);
 
 #endif

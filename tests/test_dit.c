@@ -176,18 +176,13 @@ int test_ops_dit(void) {
 /* ---------------------------------------------------------------- patches */
 
 static nl_config tiny(int placement, int h, int w, int ch) {
-    nl_config c;
-    nl_config_defaults(&c);
+    nl_config c = nl_test_config(0, 2, 16, 2, 0, 5); /* vocab and seq_len from the image */
     c.arch = NL_ARCH_DIT;
     c.placement = placement;
-    c.layers = 2;
-    c.dim = 16;
-    c.heads = 2;
     c.img_h = h, c.img_w = w, c.img_ch = ch;
     c.patch = 2;
     c.classes = 3;
     c.weight_decay = 0.1;
-    c.seed = 5;
     return c;
 }
 
@@ -258,20 +253,13 @@ static int write_dit_case(dit_case *d) {
     const int P = m.P, T = d->c.seq_len;
     nl_model_free(&m);
     if (st != NL_OK) return printf("    export: %s\n", nl_last_error()), 1;
-    char wd[32], cl[32], b1[32], b2[32], ae[32];
-    snprintf(wd, sizeof wd, "%.17g", d->c.weight_decay);
-    snprintf(cl, sizeof cl, "%.17g", d->c.clip);
-    snprintf(b1, sizeof b1, "%.17g", NL_ADAM_BETA1);
-    snprintf(b2, sizeof b2, "%.17g", NL_ADAM_BETA2);
-    snprintf(ae, sizeof ae, "%.17g", NL_ADAM_EPS);
-    const char *mk[] = { "weight_decay", "clip", "beta1", "beta2", "adam_eps" }, *mv[] = { wd, cl, b1, b2, ae };
     nl_st_entry e[5] = { { "xt", NL_ST_F32, 3, { DB, T, P }, d->xt },
                          { "v", NL_ST_F32, 3, { DB, T, P }, d->v },
                          { "t", NL_ST_F32, 1, { DB }, d->t },
                          { "y", NL_ST_I32, 1, { DB }, d->y },
                          { "lrs", NL_ST_F32, 1, { DK }, dit_lrs } };
     snprintf(path, sizeof path, "%s/batch.safetensors", d->dir);
-    if (nl_st_write(path, e, 5, mk, mv, 5) != NL_OK) return printf("    batch: %s\n", nl_last_error()), 1;
+    if (nl_twin_write_batch(path, e, 5, &d->c) != NL_OK) return printf("    batch: %s\n", nl_last_error()), 1;
     return 0;
 }
 
@@ -282,8 +270,14 @@ static float dit_step_loss(nl_model *m, dit_case *d) {
     return loss;
 }
 
+/* a gradient against the twin's (nl_twin_cmp): 2-norm relative error within 1e-4 */
+static int grad_check(void *ctx, const char *label, const float *got, const double *want, size_t n) {
+    (void)ctx;
+    return nl_check_rel(label, got, want, n, 1e-4);
+}
+
 static int compare_dit_case(dit_case *d) {
-    char path[160], label[160];
+    char path[160];
     nl_st_file ref;
     snprintf(path, sizeof path, "%s/ref.safetensors", d->dir);
     if (nl_st_read(path, &ref) != NL_OK) return printf("    %s\n", nl_last_error()), 1;
@@ -291,34 +285,13 @@ static int compare_dit_case(dit_case *d) {
     nl_model_init(&m, &d->c);
     perturb(&m, d->c.seed + 100);
     nl_model_alloc_acts(&m, DB, d->c.seq_len);
-    int fails = 0, ngrad = 0;
+    int fails = 0;
     const float loss = dit_step_loss(&m, d);
     nl_grad_norm(&m); /* zeroes frozen gradients */
     const nl_st_tensor *rl = nl_st_find(&ref, "loss"), *rls = nl_st_find(&ref, "losses");
     NL_ASSERT(rl && rls && rls->nbytes == (DK + 1) * sizeof(float));
     fails += nl_check_scalar("loss", loss, ((const float *)rl->data)[0], 1e-4);
-    for (int i = 0; i < m.ntensors; i++) {
-        const nl_tensor *t = &m.tensors[i];
-        snprintf(label, sizeof label, "grad.%s", t->name);
-        const nl_st_tensor *g = nl_st_find(&ref, label);
-        if (!t->trainable) {
-            fails += NL_CHECK(!g, "%s: frozen tensor has a gradient in the twin", label);
-            continue;
-        }
-        const size_t n = t->numel;
-        if (!g || g->nbytes != n * sizeof(float)) {
-            fails += NL_CHECK(0, "%s missing or of the wrong size in the twin", label);
-            continue;
-        }
-        double *want = nl_xmalloc(n * sizeof(double));
-        nl_to_double((const float *)g->data, want, n);
-        fails += nl_check_rel(label, m.grads + t->offset, want, n, 1e-4);
-        free(want);
-        ngrad++;
-    }
-    int nref = 0;
-    for (int i = 0; i < ref.nt; i++) nref += !strncmp(ref.t[i].name, "grad.", 5);
-    fails += NL_CHECK(nref == ngrad, "twin has %d gradients, model %d trainable tensors", nref, ngrad);
+    fails += nl_twin_grads(&m, &ref, grad_check, NULL);
     float losses[DK + 1];
     losses[0] = loss;
     for (int k = 0; k < DK; k++) {
@@ -349,22 +322,13 @@ int test_dit_twin(void) {
     dc[n].c = tiny(NL_PLACE_POST, 6, 4, 1), dc[n++].c.classes = 0; /* unconditional: the null class only */
     dc[n].c = tiny(NL_PLACE_PERI, 4, 4, 1), dc[n++].c.skip_init = 1;
     NL_ASSERT(n <= NCASE);
-    size_t cap = 256 + NCASE * 100;
-    char *cmd = nl_xmalloc(cap);
-    int len = snprintf(cmd, cap, "%s tests/dit_ref.py", nl_test_python());
     for (int i = 0; i < n; i++) {
-        snprintf(dc[i].dir, sizeof dc[i].dir, "%s/case%02d", root, i);
-        NL_ASSERT(mkdir(dc[i].dir, 0755) == 0);
+        nl_twin_case_dir(dc[i].dir, sizeof dc[i].dir, root, i);
         fails += write_dit_case(&dc[i]);
-        len += snprintf(cmd + len, cap - (size_t)len, " %s", dc[i].dir);
     }
-    snprintf(cmd + len, cap - (size_t)len, " 2>&1");
     static char out[1 << 16];
-    const int rc = nl_run_cmd(cmd, out, sizeof out);
-    if (rc != 0) {
-        printf("    the PyTorch twin failed (exit %d); HINT: apt-get install python3-torch\n%s\n", rc, out);
-        fails++;
-    } else {
+    if (nl_twin_run("tests/dit_ref.py", root, n, out, sizeof out)) fails++;
+    else {
         for (int i = 0; i < n; i++) {
             const int f = compare_dit_case(&dc[i]);
             const nl_config *c = &dc[i].c;
@@ -375,7 +339,6 @@ int test_dit_twin(void) {
         }
     }
     for (int i = 0; i < n; i++) free(dc[i].xt), free(dc[i].v);
-    free(cmd);
     free(dc);
     snprintf(out, sizeof out, "rm -rf %s", root);
     if (system(out) != 0) printf("    could not remove %s\n", root);

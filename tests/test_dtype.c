@@ -27,18 +27,10 @@
 enum { DV = 64, DT = 16, DB = 4 };
 
 static nl_config small(int arch, int dtype, uint64_t seed) {
-    nl_config c;
-    nl_config_defaults(&c);
-    c.vocab = DV;
-    c.layers = 4;
-    c.dim = 32;
-    c.heads = 4;
-    c.seq_len = DT;
+    nl_config c = nl_test_config(DV, 4, 32, 4, DT, seed);
     c.placement = NL_PLACE_PRE;
     c.arch = arch;
     c.dtype = dtype;
-    c.seed = seed;
-    c.clip = 1.0;
     return c;
 }
 

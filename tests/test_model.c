@@ -13,25 +13,16 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 enum { TB = 2, TT = 12, TV = 61 }; /* batch, seq len, vocab of the tiny test models */
 
 static nl_config tiny(int placement, int type, int emb) {
-    nl_config c;
-    nl_config_defaults(&c);
-    c.vocab = TV;
-    c.layers = 4;
-    c.dim = 32;
-    c.heads = 4;
-    c.seq_len = TT;
+    nl_config c = nl_test_config(TV, 4, 32, 4, TT, 42 + (uint64_t)placement);
     c.placement = placement;
     c.norm_type = type;
     c.emb_norm = emb;
     c.weight_decay = 0.1;
-    c.clip = 1.0;
-    c.seed = 42 + (uint64_t)placement;
     return c;
 }
 
@@ -363,16 +354,9 @@ static int write_case(const twin_case *tc, int *inp, int *tgt) {
         memcpy(tok + b * (TT + 1), inp + b * TT, TT * sizeof(int));
         tok[b * (TT + 1) + TT] = tgt[b * TT + TT - 1];
     }
-    char wd[32], cl[32], b1[32], b2[32], ae[32];
-    snprintf(wd, sizeof wd, "%.17g", tc->c.weight_decay);
-    snprintf(cl, sizeof cl, "%.17g", tc->c.clip);
-    snprintf(b1, sizeof b1, "%.17g", NL_ADAM_BETA1);
-    snprintf(b2, sizeof b2, "%.17g", NL_ADAM_BETA2);
-    snprintf(ae, sizeof ae, "%.17g", NL_ADAM_EPS);
-    const char *mk[] = { "weight_decay", "clip", "beta1", "beta2", "adam_eps" }, *mv[] = { wd, cl, b1, b2, ae };
     nl_st_entry e[2] = { { "tokens", NL_ST_I32, 2, { TB, TT + 1 }, tok }, { "lrs", NL_ST_F32, 1, { KSTEPS }, twin_lrs } };
     snprintf(path, sizeof path, "%s/batch.safetensors", tc->dir);
-    if (nl_st_write(path, e, 2, mk, mv, 5) != NL_OK) return printf("    batch: %s\n", nl_last_error()), 1;
+    if (nl_twin_write_batch(path, e, 2, &tc->c) != NL_OK) return printf("    batch: %s\n", nl_last_error()), 1;
     return 0;
 }
 
@@ -413,6 +397,22 @@ static int twin_check(const nl_st_file *ref, const char *name, const float *got,
     return nl_check_rel(name, got, want, n, tol);
 }
 
+/* a gradient against the twin's (nl_twin_cmp): below gfloor where the twin's is, else twin_check */
+typedef struct grad_ctx {
+    const nl_st_file *ref;
+    double gfloor;
+    int *widened;
+} grad_ctx;
+
+static int grad_check(void *ctx, const char *label, const float *got, const double *want, size_t n) {
+    const grad_ctx *g = ctx;
+    double nw = 0.0, ng = 0.0;
+    for (size_t j = 0; j < n; j++) nw += want[j] * want[j], ng += (double)got[j] * got[j];
+    if (sqrt(nw) < g->gfloor)
+        return NL_CHECK(sqrt(ng) < g->gfloor, "%s: twin gradient ~0 (%.3g), model %.3g", label, sqrt(nw), sqrt(ng));
+    return twin_check(g->ref, label, got, want, n, g->widened);
+}
+
 /* this model against the twin's ref.safetensors: loss, every gradient, KSTEPS AdamW steps */
 static int compare_case(const twin_case *tc, const int *inp, const int *tgt, int *widened) {
     char path[160], label[160];
@@ -423,7 +423,7 @@ static int compare_case(const twin_case *tc, const int *inp, const int *tgt, int
     nl_model_init(&m, &tc->c);
     perturb(&m, tc->c.seed + 100);
     nl_model_alloc_acts(&m, TB, TT);
-    int fails = 0, ngrad = 0;
+    int fails = 0;
     float loss = step_loss(&m, inp, tgt);
     nl_grad_norm(&m); /* zeroes frozen gradients, as the twin has none */
     const nl_st_tensor *rl = nl_st_find(&ref, "loss"), *rls = nl_st_find(&ref, "losses");
@@ -447,35 +447,9 @@ static int compare_case(const twin_case *tc, const int *inp, const int *tgt, int
         if (!strncmp(ref.t[i].name, "grad.", 5))
             for (size_t j = 0; j < ref.t[i].nbytes / sizeof(float); j++)
                 gall += (double)((const float *)ref.t[i].data)[j] * ((const float *)ref.t[i].data)[j];
-    const double gfloor = 1e-7 * sqrt(gall);
+    grad_ctx gc = { &ref, 1e-7 * sqrt(gall), widened };
     fails += nl_check_scalar("loss", loss, ((const float *)rl->data)[0], 1e-4);
-    for (int i = 0; i < m.ntensors; i++) {
-        const nl_tensor *t = &m.tensors[i];
-        snprintf(label, sizeof label, "grad.%s", t->name);
-        const nl_st_tensor *g = nl_st_find(&ref, label);
-        if (!t->trainable) {
-            fails += NL_CHECK(!g, "%s: frozen tensor has a gradient in the twin", label);
-            continue;
-        }
-        size_t n = (size_t)t->export_rows * (t->cols ? (size_t)t->cols : 1);
-        if (!g || g->nbytes != n * sizeof(float)) {
-            fails += NL_CHECK(0, "%s missing or of the wrong size in the twin", label);
-            continue;
-        }
-        double *want = nl_xmalloc(n * sizeof(double));
-        nl_to_double((const float *)g->data, want, n);
-        double nw = 0.0, ng = 0.0;
-        for (size_t j = 0; j < n; j++)
-            nw += want[j] * want[j], ng += (double)m.grads[t->offset + j] * m.grads[t->offset + j];
-        if (sqrt(nw) < gfloor)
-            fails += NL_CHECK(sqrt(ng) < gfloor, "%s: twin gradient ~0 (%.3g), model %.3g", label, sqrt(nw), sqrt(ng));
-        else fails += twin_check(&ref, label, m.grads + t->offset, want, n, widened);
-        free(want);
-        ngrad++;
-    }
-    int nref = 0;
-    for (int i = 0; i < ref.nt; i++) nref += !strncmp(ref.t[i].name, "grad.", 5);
-    fails += NL_CHECK(nref == ngrad, "twin has %d gradients, model %d trainable tensors", nref, ngrad);
+    fails += nl_twin_grads(&m, &ref, grad_check, &gc);
     /* KSTEPS AdamW steps on the same batch: losses[k] after k updates */
     float losses[KSTEPS + 1], *p0 = nl_xmalloc(m.nparams * sizeof(float));
     memcpy(p0, m.params, m.nparams * sizeof(float));
@@ -586,22 +560,13 @@ int test_torch_twin(void) {
     const int ncase = n;
     int inp[TB * TT], tgt[TB * TT], fails = 0;
     make_batch(inp, tgt, 77);
-    size_t cmdcap = 256 + NCASE * 100;
-    char *cmd = nl_xmalloc(cmdcap);
-    int len = snprintf(cmd, cmdcap, "%s tests/ref_check.py grad", nl_test_python());
     for (int i = 0; i < ncase; i++) {
-        snprintf(tc[i].dir, sizeof tc[i].dir, "%s/case%02d", root, i);
-        NL_ASSERT(mkdir(tc[i].dir, 0755) == 0);
+        nl_twin_case_dir(tc[i].dir, sizeof tc[i].dir, root, i);
         fails += write_case(&tc[i], inp, tgt);
-        len += snprintf(cmd + len, cmdcap - (size_t)len, " %s", tc[i].dir);
     }
-    snprintf(cmd + len, cmdcap - (size_t)len, " 2>&1");
     static char out[1 << 16];
-    int rc = nl_run_cmd(cmd, out, sizeof out);
-    if (rc != 0) {
-        printf("    the PyTorch twin failed (exit %d); HINT: apt-get install python3-torch\n%s\n", rc, out);
-        fails++;
-    } else {
+    if (nl_twin_run("tests/ref_check.py grad", root, ncase, out, sizeof out)) fails++;
+    else {
         for (int i = 0; i < ncase; i++) {
             int widened = 0, f = compare_case(&tc[i], inp, tgt, &widened);
             const nl_config *cc = &tc[i].c;
@@ -630,7 +595,6 @@ int test_torch_twin(void) {
             fails += f;
         }
     }
-    free(cmd);
     free(tc);
     snprintf(out, sizeof out, "rm -rf %s", root);
     if (system(out) != 0) printf("    could not remove %s\n", root);
