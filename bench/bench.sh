@@ -125,6 +125,7 @@ print(round(statistics.median(r), 1))"
 # one row per shape, placement and dtype; the PyTorch peer runs fp32 next to normlab fp32 and bf16
 # autocast (fp32 master weights, bf16 matmuls: the numerics of normlab's --dtype bf16) next to normlab
 # bf16; torch 1.13's CPU autocast has no fp16. "slower than fp32": normlab's time per token against its fp32 row.
+failed="" # the rows whose peer failed
 echo "| shape | norm | dtype | normlab tok/s | PyTorch tok/s | ratio | normlab GFLOP/s | % of best f32 matmul | slower than fp32 |"
 echo "|---|---|---|---|---|---|---|---|---|"
 for shape in $SHAPES; do
@@ -137,14 +138,18 @@ for shape in $SHAPES; do
             [ $dtype = fp32 ] && nl32=$nl
             pt=None
             if [ $dtype != fp16 ]; then
-                pt=$(OPENBLAS_CORETYPE=$pt_core $PY bench/torch_bench.py --arch $ARCH --ffn-dim $F --layers $L --dim $D --heads $H --seq-len $T \
-                     --batch $B --vocab $V --norm $norm --steps $STEPS --threads $THREADS $([ $dtype = bf16 ] && echo --bf16) \
-                     | $PY -c "import json,sys; print(round(json.load(sys.stdin)['tok_per_s'], 1))")
+                # a failing peer (its error goes to stderr) prints "failed" in its cell; the bench goes on
+                # and exits non-zero at the end
+                if ! pt=$(OPENBLAS_CORETYPE=$pt_core $PY bench/torch_bench.py --arch $ARCH --ffn-dim $F --layers $L --dim $D --heads $H \
+                          --seq-len $T --batch $B --vocab $V --norm $norm --steps $STEPS --threads $THREADS $([ $dtype = bf16 ] && echo --bf16) \
+                          | $PY -c "import json,sys; print(round(json.load(sys.stdin)['tok_per_s'], 1))"); then
+                    pt="'failed'" failed+=" $ARCH/$norm/$dtype"
+                fi
             fi
             $PY -c "
 nl, pt, fl, peak, nl32 = $nl, $pt, $flops, ${best[$shape]}, ${nl32:-None}
 g = nl * fl / 1e9
-ptc, ratio = ('{:.0f}'.format(pt), '{:.2f}x'.format(nl / pt)) if pt else ('-', '-')
+ptc, ratio = ('{:.0f}'.format(pt), '{:.2f}x'.format(nl / pt)) if isinstance(pt, float) else (pt or '-', '-')
 vs = '{:+.1f}%'.format(100 * (nl32 / nl - 1)) if nl32 and '$dtype' != 'fp32' else '-'
 print(f'| $ARCH L$L d$D H$H T$T B$B V$V | $norm | $dtype | {nl:.0f} | {ptc} | {ratio} | {g:.1f} | {100*g/peak:.0f}% | {vs} |')"
         done
@@ -152,3 +157,7 @@ print(f'| $ARCH L$L d$D H$H T$T B$B V$V | $norm | $dtype | {nl:.0f} | {ptc} | {r
 done
 echo
 echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ -n "$failed" ]; then
+    echo "bench.sh: the PyTorch peer failed for$failed (its errors are above, on stderr)" >&2
+    exit 1
+fi
