@@ -61,7 +61,7 @@ with open('$TMP/gpt2.bin', 'wb') as f:
 "
 
 echo "normlab $(git rev-parse --short HEAD 2>/dev/null || echo '?') vs PyTorch $($PY -c 'import torch; print(torch.__version__)'), $THREADS threads, $(date -u +%Y-%m-%d), $(lscpu | sed -n 's/^Model name: *//p'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "normlab's matmuls: $($BIN info | sed -n 's/^matmul: //p')"
+echo "normlab's matmuls: $($BIN info | sed -n 's/^matmul: //p'); with --dtype bf16: $($BIN info | sed -n 's/^bf16 matmul: //p')"
 echo
 
 # ---- 1. matmul rate per library at each shape: GEMM_ROUNDS (2) passes over all libraries, the best
