@@ -14,8 +14,8 @@
 #        build/release/gemm_bench; SHAPES="byte llama" picks shapes, DTYPES="fp32 bf16" the dtypes,
 #        GEMM_ROUNDS=N the passes of step 1, THREADS=N the thread count of every run, default 2)
 # Model FLOPs per token (training) = 3 * (2*L*(4*d^2 + M*d*F) + 2*d*V + 4*L*T*d), M = 2 (gpt2: fc, proj)
-# or 3 (llama: gate, up, down): every matmul counted once, attention over the full T x T (what both
-# implementations compute). Shapes: byte (gpt2 blocks, byte vocabulary), gpt2 (GPT-2 vocabulary),
+# or 3 (llama: gate, up, down): every matmul counted once, attention over the full T x T (the peer's
+# torch 1.13 computes it; normlab skips most of the masked half, and the count stays the model's). Shapes: byte (gpt2 blocks, byte vocabulary), gpt2 (GPT-2 vocabulary),
 # llama (LLaMA blocks: RoPE, SwiGLU with F = 1024, no biases, untied head; byte vocabulary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
