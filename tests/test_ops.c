@@ -398,14 +398,14 @@ static double att_loss(void *p) {
 }
 
 /* Causal skipping (src/cpu/ops_attn.c, "Causal skipping") against the full T x T products (one block of T
- * rows), bit for bit: out, P and dqkv, fp32, bf16 and fp16, multi-head and grouped, blocks of 64 and 32 rows,
- * at head size 64 and T 257 (a last block of 65 or 33 rows) and at head size 32 (a scale 1/sqrt(32) that is
+ * rows), bit for bit: out, P and dqkv, fp32, bf16 and fp16, multi-head and grouped, blocks of 64 and 128 rows,
+ * at head size 64 and T 257 (a last block of 65 or 129 rows) and at head size 32 (a scale 1/sqrt(32) that is
  * not a power of two) and T 600 (sums longer than one chunk of 256). */
 static int attention_blocks(void) {
     enum { B = 2, TM = 600, NH = 2, NM = B * TM, LDMAX = 3 * 64 * NH };
     static float qkv[NM * LDMAX], dout[NM * 64 * NH], out[2][NM * 64 * NH], att[2][B * NH * TM * TM],
             datt[B * NH * TM * TM], dqkv[2][NM * LDMAX];
-    static const int shapes[][2] = { { 64, 257 }, { 32, TM } }, blocks[] = { TM, 64, 32 };
+    static const int shapes[][2] = { { 64, 257 }, { 32, TM } }, blocks[] = { TM, 64, 128 };
     int fails = 0;
     for (int s = 0; s < 2; s++)
         for (int KVH = NH; KVH >= 1; KVH--)

@@ -27,8 +27,9 @@
  * when the scale is a power of two, hs = 16, 64, 256), and it splits a sum of more than 384 terms into
  * equal parts that depend on the length (so sums over keys or queries run in chunks of KCH terms at fixed
  * positions, each its own product accumulated into the result: summed the same way with or without the
- * skipped terms). ops_attention compares blocks of 64 and 32 rows with the full products (one block of T
- * rows) bit for bit. Without the mask (causal 0) one block covers all T rows and every key. */
+ * skipped terms). ops_attention compares blocks of 64 and 128 rows with the full products (one block of T
+ * rows) bit for bit, on oneDNN and on OpenBLAS (whose kernels for blocks of 32 rows sum differently from
+ * its full products). Without the mask (causal 0) one block covers all T rows and every key. */
 enum { CBLK = 64, KCH = 256 };
 static int g_cblk = CBLK;
 
