@@ -14,8 +14,8 @@
 #        build/release/gemm_bench; SHAPES="byte llama" picks shapes, DTYPES="fp32 bf16" the dtypes,
 #        GEMM_ROUNDS=N the passes of step 1, THREADS=N the thread count of every run, default 2)
 # Model FLOPs per token (training) = 3 * (2*L*(4*d^2 + M*d*F) + 2*d*V + 4*L*T*d), M = 2 (gpt2: fc, proj)
-# or 3 (llama: gate, up, down): every matmul counted once, attention over the full T x T (what both
-# implementations compute). Shapes: byte (gpt2 blocks, byte vocabulary), gpt2 (GPT-2 vocabulary),
+# or 3 (llama: gate, up, down): every matmul counted once, attention over the full T x T (the peer's
+# torch 1.13 computes it; normlab skips most of the masked half, and the count stays the model's). Shapes: byte (gpt2 blocks, byte vocabulary), gpt2 (GPT-2 vocabulary),
 # llama (LLaMA blocks: RoPE, SwiGLU with F = 1024, no biases, untied head; byte vocabulary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,7 +61,7 @@ with open('$TMP/gpt2.bin', 'wb') as f:
 "
 
 echo "normlab $(git rev-parse --short HEAD 2>/dev/null || echo '?') vs PyTorch $($PY -c 'import torch; print(torch.__version__)'), $THREADS threads, $(date -u +%Y-%m-%d), $(lscpu | sed -n 's/^Model name: *//p'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "normlab's matmuls: $($BIN info | sed -n 's/^matmul: //p')"
+echo "normlab's matmuls: $($BIN info | sed -n 's/^matmul: //p'); with --dtype bf16: $($BIN info | sed -n 's/^bf16 matmul: //p')"
 echo
 
 # ---- 1. matmul rate per library at each shape: GEMM_ROUNDS (2) passes over all libraries, the best
@@ -125,6 +125,7 @@ print(round(statistics.median(r), 1))"
 # one row per shape, placement and dtype; the PyTorch peer runs fp32 next to normlab fp32 and bf16
 # autocast (fp32 master weights, bf16 matmuls: the numerics of normlab's --dtype bf16) next to normlab
 # bf16; torch 1.13's CPU autocast has no fp16. "slower than fp32": normlab's time per token against its fp32 row.
+failed="" # the rows whose peer failed
 echo "| shape | norm | dtype | normlab tok/s | PyTorch tok/s | ratio | normlab GFLOP/s | % of best f32 matmul | slower than fp32 |"
 echo "|---|---|---|---|---|---|---|---|---|"
 for shape in $SHAPES; do
@@ -137,14 +138,18 @@ for shape in $SHAPES; do
             [ $dtype = fp32 ] && nl32=$nl
             pt=None
             if [ $dtype != fp16 ]; then
-                pt=$(OPENBLAS_CORETYPE=$pt_core $PY bench/torch_bench.py --arch $ARCH --ffn-dim $F --layers $L --dim $D --heads $H --seq-len $T \
-                     --batch $B --vocab $V --norm $norm --steps $STEPS --threads $THREADS $([ $dtype = bf16 ] && echo --bf16) \
-                     | $PY -c "import json,sys; print(round(json.load(sys.stdin)['tok_per_s'], 1))")
+                # a failing peer (its error goes to stderr) prints "failed" in its cell; the bench goes on
+                # and exits non-zero at the end
+                if ! pt=$(OPENBLAS_CORETYPE=$pt_core $PY bench/torch_bench.py --arch $ARCH --ffn-dim $F --layers $L --dim $D --heads $H \
+                          --seq-len $T --batch $B --vocab $V --norm $norm --steps $STEPS --threads $THREADS $([ $dtype = bf16 ] && echo --bf16) \
+                          | $PY -c "import json,sys; print(round(json.load(sys.stdin)['tok_per_s'], 1))"); then
+                    pt="'failed'" failed+=" $ARCH/$norm/$dtype"
+                fi
             fi
             $PY -c "
 nl, pt, fl, peak, nl32 = $nl, $pt, $flops, ${best[$shape]}, ${nl32:-None}
 g = nl * fl / 1e9
-ptc, ratio = ('{:.0f}'.format(pt), '{:.2f}x'.format(nl / pt)) if pt else ('-', '-')
+ptc, ratio = ('{:.0f}'.format(pt), '{:.2f}x'.format(nl / pt)) if isinstance(pt, float) else (pt or '-', '-')
 vs = '{:+.1f}%'.format(100 * (nl32 / nl - 1)) if nl32 and '$dtype' != 'fp32' else '-'
 print(f'| $ARCH L$L d$D H$H T$T B$B V$V | $norm | $dtype | {nl:.0f} | {ptc} | {ratio} | {g:.1f} | {100*g/peak:.0f}% | {vs} |')"
         done
@@ -152,3 +157,7 @@ print(f'| $ARCH L$L d$D H$H T$T B$B V$V | $norm | $dtype | {nl:.0f} | {ptc} | {r
 done
 echo
 echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ -n "$failed" ]; then
+    echo "bench.sh: the PyTorch peer failed for$failed (its errors are above, on stderr)" >&2
+    exit 1
+fi

@@ -37,13 +37,25 @@ def causal_attention(q, k, v):
     return att.masked_fill(~mask, float("-inf")).softmax(-1) @ v
 
 
+class OutLayerNorm(nn.LayerNorm):
+    """The LayerNorm of a branch's output (Peri-LN), computed in fp32 on the fp32 value of its input.
+    Under bf16 autocast the branch ends in a matmul, so its output is bf16, while the weights are fp32.
+    CUDA autocast lists layer_norm among the ops it runs in fp32 (it casts the input up); torch 1.13's
+    CPU autocast lists it nowhere, and the CPU kernel then refuses the bf16 input with fp32 weights
+    ("expected scalar type BFloat16 but found Float"). The .float() gives the norm what the GPU's autocast
+    would; outside autocast it is a no-op."""
+
+    def forward(self, x):
+        return super().forward(x.float())
+
+
 class Block(nn.Module):
     def __init__(self, d, heads, ffn, peri):
         super().__init__()
         self.heads, self.peri = heads, peri
         self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
         if peri:
-            self.ln1o, self.ln2o = nn.LayerNorm(d), nn.LayerNorm(d)
+            self.ln1o, self.ln2o = OutLayerNorm(d), OutLayerNorm(d)
         self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
         self.fc, self.mproj = nn.Linear(d, ffn), nn.Linear(ffn, d)
 
@@ -81,13 +93,17 @@ class GPT(nn.Module):
 
 
 class RMSNorm(nn.Module):
-    """x / sqrt(mean(x^2) + eps) * weight (torch 1.13 has no nn.RMSNorm)."""
+    """x / sqrt(mean(x^2) + eps) * weight (torch 1.13 has no nn.RMSNorm), in fp32 on the fp32 value of x,
+    as Meta's LLaMA computes it: under bf16 autocast a Peri-LN output norm receives the bf16 output of a
+    matmul, whose mean square in bf16 would lose the precision the fp32 norm of normlab (and autocast's
+    fp32 treatment of norms on a GPU) keeps. A no-op for fp32 inputs."""
 
     def __init__(self, d, eps=1e-5):
         super().__init__()
         self.eps, self.weight = eps, nn.Parameter(torch.ones(d))
 
     def forward(self, x):
+        x = x.float()
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
 
 

@@ -163,7 +163,7 @@ static int check_export_twin(const char *dir, const char *rundir, const char *tx
 }
 
 /* normlab info = normlab --version; NL_GEMM switches the matmul library, and a short run gives the same
- * losses on either (to float rounding) */
+ * losses on either (to float rounding); info names what runs --dtype bf16's matmuls (NL_GEMM_BF16) */
 int test_cli_info(void) {
     static char info[sizeof out];
     char dir[] = "/tmp/nl_info_XXXXXX", txt[64];
@@ -175,6 +175,13 @@ int test_cli_info(void) {
     fails += NL_CHECK(run("%s --version", nl_test_bin()) == 0 && !strcmp(out, info), "--version: %s", out);
     fails += NL_CHECK(run("NL_GEMM=openblas %s info", nl_test_bin()) == 0 && strstr(out, "\nmatmul: OpenBLAS "), "%s",
                       out);
+    fails += NL_CHECK(strstr(info, "\nbf16 matmul: ") != NULL, "info names the bf16 matmuls: %s", info);
+    fails += NL_CHECK(run("NL_GEMM_BF16=f32 %s info", nl_test_bin()) == 0 && strstr(out, "\nbf16 matmul: oneDNN 2") &&
+                              strstr(out, "on operands rounded to bf16"),
+                      "NL_GEMM_BF16=f32: %s", out);
+    fails += NL_CHECK(run("NL_GEMM_BF16=bogus %s info 2>&1 >/dev/null", nl_test_bin()) == 2 &&
+                              !strcmp(out, "normlab: NL_GEMM_BF16=bogus: expected onednn or f32\n"),
+                      "NL_GEMM_BF16=bogus: %s", out);
     NL_ASSERT(mkdtemp(dir));
     snprintf(txt, sizeof txt, "%s/t.txt", dir);
     nl_make_text(txt, 3000);

@@ -12,6 +12,7 @@
  * in config.txt, the export's metadata and the report; bad values refused with one line. */
 #include "check.h"
 #include "config.h"
+#include "cpu/gemm.h"
 #include "cpu/lowp.h"
 #include "model.h"
 #include "optim.h"
@@ -269,6 +270,79 @@ int test_dtype_train(void) {
     }
     fails += library_fp16();
     nl_set_threads(threads);
+    return fails;
+}
+
+/* --dtype bf16 on its two matmul paths (NL_GEMM_BF16, src/cpu/gemm.h): oneDNN's bf16 kernels and the f32
+ * kernels on rounded operands compute the same products up to the order of the fp32 additions. Whole
+ * model, GPT-2 and Llama: the loss and the gradients of the two paths within the §5.2 bounds of bf16 against
+ * fp32 with u^2, the variance of one rounding, replaced by u gamma_K: two sums of the same products differ by
+ * at most gamma_K |x| (K the longest sum), which moves a value across a bf16 rounding boundary (an error of
+ * up to one ulp, 2u |x|) with probability at most gamma_K / u, so each stored value's squared deviation is at
+ * most about 4 u gamma_K |x|^2 where a rounding's is u^2 |x|^2 / 3. The gradients differ somewhere (the two
+ * paths are distinct code); three training steps on the bf16 kernels give the same bits twice. Skipped where
+ * oneDNN has no bf16 matmul. */
+int test_dtype_bf16_kernels(void) {
+    if (!nl_gemm_bf16_can()) {
+        printf("    skipped: oneDNN has no bf16 matmul on this CPU\n");
+        return 0;
+    }
+    int fails = 0;
+    const size_t N = (size_t)DB * DT;
+    int inp[DB * DT], tgt[DB * DT];
+    batch(inp, tgt, 3);
+    const int was = nl_gemm_bf16_use(1);
+    for (int arch = 0; arch <= NL_ARCH_LLAMA; arch++) {
+        nl_model m[2];
+        float loss[2];
+        double zmax = 0;
+        for (int on = 0; on < 2; on++) {
+            nl_gemm_bf16_use(on);
+            nl_config c = small(arch, NL_DTYPE_BF16, 11);
+            fails += NL_CHECK(nl_model_init(&m[on], &c) == NL_OK, "init: %s", nl_last_error());
+            nl_model_alloc_acts(&m[on], DB, DT);
+            nl_model_zero_grad(&m[on]);
+            nl_model_forward(&m[on], inp, tgt, DB, DT, 0.0f);
+            for (size_t i = 0; i < N; i++)
+                for (int j = 0; j < DV; j++) zmax = fmax(zmax, fabs(m[on].logits[i * m[on].cfg.vocab_padded + j]));
+            /* two micro-batches of the same batch: the second accumulates (beta 1 in the weight gradients) */
+            for (int k = 0; k < 2; k++) {
+                loss[on] = nl_model_forward(&m[on], inp, tgt, DB, DT, 0.5f / (float)N);
+                nl_model_backward(&m[on]);
+            }
+        }
+        double d2 = 0, gmax = 0;
+        for (size_t i = 0; i < m[0].nparams; i++) {
+            const double e = (double)m[1].grads[i] - m[0].grads[i];
+            d2 += e * e, gmax = fmax(gmax, fabs(e));
+        }
+        const int n_fwd = (arch == NL_ARCH_LLAMA ? 16 : 15) * m[0].cfg.layers + 4;
+        const double a = arch == NL_ARCH_LLAMA ? 3.5 : 2.5, u = 0x1p-8;
+        const double kmax = fmax(fmax(m[0].FW, m[0].cfg.vocab), fmax((double)N, m[0].cfg.dim));
+        const double ug = sqrt(12 * u * kmax * 0x1p-24 / (1 - kmax * 0x1p-24)); /* replaces u: sqrt(4 u gamma / (1/3)) */
+        const double gerr = sqrt(d2) / norm2(m[0].grads, m[0].nparams), lerr = fabs((double)loss[1] - loss[0]);
+        const double gbound = 4 * a * sqrt(2.0 * n_fwd / 3) * ug, lbound = 8 * a * sqrt(n_fwd / 3.0) * ug * zmax;
+        printf("    %s bf16, oneDNN bf16 kernels vs f32 kernels: loss %.7f vs %.7f, |dL| %.3g (%.2g of the bound); "
+               "gradients: max |d| %.3g, rel %.3g (%.2g of the bound)\n",
+               nl_arch_names[arch], loss[1], loss[0], lerr, lerr / lbound, gmax, gerr, gerr / gbound);
+        fails += NL_CHECK(lerr <= lbound && gerr <= gbound, "%s: the two bf16 paths within the bounds",
+                          nl_arch_names[arch]);
+        fails += NL_CHECK(gmax > 0, "%s: the two paths give the same bits (is the switch dead?)", nl_arch_names[arch]);
+        nl_model_free(&m[0]), nl_model_free(&m[1]);
+    }
+    nl_gemm_bf16_use(1);
+    nl_model probe;
+    nl_config c = small(NL_ARCH_GPT2, NL_DTYPE_FP32, 1);
+    c.layers = 2;
+    nl_model_init(&probe, &c);
+    const size_t np = probe.nparams;
+    nl_model_free(&probe);
+    float *p[2] = { nl_xmalloc(np * sizeof(float)), nl_xmalloc(np * sizeof(float)) };
+    train(NL_DTYPE_BF16, 5, 3, 1, p[0]);
+    train(NL_DTYPE_BF16, 5, 3, 1, p[1]);
+    fails += NL_CHECK(!memcmp(p[0], p[1], np * sizeof(float)), "bf16 kernels: two runs give the same bits");
+    free(p[0]), free(p[1]);
+    nl_gemm_bf16_use(was);
     return fails;
 }
 

@@ -7,6 +7,7 @@
  * the rounded-input matrix product within bounds (1) and (2) of docs/numerics.md §5.1. loss_scaler: the scales
  * of a scripted overflow pattern. */
 #include "check.h"
+#include "cpu/gemm.h"
 #include "cpu/lowp.h"
 #include "loss_scaler.h"
 #include "tests.h"
@@ -19,6 +20,8 @@
 #if defined(__SSE__)
 #include <xmmintrin.h>
 #endif
+
+#define SENTINEL_C 1234.5f
 
 static uint32_t bits(float x) {
     uint32_t u;
@@ -368,6 +371,121 @@ int test_lowp_gemm(void) {
     nl_lowp_gemm(NL_DTYPE_BF16, 0, 0, 2, 2, 2, 1, a1, 2, b1, 2, 0, c1, 2, s1, &cntb);
     fails += NL_CHECK(cntb.overflow == 0 && cntb.flushed == 0 && isfinite(c1[0]), "bf16 counts on the same inputs");
     free(a), free(b), free(c0), free(c), free(scratch), free(ra), free(rb);
+    return fails;
+}
+
+/* nl_gemm_bf16 (oneDNN's bf16 x bf16 -> f32 matmul) on inputs packed by nl_lowp_pack_matrix: the packing of
+ * representable values is a truncation and of the others the rounding of nl_lowp_gemm; the product within
+ * bound (1) of the exact product of the rounded inputs and within twice that of nl_lowp_gemm's (the same
+ * products, another summation order); beta 0 ignores C (NaN there), columns past N untouched, the same bits
+ * twice; the bf16 table's gemm on either path (nl_gemm_bf16_use) within the bound. */
+static int gemm_bf16_case(nl_rng *r, int tA, int tB, int M, int N, int K, float alpha, float beta, double *worst) {
+    enum { PAD = 3 };
+    const int lda = (tA ? M : K) + PAD, ldb = (tB ? K : N) + PAD, ldc = N + PAD;
+    const int arows = tA ? K : M, acols = tA ? M : K, brows = tB ? N : K, bcols = tB ? K : N;
+    const size_t na = (size_t)arows * lda, nb = (size_t)brows * ldb, nc = (size_t)M * ldc;
+    float *a = nl_xmalloc(na * sizeof *a), *b = nl_xmalloc(nb * sizeof *b), *ra = nl_xmalloc(na * sizeof *ra);
+    float *rb = nl_xmalloc(nb * sizeof *rb), *c0 = nl_xmalloc(nc * sizeof *c0), *c = nl_xmalloc(nc * sizeof *c);
+    float *c2 = nl_xmalloc(nc * sizeof *c2), *emu = nl_xmalloc(nc * sizeof *emu);
+    float *scratch = nl_xmalloc(((size_t)M * K + (size_t)K * N) * sizeof *scratch);
+    uint16_t *pa = nl_xmalloc((size_t)M * K * sizeof *pa), *pb = nl_xmalloc((size_t)K * N * sizeof *pb);
+    uint16_t *qa = nl_xmalloc((size_t)M * K * sizeof *qa);
+    nl_fill(r, a, na, 1.0), nl_fill(r, b, nb, 1.0), nl_fill(r, c0, nc, 1.0);
+    nl_lowp_round(ra, a, na, NL_DTYPE_BF16, NULL);
+    nl_lowp_round(rb, b, nb, NL_DTYPE_BF16, NULL);
+    for (int i = 0; i < M; i++)
+        for (int j = N; j < ldc; j++) c0[(size_t)i * ldc + j] = SENTINEL_C;
+    if (beta == 0.0f)
+        for (int i = 0; i < M; i++) c0[(size_t)i * ldc] = NAN;
+    int fails = 0;
+    /* packing: representable values lose 16 zero bits; unrounded ones round as nl_lowp_round does */
+    nl_lowp_pack_matrix(pa, ra, arows, acols, lda, NL_DTYPE_BF16);
+    nl_lowp_pack_matrix(qa, a, arows, acols, lda, NL_DTYPE_BF16);
+    int trunc = 1;
+    for (int i = 0; i < arows; i++)
+        for (int k = 0; k < acols; k++) {
+            const size_t p = (size_t)i * acols + k;
+            trunc &= pa[p] == bits(ra[(size_t)i * lda + k]) >> 16 && (bits(ra[(size_t)i * lda + k]) & 0xFFFFu) == 0 &&
+                     qa[p] == pa[p];
+        }
+    fails += NL_CHECK(trunc,
+                      "t%d%d: packing a representable value is not a truncation, or packing differs from "
+                      "rounding",
+                      tA, tB);
+    nl_lowp_pack_matrix(pb, b, brows, bcols, ldb, NL_DTYPE_BF16);
+    memcpy(c, c0, nc * sizeof *c), memcpy(c2, c0, nc * sizeof *c2), memcpy(emu, c0, nc * sizeof *emu);
+    nl_gemm_bf16(tA, tB, M, N, K, alpha, pa, acols, pb, bcols, beta, c, ldc);
+    nl_gemm_bf16(tA, tB, M, N, K, alpha, pa, acols, pb, bcols, beta, c2, ldc);
+    nl_lowp_gemm(NL_DTYPE_BF16, tA, tB, M, N, K, alpha, a, lda, b, ldb, beta, emu, ldc, scratch, NULL);
+    fails += NL_CHECK(!memcmp(c, c2, nc * sizeof *c), "t%d%d %dx%dx%d: two calls differ", tA, tB, M, N, K);
+    const double g = gamma_n(K + 2);
+    double w_exact = 0, w_emu = 0;
+    int pad_ok = 1;
+    for (int i = 0; i < M; i++) {
+        for (int j = N; j < ldc; j++) pad_ok &= c[(size_t)i * ldc + j] == SENTINEL_C;
+        for (int j = 0; j < N; j++) {
+            double d = 0, ab = 0;
+            for (int k = 0; k < K; k++) {
+                const double p = (double)(tA ? ra[(size_t)k * lda + i] : ra[(size_t)i * lda + k]) *
+                                 (tB ? rb[(size_t)j * ldb + k] : rb[(size_t)k * ldb + j]);
+                d += p, ab += fabs(p);
+            }
+            const double cz = beta != 0.0f ? beta * (double)c0[(size_t)i * ldc + j] : 0.0;
+            const double bound = g * (fabs(alpha) * ab + fabs(cz)), got = c[(size_t)i * ldc + j];
+            w_exact = fmax(w_exact, isfinite(got) ? fabs(got - (alpha * d + cz)) / bound : INFINITY);
+            w_emu = fmax(w_emu, fabs(got - emu[(size_t)i * ldc + j]) / (2 * bound));
+        }
+    }
+    fails += NL_CHECK(w_exact <= 1 && w_emu <= 1,
+                      "t%d%d %dx%dx%d alpha %g beta %g: error / bound %.3g against the exact product, %.3g against "
+                      "nl_lowp_gemm",
+                      tA, tB, M, N, K, alpha, beta, w_exact, w_emu);
+    fails += NL_CHECK(pad_ok, "t%d%d: wrote past column N", tA, tB);
+    *worst = fmax(*worst, fmax(w_exact, w_emu));
+    free(a), free(b), free(ra), free(rb), free(c0), free(c), free(c2), free(emu), free(scratch), free(pa), free(pb),
+            free(qa);
+    return fails;
+}
+
+int test_lowp_gemm_bf16(void) {
+    if (!nl_gemm_bf16_can()) {
+        printf("    skipped: oneDNN has no bf16 matmul on this CPU (%s)\n", nl_gemm_bf16_info());
+        return 0;
+    }
+    printf("    bf16 table's matmuls: %s\n", nl_gemm_bf16_info());
+    nl_rng r;
+    nl_rng_seed(&r, 19);
+    int fails = 0;
+    double worst = 0;
+    for (int t = 0; t < 4; t++) {
+        fails += gemm_bf16_case(&r, t & 1, t >> 1, 37, 29, 67, 1.5f, 0.5f, &worst);
+        fails += gemm_bf16_case(&r, t & 1, t >> 1, 200, 96, 160, 1.0f, 0.0f, &worst); /* the brgemm kernels */
+        fails += gemm_bf16_case(&r, t & 1, t >> 1, 64, 50, 33, 1.0f, 1.0f, &worst);
+    }
+    printf("    12 cases: worst error / bound %.3f\n", worst);
+    /* the bf16 table's gemm on both paths: the same product up to the summation order */
+    enum { M = 48, N = 40, K = 64 };
+    float *a = nl_xmalloc(M * K * sizeof *a), *b = nl_xmalloc(K * N * sizeof *b), *c[2];
+    nl_fill(&r, a, M * K, 1.0), nl_fill(&r, b, K * N, 1.0);
+    const nl_backend *be = nl_backend_cpu_dtype(NL_DTYPE_BF16);
+    const int was = nl_gemm_bf16_use(0);
+    for (int on = 0; on < 2; on++) {
+        nl_gemm_bf16_use(on);
+        c[on] = nl_xmalloc(M * N * sizeof *c[on]);
+        be->gemm(0, 0, M, N, K, 1.0f, a, K, b, N, 0.0f, c[on], N);
+    }
+    nl_gemm_bf16_use(was);
+    double most = 0; /* the difference over the bound on two fp32 summation orders of the rounded products */
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double ab = 0;
+            for (int k = 0; k < K; k++)
+                ab += fabs((double)nl_bf16_to_fp32(nl_fp32_to_bf16(a[i * K + k])) *
+                           nl_bf16_to_fp32(nl_fp32_to_bf16(b[k * N + j])));
+            most = fmax(most, fabs((double)c[0][i * N + j] - c[1][i * N + j]) / (2 * gamma_n(K) * ab));
+        }
+    fails += NL_CHECK(most <= 1, "the bf16 table's gemm: the paths differ by %.3g x the bound", most);
+    free(a), free(b), free(c[0]), free(c[1]);
     return fails;
 }
 

@@ -6,6 +6,7 @@
 #include "fastmath.h"
 #include "normlab.h"
 #include "cpu/kernels.h"
+#include "cpu/lowp.h"
 #include "tests.h"
 
 #include <complex.h>
@@ -396,7 +397,50 @@ static double att_loss(void *p) {
     return dot(c->out, c->wout, (size_t)c->B * c->T * c->C);
 }
 
-/* T 7: rows shorter than one lane block of the softmax reductions; T 37: several blocks and a tail */
+/* Causal skipping (src/cpu/ops_attn.c, "Causal skipping") against the full T x T products (one block of T
+ * rows), bit for bit: out, P and dqkv, fp32, bf16 and fp16, multi-head and grouped, blocks of 64 and 128 rows,
+ * at head size 64 and T 257 (a last block of 65 or 129 rows) and at head size 32 (a scale 1/sqrt(32) that is
+ * not a power of two) and T 600 (sums longer than one chunk of 256). */
+static int attention_blocks(void) {
+    enum { B = 2, TM = 600, NH = 2, NM = B * TM, LDMAX = 3 * 64 * NH };
+    static float qkv[NM * LDMAX], dout[NM * 64 * NH], out[2][NM * 64 * NH], att[2][B * NH * TM * TM],
+            datt[B * NH * TM * TM], dqkv[2][NM * LDMAX];
+    static const int shapes[][2] = { { 64, 257 }, { 32, TM } }, blocks[] = { TM, 64, 128 };
+    int fails = 0;
+    for (int s = 0; s < 2; s++)
+        for (int KVH = NH; KVH >= 1; KVH--)
+            for (int dt = 0; dt < NL_DTYPE_COUNT; dt++) {
+                const int hs = shapes[s][0], T = shapes[s][1], C = NH * hs, ld = C + 2 * KVH * hs, N = B * T;
+                nl_rng r;
+                nl_rng_seed(&r, 31);
+                nl_fill(&r, qkv, N * ld, 1), nl_fill(&r, dout, N * C, 1);
+                nl_lowp_round(qkv, qkv, N * ld, dt, NULL); /* the inputs of a dtype arrive rounded */
+                nl_lowp_round(dout, dout, N * C, dt, NULL);
+                for (int k = 0; k < 3; k++) {
+                    const int x = k > 0; /* slot 0: the full products */
+                    nl_attention_causal_block(blocks[k]);
+                    if (dt == NL_DTYPE_FP32) {
+                        nl_attention_forward(out[x], att[x], qkv, B, T, C, NH, KVH);
+                        nl_attention_backward(dqkv[x], datt, dout, qkv, att[x], B, T, C, NH, KVH);
+                    } else {
+                        nl_lowp_attention_forward(dt, out[x], att[x], qkv, B, T, C, NH, KVH);
+                        nl_lowp_attention_backward(dt, dqkv[x], datt, dout, qkv, att[x], B, T, C, NH, KVH);
+                    }
+                    if (x)
+                        fails += NL_CHECK(!memcmp(out[0], out[1], sizeof(float) * N * C) &&
+                                                  !memcmp(att[0], att[1], sizeof(float) * B * NH * T * T) &&
+                                                  !memcmp(dqkv[0], dqkv[1], sizeof(float) * N * ld),
+                                          "%s, head size %d, T %d, kv heads %d, blocks of %d rows: out, P or dqkv "
+                                          "differ from the full products",
+                                          nl_dtype_names[dt], hs, T, KVH, blocks[k]);
+                }
+            }
+    nl_attention_causal_block(0);
+    return fails;
+}
+
+/* T 7: rows shorter than one lane block of the softmax reductions; T 37: several blocks and a tail; T 150
+ * (smaller heads, for the finite differences' sake): several row blocks of the causal products */
 int test_ops_attention(void) {
     enum { B = 2, TMAX = 37, C = 12, NH = 3, NMAX = B * TMAX };
     int fails = 0;
@@ -423,7 +467,28 @@ int test_ops_attention(void) {
             /* causality: the first token's output is its own value vector */
             fails += NL_CHECK(fabsf(out[0] - qkv[C + KVH * (C / NH)]) < 1e-6f, "token 0 attends only to itself");
         }
-    return fails;
+    enum { TB = 150, CB = 4, NHB = 2, NB = TB };
+    static float bqkv[NB * 3 * CB], bwout[NB * CB], bout[NB * CB], batt[NHB * TB * TB], bdatt[NHB * TB * TB],
+            bdqkv[NB * 3 * CB];
+    static double BQ[NB * 3 * CB], BWO[NB * CB], BO[NB * CB], bg[NB * 3 * CB];
+    for (int KVH = NHB; KVH >= 1; KVH--) {
+        const int ld = CB + 2 * KVH * (CB / NHB);
+        nl_rng r;
+        nl_rng_seed(&r, 5);
+        nl_fill(&r, bqkv, NB * ld, 1), nl_fill(&r, bwout, NB * CB, 1);
+        nl_to_double(bqkv, BQ, NB * ld), nl_to_double(bwout, BWO, NB * CB);
+        att_ctx c = { 1, TB, CB, NHB, KVH, BQ, BWO, BO };
+        att_loss(&c);
+        char label[64];
+        nl_attention_forward(bout, batt, bqkv, 1, TB, CB, NHB, KVH);
+        snprintf(label, sizeof label, "attention forward (T %d, kv heads %d)", TB, KVH);
+        fails += nl_check_rel(label, bout, BO, NB * CB, FWD_TOL);
+        nl_attention_backward(bdqkv, bdatt, bwout, bqkv, batt, 1, TB, CB, NHB, KVH);
+        nl_fd_grad(att_loss, &c, BQ, NB * ld, bg);
+        snprintf(label, sizeof label, "attention dqkv (T %d, kv heads %d)", TB, KVH);
+        fails += nl_check_rel(label, bdqkv, bg, NB * ld, BWD_TOL);
+    }
+    return fails + attention_blocks();
 }
 
 /* RoPE against the complex-number formulation in double: pair (x_2i, x_2i+1) of each head is

@@ -21,9 +21,11 @@
     X(lowp_convert)                                                                                                    \
     X(lowp_paths)                                                                                                      \
     X(lowp_gemm)                                                                                                       \
+    X(lowp_gemm_bf16)                                                                                                  \
     X(loss_scaler)                                                                                                     \
     X(dtype_model)                                                                                                     \
     X(dtype_train)                                                                                                     \
+    X(dtype_bf16_kernels)                                                                                              \
     X(dtype_cli)                                                                                                       \
     X(placement_table)                                                                                                 \
     X(lr_schedule)                                                                                                     \

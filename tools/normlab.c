@@ -581,6 +581,7 @@ static void print_info(void) {
     char cpu[256];
     cpu_model(cpu, sizeof cpu);
     printf("normlab %s\nmatmul: %s\n", NL_VERSION, nl_backend_cpu()->gemm_info());
+    printf("bf16 matmul: %s\n", nl_backend_cpu_dtype(NL_DTYPE_BF16)->gemm_info());
 #ifdef _OPENMP
     printf("threads: %d (OpenMP; --threads or OMP_NUM_THREADS)\n", omp_get_max_threads());
 #else
@@ -593,7 +594,9 @@ static int cmd_info(int argc, char **argv) {
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: normlab info\n\nPrint the version, the library and kernel ISA that run the matrix products\n"
-                   "(NL_GEMM=onednn|openblas chooses; default onednn), the default thread count and the CPU model.\n"
+                   "(NL_GEMM=onednn|openblas chooses; default onednn) and those of --dtype bf16 (NL_GEMM_BF16=onednn:\n"
+                   "oneDNN's bf16 kernels, the default where the CPU has avx512_bf16 or AMX; f32: the f32 kernels on\n"
+                   "rounded operands), the default thread count and the CPU model.\n"
                    "'normlab --version' prints the same.\n");
             return 0;
         }
@@ -623,8 +626,9 @@ static void main_usage(FILE *f) {
 
 int main(int argc, char **argv) {
     cmd_name = "";
-    if (argc < 2) return main_usage(stderr), 2; /* no command: the usage is the message */
-    nl_backend_cpu()->gemm_info();              /* a bad NL_GEMM is a usage error before any work */
+    if (argc < 2) return main_usage(stderr), 2;       /* no command: the usage is the message */
+    nl_backend_cpu()->gemm_info();                    /* a bad NL_GEMM is a usage error before any work */
+    nl_backend_cpu_dtype(NL_DTYPE_BF16)->gemm_info(); /* and a bad NL_GEMM_BF16 */
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) return main_usage(stdout), 0;
     if (!strcmp(argv[1], "--version")) return print_info(), 0;
     for (int i = 0; i < NCMDS; i++) {

@@ -78,7 +78,8 @@ static void cpu_copy(void *dst, const void *src, size_t bytes) {
 
 /* ---------------------------------------------------------------- the tables
  * One per dtype (docs/numerics.md §3): the bf16 and fp16 tables differ from the fp32 one only in the
- * matrix products (rounded operands, fp32 accumulation), attention (P and dS rounded) and round_act. */
+ * matrix products (rounded operands, fp32 accumulation; bf16 on oneDNN's bf16 kernels where
+ * nl_gemm_bf16_on(), hence its own gemm_info), attention (P and dS rounded) and round_act. */
 
 static void round_none(float *x, size_t n, nl_lowp_counts *counts) { (void)x, (void)n, (void)counts; }
 
@@ -109,7 +110,7 @@ LOWP_OPS(fp16, NL_DTYPE_FP16)
 /* every op but those a dtype changes */
 #define CPU_COMMON_OPS                                                                                                 \
     .enter = cpu_enter, .alloc = cpu_alloc, .free = cpu_free, .zero = cpu_zero, .copy = cpu_copy, .to_host = cpu_copy, \
-    .from_host = cpu_copy, .copy_cols = nl_copy_cols, .gemm_info = nl_gemm_info, .norm_forward = nl_norm_forward,      \
+    .from_host = cpu_copy, .copy_cols = nl_copy_cols, .norm_forward = nl_norm_forward,                                 \
     .norm_backward = nl_norm_backward, .scalenorm_forward = nl_scalenorm_forward,                                      \
     .scalenorm_backward = nl_scalenorm_backward, .dyt_forward = nl_dyt_forward, .dyt_backward = nl_dyt_backward,       \
     .seednorm_forward = nl_seednorm_forward, .seednorm_backward = nl_seednorm_backward,                                \
@@ -129,19 +130,19 @@ LOWP_OPS(fp16, NL_DTYPE_FP16)
     .xent = nl_xent, .adamw = nl_adamw, .sum = nl_sum, .sumsq = nl_sumsq, .first_nonfinite = nl_first_nonfinite,       \
     .stream_stats = nl_stream_stats,
 
-#define CPU_TABLE(NAME, DT, GEMM, LF, LB, AF, AB, ROUND)                                                               \
+#define CPU_TABLE(NAME, DT, GEMM, INFO, LF, LB, AF, AB, ROUND)                                                         \
     {                                                                                                                  \
-        .name = NAME, .dtype = DT, .gemm = GEMM, .linear_forward = LF, .linear_backward = LB, .attention_forward = AF, \
-        .attention_backward = AB, .round_act = ROUND, CPU_COMMON_OPS                                                   \
+        .name = NAME, .dtype = DT, .gemm = GEMM, .gemm_info = INFO, .linear_forward = LF, .linear_backward = LB,       \
+        .attention_forward = AF, .attention_backward = AB, .round_act = ROUND, CPU_COMMON_OPS                          \
     }
 
 static const nl_backend tables[NL_DTYPE_COUNT] = {
-    [NL_DTYPE_FP32] = CPU_TABLE("cpu", NL_DTYPE_FP32, nl_gemm, nl_linear_forward, nl_linear_backward,
+    [NL_DTYPE_FP32] = CPU_TABLE("cpu", NL_DTYPE_FP32, nl_gemm, nl_gemm_info, nl_linear_forward, nl_linear_backward,
                                 nl_attention_forward, nl_attention_backward, round_none),
-    [NL_DTYPE_BF16] = CPU_TABLE("cpu", NL_DTYPE_BF16, gemm_bf16, linear_forward_bf16, linear_backward_bf16,
-                                attention_forward_bf16, attention_backward_bf16, round_bf16),
-    [NL_DTYPE_FP16] = CPU_TABLE("cpu", NL_DTYPE_FP16, gemm_fp16, linear_forward_fp16, linear_backward_fp16,
-                                attention_forward_fp16, attention_backward_fp16, round_fp16),
+    [NL_DTYPE_BF16] = CPU_TABLE("cpu", NL_DTYPE_BF16, gemm_bf16, nl_gemm_bf16_info, linear_forward_bf16,
+                                linear_backward_bf16, attention_forward_bf16, attention_backward_bf16, round_bf16),
+    [NL_DTYPE_FP16] = CPU_TABLE("cpu", NL_DTYPE_FP16, gemm_fp16, nl_gemm_info, linear_forward_fp16,
+                                linear_backward_fp16, attention_forward_fp16, attention_backward_fp16, round_fp16),
 };
 
 const nl_backend *nl_backend_cpu(void) { return nl_backend_cpu_dtype(NL_DTYPE_FP32); }

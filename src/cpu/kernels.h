@@ -104,6 +104,9 @@ void nl_attention_forward(float *out, float *att, const float *qkv, int B, int T
 /* dqkv overwritten; datt is scratch of att's size. */
 void nl_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att, int B,
                            int T, int C, int NH, int KVH);
+/* Rows per block of the causal products (src/cpu/ops_attn.c, "Causal skipping"); rows <= 0: the default, 64.
+ * A block of T rows or more computes the full T x T products. For tests; one setting per process. */
+void nl_attention_causal_block(int rows);
 /* The same without the causal mask (--arch dit): every query attends to all T keys. fp32. */
 void nl_attention_bidir_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, int KVH);
 void nl_attention_bidir_backward(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att, int B,

@@ -262,6 +262,19 @@ static void round_matrix(float *dst, const float *src, int rows, int cols, int l
     if (counts) counts->overflow += ov, counts->flushed += fl;
 }
 
+void nl_lowp_pack_matrix(uint16_t *dst, const float *src, int rows, int cols, int ld, nl_dtype dt) {
+    NL_ASSERT(dt == NL_DTYPE_BF16 || dt == NL_DTYPE_FP16);
+    if (ld == cols) {
+        nl_lowp_pack(dst, src, (size_t)rows * (size_t)cols, dt, NULL);
+        return;
+    }
+#pragma omp parallel for schedule(static) if ((size_t)rows * (size_t)cols >= PAR_MIN)
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c += BLOCK)
+            pack_block(dst + (size_t)r * (size_t)cols + (size_t)c, src + (size_t)r * (size_t)ld + (size_t)c,
+                       (size_t)(cols - c < BLOCK ? cols - c : BLOCK), dt);
+}
+
 void nl_lowp_gemm(nl_dtype dt, int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
                   const float *B, int ldb, float beta, float *C, int ldc, float *scratch, nl_lowp_counts *counts) {
     check_dtype(dt);

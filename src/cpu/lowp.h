@@ -36,6 +36,9 @@ void nl_lowp_round(float *dst, const float *src, size_t n, nl_dtype dt, nl_lowp_
 void nl_lowp_pack(uint16_t *dst, const float *src, size_t n, nl_dtype dt, nl_lowp_counts *counts);
 void nl_lowp_unpack(float *dst, const uint16_t *src, size_t n, nl_dtype dt);
 
+/* dst (rows x cols, packed) = the bf16/fp16 bits of src (rows of stride ld): nl_lowp_pack by rows. */
+void nl_lowp_pack_matrix(uint16_t *dst, const float *src, int rows, int cols, int ld, nl_dtype dt);
+
 /* C (M x N) = alpha * op(round(A)) @ op(round(B)) + beta * C, row-major, op(X) = X^T when tX != 0, with
  * lda/ldb/ldc the row strides (the nl_gemm convention): A and B are rounded to dt into scratch (M*K + K*N
  * floats, not overlapping A, B or C), then one fp32 GEMM multiplies them. Every product of two bf16 or fp16

@@ -16,6 +16,40 @@
 #include <math.h>
 #include <string.h>
 
+/* Causal skipping: the products run on row blocks of g_cblk queries (64, nl_attention_causal_block; the last
+ * block takes the remainder, 64 to 127 rows). Block [i0, i1) sees keys [0, i1), so the scores, P V, dP and dQ
+ * compute no column at or past i1, and the dV and dK rows of block [i0, i1) sum over queries [i0, T) only: of
+ * the masked half of the T x T products only the blocks on the diagonal remain (5/8 of the full products at
+ * T = 256). Every term skipped is an exact zero (P and dS are 0 above the diagonal), so the results keep
+ * their bits where the library computes each remaining element as it would in the full product. oneDNN's
+ * sgemm does, with two exceptions that the code avoids: it applies a product's alpha in a way that depends
+ * on the shape (so the scores are scaled by 1/sqrt(hs) in the softmax pass, not as alpha: the same bits
+ * when the scale is a power of two, hs = 16, 64, 256), and it splits a sum of more than 384 terms into
+ * equal parts that depend on the length (so sums over keys or queries run in chunks of KCH terms at fixed
+ * positions, each its own product accumulated into the result: summed the same way with or without the
+ * skipped terms). ops_attention compares blocks of 64 and 128 rows with the full products (one block of T
+ * rows) bit for bit, on oneDNN and on OpenBLAS (whose kernels for blocks of 32 rows sum differently from
+ * its full products). Without the mask (causal 0) one block covers all T rows and every key. */
+enum { CBLK = 64, KCH = 256 };
+static int g_cblk = CBLK;
+
+void nl_attention_causal_block(int rows) { g_cblk = rows > 0 ? rows : CBLK; }
+
+/* the end of the row block that starts at i0 (with the mask, also the end of the keys it sees) */
+static int block_end(int i0, int T, int causal) { return causal && g_cblk <= (T - i0) / 2 ? i0 + g_cblk : T; }
+
+/* C (M x N) = sum over k in [k0, k1) of op(A)[:, k] B[k, :] + beta C, op(A) = A (M x k1, row stride lda) or,
+ * with tA, A^T (A stored k1 x M); B (k1 x N, row stride ldb); the sum in chunks [c KCH, (c+1) KCH) cut at
+ * fixed positions (the first and last clipped to [k0, k1)), one product each, accumulated into C */
+static void gemm_chunked(int tA, int M, int N, int k0, int k1, const float *A, int lda, const float *B, int ldb,
+                         float beta, float *C, int ldc) {
+    for (int c0 = k0, c1; c0 < k1; c0 = c1, beta = 1.0f) {
+        c1 = (c0 / KCH + 1) * KCH < k1 ? (c0 / KCH + 1) * KCH : k1;
+        nl_gemm(tA, 0, M, N, c1 - c0, 1.0f, tA ? A + (size_t)c0 * lda : A + c0, lda, B + (size_t)c0 * ldb, ldb, beta, C,
+                ldc);
+    }
+}
+
 /* dt (docs/numerics.md §3): fp32, or the dtype P is rounded to before P V (q, k, v arrive rounded);
  * causal 0: every position attends to all T (--arch dit), the rows of P are full */
 static void attention_forward(nl_dtype dt, int causal, float *out, float *att, const float *qkv, int B, int T, int C,
@@ -27,12 +61,18 @@ static void attention_forward(nl_dtype dt, int causal, float *out, float *att, c
     for (int bh = 0; bh < B * NH; bh++) {
         const int b = bh / NH, h = bh % NH;
         const float *row = qkv + (size_t)b * T * ld;
-        nl_gemm(0, 1, T, T, hs, sc, row + h * hs, ld, row + C + (h / grp) * hs, ld, 0.0f, att + bh * TT, T);
+        for (int i0 = 0, i1; i0 < T; i0 = i1) {
+            i1 = block_end(i0, T, causal);
+            nl_gemm(0, 1, i1 - i0, causal ? i1 : T, hs, 1.0f, row + (size_t)i0 * ld + h * hs, ld,
+                    row + C + (h / grp) * hs, ld, 0.0f, att + bh * TT + (size_t)i0 * T, T);
+        }
     }
 #pragma omp parallel for schedule(static)
     for (size_t r = 0; r < (size_t)B * NH * T; r++) {
         const int i = causal ? (int)(r % T) : T - 1; /* the last key a query sees */
         float *p = att + r * T;
+#pragma omp simd
+        for (int j = 0; j <= i; j++) p[j] *= sc; /* the scores' scale here, not as the product's alpha (below) */
         const float mx = nl_lanes_max(p, i + 1);
         float acc[NL_LANES] = { 0 };
         for (int j0 = 0; j0 <= i; j0 += NL_LANES) {
@@ -46,14 +86,18 @@ static void attention_forward(nl_dtype dt, int causal, float *out, float *att, c
         const float inv = 1.0f / nl_lanes_fold(acc);
 #pragma omp simd
         for (int j = 0; j <= i; j++) p[j] *= inv;
-        for (int j = i + 1; j < T; j++) p[j] = 0.0f;
+        for (int j = i + 1; j < T; j++) p[j] = 0.0f; /* the saved P is the full matrix */
         if (dt != NL_DTYPE_FP32) nl_lowp_round(p, p, (size_t)i + 1, dt, NULL);
     }
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
         const int b = bh / NH, h = bh % NH;
         const float *v = qkv + (size_t)b * T * ld + C + kvC + (h / grp) * hs;
-        nl_gemm(0, 0, T, hs, T, 1.0f, att + bh * TT, T, v, ld, 0.0f, out + (size_t)b * T * C + h * hs, C);
+        for (int i0 = 0, i1; i0 < T; i0 = i1) {
+            i1 = block_end(i0, T, causal);
+            gemm_chunked(0, i1 - i0, hs, 0, causal ? i1 : T, att + bh * TT + (size_t)i0 * T, T, v, ld, 0.0f,
+                         out + ((size_t)b * T + i0) * C + h * hs, C);
+        }
     }
 }
 
@@ -70,20 +114,26 @@ static void attention_backward(nl_dtype dt, int causal, float *dqkv, float *datt
         const size_t r0 = (size_t)b * T * ld, vo = r0 + C + kvC + g * hs;
         for (int h = g * grp; h < (g + 1) * grp; h++) {
             const size_t bh = (size_t)b * NH + h;
-            const float *dy = dout + (size_t)b * T * C + h * hs;
-            nl_gemm(0, 1, T, T, hs, 1.0f, dy, C, qkv + vo, ld, 0.0f, datt + bh * TT, T);
-            nl_gemm(1, 0, T, hs, T, 1.0f, att + bh * TT, T, dy, C, h == g * grp ? 0.0f : 1.0f, dqkv + vo, ld);
+            const float *dy = dout + (size_t)b * T * C + h * hs, *p = att + bh * TT;
+            for (int i0 = 0, i1; i0 < T; i0 = i1) {
+                i1 = block_end(i0, T, causal);
+                const int q0 = causal ? i0 : 0; /* the first query that sees keys [i0, i1) */
+                nl_gemm(0, 1, i1 - i0, causal ? i1 : T, hs, 1.0f, dy + (size_t)i0 * C, C, qkv + vo, ld, 0.0f,
+                        datt + bh * TT + (size_t)i0 * T, T);
+                gemm_chunked(1, i1 - i0, hs, q0, T, p + i0, T, dy, C, h == g * grp ? 0.0f : 1.0f,
+                             dqkv + vo + (size_t)i0 * ld, ld);
+            }
         }
     }
 #pragma omp parallel for schedule(static)
     for (size_t r = 0; r < (size_t)B * NH * T; r++) {
-        const int i = causal ? (int)(r % T) : T - 1;
+        const int i = causal ? (int)(r % T) : T - 1, e = block_end(i - i % g_cblk, T, causal);
         const float *p = att + r * T;
         float *d = datt + r * T;
         const float dot = nl_lanes_dot(p, d, i + 1);
 #pragma omp simd
         for (int j = 0; j <= i; j++) d[j] = sc * p[j] * (d[j] - dot);
-        for (int j = i + 1; j < T; j++) d[j] = 0.0f;
+        for (int j = i + 1; j < e; j++) d[j] = 0.0f; /* what the products below read of the masked part */
         if (dt != NL_DTYPE_FP32) nl_lowp_round(d, d, (size_t)i + 1, dt, NULL);
     }
 #pragma omp parallel for schedule(static)
@@ -92,8 +142,15 @@ static void attention_backward(nl_dtype dt, int causal, float *dqkv, float *datt
         const size_t r0 = (size_t)b * T * ld, ko = r0 + C + g * hs;
         for (int h = g * grp; h < (g + 1) * grp; h++) {
             const size_t bh = (size_t)b * NH + h, qo = r0 + h * hs;
-            nl_gemm(0, 0, T, hs, T, 1.0f, datt + bh * TT, T, qkv + ko, ld, 0.0f, dqkv + qo, ld);
-            nl_gemm(1, 0, T, hs, T, 1.0f, datt + bh * TT, T, qkv + qo, ld, h == g * grp ? 0.0f : 1.0f, dqkv + ko, ld);
+            const float *ds = datt + bh * TT;
+            for (int i0 = 0, i1; i0 < T; i0 = i1) {
+                i1 = block_end(i0, T, causal);
+                const int q0 = causal ? i0 : 0;
+                gemm_chunked(0, i1 - i0, hs, 0, causal ? i1 : T, ds + (size_t)i0 * T, T, qkv + ko, ld, 0.0f,
+                             dqkv + qo + (size_t)i0 * ld, ld);
+                gemm_chunked(1, i1 - i0, hs, q0, T, ds + i0, T, qkv + qo, ld, h == g * grp ? 0.0f : 1.0f,
+                             dqkv + ko + (size_t)i0 * ld, ld);
+            }
         }
     }
 }
