@@ -196,6 +196,9 @@ static struct {
     dnnl_memory_desc_t a, b, c;
 } g_mm[MM_CACHE];
 static int g_mm_n, g_mm_next; /* entries in use; the next to replace when full */
+/* one caller at a time: a replaced entry's primitive is destroyed, so no other thread may be running it
+ * (the library's users may train two models on two host threads) */
+static pthread_mutex_t g_mm_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* the memory descriptor of a rows x cols matrix stored row-major with row stride ld, or (t) its transpose */
 static dnnl_memory_desc_t md_of(int rows, int cols, int ld, int t, dnnl_data_type_t type) {
@@ -252,6 +255,7 @@ void nl_gemm_bf16(int tA, int tB, int M, int N, int K, float alpha, const uint16
     const int threads = 1;
 #endif
     const mm_key key = { tA != 0, tB != 0, M, N, K, lda, ldb, ldc, threads, alpha, beta };
+    pthread_mutex_lock(&g_mm_lock);
     const int i = mm_find(&key);
     dnnl_memory_t ma, mb, mc;
     NL_ASSERT(dnnl_memory_create(&ma, &g_mm[i].a, g_engine, (void *)A) == dnnl_success);
@@ -264,6 +268,7 @@ void nl_gemm_bf16(int tA, int tB, int M, int N, int K, float alpha, const uint16
     const dnnl_status_t st = dnnl_primitive_execute(g_mm[i].prim, g_stream, 3, args);
     const dnnl_status_t sw = dnnl_stream_wait(g_stream);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    NL_ASSERT(st == dnnl_success && sw == dnnl_success);
     dnnl_memory_destroy(ma), dnnl_memory_destroy(mb), dnnl_memory_destroy(mc);
+    pthread_mutex_unlock(&g_mm_lock);
+    NL_ASSERT(st == dnnl_success && sw == dnnl_success);
 }
