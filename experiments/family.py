@@ -13,8 +13,8 @@ runs diverged; differences are variant minus reference +- the standard error of 
 Definitions:
   steps to a loss   the first validation step whose val_loss is at or below it, per seed; a seed that
                     never gets there counts as not reached (k/n reached)
-  target (ngpt)     the higher of the two placements' mean final val losses, i.e. the lowest loss that
-                    both reach on average by the end; also fixed losses 2.8, 2.7, 2.6, 2.5
+  target (ngpt)     the highest of the runs' lowest validation losses, i.e. the lowest loss that every
+                    run of both placements reaches; also fixed losses 2.8, 2.7, 2.6, 2.5
   best LR (dit)     the LR with the lowest mean final held-out loss where every seed finished
   last diagnostics  the last diag record (end of training): Var x_(L+1) is the variance of the stream
                     after the last block (before the final norm), max abs x the largest over all depths
@@ -83,7 +83,7 @@ def ngpt_tables(lm, ng, pre_lr):
     if not pre or not ngs:
         return ""
     arms = [("pre", pre_lr, pre)] + [("ngpt", lr, [r for r in ngs if r.lr == lr]) for lr in lrs_of(ngs)]
-    target = max(mean_sd([r.val for r in rs])[0] for _, _, rs in arms)
+    target = max(min(r.vals.values()) for _, _, rs in arms for r in rs if r.vals)
     rows, pre_steps = [], None
     for name, lr, rs in arms:
         txt, st = reached(rs, target)
@@ -98,8 +98,8 @@ def ngpt_tables(lm, ng, pre_lr):
                     [fmt_ms([max_grad(r) for r in rs], g=True),
                      fmt_ms([last(r, xmax_all) for r in rs], g=True)])
     div = [r for r in lm + ng if r.diverged and (r.norm == "ngpt" or (r.norm == "pre" and r.lr == pre_lr))]
-    return (f"## nGPT against Pre-LN: steps to the same loss\n\nTarget: {target:.4f}, the higher of the placements' "
-            "mean final val losses (the lowest loss both reach on average by the end). Steps: the first validation "
+    return (f"## nGPT against Pre-LN: steps to the same loss\n\nTarget: {target:.4f}, the highest of the runs' lowest "
+            "validation losses (the lowest loss that every run of both placements reaches). Steps: the first validation "
             "step (every 25) at or below the loss, mean +- sd over the seeds that reach it (k/n reached); speed-up: "
             "pre's mean steps / ngpt's (above 1: nGPT faster). Max grad norm: the largest gradient norm (before "
             "clipping) of each run; max abs x: the last diagnostics pass, all depths. "
