@@ -188,7 +188,9 @@ def dit_tables(root, dit):
                "best LR.\n\n" + table(["LR"] + ns, rows))
     dsteps = sorted({d["diag"] for r in dit for d in r.diags})
     for name, pick in (("Var x_(L+1), the stream after the last block", lambda d: num(d["x_var"][-1])),
-                       ("max abs x over all depths", lambda d: max(num(v) for v in d["x_max"]))):
+                       ("max abs x over all depths", lambda d: max(num(v) for v in d["x_max"])),
+                       ("max abs x / median abs x of x_(L+1) (scale-free outliers)",
+                        lambda d: num(d["x_max_over_median"][-1]))):
         rows = []
         for n in ns:
             for lr in lrs_of(dit):
