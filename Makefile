@@ -173,7 +173,7 @@ ubsan:
 protocol: build/release/normlab
 	bash experiments/protocol.sh
 
-# issue 20's family studies (experiments/family.sh; about 1.5 h of one core, by hand, not CI)
+# issue 20's family studies (experiments/family.sh; about 65 min of one core, by hand, not CI)
 family: build/release/normlab
 	bash experiments/family.sh
 
