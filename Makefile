@@ -173,6 +173,10 @@ ubsan:
 protocol: build/release/normlab
 	bash experiments/protocol.sh
 
+# issue 20's family studies (experiments/family.sh; about 65 min of one core, by hand, not CI)
+family: build/release/normlab
+	bash experiments/family.sh
+
 bench: $(BUILD)/normlab build/release/gemm_bench
 	bash bench/bench.sh
 
@@ -248,5 +252,5 @@ format-check:
 	@$(CLANG_FORMAT) --style=file --dry-run -Werror $(FORMAT_SRC) && echo "format-check: $(words $(FORMAT_SRC)) files as clang-format writes them"
 
 
-.PHONY: all test test-mpi test-cuda test-lmeval asan ubsan protocol bench bench-allreduce bench-mpi-progress bench-bpe bench-denormal install clean fuzz fuzz-lib fuzz-regress valgrind format format-check
+.PHONY: all test test-mpi test-cuda test-lmeval asan ubsan protocol family bench bench-allreduce bench-mpi-progress bench-bpe bench-denormal install clean fuzz fuzz-lib fuzz-regress valgrind format format-check
 -include $(LIB_OBJ:.o=.d) $(PIC_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/tools/normlab.d $(BUILD)/tests/cuda/cuda_tests.d

@@ -4,6 +4,7 @@
 #include "comm.h"
 #include "common.h"
 #include "config.h"
+#include "images.h"
 #include "json.h"
 #include "placement.h"
 #include "safetensors.h"
@@ -346,6 +347,15 @@ static nl_status parse_cli(sweep_cli *c, int argc, char **argv) {
     nl_args_defaults(&t);
     NL_TRY(nl_args_parse(&t, NL_CMD_TRAIN, c->npass, c->pass, &help));
     t.cfg.vocab = t.cfg.vocab ? t.cfg.vocab : 256;
+    if (t.cfg.arch == NL_ARCH_DIT) { /* the image shape and classes come from --data, as in 'normlab train' */
+        if (!t.cfg.data[0])
+            return NL_FAIL(NL_ERR_ARG,
+                           "--arch dit: give --data fashion-mnist or --data DIR (a folder of same-size PNG images)");
+        nl_images im;
+        NL_TRY(nl_images_open(&im, t.cfg.data, 0));
+        t.cfg.img_h = im.h, t.cfg.img_w = im.w, t.cfg.img_ch = im.ch, t.cfg.classes = im.nclass;
+        nl_images_free(&im);
+    }
     return nl_config_resolve(&t.cfg);
 }
 

@@ -84,6 +84,7 @@
     X(report_render)                                                                                                   \
     X(claims_py)                                                                                                       \
     X(report_label)                                                                                                    \
+    X(family_sh)                                                                                                       \
     X(backend_layering)                                                                                                \
     X(backend_kernels)                                                                                                 \
     X(backend_fp_mode)                                                                                                 \
