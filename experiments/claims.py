@@ -216,19 +216,22 @@ def best_lr(runs, norm):
     return best
 
 
-def first_failing(runs, norm, margin):
-    """(first LR with a diverged seed, first LR above the best degraded by > margin) or None each"""
+def first_failing(runs, norm, margin, strict=False):
+    """(first LR with a diverged seed, first LR above the best degraded by > margin) or None each; strict: the
+    degradation must also exceed 2 SE of the difference from the best LR's runs (sep; one seed a side: margin only)"""
     c = cells(runs)
     lrs = sorted(lr for (n, lr) in c if n == norm)
     div = next((lr for lr in lrs if any(r.diverged for r in c[(norm, lr)])), None)
     b = best_lr(runs, norm)
     deg = None
     if b:
+        best = [r.val for r in c[(norm, b[0])] if r.ok]
         for lr in lrs:
             if lr <= b[0]:
                 continue
-            m = mean_sd([r.val for r in c[(norm, lr)] if r.ok])[0]
-            if m is None or m > b[1] + margin:
+            vals = [r.val for r in c[(norm, lr)] if r.ok]
+            m = mean_sd(vals)[0]
+            if m is None or (m > b[1] + margin and (not strict or sep(vals, best)[0] != 0)):
                 deg = lr
                 break
     return div, deg
@@ -261,9 +264,9 @@ def last_diag(r):
     return r.diags[-1] if r.diags else None
 
 
-def first_fail(runs, norm, margin):
+def first_fail(runs, norm, margin, strict=False):
     """the lower of norm's first diverging and first degraded LR, or None when neither is in the ladder"""
-    return min((x for x in first_failing(runs, norm, margin) if x is not None), default=None)
+    return min((x for x in first_failing(runs, norm, margin, strict) if x is not None), default=None)
 
 
 def grid_tables(runs, margin, title):
@@ -273,14 +276,16 @@ def grid_tables(runs, margin, title):
            "or gradient, or after warmup a mean loss of the last 50 steps above the first step's loss).\n"]
     out.append(table(["LR"] + ns, [[lr_s(lr)] + [div_count(c[(n, lr)]) if (n, lr) in c else "" for n in ns]
                                    for lr in lrs]))
-    out.append(f"\nFirst failing LR per placement (claim 2): the lower of the first diverging LR (the lowest LR where a "
+    out.append(f"First failing LR per placement (claim 2): the lower of the first diverging LR (the lowest LR where a "
                f"seed diverged) and the first degraded LR (the lowest LR above the best whose mean val loss is more "
                f"than {margin:g} nats above the best, or where no seed finished); \"none\": neither within the LRs run. "
+               f"\"> 2 SE\": the first degraded LR when the loss difference must also exceed twice its standard error. "
                f"Spikes: gradient-norm spikes summed over all the placement's runs (claim 4).\n")
     rows = []
     for n in ns:
         b = best_lr(runs, n)
         div, deg = first_failing(runs, n, margin)
+        deg2 = first_failing(runs, n, margin, strict=True)[1]
         ff = first_fail(runs, n, margin)
         rs_all = [r for r in runs if r.norm == n]
         best_rs = c.get((n, b[0]), []) if b else []
@@ -288,11 +293,12 @@ def grid_tables(runs, margin, title):
                      fmt_ms([r.val for r in best_rs if r.ok], full),
                      f"{lr_s(div)} ({div_count(c[(n, div)])})" if div else "none",
                      f"{lr_s(deg)} ({fmt_ms([r.val for r in c[(n, deg)] if r.ok], full)})" if deg else "none",
+                     lr_s(deg2) if deg2 else "none",
                      f"{sum(r.diverged for r in rs_all)}/{len(rs_all)}", sum(r.spikes for r in rs_all),
                      f"{lr_s(min(r.lr for r in rs_all))}-{lr_s(max(r.lr for r in rs_all))}"])
     out.append(table(["placement", "first failing LR", "best LR", "val loss at best", "first diverging LR",
-                      "first degraded LR", "diverged runs", "spikes", "LRs run"], rows))
-    out.append("\nFinal validation loss (nats/token), mean +- sd over the finished seeds; `k/n div`: k of the n "
+                      "first degraded LR", "> 2 SE", "diverged runs", "spikes", "LRs run"], rows))
+    out.append("Final validation loss (nats/token), mean +- sd over the finished seeds; `k/n div`: k of the n "
                "runs diverged; bold: the placement's best LR (claims 2, 7).\n")
     rows = []
     for lr in lrs:
@@ -601,19 +607,25 @@ def claim_rows(grid, deep, prec, ablations, gemma, time_runs, margin, lr):
         rows.append(["1", f"Pre-LN's max abs x and variance grow with LR; Peri-LN's stay much smaller (at LR {lr_s(hi)})",
                      "<br>".join(meas), f"**{verdict[0]}**: {verdict[1]}{note}", used])
     if {"post", "pre", "peri"} <= ns:
-        ff = {n: first_fail(grid, n, margin) for n in norms_of(grid)}
-        inf = lambda x: math.inf if x is None else x  # noqa: E731
-        fp, fr, fi = inf(ff["post"]), inf(ff["pre"]), inf(ff["peri"])
-        if fp < fr < fi:
-            verdict = (REP, "post < pre < peri")
-        elif fi < fr or fr < fp:
-            verdict = (NOT, "the order is broken")
-        else:
-            verdict = (INC, "a tie on the factor-2 ladder, or no failure within the LRs run")
+        def order(strict):
+            ff = {n: first_fail(grid, n, margin, strict) for n in norms_of(grid)}
+            fp, fr, fi = (math.inf if ff[n] is None else ff[n] for n in ("post", "pre", "peri"))
+            if fp < fr < fi:
+                return ff, (REP, "post < pre < peri")
+            if fi < fr or fr < fp:
+                return ff, (NOT, "the order is broken")
+            return ff, (INC, "a tie on the factor-2 ladder, or no failure within the LRs run")
+
+        ff, verdict = order(False)
+        ff2, v2 = order(True)
+        if v2 != verdict:
+            verdict = (INC, f"{verdict[0]} by the mean rule ({verdict[1]}), {v2[0]} when a degradation must exceed 2 SE "
+                            f"({v2[1]})")
         ndiv = sum(r.diverged for r in grid)
         how = (f"by degradation only: none of the {len(grid)} runs diverged" if ndiv == 0 else
                f"{ndiv} of {len(grid)} runs diverged")
         meas = ("first failing LR: " + ", ".join(f"{n} {lr_s(ff[n]) if ff[n] else 'none'}" for n in norms_of(grid)) +
+                "; with > 2 SE: " + ", ".join(f"{n} {lr_s(ff2[n]) if ff2[n] else 'none'}" for n in norms_of(grid)) +
                 "; diverged runs: " + ", ".join(f"{n} {sum(r.diverged for r in grid if r.norm == n)}/"
                                                 f"{sum(r.norm == n for r in grid)}" for n in norms_of(grid)))
         rows.append(["2", "raising the LR, Post-LN fails first, then Pre-LN, Peri-LN last", meas,

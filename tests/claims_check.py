@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import types
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLAIMS = os.path.join(HERE, "..", "experiments", "claims.py")
@@ -67,9 +68,9 @@ def verdicts(root, want):
     rc, out, err = claims(root)
     want(rc == 0, f"verdicts: exit {rc}: {err}")
     for line in ("| 0.004 | 2/2 | 0/2 | 0/2 |",
-                 "| post | 0.002 | 0.001 | 2.510 +- 0.014 | 0.004 (2/2) | 0.002 (2.610 +- 0.014) | 2/6 | 0 | 0.001-0.004 |",
+                 "| post | 0.002 | 0.001 | 2.510 +- 0.014 | 0.004 (2/2) | 0.002 (2.610 +- 0.014) | 0.002 | 2/6 | 0 | 0.001-0.004 |",
                  "| 2 | raising the LR, Post-LN fails first, then Pre-LN, Peri-LN last | first failing LR: post 0.002, "
-                 "pre 0.004, peri none; diverged runs: post 2/6, pre 0/6, peri 0/6 | **reproduced**: post < pre < peri; "
+                 "pre 0.004, peri none; with > 2 SE: post 0.002, pre 0.004, peri none; diverged runs: post 2/6, pre 0/6, peri 0/6 | **reproduced**: post < pre < peri; "
                  "2 of 18 runs diverged | 3 min |",
                  "| 7 | Pre-LN and Peri-LN about equal in loss (the replication's counter-evidence) | peri - pre at their "
                  "best LRs: +0.010 +- 0.014 | **reproduced**: no difference resolved (within 2 SE) | 40 s |",
@@ -86,6 +87,11 @@ def verdicts(root, want):
     want(m.sep([2.0], [1.0])[0] is None and m.decide(None, 1)[0] == "inconclusive", "sep: one seed a side is undecided")
     want(m.sep([10.0, 10.0], [0.1, 0.1], log=True)[1] == 2.0, "sep log: log10 ratio")
     want(m.decide(0, 0)[0] == "reproduced" and m.decide(-1, 1)[0] == "not reproduced", "decide")
+    # the first degraded LR: +0.06 nats on the mean, but within 2 SE of a noisy best cell unless strict is off
+    R = lambda lr, v: types.SimpleNamespace(norm="pre", lr=lr, ok=True, val=v, diverged=False)  # noqa: E731
+    rs = [R(1e-3, 2.0), R(1e-3, 2.0), R(2e-3, 2.0), R(2e-3, 2.12), R(4e-3, 2.3), R(4e-3, 2.3)]
+    want(m.first_failing(rs, "pre", 0.05) == (None, 2e-3) and m.first_failing(rs, "pre", 0.05, strict=True) == (None, 4e-3),
+         f"first degraded LR, mean rule / 2 SE: {m.first_failing(rs, 'pre', 0.05)} {m.first_failing(rs, 'pre', 0.05, strict=True)}")
 
 
 def claims(*args):
@@ -125,10 +131,10 @@ def main():
         for line in ("| LR | pre | peri |",
                      "| 0.001 | 2.100 +- 0.141 | 2.100 +- 0.000 |",
                      "| 0.004 | 2.500 (n=1) (1/2 div) | **1.820 +- 0.028** |",
-                     "| pre | 0.004 | 0.002 | 1.900 +- 0.000 | 0.004 (1/2) | 0.004 (2.500 (n=1)) | 1/6 | 6 | 0.001-0.004 |",
-                     "| peri | none | 0.004 | 1.820 +- 0.028 | none | none | 0/6 | 0 | 0.001-0.004 |",
+                     "| pre | 0.004 | 0.002 | 1.900 +- 0.000 | 0.004 (1/2) | 0.004 (2.500 (n=1)) | 0.004 | 1/6 | 6 | 0.001-0.004 |",
+                     "| peri | none | 0.004 | 1.820 +- 0.028 | none | none | none | 0/6 | 0 | 0.001-0.004 |",
                      "| 0.002 | **1.900 +- 0.000** | 2.000 +- 0.000 | - (2/2 div) |",
-                     "| lns | 0.002 | 0.001 | 2.000 +- 0.000 | 0.002 (2/2) | 0.002 (-) | 2/4 | 0 | 0.001-0.002 |",
+                     "| lns | 0.002 | 0.001 | 2.000 +- 0.000 | 0.002 (2/2) | 0.002 (-) | 0.002 | 2/4 | 0 | 0.001-0.002 |",
                      "| 0.004 | 1/2 | 0/2 |  |",
                      "| pre | 0.5 +- 0 | 0.5 +- 0 | 2 +- 0 | 1 +- 0 | 5 +- 0 | 4 +- 0 / 1 +- 0 | 4 +- 0 / 1 +- 0 | 4 +- 0 |",
                      "| peri | 0.5 +- 0 | 0.5 +- 0 | 2 +- 0 | 1 +- 0 | 5 +- 0 | 4 +- 0 / 1 +- 0 | 4 +- 0 / 1 | 4 |",
