@@ -627,7 +627,10 @@ def claim_rows(grid, deep, prec, ablations, gemma, time_runs, margin, lr):
         meas = ("first failing LR: " + ", ".join(f"{n} {lr_s(ff[n]) if ff[n] else 'none'}" for n in norms_of(grid)) +
                 "; with > 2 SE: " + ", ".join(f"{n} {lr_s(ff2[n]) if ff2[n] else 'none'}" for n in norms_of(grid)) +
                 "; diverged runs: " + ", ".join(f"{n} {sum(r.diverged for r in grid if r.norm == n)}/"
-                                                f"{sum(r.norm == n for r in grid)}" for n in norms_of(grid)))
+                                                f"{sum(r.norm == n for r in grid)}" for n in norms_of(grid)) +
+                f"; val loss at LR {lr_s(lrs[-1])} minus at the best LR: " +
+                ", ".join(f"{n} {fmt_d(sep(cell_vals(grid, n, lrs[-1])[1], cell_vals(grid, n, best_lr(grid, n)[0])[1]))}"
+                          for n in norms_of(grid) if best_lr(grid, n)))
         rows.append(["2", "raising the LR, Post-LN fails first, then Pre-LN, Peri-LN last", meas,
                      f"**{verdict[0]}**: {verdict[1]}; {how}", list(grid)])
         best = {n: best_lr(grid, n) for n in norms_of(grid)}

@@ -70,7 +70,8 @@ def verdicts(root, want):
     for line in ("| 0.004 | 2/2 | 0/2 | 0/2 |",
                  "| post | 0.002 | 0.001 | 2.510 +- 0.014 | 0.004 (2/2) | 0.002 (2.610 +- 0.014) | 0.002 | 2/6 | 0 | 0.001-0.004 |",
                  "| 2 | raising the LR, Post-LN fails first, then Pre-LN, Peri-LN last | first failing LR: post 0.002, "
-                 "pre 0.004, peri none; with > 2 SE: post 0.002, pre 0.004, peri none; diverged runs: post 2/6, pre 0/6, peri 0/6 | **reproduced**: post < pre < peri; "
+                 "pre 0.004, peri none; with > 2 SE: post 0.002, pre 0.004, peri none; diverged runs: post 2/6, pre 0/6, peri 0/6; val loss at LR 0.004 minus at the best LR: post -, "
+                 "pre +0.120 +- 0.014, peri +0.000 +- 0.014 | **reproduced**: post < pre < peri; "
                  "2 of 18 runs diverged | 3 min |",
                  "| 7 | Pre-LN and Peri-LN about equal in loss (the replication's counter-evidence) | peri - pre at their "
                  "best LRs: +0.010 +- 0.014 | **reproduced**: no difference resolved (within 2 SE) | 40 s |",
