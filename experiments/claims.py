@@ -18,7 +18,15 @@ fewer than the most seeds of any cell finished, "k/n div" = k of n runs diverged
   first diverging LR   the lowest LR at which any seed diverged (non-finite, or the sweep's loss rule)
   first degraded LR    the lowest LR above the best LR whose mean final val loss exceeds the best by more
                  than --margin nats, or where no seed finished
+  first failing LR     the lower of the two (the headline of claim 2, with the divergence counts)
   claims         numbered as in docs/methods.md §6 (= ln-methods.md §7)
+  verdicts       per claim: reproduced / not reproduced / inconclusive, with the reason. A difference of
+                 means is decided when it exceeds twice its standard error (sqrt(sd_a^2/n_a + sd_b^2/n_b);
+                 a side with one seed borrows the other side's sd; one seed on both sides: inconclusive);
+                 activations, variances and gradient ratios are compared as log10 values
+  time           a claim's, a sweep's: the summed wall time (time_s of each run's last step record)
+The output opens with the verdicts and the runs per sweep and seed, then the grid's divergence counts,
+first failing LRs and losses, then the other parts' tables.
 A SWEEP_DIR (it holds run directories <norm>_lr<lr>_s<seed>) gives the older per-layer table of one
 sweep at --lr and --seed, with the layer analysis (--analyze file in the run directory) when present.
 Standard library only."""
@@ -84,7 +92,7 @@ class Run:
     def _load(self):
         if self._m is not None:
             return self._m
-        m = {"diags": [], "val": {}, "skipped": 0, "scale": None, "steps": 0}
+        m = {"diags": [], "val": {}, "skipped": 0, "scale": None, "steps": 0, "time": 0.0}
         p = os.path.join(self.dir, "metrics.jsonl")
         if os.path.exists(p):
             for r in read_jsonl(p):
@@ -92,6 +100,8 @@ class Run:
                     m["diags"].append(r)
                 elif "step" in r and "diverged" not in r:
                     m["steps"] = r["step"]
+                    if r.get("time_s") is not None:
+                        m["time"] = max(m["time"], float(r["time_s"]))
                     if r.get("val_loss") is not None:
                         m["val"][r["step"]] = r["val_loss"]
                     if r.get("skipped"):
@@ -116,6 +126,11 @@ class Run:
     @property
     def last_scale(self):
         return self._load()["scale"]
+
+    @property
+    def time_s(self):
+        """the run's wall time: time_s of its last step record (0 when it has none)"""
+        return self._load()["time"]
 
 
 def num(v):
@@ -201,19 +216,22 @@ def best_lr(runs, norm):
     return best
 
 
-def first_failing(runs, norm, margin):
-    """(first LR with a diverged seed, first LR above the best degraded by > margin) or None each"""
+def first_failing(runs, norm, margin, strict=False):
+    """(first LR with a diverged seed, first LR above the best degraded by > margin) or None each; strict: the
+    degradation must also exceed 2 SE of the difference from the best LR's runs (sep; one seed a side: margin only)"""
     c = cells(runs)
     lrs = sorted(lr for (n, lr) in c if n == norm)
     div = next((lr for lr in lrs if any(r.diverged for r in c[(norm, lr)])), None)
     b = best_lr(runs, norm)
     deg = None
     if b:
+        best = [r.val for r in c[(norm, b[0])] if r.ok]
         for lr in lrs:
             if lr <= b[0]:
                 continue
-            m = mean_sd([r.val for r in c[(norm, lr)] if r.ok])[0]
-            if m is None or m > b[1] + margin:
+            vals = [r.val for r in c[(norm, lr)] if r.ok]
+            m = mean_sd(vals)[0]
+            if m is None or (m > b[1] + margin and (not strict or sep(vals, best)[0] != 0)):
                 deg = lr
                 break
     return div, deg
@@ -246,11 +264,42 @@ def last_diag(r):
     return r.diags[-1] if r.diags else None
 
 
+def first_fail(runs, norm, margin, strict=False):
+    """the lower of norm's first diverging and first degraded LR, or None when neither is in the ladder"""
+    return min((x for x in first_failing(runs, norm, margin, strict) if x is not None), default=None)
+
+
 def grid_tables(runs, margin, title):
     c, ns, lrs, full = cells(runs), norms_of(runs), lrs_of(runs), max_seeds(runs)
     out = [f"## {title}\n",
-           "Final validation loss (nats/token), mean +- sd over the finished seeds; `k/n div`: k of the n "
-           "runs diverged; bold: the placement's best LR (claims 2, 7).\n"]
+           "Diverged runs per placement and LR (claim 2): `k/n` = k of the cell's n runs diverged (non-finite loss "
+           "or gradient, or after warmup a mean loss of the last 50 steps above the first step's loss).\n"]
+    out.append(table(["LR"] + ns, [[lr_s(lr)] + [div_count(c[(n, lr)]) if (n, lr) in c else "" for n in ns]
+                                   for lr in lrs]))
+    out.append(f"First failing LR per placement (claim 2): the lower of the first diverging LR (the lowest LR where a "
+               f"seed diverged) and the first degraded LR (the lowest LR above the best whose mean val loss is more "
+               f"than {margin:g} nats above the best, or where no seed finished); \"none\": neither within the LRs run. "
+               f"\"> 2 SE\": the first degraded LR when the loss difference must also exceed twice its standard error. "
+               f"Spikes: gradient-norm spikes summed over all the placement's runs (claim 4).\n")
+    rows = []
+    for n in ns:
+        b = best_lr(runs, n)
+        div, deg = first_failing(runs, n, margin)
+        deg2 = first_failing(runs, n, margin, strict=True)[1]
+        ff = first_fail(runs, n, margin)
+        rs_all = [r for r in runs if r.norm == n]
+        best_rs = c.get((n, b[0]), []) if b else []
+        rows.append([n, lr_s(ff) if ff else "none", lr_s(b[0]) if b else "-",
+                     fmt_ms([r.val for r in best_rs if r.ok], full),
+                     f"{lr_s(div)} ({div_count(c[(n, div)])})" if div else "none",
+                     f"{lr_s(deg)} ({fmt_ms([r.val for r in c[(n, deg)] if r.ok], full)})" if deg else "none",
+                     lr_s(deg2) if deg2 else "none",
+                     f"{sum(r.diverged for r in rs_all)}/{len(rs_all)}", sum(r.spikes for r in rs_all),
+                     f"{lr_s(min(r.lr for r in rs_all))}-{lr_s(max(r.lr for r in rs_all))}"])
+    out.append(table(["placement", "first failing LR", "best LR", "val loss at best", "first diverging LR",
+                      "first degraded LR", "> 2 SE", "diverged runs", "spikes", "LRs run"], rows))
+    out.append("Final validation loss (nats/token), mean +- sd over the finished seeds; `k/n div`: k of the n "
+               "runs diverged; bold: the placement's best LR (claims 2, 7).\n")
     rows = []
     for lr in lrs:
         row = [lr_s(lr)]
@@ -268,22 +317,6 @@ def grid_tables(runs, margin, title):
             row.append(s)
         rows.append(row)
     out.append(table(["LR"] + ns, rows))
-    out.append(f"\nFirst failing LR per placement (claim 2): the lowest LR where a seed diverged, and the lowest LR "
-               f"above the best whose mean val loss is more than {margin:g} nats above the best (or where no seed "
-               f"finished). Spikes: gradient-norm spikes summed over all the placement's runs (claim 4).\n")
-    rows = []
-    for n in ns:
-        b = best_lr(runs, n)
-        div, deg = first_failing(runs, n, margin)
-        rs_all = [r for r in runs if r.norm == n]
-        best_rs = c.get((n, b[0]), []) if b else []
-        rows.append([n, lr_s(b[0]) if b else "-", fmt_ms([r.val for r in best_rs if r.ok], full),
-                     f"{lr_s(div)} ({div_count(c[(n, div)])})" if div else "none",
-                     f"{lr_s(deg)} ({fmt_ms([r.val for r in c[(n, deg)] if r.ok], full)})" if deg else "none",
-                     f"{sum(r.diverged for r in rs_all)}/{len(rs_all)}", sum(r.spikes for r in rs_all),
-                     f"{lr_s(min(r.lr for r in rs_all))}-{lr_s(max(r.lr for r in rs_all))}"])
-    out.append(table(["placement", "best LR", "val loss at best", "first diverging LR", "first degraded LR",
-                      "diverged runs", "spikes", "LRs run"], rows))
     return "\n".join(out)
 
 
@@ -479,12 +512,363 @@ def redundancy_table(sweeps):
             + table(["sweep", "placement", "LR", "seed", "blocks", "d(l,1)", "removal delta (nats)"], rows))
 
 
+# ------------------------------------------------------------------ verdicts
+
+REP, NOT, INC = "reproduced", "not reproduced", "inconclusive"
+
+
+def sep(a, b, log=False):
+    """(s, d, se): d = mean(a) - mean(b) (of log10 values with log), se its standard error; s = +1 / -1 when d is
+    above / below zero by more than 2 se, 0 within, None when neither side has two values. A side with one
+    value borrows the other side's sd (equal spread assumed)."""
+    f = math.log10 if log else float
+    a = [f(x) for x in a if x is not None and math.isfinite(x) and (x > 0 or not log)]
+    b = [f(x) for x in b if x is not None and math.isfinite(x) and (x > 0 or not log)]
+    ma, sa, na = mean_sd(a)
+    mb, sb, nb = mean_sd(b)
+    if ma is None or mb is None:
+        return None, None, None
+    d = ma - mb
+    if sa is None and sb is None:
+        return None, d, None
+    sa = sb if sa is None else sa
+    sb = sa if sb is None else sb
+    se = math.sqrt(sa * sa / na + sb * sb / nb)
+    return (0 if abs(d) <= 2 * se else (1 if d > 0 else -1)), d, se
+
+
+def decide(s, want):
+    """the verdict on a claim that predicts sep's sign want (+1, -1; 0: no difference), with its reason"""
+    if s is None:
+        return INC, "one seed a side: no spread to judge the difference by"
+    if want == 0:
+        return (REP, "no difference resolved (within 2 SE)") if s == 0 else (NOT, "the difference exceeds 2 SE")
+    if s == want:
+        return REP, "more than 2 SE apart"
+    if s == -want:
+        return NOT, "more than 2 SE apart, the other way"
+    return INC, "within 2 SE"
+
+
+def fmt_d(s_d_se, log=False):
+    """a sep() difference as text: +d +- se (log: as a ratio of geometric means, x r)"""
+    _, d, se = s_d_se
+    if d is None:
+        return "-"
+    if log:
+        return f"x{10 ** d:.3g}" + (f" (log10 {d:+.2f} +- {se:.2f})" if se is not None else "")
+    d = d if abs(d) >= 5e-4 else 0.0
+    return f"{d:+.3f}" + (f" +- {se:.3f}" if se is not None else "")
+
+
+def cell_vals(runs, norm, lr, key=None):
+    """the finished runs of (norm, lr) and their values: final val loss, or key(last diagnostic pass)"""
+    rs = [r for r in runs if r.norm == norm and r.lr == lr and r.ok and (key is None or r.diags)]
+    return rs, [r.val if key is None else key(r.diags[-1]) for r in rs]
+
+
+def xmax_end(d):
+    return max(num(v) for v in d["x_max"])
+
+
+def var_end(d):
+    return num(d["x_var"][-1])
+
+
+def flat_end(d):
+    g = [num(v) for v in d["grad_block"]]
+    return max(g) / min(g) if min(g) > 0 and math.isfinite(max(g)) else None
+
+
+def claim_rows(grid, deep, prec, ablations, gemma, time_runs, margin, lr):
+    """[claim, what it says, measured, verdict, the runs it used] for each claim the sweeps speak to"""
+    rows = []
+    ns = set(norms_of(grid))
+    lrs = lrs_of(grid)
+    ms = lambda xs, g=False: fmt_ms(xs, g=g) + f" (n={mean_sd(xs)[2]})"  # noqa: E731
+    if {"pre", "peri"} <= ns:
+        lo, hi = lrs[0], lrs[-1]
+        used, meas, ss = [], [], []
+        for name, key in (("max abs x", xmax_end), ("Var x_(L+1)", var_end)):
+            part = []
+            for n in ("pre", "peri"):
+                a, va = cell_vals(grid, n, lo, key)
+                b, vb = cell_vals(grid, n, hi, key)
+                used += a + b
+                part.append(f"{n} {ms(va, True)} -> {ms(vb, True)}")
+            s = sep(cell_vals(grid, "pre", hi, key)[1], cell_vals(grid, "peri", hi, key)[1], log=True)
+            ss.append(s)
+            meas.append(f"{name} at the end, LR {lr_s(lo)} -> {lr_s(hi)}: " + "; ".join(part) +
+                        f"; pre / peri at {lr_s(hi)}: {fmt_d(s, True)}")
+        v = [decide(s[0], +1) for s in ss]
+        verdict = v[0] if v[0] == v[1] else (INC, f"max abs x: {v[0][0]}, Var x_(L+1): {v[1][0]}")
+        low = sep(cell_vals(grid, "peri", lo, var_end)[1], cell_vals(grid, "pre", lo, var_end)[1], log=True)
+        note = f"; at LR {lr_s(lo)} peri's Var x_(L+1) is the larger ({fmt_d(low, True)})" if low[0] == 1 else ""
+        rows.append(["1", f"Pre-LN's max abs x and variance grow with LR; Peri-LN's stay much smaller (at LR {lr_s(hi)})",
+                     "<br>".join(meas), f"**{verdict[0]}**: {verdict[1]}{note}", used])
+    if {"post", "pre", "peri"} <= ns:
+        def order(strict):
+            ff = {n: first_fail(grid, n, margin, strict) for n in norms_of(grid)}
+            fp, fr, fi = (math.inf if ff[n] is None else ff[n] for n in ("post", "pre", "peri"))
+            if fp < fr < fi:
+                return ff, (REP, "post < pre < peri")
+            if fi < fr or fr < fp:
+                return ff, (NOT, "the order is broken")
+            return ff, (INC, "a tie on the factor-2 ladder, or no failure within the LRs run")
+
+        ff, verdict = order(False)
+        ff2, v2 = order(True)
+        if v2 != verdict:
+            verdict = (INC, f"{verdict[0]} by the mean rule ({verdict[1]}), {v2[0]} when a degradation must exceed 2 SE "
+                            f"({v2[1]})")
+        ndiv = sum(r.diverged for r in grid)
+        how = (f"by degradation only: none of the {len(grid)} runs diverged" if ndiv == 0 else
+               f"{ndiv} of {len(grid)} runs diverged")
+        meas = ("first failing LR: " + ", ".join(f"{n} {lr_s(ff[n]) if ff[n] else 'none'}" for n in norms_of(grid)) +
+                "; with > 2 SE: " + ", ".join(f"{n} {lr_s(ff2[n]) if ff2[n] else 'none'}" for n in norms_of(grid)) +
+                "; diverged runs: " + ", ".join(f"{n} {sum(r.diverged for r in grid if r.norm == n)}/"
+                                                f"{sum(r.norm == n for r in grid)}" for n in norms_of(grid)) +
+                f"; val loss at LR {lr_s(lrs[-1])} minus at the best LR: " +
+                ", ".join(f"{n} {fmt_d(sep(cell_vals(grid, n, lrs[-1])[1], cell_vals(grid, n, best_lr(grid, n)[0])[1]))}"
+                          for n in norms_of(grid) if best_lr(grid, n)))
+        rows.append(["2", "raising the LR, Post-LN fails first, then Pre-LN, Peri-LN last", meas,
+                     f"**{verdict[0]}**: {verdict[1]}; {how}", list(grid)])
+        best = {n: best_lr(grid, n) for n in norms_of(grid)}
+        bruns = {n: cell_vals(grid, n, best[n][0])[1] for n in best if best[n]}
+        if "peri" in bruns and len(bruns) > 1:
+            other = min((n for n in bruns if n != "peri"), key=lambda n: mean_sd(bruns[n])[0])
+            s = sep(bruns["peri"], bruns[other])
+            v = decide(s[0], -1)
+            meas = ("best-LR val loss: " + ", ".join(f"{n} {ms(bruns[n])} at {lr_s(best[n][0])}" for n in bruns) +
+                    f"; peri - {other}: {fmt_d(s)}")
+            used = [r for n in bruns for r in cell_vals(grid, n, best[n][0])[0]]
+            rows.append(["2b", "Peri-LN reaches the lowest loss of the grid (with the smallest seed spread)", meas,
+                         f"**{v[0]}**: {v[1]}", used])
+        if "pre" in bruns and "peri" in bruns:
+            s = sep(bruns["peri"], bruns["pre"])
+            rows.append(["7", "Pre-LN and Peri-LN about equal in loss (the replication's counter-evidence)",
+                         f"peri - pre at their best LRs: {fmt_d(s)}",
+                         "**{}**: {}".format(*decide(s[0], 0)),
+                         [r for n in ("pre", "peri") for r in cell_vals(grid, n, best[n][0])[0]]])
+    if "peri" in ns and lr in lrs and len(ns) > 1:
+        fl = {n: cell_vals(grid, n, lr, flat_end)[1] for n in norms_of(grid)}
+        fl = {n: v for n, v in fl.items() if v}
+        if "peri" in fl and len(fl) > 1:
+            other = min((n for n in fl if n != "peri"), key=lambda n: mean_sd(fl[n])[0])
+            s = sep(fl["peri"], fl[other], log=True)
+            v = decide(s[0], -1)
+            rows.append(["3", f"Peri-LN's per-block gradient norms are the flattest over depth (end, LR {lr_s(lr)})",
+                         "max / min over blocks: " + ", ".join(f"{n} {ms(x, True)}" for n, x in fl.items()) +
+                         f"; peri / {other}: {fmt_d(s, True)}", f"**{v[0]}**: {v[1]}",
+                         [r for n in fl for r in cell_vals(grid, n, lr, flat_end)[0]]])
+    if {"pre", "post"} <= ns and lr in lrs:
+        pre0 = [r.diags[0]["grad_block"][0] / r.diags[0]["grad_block"][-1] for r in cell_vals(grid, "pre", lr)[0]
+                if r.diags and r.diags[0]["diag"] == 0 and r.diags[0]["grad_block"][-1]]
+        post1 = [num(r.diags[-1]["grad_block"][0]) / num(r.diags[-1]["grad_block"][-1])
+                 for r in cell_vals(grid, "post", lr)[0] if r.diags and num(r.diags[-1]["grad_block"][-1]) > 0]
+        if pre0 and post1:
+            a, b = all(x > 1 for x in pre0), all(x < 1 for x in post1)
+            verdict = (REP, "in every seed") if a and b else \
+                (NOT, "in no seed") if not any(x > 1 for x in pre0) and not any(x < 1 for x in post1) else \
+                (INC, f"pre decreasing: {sum(x > 1 for x in pre0)}/{len(pre0)} seeds, post's first block the "
+                      f"smaller: {sum(x < 1 for x in post1)}/{len(post1)} seeds")
+            rows.append(["8", f"Pre-LN's per-block gradient norm decreases with depth (step 0); Post-LN's first blocks "
+                              f"get the smallest (end; LR {lr_s(lr)})",
+                         f"grad block 1 / block L: pre at step 0 {ms(pre0, True)}, post at the end {ms(post1, True)}",
+                         f"**{verdict[0]}**: {verdict[1]}",
+                         cell_vals(grid, "pre", lr)[0] + cell_vals(grid, "post", lr)[0]])
+    if {"pre", "peri"} <= ns:
+        a = [r.spikes for r in grid if r.norm == "pre" and (r.ok or r.diverged)]
+        b = [r.spikes for r in grid if r.norm == "peri" and (r.ok or r.diverged)]
+        s = sep(a, b)
+        rows.append(["4", "Pre-LN has more gradient spikes than Peri-LN (every grid run)",
+                     f"spikes per run: pre {ms(a, True)} (total {sum(a)}), peri {ms(b, True)} (total {sum(b)}); "
+                     f"pre - peri: {fmt_d(s)}", "**{}**: {}".format(*decide(s[0], +1)),
+                     [r for r in grid if r.norm in ("pre", "peri")]])
+    for cl, what, want, ref, runs in ablations:
+        for n in norms_of(runs):
+            for alr in lrs_of(runs):
+                rs = [r for r in runs if r.norm == n and r.lr == alr]
+                base = [r for r in grid if r.norm == (ref or n) and r.lr == alr]
+                s = sep([r.val for r in rs if r.ok], [r.val for r in base if r.ok])
+                rows.append([cl, f"{what} ({n}, LR {lr_s(alr)})" if not ref else f"{what} (LR {lr_s(alr)})",
+                             f"variant {ms([r.val for r in rs if r.ok])}, {ref or n} {ms([r.val for r in base if r.ok])}; "
+                             f"variant - {ref or n}: {fmt_d(s)}",
+                             "**{}**: {}".format(*decide(s[0], want)), rs + base])
+    fp16 = dict(prec).get("fp16", [])
+    if fp16 and {"pre", "peri"} <= set(norms_of(fp16)):
+        top = max(lr for lr in lrs_of(fp16) if any(r.norm == "peri" and r.lr == lr for r in fp16))
+        frac = {n: [max(num(v) for d in r.diags for v in d["x_max"]) / FORMAT_MAX["fp16"]
+                    for r in fp16 if r.norm == n and r.lr == top and r.diags] for n in ("pre", "peri")}
+        s = sep(frac["pre"], frac["peri"], log=True)
+        ovf = sum(sum(d.get("overflow_fwd", [0])) + sum(d.get("overflow_bwd", [0])) for r in fp16 for d in r.diags)
+        ndiv = sum(r.diverged for r in fp16)
+        gap = {n: sep([r.val for r in fp16 if r.norm == n and r.lr == top and r.ok],
+                      [r.val for r in grid if r.norm == n and r.lr == top and r.ok and
+                       r.seed in {x.seed for x in fp16 if x.norm == n and x.lr == top}]) for n in ("pre", "peri")}
+        v = decide(s[0], +1)
+        rows.append(["6", f"Pre-LN's activations approach fp16's limit, Peri-LN's stay far below (fp16, LR {lr_s(top)})",
+                     f"largest abs x / 65504: pre {ms(frac['pre'], True)}, peri {ms(frac['peri'], True)}; "
+                     f"pre / peri {fmt_d(s, True)}; fp16 - fp32 val loss (same seeds): pre {fmt_d(gap['pre'])}, "
+                     f"peri {fmt_d(gap['peri'])}; overflows {ovf} and diverged runs {ndiv} over all "
+                     f"{len(fp16)} fp16 runs", f"**{v[0]}**: {v[1]}" + (" (as headroom: nothing overflowed)" if ovf == 0 else ""),
+                     [r for r in fp16 if r.lr == top and r.norm in ("pre", "peri")]])
+    if deep and "post" in norms_of(deep):
+        pd = [r for r in deep if r.norm == "post"]
+        k = sum(r.diverged for r in pd)
+        st = [r.val for r in pd if r.ok]
+        rows.append(["10", "Post-LN diverges at 24 blocks", f"post at 24 blocks: {k}/{len(pd)} diverged at LR "
+                     + ", ".join(lr_s(x) for x in lrs_of(pd)) + (f"; finished runs' val loss {ms(st)}" if st else ""),
+                     f"**{REP}**: {k} of {len(pd)} runs diverged" if k else
+                     f"**{NOT}**: none of its {len(pd)} runs diverged", pd])
+    for cl, n, what in (("11", "mix", "Mix-LN's loss is at or below Pre-LN's"), ("14", "lns", "LNS beats Pre-LN")):
+        if not ({n, "pre"} <= ns and best_lr(grid, "pre")):
+            continue
+        plr = best_lr(grid, "pre")[0]
+        if cl == "11":
+            blr = best_lr(grid, n)[0] if best_lr(grid, n) else plr
+            s = sep(cell_vals(grid, n, blr)[1], cell_vals(grid, "pre", plr)[1])
+            v = {None: decide(None, 0), 1: (NOT, "above by more than 2 SE"), 0: (REP, "within 2 SE (\"at\")"),
+                 -1: (REP, "below by more than 2 SE")}[s[0]]
+            at = f"at their best LRs ({lr_s(blr)}, {lr_s(plr)})"
+        else:
+            blr = plr
+            s = sep(cell_vals(grid, n, plr)[1], cell_vals(grid, "pre", plr)[1])
+            v = decide(s[0], -1)
+            at = f"at Pre-LN's best LR {lr_s(plr)}"
+        used = cell_vals(grid, n, blr)[0] + cell_vals(grid, "pre", plr)[0]
+        meas = f"12 blocks, {n} - pre {at}: {fmt_d(s)}"
+        for dl in lrs_of(deep):
+            if any(r.norm == n and r.lr == dl for r in deep) and any(r.norm == "pre" and r.lr == dl for r in deep):
+                meas += f"; 24 blocks at LR {lr_s(dl)}: {fmt_d(sep(cell_vals(deep, n, dl)[1], cell_vals(deep, 'pre', dl)[1]))}"
+                used += cell_vals(deep, n, dl)[0] + cell_vals(deep, "pre", dl)[0]
+        rows.append([cl, what + (" (and more so with depth)" if cl == "14" else ""), meas, f"**{v[0]}**: {v[1]} (12 blocks)", used])
+    if {"pre", "lns"} <= ns and lr in lrs:
+        a, b = cell_vals(grid, "pre", lr, var_end), cell_vals(grid, "lns", lr, var_end)
+        s = sep(a[1], b[1], log=True)
+        rows.append(["12", f"Pre-LN's deep-block variance is far above LNS's (Var x_(L+1), end, LR {lr_s(lr)})",
+                     f"pre {ms(a[1], True)}, lns {ms(b[1], True)}; pre / lns {fmt_d(s, True)}",
+                     "**{}**: {}".format(*decide(s[0], +1)), a[0] + b[0]])
+    if gemma:
+        for glr in lrs_of(gemma):
+            a = [r for r in gemma if r.lr == glr]
+            b = [r for r in grid if r.norm == "peri" and r.lr == glr]
+            s = sep([r.val for r in a if r.ok], [r.val for r in b if r.ok])
+            rows.append(["cross 1", f"Peri-LN and Gemma's parameterisation train alike (LR {lr_s(glr)})",
+                         f"gemma {ms([r.val for r in a if r.ok])}, peri {ms([r.val for r in b if r.ok])}; "
+                         f"gemma - peri: {fmt_d(s)}", "**{}**: {}".format(*decide(s[0], 0)), a + b])
+    if time_runs and {"pre", "peri"} <= set(norms_of(time_runs)):
+        meas, used, ss = [], [], []
+        for tlr in lrs_of(time_runs):
+            a = [r for r in time_runs if r.norm == "peri" and r.lr == tlr]
+            b = [r for r in time_runs if r.norm == "pre" and r.lr == tlr]
+            steps = sorted(set.intersection(*[set(r.vals) for r in a + b])) if a and b else []
+            if len(steps) < 2:
+                continue
+            first = [r.vals[steps[0]] for r in a], [r.vals[steps[0]] for r in b]
+            last = [r.vals[steps[-1]] for r in a], [r.vals[steps[-1]] for r in b]
+            s0, s1 = sep(*first), sep(*last)
+            ss.append((s0, s1))
+            used += a + b
+            meas.append(f"LR {lr_s(tlr)}: peri - pre {fmt_d(s0)} at step {steps[0]}, {fmt_d(s1)} at step {steps[-1]}")
+        if meas:
+            if any(s1[0] is None for _, s1 in ss):
+                v = decide(None, -1)
+            elif all(s1[0] == -1 and s1[1] < s0[1] for s0, s1 in ss):
+                v = (REP, "at every LR Peri-LN's lead at the last step exceeds 2 SE and its first gap")
+            elif any(s1[0] == 1 for _, s1 in ss):
+                v = (NOT, "Peri-LN ends worse by more than 2 SE at some LR")
+            else:
+                v = (INC, "the last gap is within 2 SE at some LR")
+            rows.append(["1, 2 (time)", "the Peri-LN minus Pre-LN loss gap widens with training time and LR",
+                         "; ".join(meas), f"**{v[0]}**: {v[1]}", used])
+    return rows
+
+
+def runs_time(runs):
+    """the summed wall time (time_s) of runs, each counted once, as text"""
+    s = sum(r.time_s for r in {r.dir: r for r in runs}.values())
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min" if s < 5400 else f"{s / 3600:.1f} h"
+
+
+def verdict_table(rows):
+    if not rows:
+        return ""
+    lead = lambda c: int(re.match(r"\d+", c).group()) if re.match(r"\d+", c) else 100  # noqa: E731
+    rows = sorted(rows, key=lambda row: lead(row[0]))
+    return ("## Verdicts\n\nEach claim (numbered as in docs/methods.md §6) from the runs that speak to it. Numbers: "
+            "mean +- sample sd over the finished seeds, n stated. A difference is decided when it is more than twice "
+            "its standard error (sd^2/n of each side; a side with one seed borrows the other side's sd; neither: "
+            "inconclusive); ratios (x r) compare log10 values the same way. `time`: the summed wall time of the "
+            "runs used (one thread each).\n\n"
+            + table(["#", "claim", "measured", "verdict", "time"],
+                    [[c, w, m, v, runs_time(rs)] for c, w, m, v, rs in rows]))
+
+
+def redundancy_row(grid):
+    """claims 9, 13 from the layer analysis of the best-LR run of pre, mix, lns (first seed only)"""
+    vals, used = {}, []
+    for n in ("pre", "mix", "lns"):
+        b = best_lr(grid, n)
+        rs = sorted((r for r in grid if b and r.norm == n and r.lr == b[0]), key=lambda r: r.seed)
+        p = os.path.join(rs[0].dir, "analyze.json") if rs else ""
+        if os.path.exists(p):
+            with open(p) as f:
+                an = json.load(f)
+            L = an["layers"]
+            k = max(1, L // 3)
+            vals[n] = (sum(row[0] for row in an["angular"][L - k:]) / k, sum(an["skip_delta"][L - k:]) / k, rs[0].seed)
+            used.append(rs[0])
+    if "pre" not in vals or len(vals) < 2:
+        return []
+    meas = "last third of blocks, mean d(l,1) / removal delta (nats): " + ", ".join(
+        f"{n} {a:.3f} / {d:.4f} (seed {sd})" for n, (a, d, sd) in vals.items())
+    dirs = ", ".join(f"{n} {'above' if vals[n][0] > vals['pre'][0] and vals[n][1] > vals['pre'][1] else 'not above'} pre"
+                     for n in vals if n != "pre")
+    return [["9, 13", "Mix-LN and LNS raise the deep blocks' angular distance and removal increase over Pre-LN "
+             "(each placement's best LR)", meas, f"**{INC}**: one seed (the analysis runs on the first seed only); "
+             f"direction on both measures: {dirs}", used]]
+
+
+def runs_overview(sweeps):
+    """per sweep: finished / diverged / failed runs per seed, and their summed time"""
+    rows = []
+    for name, runs in sweeps:
+        if not runs:
+            continue
+        per = []
+        for sd in sorted({r.seed for r in runs}):
+            rs = [r for r in runs if r.seed == sd]
+            per.append(f"{sd}: {sum(r.ok for r in rs)}" + (f" (+{sum(r.diverged for r in rs)} div)" if any(r.diverged for r in rs) else ""))
+        bad = sum(not r.ok and not r.diverged for r in runs)
+        rows.append([name, len(runs), ", ".join(per) + (f"; {bad} failed" if bad else ""), runs_time(runs)])
+    if not rows:
+        return ""
+    return ("## Runs\n\nRuns with a result per sweep; per seed: finished (and diverged) runs; time: their summed wall "
+            "time (time_s, one thread each).\n\n" + table(["sweep", "runs", "per seed", "time"], rows))
+
+
 def protocol(root, arch, margin, lr):
     sfx = "" if arch == "gpt2" else "-llama"
-    S = lambda name: load_sweep(os.path.join(root, name))  # noqa: E731
+    names = [f"grid-{arch}", f"grid-extra{sfx}", f"prec-fp16{sfx}", f"prec-bf16{sfx}", f"depth24{sfx}",
+             f"abl-gain-frozen{sfx}", f"abl-outonly{sfx}", f"abl-embnorm-off{sfx}",
+             "abl-rmsnorm" if arch == "gpt2" else "abl-layernorm-llama", f"cross-gemma{sfx}", f"time1500{sfx}"]
+    sw = {n: load_sweep(os.path.join(root, n)) for n in names}
+    S = lambda name: sw[name]  # noqa: E731
     grid = S(f"grid-{arch}")
     extra = S(f"grid-extra{sfx}")
+    prec = [(dt, S(f"prec-{dt}{sfx}")) for dt in ("fp16", "bf16")]
+    deep = S(f"depth24{sfx}")
+    nt = "abl-rmsnorm" if arch == "gpt2" else "abl-layernorm-llama"
+    abl = [("5", "a frozen output gain is worse than a learned one", +1, "peri", S(f"abl-gain-frozen{sfx}")),
+           ("5", "output-only (OLMo 2) is worse than Peri-LN", +1, "peri", S(f"abl-outonly{sfx}")),
+           ("5", "the embedding norm helps (Peri-LN without it is worse)", +1, "peri", S(f"abl-embnorm-off{sfx}")),
+           ("5", "LayerNorm and RMSNorm agree" + (" (RMSNorm against the grid's LayerNorm)" if arch == "gpt2" else
+                                                  " (LayerNorm against the grid's RMSNorm)"), 0, None, S(nt))]
     out = [f"# Protocol claims, {arch} ({root})\n"]
+    rows = claim_rows(grid, deep, prec, abl, S(f"cross-gemma{sfx}"), S(f"time1500{sfx}"), margin, lr) if grid else []
+    out.append(verdict_table(rows + (redundancy_row(grid) if grid else [])))
+    out.append(runs_overview(list(sw.items())))
     if grid or extra:
         L = len(last_diag(grid[0])["grad_block"]) if grid and grid[0].diags else "?"
         out.append(grid_tables(grid + extra, margin, f"LR grid ({arch}, {L} blocks)"))
@@ -495,14 +879,11 @@ def protocol(root, arch, margin, lr):
                            "Largest abs(x) over all depths at the last diagnostic pass, mean +- sd over finished seeds."))
         out.append(over_lr(grid, lambda d: num(d["x_var"][-1]), "Var x_(L+1) at the end vs LR (claims 1, 12)",
                            "Variance of the stream after the last block at the last diagnostic pass."))
-    prec = [(dt, S(f"prec-{dt}{sfx}")) for dt in ("fp16", "bf16")]
     out.append(precision_table([(dt, r) for dt, r in prec if r], grid, arch))
-    deep = S(f"depth24{sfx}")
     if deep:
         out.append(depth_table(grid, deep))
         dl = lr if any(r.lr == lr for r in deep) else lrs_of(deep)[-1]
         out.append(depth_profile(deep, dl, "Activations and gradients vs depth, 24 blocks"))
-    nt = "abl-rmsnorm" if arch == "gpt2" else "abl-layernorm-llama"
     out.append(ablation_table([("frozen output gain", "peri", S(f"abl-gain-frozen{sfx}")),
                                ("output-only (OLMo 2)", "peri", S(f"abl-outonly{sfx}")),
                                ("embedding norm off", "peri", S(f"abl-embnorm-off{sfx}")),

@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """experiments/claims.py on a synthetic protocol root whose numbers are known by construction:
-the grid's loss table (mean, sample sd, divergence counts, best LR in bold), the first failing LRs,
---best-lrs / --best-runs, the precision table (skipped steps, loss scale, overflow counts, max |x|
+the grid's loss table (mean, sample sd, divergence counts, best LR in bold), the divergence table, the first
+failing LRs, the verdicts (the 2-SE rule of sep() and the rows built on it) with the runs' summed time, the
+per-seed run counts, --best-lrs / --best-runs, the precision table (skipped steps, loss scale, overflow counts, max |x|
 against fp16's range), the ablation difference, and one-line errors with exit status 1.
 usage: python3 tests/claims_check.py [--keep DIR]; prints "claims_check: ok" and exits 0, else 1."""
+import importlib.util
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import types
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLAIMS = os.path.join(HERE, "..", "experiments", "claims.py")
@@ -31,7 +34,7 @@ def run_dir(root, sweep, norm, lr, seed, val, status="done", spikes=0, dtype=Non
                 rec.update(dtype=dtype, overflow_fwd=list(ovf) if step_diag else [0] * 4, overflow_bwd=list(ovb) if step_diag else [0] * 4)
             f.write(json.dumps(rec) + "\n")
         for s in range(1, 21):
-            rec = {"step": s, "loss": 2.0, "lr": lr}
+            rec = {"step": s, "loss": 2.0, "lr": lr, "time_s": 0.5 * s}  # 10 s a run
             if scale is not None:
                 rec["loss_scale"] = scale if s == 20 else 65536
             if s <= skipped:
@@ -40,6 +43,56 @@ def run_dir(root, sweep, norm, lr, seed, val, status="done", spikes=0, dtype=Non
                 rec["val_loss"] = val
             f.write(json.dumps(rec) + "\n")
         f.write('{"step": 21, "loss"')  # a last line cut short by a run still writing: skipped
+
+
+def load_claims():
+    spec = importlib.util.spec_from_file_location("claims", CLAIMS)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def verdicts(root, want):
+    """a grid of post, pre, peri whose order of failure, losses and max abs x are known by construction"""
+    g = "grid-gpt2"
+    vals = {"post": ((2.50, 2.52), (2.60, 2.62), None), "pre": ((2.40, 2.42), (2.38, 2.40), (2.50, 2.52)),
+            "peri": ((2.45, 2.47), (2.40, 2.42), (2.39, 2.41))}
+    for n, per_lr in vals.items():
+        for lr, vs in zip((1e-3, 2e-3, 4e-3), per_lr):
+            for i, seed in enumerate((1337, 1338)):
+                xmax = {"pre": 1000.0, "peri": 10.0}.get(n, 1.0) if lr == 4e-3 else 1.0
+                if vs is None:
+                    run_dir(root, g, n, lr, seed, None, status="diverged")
+                else:
+                    run_dir(root, g, n, lr, seed, vs[i], xmax=xmax)
+    rc, out, err = claims(root)
+    want(rc == 0, f"verdicts: exit {rc}: {err}")
+    for line in ("| 0.004 | 2/2 | 0/2 | 0/2 |",
+                 "| post | 0.002 | 0.001 | 2.510 +- 0.014 | 0.004 (2/2) | 0.002 (2.610 +- 0.014) | 0.002 | 2/6 | 0 | 0.001-0.004 |",
+                 "| 2 | raising the LR, Post-LN fails first, then Pre-LN, Peri-LN last | first failing LR: post 0.002, "
+                 "pre 0.004, peri none; with > 2 SE: post 0.002, pre 0.004, peri none; diverged runs: post 2/6, pre 0/6, peri 0/6; val loss at LR 0.004 minus at the best LR: post -, "
+                 "pre +0.120 +- 0.014, peri +0.000 +- 0.014 | **reproduced**: post < pre < peri; "
+                 "2 of 18 runs diverged | 3 min |",
+                 "| 7 | Pre-LN and Peri-LN about equal in loss (the replication's counter-evidence) | peri - pre at their "
+                 "best LRs: +0.010 +- 0.014 | **reproduced**: no difference resolved (within 2 SE) | 40 s |",
+                 "peri - pre: +0.010 +- 0.014 | **inconclusive**: within 2 SE | 60 s |",
+                 "pre / peri at 0.004: x100 (log10 +2.00 +- 0.00)",
+                 "| **inconclusive**: max abs x: reproduced, Var x_(L+1): inconclusive |",
+                 "| grid-gpt2 | 18 | 1337: 8 (+1 div), 1338: 8 (+1 div) | 3 min |"):
+        want(line in out, f"verdicts: missing line: {line}")
+    m = load_claims()
+    want(m.sep([1.0, 1.2], [2.0, 2.2])[0] == -1, "sep: 1.1 vs 2.1 with sd 0.14 is decided")
+    want(m.sep([1.0, 1.2], [1.2, 1.4])[0] == 0, "sep: 0.2 apart with se 0.14 is within 2 SE")
+    s, d, se = m.sep([2.0], [1.0, 1.2])  # one seed borrows the other side's sd
+    want(s == 1 and abs(d - 0.9) < 1e-12 and abs(se - 0.1414213562 * (1.5 ** 0.5)) < 1e-9, f"sep one seed: {s} {d} {se}")
+    want(m.sep([2.0], [1.0])[0] is None and m.decide(None, 1)[0] == "inconclusive", "sep: one seed a side is undecided")
+    want(m.sep([10.0, 10.0], [0.1, 0.1], log=True)[1] == 2.0, "sep log: log10 ratio")
+    want(m.decide(0, 0)[0] == "reproduced" and m.decide(-1, 1)[0] == "not reproduced", "decide")
+    # the first degraded LR: +0.06 nats on the mean, but within 2 SE of a noisy best cell unless strict is off
+    R = lambda lr, v: types.SimpleNamespace(norm="pre", lr=lr, ok=True, val=v, diverged=False)  # noqa: E731
+    rs = [R(1e-3, 2.0), R(1e-3, 2.0), R(2e-3, 2.0), R(2e-3, 2.12), R(4e-3, 2.3), R(4e-3, 2.3)]
+    want(m.first_failing(rs, "pre", 0.05) == (None, 2e-3) and m.first_failing(rs, "pre", 0.05, strict=True) == (None, 4e-3),
+         f"first degraded LR, mean rule / 2 SE: {m.first_failing(rs, 'pre', 0.05)} {m.first_failing(rs, 'pre', 0.05, strict=True)}")
 
 
 def claims(*args):
@@ -79,17 +132,19 @@ def main():
         for line in ("| LR | pre | peri |",
                      "| 0.001 | 2.100 +- 0.141 | 2.100 +- 0.000 |",
                      "| 0.004 | 2.500 (n=1) (1/2 div) | **1.820 +- 0.028** |",
-                     "| pre | 0.002 | 1.900 +- 0.000 | 0.004 (1/2) | 0.004 (2.500 (n=1)) | 1/6 | 6 | 0.001-0.004 |",
-                     "| peri | 0.004 | 1.820 +- 0.028 | none | none | 0/6 | 0 | 0.001-0.004 |",
+                     "| pre | 0.004 | 0.002 | 1.900 +- 0.000 | 0.004 (1/2) | 0.004 (2.500 (n=1)) | 0.004 | 1/6 | 6 | 0.001-0.004 |",
+                     "| peri | none | 0.004 | 1.820 +- 0.028 | none | none | none | 0/6 | 0 | 0.001-0.004 |",
                      "| 0.002 | **1.900 +- 0.000** | 2.000 +- 0.000 | - (2/2 div) |",
-                     "| lns | 0.001 | 2.000 +- 0.000 | 0.002 (2/2) | 0.002 (-) | 2/4 | 0 | 0.001-0.002 |",
+                     "| lns | 0.002 | 0.001 | 2.000 +- 0.000 | 0.002 (2/2) | 0.002 (-) | 0.002 | 2/4 | 0 | 0.001-0.002 |",
+                     "| 0.004 | 1/2 | 0/2 |  |",
                      "| pre | 0.5 +- 0 | 0.5 +- 0 | 2 +- 0 | 1 +- 0 | 5 +- 0 | 4 +- 0 / 1 +- 0 | 4 +- 0 / 1 +- 0 | 4 +- 0 |",
                      "| peri | 0.5 +- 0 | 0.5 +- 0 | 2 +- 0 | 1 +- 0 | 5 +- 0 | 4 +- 0 / 1 +- 0 | 4 +- 0 / 1 | 4 |",
                      "| fp16 | pre | 0.002 | 0/2 | 1.960 +- 0.014 | 1.900 +- 0.000 (0/2 div) | 2 +- 1.41 | 8192 | 3 / 1 | 3.28e+04 (0.5) |",
+                     "| grid-gpt2 | 16 | 1337: 6 (+2 div), 1338: 7 (+1 div) | 3 min |",
                      "| output-only (OLMo 2) | peri (grid) | 0.004 | 1.920 +- 0.028 (0/2 div) | 1.820 +- 0.028 (0/2 div) | +0.100 +- 0.028 |"):
             want(line in out, f"missing line: {line}")
         rc, out, err = claims("--margin", "0.7", root)
-        want(rc == 0 and "| pre | 0.002 | 1.900 +- 0.000 | 0.004 (1/2) | none |" in out, "--margin 0.7: 2.5 is not degraded")
+        want(rc == 0 and "| pre | 0.004 | 0.002 | 1.900 +- 0.000 | 0.004 (1/2) | none |" in out, "--margin 0.7: 2.5 is not degraded")
         rc, out, err = claims("--best-lrs", "2", os.path.join(root, g))
         want(rc == 0 and out.strip() == "0.004,0.002", f"--best-lrs 2: '{out.strip()}' {err}")
         rc, out, err = claims("--best-runs", os.path.join(root, g))
@@ -97,6 +152,7 @@ def main():
                                  os.path.join(root, g, "lns_lr0.001_s1337")],
              f"--best-runs: {out.split()} {err}")
         # errors: one line, exit 1
+        verdicts(os.path.join(root, "verdicts"), want)
         rc, out, err = claims(os.path.join(root, "absent"))
         want(rc == 1 and err.count("\n") == 1 and "is not a directory" in err, f"absent root: {rc} {err}")
         empty = os.path.join(root, "empty")
