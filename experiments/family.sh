@@ -72,19 +72,8 @@ case $SEEDS in '' | *[!0-9]* | 0*) echo "family: SEEDS must be a positive intege
 lm="$lm --arch gpt2 --min-lr-frac 0.1 --threads $THREADS --data $DATA"
 dit="$dit --arch dit --data $DIT_DATA --min-lr-frac 0.1 --threads $THREADS"
 failed=0
-# one sweep, seed-major (every cell gets its first seed before any gets its second), then the whole
-# grid once more, which skips every finished run and writes summary.csv; output appended to ROOT/<sweep>.log
-sw() {
-    local out=$ROOT/$1
-    shift
-    local s
-    for ((s = 1337; s < 1337 + SEEDS; s++)); do
-        "$BIN" sweep --seeds 1 --seed "$s" --out "$out" "$@" >> "$out.log" 2>&1 || true
-    done
-    "$BIN" sweep --seeds "$SEEDS" --seed 1337 --out "$out" "$@" >> "$out.log" 2>&1 ||
-        { echo "family: $out: some runs failed (see $out.log and their train.log)" >&2; failed=1; }
-    echo "family: $out done"
-}
+. experiments/seed_major.sh
+sw() { seed_major family "$ROOT/$1" "${@:2}"; } # sw SWEEP OPTIONS...: ROOT/SWEEP, seed-major
 report() { # report NAME TITLE DIR_OR_RUN...: the ones that exist
     local name=$1 title=$2 dirs=() d
     shift 2

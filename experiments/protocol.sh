@@ -72,20 +72,8 @@ base="$shape --arch $ARCH --min-lr-frac 0.1 --threads $THREADS --data $DATA"
 c300="--layers $L --dim $DIM --steps $STEPS --warmup $WARMUP --diag-every $EVERY --eval-every $EVERY $base"
 has() { case ",$PARTS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 failed=0
-# one sweep, seed-major (every cell gets its first seed before any gets its second), then the whole
-# grid once more, which skips every finished run and writes summary.csv / runs.csv for all seeds;
-# the sweeps' output is appended to ROOT/<sweep>.log
-sw() {
-    local out=$ROOT/$1
-    shift
-    local s
-    for ((s = 1337; s < 1337 + SEEDS; s++)); do
-        "$BIN" sweep --seeds 1 --seed "$s" --jobs "$JOBS" --out "$out" "$@" >> "$out.log" 2>&1 || true
-    done
-    "$BIN" sweep --seeds "$SEEDS" --seed 1337 --jobs "$JOBS" --out "$out" "$@" >> "$out.log" 2>&1 ||
-        { echo "protocol: $out: some runs failed (see $out.log and their train.log)" >&2; failed=1; }
-    echo "protocol: $out done"
-}
+. experiments/seed_major.sh
+sw() { seed_major protocol "$ROOT/$1" --jobs "$JOBS" "${@:2}"; } # sw SWEEP OPTIONS...: ROOT/SWEEP, seed-major
 grid=grid-$ARCH
 start=$(date +%s)
 mkdir -p "$ROOT"

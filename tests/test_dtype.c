@@ -230,16 +230,22 @@ static int library_fp16(void) {
     return fails;
 }
 
+/* the parameter count of a model of config c */
+static size_t nparams_of(const nl_config *c) {
+    nl_model probe;
+    nl_model_init(&probe, c);
+    const size_t np = probe.nparams;
+    nl_model_free(&probe);
+    return np;
+}
+
 int test_dtype_train(void) {
     int fails = 0;
     const int threads = omp_get_max_threads();
     nl_set_threads(1); /* small products: one thread is the fast and quiet choice */
-    nl_model probe;
     nl_config c = small(NL_ARCH_GPT2, NL_DTYPE_FP32, 1);
     c.layers = 2;
-    nl_model_init(&probe, &c);
-    const size_t np = probe.nparams;
-    nl_model_free(&probe);
+    const size_t np = nparams_of(&c);
     float *p[NL_DTYPE_COUNT][2];
     for (int dt = 0; dt < NL_DTYPE_COUNT; dt++)
         for (int k = 0; k < 2; k++) {
@@ -331,12 +337,9 @@ int test_dtype_bf16_kernels(void) {
         nl_model_free(&m[0]), nl_model_free(&m[1]);
     }
     nl_gemm_bf16_use(1);
-    nl_model probe;
     nl_config c = small(NL_ARCH_GPT2, NL_DTYPE_FP32, 1);
     c.layers = 2;
-    nl_model_init(&probe, &c);
-    const size_t np = probe.nparams;
-    nl_model_free(&probe);
+    const size_t np = nparams_of(&c);
     float *p[2] = { nl_xmalloc(np * sizeof(float)), nl_xmalloc(np * sizeof(float)) };
     train(NL_DTYPE_BF16, 5, 3, 1, p[0]);
     train(NL_DTYPE_BF16, 5, 3, 1, p[1]);
