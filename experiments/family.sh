@@ -37,11 +37,8 @@
 # 2 heads, T 32, batch 4, 8 steps; 2 x d16 DiTs with patch 7, 8 steps; a 10-step classifier and 20
 # samples; 2 seeds unless SEEDS is set; for checking the script, not results.
 set -euo pipefail
-case ${1:-} in
-'') ;;
--h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-*) echo "family: no arguments (knobs are environment variables; see --help), got '$1'" >&2; exit 2 ;;
-esac
+. "$(dirname "$0")/sweeps.sh"
+script_args family "$0" "$@"
 cd "$(dirname "$0")/.."
 SMOKE=${SMOKE:-0}
 case $SMOKE in 0 | 1) ;; *) echo "family: SMOKE must be 0 or 1, not '$SMOKE'" >&2; exit 2 ;; esac
@@ -72,7 +69,6 @@ case $SEEDS in '' | *[!0-9]* | 0*) echo "family: SEEDS must be a positive intege
 lm="$lm --arch gpt2 --min-lr-frac 0.1 --threads $THREADS --data $DATA"
 dit="$dit --arch dit --data $DIT_DATA --min-lr-frac 0.1 --threads $THREADS"
 failed=0
-. experiments/seed_major.sh
 sw() { seed_major family "$ROOT/$1" "${@:2}"; } # sw SWEEP OPTIONS...: ROOT/SWEEP, seed-major
 report() { # report NAME TITLE DIR_OR_RUN...: the ones that exist
     local name=$1 title=$2 dirs=() d

@@ -35,11 +35,8 @@
 # (defaults above). SMOKE=1: 2 x d32 models (4 layers for depth), 2 heads, T 32, batch 4, 8 steps
 # (40 for time), 2 seeds unless SEEDS is set, shorter LR lists; for checking the script, not results.
 set -euo pipefail
-case ${1:-} in
-'') ;;
--h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-*) echo "protocol: no arguments (knobs are environment variables; see --help), got '$1'" >&2; exit 2 ;;
-esac
+. "$(dirname "$0")/sweeps.sh"
+script_args protocol "$0" "$@"
 cd "$(dirname "$0")/.."
 ARCH=${ARCH:-gpt2}
 case $ARCH in gpt2) sfx="" ;; llama) sfx="-llama" ;; *) echo "protocol: ARCH must be gpt2 or llama, not '$ARCH'" >&2; exit 2 ;; esac
@@ -72,7 +69,6 @@ base="$shape --arch $ARCH --min-lr-frac 0.1 --threads $THREADS --data $DATA"
 c300="--layers $L --dim $DIM --steps $STEPS --warmup $WARMUP --diag-every $EVERY --eval-every $EVERY $base"
 has() { case ",$PARTS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 failed=0
-. experiments/seed_major.sh
 sw() { seed_major protocol "$ROOT/$1" --jobs "$JOBS" "${@:2}"; } # sw SWEEP OPTIONS...: ROOT/SWEEP, seed-major
 grid=grid-$ARCH
 start=$(date +%s)

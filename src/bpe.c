@@ -195,11 +195,8 @@ static nl_status read_file(const char *path, buf *out) {
     for (size_t r; (r = fread(p + n, 1, cap - n, f)) > 0;) {
         n += r;
         if (n == cap) {
-            unsigned char *q = nl_xmalloc(cap * 2);
-            memcpy(q, p, n);
-            free(p);
-            p = q;
             cap *= 2;
+            p = nl_xresize(p, n, cap, 1);
         }
     }
     int err = ferror(f);
@@ -486,12 +483,8 @@ void nl_bpe_set_reference_merge(nl_bpe *b, int on) {
 
 void nl_ids_push(nl_ids *a, int id) {
     if (a->n == a->cap) {
-        size_t cap = a->cap ? 2 * a->cap : 256;
-        int *v = nl_xmalloc(cap * sizeof(int));
-        if (a->n) memcpy(v, a->v, a->n * sizeof(int));
-        free(a->v);
-        a->v = v;
-        a->cap = cap;
+        a->cap = a->cap ? 2 * a->cap : 256;
+        a->v = nl_xresize(a->v, a->n, a->cap, sizeof *a->v);
     }
     a->v[a->n++] = id;
 }

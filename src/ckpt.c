@@ -332,10 +332,7 @@ nl_status nl_ckpt_list(const char *dir, int **steps, int *n) {
         if (s < 0) continue;
         if (*n == cap) {
             cap = cap ? 2 * cap : 16;
-            int *ns = nl_xmalloc((size_t)cap * sizeof *ns);
-            if (*n) memcpy(ns, *steps, (size_t)*n * sizeof *ns);
-            free(*steps);
-            *steps = ns;
+            *steps = nl_xresize(*steps, (size_t)*n, (size_t)cap, sizeof **steps);
         }
         (*steps)[(*n)++] = (int)s;
     }

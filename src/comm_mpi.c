@@ -362,10 +362,7 @@ nl_status nl_comm_post(nl_comm_op op, float *buf, size_t n, size_t lo, size_t hi
     }
     if (g_ct.posted == g_ct.cap) { /* the queue is compacted at each wait: it holds one step's buckets */
         g_ct.cap = g_ct.cap ? 2 * g_ct.cap : 64;
-        post *q = nl_xmalloc(g_ct.cap * sizeof *q);
-        if (g_ct.posted) memcpy(q, g_ct.q, g_ct.posted * sizeof *q);
-        free(g_ct.q);
-        g_ct.q = q;
+        g_ct.q = nl_xresize(g_ct.q, g_ct.posted, g_ct.cap, sizeof *g_ct.q);
     }
     if (g_ct.done == g_ct.posted) atomic_store(&g_ct.gentle, 1); /* the first post of a step: the caller computes */
     g_ct.q[g_ct.posted++] = (post){ op, buf, n, lo, hi };

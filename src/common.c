@@ -47,6 +47,16 @@ void *nl_xcalloc_(size_t n, const char *file, int line) {
     return p;
 }
 
+void *nl_xresize_(void *p, size_t used, size_t cap, size_t elem, const char *file, int line) {
+    NL_ASSERT(used <= cap);
+    if (elem && cap > SIZE_MAX / elem) nl_abort_(file, line, "out of memory: %zu elements of %zu bytes", cap, elem);
+    const size_t bytes = cap * elem;
+    unsigned char *q = realloc(p, bytes ? bytes : 1);
+    if (!q) nl_abort_(file, line, "out of memory allocating %zu bytes", bytes);
+    memset(q + used * elem, 0, (cap - used) * elem);
+    return q;
+}
+
 static uint64_t splitmix64(uint64_t *x) {
     uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;

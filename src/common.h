@@ -25,6 +25,10 @@ void *nl_xmalloc_(size_t n, const char *file, int line);
 void *nl_xcalloc_(size_t n, const char *file, int line);
 #define nl_xmalloc(n) nl_xmalloc_((n), __FILE__, __LINE__)
 #define nl_xcalloc(n) nl_xcalloc_((n), __FILE__, __LINE__)
+/* Resizes array p (NULL: none yet) to cap elements of elem bytes, keeping its first used ones and zeroing the
+ * rest; returns the array to use from now on (p is freed). The one way arrays grow here. */
+void *nl_xresize_(void *p, size_t used, size_t cap, size_t elem, const char *file, int line);
+#define nl_xresize(p, used, cap, elem) nl_xresize_((p), (used), (cap), (elem), __FILE__, __LINE__)
 
 /* splitmix64-seeded xoshiro256** generator: the only source of randomness (init, data, sampling). */
 typedef struct nl_rng {

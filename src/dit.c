@@ -167,24 +167,21 @@ double nl_dit_eval(nl_model *m, const nl_images *im, int n, uint64_t seed) {
     return n ? sum / n : NAN;
 }
 
+/* The image index (row-major H x W x ch) of element j = (py p + px) ch + k of patch t (raster order). */
+static size_t patch_pixel(const nl_config *c, int t, int j) {
+    const int p = c->patch, ch = c->img_ch, wp = c->img_w / p, k = j % ch, px = j / ch % p, py = j / ch / p;
+    const size_t y = (size_t)(t / wp) * p + py, x = (size_t)(t % wp) * p + px;
+    return (y * c->img_w + x) * ch + k;
+}
+
 void nl_dit_patchify(const nl_config *c, const float *img, float *patches) {
-    const int p = c->patch, ch = c->img_ch, wp = c->img_w / p, T = c->seq_len, P = p * p * ch;
-    for (int t = 0; t < T; t++)
-        for (int py = 0; py < p; py++)
-            for (int px = 0; px < p; px++)
-                for (int k = 0; k < ch; k++) {
-                    const size_t y = (size_t)(t / wp) * p + py, x = (size_t)(t % wp) * p + px;
-                    patches[(size_t)t * P + (py * p + px) * ch + k] = img[(y * c->img_w + x) * ch + k];
-                }
+    const int P = c->patch * c->patch * c->img_ch;
+    for (int t = 0; t < c->seq_len; t++)
+        for (int j = 0; j < P; j++) patches[(size_t)t * P + j] = img[patch_pixel(c, t, j)];
 }
 
 void nl_dit_unpatchify(const nl_config *c, const float *patches, float *img) {
-    const int p = c->patch, ch = c->img_ch, wp = c->img_w / p, T = c->seq_len, P = p * p * ch;
-    for (int t = 0; t < T; t++)
-        for (int py = 0; py < p; py++)
-            for (int px = 0; px < p; px++)
-                for (int k = 0; k < ch; k++) {
-                    const size_t y = (size_t)(t / wp) * p + py, x = (size_t)(t % wp) * p + px;
-                    img[(y * c->img_w + x) * ch + k] = patches[(size_t)t * P + (py * p + px) * ch + k];
-                }
+    const int P = c->patch * c->patch * c->img_ch;
+    for (int t = 0; t < c->seq_len; t++)
+        for (int j = 0; j < P; j++) img[patch_pixel(c, t, j)] = patches[(size_t)t * P + j];
 }

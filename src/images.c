@@ -66,10 +66,7 @@ static nl_status idx_read(const char *path, int ndim, uint32_t *dims, unsigned c
     while (st == NL_OK && len < want) {
         if (len == cap) { /* doubles, at most to the header's size */
             cap = 2 * cap < want ? 2 * cap : want;
-            unsigned char *nb = nl_xmalloc(cap);
-            memcpy(nb, b, len);
-            free(b);
-            b = nb;
+            b = nl_xresize(b, len, cap, 1);
         }
         const int n = gz_read(f, path, b + len, cap - len < ((size_t)1 << 30) ? cap - len : (size_t)1 << 30);
         if (n < 0) st = NL_ERR_FORMAT;
@@ -197,10 +194,7 @@ static nl_status png_dir_open(nl_images *im, const char *dir) {
         if (!has_png_ext(de->d_name)) continue;
         if (n == cap) {
             cap = cap ? 2 * cap : 256;
-            char **nn = nl_xmalloc((size_t)cap * sizeof *nn);
-            if (n) memcpy(nn, names, (size_t)n * sizeof *nn);
-            free(names);
-            names = nn;
+            names = nl_xresize(names, (size_t)n, (size_t)cap, sizeof *names);
         }
         const size_t len = strlen(de->d_name) + 1;
         names[n] = nl_xmalloc(len);

@@ -252,10 +252,7 @@ nl_status nl_read_file(const char *path, size_t max, char **buf, size_t *len) {
                 return NL_FAIL(NL_ERR_FORMAT, "'%s' is larger than %zu bytes", path, max);
             }
             cap *= 2;
-            char *nb = nl_xmalloc(cap + 1);
-            memcpy(nb, b, n);
-            free(b);
-            b = nb;
+            b = nl_xresize(b, n, cap + 1, 1);
         }
         size_t r = fread(b + n, 1, cap - n, f);
         n += r;

@@ -21,10 +21,7 @@ static void add_tensor(nl_model *m, int *cap, float **slot_p, float **slot_g, in
                        int decay, const char *fmt, ...) {
     if (m->ntensors == *cap) {
         *cap = *cap ? 2 * *cap : 64;
-        nl_tensor *t = nl_xmalloc((size_t)*cap * sizeof *t);
-        if (m->ntensors) memcpy(t, m->tensors, (size_t)m->ntensors * sizeof *t);
-        free(m->tensors);
-        m->tensors = t;
+        m->tensors = nl_xresize(m->tensors, (size_t)m->ntensors, (size_t)*cap, sizeof *m->tensors);
     }
     nl_tensor *t = &m->tensors[m->ntensors++];
     memset(t, 0, sizeof *t);
@@ -759,15 +756,29 @@ static void grads_ready(const nl_model *m, size_t lo, size_t hi) {
     if (m->grad_ready && !m->dit && lo < hi) m->grad_ready(m->grad_ready_arg, lo, hi);
 }
 
+/* The branch's input projection backward: dy = dL/d(its output) (through SDD's norm when wired, whose
+ * statistics are the first ones of A) -> m->du = dL/du, with the projection's gradients. */
+static void input_linear_backward(nl_model *m, const nl_sub_acts *A, int s, unsigned ms, const float *dy,
+                                  const float *lin, const float *wsdd, float *gsdd, const float *W, float *gW, float *gb,
+                                  size_t N, int K) {
+    if (ms & NL_WIRE_SDD) {
+        int wd[3];
+        const int ng = sdd_groups(m, s, 1, wd);
+        sdd_bwd(m, m->dsdd, gsdd, dy, lin, wsdd, A->sdd_mean, A->sdd_rstd, N, K, wd, ng);
+        dy = m->dsdd;
+    }
+    m->be->linear_backward(m->du, gW, gb, dy, A->um, W, N, m->cfg.dim, K);
+}
+
 /* da = dL/d(branch output a) -> m->du = dL/du, parameter gradients of the branch. */
 static void branch_backward(nl_model *m, const nl_sub_acts *A, int s, unsigned ms, const nl_block_w *w, nl_block_w *g,
                             const float *da, size_t N) {
     const int C = m->cfg.dim, NH = m->cfg.heads, sphere = nl_placements[m->cfg.placement].sphere;
     const float sf = sphere_factor(&m->cfg);
     const nl_backend *be = m->be;
-    int wd[3], ng;
     if (ms & NL_WIRE_SDD) { /* da -> gradient of the output projection's linear output */
-        ng = sdd_groups(m, s, 0, wd);
+        int wd[3];
+        const int ng = sdd_groups(m, s, 0, wd);
         sdd_bwd(m, m->dsdd, s == NL_SUB_ATTN ? g->proj_sdd : g->mproj_sdd, da, A->a_lin,
                 s == NL_SUB_ATTN ? w->proj_sdd : w->mproj_sdd, A->sdd_mean + 3 * N, A->sdd_rstd + 3 * N, N, C, wd, ng);
         da = m->dsdd;
@@ -807,13 +818,8 @@ static void branch_backward(nl_model *m, const nl_sub_acts *A, int s, unsigned m
             be->rope_backward(m->dqkv, m->rope_cos, m->rope_sin, m->fB, m->fT, m->Q3, C + m->kvC, m->hs);
             store(m, m->dqkv, N * (size_t)m->Q3);
         }
-        const float *dlin = m->dqkv;
-        if (ms & NL_WIRE_SDD) {
-            ng = sdd_groups(m, s, 1, wd);
-            sdd_bwd(m, m->dsdd, g->qkv_sdd, m->dqkv, A->qkv_lin, w->qkv_sdd, A->sdd_mean, A->sdd_rstd, N, m->Q3, wd, ng);
-            dlin = m->dsdd;
-        }
-        be->linear_backward(m->du, g->qkv_w, g->qkv_b, dlin, A->um, w->qkv_w, N, C, m->Q3);
+        input_linear_backward(m, A, s, ms, m->dqkv, A->qkv_lin, w->qkv_sdd, g->qkv_sdd, w->qkv_w, g->qkv_w, g->qkv_b, N,
+                              m->Q3);
     } else {
         const int F = m->F;
         float *dh = (ms & NL_WIRE_FCNORM) ? m->dfgn : m->dfgelu;
@@ -830,13 +836,7 @@ static void branch_backward(nl_model *m, const nl_sub_acts *A, int s, unsigned m
             be->colscale_backward(m->dfch, g->suv, m->dfch, A->fch_lin, w->suv, sf, N, m->FW, m->FW);
             store(m, m->dfch, N * (size_t)m->FW);
         }
-        const float *dlin = m->dfch;
-        if (ms & NL_WIRE_SDD) {
-            ng = sdd_groups(m, s, 1, wd);
-            sdd_bwd(m, m->dsdd, g->fc_sdd, m->dfch, A->fch_lin, w->fc_sdd, A->sdd_mean, A->sdd_rstd, N, m->FW, wd, ng);
-            dlin = m->dsdd;
-        }
-        be->linear_backward(m->du, g->fc_w, g->fc_b, dlin, A->um, w->fc_w, N, C, m->FW);
+        input_linear_backward(m, A, s, ms, m->dfch, A->fch_lin, w->fc_sdd, g->fc_sdd, w->fc_w, g->fc_w, g->fc_b, N, m->FW);
     }
     store(m, m->du, N * (size_t)C);
 }

@@ -21,29 +21,8 @@ static void u16_reserve(u16vec *a, size_t more) {
     if (a->n + more <= a->cap) return;
     size_t cap = a->cap ? a->cap : 1 << 20;
     while (cap < a->n + more) cap *= 2;
-    uint16_t *v = nl_xmalloc(cap * sizeof *v);
-    if (a->n) memcpy(v, a->v, a->n * sizeof *v);
-    free(a->v);
-    a->v = v;
+    a->v = nl_xresize(a->v, a->n, cap, sizeof *a->v);
     a->cap = cap;
-}
-
-static nl_status make_dirs(const char *dir) {
-    char p[NL_PATH_MAX];
-    if (strlen(dir) >= sizeof p) return NL_FAIL(NL_ERR_ARG, "--out: path too long");
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *s = p + 1;; s++) {
-        if (*s != '/' && *s) continue;
-        const char c = *s;
-        *s = 0;
-        if (mkdir(p, 0755) != 0 && errno != EEXIST)
-            return NL_FAIL(NL_ERR_IO, "cannot create directory '%s': %s", p, strerror(errno));
-        *s = c;
-        if (!c) break;
-    }
-    struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return NL_FAIL(NL_ERR_IO, "'%s' is not a directory", dir);
-    return NL_OK;
 }
 
 static void progress(const nl_prepare_opts *o, size_t done, size_t total, double t0, int last) {
@@ -120,11 +99,8 @@ static nl_status expand_inputs(const nl_prepare_opts *o, char ***files, int *nfi
         const size_t m = is_glob ? g.gl_pathc : 1;
         for (size_t k = 0; k < m; k++) {
             if (n == cap) {
-                char **nf = nl_xmalloc((size_t)cap * 2 * sizeof *nf);
-                memcpy(nf, f, (size_t)n * sizeof *f);
-                free(f);
-                f = nf;
                 cap *= 2;
+                f = nl_xresize(f, (size_t)n, (size_t)cap, sizeof *f);
             }
             const char *s = is_glob ? g.gl_pathv[k] : o->in[i];
             f[n] = nl_xmalloc(strlen(s) + 1);
@@ -216,7 +192,7 @@ nl_status nl_prepare(const nl_prepare_opts *o, nl_prepare_stats *s) {
     if (st == NL_OK && o->val_frac > 0 && nval == 0)
         st = NL_FAIL(NL_ERR_ARG, "--val-frac %g of %zu tokens is no token; raise it or pass 0", o->val_frac, toks.n);
     if (st == NL_OK && nval == toks.n) st = NL_FAIL(NL_ERR_ARG, "--val-frac %g leaves no training tokens", o->val_frac);
-    if (st == NL_OK) st = make_dirs(o->out);
+    if (st == NL_OK) st = nl_mkdir_p(o->out);
     if (st == NL_OK) st = write_shards(o->out, "train", toks.v, toks.n - nval, o->shard_tokens, &s->train_shards);
     if (st == NL_OK) st = write_shards(o->out, "val", toks.v + toks.n - nval, nval, o->shard_tokens, &s->val_shards);
     s->train_tokens = toks.n - nval;

@@ -103,12 +103,8 @@ typedef struct report {
 static void push2(double **a, double **b, int *n, int *cap, double x, double y) {
     if (*n == *cap) {
         *cap = *cap ? 2 * *cap : 256;
-        double *na = nl_xmalloc((size_t)*cap * sizeof(double)), *nb = nl_xmalloc((size_t)*cap * sizeof(double));
-        if (*n) memcpy(na, *a, (size_t)*n * sizeof(double)), memcpy(nb, *b, (size_t)*n * sizeof(double));
-        free(*a);
-        free(*b);
-        *a = na;
-        *b = nb;
+        *a = nl_xresize(*a, (size_t)*n, (size_t)*cap, sizeof **a);
+        *b = nl_xresize(*b, (size_t)*n, (size_t)*cap, sizeof **b);
     }
     (*a)[*n] = x;
     (*b)[*n] = y;
@@ -232,10 +228,7 @@ static nl_status read_record(rp_run *r, const nl_json *o, const char *where) {
         const int L = r->layers;
         if (r->nd == r->capd) {
             r->capd = r->capd ? 2 * r->capd : 16;
-            rp_diag *nd = nl_xmalloc((size_t)r->capd * sizeof *nd);
-            if (r->nd) memcpy(nd, r->diag, (size_t)r->nd * sizeof *nd);
-            free(r->diag);
-            r->diag = nd;
+            r->diag = nl_xresize(r->diag, (size_t)r->nd, (size_t)r->capd, sizeof *r->diag);
         }
         rp_diag *d = &r->diag[r->nd];
         d->step = (int)st;
@@ -447,10 +440,7 @@ static nl_status add_sweep(report *rp, const char *dir) {
         if (e->d_name[0] == '.') continue;
         if (nn == cap) {
             cap = cap ? 2 * cap : 64;
-            char **nnames = nl_xmalloc((size_t)cap * sizeof *nnames);
-            if (nn) memcpy(nnames, names, (size_t)nn * sizeof *names);
-            free(names);
-            names = nnames;
+            names = nl_xresize(names, (size_t)nn, (size_t)cap, sizeof *names);
         }
         names[nn] = nl_xmalloc(strlen(e->d_name) + 1);
         strcpy(names[nn++], e->d_name);

@@ -99,11 +99,8 @@ static nl_status str(jp *p, char **out) {
             }
         }
         if (len + 4 >= cap) {
-            char *nb = nl_xmalloc(cap * 2);
-            memcpy(nb, b, len);
-            free(b);
-            b = nb;
             cap *= 2;
+            b = nl_xresize(b, len, cap, 1);
         }
         if (c == '\\' && cp >= 0x80) { /* encode a \u code point (surrogates kept as-is) */
             if (cp < 0x800) {
@@ -194,10 +191,7 @@ static nl_status parse_meta(jp *p, nl_st_file *f) {
         }
         if (f->nmeta == cap) {
             cap = cap ? 2 * cap : 16;
-            nl_st_meta *nm = nl_xmalloc((size_t)cap * sizeof *nm);
-            if (f->nmeta) memcpy(nm, f->meta, (size_t)f->nmeta * sizeof *nm);
-            free(f->meta);
-            f->meta = nm;
+            f->meta = nl_xresize(f->meta, (size_t)f->nmeta, (size_t)cap, sizeof *f->meta);
         }
         f->meta[f->nmeta].key = k;
         f->meta[f->nmeta++].val = v;
@@ -270,10 +264,7 @@ static nl_status parse_header(jp *p, nl_st_file *f) {
         }
         if (f->nt == cap) {
             cap = cap ? 2 * cap : 64;
-            nl_st_tensor *nt = nl_xcalloc((size_t)cap * sizeof *nt);
-            if (f->nt) memcpy(nt, f->t, (size_t)f->nt * sizeof *nt);
-            free(f->t);
-            f->t = nt;
+            f->t = nl_xresize(f->t, (size_t)f->nt, (size_t)cap, sizeof *f->t);
         }
         nl_st_tensor *t = &f->t[f->nt++];
         memset(t, 0, sizeof *t);
@@ -388,10 +379,7 @@ size_t nl_st_entry_bytes(const nl_st_entry *e) {
 static void put(char **b, size_t *len, size_t *cap, const char *s, size_t n) {
     if (*len + n + 1 > *cap) {
         while (*len + n + 1 > *cap) *cap = *cap ? 2 * *cap : 4096;
-        char *nb = nl_xmalloc(*cap);
-        if (*len) memcpy(nb, *b, *len);
-        free(*b);
-        *b = nb;
+        *b = nl_xresize(*b, *len, *cap, 1);
     }
     memcpy(*b + *len, s, n);
     *len += n;

@@ -34,10 +34,7 @@ static void put(bytes *b, const void *src, size_t n) {
     if (b->n + n > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->n + n) cap *= 2;
-        unsigned char *q = nl_xmalloc(cap);
-        if (b->n) memcpy(q, b->p, b->n);
-        free(b->p);
-        b->p = q;
+        b->p = nl_xresize(b->p, b->n, cap, 1);
         b->cap = cap;
     }
     memcpy(b->p + b->n, src, n);

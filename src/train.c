@@ -197,10 +197,7 @@ static nl_status metrics_truncate(const char *path, int max_step, double *time_s
         do {
             if (n == cap) {
                 cap = cap ? 2 * cap : 1 << 16;
-                char *nb = nl_xmalloc(cap);
-                if (n) memcpy(nb, buf, n);
-                free(buf);
-                buf = nb;
+                buf = nl_xresize(buf, n, cap, 1);
             }
             got = fread(buf + n, 1, cap - n, f);
             n += got;

@@ -4,13 +4,17 @@
  * vector width the compiler picks or the thread count (deterministic), and it needs no -ffast-math. The
  * compiler maps the lanes to vector registers (one zmm with AVX-512); a plain `s += x[i]` loop stays
  * scalar, one add latency per element, because reordering it would change the rounding.
- * Used by ops_norm.c, ops_attn.c and ops_misc.c. */
+ * Used by ops_norm.c, ops_attn.c and ops_misc.c; NL_COL_BLOCK also by ops_sphere.c. */
 #ifndef NL_CPU_LANES_H
 #define NL_CPU_LANES_H
 
 #include <math.h>
 
 enum { NL_LANES = 16 };
+
+/* The column reductions (a per-channel parameter's gradient, summed over rows) run in blocks of NL_COL_BLOCK
+ * columns, one OpenMP task a block, each column summed in row order: deterministic at any thread count. */
+enum { NL_COL_BLOCK = 64 };
 
 /* acc[0] + ... + acc[NL_LANES-1], pairwise */
 static inline float nl_lanes_fold(float *acc) {

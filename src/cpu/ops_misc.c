@@ -7,8 +7,6 @@
 #include <math.h>
 #include <string.h>
 
-enum { COL_BLOCK = 64 };
-
 void nl_encoder_forward(float *out, const int *tokens, const float *wte, const float *wpe, int B, int T, int C) {
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < (size_t)B * T; n++) {
@@ -26,10 +24,10 @@ void nl_encoder_forward(float *out, const int *tokens, const float *wte, const f
 
 void nl_encoder_backward(float *dwte, float *dwpe, const float *dout, const int *tokens, int B, int T, int C) {
     /* column blocks in parallel, rows in order: deterministic scatter-add */
-    const int nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
+    const int nblk = (C + NL_COL_BLOCK - 1) / NL_COL_BLOCK;
 #pragma omp parallel for schedule(static)
     for (int blk = 0; blk < nblk; blk++) {
-        const int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
+        const int c0 = blk * NL_COL_BLOCK, c1 = c0 + NL_COL_BLOCK < C ? c0 + NL_COL_BLOCK : C;
         for (size_t n = 0; n < (size_t)B * T; n++) {
             const float *g = dout + n * C;
             float *e = dwte + (size_t)tokens[n] * C;
@@ -153,11 +151,11 @@ void nl_chanres_backward(float *dx, float *dlam, const float *dout, const float 
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < N; n++)
         for (int i = 0; i < C; i++) dx[n * C + i] = lam[i] * dout[n * C + i];
-    const int nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
+    const int nblk = (C + NL_COL_BLOCK - 1) / NL_COL_BLOCK;
 #pragma omp parallel for schedule(static)
     for (int blk = 0; blk < nblk; blk++) {
-        const int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
-        float acc[COL_BLOCK] = { 0 };
+        const int c0 = blk * NL_COL_BLOCK, c1 = c0 + NL_COL_BLOCK < C ? c0 + NL_COL_BLOCK : C;
+        float acc[NL_COL_BLOCK] = { 0 };
         for (size_t n = 0; n < N; n++)
             for (int i = c0; i < c1; i++) acc[i - c0] += dout[n * C + i] * x[n * C + i];
         for (int i = c0; i < c1; i++) dlam[i] += acc[i - c0];

@@ -11,8 +11,6 @@
 #include <math.h>
 #include <stdlib.h>
 
-enum { COL_BLOCK = 64 }; /* columns per task in the column reductions of the other norm types */
-
 /* Row chunks: the parameter gradients of nl_norm_backward and the column sums of nl_colsum add each
  * chunk of ROW_CHUNK rows into its own partial row (rows in order), then the partials in chunk order.
  * The chunking is fixed, so the result does not depend on the thread count; each row is read once, in
@@ -187,7 +185,7 @@ void nl_dyt_backward(float *dinp, float *dw, float *db, float *dalpha, const flo
             dx[i] += scale * d[i] * w[i] * a * (1.0f - t * t);
         }
     }
-    const int nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
+    const int nblk = (C + NL_COL_BLOCK - 1) / NL_COL_BLOCK;
     double acca = 0.0;
     for (size_t n = 0; n < N; n++) { /* row order: deterministic */
         const float *x = inp + n * C, *d = dout + n * C;
@@ -201,8 +199,8 @@ void nl_dyt_backward(float *dinp, float *dw, float *db, float *dalpha, const flo
     dalpha[0] += (float)(scale * acca);
 #pragma omp parallel for schedule(static)
     for (int blk = 0; blk < nblk; blk++) {
-        const int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
-        float accw[COL_BLOCK] = { 0 }, accb[COL_BLOCK] = { 0 };
+        const int c0 = blk * NL_COL_BLOCK, c1 = c0 + NL_COL_BLOCK < C ? c0 + NL_COL_BLOCK : C;
+        float accw[NL_COL_BLOCK] = { 0 }, accb[NL_COL_BLOCK] = { 0 };
         for (size_t n = 0; n < N; n++) {
             const float *x = inp + n * C, *d = dout + n * C;
             for (int i = c0; i < c1; i++) {
@@ -262,11 +260,11 @@ void nl_seednorm_backward(float *dinp, float *dw, float *dalpha, float *dbeta, c
             dx[i] += r * (scale * d[i] * (s * alpha[i] + w[i]) - xh * m) + dbx * beta[i];
         }
     }
-    const int nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
+    const int nblk = (C + NL_COL_BLOCK - 1) / NL_COL_BLOCK;
 #pragma omp parallel for schedule(static)
     for (int blk = 0; blk < nblk; blk++) {
-        const int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
-        double accw[COL_BLOCK] = { 0 }, acca[COL_BLOCK] = { 0 }, accb[COL_BLOCK] = { 0 };
+        const int c0 = blk * NL_COL_BLOCK, c1 = c0 + NL_COL_BLOCK < C ? c0 + NL_COL_BLOCK : C;
+        double accw[NL_COL_BLOCK] = { 0 }, acca[NL_COL_BLOCK] = { 0 }, accb[NL_COL_BLOCK] = { 0 };
         for (size_t n = 0; n < N; n++) {
             const float *x = inp + n * C, *d = dout + n * C;
             const float r = rstd[n], s = tanhf(bxv[n]);
@@ -322,11 +320,11 @@ void nl_crmsnorm_backward(float *dinp, float *dw, const float *dout, const float
         for (int i = 0; i < C - 1; i++) dx[i] += r * (scale * w[i] * d[i] - (x[i] * r + s1r) * k);
         dx[C - 1] += r * scale * w[C - 1] * d[C - 1];
     }
-    const int nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
+    const int nblk = (C + NL_COL_BLOCK - 1) / NL_COL_BLOCK;
 #pragma omp parallel for schedule(static)
     for (int blk = 0; blk < nblk; blk++) {
-        const int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
-        float acc[COL_BLOCK] = { 0 };
+        const int c0 = blk * NL_COL_BLOCK, c1 = c0 + NL_COL_BLOCK < C ? c0 + NL_COL_BLOCK : C;
+        float acc[NL_COL_BLOCK] = { 0 };
         for (size_t n = 0; n < N; n++)
             for (int i = c0; i < c1; i++) acc[i - c0] += scale * dout[n * C + i] * inp[n * C + i] * rstd[n];
         for (int i = c0; i < c1; i++) dw[i] += acc[i - c0];

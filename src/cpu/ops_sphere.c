@@ -2,10 +2,10 @@
  * L2 normalisation with per-channel scales, the eigen-learning-rate interpolation, per-column scales and
  * the projection of weight rows or columns back onto the unit sphere. Semantics in kernels.h. */
 #include "kernels.h"
+#include "lanes.h"
 
 #include <math.h>
 
-enum { COL_BLOCK = 64 };
 #define L2_TINY 1e-12f /* |x| below it: divide by it instead (F.normalize's clamp); a zero vector stays zero */
 
 static float sgnf(float x) { return (float)((x > 0.0f) - (x < 0.0f)); }
@@ -29,11 +29,11 @@ void nl_l2norm_backward(float *dinp, float *ds, const float *dout, const float *
                         float f, size_t N, int C, int G) {
     const int ng = C / G;
     if (ds) { /* ds[c] += f * sum_n dout * xhat, before dinp (which may not alias dout anyway) */
-        const int nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
+        const int nblk = (C + NL_COL_BLOCK - 1) / NL_COL_BLOCK;
 #pragma omp parallel for schedule(static)
         for (int blk = 0; blk < nblk; blk++) {
-            const int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
-            float acc[COL_BLOCK] = { 0 };
+            const int c0 = blk * NL_COL_BLOCK, c1 = c0 + NL_COL_BLOCK < C ? c0 + NL_COL_BLOCK : C;
+            float acc[NL_COL_BLOCK] = { 0 };
             for (size_t n = 0; n < N; n++)
                 for (int c = c0; c < c1; c++) acc[c - c0] += dout[n * C + c] * inp[n * C + c] * rstd[n * ng + c / G];
             for (int c = c0; c < c1; c++) ds[c] += f * acc[c - c0];
@@ -66,11 +66,11 @@ void nl_lerp_forward(float *out, const float *x, const float *y, const float *al
 
 void nl_lerp_backward(float *dx, float *dy, float *dalpha, const float *dout, const float *x, const float *y,
                       const float *alpha, float f, size_t N, int C) {
-    const int nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
+    const int nblk = (C + NL_COL_BLOCK - 1) / NL_COL_BLOCK;
 #pragma omp parallel for schedule(static)
     for (int blk = 0; blk < nblk; blk++) {
-        const int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
-        float acc[COL_BLOCK] = { 0 };
+        const int c0 = blk * NL_COL_BLOCK, c1 = c0 + NL_COL_BLOCK < C ? c0 + NL_COL_BLOCK : C;
+        float acc[NL_COL_BLOCK] = { 0 };
         for (size_t n = 0; n < N; n++)
             for (int c = c0; c < c1; c++) acc[c - c0] += dout[n * C + c] * (y[n * C + c] - x[n * C + c]);
         for (int c = c0; c < c1; c++) dalpha[c] += f * sgnf(f * alpha[c]) * acc[c - c0];
@@ -93,11 +93,11 @@ void nl_colscale_forward(float *out, const float *inp, const float *s, float f, 
 
 void nl_colscale_backward(float *dinp, float *ds, const float *dout, const float *inp, const float *s, float f,
                           size_t N, int C, int ld) {
-    const int nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
+    const int nblk = (C + NL_COL_BLOCK - 1) / NL_COL_BLOCK;
 #pragma omp parallel for schedule(static)
     for (int blk = 0; blk < nblk; blk++) { /* each element is read, then (dinp may alias dout) written */
-        const int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
-        float acc[COL_BLOCK] = { 0 };
+        const int c0 = blk * NL_COL_BLOCK, c1 = c0 + NL_COL_BLOCK < C ? c0 + NL_COL_BLOCK : C;
+        float acc[NL_COL_BLOCK] = { 0 };
         for (size_t n = 0; n < N; n++)
             for (int c = c0; c < c1; c++) {
                 const float g = dout[n * ld + c];
@@ -122,11 +122,11 @@ void nl_unit_project(float *w, size_t rows, int cols, int by_col) {
         }
         return;
     }
-    const int nblk = (cols + COL_BLOCK - 1) / COL_BLOCK;
+    const int nblk = (cols + NL_COL_BLOCK - 1) / NL_COL_BLOCK;
 #pragma omp parallel for schedule(static)
     for (int blk = 0; blk < nblk; blk++) {
-        const int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < cols ? c0 + COL_BLOCK : cols;
-        double ss[COL_BLOCK] = { 0 };
+        const int c0 = blk * NL_COL_BLOCK, c1 = c0 + NL_COL_BLOCK < cols ? c0 + NL_COL_BLOCK : cols;
+        double ss[NL_COL_BLOCK] = { 0 };
         for (size_t r = 0; r < rows; r++)
             for (int c = c0; c < c1; c++) ss[c - c0] += (double)w[r * cols + c] * w[r * cols + c];
         for (int c = c0; c < c1; c++) ss[c - c0] = ss[c - c0] > 0 ? 1.0 / sqrt(ss[c - c0]) : 1.0;
