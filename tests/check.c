@@ -92,6 +92,13 @@ int nl_metrics_curve(const char *path, char *buf, size_t cap) {
     return lines;
 }
 
+int nl_test_rmdir(const char *dir) {
+    char cmd[1024], out[256];
+    NL_ASSERT(snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir) < (int)sizeof cmd);
+    const int rc = nl_run_cmd(cmd, out, sizeof out);
+    return NL_CHECK(rc == 0, "cleanup: cannot remove %s (exit %d): %s", dir, rc, out);
+}
+
 void nl_make_text(const char *path, int n) {
     static const char *const words[] = { "the ", "cat ", "sat ", "on ", "a ", "mat.\n", "and ", "dog ", "ran ", "far " };
     FILE *f = fopen(path, "w");

@@ -32,6 +32,8 @@ int nl_run_fmt(char *out, size_t cap, const char *fmt, ...);
 /* A metrics.jsonl file without the timing fields (from ", \"tok_per_s\"" on), each line ended by
  * '|', into buf; returns the number of lines, -1 if the file cannot be read. */
 int nl_metrics_curve(const char *path, char *buf, size_t cap);
+/* rm -rf dir (a test's temporary directory): 0, or 1 with a message when it cannot. */
+int nl_test_rmdir(const char *dir);
 /* Writes a text file of n pseudo-random words (a fixed seed). */
 void nl_make_text(const char *path, int n);
 

@@ -170,7 +170,6 @@ int test_analyze_cli(void) {
                       "unknown option from the table: %s", out);
     snprintf(cmd, sizeof cmd, "%s analyze --ckpt %s/nothing --data %s/t.txt 2>&1 >/dev/null", nl_test_bin(), dir, dir);
     fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 1, "missing ckpt: %s", out);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    fails += NL_CHECK(system(cmd) == 0, "cleanup");
+    fails += nl_test_rmdir(dir);
     return fails;
 }

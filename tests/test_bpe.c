@@ -280,7 +280,6 @@ int test_bpe(void) {
     free(enc);
     fails += NL_CHECK(nl_bpe_load(&b, "/nonexistent") == NL_ERR_IO && strstr(nl_last_error(), "/nonexistent/encoder.json"),
                       "missing files");
-    snprintf(p, sizeof p, "rm -rf %s", dir);
-    fails += NL_CHECK(system(p) == 0, "cleanup");
+    fails += nl_test_rmdir(dir);
     return fails;
 }

@@ -126,8 +126,7 @@ int test_cli_errors(void) {
     fails += expect_error(2, "--layers: the model's shape and placement come from --init-from", a);
     snprintf(a, sizeof a, "train --init-from %s --data %s", junk, txt);
     fails += expect_error(1, "malformed", a);
-    snprintf(a, sizeof a, "rm -rf %s", dir);
-    fails += NL_CHECK(system(a) == 0, "cleanup");
+    fails += nl_test_rmdir(dir);
     return fails;
 }
 
@@ -201,8 +200,7 @@ int test_cli_info(void) {
     for (int i = 0; i < 3; i++)
         fails += NL_CHECK(fabs(loss[0][i] - loss[1][i]) <= 1e-5 * fabs(loss[0][i]),
                           "step %d: loss %.9g (oneDNN) vs %.9g (OpenBLAS)", i + 1, loss[0][i], loss[1][i]);
-    snprintf(info, sizeof info, "rm -rf %s", dir);
-    fails += NL_CHECK(system(info) == 0, "cleanup");
+    fails += nl_test_rmdir(dir);
     return fails;
 }
 
@@ -249,8 +247,7 @@ int test_cli_end_to_end(void) {
     double init_loss = json_number(l2, "\"loss\": ");
     fails += NL_CHECK(init_loss < first - 0.5, "--init-from starts from the trained weights (loss %.3f vs fresh %.3f)",
                       init_loss, first);
-    snprintf(p, sizeof p, "rm -rf %s", dir);
-    fails += NL_CHECK(system(p) == 0, "cleanup");
+    fails += nl_test_rmdir(dir);
     return fails;
 }
 
@@ -291,7 +288,6 @@ int test_cli_llama(void) {
     rc = run("%s train --init-from %s/m.safetensors --steps 2 --batch 4 --data %s --out %s/run2 --threads 2 2>&1",
              nl_test_bin(), dir, txt, dir);
     fails += NL_CHECK(rc == 0 && strstr(out, "llama peri"), "train --init-from a llama export: %s", out);
-    snprintf(p, sizeof p, "rm -rf %s", dir);
-    fails += NL_CHECK(system(p) == 0, "cleanup");
+    fails += nl_test_rmdir(dir);
     return fails;
 }

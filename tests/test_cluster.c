@@ -281,8 +281,7 @@ int test_sweep_mpi(void) {
         fails += NL_CHECK(rc == 0 && strstr(out, want) && !strstr(out, "rank 0: [") && count(out, "wrote ") == 1,
                           "np %d rerun: %s", np, out);
     }
-    nl_run_fmt(out, sizeof out, "rm -rf %s", dir);
-    return fails;
+    return fails + nl_test_rmdir(dir);
 }
 
 /* ------------------------------------------------------------- Slurm */
@@ -365,6 +364,5 @@ int test_sweep_slurm(void) {
     rc = nl_run_fmt(out, sizeof out, "bash scripts/slurm_local.sh stop %s/cluster 2>&1", dir);
     fails += NL_CHECK(rc == 0, "slurm_local.sh stop: %s", out);
     unsetenv("SLURM_CONF");
-    nl_run_fmt(out, sizeof out, "rm -rf %s", dir);
-    return fails;
+    return fails + nl_test_rmdir(dir);
 }

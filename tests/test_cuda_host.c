@@ -161,6 +161,5 @@ int test_cuda_cli(void) {
     else if (strstr(out, "no usable CUDA GPU"))
         f += NL_CHECK(rc == 1 && one_line(out), "without a GPU: rc %d, '%s'", rc, out);
     else f += NL_CHECK(rc == 0, "--device cuda on a GPU trains: rc %d, '%s'", rc, out);
-    nl_run_fmt(out, sizeof out, "rm -rf %s", dir);
-    return f;
+    return f + nl_test_rmdir(dir);
 }

@@ -231,7 +231,6 @@ int test_diag_cli(void) {
     fclose(f);
     snprintf(cmd, sizeof cmd, "bash %s 2>&1", script);
     fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 0, "loss curve changed by --diag-every: %s", out);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    fails += NL_CHECK(system(cmd) == 0, "cleanup");
+    fails += nl_test_rmdir(dir);
     return fails;
 }

@@ -340,9 +340,7 @@ int test_dit_twin(void) {
     }
     for (int i = 0; i < n; i++) free(dc[i].xt), free(dc[i].v);
     free(dc);
-    snprintf(out, sizeof out, "rm -rf %s", root);
-    if (system(out) != 0) printf("    could not remove %s\n", root);
-    return fails;
+    return fails + nl_test_rmdir(root);
 }
 
 /* ---------------------------------------------------------------- training from the command line */
@@ -448,9 +446,7 @@ int test_dit_train(void) {
         f += NL_CHECK(rc == 0 && strstr(cli_out, "10 classes") && strstr(cli_out, "60000 train / 10000 val images"),
                       "fashion-mnist (rc %d): %s", rc, cli_out);
     }
-    snprintf(p, sizeof p, "rm -rf %s", dir);
-    if (system(p) != 0) printf("    could not remove %s\n", dir);
-    return f;
+    return f + nl_test_rmdir(dir);
 }
 
 /* ---------------------------------------------------------------- the ODE samplers' order */

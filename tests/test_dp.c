@@ -128,8 +128,7 @@ int test_dp_equiv(void) {
         fails += NL_CHECK(d >= 0 && d < 1e-5 && (np != 2 || same),
                           "-np %d: ZeRO-1 equals data parallel (bit-identical on 2 ranks, within 1e-5): %g", np, d);
     }
-    nl_run_fmt(out, sizeof out, "rm -rf %s", dir);
-    return fails;
+    return fails + nl_test_rmdir(dir);
 }
 
 /* a checkpoint of 2 ranks with ZeRO-1 resumes on 1 and on 3 ranks, one of 1 process on 2 ranks with
@@ -173,8 +172,7 @@ int test_dp_resume(void) {
             fails += NL_CHECK(fabs(loss_at(run, s) - loss_at(ref, s)) < 1e-5, "case %zu step %d: loss %.6f vs %.6f", k,
                               s, loss_at(run, s), loss_at(ref, s));
     }
-    nl_run_fmt(out, sizeof out, "rm -rf %s", dir);
-    return fails;
+    return fails + nl_test_rmdir(dir);
 }
 
 /* the exit status of `cmd` started in the background, signalled with sig after `wait_for` appears in
@@ -289,8 +287,7 @@ int test_dp_faults(void) {
         snprintf(a, sizeof a, "%s/t/%.25s", dir, ck);
         fails += NL_CHECK(ckpt_diff(a, a, &same) == 0, "%s loads", a);
     }
-    nl_run_fmt(out, sizeof out, "rm -rf %s", dir);
-    return fails;
+    return fails + nl_test_rmdir(dir);
 }
 
 /* ------------------------------------------------------------- overlap, chunks, watchdog */
@@ -432,8 +429,7 @@ int test_dp_overlap(void) {
                    same ? "bit-identical" : "not bit-identical");
             fails += NL_CHECK(d == 0 && same, "-np %d %s: --overlap on is bit-identical to off", np, extra[e]);
         }
-    nl_run_fmt(out, sizeof out, "rm -rf %s", dir);
-    return fails;
+    return fails + nl_test_rmdir(dir);
 }
 
 /* a rank that stops (SIGSTOP) without dying: the others give up after --dp-timeout, naming it, the
@@ -473,6 +469,5 @@ int test_dp_watchdog(void) {
     rc = nl_run_fmt(out, sizeof out, MPIRUN " -np 2 %s train --resume %s/s --steps 12 2>&1", nl_test_bin(), dir);
     fails += NL_CHECK(rc == 0 && strstr(out, "resuming from step 8 of 12") && strstr(out, "done: 12 steps"),
                       "resumed after the stop: %s", out);
-    nl_run_fmt(out, sizeof out, "rm -rf %s", dir);
-    return fails;
+    return fails + nl_test_rmdir(dir);
 }

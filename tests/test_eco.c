@@ -119,8 +119,7 @@ int test_prepare(void) {
     fails += expect_error(2, "--shard-tokens 0", a);
     snprintf(a, sizeof a, "prepare --in %s/a.txt --out %s/x --bpe-dir %s", dir, dir, dir);
     fails += expect_error(1, "encoder.json", a);
-    snprintf(p, sizeof p, "rm -rf %s", dir);
-    fails += NL_CHECK(system(p) == 0, "cleanup");
+    fails += nl_test_rmdir(dir);
     return fails;
 }
 
@@ -198,8 +197,7 @@ int test_gpt2_vocab(void) {
             "{\"context\": \"It's\", \"choices\": [\"a test\", \"  two  spaces\"], \"label\": 1}\n");
     rc = run("%s eval-mc --ckpt %s/run --task generic --data %s/mc.jsonl 2>&1", nl_test_bin(), dir, dir);
     fails += NL_CHECK(rc == 0 && strstr(out, "\"items\": 2"), "eval-mc on a GPT-2-vocabulary model: %s", out);
-    snprintf(p, sizeof p, "rm -rf %s", dir);
-    fails += NL_CHECK(system(p) == 0, "cleanup");
+    fails += nl_test_rmdir(dir);
     return fails;
 }
 
@@ -251,8 +249,7 @@ int test_config_file(void) {
     fails += expect_error(2, "bad.txt:1: unknown option 'config' (config files do not nest)", a);
     snprintf(a, sizeof a, "train --config %s/missing.txt", dir);
     fails += expect_error(1, "cannot open config file", a);
-    snprintf(p, sizeof p, "rm -rf %s", dir);
-    fails += NL_CHECK(system(p) == 0, "cleanup");
+    fails += nl_test_rmdir(dir);
     return fails;
 }
 
@@ -305,7 +302,6 @@ int test_library(void) {
         fails += NL_CHECK(rc == 0 && strstr(out, "/inst/bin/../share/normlab/tinyshakespeare.txt"),
                           "installed binary finds the shipped corpus: %s", out);
     }
-    snprintf(p, sizeof p, "rm -rf %s", dir);
-    fails += NL_CHECK(system(p) == 0, "cleanup");
+    fails += nl_test_rmdir(dir);
     return fails;
 }

@@ -229,7 +229,6 @@ int test_evalmc_twin(void) {
     fails += NL_CHECK(rc == 2 && strstr(out, "--stride 33: must not exceed seq-len 32"), "stride > T: %s", out);
     rc = run("%s eval --ckpt %s/run --data %s --metric acc 2>&1", nl_test_bin(), dir, txt);
     fails += NL_CHECK(rc == 2 && strstr(out, "--metric: 'acc'"), "bad metric: %s", out);
-    snprintf(p, sizeof p, "rm -rf %s", dir);
-    fails += NL_CHECK(system(p) == 0, "cleanup");
+    fails += nl_test_rmdir(dir);
     return fails;
 }

@@ -93,7 +93,5 @@ int test_family_sh(void) {
                     ">/dev/null 2>&1 && cmp %s/r/sdd/pre_lr0.008_s1337/result.json %s/keep.json && wc -l < %s/r/cpu.tsv",
                     dir, dir, env, dir, dir, dir);
     f += NL_CHECK(rc == 0 && atoi(out) == 4 + fm, "resume (rc %d): %s", rc, out);
-    snprintf(p, sizeof p, "rm -rf %s", dir);
-    if (system(p) != 0) printf("    could not remove %s\n", dir);
-    return f;
+    return f + nl_test_rmdir(dir);
 }

@@ -183,8 +183,6 @@ int test_hf(void) {
     };
     for (int i = 0; i < (int)(sizeof configs / sizeof configs[0]); i++)
         fails += refused_config(dir, txt, i, configs[i].json, configs[i].want);
-    char rm[96];
-    snprintf(rm, sizeof rm, "rm -rf %s", dir);
-    fails += NL_CHECK(system(rm) == 0, "cleanup");
+    fails += nl_test_rmdir(dir);
     return fails;
 }

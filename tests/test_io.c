@@ -130,7 +130,6 @@ int test_shards(void) {
     fails += NL_CHECK(nl_tokens_open(&t, p) == NL_OK && t.n == 5 && !t.shards && t.max_token == 'o',
                       "text file as bytes");
     nl_tokens_close(&t);
-    snprintf(p, sizeof p, "rm -rf %s", dir);
-    fails += NL_CHECK(system(p) == 0, "cleanup");
+    fails += nl_test_rmdir(dir);
     return fails;
 }

@@ -156,7 +156,6 @@ int test_llmc_init(void) {
     fails += expect_error(1, "truncated", a);
     snprintf(a, sizeof a, "train --init-from %s --layers 3 --data %s", bin, txt);
     fails += expect_error(2, "--layers: the model's shape and placement come from --init-from", a);
-    snprintf(a, sizeof a, "rm -rf %s", dir);
-    fails += NL_CHECK(system(a) == 0, "cleanup");
+    fails += nl_test_rmdir(dir);
     return fails;
 }

@@ -596,9 +596,7 @@ int test_torch_twin(void) {
         }
     }
     free(tc);
-    snprintf(out, sizeof out, "rm -rf %s", root);
-    if (system(out) != 0) printf("    could not remove %s\n", root);
-    return fails;
+    return fails + nl_test_rmdir(root);
 }
 
 /* ---------------------------------------------------------------- docs/methods.md §1.3: LN = RMSNorm = CRMSNorm */

@@ -216,7 +216,5 @@ int test_ngpt_cli(void) {
         fails += NL_CHECK(rc == 0 && na == 12 && na == nb && !strcmp(a, b),
                           "%s resume bit-identical (exit %d, %d/%d lines): %s", arch, rc, na, nb, out);
     }
-    snprintf(out, sizeof out, "rm -rf %s", dir);
-    if (system(out) != 0) printf("    could not remove %s\n", dir);
-    return fails;
+    return fails + nl_test_rmdir(dir);
 }

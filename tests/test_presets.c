@@ -74,6 +74,5 @@ int test_presets(void) {
                         i ? "llama" : "gpt2", dir, small[i]);
         fails += NL_CHECK(atoi(out) == 3, "%s: config.txt holds layers, dim and arch of the preset (%s)", small[i], out);
     }
-    nl_run_fmt(out, sizeof out, "rm -rf %s", dir);
-    return fails;
+    return fails + nl_test_rmdir(dir);
 }

@@ -199,8 +199,7 @@ int test_report_render(void) {
     snprintf(cmd, sizeof cmd, "%s report %s/pre 2>&1 >/dev/null", bin, dir);
     fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 2 && strstr(out, "-o report.html is required"), "no -o: %s",
                       out);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    fails += NL_CHECK(system(cmd) == 0, "cleanup");
+    fails += nl_test_rmdir(dir);
     return fails;
 }
 
@@ -228,7 +227,6 @@ int test_report_label(void) {
              "%s report %s/r0 %s/r1 -o %s/r.html 2>&1 && grep -c 'pre +gpas +sdd lr 0.002 s1' %s/r.html && grep -c 'pre lr 0.002 s1' %s/r.html",
              nl_test_bin(), dir, dir, dir, dir, dir);
     fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 0, "labels: %s", out);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    fails += NL_CHECK(system(cmd) == 0, "cleanup");
+    fails += nl_test_rmdir(dir);
     return fails;
 }

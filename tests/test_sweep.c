@@ -73,8 +73,7 @@ int test_sweep_resume(void) {
                       "bad lr: %s", out);
     snprintf(cmd, sizeof cmd, "%s sweep --lr 1e-3 2>&1 >/dev/null", nl_test_bin());
     fails += NL_CHECK(nl_run_cmd(cmd, out, sizeof out) == 2 && strstr(out, "--norm is required"), "no norm: %s", out);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    fails += NL_CHECK(system(cmd) == 0, "cleanup");
+    fails += nl_test_rmdir(dir);
     return fails;
 }
 
@@ -161,7 +160,6 @@ int test_sweep_slurm_args(void) {
     snprintf(sweep, sizeof sweep, "%s sweep --norm pre --lr 1e-3 --run-index 1 --out %s/sw3 2>&1", nl_test_bin(), dir);
     fails += NL_CHECK(nl_run_cmd(sweep, out, sizeof out) == 2 && strstr(out, "--run-index 1: the grid has 1 runs"),
                       "run index out of range: %s", out);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    fails += NL_CHECK(system(cmd) == 0, "cleanup");
+    fails += nl_test_rmdir(dir);
     return fails;
 }

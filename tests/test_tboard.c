@@ -168,6 +168,5 @@ int test_tensorboard(void) {
                     nl_test_bin(), tiny, txt, a, py, a);
     fails += NL_CHECK(rc == 0 && count_events(a) == 1, "a fresh run in an old run directory (--overwrite): %s", out);
 
-    nl_run_fmt(out, sizeof out, "rm -rf %s", dir);
-    return fails;
+    return fails + nl_test_rmdir(dir);
 }
