@@ -782,6 +782,31 @@ def claim_rows(grid, deep, prec, ablations, gemma, time_runs, margin, lr):
                 v = (INC, "the last gap is within 2 SE at some LR")
             rows.append(["1, 2 (time)", "the Peri-LN minus Pre-LN loss gap widens with training time and LR",
                          "; ".join(meas), f"**{v[0]}**: {v[1]}", used])
+        meas, used, ss = [], [], []
+        for tlr in lrs_of(time_runs):
+            a = [r for r in time_runs if r.norm == "pre" and r.lr == tlr and r.diags]
+            b = [r for r in time_runs if r.norm == "peri" and r.lr == tlr and r.diags]
+            steps = sorted(set.intersection(*[{d["diag"] for d in r.diags} for r in a + b]) - {0}) if a and b else []
+            if len(steps) < 2:
+                continue
+            at = lambda rs, st: [max(num(v) for v in d["x_max"]) for r in rs for d in r.diags if d["diag"] == st]  # noqa: E731
+            s0, s1 = sep(at(a, steps[0]), at(b, steps[0]), log=True), sep(at(a, steps[-1]), at(b, steps[-1]), log=True)
+            ss.append((s0, s1))
+            used += a + b
+            meas.append(f"LR {lr_s(tlr)}: pre / peri {fmt_d(s0, True)} at step {steps[0]}, {fmt_d(s1, True)} at step {steps[-1]}")
+        if meas:
+            if any(s1[0] is None for _, s1 in ss):
+                v = decide(None, 1)
+            elif all(s1[0] == 1 and s1[1] > s0[1] for s0, s1 in ss):
+                v = (REP, "at every LR Pre-LN's max abs x ends above Peri-LN's by more than 2 SE, by a larger ratio than at the first pass")
+            elif any(s1[0] == -1 for _, s1 in ss):
+                v = (NOT, "Pre-LN's max abs x ends below Peri-LN's by more than 2 SE at some LR")
+            elif all(s1[0] == 1 for _, s1 in ss):
+                v = (INC, "Pre-LN ends above Peri-LN at every LR, but the ratio did not grow from the first pass at some LR")
+            else:
+                v = (INC, "the last ratio is within 2 SE at some LR")
+            rows.append(["1 (time)", "Pre-LN's largest activation pulls away from Peri-LN's over training (max abs x over all depths)",
+                         "; ".join(meas), f"**{v[0]}**: {v[1]}", used])
     return rows
 
 
