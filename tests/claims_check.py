@@ -3,7 +3,8 @@
 the grid's loss table (mean, sample sd, divergence counts, best LR in bold), the divergence table, the first
 failing LRs, the verdicts (the 2-SE rule of sep() and the rows built on it) with the runs' summed time, the
 per-seed run counts, --best-lrs / --best-runs, the precision table (skipped steps, loss scale, overflow counts, max |x|
-against fp16's range), the ablation difference, and one-line errors with exit status 1.
+against fp16's range), the ablation difference, the time sweep's two rows (the loss gap and the max abs x ratio
+over training), and one-line errors with exit status 1.
 usage: python3 tests/claims_check.py [--keep DIR]; prints "claims_check: ok" and exits 0, else 1."""
 import importlib.util
 import json
