@@ -759,8 +759,8 @@ static void grads_ready(const nl_model *m, size_t lo, size_t hi) {
 /* The branch's input projection backward: dy = dL/d(its output) (through SDD's norm when wired, whose
  * statistics are the first ones of A) -> m->du = dL/du, with the projection's gradients. */
 static void input_linear_backward(nl_model *m, const nl_sub_acts *A, int s, unsigned ms, const float *dy,
-                                  const float *lin, const float *wsdd, float *gsdd, const float *W, float *gW, float *gb,
-                                  size_t N, int K) {
+                                  const float *lin, const float *wsdd, float *gsdd, const float *W, float *gW,
+                                  float *gb, size_t N, int K) {
     if (ms & NL_WIRE_SDD) {
         int wd[3];
         const int ng = sdd_groups(m, s, 1, wd);
@@ -836,7 +836,8 @@ static void branch_backward(nl_model *m, const nl_sub_acts *A, int s, unsigned m
             be->colscale_backward(m->dfch, g->suv, m->dfch, A->fch_lin, w->suv, sf, N, m->FW, m->FW);
             store(m, m->dfch, N * (size_t)m->FW);
         }
-        input_linear_backward(m, A, s, ms, m->dfch, A->fch_lin, w->fc_sdd, g->fc_sdd, w->fc_w, g->fc_w, g->fc_b, N, m->FW);
+        input_linear_backward(m, A, s, ms, m->dfch, A->fch_lin, w->fc_sdd, g->fc_sdd, w->fc_w, g->fc_w, g->fc_b, N,
+                              m->FW);
     }
     store(m, m->du, N * (size_t)C);
 }
