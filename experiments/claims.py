@@ -758,55 +758,54 @@ def claim_rows(grid, deep, prec, ablations, gemma, time_runs, margin, lr):
                          f"gemma {ms([r.val for r in a if r.ok])}, peri {ms([r.val for r in b if r.ok])}; "
                          f"gemma - peri: {fmt_d(s)}", "**{}**: {}".format(*decide(s[0], 0)), a + b])
     if time_runs and {"pre", "peri"} <= set(norms_of(time_runs)):
-        meas, used, ss = [], [], []
-        for tlr in lrs_of(time_runs):
-            a = [r for r in time_runs if r.norm == "peri" and r.lr == tlr]
-            b = [r for r in time_runs if r.norm == "pre" and r.lr == tlr]
-            steps = sorted(set.intersection(*[set(r.vals) for r in a + b])) if a and b else []
-            if len(steps) < 2:
-                continue
-            first = [r.vals[steps[0]] for r in a], [r.vals[steps[0]] for r in b]
-            last = [r.vals[steps[-1]] for r in a], [r.vals[steps[-1]] for r in b]
-            s0, s1 = sep(*first), sep(*last)
-            ss.append((s0, s1))
-            used += a + b
-            meas.append(f"LR {lr_s(tlr)}: peri - pre {fmt_d(s0)} at step {steps[0]}, {fmt_d(s1)} at step {steps[-1]}")
-        if meas:
-            if any(s1[0] is None for _, s1 in ss):
-                v = decide(None, -1)
-            elif all(s1[0] == -1 and s1[1] < s0[1] for s0, s1 in ss):
-                v = (REP, "at every LR Peri-LN's lead at the last step exceeds 2 SE and its first gap")
-            elif any(s1[0] == 1 for _, s1 in ss):
-                v = (NOT, "Peri-LN ends worse by more than 2 SE at some LR")
-            else:
-                v = (INC, "the last gap is within 2 SE at some LR")
-            rows.append(["1, 2 (time)", "the Peri-LN minus Pre-LN loss gap widens with training time and LR",
-                         "; ".join(meas), f"**{v[0]}**: {v[1]}", used])
-        meas, used, ss = [], [], []
-        for tlr in lrs_of(time_runs):
-            a = [r for r in time_runs if r.norm == "pre" and r.lr == tlr and r.diags]
-            b = [r for r in time_runs if r.norm == "peri" and r.lr == tlr and r.diags]
-            steps = sorted(set.intersection(*[{d["diag"] for d in r.diags} for r in a + b]) - {0}) if a and b else []
-            if len(steps) < 2:
-                continue
-            at = lambda rs, st: [max(num(v) for v in d["x_max"]) for r in rs for d in r.diags if d["diag"] == st]  # noqa: E731
-            s0, s1 = sep(at(a, steps[0]), at(b, steps[0]), log=True), sep(at(a, steps[-1]), at(b, steps[-1]), log=True)
-            ss.append((s0, s1))
-            used += a + b
-            meas.append(f"LR {lr_s(tlr)}: pre / peri {fmt_d(s0, True)} at step {steps[0]}, {fmt_d(s1, True)} at step {steps[-1]}")
-        if meas:
-            if any(s1[0] is None for _, s1 in ss):
-                v = decide(None, 1)
-            elif all(s1[0] == 1 and s1[1] > s0[1] for s0, s1 in ss):
-                v = (REP, "at every LR Pre-LN's max abs x ends above Peri-LN's by more than 2 SE, by a larger ratio than at the first pass")
-            elif any(s1[0] == -1 for _, s1 in ss):
-                v = (NOT, "Pre-LN's max abs x ends below Peri-LN's by more than 2 SE at some LR")
-            elif all(s1[0] == 1 for _, s1 in ss):
-                v = (INC, "Pre-LN ends above Peri-LN at every LR, but the ratio did not grow from the first pass at some LR")
-            else:
-                v = (INC, "the last ratio is within 2 SE at some LR")
-            rows.append(["1 (time)", "Pre-LN's largest activation pulls away from Peri-LN's over training (max abs x over all depths)",
-                         "; ".join(meas), f"**{v[0]}**: {v[1]}", used])
+        rows += time_rows(time_runs)
+    return rows
+
+
+def over_time(runs, an, bn, points, log):
+    """per LR of the time sweep: sep(an's runs, bn's) at the first and the last step that every run of both has in
+    points(run) ({step: value}). Returns (texts, [(sep at first, sep at last)], runs used)."""
+    meas, ss, used = [], [], []
+    for lr in lrs_of(runs):
+        a, b = [r for r in runs if r.norm == an and r.lr == lr], [r for r in runs if r.norm == bn and r.lr == lr]
+        pa, pb = [points(r) for r in a], [points(r) for r in b]
+        steps = sorted(set.intersection(*[set(p) for p in pa + pb])) if a and b else []
+        if len(steps) < 2:
+            continue
+        s0, s1 = (sep([p[st] for p in pa], [p[st] for p in pb], log=log) for st in (steps[0], steps[-1]))
+        ss.append((s0, s1))
+        used += a + b
+        meas.append(f"LR {lr_s(lr)}: {an} {'/' if log else '-'} {bn} {fmt_d(s0, log)} at step {steps[0]}, "
+                    f"{fmt_d(s1, log)} at step {steps[-1]}")
+    return meas, ss, used
+
+
+def time_rows(runs):
+    """claims 1 and 2 over training (the time sweep): does Peri-LN's loss lead over Pre-LN grow, and does Pre-LN's
+    largest activation pull away from Peri-LN's, from the first evaluation (diagnostic pass) to the last, at every LR?"""
+    rows = []
+    for cl, what, an, bn, points, log, want, rep, gap in (
+            ("1, 2 (time)", "the Peri-LN minus Pre-LN loss gap widens with training time and LR", "peri", "pre",
+             lambda r: r.vals, False, -1, "at every LR Peri-LN's lead at the last step exceeds 2 SE and its first gap",
+             "Peri-LN ends worse by more than 2 SE at some LR"),
+            ("1 (time)", "Pre-LN's largest activation pulls away from Peri-LN's over training (max abs x over all depths)",
+             "pre", "peri", lambda r: {d["diag"]: max(num(v) for v in d["x_max"]) for d in r.diags if d["diag"] > 0},
+             True, 1, "at every LR Pre-LN's max abs x ends above Peri-LN's by more than 2 SE, by a larger ratio than at "
+             "the first pass", "Pre-LN's max abs x ends below Peri-LN's by more than 2 SE at some LR")):
+        meas, ss, used = over_time(runs, an, bn, points, log)
+        if not meas:
+            continue
+        if any(s1[0] is None for _, s1 in ss):
+            v = decide(None, want)
+        elif all(s1[0] == want and want * (s1[1] - s0[1]) > 0 for s0, s1 in ss):
+            v = (REP, rep)
+        elif any(s1[0] == -want for _, s1 in ss):
+            v = (NOT, gap)
+        elif all(s1[0] == want for _, s1 in ss):
+            v = (INC, "the difference at the last step exceeds 2 SE at every LR, but did not grow from the first at some LR")
+        else:
+            v = (INC, "the difference at the last step is within 2 SE at some LR")
+        rows.append([cl, what, "; ".join(meas), f"**{v[0]}**: {v[1]}", used])
     return rows
 
 
