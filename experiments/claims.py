@@ -737,12 +737,8 @@ def claim_rows(grid, deep, prec, ablations, gemma, time_runs, margin, lr):
             v = decide(s[0], -1)
             at = f"at Pre-LN's best LR {lr_s(plr)}"
         used = cell_vals(grid, n, blr)[0] + cell_vals(grid, "pre", plr)[0]
-        meas = f"12 blocks, {n} - pre {at}: {fmt_d(s)}"
-        for dl in lrs_of(deep):
-            if any(r.norm == n and r.lr == dl for r in deep) and any(r.norm == "pre" and r.lr == dl for r in deep):
-                meas += f"; 24 blocks at LR {lr_s(dl)}: {fmt_d(sep(cell_vals(deep, n, dl)[1], cell_vals(deep, 'pre', dl)[1]))}"
-                used += cell_vals(deep, n, dl)[0] + cell_vals(deep, "pre", dl)[0]
-        rows.append([cl, what + (" (and more so with depth)" if cl == "14" else ""), meas, f"**{v[0]}**: {v[1]} (12 blocks)", used])
+        rows.append([cl, what, f"12 blocks, {n} - pre {at}: {fmt_d(s)}", f"**{v[0]}**: {v[1]} (12 blocks)", used])
+    rows += depth_rows(grid, deep)
     if {"pre", "lns"} <= ns and lr in lrs:
         a, b = cell_vals(grid, "pre", lr, var_end), cell_vals(grid, "lns", lr, var_end)
         s = sep(a[1], b[1], log=True)
@@ -759,6 +755,39 @@ def claim_rows(grid, deep, prec, ablations, gemma, time_runs, margin, lr):
                          f"gemma - peri: {fmt_d(s)}", "**{}**: {}".format(*decide(s[0], 0)), a + b])
     if time_runs and {"pre", "peri"} <= set(norms_of(time_runs)):
         rows += time_rows(time_runs)
+    return rows
+
+
+def depth_rows(grid, deep):
+    """claims 11 and 14 on the 24-block pass: Mix-LN and LNS against Pre-LN, each at its best LR of the pass;
+    for LNS also whether its lead is larger than at 12 blocks (each at its best LR of the grid)"""
+    rows = []
+    for cl, n, what in (("11", "mix", "Mix-LN's loss is at or below Pre-LN's at 24 blocks"),
+                        ("14", "lns", "LNS beats Pre-LN at 24 blocks, by more than at 12")):
+        if not (deep and best_lr(deep, n) and best_lr(deep, "pre")):
+            continue
+        bn, bp = best_lr(deep, n)[0], best_lr(deep, "pre")[0]
+        a, b = cell_vals(deep, n, bn), cell_vals(deep, "pre", bp)
+        s = sep(a[1], b[1])
+        meas = (f"24 blocks (LRs {', '.join(lr_s(x) for x in lrs_of(deep))}), {n} - pre at their best LRs "
+                f"({lr_s(bn)}, {lr_s(bp)}): {fmt_d(s)}")
+        if cl == "11":
+            v = {None: decide(None, 0), 1: (NOT, "above by more than 2 SE"), 0: (REP, "within 2 SE (\"at\")"),
+                 -1: (REP, "below by more than 2 SE")}[s[0]]
+        else:  # the lead at 24 blocks, then its growth from 12 (the difference of the two differences)
+            v = decide(s[0], -1)
+            g = (best_lr(grid, n), best_lr(grid, "pre")) if grid else (None, None)
+            s12 = sep(cell_vals(grid, n, g[0][0])[1], cell_vals(grid, "pre", g[1][0])[1]) if all(g) else (None,) * 3
+            if s[0] == -1 and s12[2] is None:
+                v = (INC, "LNS leads at 24 blocks by more than 2 SE; no 12-block spread to judge its growth by")
+            elif s[0] == -1:
+                dd, se = s[1] - s12[1], math.sqrt(s[2] ** 2 + s12[2] ** 2)
+                meas += (f"; 12 blocks, at their best LRs ({lr_s(g[0][0])}, {lr_s(g[1][0])}): {fmt_d(s12)}; "
+                         f"24 minus 12: {dd:+.3f} +- {se:.3f}")
+                v = ((REP, "LNS leads at 24 blocks, and by more than at 12, each by more than 2 SE") if dd < -2 * se else
+                     (INC, "LNS leads at 24 blocks by more than 2 SE; the lead's growth from 12 blocks is within 2 SE")
+                     if dd <= 2 * se else (NOT, "LNS leads at 24 blocks, but by less than at 12 (more than 2 SE)"))
+        rows.append([cl + " (24 blocks)", what, meas, f"**{v[0]}**: {v[1]}", a[0] + b[0]])
     return rows
 
 
