@@ -119,6 +119,11 @@ int test_prepare(void) {
     fails += expect_error(2, "--shard-tokens 0", a);
     snprintf(a, sizeof a, "prepare --in %s/a.txt --out %s/x --bpe-dir %s", dir, dir, dir);
     fails += expect_error(1, "encoder.json", a);
+    char longdir[NL_PATH_MAX + 2];
+    memset(longdir, 'd', sizeof longdir - 1);
+    longdir[sizeof longdir - 1] = 0;
+    snprintf(a, sizeof a, "prepare --in %s/a.txt --out %s", dir, longdir);
+    fails += expect_error(2, "--out: value longer than 1023 bytes", a);
     fails += nl_test_rmdir(dir);
     return fails;
 }
