@@ -75,6 +75,16 @@ int nl_run_fmt(char *out, size_t cap, const char *fmt, ...) {
     return nl_run_cmd(cmd, out, cap);
 }
 
+int nl_expect_error(int code, const char *want, const char *args) {
+    char out[8192];
+    const int rc = nl_run_fmt(out, sizeof out, "%s %s 2>&1 >/dev/null", nl_test_bin(), args);
+    int lines = 0;
+    for (const char *p = out; *p; p++) lines += *p == '\n';
+    const int ok = rc == code && lines == 1 && strstr(out, want);
+    if (!ok) printf("    '%s': exit %d (want %d), stderr: %s", args, rc, code, out);
+    return !ok;
+}
+
 int nl_metrics_curve(const char *path, char *buf, size_t cap) {
     FILE *f = fopen(path, "r");
     buf[0] = 0;

@@ -29,6 +29,9 @@ int nl_run_cmd(const char *cmd, char *out, size_t cap);
 
 /* nl_run_cmd on a printf-formatted command line. */
 int nl_run_fmt(char *out, size_t cap, const char *fmt, ...);
+/* Runs "normlab ARGS" and checks that it exits with `code` and prints exactly one line on stderr,
+ * containing `want`: 0, or 1 with what it got printed. */
+int nl_expect_error(int code, const char *want, const char *args);
 /* A metrics.jsonl file without the timing fields (from ", \"tok_per_s\"" on), each line ended by
  * '|', into buf; returns the number of lines, -1 if the file cannot be read. */
 int nl_metrics_curve(const char *path, char *buf, size_t cap);

@@ -23,18 +23,6 @@ static void write_file(const char *path, const void *p, size_t n) {
 
 #define TINY "--layers 2 --dim 32 --heads 2 --seq-len 32 --batch 4 --threads 2"
 
-/* cmd must exit with `code` and print exactly one line on stderr containing `want` */
-static int expect_error(int code, const char *want, const char *args) {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1 >/dev/null", nl_test_bin(), args);
-    int rc = nl_run_cmd(cmd, out, sizeof out);
-    int lines = 0;
-    for (char *p = out; *p; p++) lines += *p == '\n';
-    int ok = rc == code && lines == 1 && strstr(out, want);
-    if (!ok) printf("    '%s': exit %d (want %d), stderr: %s", args, rc, code, out);
-    return !ok;
-}
-
 int test_cli_errors(void) {
     int fails = 0;
     char dir[] = "/tmp/nl_cli_XXXXXX", a[8192];
@@ -90,16 +78,16 @@ int test_cli_errors(void) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(a, sizeof a, cases[i].fmt, i == 12 ? small : txt);
-        fails += expect_error(cases[i].code, cases[i].want, a);
+        fails += nl_expect_error(cases[i].code, cases[i].want, a);
     }
     snprintf(a, sizeof a, "train --data %s/missing.txt", dir);
-    fails += expect_error(1, "cannot open", a);
+    fails += nl_expect_error(1, "cannot open", a);
     snprintf(a, sizeof a, "train --data %s", empty);
-    fails += expect_error(1, "is empty", a);
+    fails += nl_expect_error(1, "is empty", a);
     snprintf(a, sizeof a, "train --data %s", bad);
-    fails += expect_error(1, "shorter than the 1024-byte shard header", a);
-    fails += expect_error(2, "unknown command 'fly'", "fly");
-    fails += expect_error(2, "unknown option '--bogus'", "info --bogus");
+    fails += nl_expect_error(1, "shorter than the 1024-byte shard header", a);
+    fails += nl_expect_error(2, "unknown command 'fly'", "fly");
+    fails += nl_expect_error(2, "unknown option '--bogus'", "info --bogus");
     fails += NL_CHECK(run("NL_GEMM=bogus %s info 2>&1 >/dev/null", nl_test_bin()) == 2 &&
                               !strcmp(out, "normlab: NL_GEMM=bogus: expected onednn or openblas\n"),
                       "NL_GEMM=bogus: %s", out);
@@ -111,21 +99,21 @@ int test_cli_errors(void) {
              dir, dir);
     fails += NL_CHECK(system(a) == 0, "truncate");
     snprintf(a, sizeof a, "eval --ckpt %s/trunc.safetensors --data %s", dir, txt);
-    fails += expect_error(1, "do not fit", a);
+    fails += nl_expect_error(1, "do not fit", a);
     snprintf(a, sizeof a, "eval --ckpt %s --data %s", junk, txt);
-    fails += expect_error(1, "malformed safetensors header", a);
+    fails += nl_expect_error(1, "malformed safetensors header", a);
     snprintf(a, sizeof a, "export --ckpt %s/run --out %s/m.safetensors", dir, dir);
     fails += NL_CHECK(run("%s %s", nl_test_bin(), a) == 0, "export");
     snprintf(a, sizeof a, "eval --ckpt %s/m.safetensors --data %s", dir, txt);
-    fails += expect_error(1, "not a normlab checkpoint", a);
+    fails += nl_expect_error(1, "not a normlab checkpoint", a);
     snprintf(a, sizeof a, "eval --ckpt %s --data %s", dir, txt);
-    fails += expect_error(1, "holds no checkpoint", a);
+    fails += nl_expect_error(1, "holds no checkpoint", a);
     snprintf(a, sizeof a, "eval --ckpt %s/run --data %s", dir, small);
-    fails += expect_error(2, "fewer than seq-len + 1", a);
+    fails += nl_expect_error(2, "fewer than seq-len + 1", a);
     snprintf(a, sizeof a, "train --init-from %s/m.safetensors --layers 3 --data %s", dir, txt);
-    fails += expect_error(2, "--layers: the model's shape and placement come from --init-from", a);
+    fails += nl_expect_error(2, "--layers: the model's shape and placement come from --init-from", a);
     snprintf(a, sizeof a, "train --init-from %s --data %s", junk, txt);
-    fails += expect_error(1, "malformed", a);
+    fails += nl_expect_error(1, "malformed", a);
     fails += nl_test_rmdir(dir);
     return fails;
 }

@@ -25,16 +25,6 @@ static void spit(const char *path, const char *s) {
     fclose(f);
 }
 
-/* exit code `code` and one stderr line containing `want` */
-static int expect_error(int code, const char *want, const char *args) {
-    int rc = run("%s %s 2>&1 >/dev/null", nl_test_bin(), args);
-    int lines = 0;
-    for (char *p = out; *p; p++) lines += *p == '\n';
-    int ok = rc == code && lines == 1 && strstr(out, want);
-    if (!ok) printf("    '%s': exit %d (want %d), stderr: %s", args, rc, code, out);
-    return !ok;
-}
-
 static double json_number(const char *s, const char *key) {
     const char *p = s ? strstr(s, key) : NULL;
     return p ? atof(p + strlen(key)) : NAN;
@@ -104,26 +94,26 @@ int test_prepare(void) {
     }
     /* errors */
     snprintf(a, sizeof a, "prepare --in %s/a.txt --out %s/x --tokenizer bogus", dir, dir);
-    fails += expect_error(2, "--tokenizer: 'bogus' is not gpt2|byte", a);
+    fails += nl_expect_error(2, "--tokenizer: 'bogus' is not gpt2|byte", a);
     snprintf(a, sizeof a, "prepare --out %s/x", dir);
-    fails += expect_error(2, "--in is required", a);
+    fails += nl_expect_error(2, "--in is required", a);
     snprintf(a, sizeof a, "prepare --in %s/a.txt", dir);
-    fails += expect_error(2, "--out is required", a);
+    fails += nl_expect_error(2, "--out is required", a);
     snprintf(a, sizeof a, "prepare --in %s/missing.txt --out %s/x", dir, dir);
-    fails += expect_error(1, "cannot open", a);
+    fails += nl_expect_error(1, "cannot open", a);
     snprintf(a, sizeof a, "prepare --in '%s/none*.txt' --out %s/x", dir, dir);
-    fails += expect_error(1, "no file matches", a);
+    fails += nl_expect_error(1, "no file matches", a);
     snprintf(a, sizeof a, "prepare --in %s/a.txt --out %s/x --val-frac 1", dir, dir);
-    fails += expect_error(2, "--val-frac 1", a);
+    fails += nl_expect_error(2, "--val-frac 1", a);
     snprintf(a, sizeof a, "prepare --in %s/a.txt --out %s/x --shard-tokens 0", dir, dir);
-    fails += expect_error(2, "--shard-tokens 0", a);
+    fails += nl_expect_error(2, "--shard-tokens 0", a);
     snprintf(a, sizeof a, "prepare --in %s/a.txt --out %s/x --bpe-dir %s", dir, dir, dir);
-    fails += expect_error(1, "encoder.json", a);
+    fails += nl_expect_error(1, "encoder.json", a);
     char longdir[NL_PATH_MAX + 2];
     memset(longdir, 'd', sizeof longdir - 1);
     longdir[sizeof longdir - 1] = 0;
     snprintf(a, sizeof a, "prepare --in %s/a.txt --out %s", dir, longdir);
-    fails += expect_error(2, "--out: value longer than 1023 bytes", a);
+    fails += nl_expect_error(2, "--out: value longer than 1023 bytes", a);
     fails += nl_test_rmdir(dir);
     return fails;
 }
@@ -218,7 +208,7 @@ int test_config_file(void) {
              "# tiny experiment\n\nnorm = pre\nnorm-type = rmsnorm\n  layers = 2   # not a comment: an error\n");
     spit(p, a);
     snprintf(a, sizeof a, "train --config %s/exp.txt --data %s/t.txt", dir, dir);
-    fails += expect_error(2, "exp.txt:5: --layers: '2   # not a comment: an error' is not an integer", a);
+    fails += nl_expect_error(2, "exp.txt:5: --layers: '2   # not a comment: an error' is not an integer", a);
     snprintf(a, sizeof a,
              "# tiny experiment\n\nnorm = pre\nnorm-type = rmsnorm\n  layers = 2\ndim=32\nheads = 2\nseq_len = 16\n"
              "batch = 2\nsteps = 3\neval_windows = 2\nthreads = 2\ndata = %s/t.txt\nout = %s/a\nlr = 1e-3\n",
@@ -245,15 +235,15 @@ int test_config_file(void) {
     snprintf(p, sizeof p, "%s/bad.txt", dir);
     spit(p, "norm = pre\n\n# x\nbogus_key = 3\n");
     snprintf(a, sizeof a, "train --config %s/bad.txt", dir);
-    fails += expect_error(2, "bad.txt:4: unknown option 'bogus_key'", a);
+    fails += nl_expect_error(2, "bad.txt:4: unknown option 'bogus_key'", a);
     spit(p, "norm pre\n");
-    fails += expect_error(2, "bad.txt:1: expected 'key = value'", a);
+    fails += nl_expect_error(2, "bad.txt:1: expected 'key = value'", a);
     spit(p, "norm = sideways\n");
-    fails += expect_error(2, "bad.txt:1: --norm: unknown placement 'sideways'", a);
+    fails += nl_expect_error(2, "bad.txt:1: --norm: unknown placement 'sideways'", a);
     spit(p, "config = other.txt\n");
-    fails += expect_error(2, "bad.txt:1: unknown option 'config' (config files do not nest)", a);
+    fails += nl_expect_error(2, "bad.txt:1: unknown option 'config' (config files do not nest)", a);
     snprintf(a, sizeof a, "train --config %s/missing.txt", dir);
-    fails += expect_error(1, "cannot open config file", a);
+    fails += nl_expect_error(1, "cannot open config file", a);
     fails += nl_test_rmdir(dir);
     return fails;
 }

@@ -52,15 +52,6 @@ static float *write_model(const char *path, int version, size_t drop) {
     return p;
 }
 
-static int expect_error(int code, const char *want, const char *args) {
-    int rc = run("%s %s 2>&1 >/dev/null", nl_test_bin(), args);
-    int lines = 0;
-    for (char *q = out; *q; q++) lines += *q == '\n';
-    int ok = rc == code && lines == 1 && strstr(out, want);
-    if (!ok) printf("    '%s': exit %d (want %d), stderr: %s", args, rc, code, out);
-    return !ok;
-}
-
 int test_llmc_init(void) {
     int fails = 0;
     char dir[] = "/tmp/nl_llmc_XXXXXX", bin[64], a[4096];
@@ -141,9 +132,9 @@ int test_llmc_init(void) {
     fputs("{\"context\": \"a\", \"choices\": [\"b\", \"c\"], \"label\": 0}\n", mc);
     fclose(mc);
     snprintf(a, sizeof a, "eval-mc --ckpt %s/run --task generic --data %s/mc.jsonl", dir, dir);
-    fails += expect_error(2, "vocabulary (300) is neither bytes (256) nor GPT-2's (50257)", a);
+    fails += nl_expect_error(2, "vocabulary (300) is neither bytes (256) nor GPT-2's (50257)", a);
     snprintf(a, sizeof a, "eval --ckpt %s/run --data %s --metric bpb", dir, txt);
-    fails += expect_error(2, "vocabulary (300) is neither bytes (256) nor GPT-2's (50257)", a);
+    fails += nl_expect_error(2, "vocabulary (300) is neither bytes (256) nor GPT-2's (50257)", a);
     /* fine-tuning runs */
     rc = run("%s train --init-from %s --steps 10 --lr 1e-2 --warmup 1 --batch 4 --data %s --out %s/ft --threads 2 2>&1",
              nl_test_bin(), bin, txt, dir);
@@ -151,11 +142,11 @@ int test_llmc_init(void) {
     /* malformed files */
     free(write_model(bin, 5, 0));
     snprintf(a, sizeof a, "train --init-from %s --data %s", bin, txt);
-    fails += expect_error(1, "version 5 is not supported (only 3, fp32); HINT: this is a bf16 file", a);
+    fails += nl_expect_error(1, "version 5 is not supported (only 3, fp32); HINT: this is a bf16 file", a);
     free(write_model(bin, 3, 100));
-    fails += expect_error(1, "truncated", a);
+    fails += nl_expect_error(1, "truncated", a);
     snprintf(a, sizeof a, "train --init-from %s --layers 3 --data %s", bin, txt);
-    fails += expect_error(2, "--layers: the model's shape and placement come from --init-from", a);
+    fails += nl_expect_error(2, "--layers: the model's shape and placement come from --init-from", a);
     fails += nl_test_rmdir(dir);
     return fails;
 }
