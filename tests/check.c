@@ -75,6 +75,17 @@ int nl_run_fmt(char *out, size_t cap, const char *fmt, ...) {
     return nl_run_cmd(cmd, out, cap);
 }
 
+double nl_json_number(const char *s, const char *key) {
+    const char *p = s ? strstr(s, key) : NULL;
+    return p ? atof(p + strlen(key)) : NAN;
+}
+
+int nl_count(const char *s, const char *needle) {
+    int n = 0;
+    for (const char *p = s; (p = strstr(p, needle)); p += strlen(needle)) n++;
+    return n;
+}
+
 int nl_expect_error(int code, const char *want, const char *args) {
     char out[8192];
     const int rc = nl_run_fmt(out, sizeof out, "%s %s 2>&1 >/dev/null", nl_test_bin(), args);

@@ -29,6 +29,10 @@ int nl_run_cmd(const char *cmd, char *out, size_t cap);
 
 /* nl_run_cmd on a printf-formatted command line. */
 int nl_run_fmt(char *out, size_t cap, const char *fmt, ...);
+/* The number after `key` in s (e.g. key "\"val_loss\": "), NAN when s is NULL or lacks key. */
+double nl_json_number(const char *s, const char *key);
+/* How many times needle occurs in s, not overlapping. */
+int nl_count(const char *s, const char *needle);
 /* Runs "normlab ARGS" and checks that it exits with `code` and prints exactly one line on stderr,
  * containing `want`: 0, or 1 with what it got printed. */
 int nl_expect_error(int code, const char *want, const char *args);

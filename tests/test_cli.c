@@ -118,19 +118,14 @@ int test_cli_errors(void) {
     return fails;
 }
 
-static double json_number(const char *s, const char *key) {
-    const char *p = strstr(s, key);
-    return p ? atof(p + strlen(key)) : NAN;
-}
-
 /* The 30-step curve of run directory rundir into curve (cap bytes): 30 lines and a falling loss; *first
  * gets the first loss. */
 static int check_curve(const char *rundir, char *curve, size_t cap, double *first) {
     char p[160];
     snprintf(p, sizeof p, "%s/metrics.jsonl", rundir);
     int fails = NL_CHECK(nl_metrics_curve(p, curve, cap) == 30, "30 metrics lines");
-    *first = json_number(curve, "\"loss\": ");
-    const double last = json_number(strstr(curve, "\"step\": 30"), "\"loss\": ");
+    *first = nl_json_number(curve, "\"loss\": ");
+    const double last = nl_json_number(strstr(curve, "\"step\": 30"), "\"loss\": ");
     return fails + NL_CHECK(last < *first - 0.5, "loss falls: %.3f -> %.3f", *first, last);
 }
 
@@ -138,15 +133,15 @@ static int check_curve(const char *rundir, char *curve, size_t cap, double *firs
  * gives the same loss */
 static int check_export_twin(const char *dir, const char *rundir, const char *txt) {
     int rc = run("%s eval --ckpt %s --data %s --max-windows 20 2>&1", nl_test_bin(), rundir, txt);
-    const double c_loss = json_number(out, "\"loss\": ");
+    const double c_loss = nl_json_number(out, "\"loss\": ");
     int fails = NL_CHECK(rc == 0 && strstr(out, "\"tokens\": 640,"), "eval: %s", out);
     rc = run("%s export --ckpt %s --out %s/m.safetensors 2>&1", nl_test_bin(), rundir, dir);
     fails += NL_CHECK(rc == 0, "export: %s", out);
     rc = run("%s tests/ref_check.py eval --model %s/m.safetensors --data %s --max-windows 20 2>&1", nl_test_python(),
              dir, txt);
     fails += NL_CHECK(rc == 0 && strstr(out, "\"tokens\": 640"), "twin eval: %s", out);
-    return fails +
-           nl_check_scalar("normlab eval vs PyTorch eval of the export", c_loss, json_number(out, "\"loss\": "), 1e-4);
+    return fails + nl_check_scalar("normlab eval vs PyTorch eval of the export", c_loss,
+                                   nl_json_number(out, "\"loss\": "), 1e-4);
 }
 
 /* normlab info = normlab --version; NL_GEMM switches the matmul library, and a short run gives the same
@@ -182,7 +177,7 @@ int test_cli_info(void) {
         FILE *f = fopen(p, "r");
         char line[1024];
         for (int i = 0; i < 3; i++)
-            loss[lib][i] = f && fgets(line, sizeof line, f) ? json_number(line, "\"loss\": ") : NAN;
+            loss[lib][i] = f && fgets(line, sizeof line, f) ? nl_json_number(line, "\"loss\": ") : NAN;
         if (f) fclose(f);
     }
     for (int i = 0; i < 3; i++)
@@ -232,7 +227,7 @@ int test_cli_end_to_end(void) {
     fails += NL_CHECK(rc == 0 && strstr(out, "L=2 d=32"), "train --init-from: %s", out);
     snprintf(p, sizeof p, "%s/run3/metrics.jsonl", dir);
     nl_metrics_curve(p, l2, sizeof l2);
-    double init_loss = json_number(l2, "\"loss\": ");
+    double init_loss = nl_json_number(l2, "\"loss\": ");
     fails += NL_CHECK(init_loss < first - 0.5, "--init-from starts from the trained weights (loss %.3f vs fresh %.3f)",
                       init_loss, first);
     fails += nl_test_rmdir(dir);

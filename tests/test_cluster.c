@@ -33,12 +33,6 @@ static int skip(const char *why) {
     return 0;
 }
 
-static int count(const char *s, const char *needle) {
-    int n = 0;
-    for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle)) n++;
-    return n;
-}
-
 static double mtime(const char *path) {
     struct stat sb;
     return stat(path, &sb) == 0 ? (double)sb.st_mtim.tv_sec + 1e-9 * sb.st_mtim.tv_nsec : -1.0;
@@ -248,9 +242,9 @@ int test_sweep_mpi(void) {
         fails += NL_CHECK(rc == 0 && strstr(out, want) && strstr(out, "0 finished earlier"),
                           "mpirun -np %d sweep: exit %d: %s", np, rc, out);
         /* every run trained once, by some rank; only rank 0 prints the header and writes the summary */
-        fails += NL_CHECK(count(out, ": done, val loss") == n, "np %d: %d runs done, want %d: %s", np,
-                          count(out, ": done, val loss"), n, out);
-        fails += NL_CHECK(count(out, "normlab sweep:") == 1 && count(out, "wrote ") == 1,
+        fails += NL_CHECK(nl_count(out, ": done, val loss") == n, "np %d: %d runs done, want %d: %s", np,
+                          nl_count(out, ": done, val loss"), n, out);
+        fails += NL_CHECK(nl_count(out, "normlab sweep:") == 1 && nl_count(out, "wrote ") == 1,
                           "np %d: one header, one summary: %s", np, out);
         for (int r = 0; r < np; r++) {
             char tag[32];
@@ -264,7 +258,7 @@ int test_sweep_mpi(void) {
                      np == 2 ? "0.001"
                      : k % 2 ? "0.002"
                              : "0.001");
-            fails += NL_CHECK(count(out, run) == 1, "np %d: '%s' trained once: %s", np, run, out);
+            fails += NL_CHECK(nl_count(out, run) == 1, "np %d: '%s' trained once: %s", np, run, out);
             snprintf(rd, sizeof rd, "%s/np%d/%s_lr%s_s1337", dir, np, nn[np == 2 ? k : k / 2],
                      np == 2 ? "0.001"
                      : k % 2 ? "0.002"
@@ -278,7 +272,7 @@ int test_sweep_mpi(void) {
         /* again: nothing left to run */
         rc = nl_run_cmd(sweep, out, sizeof out);
         snprintf(want, sizeof want, "%d finished earlier", n);
-        fails += NL_CHECK(rc == 0 && strstr(out, want) && !strstr(out, "rank 0: [") && count(out, "wrote ") == 1,
+        fails += NL_CHECK(rc == 0 && strstr(out, want) && !strstr(out, "rank 0: [") && nl_count(out, "wrote ") == 1,
                           "np %d rerun: %s", np, out);
     }
     return fails + nl_test_rmdir(dir);

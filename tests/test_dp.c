@@ -60,12 +60,6 @@ static double ckpt_diff(const char *pa, const char *pb, int *same) {
     return d;
 }
 
-static int count(const char *s, const char *needle) {
-    int n = 0;
-    for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle)) n++;
-    return n;
-}
-
 /* the loss of metrics line `step` in dir */
 static double loss_at(const char *dir, int step) {
     char cmd[600];
@@ -100,7 +94,7 @@ int test_dp_equiv(void) {
         fails += NL_CHECK(train("", single, acc, data) == 0, "one process, --accum %d", np);
         snprintf(launch, sizeof launch, MPIRUN " -np %d", np);
         fails += NL_CHECK(train(launch, dp, "--batch 3 --steps 6", data) == 0, "mpirun -np %d", np);
-        fails += NL_CHECK(count(out, "done: 6 steps") == 1 && count(out, "normlab train: gpt2") == 1 &&
+        fails += NL_CHECK(nl_count(out, "done: 6 steps") == 1 && nl_count(out, "normlab train: gpt2") == 1 &&
                                   strstr(out, "data parallel: "),
                           "-np %d: one log, from rank 0: %s", np, out);
         fails += NL_CHECK(train(launch, zero, "--batch 3 --steps 6 --zero 1", data) == 0, "mpirun -np %d --zero 1", np);
@@ -222,12 +216,12 @@ int test_dp_faults(void) {
     fails += NL_CHECK(rc == 2 &&
                               strstr(out,
                                      "--zero 1 shards the AdamW moments across MPI ranks, but this run has one rank") &&
-                              count(out, "\n") == 1,
+                              nl_count(out, "\n") == 1,
                       "--zero 1 on one process: exit 2, one line: %s", out);
     if (!mpi_build()) return fails;
     rc = train(MPIRUN " -np 2", run, "--batch 4 --global-batch 12 --steps 2", data);
-    fails += NL_CHECK(rc != 0 && count(out, "is not a multiple of ranks x --batch = 2 x 4 = 8") == 1 &&
-                              count(out, "normlab train") == 1,
+    fails += NL_CHECK(rc != 0 && nl_count(out, "is not a multiple of ranks x --batch = 2 x 4 = 8") == 1 &&
+                              nl_count(out, "normlab train") == 1,
                       "--global-batch that 2 x batch does not divide: exit %d, one error line: %s", rc, out);
     /* rank 1 SIGKILLs itself at step 11; checkpoints every 4 steps */
     snprintf(log, sizeof log, "%s/kill.log", dir);
@@ -254,7 +248,7 @@ int test_dp_faults(void) {
                     " -np 2 %s train --data %s %s --out %s/n --batch 2 --steps 8 --ckpt-every 2 "
                     "--on-nan rollback --zero 1 2>&1",
                     nl_test_bin(), data, model, dir);
-    fails += NL_CHECK(rc == 0 && count(out, "rolled back to step 4") == 1 && strstr(out, "done: 8 steps"),
+    fails += NL_CHECK(rc == 0 && nl_count(out, "rolled back to step 4") == 1 && strstr(out, "done: 8 steps"),
                       "rollback on 2 ranks: exit %d: %s", rc, out);
     /* the parameter check notices a rank that drifted (one parameter of rank 2 moved after step 3) */
     rc = nl_run_fmt(out, sizeof out,
@@ -441,7 +435,7 @@ int test_dp_watchdog(void) {
     snprintf(data, sizeof data, "%s/t.txt", dir);
     nl_make_text(data, 6000);
     int rc = train("", dir, "--steps 1 --dp-timeout -1", data);
-    fails += NL_CHECK(rc == 2 && strstr(out, "--dp-timeout -1: must be in 0..1e6 seconds") && count(out, "\n") == 1,
+    fails += NL_CHECK(rc == 2 && strstr(out, "--dp-timeout -1: must be in 0..1e6 seconds") && nl_count(out, "\n") == 1,
                       "--dp-timeout -1: exit 2, one line: %s", out);
     if (!mpi_build()) return fails;
     snprintf(log, sizeof log, "%s/stop.log", dir);

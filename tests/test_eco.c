@@ -25,11 +25,6 @@ static void spit(const char *path, const char *s) {
     fclose(f);
 }
 
-static double json_number(const char *s, const char *key) {
-    const char *p = s ? strstr(s, key) : NULL;
-    return p ? atof(p + strlen(key)) : NAN;
-}
-
 int test_prepare(void) {
     int fails = 0;
     char dir[] = "/tmp/nl_prep_XXXXXX", a[4096], p[256];
@@ -157,19 +152,19 @@ int test_gpt2_vocab(void) {
     rc = run("%s sample --ckpt %s/run --prompt '' --tokens 4 --temperature 0 2>&1", nl_test_bin(), dir);
     fails += NL_CHECK(rc == 0, "sample with an empty prompt (starts at <|endoftext|>): %s", out);
     rc = run("%s eval --ckpt %s/run --data %s/sh/val_000000.bin --max-windows 8 2>&1", nl_test_bin(), dir, dir);
-    const double c_loss = json_number(out, "\"loss\": ");
+    const double c_loss = nl_json_number(out, "\"loss\": ");
     fails += NL_CHECK(rc == 0, "eval: %s", out);
     rc = run("%s export --ckpt %s/run --out %s/m.safetensors 2>&1 && %s tests/ref_check.py eval --model %s/m.safetensors "
              "--data %s/sh/val_000000.bin --max-windows 8 2>&1",
              nl_test_bin(), dir, dir, nl_test_python(), dir, dir);
     fails += NL_CHECK(rc == 0, "export + PyTorch eval: %s", out);
     fails += nl_check_scalar("GPT-2-vocabulary export: normlab eval vs PyTorch twin", c_loss,
-                             json_number(out, "\"loss\": "), 1e-4);
+                             nl_json_number(out, "\"loss\": "), 1e-4);
     /* bits per byte: the scored targets' bytes come from the tokenizer */
     rc = run("%s eval --ckpt %s/run --data %s/sh/val_000000.bin --max-windows 8 --metric bpb 2>&1", nl_test_bin(), dir,
              dir);
     fails += NL_CHECK(rc == 0 && strstr(out, "\"bpb\": "), "eval --metric bpb on a GPT-2 model: %s", out);
-    const double bpb = json_number(out, "\"bpb\": "), loss = json_number(out, "\"loss\": ");
+    const double bpb = nl_json_number(out, "\"bpb\": "), loss = nl_json_number(out, "\"loss\": ");
     nl_tokens vt;
     snprintf(p, sizeof p, "%s/sh/val_000000.bin", dir);
     if (rc == 0 && nl_tokens_open(&vt, p) == NL_OK) {

@@ -25,12 +25,6 @@ static void make_tmpdir(void) {
 
 static int remove_tmpdir(void) { return NL_CHECK(run("rm -rf %s", tmpdir) == 0, "cleanup"); }
 
-static int count(const char *s, const char *what) {
-    int n = 0;
-    for (const char *p = s; (p = strstr(p, what)); p += strlen(what)) n++;
-    return n;
-}
-
 /* item 1: resuming a directory whose only checkpoint is truncated names the reason once */
 int test_resume_truncated(void) {
     int fails = 0;
@@ -40,8 +34,8 @@ int test_resume_truncated(void) {
     run("truncate -s 20000 %s/r/ckpt-00000002.safetensors", tmpdir);
     int rc = run("%s train --resume %s/r 2>&1 >/dev/null | grep -v 'warning: skipping'", nl_test_bin(), tmpdir);
     (void)rc;
-    fails += NL_CHECK(count(out, "\n") == 1 && count(out, "no checkpoint in it loads") == 1 &&
-                              strstr(out, "do not fit") && count(out, "(the last error: ") == 1,
+    fails += NL_CHECK(nl_count(out, "\n") == 1 && nl_count(out, "no checkpoint in it loads") == 1 &&
+                              strstr(out, "do not fit") && nl_count(out, "(the last error: ") == 1,
                       "one clean line: %s", out);
     fails += NL_CHECK(run("%s train --resume %s/r >/dev/null 2>&1", nl_test_bin(), tmpdir) == 1, "exit 1");
     return fails + remove_tmpdir();
@@ -126,7 +120,7 @@ int test_warmup_warning(void) {
     make_tmpdir();
     int rc = run("%s train " TINY " --steps 3 --warmup 5 --data %s --out %s/a 2>&1 >/dev/null", nl_test_bin(), txt,
                  tmpdir);
-    fails += NL_CHECK(rc == 0 && count(out, "\n") == 1 &&
+    fails += NL_CHECK(rc == 0 && nl_count(out, "\n") == 1 &&
                               strstr(out, "warning: --warmup 5 is longer than the 3-step schedule"),
                       "warning: %s", out);
     rc = run("%s train " TINY " --steps 3 --warmup 3 --data %s --out %s/b 2>&1 >/dev/null", nl_test_bin(), txt, tmpdir);
@@ -163,7 +157,7 @@ int test_run_dir_guard(void) {
                       "train: %s", out);
     run("touch %s/a/notes.txt && echo '{}' > %s/a/evals.jsonl && mkdir -p %s/e", tmpdir, tmpdir, tmpdir);
     int rc = run("%s train " TINY " --steps 2 --data %s --out %s/a 2>&1 >/dev/null", nl_test_bin(), txt, tmpdir);
-    fails += NL_CHECK(rc == 2 && count(out, "\n") == 1 && strstr(out, "holds a run") && strstr(out, "--resume") &&
+    fails += NL_CHECK(rc == 2 && nl_count(out, "\n") == 1 && strstr(out, "holds a run") && strstr(out, "--resume") &&
                               strstr(out, "--overwrite"),
                       "refused: %s", out);
     fails += NL_CHECK(run("ls %s/a | tr '\\n' ' '", tmpdir) == 0 && strstr(out, "ckpt-00000002") &&
@@ -186,11 +180,6 @@ int test_run_dir_guard(void) {
     return fails + remove_tmpdir();
 }
 
-static double json_number(const char *s, const char *key) {
-    const char *p = strstr(s, key);
-    return p ? atof(p + strlen(key)) : NAN;
-}
-
 /* item 4: eval scores the held-out split train used, from the run's saved config: without --data it is
  * the val split, and its loss is train's final val_loss over the same windows */
 int test_eval_split(void) {
@@ -204,16 +193,16 @@ int test_eval_split(void) {
     snprintf(p, sizeof p, "%s/r/metrics.jsonl", tmpdir);
     const int nv = values(p, "val_loss", v, 32);
     int rc = run("%s eval --ckpt %s/r --max-windows 4 2>&1", nl_test_bin(), tmpdir);
-    const double val = json_number(out, "\"loss\": ");
+    const double val = nl_json_number(out, "\"loss\": ");
     fails += NL_CHECK(rc == 0 && strstr(out, "\"split\": \"val\"") && strstr(out, "\"step\": 10"),
                       "eval of the run's val split: %s", out);
     fails += NL_CHECK(nv == 1 && fabs(val - v[0]) < 2e-6,
                       "= train's final val_loss over its 4 --eval-windows (%.6f vs %.6f)", val, nv ? v[0] : NAN);
     rc = run("%s eval --ckpt %s/r --data %s --split val --max-windows 4 2>&1", nl_test_bin(), tmpdir, txt);
-    fails += NL_CHECK(rc == 0 && json_number(out, "\"loss\": ") == val,
+    fails += NL_CHECK(rc == 0 && nl_json_number(out, "\"loss\": ") == val,
                       "--data F --split val: the last --val-frac of F (%s)", out);
     rc = run("%s eval --ckpt %s/r --split train --max-windows 4 2>&1", nl_test_bin(), tmpdir);
-    fails += NL_CHECK(rc == 0 && strstr(out, "\"split\": \"train\"") && json_number(out, "\"loss\": ") != val,
+    fails += NL_CHECK(rc == 0 && strstr(out, "\"split\": \"train\"") && nl_json_number(out, "\"loss\": ") != val,
                       "the train split differs: %s", out);
     rc = run("%s eval --ckpt %s/r --split test 2>&1 >/dev/null", nl_test_bin(), tmpdir);
     fails += NL_CHECK(rc == 2 && strstr(out, "--split: 'test' is not all|train|val"), "bad --split: %s", out);
@@ -235,16 +224,16 @@ int test_eval_gpt2_text(void) {
                  nl_test_bin(), txt, tmpdir, nl_test_bin(), tmpdir, tmpdir, tmpdir);
     fails += NL_CHECK(rc == 0 && strstr(out, "V=50257"), "prepare + train a GPT-2-vocabulary model: %s", out);
     rc = run("%s eval --ckpt %s/g --data '%s/sh/*_000000.bin' --max-windows 8 2>&1", nl_test_bin(), tmpdir, tmpdir);
-    const double shards = json_number(out, "\"loss\": ");
+    const double shards = nl_json_number(out, "\"loss\": ");
     fails += NL_CHECK(rc == 0, "eval of the shards (train then val: the whole file): %s", out);
     rc = run("%s eval --ckpt %s/g --data %s --max-windows 8 2>&1", nl_test_bin(), tmpdir, txt);
-    fails += NL_CHECK(rc == 0 && json_number(out, "\"loss\": ") == shards && strstr(out, "\"tokens\": 128,"),
+    fails += NL_CHECK(rc == 0 && nl_json_number(out, "\"loss\": ") == shards && strstr(out, "\"tokens\": 128,"),
                       "the text file, BPE-encoded, scores the same: %s (shards %.6f)", out, shards);
     rc = run("%s eval --ckpt %s/g --max-windows 4 2>&1", nl_test_bin(), tmpdir);
-    const double val = json_number(out, "\"loss\": ");
+    const double val = nl_json_number(out, "\"loss\": ");
     fails += NL_CHECK(rc == 0 && strstr(out, "sh/val_*.bin\", \"split\": \"val\""), "the run's --val-data: %s", out);
     rc = run("%s eval --ckpt %s/g --data %s/sh/val_000000.bin --max-windows 4 2>&1", nl_test_bin(), tmpdir, tmpdir);
-    fails += NL_CHECK(rc == 0 && json_number(out, "\"loss\": ") == val, "= eval of the val shard: %s", out);
+    fails += NL_CHECK(rc == 0 && nl_json_number(out, "\"loss\": ") == val, "= eval of the val shard: %s", out);
     return fails + remove_tmpdir();
 }
 
